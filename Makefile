@@ -1,0 +1,45 @@
+# tvmbridge: every command sets up what it needs (virtual environment, C++ build) by itself.
+#
+#   make demo    compile ResNet-18 with TVM, check it against PyTorch, show the speed
+#   make test    C++ (GoogleTest) and Python (pytest) tests
+#   make build   the C++ libraries and tvmbridge-run only
+#   make format  clang-format the C++ sources
+
+SHELL := /bin/bash
+BUILD_DIR ?= build
+PYTHON := $(CURDIR)/.venv/bin/python
+JOBS ?= 2
+export PYTHONPATH := $(CURDIR)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
+export CCACHE_DIR ?= $(HOME)/.cache/tvmbridge/ccache
+# PyTorch deprecates TorchScript; tvmbridge exists for the models people still have in it.
+export PYTHONWARNINGS ?= ignore::FutureWarning
+
+.PHONY: venv build test test-cpp test-python demo format clean
+
+venv:
+	@bash scripts/bootstrap.sh
+
+$(BUILD_DIR)/build.ninja: CMakeLists.txt cmake/Dependencies.cmake tests/cpp/CMakeLists.txt | venv
+	@cmake -S . -B $(BUILD_DIR) -G Ninja -DPython3_EXECUTABLE=$(PYTHON) > $(BUILD_DIR).configure.log \
+	  || { cat $(BUILD_DIR).configure.log; exit 1; }
+
+build: venv $(BUILD_DIR)/build.ninja
+	@ninja -C $(BUILD_DIR) -j $(JOBS)
+
+test: test-cpp test-python
+
+test-cpp: build
+	@$(PYTHON) tests/cpp/make_fixtures.py $(BUILD_DIR)/test-fixtures
+	@cd $(BUILD_DIR) && TVMBRIDGE_FIXTURES=$(CURDIR)/$(BUILD_DIR)/test-fixtures ctest --output-on-failure
+
+test-python: build
+	@$(PYTHON) -m pytest -q tests/python
+
+demo: build
+	@$(PYTHON) -m tvmbridge.demo --out $(BUILD_DIR)/demo
+
+format:
+	@clang-format -i $$(git ls-files '*.cc' '*.h')
+
+clean:
+	rm -rf $(BUILD_DIR) $(BUILD_DIR).configure.log

@@ -1,0 +1,45 @@
+# Locates libtorch, tvm-ffi and the TVM runtime inside the Python environment's wheels.
+#
+# We do not use TorchConfig.cmake: the pinned torch wheel is a CUDA build whose config looks
+# for a CUDA toolkit, and the runtime needs only libtorch_cpu and c10.
+
+find_package(Python3 REQUIRED COMPONENTS Interpreter)
+
+# `code` must not contain ';' (CMake would split it into a list): use newlines.
+function(tvmbridge_python_query out code)
+  execute_process(COMMAND "${Python3_EXECUTABLE}" -c "${code}"
+    OUTPUT_VARIABLE value OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "tvmbridge: '${Python3_EXECUTABLE} -c ${code}' failed; is the virtual "
+                        "environment set up (make venv)?")
+  endif()
+  set(${out} "${value}" PARENT_SCOPE)
+endfunction()
+
+tvmbridge_python_query(TORCH_ROOT
+  "import os, torch\nprint(os.path.dirname(torch.__file__))")
+tvmbridge_python_query(TORCH_CXX11_ABI
+  "import torch\nprint(int(torch._C._GLIBCXX_USE_CXX11_ABI))")
+tvmbridge_python_query(TVM_FFI_ROOT
+  "import os, tvm_ffi\nprint(os.path.dirname(tvm_ffi.__file__))")
+# Importing tvm itself would load the 250 MB compiler; find the package directory only.
+tvmbridge_python_query(TVM_ROOT
+  "import importlib.util as u, os\nprint(os.path.dirname(u.find_spec('tvm').origin))")
+
+add_library(tvmbridge::torch INTERFACE IMPORTED)
+target_include_directories(tvmbridge::torch SYSTEM INTERFACE
+  "${TORCH_ROOT}/include" "${TORCH_ROOT}/include/torch/csrc/api/include")
+target_compile_definitions(tvmbridge::torch INTERFACE
+  _GLIBCXX_USE_CXX11_ABI=${TORCH_CXX11_ABI})
+target_link_libraries(tvmbridge::torch INTERFACE
+  "${TORCH_ROOT}/lib/libtorch_cpu.so" "${TORCH_ROOT}/lib/libc10.so")
+
+add_library(tvmbridge::tvm_runtime INTERFACE IMPORTED)
+target_include_directories(tvmbridge::tvm_runtime SYSTEM INTERFACE "${TVM_FFI_ROOT}/include")
+target_link_libraries(tvmbridge::tvm_runtime INTERFACE -Wl,--no-as-needed
+  "${TVM_FFI_ROOT}/lib/libtvm_ffi.so" "${TVM_ROOT}/lib/libtvm_runtime.so" -Wl,--as-needed)
+
+# Binaries find the wheels' libraries where they are: the environment is part of the install.
+set(CMAKE_BUILD_RPATH "${TORCH_ROOT}/lib;${TVM_FFI_ROOT}/lib;${TVM_ROOT}/lib")
+set(CMAKE_INSTALL_RPATH "$ORIGIN;${TORCH_ROOT}/lib;${TVM_FFI_ROOT}/lib;${TVM_ROOT}/lib"
+ )

@@ -1,0 +1,152 @@
+"""Compile TorchScript modules with TVM and get TorchScript modules back.
+
+    import tvmbridge.torch as tt
+    compiled = tt.compile(torch.jit.script(model), inputs=[tt.Input((1, 3, 224, 224))])
+    torch.jit.save(compiled, "model_tvm.pt")
+
+    mod, params = tt.from_torchscript(scripted, inputs=[tt.Input((1, 3, 224, 224))])
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Sequence, Union
+
+import torch
+
+from . import _native
+from ._version import __version__
+
+__all__ = ["Input", "compile", "from_torchscript", "unsupported_ops"]
+
+_log = logging.getLogger("tvmbridge")
+
+_DTYPE_NAMES = {
+    torch.float32: "float32",
+    torch.float64: "float64",
+    torch.float16: "float16",
+    torch.bfloat16: "bfloat16",
+    torch.int64: "int64",
+    torch.int32: "int32",
+    torch.int16: "int16",
+    torch.int8: "int8",
+    torch.uint8: "uint8",
+    torch.bool: "bool",
+}
+
+
+@dataclass(frozen=True)
+class Input:
+    """The static shape and dtype of one model input (Torch-TensorRT users know this one)."""
+
+    shape: tuple[int, ...]
+    dtype: torch.dtype = torch.float32
+    name: str | None = None
+
+    def __post_init__(self):
+        shape = tuple(self.shape)
+        if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+            raise ValueError(f"tvmbridge.Input: shape must be non-negative ints, got {self.shape!r}")
+        if self.dtype not in _DTYPE_NAMES:
+            supported = ", ".join(str(d) for d in _DTYPE_NAMES)
+            raise TypeError(f"tvmbridge.Input: dtype {self.dtype} is not supported ({supported})")
+        object.__setattr__(self, "shape", shape)
+
+
+InputLike = Union[Input, torch.Tensor]
+ModuleLike = Union[torch.jit.ScriptModule, str, os.PathLike]
+
+
+def _as_input(item: InputLike, index: int) -> Input:
+    if isinstance(item, Input):
+        return item
+    if isinstance(item, torch.Tensor):
+        return Input(tuple(item.shape), item.dtype)
+    raise TypeError(
+        f"tvmbridge: inputs[{index}] is a {type(item).__name__}; expected tvmbridge.torch.Input "
+        "or an example torch.Tensor"
+    )
+
+
+def _input_specs(inputs: Sequence[InputLike]):
+    if isinstance(inputs, (Input, torch.Tensor)):
+        inputs = [inputs]
+    specs = [_as_input(item, i) for i, item in enumerate(inputs)]
+    names = [spec.name or "" for spec in specs]
+    shapes = [list(spec.shape) for spec in specs]
+    dtypes = [_DTYPE_NAMES[spec.dtype] for spec in specs]
+    return names, shapes, dtypes
+
+
+def _archive(module: ModuleLike) -> bytes:
+    """The module as torch.jit.save writes it: what the C++ frontend reads."""
+    if isinstance(module, (str, os.PathLike)):
+        with open(module, "rb") as f:
+            return f.read()
+    if isinstance(module, torch.jit.ScriptModule):
+        buffer = io.BytesIO()
+        torch.jit.save(module, buffer)
+        return buffer.getvalue()
+    if isinstance(module, torch.nn.Module):
+        raise TypeError(
+            "tvmbridge compiles TorchScript: pass torch.jit.script(model) or "
+            "torch.jit.trace(model, example_inputs), or the path of a saved .pt file"
+        )
+    raise TypeError(f"tvmbridge: expected a TorchScript module or a path, got {type(module).__name__}")
+
+
+def _convert(archive: bytes, inputs, keep_params_as_input: bool):
+    names, shapes, dtypes = _input_specs(inputs)
+    convert = _native.global_func("tvmbridge.frontend.from_torchscript")
+    return convert(archive, names, shapes, dtypes, keep_params_as_input)
+
+
+def from_torchscript(module: ModuleLike, inputs: Sequence[InputLike], keep_params_as_input=True):
+    """Converts a TorchScript module to a TVM Relax IRModule.
+
+    Returns ``(mod, params)``: ``mod["main"]`` takes the inputs followed by the weights, and
+    ``params`` maps each weight's name (``"fc.weight"``) to its value, in that order. With
+    ``keep_params_as_input=False`` weights are embedded as constants and ``params`` is empty.
+    """
+    mod, names, values, _ = _convert(_archive(module), inputs, keep_params_as_input)
+    return mod, dict(zip((str(n) for n in names), values))
+
+
+def unsupported_ops(module: ModuleLike) -> list[str]:
+    """The op kinds in the (frozen, inlined) module that tvmbridge cannot convert."""
+    find = _native.global_func("tvmbridge.frontend.unsupported_ops")
+    return [str(kind) for kind in find(_archive(module))]
+
+
+def compile(module: ModuleLike, inputs: Sequence[InputLike], target=None) -> torch.jit.ScriptModule:
+    """Compiles a TorchScript module with TVM and returns a TorchScript module that runs it.
+
+    ``module``: a scripted, traced or loaded TorchScript module, or the path of a ``.pt`` file.
+    ``inputs``: one :class:`Input` or example tensor per forward argument (static shapes).
+    ``target``: a TVM target (``tvm.target.Target``, dict or JSON); default: this CPU.
+
+    The result's ``forward`` takes the same tensors and returns what the original returned
+    (a tensor or a tuple of tensors). It saves with ``torch.jit.save`` into one file that
+    ``torch.jit.load`` reads back in any process that has imported ``tvmbridge`` (or, from C++,
+    that links ``libtvmbridge_torch_runtime.so``).
+    """
+    from . import build
+
+    archive = _archive(module)
+    resolved = build.resolve_target(target)
+    started = time.perf_counter()
+    _log.info("tvmbridge: converting TorchScript to Relax")
+    mod, _, _, metadata = _convert(archive, inputs, keep_params_as_input=False)
+    _log.info("tvmbridge: compiling with TVM for %s", resolved)
+    library = build.build_library(mod, resolved)
+    _log.info("tvmbridge: compiled in %.1f s (%d KiB library)", time.perf_counter() - started,
+              len(library) // 1024)
+    import tvm
+
+    embed = _native.global_func("tvmbridge.torch.embed")
+    compiled = embed(metadata, build.target_description(resolved), tvm.__version__, library)
+    return torch.jit.load(io.BytesIO(bytes(compiled)))

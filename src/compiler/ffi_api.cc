@@ -1,0 +1,144 @@
+// The compiler library's entry points, registered in tvm-ffi's global registry so that Python
+// (tvm_ffi.get_global_func) and C++ reach them the same way.
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <ATen/Functions.h>
+#include <c10/util/Exception.h>
+#include <tvm/ffi/container/array.h>
+#include <tvm/ffi/error.h>
+#include <tvm/ffi/reflection/registry.h>
+#include <tvm/ffi/string.h>
+
+#include "compiler/embed.h"
+#include "frontend/converter.h"
+#include "frontend/graph_prep.h"
+#include "runtime/sha256.h"
+#include "tvmbridge/tensor_bridge.h"
+
+namespace tvmbridge {
+namespace {
+
+using tvm::ffi::Any;
+using tvm::ffi::Array;
+using tvm::ffi::Bytes;
+using tvm::ffi::String;
+
+// Runs `body`, turning C++ exceptions into tvm-ffi errors that reach Python as exceptions
+// (tvmbridge.UnsupportedOperatorError is registered under its kind by tvmbridge._native).
+template <typename Body>
+auto Guarded(Body&& body) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const tvm::ffi::Error&) {
+    throw;
+  } catch (const frontend::ConversionError& error) {
+    TVM_FFI_THROW(UnsupportedOperatorError) << error.what();
+  } catch (const c10::Error& error) {
+    TVM_FFI_THROW(ValueError) << error.what_without_backtrace();
+  } catch (const std::exception& error) {
+    TVM_FFI_THROW(RuntimeError) << error.what();
+  }
+  TVM_FFI_UNREACHABLE();
+}
+
+std::vector<TensorSpec> SpecsFrom(const Array<String>& names, const Array<Array<int64_t>>& shapes,
+                                  const Array<String>& dtypes) {
+  TORCH_CHECK(names.size() == shapes.size() && shapes.size() == dtypes.size(),
+              "input names, shapes and dtypes differ in length");
+  std::vector<TensorSpec> specs;
+  for (size_t i = 0; i < names.size(); ++i) {
+    TensorSpec spec;
+    spec.name = std::string(names[i]);
+    for (int64_t dim : shapes[i]) {
+      TORCH_CHECK(dim >= 0, "input ", i, " has a negative dimension ", dim);
+      spec.shape.push_back(dim);
+    }
+    spec.dtype = DtypeFromName(std::string(dtypes[i]));
+    specs.push_back(spec);
+  }
+  return specs;
+}
+
+// from_torchscript(archive, names, shapes, dtypes, keep_params_as_input)
+//   -> [IRModule, param names, param tensors, metadata JSON (inputs/outputs filled in)]
+Array<Any> FromTorchScript(const Bytes& archive, const Array<String>& names,
+                           const Array<Array<int64_t>>& shapes, const Array<String>& dtypes,
+                           bool keep_params_as_input) {
+  return Guarded([&] {
+    std::vector<TensorSpec> specs = SpecsFrom(names, shapes, dtypes);
+    frontend::PreparedGraph prepared =
+        frontend::PrepareForConversion(frontend::LoadModule(std::string(archive)));
+    frontend::ConversionOptions options;
+    options.keep_params_as_input = keep_params_as_input;
+    frontend::ConversionResult converted =
+        frontend::ConvertGraph(*prepared.graph, specs, prepared.weight_names, options);
+    ArtifactMetadata metadata;
+    metadata.inputs = converted.inputs;
+    metadata.outputs = converted.outputs;
+    metadata.output_is_tuple = converted.output_is_tuple;
+    Array<String> param_names;
+    Array<tvm::ffi::Tensor> param_values;
+    for (size_t i = 0; i < converted.param_names.size(); ++i) {
+      param_names.push_back(converted.param_names[i]);
+      param_values.push_back(ToTvm(converted.param_values[i]));
+    }
+    return Array<Any>{converted.ir_module, param_names, param_values, metadata.ToJson()};
+  });
+}
+
+// embed(metadata JSON from from_torchscript, target, tvm version, library bytes)
+//   -> bytes of a TorchScript archive calling the library
+Bytes Embed(const String& metadata_json, const String& target, const String& tvm_version,
+            const Bytes& library) {
+  return Guarded([&] {
+    ArtifactMetadata metadata = ArtifactMetadata::FromJson(std::string(metadata_json));
+    metadata.target = std::string(target);
+    metadata.tvm_version = std::string(tvm_version);
+    metadata.tvmbridge_version = TVMBRIDGE_VERSION;
+    metadata.library_sha256 = Sha256Hex(library.data(), library.size());
+    at::Tensor bytes = at::empty({static_cast<int64_t>(library.size())}, at::kByte);
+    std::memcpy(bytes.data_ptr(), library.data(), library.size());
+    return Bytes(EmbedAsTorchScript(metadata, bytes));
+  });
+}
+
+// The kinds of nodes in the prepared graph that have no converter.
+Array<String> UnsupportedOps(const Bytes& archive) {
+  return Guarded([&] {
+    frontend::PreparedGraph prepared =
+        frontend::PrepareForConversion(frontend::LoadModule(std::string(archive)));
+    Array<String> kinds;
+    for (const std::string& kind : frontend::UnsupportedOps(*prepared.graph)) {
+      kinds.push_back(kind);
+    }
+    return kinds;
+  });
+}
+
+Array<String> RequiredGlobals() {
+  Array<String> names;
+  for (const std::string& name : relax::RequiredGlobalNames()) names.push_back(name);
+  return names;
+}
+
+Array<String> SupportedOps() {
+  Array<String> kinds;
+  for (const auto& [kind, converter] : frontend::Converters()) kinds.push_back(kind);
+  return kinds;
+}
+
+}  // namespace
+
+TVM_FFI_STATIC_INIT_BLOCK() {
+  namespace refl = tvm::ffi::reflection;
+  refl::GlobalDef()
+      .def("tvmbridge.frontend.from_torchscript", FromTorchScript)
+      .def("tvmbridge.frontend.unsupported_ops", UnsupportedOps)
+      .def("tvmbridge.frontend.supported_ops", SupportedOps)
+      .def("tvmbridge.frontend.required_tvm_globals", RequiredGlobals)
+      .def("tvmbridge.torch.embed", Embed);
+}
+
+}  // namespace tvmbridge

@@ -1,0 +1,391 @@
+#include "frontend/converter.h"
+
+#include <algorithm>
+#include <set>
+#include <sstream>
+#include <utility>
+
+#include <ATen/Functions.h>
+#include <c10/util/Exception.h>
+#include <torch/csrc/jit/ir/constants.h>
+#include <torch/csrc/jit/runtime/operator.h>
+
+#include "tvmbridge/tensor_bridge.h"
+
+namespace tvmbridge::frontend {
+namespace {
+
+using torch::jit::Node;
+
+std::string Describe(const Node& node) {
+  std::ostringstream out;
+  out << node;
+  std::string text = out.str();
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
+// "x.1" -> "x": TorchScript adds numeric suffixes to keep names unique.
+std::string UserName(const torch::jit::Value* value, size_t index) {
+  std::string name = value->hasDebugName() ? value->debugName() : "";
+  auto dot = name.find('.');
+  if (dot != std::string::npos) name = name.substr(0, dot);
+  return name.empty() ? "input_" + std::to_string(index) : name;
+}
+
+bool ProducesOnlyNonTensors(const Node& node) {
+  return std::none_of(node.outputs().begin(), node.outputs().end(),
+                      [](const torch::jit::Value* output) {
+                        return output->type()->kind() == c10::TypeKind::TensorType;
+                      });
+}
+
+// Nodes computing ints, floats, bools or lists from constants are evaluated by TorchScript's
+// own interpreter, so shape arithmetic works without a converter per scalar op.
+bool CanFold(const Node& node) {
+  return ProducesOnlyNonTensors(node) && node.maybeOperator() != nullptr;
+}
+
+std::vector<Value> SplitConstant(const c10::IValue& constant, size_t count) {
+  std::vector<c10::IValue> elements;
+  if (constant.isTuple()) {
+    elements = constant.toTupleRef().elements().vec();
+  } else if (constant.isList()) {
+    elements = constant.toList().vec();
+  }
+  TORCH_CHECK(elements.size() == count, "expected ", count, " elements to unpack, got ",
+              elements.size());
+  std::vector<Value> values;
+  for (auto& element : elements) values.push_back(Value::Constant(element));
+  return values;
+}
+
+}  // namespace
+
+Value Value::Tensor(relax::Expr expr) {
+  Value value;
+  value.kind = Kind::kTensor;
+  value.tensor = std::move(expr);
+  return value;
+}
+Value Value::Constant(c10::IValue constant) {
+  Value value;
+  value.kind = Kind::kConstant;
+  value.constant = std::move(constant);
+  return value;
+}
+Value Value::List(std::vector<Value> items) {
+  Value value;
+  value.kind = Kind::kList;
+  value.items = std::move(items);
+  return value;
+}
+
+const ConverterTable& Converters() {
+  static const ConverterTable table = [] {
+    ConverterTable all;
+    RegisterElementwiseOps(all);
+    RegisterNNOps(all);
+    RegisterShapeOps(all);
+    return all;
+  }();
+  return table;
+}
+
+ConversionContext::ConversionContext(
+    relax::FunctionBuilder& builder, std::unordered_map<const torch::jit::Value*, Value>& values,
+    std::unordered_map<const torch::jit::Value*, relax::Expr>& weight_params)
+    : builder_(builder), values_(values), weight_params_(weight_params) {}
+
+const Value& ConversionContext::Get(const torch::jit::Value* value) const {
+  auto it = values_.find(value);
+  TORCH_INTERNAL_ASSERT(it != values_.end(), "value %", value->debugName(), " not converted");
+  return it->second;
+}
+
+bool ConversionContext::IsConstant(const torch::jit::Value* value) const {
+  return Get(value).kind == Value::Kind::kConstant;
+}
+
+bool ConversionContext::IsNone(const torch::jit::Value* value) const {
+  return IsConstant(value) && Get(value).constant.isNone();
+}
+
+relax::Expr ConversionContext::Tensor(const torch::jit::Value* value) {
+  const Value& converted = Get(value);
+  if (converted.kind == Value::Kind::kTensor) return converted.tensor;
+  auto param = weight_params_.find(value);
+  if (param != weight_params_.end()) return param->second;
+  TORCH_CHECK(converted.kind == Value::Kind::kConstant && converted.constant.isTensor(), "input %",
+              value->debugName(), " is not a tensor");
+  return relax::MakeConstant(ToTvm(converted.constant.toTensor().contiguous()));
+}
+
+relax::Expr ConversionContext::TensorOrScalar(const torch::jit::Value* value,
+                                              const relax::Expr& like) {
+  const Value& converted = Get(value);
+  if (converted.kind == Value::Kind::kConstant && converted.constant.isScalar()) {
+    return Scalar(converted.constant.toScalar().toDouble(), Info(like).dtype);
+  }
+  return Tensor(value);
+}
+
+std::vector<relax::Expr> ConversionContext::Tensors(const torch::jit::Value* value) {
+  const Value& converted = Get(value);
+  std::vector<relax::Expr> tensors;
+  if (converted.kind == Value::Kind::kList) {
+    for (const Value& item : converted.items) {
+      TORCH_CHECK(item.kind != Value::Kind::kList, "nested lists of tensors are not supported");
+      tensors.push_back(item.kind == Value::Kind::kTensor
+                            ? item.tensor
+                            : relax::MakeConstant(ToTvm(item.constant.toTensor().contiguous())));
+    }
+    return tensors;
+  }
+  TORCH_CHECK(converted.kind == Value::Kind::kConstant && converted.constant.isTensorList(),
+              "input %", value->debugName(), " is not a list of tensors");
+  for (const at::Tensor& tensor : converted.constant.toTensorVector()) {
+    tensors.push_back(relax::MakeConstant(ToTvm(tensor.contiguous())));
+  }
+  return tensors;
+}
+
+c10::IValue ConversionContext::Constant(const torch::jit::Value* value) const {
+  const Value& converted = Get(value);
+  TORCH_CHECK(converted.kind == Value::Kind::kConstant, "argument %", value->debugName(),
+              " must be known at compile time (a constant), but it is computed from tensors");
+  return converted.constant;
+}
+
+int64_t ConversionContext::Int(const torch::jit::Value* value) const {
+  return Constant(value).toInt();
+}
+double ConversionContext::Double(const torch::jit::Value* value) const {
+  return Constant(value).toScalar().toDouble();
+}
+bool ConversionContext::Bool(const torch::jit::Value* value) const {
+  return Constant(value).toBool();
+}
+std::string ConversionContext::String(const torch::jit::Value* value) const {
+  return Constant(value).toStringRef();
+}
+relax::IntList ConversionContext::Ints(const torch::jit::Value* value) const {
+  c10::IValue constant = Constant(value);
+  if (constant.isInt()) return {constant.toInt()};
+  return constant.toIntVector();
+}
+
+relax::TensorInfo ConversionContext::Info(const relax::Expr& tensor) const {
+  return relax::InfoOf(tensor);
+}
+
+relax::IntList ConversionContext::Shape(const relax::Expr& tensor) const {
+  relax::TensorInfo info = Info(tensor);
+  TORCH_CHECK(info.shape.has_value(), "the shape of this tensor is not static");
+  return *info.shape;
+}
+
+Value ConversionContext::Emit(const relax::Expr& expr) { return Value::Tensor(EmitExpr(expr)); }
+
+relax::Expr ConversionContext::EmitExpr(const relax::Expr& expr) { return builder_.Emit(expr); }
+
+relax::Expr ConversionContext::Scalar(double value, const std::string& dtype) {
+  at::Tensor scalar = at::scalar_tensor(value, at::TensorOptions().dtype(DtypeFromName(dtype)));
+  return relax::MakeConstant(ToTvm(scalar));
+}
+
+relax::Expr ConversionContext::Filled(double value, const relax::IntList& shape,
+                                      const std::string& dtype) {
+  at::Tensor filled = at::full(shape, value, at::TensorOptions().dtype(DtypeFromName(dtype)));
+  return relax::MakeConstant(ToTvm(filled));
+}
+
+namespace {
+
+// Nodes the walk itself handles rather than a converter.
+bool HandledByWalk(const Node& node) {
+  return node.kind() == c10::prim::Constant || node.kind() == c10::prim::If ||
+         node.kind() == c10::prim::RaiseException;
+}
+
+void CollectUnsupported(const torch::jit::Block& block, std::set<std::string>& missing) {
+  for (const Node* node : block.nodes()) {
+    for (const torch::jit::Block* nested : node->blocks()) CollectUnsupported(*nested, missing);
+    if (HandledByWalk(*node)) continue;
+    std::string kind = node->kind().toQualString();
+    if (Converters().count(kind) == 0 && !CanFold(*node)) missing.insert(kind);
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> UnsupportedOps(const torch::jit::Graph& graph) {
+  std::set<std::string> missing;
+  CollectUnsupported(*graph.block(), missing);
+  return {missing.begin(), missing.end()};
+}
+
+namespace {
+
+std::string ErrorText(const std::exception& error) {
+  if (const auto* c10_error = dynamic_cast<const c10::Error*>(&error)) {
+    return c10_error->what_without_backtrace();
+  }
+  return error.what();
+}
+
+// Converts the nodes of `block` in order. Control flow whose condition is known at conversion
+// (shape checks, flags frozen to constants) is resolved by converting the branch taken.
+void ConvertBlock(const torch::jit::Block& block, ConversionContext& context,
+                  std::unordered_map<const torch::jit::Value*, Value>& values) {
+  for (const Node* node : block.nodes()) {
+    if (node->kind() == c10::prim::Constant) {
+      values[node->output()] = Value::Constant(*torch::jit::toIValue(node->output()));
+      continue;
+    }
+    try {
+      if (node->kind() == c10::prim::If) {
+        TORCH_CHECK(context.IsConstant(node->input(0)),
+                    "the condition depends on tensor values (data-dependent control flow is "
+                    "not supported yet)");
+        const torch::jit::Block& taken = *node->blocks()[context.Bool(node->input(0)) ? 0 : 1];
+        ConvertBlock(taken, context, values);
+        for (size_t i = 0; i < node->outputs().size(); ++i) {
+          values[node->output(i)] = context.Get(taken.outputs()[i]);
+        }
+        continue;
+      }
+      if (node->kind() == c10::prim::RaiseException) {
+        std::string message = context.IsConstant(node->input(0))
+                                  ? context.Constant(node->input(0)).toStringRef()
+                                  : std::string("(no message)");
+        TORCH_CHECK(false, "the model raises an exception for these input shapes: ", message);
+      }
+      bool all_constant =
+          std::all_of(node->inputs().begin(), node->inputs().end(),
+                      [&](const torch::jit::Value* input) { return context.IsConstant(input); });
+      if (all_constant && CanFold(*node)) {
+        torch::jit::Stack stack;
+        for (const torch::jit::Value* input : node->inputs()) {
+          stack.push_back(context.Constant(input));
+        }
+        node->getOperation()(stack);
+        for (size_t i = 0; i < node->outputs().size(); ++i) {
+          values[node->output(i)] = Value::Constant(stack[i]);
+        }
+        continue;
+      }
+      auto converter = Converters().find(node->kind().toQualString());
+      if (converter == Converters().end()) {
+        throw std::runtime_error(
+            "it computes a Python value from tensor data (data-dependent control flow and "
+            "scalars are not supported yet)");
+      }
+      Value converted = converter->second(context, *node);
+      if (node->outputs().size() == 1) {
+        values[node->output()] = std::move(converted);
+      } else {
+        std::vector<Value> parts = converted.kind == Value::Kind::kList
+                                       ? converted.items
+                                       : SplitConstant(converted.constant, node->outputs().size());
+        TORCH_CHECK(parts.size() == node->outputs().size(), "converter produced ", parts.size(),
+                    " values for ", node->outputs().size(), " outputs");
+        for (size_t i = 0; i < parts.size(); ++i) values[node->output(i)] = parts[i];
+      }
+    } catch (const ConversionError&) {
+      throw;
+    } catch (const std::exception& error) {
+      throw ConversionError(std::string("tvmbridge: cannot convert ") +
+                            node->kind().toQualString() + ": " + ErrorText(error) +
+                            "\n  in: " + Describe(*node));
+    }
+  }
+}
+
+}  // namespace
+
+ConversionResult ConvertGraph(const torch::jit::Graph& graph, const std::vector<TensorSpec>& inputs,
+                              const std::unordered_map<const void*, std::string>& weight_names,
+                              const ConversionOptions& options) {
+  std::vector<std::string> missing = UnsupportedOps(graph);
+  if (!missing.empty()) {
+    std::ostringstream message;
+    message << "tvmbridge: the model uses ops that tvmbridge cannot convert yet:";
+    for (const auto& kind : missing) message << " " << kind;
+    throw ConversionError(message.str());
+  }
+
+  auto graph_inputs = graph.inputs();  // [self, tensors...]
+  TORCH_CHECK_VALUE(graph_inputs.size() - 1 == inputs.size(),
+                    "tvmbridge: the model's forward "
+                    "takes ",
+                    graph_inputs.size() - 1, " input(s) but ", inputs.size(),
+                    " input spec(s) were given");
+
+  ConversionResult result;
+  std::unordered_map<const torch::jit::Value*, Value> values;
+  std::unordered_map<const torch::jit::Value*, relax::Expr> weight_params;
+  std::vector<relax::Expr> params;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const torch::jit::Value* input = graph_inputs[i + 1];
+    TORCH_CHECK_TYPE(input->type()->kind() == c10::TypeKind::TensorType, "tvmbridge: input ", i,
+                     " ('", UserName(input, i), "') of forward is a ", input->type()->repr_str(),
+                     "; only tensor inputs are supported");
+    TensorSpec spec = inputs[i];
+    if (spec.name.empty()) spec.name = UserName(input, i);
+    params.push_back(relax::MakeParam(spec.name, spec.shape, DtypeName(spec.dtype)));
+    values[input] = Value::Tensor(params.back());
+    result.inputs.push_back(spec);
+  }
+  if (options.keep_params_as_input) {
+    for (const Node* node : graph.nodes()) {
+      if (node->kind() != c10::prim::Constant) continue;
+      auto constant = torch::jit::toIValue(node->output());
+      if (!constant || !constant->isTensor() || constant->toTensor().dim() == 0) continue;
+      const at::Tensor& weight = constant->toTensor();
+      auto named = weight_names.find(weight.data_ptr());
+      std::string name = named != weight_names.end()
+                             ? named->second
+                             : "const_" + std::to_string(result.param_names.size());
+      std::vector<int64_t> shape = weight.sizes().vec();
+      params.push_back(relax::MakeParam(name, shape, DtypeName(weight.scalar_type())));
+      weight_params[node->output()] = params.back();
+      result.param_names.push_back(name);
+      result.param_values.push_back(weight.contiguous());
+    }
+  }
+
+  relax::FunctionBuilder builder(params);
+  ConversionContext context(builder, values, weight_params);
+  ConvertBlock(*graph.block(), context, values);
+
+  const torch::jit::Value* graph_output = graph.outputs()[0];
+  const Value& output = values.at(graph_output);
+  std::vector<relax::Expr> output_tensors;
+  if (output.kind == Value::Kind::kList) {
+    result.output_is_tuple = true;
+    for (const Value& item : output.items) {
+      if (item.kind != Value::Kind::kTensor) {
+        throw ConversionError(
+            "tvmbridge: forward returns a tuple holding a non-tensor; only "
+            "tensors and tuples of tensors can be returned");
+      }
+      output_tensors.push_back(item.tensor);
+    }
+  } else {
+    output_tensors.push_back(context.Tensor(graph_output));
+  }
+  for (size_t i = 0; i < output_tensors.size(); ++i) {
+    relax::TensorInfo info = relax::InfoOf(output_tensors[i]);
+    TensorSpec spec;
+    spec.name = "output_" + std::to_string(i);
+    spec.shape = info.shape.value_or(std::vector<int64_t>{});
+    spec.dtype = DtypeFromName(info.dtype);
+    result.outputs.push_back(spec);
+  }
+  relax::Expr body = result.output_is_tuple ? relax::MakeTuple(output_tensors) : output_tensors[0];
+  result.ir_module = builder.Finish(body, options.function_name);
+  return result;
+}
+
+}  // namespace tvmbridge::frontend

@@ -1,0 +1,112 @@
+// TorchScript graph -> Relax function: the walk over nodes and the table of op converters.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <ATen/core/ivalue.h>
+#include <torch/csrc/jit/ir/ir.h>
+
+#include "frontend/relax_builder.h"
+#include "tvmbridge/artifact.h"
+
+namespace tvmbridge::frontend {
+
+// What a TorchScript value became during conversion.
+struct Value {
+  enum class Kind { kTensor, kConstant, kList };
+  Kind kind = Kind::kConstant;
+  relax::Expr tensor;        // kTensor: an emitted Relax variable
+  c10::IValue constant;      // kConstant: known at conversion (ints, floats, lists, weights)
+  std::vector<Value> items;  // kList: a list or tuple holding at least one non-constant
+
+  static Value Tensor(relax::Expr expr);
+  static Value Constant(c10::IValue value);
+  static Value List(std::vector<Value> items);
+};
+
+class ConversionContext;
+using Converter = std::function<Value(ConversionContext&, const torch::jit::Node&)>;
+using ConverterTable = std::unordered_map<std::string, Converter>;  // key: "aten::conv2d"
+
+// The registered converters, by op family (one file each).
+void RegisterElementwiseOps(ConverterTable& table);
+void RegisterNNOps(ConverterTable& table);
+void RegisterShapeOps(ConverterTable& table);
+const ConverterTable& Converters();
+
+// What converters use to read their inputs and emit Relax.
+class ConversionContext {
+ public:
+  ConversionContext(relax::FunctionBuilder& builder,
+                    std::unordered_map<const torch::jit::Value*, Value>& values,
+                    std::unordered_map<const torch::jit::Value*, relax::Expr>& weight_params);
+
+  const Value& Get(const torch::jit::Value* value) const;
+  bool IsConstant(const torch::jit::Value* value) const;
+  bool IsNone(const torch::jit::Value* value) const;
+
+  // A tensor input as Relax; constant tensors become Relax constants (or parameters).
+  relax::Expr Tensor(const torch::jit::Value* value);
+  // A tensor, or a number made into a 0-d constant of `like`'s dtype.
+  relax::Expr TensorOrScalar(const torch::jit::Value* value, const relax::Expr& like);
+  std::vector<relax::Expr> Tensors(const torch::jit::Value* value);  // Tensor[] input
+
+  c10::IValue Constant(const torch::jit::Value* value) const;  // throws if not constant
+  int64_t Int(const torch::jit::Value* value) const;
+  double Double(const torch::jit::Value* value) const;
+  bool Bool(const torch::jit::Value* value) const;
+  std::string String(const torch::jit::Value* value) const;
+  relax::IntList Ints(const torch::jit::Value* value) const;
+
+  // Static shape, dtype and rank of a Relax tensor; throws if the shape is not static.
+  relax::TensorInfo Info(const relax::Expr& tensor) const;
+  relax::IntList Shape(const relax::Expr& tensor) const;
+
+  // Binds `expr` to a new variable and returns it as the node's result.
+  Value Emit(const relax::Expr& expr);
+  relax::Expr EmitExpr(const relax::Expr& expr);
+  relax::Expr Scalar(double value, const std::string& dtype);
+  relax::Expr Filled(double value, const relax::IntList& shape, const std::string& dtype);
+
+ private:
+  relax::FunctionBuilder& builder_;
+  std::unordered_map<const torch::jit::Value*, Value>& values_;
+  std::unordered_map<const torch::jit::Value*, relax::Expr>& weight_params_;
+};
+
+// Thrown for graphs or nodes we cannot convert; the message names the op and why.
+class ConversionError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct ConversionOptions {
+  // True: weights become trailing function parameters (returned separately, as TVM frontends
+  // do); false: they are embedded as constants, ready to compile.
+  bool keep_params_as_input = false;
+  std::string function_name = "main";
+};
+
+struct ConversionResult {
+  tvm::ffi::ObjectRef ir_module;
+  std::vector<std::string> param_names;
+  std::vector<at::Tensor> param_values;
+  std::vector<TensorSpec> inputs;
+  std::vector<TensorSpec> outputs;
+  bool output_is_tuple = false;
+};
+
+// Kinds of the nodes in `graph` that have no converter ("aten::topk", ...), sorted, unique.
+std::vector<std::string> UnsupportedOps(const torch::jit::Graph& graph);
+
+// Converts a prepared graph (see graph_prep.h) whose first input is the module itself.
+// `weight_names` names constant tensors by their data pointer (from the original module).
+ConversionResult ConvertGraph(const torch::jit::Graph& graph, const std::vector<TensorSpec>& inputs,
+                              const std::unordered_map<const void*, std::string>& weight_names,
+                              const ConversionOptions& options);
+
+}  // namespace tvmbridge::frontend

@@ -1,0 +1,27 @@
+// From a user's TorchScript module to a flat, frozen graph the converters can walk.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include <torch/csrc/jit/api/module.h>
+
+namespace tvmbridge::frontend {
+
+struct PreparedGraph {
+  torch::jit::Module frozen;  // owns the constants the graph refers to
+  std::shared_ptr<torch::jit::Graph> graph;
+  // Parameter and buffer names of the original module, by data pointer, to name weights.
+  std::unordered_map<const void*, std::string> weight_names;
+};
+
+// Deserialises a TorchScript archive (torch.jit.save's bytes). Throws with the reason.
+torch::jit::Module LoadModule(const std::string& archive);
+
+// eval() + freeze (parameters become constants, conv-bn folding), inline calls, remove
+// mutation where TorchScript can, constant-propagate and drop dead code. Refuses in-place ops
+// whose effect would be visible outside the converted graph (on inputs or through views).
+PreparedGraph PrepareForConversion(torch::jit::Module module);
+
+}  // namespace tvmbridge::frontend

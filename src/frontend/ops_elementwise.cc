@@ -1,0 +1,155 @@
+// Elementwise arithmetic and activations.
+#include <c10/util/Exception.h>
+
+#include "frontend/converter.h"
+
+namespace tvmbridge::frontend {
+namespace {
+
+using relax::Expr;
+using torch::jit::Node;
+
+// The tensor operand of a binary op; a scalar operand takes its dtype.
+Expr FirstTensor(ConversionContext& ctx, const Node& node) {
+  if (!ctx.IsConstant(node.input(0)) || ctx.Constant(node.input(0)).isTensor()) {
+    return ctx.Tensor(node.input(0));
+  }
+  return ctx.Tensor(node.input(1));
+}
+
+template <Expr (*Op)(const Expr&, const Expr&)>
+Value ConvertBinary(ConversionContext& ctx, const Node& node) {
+  Expr like = FirstTensor(ctx, node);
+  Expr lhs = ctx.TensorOrScalar(node.input(0), like);
+  Expr rhs = ctx.TensorOrScalar(node.input(1), like);
+  return ctx.Emit(Op(lhs, rhs));
+}
+
+// aten::add / aten::sub (self, other, alpha): self ± alpha * other.
+template <Expr (*Op)(const Expr&, const Expr&)>
+Value ConvertAddSub(ConversionContext& ctx, const Node& node) {
+  Expr like = FirstTensor(ctx, node);
+  Expr lhs = ctx.TensorOrScalar(node.input(0), like);
+  Expr rhs = ctx.TensorOrScalar(node.input(1), like);
+  if (node.inputs().size() > 2 && ctx.Double(node.input(2)) != 1.0) {
+    rhs = ctx.EmitExpr(
+        relax::op::Multiply(rhs, ctx.Scalar(ctx.Double(node.input(2)), ctx.Info(like).dtype)));
+  }
+  return ctx.Emit(Op(lhs, rhs));
+}
+
+Value ConvertDiv(ConversionContext& ctx, const Node& node) {
+  TORCH_CHECK(node.inputs().size() == 2 || ctx.IsNone(node.input(2)),
+              "division with a rounding mode is not supported yet");
+  return ConvertBinary<relax::op::Divide>(ctx, node);
+}
+
+Converter Unary(std::string relax_name) {
+  return [relax_name](ConversionContext& ctx, const Node& node) {
+    return ctx.Emit(relax::op::Unary(relax_name, ctx.Tensor(node.input(0))));
+  };
+}
+
+Value ConvertClamp(ConversionContext& ctx, const Node& node) {
+  Expr x = ctx.Tensor(node.input(0));
+  double low = ctx.IsNone(node.input(1)) ? -std::numeric_limits<double>::infinity()
+                                         : ctx.Double(node.input(1));
+  double high = ctx.IsNone(node.input(2)) ? std::numeric_limits<double>::infinity()
+                                          : ctx.Double(node.input(2));
+  return ctx.Emit(relax::op::Clip(x, low, high));
+}
+
+Value ConvertHardtanh(ConversionContext& ctx, const Node& node) {
+  return ctx.Emit(relax::op::Clip(ctx.Tensor(node.input(0)), ctx.Double(node.input(1)),
+                                  ctx.Double(node.input(2))));
+}
+
+Value ConvertRelu6(ConversionContext& ctx, const Node& node) {
+  return ctx.Emit(relax::op::Clip(ctx.Tensor(node.input(0)), 0.0, 6.0));
+}
+
+// relu6(x + 3) / 6, shared by hardsigmoid and hardswish.
+Expr HardSigmoid(ConversionContext& ctx, const Expr& x) {
+  std::string dtype = ctx.Info(x).dtype;
+  Expr shifted = ctx.EmitExpr(relax::op::Add(x, ctx.Scalar(3.0, dtype)));
+  Expr clipped = ctx.EmitExpr(relax::op::Clip(shifted, 0.0, 6.0));
+  return ctx.EmitExpr(relax::op::Divide(clipped, ctx.Scalar(6.0, dtype)));
+}
+
+Value ConvertHardsigmoid(ConversionContext& ctx, const Node& node) {
+  return Value::Tensor(HardSigmoid(ctx, ctx.Tensor(node.input(0))));
+}
+
+Value ConvertHardswish(ConversionContext& ctx, const Node& node) {
+  Expr x = ctx.Tensor(node.input(0));
+  return ctx.Emit(relax::op::Multiply(x, HardSigmoid(ctx, x)));
+}
+
+Value ConvertGelu(ConversionContext& ctx, const Node& node) {
+  std::string approximate = node.inputs().size() > 1 ? ctx.String(node.input(1)) : "none";
+  TORCH_CHECK(approximate == "none" || approximate == "tanh", "unknown gelu approximation '",
+              approximate, "'");
+  return ctx.Emit(relax::op::Gelu(ctx.Tensor(node.input(0)), approximate == "tanh"));
+}
+
+Value ConvertLeakyRelu(ConversionContext& ctx, const Node& node) {
+  return ctx.Emit(relax::op::LeakyRelu(ctx.Tensor(node.input(0)), ctx.Double(node.input(1))));
+}
+
+// aten::softmax / log_softmax (self, dim, dtype)
+template <Expr (*Op)(const Expr&, int)>
+Value ConvertSoftmax(ConversionContext& ctx, const Node& node) {
+  TORCH_CHECK(node.inputs().size() < 3 || ctx.IsNone(node.input(2)),
+              "softmax with a dtype argument is not supported yet");
+  Expr x = ctx.Tensor(node.input(0));
+  auto rank = static_cast<int64_t>(ctx.Shape(x).size());
+  int64_t axis = ctx.Int(node.input(1));
+  return ctx.Emit(Op(x, static_cast<int>(axis < 0 ? axis + rank : axis)));
+}
+
+// Registers `name` and its in-place twin `name_`: the graph preparation has already checked
+// that no in-place result is observed through an alias, so both are functional here.
+void RegisterWithInplace(ConverterTable& table, const std::string& name, Converter converter) {
+  table[name + "_"] = converter;
+  table[name] = std::move(converter);
+}
+
+}  // namespace
+
+void RegisterElementwiseOps(ConverterTable& table) {
+  RegisterWithInplace(table, "aten::add", ConvertAddSub<relax::op::Add>);
+  RegisterWithInplace(table, "aten::sub", ConvertAddSub<relax::op::Subtract>);
+  RegisterWithInplace(table, "aten::mul", ConvertBinary<relax::op::Multiply>);
+  RegisterWithInplace(table, "aten::div", ConvertDiv);
+  table["aten::maximum"] = ConvertBinary<relax::op::Maximum>;
+  table["aten::minimum"] = ConvertBinary<relax::op::Minimum>;
+  table["aten::gt"] = ConvertBinary<relax::op::Greater>;
+  table["aten::ge"] = ConvertBinary<relax::op::GreaterEqual>;
+  table["aten::lt"] = ConvertBinary<relax::op::Less>;
+  table["aten::le"] = ConvertBinary<relax::op::LessEqual>;
+  table["aten::eq"] = ConvertBinary<relax::op::Equal>;
+  table["aten::ne"] = ConvertBinary<relax::op::NotEqual>;
+
+  const std::pair<const char*, const char*> unary[] = {
+      {"aten::relu", "nn.relu"}, {"aten::silu", "nn.silu"}, {"aten::sigmoid", "sigmoid"},
+      {"aten::tanh", "tanh"},    {"aten::exp", "exp"},      {"aten::log", "log"},
+      {"aten::sqrt", "sqrt"},    {"aten::rsqrt", "rsqrt"},  {"aten::abs", "abs"},
+      {"aten::neg", "negative"}, {"aten::erf", "erf"},      {"aten::sin", "sin"},
+      {"aten::cos", "cos"},      {"aten::floor", "floor"},  {"aten::ceil", "ceil"},
+      {"aten::round", "round"},  {"aten::sign", "sign"},
+  };
+  for (const auto& [aten, relax_name] : unary) {
+    RegisterWithInplace(table, aten, Unary(relax_name));
+  }
+  RegisterWithInplace(table, "aten::clamp", ConvertClamp);
+  RegisterWithInplace(table, "aten::hardtanh", ConvertHardtanh);
+  RegisterWithInplace(table, "aten::relu6", ConvertRelu6);
+  RegisterWithInplace(table, "aten::hardsigmoid", ConvertHardsigmoid);
+  RegisterWithInplace(table, "aten::hardswish", ConvertHardswish);
+  table["aten::gelu"] = ConvertGelu;
+  RegisterWithInplace(table, "aten::leaky_relu", ConvertLeakyRelu);
+  table["aten::softmax"] = ConvertSoftmax<relax::op::Softmax>;
+  table["aten::log_softmax"] = ConvertSoftmax<relax::op::LogSoftmax>;
+}
+
+}  // namespace tvmbridge::frontend

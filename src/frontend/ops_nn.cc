@@ -1,0 +1,253 @@
+// Convolution, normalisation, pooling and dense layers.
+#include <c10/util/Exception.h>
+
+#include "frontend/converter.h"
+
+namespace tvmbridge::frontend {
+namespace {
+
+using relax::Expr;
+using relax::IntList;
+using torch::jit::Node;
+
+// PyTorch gives one value per spatial dim (or one for all); Relax wants begin and end pads.
+IntList SymmetricPadding(IntList padding, size_t spatial_dims) {
+  if (padding.size() == 1) padding.assign(spatial_dims, padding[0]);
+  TORCH_CHECK(padding.size() == spatial_dims, "expected ", spatial_dims, " padding values");
+  IntList both(padding);
+  both.insert(both.end(), padding.begin(), padding.end());
+  return both;
+}
+
+IntList Expand(IntList values, size_t spatial_dims, const char* what) {
+  if (values.size() == 1) values.assign(spatial_dims, values[0]);
+  TORCH_CHECK(values.size() == spatial_dims, "expected ", spatial_dims, " values for ", what,
+              ", got ", values.size());
+  return values;
+}
+
+struct ConvArgs {
+  const torch::jit::Value* input;
+  const torch::jit::Value* weight;
+  const torch::jit::Value* bias;
+  const torch::jit::Value* stride;
+  const torch::jit::Value* padding;
+  const torch::jit::Value* dilation;
+  const torch::jit::Value* groups;
+  const torch::jit::Value* output_padding = nullptr;
+  bool transposed = false;
+};
+
+Value EmitConvolution(ConversionContext& ctx, const ConvArgs& args) {
+  Expr data = ctx.Tensor(args.input);
+  Expr weight = ctx.Tensor(args.weight);
+  IntList weight_shape = ctx.Shape(weight);
+  size_t spatial = weight_shape.size() - 2;
+  TORCH_CHECK(spatial >= 1 && spatial <= 3, "only 1-, 2- and 3-d convolutions are supported");
+  IntList data_shape = ctx.Shape(data);
+  TORCH_CHECK(data_shape.size() == spatial + 2, "unbatched convolution input is not supported");
+  IntList kernel(weight_shape.begin() + 2, weight_shape.end());
+  IntList strides = Expand(ctx.Ints(args.stride), spatial, "stride");
+  IntList dilation = Expand(ctx.Ints(args.dilation), spatial, "dilation");
+  IntList padding;
+  c10::IValue padding_value = ctx.Constant(args.padding);
+  if (padding_value.isString()) {
+    const std::string& mode = padding_value.toStringRef();
+    TORCH_CHECK(mode == "valid" || mode == "same", "unknown padding mode '", mode, "'");
+    IntList begin(spatial, 0), end(spatial, 0);
+    if (mode == "same") {
+      for (size_t i = 0; i < spatial; ++i) {
+        int64_t total = dilation[i] * (kernel[i] - 1);
+        begin[i] = total / 2;
+        end[i] = total - begin[i];
+      }
+    }
+    padding = begin;
+    padding.insert(padding.end(), end.begin(), end.end());
+  } else {
+    padding = SymmetricPadding(padding_value.toIntVector(), spatial);
+  }
+  int64_t groups = ctx.Int(args.groups);
+  auto dims = static_cast<int>(spatial);
+  Expr out;
+  if (args.transposed) {
+    IntList output_padding = Expand(ctx.Ints(args.output_padding), spatial, "output_padding");
+    out = ctx.EmitExpr(relax::op::ConvTranspose(dims, data, weight, strides, padding,
+                                                output_padding, dilation, groups));
+  } else {
+    out = ctx.EmitExpr(relax::op::Conv(dims, data, weight, strides, padding, dilation, groups));
+  }
+  if (ctx.IsNone(args.bias)) return Value::Tensor(out);
+  IntList bias_shape(spatial + 2, 1);
+  bias_shape[1] = -1;
+  Expr bias = ctx.EmitExpr(relax::op::Reshape(ctx.Tensor(args.bias), bias_shape));
+  return ctx.Emit(relax::op::Add(out, bias));
+}
+
+// aten::conv{1,2,3}d(input, weight, bias, stride, padding, dilation, groups)
+Value ConvertConv(ConversionContext& ctx, const Node& node) {
+  return EmitConvolution(ctx, {node.input(0), node.input(1), node.input(2), node.input(3),
+                               node.input(4), node.input(5), node.input(6)});
+}
+
+// aten::conv_transpose{1,2,3}d(input, weight, bias, stride, padding, output_padding, groups,
+//                             dilation)
+Value ConvertConvTranspose(ConversionContext& ctx, const Node& node) {
+  ConvArgs args{node.input(0), node.input(1), node.input(2), node.input(3),
+                node.input(4), node.input(7), node.input(6)};
+  args.output_padding = node.input(5);
+  args.transposed = true;
+  return EmitConvolution(ctx, args);
+}
+
+// aten::_convolution(input, weight, bias, stride, padding, dilation, transposed,
+//                    output_padding, groups, ...) as recorded by torch.jit.trace
+Value ConvertUnderscoreConvolution(ConversionContext& ctx, const Node& node) {
+  ConvArgs args{node.input(0), node.input(1), node.input(2), node.input(3),
+                node.input(4), node.input(5), node.input(8)};
+  args.output_padding = node.input(7);
+  args.transposed = ctx.Bool(node.input(6));
+  return EmitConvolution(ctx, args);
+}
+
+// A per-channel parameter, or `fill` when PyTorch passes None (affine=False).
+Expr ChannelParam(ConversionContext& ctx, const torch::jit::Value* value, int64_t channels,
+                  double fill, const std::string& dtype) {
+  if (!ctx.IsNone(value)) return ctx.Tensor(value);
+  return ctx.Filled(fill, {channels}, dtype);
+}
+
+// aten::batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps,
+//                  cudnn_enabled)
+Value ConvertBatchNorm(ConversionContext& ctx, const Node& node) {
+  TORCH_CHECK(!ctx.Bool(node.input(5)), "batch norm in training mode; call model.eval() first");
+  TORCH_CHECK(!ctx.IsNone(node.input(3)) && !ctx.IsNone(node.input(4)),
+              "batch norm without running statistics is not supported");
+  Expr x = ctx.Tensor(node.input(0));
+  relax::TensorInfo info = ctx.Info(x);
+  int64_t channels = ctx.Shape(x).at(1);
+  Expr mean = ctx.Tensor(node.input(3));
+  Expr var = ctx.Tensor(node.input(4));
+  Expr gamma = ChannelParam(ctx, node.input(1), channels, 1.0, info.dtype);
+  Expr beta = ChannelParam(ctx, node.input(2), channels, 0.0, info.dtype);
+  Expr normalized =
+      ctx.EmitExpr(relax::op::BatchNorm(x, gamma, beta, mean, var, 1, ctx.Double(node.input(7))));
+  return ctx.Emit(relax::TupleGetItem(normalized, 0));
+}
+
+// aten::layer_norm(input, normalized_shape, weight, bias, eps, cudnn_enable)
+Value ConvertLayerNorm(ConversionContext& ctx, const Node& node) {
+  Expr x = ctx.Tensor(node.input(0));
+  auto rank = static_cast<int64_t>(ctx.Shape(x).size());
+  auto normalized = static_cast<int64_t>(ctx.Ints(node.input(1)).size());
+  IntList axes;
+  for (int64_t axis = rank - normalized; axis < rank; ++axis) axes.push_back(axis);
+  TORCH_CHECK(!ctx.IsNone(node.input(2)) && !ctx.IsNone(node.input(3)),
+              "layer norm without affine parameters is not supported yet");
+  return ctx.Emit(relax::op::LayerNorm(x, ctx.Tensor(node.input(2)), ctx.Tensor(node.input(3)),
+                                       axes, ctx.Double(node.input(4))));
+}
+
+// aten::max_pool{1,2,3}d(input, kernel_size, stride, padding, dilation, ceil_mode)
+Value ConvertMaxPool(ConversionContext& ctx, const Node& node) {
+  Expr x = ctx.Tensor(node.input(0));
+  size_t spatial = ctx.Shape(x).size() - 2;
+  IntList kernel = Expand(ctx.Ints(node.input(1)), spatial, "kernel_size");
+  IntList stride = ctx.Ints(node.input(2));
+  stride = stride.empty() ? kernel : Expand(stride, spatial, "stride");
+  IntList padding = SymmetricPadding(ctx.Ints(node.input(3)), spatial);
+  IntList dilation = Expand(ctx.Ints(node.input(4)), spatial, "dilation");
+  return ctx.Emit(relax::op::MaxPool(static_cast<int>(spatial), x, kernel, stride, padding,
+                                     dilation, ctx.Bool(node.input(5))));
+}
+
+// aten::avg_pool{1,2,3}d(input, kernel_size, stride, padding, ceil_mode, count_include_pad
+//                        [, divisor_override])
+Value ConvertAvgPool(ConversionContext& ctx, const Node& node) {
+  Expr x = ctx.Tensor(node.input(0));
+  size_t spatial = ctx.Shape(x).size() - 2;
+  TORCH_CHECK(node.inputs().size() < 7 || ctx.IsNone(node.input(6)),
+              "avg_pool with divisor_override is not supported yet");
+  IntList kernel = Expand(ctx.Ints(node.input(1)), spatial, "kernel_size");
+  IntList stride = ctx.Ints(node.input(2));
+  stride = stride.empty() ? kernel : Expand(stride, spatial, "stride");
+  IntList padding = SymmetricPadding(ctx.Ints(node.input(3)), spatial);
+  return ctx.Emit(relax::op::AvgPool(static_cast<int>(spatial), x, kernel, stride, padding,
+                                     ctx.Bool(node.input(4)), ctx.Bool(node.input(5))));
+}
+
+// aten::adaptive_avg_pool{1,2,3}d(input, output_size)
+Value ConvertAdaptiveAvgPool(ConversionContext& ctx, const Node& node) {
+  Expr x = ctx.Tensor(node.input(0));
+  IntList shape = ctx.Shape(x);
+  size_t spatial = shape.size() - 2;
+  IntList output_size = Expand(ctx.Ints(node.input(1)), spatial, "output_size");
+  return ctx.Emit(relax::op::AdaptiveAvgPool(static_cast<int>(spatial), x, output_size));
+}
+
+Expr TransposeLastTwo(ConversionContext& ctx, const Expr& x) {
+  auto rank = static_cast<int64_t>(ctx.Shape(x).size());
+  if (rank < 2) return x;
+  IntList axes;
+  for (int64_t axis = 0; axis < rank; ++axis) axes.push_back(axis);
+  std::swap(axes[rank - 1], axes[rank - 2]);
+  return ctx.EmitExpr(relax::op::PermuteDims(x, axes));
+}
+
+// aten::linear(input, weight, bias): input @ weight.T + bias
+Value ConvertLinear(ConversionContext& ctx, const Node& node) {
+  Expr x = ctx.Tensor(node.input(0));
+  Expr out = ctx.EmitExpr(relax::op::Matmul(x, TransposeLastTwo(ctx, ctx.Tensor(node.input(1)))));
+  if (ctx.IsNone(node.input(2))) return Value::Tensor(out);
+  return ctx.Emit(relax::op::Add(out, ctx.Tensor(node.input(2))));
+}
+
+// aten::addmm(self, mat1, mat2, beta, alpha): beta * self + alpha * (mat1 @ mat2)
+Value ConvertAddmm(ConversionContext& ctx, const Node& node) {
+  Expr product =
+      ctx.EmitExpr(relax::op::Matmul(ctx.Tensor(node.input(1)), ctx.Tensor(node.input(2))));
+  std::string dtype = ctx.Info(product).dtype;
+  Expr bias = ctx.Tensor(node.input(0));
+  double beta = ctx.Double(node.input(3));
+  double alpha = ctx.Double(node.input(4));
+  if (alpha != 1.0) product = ctx.EmitExpr(relax::op::Multiply(product, ctx.Scalar(alpha, dtype)));
+  if (beta == 0.0) return Value::Tensor(product);
+  if (beta != 1.0) bias = ctx.EmitExpr(relax::op::Multiply(bias, ctx.Scalar(beta, dtype)));
+  return ctx.Emit(relax::op::Add(product, bias));
+}
+
+Value ConvertMatmul(ConversionContext& ctx, const Node& node) {
+  return ctx.Emit(relax::op::Matmul(ctx.Tensor(node.input(0)), ctx.Tensor(node.input(1))));
+}
+
+}  // namespace
+
+void RegisterNNOps(ConverterTable& table) {
+  for (const char* conv : {"aten::conv1d", "aten::conv2d", "aten::conv3d"}) {
+    table[conv] = ConvertConv;
+  }
+  for (const char* conv :
+       {"aten::conv_transpose1d", "aten::conv_transpose2d", "aten::conv_transpose3d"}) {
+    table[conv] = ConvertConvTranspose;
+  }
+  table["aten::_convolution"] = ConvertUnderscoreConvolution;
+  table["aten::batch_norm"] = ConvertBatchNorm;
+  table["aten::layer_norm"] = ConvertLayerNorm;
+  for (const char* pool : {"aten::max_pool1d", "aten::max_pool2d", "aten::max_pool3d"}) {
+    table[pool] = ConvertMaxPool;
+  }
+  for (const char* pool : {"aten::avg_pool1d", "aten::avg_pool2d", "aten::avg_pool3d"}) {
+    table[pool] = ConvertAvgPool;
+  }
+  for (const char* pool :
+       {"aten::adaptive_avg_pool1d", "aten::adaptive_avg_pool2d", "aten::adaptive_avg_pool3d"}) {
+    table[pool] = ConvertAdaptiveAvgPool;
+  }
+  table["aten::linear"] = ConvertLinear;
+  table["aten::addmm"] = ConvertAddmm;
+  table["aten::matmul"] = ConvertMatmul;
+  table["aten::mm"] = ConvertMatmul;
+  table["aten::bmm"] = ConvertMatmul;
+}
+
+}  // namespace tvmbridge::frontend

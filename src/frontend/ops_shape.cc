@@ -1,0 +1,183 @@
+// Lists, tuples, static sizes and layout ops: view/reshape/flatten, permute, cat, reductions.
+#include <numeric>
+
+#include <c10/util/Exception.h>
+
+#include "frontend/converter.h"
+
+namespace tvmbridge::frontend {
+namespace {
+
+using torch::jit::Node;
+
+int64_t NormalizeAxis(int64_t axis, int64_t rank) {
+  int64_t normalized = axis < 0 ? axis + rank : axis;
+  TORCH_CHECK(normalized >= 0 && normalized < std::max<int64_t>(rank, 1), "dimension ", axis,
+              " is out of range for a tensor of rank ", rank);
+  return normalized;
+}
+
+// Lists and tuples of constants stay constants (shapes, strides); any tensor makes a kList.
+Value ConvertListConstruct(ConversionContext& ctx, const Node& node) {
+  std::vector<Value> items;
+  bool all_constant = true;
+  for (const torch::jit::Value* input : node.inputs()) {
+    items.push_back(ctx.Get(input));
+    all_constant = all_constant && items.back().kind == Value::Kind::kConstant;
+  }
+  if (!all_constant) return Value::List(std::move(items));
+  std::vector<c10::IValue> elements;
+  for (const Value& item : items) elements.push_back(item.constant);
+  if (node.kind() == c10::prim::TupleConstruct) {
+    return Value::Constant(c10::ivalue::Tuple::create(std::move(elements)));
+  }
+  c10::impl::GenericList list(node.output()->type()->containedType(0));
+  for (auto& element : elements) list.push_back(std::move(element));
+  return Value::Constant(c10::IValue(std::move(list)));
+}
+
+Value ConvertUnpack(ConversionContext& ctx, const Node& node) {
+  const Value& packed = ctx.Get(node.input(0));
+  TORCH_CHECK(packed.kind == Value::Kind::kList, "cannot unpack this value");
+  return packed;
+}
+
+Value ConvertSize(ConversionContext& ctx, const Node& node) {
+  relax::IntList shape = ctx.Shape(ctx.Tensor(node.input(0)));
+  if (node.inputs().size() == 1) return Value::Constant(c10::IValue(shape));
+  int64_t axis = NormalizeAxis(ctx.Int(node.input(1)), static_cast<int64_t>(shape.size()));
+  return Value::Constant(shape[axis]);
+}
+
+Value ConvertDim(ConversionContext& ctx, const Node& node) {
+  return Value::Constant(static_cast<int64_t>(ctx.Shape(ctx.Tensor(node.input(0))).size()));
+}
+
+Value PassThrough(ConversionContext& ctx, const Node& node) { return ctx.Get(node.input(0)); }
+
+// aten::dropout(input, p, train): inference only, so dropout must be off.
+Value ConvertDropout(ConversionContext& ctx, const Node& node) {
+  TORCH_CHECK(!ctx.Bool(node.input(2)), "dropout in training mode; call model.eval() first");
+  return ctx.Get(node.input(0));
+}
+
+// Resolves one -1 in a target shape the way torch.view does.
+relax::IntList ResolveShape(relax::IntList target, const relax::IntList& source) {
+  int64_t known = 1;
+  int64_t inferred = -1;
+  for (size_t i = 0; i < target.size(); ++i) {
+    if (target[i] == -1) {
+      TORCH_CHECK(inferred < 0, "only one dimension can be inferred (-1)");
+      inferred = static_cast<int64_t>(i);
+    } else {
+      known *= target[i];
+    }
+  }
+  int64_t total = std::accumulate(source.begin(), source.end(), int64_t{1}, std::multiplies<>());
+  if (inferred >= 0) {
+    TORCH_CHECK(known != 0 && total % known == 0, "cannot view ", total, " elements as the shape");
+    target[inferred] = total / known;
+  }
+  return target;
+}
+
+Value ConvertReshape(ConversionContext& ctx, const Node& node) {
+  relax::Expr x = ctx.Tensor(node.input(0));
+  return ctx.Emit(relax::op::Reshape(x, ResolveShape(ctx.Ints(node.input(1)), ctx.Shape(x))));
+}
+
+Value ConvertFlatten(ConversionContext& ctx, const Node& node) {
+  relax::Expr x = ctx.Tensor(node.input(0));
+  relax::IntList shape = ctx.Shape(x);
+  auto rank = static_cast<int64_t>(shape.size());
+  if (rank == 0) return ctx.Emit(relax::op::Reshape(x, {1}));
+  int64_t start = NormalizeAxis(ctx.Int(node.input(1)), rank);
+  int64_t end = NormalizeAxis(ctx.Int(node.input(2)), rank);
+  relax::IntList target(shape.begin(), shape.begin() + start);
+  target.push_back(std::accumulate(shape.begin() + start, shape.begin() + end + 1, int64_t{1},
+                                   std::multiplies<>()));
+  target.insert(target.end(), shape.begin() + end + 1, shape.end());
+  return ctx.Emit(relax::op::Reshape(x, target));
+}
+
+Value ConvertPermute(ConversionContext& ctx, const Node& node) {
+  relax::Expr x = ctx.Tensor(node.input(0));
+  auto rank = static_cast<int64_t>(ctx.Shape(x).size());
+  relax::IntList axes = ctx.Ints(node.input(1));
+  for (int64_t& axis : axes) axis = NormalizeAxis(axis, rank);
+  return ctx.Emit(relax::op::PermuteDims(x, axes));
+}
+
+Value ConvertTranspose(ConversionContext& ctx, const Node& node) {
+  relax::Expr x = ctx.Tensor(node.input(0));
+  auto rank = static_cast<int64_t>(ctx.Shape(x).size());
+  relax::IntList axes(rank);
+  std::iota(axes.begin(), axes.end(), 0);
+  if (node.inputs().size() == 1) {  // aten::t
+    if (rank < 2) return ctx.Get(node.input(0));
+  } else {
+    std::swap(axes[NormalizeAxis(ctx.Int(node.input(1)), rank)],
+              axes[NormalizeAxis(ctx.Int(node.input(2)), rank)]);
+    return ctx.Emit(relax::op::PermuteDims(x, axes));
+  }
+  std::swap(axes[0], axes[1]);
+  return ctx.Emit(relax::op::PermuteDims(x, axes));
+}
+
+Value ConvertCat(ConversionContext& ctx, const Node& node) {
+  std::vector<relax::Expr> tensors = ctx.Tensors(node.input(0));
+  TORCH_CHECK(!tensors.empty(), "cat of an empty list");
+  auto rank = static_cast<int64_t>(ctx.Shape(tensors[0]).size());
+  return ctx.Emit(relax::op::Concat(tensors, NormalizeAxis(ctx.Int(node.input(1)), rank)));
+}
+
+// aten::mean / aten::sum (self, dim, keepdim, dtype) and their whole-tensor forms (self, dtype).
+template <relax::Expr (*Reduce)(const relax::Expr&, const relax::IntList&, bool)>
+Value ConvertReduction(ConversionContext& ctx, const Node& node) {
+  relax::Expr x = ctx.Tensor(node.input(0));
+  auto rank = static_cast<int64_t>(ctx.Shape(x).size());
+  relax::IntList axes;
+  bool keepdims = false;
+  const torch::jit::Value* dtype = node.inputs().back();
+  if (node.inputs().size() >= 4) {
+    if (!ctx.IsNone(node.input(1))) axes = ctx.Ints(node.input(1));
+    keepdims = ctx.Bool(node.input(2));
+  }
+  if (axes.empty()) {
+    axes.resize(rank);
+    std::iota(axes.begin(), axes.end(), 0);
+  }
+  for (int64_t& axis : axes) axis = NormalizeAxis(axis, rank);
+  TORCH_CHECK(ctx.IsNone(dtype), "the dtype argument of reductions is not supported yet");
+  return ctx.Emit(Reduce(x, axes, keepdims));
+}
+
+}  // namespace
+
+void RegisterShapeOps(ConverterTable& table) {
+  table["prim::ListConstruct"] = ConvertListConstruct;
+  table["prim::TupleConstruct"] = ConvertListConstruct;
+  table["prim::ListUnpack"] = ConvertUnpack;
+  table["prim::TupleUnpack"] = ConvertUnpack;
+  table["aten::size"] = ConvertSize;
+  table["aten::dim"] = ConvertDim;
+  for (const char* identity : {"aten::contiguous", "aten::detach", "aten::clone"}) {
+    table[identity] = PassThrough;
+  }
+  for (const char* dropout :
+       {"aten::dropout", "aten::dropout_", "aten::feature_dropout", "aten::alpha_dropout"}) {
+    table[dropout] = ConvertDropout;
+  }
+  table["aten::view"] = ConvertReshape;
+  table["aten::reshape"] = ConvertReshape;
+  table["aten::flatten"] = ConvertFlatten;
+  table["aten::permute"] = ConvertPermute;
+  table["aten::transpose"] = ConvertTranspose;
+  table["aten::t"] = ConvertTranspose;
+  table["aten::cat"] = ConvertCat;
+  table["aten::concat"] = ConvertCat;
+  table["aten::mean"] = ConvertReduction<relax::op::Mean>;
+  table["aten::sum"] = ConvertReduction<relax::op::Sum>;
+}
+
+}  // namespace tvmbridge::frontend

@@ -1,0 +1,328 @@
+#include "frontend/relax_builder.h"
+
+#include <mutex>
+#include <stdexcept>
+#include <unordered_map>
+#include <utility>
+
+#include <tvm/ffi/c_api.h>
+#include <tvm/ffi/container/map.h>
+#include <tvm/ffi/container/shape.h>
+#include <tvm/ffi/dtype.h>
+#include <tvm/ffi/function.h>
+#include <tvm/ffi/reflection/accessor.h>
+#include <tvm/ffi/string.h>
+
+namespace tvmbridge::relax {
+namespace {
+
+using tvm::ffi::Any;
+using tvm::ffi::Array;
+using tvm::ffi::Function;
+using tvm::ffi::ObjectRef;
+using tvm::ffi::String;
+
+// Registry names, grouped as TVM groups them. Ops are looked up as "relax.op." + suffix.
+const char* const kBuilderGlobals[] = {
+    "relax.BlockBuilderCreate",
+    "relax.BlockBuilderBeginScope",
+    "relax.BlockBuilderEndScope",
+    "relax.BlockBuilderBeginDataflowBlock",
+    "relax.BlockBuilderEmit",
+    "relax.BlockBuilderEmitOutput",
+    "relax.BlockBuilderEndBlock",
+    "relax.BlockBuilderNormalize",
+    "relax.BlockBuilderAddFunction",
+    "relax.BlockBuilderFinalize",
+    "relax.SeqExpr",
+    "relax.Function",
+    "relax.ShapeExpr",
+    "relax.TensorType",
+    "relax.MakeTensorConst",
+    "relax.Tuple",
+    "relax.TupleGetItem",
+    "ir.Var",
+    "ir.FloatImm",
+    "ir.BaseFuncWithAttr",
+};
+const char* const kOpGlobals[] = {
+    "relax.op.add",
+    "relax.op.subtract",
+    "relax.op.multiply",
+    "relax.op.divide",
+    "relax.op.maximum",
+    "relax.op.minimum",
+    "relax.op.greater",
+    "relax.op.greater_equal",
+    "relax.op.less",
+    "relax.op.less_equal",
+    "relax.op.equal",
+    "relax.op.not_equal",
+    "relax.op.clip",
+    "relax.op.nn.softmax",
+    "relax.op.nn.log_softmax",
+    "relax.op.nn.gelu",
+    "relax.op.nn.gelu_tanh",
+    "relax.op.nn.leakyrelu",
+    "relax.op.nn.conv1d",
+    "relax.op.nn.conv2d",
+    "relax.op.nn.conv3d",
+    "relax.op.nn.conv1d_transpose",
+    "relax.op.nn.conv2d_transpose",
+    "relax.op.nn.conv3d_transpose",
+    "relax.op.nn.batch_norm",
+    "relax.op.nn.layer_norm",
+    "relax.op.nn.max_pool1d",
+    "relax.op.nn.max_pool2d",
+    "relax.op.nn.max_pool3d",
+    "relax.op.nn.avg_pool1d",
+    "relax.op.nn.avg_pool2d",
+    "relax.op.nn.avg_pool3d",
+    "relax.op.nn.adaptive_avg_pool1d",
+    "relax.op.nn.adaptive_avg_pool2d",
+    "relax.op.nn.adaptive_avg_pool3d",
+    "relax.op.matmul",
+    "relax.op.reshape",
+    "relax.op.permute_dims",
+    "relax.op.concat",
+    "relax.op.mean",
+    "relax.op.sum",
+    "relax.op.astype",
+};
+// Unary ops reached through op::Unary, named by their suffix after "relax.op.".
+const char* const kUnaryOps[] = {
+    "nn.relu",  "nn.silu", "sigmoid", "tanh", "exp",   "log",  "sqrt",  "rsqrt", "abs",
+    "negative", "erf",     "sin",     "cos",  "floor", "ceil", "round", "sign",
+};
+
+// Looks a registry function up once and keeps it; throws if this TVM lacks it.
+const Function& Global(const std::string& name) {
+  static std::mutex mutex;
+  static std::unordered_map<std::string, Function> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = cache.find(name);
+  if (it == cache.end()) {
+    auto function = Function::GetGlobal(name);
+    if (!function.has_value()) {
+      throw std::runtime_error("tvmbridge: this TVM has no global function '" + name +
+                               "' (is the TVM compiler loaded, and is it the pinned version?)");
+    }
+    it = cache.emplace(name, *function).first;
+  }
+  return it->second;
+}
+
+template <typename... Args>
+Expr Call(const std::string& name, Args&&... args) {
+  return Global(name)(std::forward<Args>(args)...).template cast<Expr>();
+}
+
+Array<Any> ToArray(const IntList& values) {
+  Array<Any> array;
+  for (int64_t value : values) array.push_back(value);
+  return array;
+}
+
+Any FloatImm(double value) { return Global("ir.FloatImm")(String("float64"), value, Any()); }
+
+const char* DataLayout(int spatial_dims) {
+  static const char* const kLayouts[] = {"NCW", "NCHW", "NCDHW"};
+  return kLayouts[spatial_dims - 1];
+}
+const char* KernelLayout(int spatial_dims, bool transposed) {
+  static const char* const kLayouts[] = {"OIW", "OIHW", "OIDHW"};
+  static const char* const kTransposedLayouts[] = {"IOW", "IOHW", "IODHW"};
+  return (transposed ? kTransposedLayouts : kLayouts)[spatial_dims - 1];
+}
+std::string SpatialOp(const char* base, int spatial_dims) {
+  return std::string("relax.op.nn.") + base + std::to_string(spatial_dims) + "d";
+}
+
+Any GetField(const ObjectRef& object, const char* type_key, const char* field) {
+  tvm::ffi::reflection::FieldGetter getter(type_key, field);
+  return getter(object);
+}
+
+}  // namespace
+
+const std::vector<std::string>& RequiredGlobalNames() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> all(std::begin(kBuilderGlobals), std::end(kBuilderGlobals));
+    all.insert(all.end(), std::begin(kOpGlobals), std::end(kOpGlobals));
+    for (const char* unary : kUnaryOps) all.push_back(std::string("relax.op.") + unary);
+    return all;
+  }();
+  return names;
+}
+
+TensorInfo InfoOf(const Expr& expr) {
+  TensorInfo info;
+  Any type = GetField(expr, "ir.Expr", "ty");
+  if (type == nullptr || type.GetTypeKey() != std::string("relax.TensorType")) return info;
+  auto type_object = type.cast<ObjectRef>();
+  info.ndim = static_cast<int>(GetField(type_object, "relax.TensorType", "ndim").cast<int64_t>());
+  Any dtype = GetField(type_object, "relax.TensorType", "dtype");
+  if (dtype != nullptr) {
+    DLDataType dl = GetField(dtype.cast<ObjectRef>(), "ir.PrimType", "dtype").cast<DLDataType>();
+    info.dtype = std::string(tvm::ffi::DLDataTypeToString(dl));
+  }
+  Any shape = GetField(type_object, "relax.TensorType", "shape");
+  if (shape == nullptr || shape.GetTypeKey() != std::string("relax.expr.ShapeExpr")) return info;
+  IntList extents;
+  for (const Any& value :
+       GetField(shape.cast<ObjectRef>(), "relax.expr.ShapeExpr", "values").cast<Array<Any>>()) {
+    if (value.GetTypeKey() != std::string("ir.IntImm")) return info;
+    extents.push_back(GetField(value.cast<ObjectRef>(), "ir.IntImm", "value").cast<int64_t>());
+  }
+  info.shape = std::move(extents);
+  return info;
+}
+
+Expr MakeParam(const std::string& name, const IntList& shape, const std::string& dtype) {
+  Any shape_expr = Global("relax.ShapeExpr")(ToArray(shape), Any());
+  Any type = Global("relax.TensorType")(shape_expr, String(dtype), -1, Any(), Any());
+  return Call("ir.Var", String(name), type, Any());
+}
+
+Expr MakeConstant(const tvm::ffi::Tensor& value) {
+  return Call("relax.MakeTensorConst", value, Any(), Any());
+}
+
+Expr MakeTuple(const std::vector<Expr>& fields) {
+  return Call("relax.Tuple", Array<Expr>(fields.begin(), fields.end()), Any());
+}
+
+Expr TupleGetItem(const Expr& tuple, int index) {
+  return Call("relax.TupleGetItem", tuple, index, Any());
+}
+
+FunctionBuilder::FunctionBuilder(std::vector<Expr> params)
+    : builder_(Global("relax.BlockBuilderCreate")(Any()).cast<ObjectRef>()),
+      params_(params.begin(), params.end()) {
+  Global("relax.BlockBuilderBeginScope")(builder_, params_);
+  Global("relax.BlockBuilderBeginDataflowBlock")(builder_);
+}
+
+Expr FunctionBuilder::Emit(const Expr& value, const std::string& name_hint) {
+  return Call("relax.BlockBuilderEmit", builder_, value, String(name_hint));
+}
+
+ObjectRef FunctionBuilder::Finish(const Expr& output, const std::string& name) {
+  Expr result = Call("relax.BlockBuilderEmitOutput", builder_, output, String("output"));
+  Any block = Global("relax.BlockBuilderEndBlock")(builder_);
+  Any body = Global("relax.SeqExpr")(Array<Any>{block}, result, Any());
+  Global("relax.BlockBuilderBeginScope")(builder_, params_);
+  body = Global("relax.BlockBuilderNormalize")(builder_, body);
+  Global("relax.BlockBuilderEndScope")(builder_);
+  Any no_attrs = [] {
+    int32_t type_index;
+    const TVMFFIByteArray type_key{"ir.DictAttrs", 12};
+    TVM_FFI_CHECK_SAFE_CALL(TVMFFITypeKeyToIndex(&type_key, &type_index));
+    tvm::ffi::reflection::TypeAttrColumn init_column("__ffi_init__");
+    return init_column[type_index].cast<Function>()(tvm::ffi::Map<String, Any>());
+  }();
+  Any function = Global("relax.Function")(params_, body, Any(), true, no_attrs, Any());
+  function = Global("ir.BaseFuncWithAttr")(function, String("global_symbol"), String(name));
+  Global("relax.BlockBuilderEndScope")(builder_);
+  Global("relax.BlockBuilderAddFunction")(builder_, function, String(name));
+  return Global("relax.BlockBuilderFinalize")(builder_).cast<ObjectRef>();
+}
+
+namespace op {
+
+Expr Add(const Expr& a, const Expr& b) { return Call("relax.op.add", a, b); }
+Expr Subtract(const Expr& a, const Expr& b) { return Call("relax.op.subtract", a, b); }
+Expr Multiply(const Expr& a, const Expr& b) { return Call("relax.op.multiply", a, b); }
+Expr Divide(const Expr& a, const Expr& b) { return Call("relax.op.divide", a, b); }
+Expr Maximum(const Expr& a, const Expr& b) { return Call("relax.op.maximum", a, b); }
+Expr Minimum(const Expr& a, const Expr& b) { return Call("relax.op.minimum", a, b); }
+Expr Greater(const Expr& a, const Expr& b) { return Call("relax.op.greater", a, b); }
+Expr GreaterEqual(const Expr& a, const Expr& b) { return Call("relax.op.greater_equal", a, b); }
+Expr Less(const Expr& a, const Expr& b) { return Call("relax.op.less", a, b); }
+Expr LessEqual(const Expr& a, const Expr& b) { return Call("relax.op.less_equal", a, b); }
+Expr Equal(const Expr& a, const Expr& b) { return Call("relax.op.equal", a, b); }
+Expr NotEqual(const Expr& a, const Expr& b) { return Call("relax.op.not_equal", a, b); }
+
+Expr Unary(const std::string& relax_name, const Expr& x) {
+  return Call("relax.op." + relax_name, x);
+}
+Expr Clip(const Expr& x, double low, double high) {
+  return Call("relax.op.clip", x, FloatImm(low), FloatImm(high));
+}
+Expr Softmax(const Expr& x, int axis) { return Call("relax.op.nn.softmax", x, axis); }
+Expr LogSoftmax(const Expr& x, int axis) { return Call("relax.op.nn.log_softmax", x, axis); }
+Expr Gelu(const Expr& x, bool tanh_approximation) {
+  return Call(tanh_approximation ? "relax.op.nn.gelu_tanh" : "relax.op.nn.gelu", x);
+}
+Expr LeakyRelu(const Expr& x, double alpha) { return Call("relax.op.nn.leakyrelu", x, alpha); }
+
+Expr Conv(int spatial_dims, const Expr& data, const Expr& weight, const IntList& strides,
+          const IntList& padding, const IntList& dilation, int64_t groups) {
+  return Call(SpatialOp("conv", spatial_dims), data, weight, ToArray(strides), ToArray(padding),
+              ToArray(dilation), groups, String(DataLayout(spatial_dims)),
+              String(KernelLayout(spatial_dims, false)), Any(), Any());
+}
+
+Expr ConvTranspose(int spatial_dims, const Expr& data, const Expr& weight, const IntList& strides,
+                   const IntList& padding, const IntList& output_padding, const IntList& dilation,
+                   int64_t groups) {
+  return Call(SpatialOp("conv", spatial_dims) + "_transpose", data, weight, ToArray(strides),
+              ToArray(padding), ToArray(output_padding), ToArray(dilation), groups,
+              String(DataLayout(spatial_dims)), String(KernelLayout(spatial_dims, true)), Any(),
+              Any());
+}
+
+Expr BatchNorm(const Expr& data, const Expr& gamma, const Expr& beta, const Expr& mean,
+               const Expr& var, int axis, double epsilon) {
+  // center/scale on, momentum unused in inference, training off.
+  return Call("relax.op.nn.batch_norm", data, gamma, beta, mean, var, axis, epsilon, true, true,
+              0.1, false);
+}
+
+Expr LayerNorm(const Expr& data, const Expr& gamma, const Expr& beta, const IntList& axes,
+               double epsilon) {
+  return Call("relax.op.nn.layer_norm", data, gamma, beta, ToArray(axes), epsilon, true, true);
+}
+
+Expr MaxPool(int spatial_dims, const Expr& data, const IntList& kernel, const IntList& strides,
+             const IntList& padding, const IntList& dilation, bool ceil_mode) {
+  return Call(SpatialOp("max_pool", spatial_dims), data, ToArray(kernel), ToArray(strides),
+              ToArray(padding), ToArray(dilation), ceil_mode, false,
+              String(DataLayout(spatial_dims)), Any());
+}
+
+Expr AvgPool(int spatial_dims, const Expr& data, const IntList& kernel, const IntList& strides,
+             const IntList& padding, bool ceil_mode, bool count_include_pad) {
+  IntList no_dilation(kernel.size(), 1);
+  return Call(SpatialOp("avg_pool", spatial_dims), data, ToArray(kernel), ToArray(strides),
+              ToArray(padding), ToArray(no_dilation), ceil_mode, count_include_pad,
+              String(DataLayout(spatial_dims)), Any());
+}
+
+Expr AdaptiveAvgPool(int spatial_dims, const Expr& data, const IntList& output_size) {
+  return Call(SpatialOp("adaptive_avg_pool", spatial_dims), data, ToArray(output_size),
+              String(DataLayout(spatial_dims)), Any());
+}
+
+Expr Matmul(const Expr& a, const Expr& b) { return Call("relax.op.matmul", a, b, Any()); }
+Expr Reshape(const Expr& x, const IntList& shape) {
+  return Call("relax.op.reshape", x, ToArray(shape));
+}
+Expr PermuteDims(const Expr& x, const IntList& axes) {
+  return Call("relax.op.permute_dims", x, ToArray(axes));
+}
+Expr Concat(const std::vector<Expr>& tensors, int64_t axis) {
+  return Call("relax.op.concat", MakeTuple(tensors), axis);
+}
+Expr Mean(const Expr& x, const IntList& axes, bool keepdims) {
+  return Call("relax.op.mean", x, ToArray(axes), keepdims);
+}
+Expr Sum(const Expr& x, const IntList& axes, bool keepdims) {
+  return Call("relax.op.sum", x, ToArray(axes), keepdims);
+}
+Expr AsType(const Expr& x, const std::string& dtype) {
+  return Call("relax.op.astype", x, String(dtype));
+}
+
+}  // namespace op
+}  // namespace tvmbridge::relax

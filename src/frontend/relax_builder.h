@@ -1,0 +1,103 @@
+// The one place that knows TVM's global function names for building Relax.
+//
+// TVM ships no compiler headers; its Relax IR is reached through tvm-ffi's global registry
+// ("relax.BlockBuilderEmit", "relax.op.nn.conv2d", ...). Converters call the typed functions
+// below and never a registry name, so a TVM upgrade that renames something touches this file
+// only. tests/python/test_tvm_globals.py checks every name listed here against the wheel.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <tvm/ffi/any.h>
+#include <tvm/ffi/container/array.h>
+#include <tvm/ffi/container/tensor.h>
+#include <tvm/ffi/object.h>
+
+namespace tvmbridge::relax {
+
+using Expr = tvm::ffi::ObjectRef;  // any Relax expression
+using IntList = std::vector<int64_t>;
+
+// Every registry name this module calls, for the test that checks them against the wheel.
+const std::vector<std::string>& RequiredGlobalNames();
+
+struct TensorInfo {
+  std::optional<IntList> shape;  // absent when the rank or an extent is not static
+  std::string dtype;             // "float32", ...
+  int ndim = -1;                 // -1: unknown rank
+};
+
+// The type of an emitted or parameter expression, as TVM inferred it.
+TensorInfo InfoOf(const Expr& expr);
+
+Expr MakeParam(const std::string& name, const IntList& shape, const std::string& dtype);
+Expr MakeConstant(const tvm::ffi::Tensor& value);
+Expr MakeTuple(const std::vector<Expr>& fields);
+Expr TupleGetItem(const Expr& tuple, int index);
+
+// Builds one Relax function with a single dataflow block, mirroring Python's
+// `with bb.function(...): with bb.dataflow(): ...`.
+class FunctionBuilder {
+ public:
+  explicit FunctionBuilder(std::vector<Expr> params);
+  // Binds `value` to a fresh dataflow variable (TVM infers its type) and returns the variable.
+  Expr Emit(const Expr& value, const std::string& name_hint = "");
+  // Ends the function with `output`, adds it as `name` and returns the IRModule.
+  tvm::ffi::ObjectRef Finish(const Expr& output, const std::string& name);
+
+ private:
+  tvm::ffi::ObjectRef builder_;
+  tvm::ffi::Array<Expr> params_;
+};
+
+// Relax operators, one function per op we emit. Integer lists are NCHW/OIHW-style attributes.
+namespace op {
+Expr Add(const Expr& a, const Expr& b);
+Expr Subtract(const Expr& a, const Expr& b);
+Expr Multiply(const Expr& a, const Expr& b);
+Expr Divide(const Expr& a, const Expr& b);
+Expr Maximum(const Expr& a, const Expr& b);
+Expr Minimum(const Expr& a, const Expr& b);
+// Comparisons give bool tensors.
+Expr Greater(const Expr& a, const Expr& b);
+Expr GreaterEqual(const Expr& a, const Expr& b);
+Expr Less(const Expr& a, const Expr& b);
+Expr LessEqual(const Expr& a, const Expr& b);
+Expr Equal(const Expr& a, const Expr& b);
+Expr NotEqual(const Expr& a, const Expr& b);
+
+Expr Unary(const std::string& relax_name, const Expr& x);  // "relu", "sigmoid", "exp", ...
+Expr Clip(const Expr& x, double low, double high);
+Expr Softmax(const Expr& x, int axis);
+Expr LogSoftmax(const Expr& x, int axis);
+Expr Gelu(const Expr& x, bool tanh_approximation);
+Expr LeakyRelu(const Expr& x, double alpha);
+
+Expr Conv(int spatial_dims, const Expr& data, const Expr& weight, const IntList& strides,
+          const IntList& padding, const IntList& dilation, int64_t groups);
+Expr ConvTranspose(int spatial_dims, const Expr& data, const Expr& weight, const IntList& strides,
+                   const IntList& padding, const IntList& output_padding, const IntList& dilation,
+                   int64_t groups);
+Expr BatchNorm(const Expr& data, const Expr& gamma, const Expr& beta, const Expr& mean,
+               const Expr& var, int axis, double epsilon);
+Expr LayerNorm(const Expr& data, const Expr& gamma, const Expr& beta, const IntList& axes,
+               double epsilon);
+Expr MaxPool(int spatial_dims, const Expr& data, const IntList& kernel, const IntList& strides,
+             const IntList& padding, const IntList& dilation, bool ceil_mode);
+Expr AvgPool(int spatial_dims, const Expr& data, const IntList& kernel, const IntList& strides,
+             const IntList& padding, bool ceil_mode, bool count_include_pad);
+Expr AdaptiveAvgPool(int spatial_dims, const Expr& data, const IntList& output_size);
+
+Expr Matmul(const Expr& a, const Expr& b);
+Expr Reshape(const Expr& x, const IntList& shape);
+Expr PermuteDims(const Expr& x, const IntList& axes);
+Expr Concat(const std::vector<Expr>& tensors, int64_t axis);
+Expr Mean(const Expr& x, const IntList& axes, bool keepdims);
+Expr Sum(const Expr& x, const IntList& axes, bool keepdims);
+Expr AsType(const Expr& x, const std::string& dtype);
+}  // namespace op
+
+}  // namespace tvmbridge::relax

@@ -1,0 +1,136 @@
+#include "tvmbridge/artifact.h"
+
+#include <sstream>
+#include <utility>
+
+#include <c10/util/Exception.h>
+#include <tvm/ffi/extra/json.h>
+
+namespace tvmbridge {
+namespace json = tvm::ffi::json;
+
+namespace {
+
+const std::pair<c10::ScalarType, const char*> kDtypeNames[] = {
+    {c10::ScalarType::Float, "float32"}, {c10::ScalarType::Double, "float64"},
+    {c10::ScalarType::Half, "float16"},  {c10::ScalarType::BFloat16, "bfloat16"},
+    {c10::ScalarType::Long, "int64"},    {c10::ScalarType::Int, "int32"},
+    {c10::ScalarType::Short, "int16"},   {c10::ScalarType::Char, "int8"},
+    {c10::ScalarType::Byte, "uint8"},    {c10::ScalarType::Bool, "bool"},
+};
+
+json::Object SpecToJson(const TensorSpec& spec) {
+  tvm::ffi::Array<tvm::ffi::Any> shape;
+  for (int64_t dim : spec.shape) shape.push_back(dim);
+  return json::Object{{"name", tvm::ffi::String(spec.name)},
+                      {"shape", shape},
+                      {"dtype", tvm::ffi::String(DtypeName(spec.dtype))}};
+}
+
+// Reads one key of a JSON object as T, with an error that names the key when absent or wrong.
+template <typename T>
+T Field(const json::Object& object, const char* key, const char* where) {
+  auto it = object.find(tvm::ffi::String(key));
+  TORCH_CHECK(it != object.end(), "tvmbridge: corrupted artifact metadata: ", where, " has no '",
+              key, "'");
+  auto value = (*it).second.try_cast<T>();
+  TORCH_CHECK(value.has_value(), "tvmbridge: corrupted artifact metadata: ", where, ".", key,
+              " has the wrong type");
+  return *value;
+}
+
+TensorSpec SpecFromJson(const tvm::ffi::Any& value, const char* where) {
+  auto object = value.try_cast<json::Object>();
+  TORCH_CHECK(object.has_value(), "tvmbridge: corrupted artifact metadata: ", where,
+              " is not an object");
+  TensorSpec spec;
+  spec.name = std::string(Field<tvm::ffi::String>(*object, "name", where));
+  for (const tvm::ffi::Any& dim : Field<json::Array>(*object, "shape", where)) {
+    auto extent = dim.try_cast<int64_t>();
+    TORCH_CHECK(extent.has_value() && *extent >= 0,
+                "tvmbridge: corrupted artifact metadata: ", where, ".shape has a bad dimension");
+    spec.shape.push_back(*extent);
+  }
+  spec.dtype = DtypeFromName(std::string(Field<tvm::ffi::String>(*object, "dtype", where)));
+  return spec;
+}
+
+std::vector<TensorSpec> SpecsFromJson(const json::Object& object, const char* key) {
+  std::vector<TensorSpec> specs;
+  for (const tvm::ffi::Any& item : Field<json::Array>(object, key, "metadata")) {
+    specs.push_back(SpecFromJson(item, key));
+  }
+  return specs;
+}
+
+}  // namespace
+
+std::string DtypeName(c10::ScalarType dtype) {
+  for (const auto& [type, name] : kDtypeNames) {
+    if (type == dtype) return name;
+  }
+  TORCH_CHECK(false, "tvmbridge: dtype ", c10::toString(dtype), " is not supported");
+}
+
+c10::ScalarType DtypeFromName(const std::string& name) {
+  for (const auto& [type, known] : kDtypeNames) {
+    if (name == known) return type;
+  }
+  TORCH_CHECK(false, "tvmbridge: unknown dtype '", name, "'");
+}
+
+std::string ShapeString(const std::vector<int64_t>& shape) {
+  std::ostringstream out;
+  out << "[";
+  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
+  out << "]";
+  return out.str();
+}
+
+std::string TensorSpec::Describe() const {
+  return name + ": " + DtypeName(dtype) + ShapeString(shape);
+}
+
+std::string ArtifactMetadata::ToJson() const {
+  json::Array input_specs, output_specs;
+  for (const TensorSpec& spec : inputs) input_specs.push_back(SpecToJson(spec));
+  for (const TensorSpec& spec : outputs) output_specs.push_back(SpecToJson(spec));
+  json::Object object{
+      {"format_version", format_version},
+      {"target", tvm::ffi::String(target)},
+      {"tvm_version", tvm::ffi::String(tvm_version)},
+      {"tvmbridge_version", tvm::ffi::String(tvmbridge_version)},
+      {"entry", tvm::ffi::String(entry)},
+      {"inputs", input_specs},
+      {"outputs", output_specs},
+      {"output_is_tuple", output_is_tuple},
+      {"library_sha256", tvm::ffi::String(library_sha256)},
+  };
+  return std::string(json::Stringify(object));
+}
+
+ArtifactMetadata ArtifactMetadata::FromJson(const std::string& text) {
+  tvm::ffi::String error;
+  json::Value value = json::Parse(text, &error);
+  TORCH_CHECK(error.empty(), "tvmbridge: corrupted artifact metadata: ", std::string(error));
+  auto object = value.try_cast<json::Object>();
+  TORCH_CHECK(object.has_value(), "tvmbridge: corrupted artifact metadata: not a JSON object");
+  ArtifactMetadata meta;
+  meta.format_version = Field<int64_t>(*object, "format_version", "metadata");
+  TORCH_CHECK(meta.format_version == kArtifactFormatVersion,
+              "tvmbridge: the compiled module has artifact format version ", meta.format_version,
+              " but this tvmbridge reads version ", kArtifactFormatVersion,
+              "; recompile the model with this tvmbridge");
+  meta.target = std::string(Field<tvm::ffi::String>(*object, "target", "metadata"));
+  meta.tvm_version = std::string(Field<tvm::ffi::String>(*object, "tvm_version", "metadata"));
+  meta.tvmbridge_version =
+      std::string(Field<tvm::ffi::String>(*object, "tvmbridge_version", "metadata"));
+  meta.entry = std::string(Field<tvm::ffi::String>(*object, "entry", "metadata"));
+  meta.inputs = SpecsFromJson(*object, "inputs");
+  meta.outputs = SpecsFromJson(*object, "outputs");
+  meta.output_is_tuple = Field<bool>(*object, "output_is_tuple", "metadata");
+  meta.library_sha256 = std::string(Field<tvm::ffi::String>(*object, "library_sha256", "metadata"));
+  return meta;
+}
+
+}  // namespace tvmbridge

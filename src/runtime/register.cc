@@ -1,0 +1,31 @@
+// TorchScript registration of the runtime: the class tvmbridge.TVMModule and the op
+// tvmbridge::run, the only two names a compiled model's graph refers to.
+#include <torch/custom_class.h>
+#include <torch/library.h>
+
+#include "tvmbridge/tvm_module.h"
+
+namespace tvmbridge {
+namespace {
+
+std::vector<at::Tensor> RunOp(const c10::intrusive_ptr<TVMModule>& module,
+                              const std::vector<at::Tensor>& inputs) {
+  return module->Run(inputs);
+}
+
+}  // namespace
+
+TORCH_LIBRARY(tvmbridge, m) {
+  m.class_<TVMModule>("TVMModule")
+      .def(torch::init<std::string, at::Tensor>())
+      .def("run", &TVMModule::Run)
+      .def("metadata_json", &TVMModule::MetadataJson)
+      .def("alignment_copies", &TVMModule::AlignmentCopies)
+      .def_pickle([](const c10::intrusive_ptr<TVMModule>& self) { return self->Serialize(); },
+                  [](TVMModule::SerializedState state) {
+                    return TVMModule::Deserialize(std::move(state));
+                  });
+  m.def("run", RunOp);
+}
+
+}  // namespace tvmbridge

@@ -1,0 +1,140 @@
+#include "tvmbridge/tvm_module.h"
+
+#include <cstdint>
+#include <utility>
+
+#include <ATen/Functions.h>
+#include <c10/util/Exception.h>
+#include <tvm/ffi/container/array.h>
+#include <tvm/ffi/container/tensor.h>
+#include <tvm/ffi/error.h>
+
+#include "runtime/private_file.h"
+#include "runtime/sha256.h"
+#include "tvmbridge/tensor_bridge.h"
+
+namespace tvmbridge {
+namespace {
+
+// TVM's kernels are generated for 64-byte aligned buffers (its allocator's alignment).
+constexpr uintptr_t kTvmAlignment = 64;
+constexpr int kPooledAllocator = 2;  // tvm.runtime.vm.VirtualMachine.POOLED_ALLOCATOR
+
+tvm::ffi::Function RequireFunction(const tvm::ffi::Module& module, const char* name,
+                                   const char* what) {
+  auto function = module->GetFunction(name);
+  TORCH_CHECK(function.has_value(), "tvmbridge: ", what, " has no function '", name, "'");
+  return *function;
+}
+
+}  // namespace
+
+TVMModule::Executable TVMModule::LoadExecutable(const ArtifactMetadata& metadata,
+                                                const at::Tensor& library) {
+  TORCH_CHECK(library.device().is_cpu() && library.scalar_type() == at::kByte &&
+                  library.dim() == 1 && library.is_contiguous(),
+              "tvmbridge: the library must be a contiguous 1-D uint8 CPU tensor");
+  std::string digest = Sha256Hex(library.data_ptr(), library.numel());
+  TORCH_CHECK(digest == metadata.library_sha256,
+              "tvmbridge: the embedded TVM library was altered or corrupted: its SHA-256 is ",
+              digest, " but the artifact records ", metadata.library_sha256,
+              "; refusing to load it");
+  try {
+    // dlopen keeps the mapping after the file is removed, which PrivateFile does on scope exit.
+    PrivateFile file("tvmbridge-lib", library.data_ptr(), library.numel());
+    tvm::ffi::Module loaded = tvm::ffi::Module::LoadFromFile(file.path());
+    auto vm = RequireFunction(loaded, "vm_load_executable",
+                              "the embedded library (not a TVM Relax VM executable)")()
+                  .cast<tvm::ffi::Module>();
+    RequireFunction(vm, "vm_initialization", "the Relax VM")(static_cast<int>(kDLCPU), 0,
+                                                             kPooledAllocator);
+    tvm::ffi::Function entry = RequireFunction(vm, metadata.entry.c_str(), "the compiled module");
+    return Executable{std::move(loaded), std::move(vm), std::move(entry)};
+  } catch (const tvm::ffi::Error& error) {
+    TORCH_CHECK(false, "tvmbridge: cannot load the embedded TVM library: ", error.what());
+  }
+}
+
+TVMModule::TVMModule(const std::string& metadata_json, at::Tensor library)
+    : metadata_(ArtifactMetadata::FromJson(metadata_json)),
+      library_(std::move(library)),
+      executable_(LoadExecutable(metadata_, library_)) {}
+
+at::Tensor TVMModule::PrepareInput(const at::Tensor& input, size_t index) {
+  const TensorSpec& spec = metadata_.inputs[index];
+  TORCH_CHECK_VALUE(input.defined(), "tvmbridge: input ", index, " ('", spec.name,
+                    "') is an undefined tensor; expected ", spec.Describe());
+  TORCH_CHECK_VALUE(input.device().is_cpu(), "tvmbridge: input ", index, " ('", spec.name,
+                    "') is on ", input.device(), "; this module was compiled for the CPU");
+  TORCH_CHECK_TYPE(input.scalar_type() == spec.dtype, "tvmbridge: input ", index, " ('", spec.name,
+                   "') has dtype ", DtypeName(input.scalar_type()), "; expected ", spec.Describe());
+  TORCH_CHECK_VALUE(input.sizes().vec() == spec.shape, "tvmbridge: input ", index, " ('", spec.name,
+                    "') has shape ", ShapeString(input.sizes().vec()), "; expected ",
+                    spec.Describe());
+  TORCH_CHECK_VALUE(input.is_contiguous(), "tvmbridge: input ", index, " ('", spec.name,
+                    "') is not contiguous (strides ", input.strides(),
+                    "); call .contiguous() on it first");
+  if (reinterpret_cast<uintptr_t>(input.data_ptr()) % kTvmAlignment != 0) {
+    alignment_copies_.fetch_add(1, std::memory_order_relaxed);
+    return input.clone();  // fresh storage from PyTorch's allocator is 64-byte aligned
+  }
+  return input;
+}
+
+std::vector<at::Tensor> TVMModule::Run(const std::vector<at::Tensor>& inputs) {
+  TORCH_CHECK_VALUE(inputs.size() == metadata_.inputs.size(),
+                    "tvmbridge: the compiled module "
+                    "takes ",
+                    metadata_.inputs.size(), " input(s) but was given ", inputs.size());
+  std::vector<tvm::ffi::Any> arguments;
+  arguments.reserve(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    at::Tensor prepared = PrepareInput(inputs[i], i);
+    // Zero-copy: the DLPack capsule keeps `prepared` alive for as long as TVM holds it.
+    arguments.emplace_back(ToTvm(prepared));
+  }
+  std::vector<tvm::ffi::AnyView> views(arguments.begin(), arguments.end());
+  tvm::ffi::Any result;
+  try {
+    std::lock_guard<std::mutex> lock(vm_mutex_);
+    executable_.entry.CallPacked(views.data(), static_cast<int32_t>(views.size()), &result);
+  } catch (const tvm::ffi::Error& error) {
+    TORCH_CHECK(false, "tvmbridge: the compiled TVM function failed: ", error.what());
+  }
+
+  std::vector<at::Tensor> outputs;
+  if (auto tensor = result.try_cast<tvm::ffi::Tensor>()) {
+    outputs.push_back(ToTorch(*tensor));
+  } else if (auto tuple = result.try_cast<tvm::ffi::Array<tvm::ffi::Any>>()) {
+    for (const tvm::ffi::Any& item : *tuple) {
+      auto element = item.try_cast<tvm::ffi::Tensor>();
+      TORCH_CHECK(element.has_value(), "tvmbridge: the compiled function returned a ",
+                  item.GetTypeKey(), " inside its result tuple; expected tensors");
+      outputs.push_back(ToTorch(*element));
+    }
+  } else {
+    TORCH_CHECK(false, "tvmbridge: the compiled function returned a ", result.GetTypeKey(),
+                "; expected a tensor or a tuple of tensors");
+  }
+  TORCH_CHECK(outputs.size() == metadata_.outputs.size(),
+              "tvmbridge: the compiled function "
+              "returned ",
+              outputs.size(), " tensor(s) but its metadata lists ", metadata_.outputs.size());
+  return outputs;
+}
+
+TVMModule::SerializedState TVMModule::Serialize() const {
+  return {metadata_.format_version, metadata_.ToJson(), library_};
+}
+
+c10::intrusive_ptr<TVMModule> TVMModule::Deserialize(SerializedState state) {
+  auto& [format_version, metadata_json, library] = state;
+  TORCH_CHECK(format_version == kArtifactFormatVersion,
+              "tvmbridge: the saved module has "
+              "artifact format version ",
+              format_version, " but this tvmbridge reads version ", kArtifactFormatVersion,
+              "; recompile the model with this tvmbridge");
+  return c10::make_intrusive<TVMModule>(metadata_json, std::move(library));
+}
+
+}  // namespace tvmbridge

@@ -1,0 +1,122 @@
+#include <sstream>
+
+#include <gtest/gtest.h>
+#include <torch/script.h>
+
+#include "fixtures.h"
+#include "tvmbridge/artifact.h"
+
+namespace tvmbridge {
+namespace {
+
+using testing::LoadFixture;
+using testing::TvmModuleOf;
+
+ArtifactMetadata SampleMetadata() {
+  ArtifactMetadata meta;
+  meta.target = R"({"kind": "llvm"})";
+  meta.tvm_version = "0.27.0";
+  meta.tvmbridge_version = "0.1.0";
+  meta.inputs = {{"x", {1, 3, 224, 224}, c10::ScalarType::Float},
+                 {"ids", {4}, c10::ScalarType::Long}};
+  meta.outputs = {{"output_0", {1, 1000}, c10::ScalarType::Float}};
+  meta.output_is_tuple = true;
+  meta.library_sha256 = std::string(64, 'a');
+  return meta;
+}
+
+TEST(ArtifactMetadata, JsonRoundTrip) {
+  ArtifactMetadata meta = SampleMetadata();
+  ArtifactMetadata back = ArtifactMetadata::FromJson(meta.ToJson());
+  EXPECT_EQ(back.target, meta.target);
+  EXPECT_EQ(back.tvm_version, meta.tvm_version);
+  ASSERT_EQ(back.inputs.size(), 2u);
+  EXPECT_EQ(back.inputs[1].name, "ids");
+  EXPECT_EQ(back.inputs[1].dtype, c10::ScalarType::Long);
+  EXPECT_EQ(back.inputs[0].shape, (std::vector<int64_t>{1, 3, 224, 224}));
+  EXPECT_TRUE(back.output_is_tuple);
+  EXPECT_EQ(back.library_sha256, meta.library_sha256);
+}
+
+TEST(ArtifactMetadata, RejectsMalformedJson) {
+  EXPECT_THROW(
+      {
+        try {
+          ArtifactMetadata::FromJson("{not json");
+        } catch (const c10::Error& error) {
+          EXPECT_NE(std::string(error.what()).find("corrupted artifact metadata"),
+                    std::string::npos);
+          throw;
+        }
+      },
+      c10::Error);
+}
+
+TEST(ArtifactMetadata, RejectsMissingKey) {
+  std::string json = SampleMetadata().ToJson();
+  std::string without_target = json;
+  auto at = without_target.find("\"target\"");
+  ASSERT_NE(at, std::string::npos);
+  without_target.replace(at, 8, "\"tarxet\"");
+  try {
+    ArtifactMetadata::FromJson(without_target);
+    FAIL() << "expected an error";
+  } catch (const c10::Error& error) {
+    EXPECT_NE(std::string(error.what()).find("has no 'target'"), std::string::npos);
+  }
+}
+
+TEST(ArtifactMetadata, RejectsOtherFormatVersion) {
+  ArtifactMetadata meta = SampleMetadata();
+  meta.format_version = kArtifactFormatVersion + 1;
+  try {
+    ArtifactMetadata::FromJson(meta.ToJson());
+    FAIL() << "expected an error";
+  } catch (const c10::Error& error) {
+    EXPECT_NE(std::string(error.what()).find("format version"), std::string::npos);
+  }
+}
+
+TEST(Artifact, SaveLoadRoundTripGivesSameOutputs) {
+  torch::jit::Module compiled = LoadFixture("small_compiled.pt");
+  std::stringstream archive;
+  compiled.save(archive);
+  torch::jit::Module reloaded = torch::jit::load(archive);
+  at::Tensor x = torch::randn({2, 3, 16, 16});
+  at::Tensor expected = compiled.forward({x}).toTensor();
+  EXPECT_TRUE(torch::equal(reloaded.forward({x}).toTensor(), expected));
+}
+
+TEST(Artifact, TamperedLibraryIsRefused) {
+  auto state = TvmModuleOf(LoadFixture("small_compiled.pt"))->Serialize();
+  at::Tensor library = std::get<2>(state).clone();
+  library.data_ptr<uint8_t>()[library.numel() / 2] ^= 0x40;
+  std::get<2>(state) = library;
+  try {
+    TVMModule::Deserialize(state);
+    FAIL() << "a library with a flipped byte was loaded";
+  } catch (const c10::Error& error) {
+    EXPECT_NE(std::string(error.what()).find("altered or corrupted"), std::string::npos)
+        << error.what();
+  }
+}
+
+TEST(Artifact, OtherFormatVersionIsRefused) {
+  auto state = TvmModuleOf(LoadFixture("small_compiled.pt"))->Serialize();
+  std::get<0>(state) = kArtifactFormatVersion + 7;
+  try {
+    TVMModule::Deserialize(state);
+    FAIL() << "expected an error";
+  } catch (const c10::Error& error) {
+    EXPECT_NE(std::string(error.what()).find("recompile the model"), std::string::npos);
+  }
+}
+
+TEST(Artifact, TruncatedLibraryIsRefused) {
+  auto state = TvmModuleOf(LoadFixture("small_compiled.pt"))->Serialize();
+  std::get<2>(state) = std::get<2>(state).slice(0, 0, 1000).clone();
+  EXPECT_THROW(TVMModule::Deserialize(state), c10::Error);
+}
+
+}  // namespace
+}  // namespace tvmbridge

@@ -1,0 +1,130 @@
+#include <string>
+
+#include <gtest/gtest.h>
+#include <torch/script.h>
+
+#include "fixtures.h"
+
+namespace tvmbridge {
+namespace {
+
+using testing::LoadFixture;
+using testing::TvmModuleOf;
+
+// Runs `body` and checks that it throws an error whose message contains every fragment. Called
+// directly the runtime throws c10::Error; through a TorchScript method the interpreter rethrows
+// it with the TorchScript traceback added.
+template <typename Body>
+void ExpectErrorMentioning(Body&& body, std::initializer_list<const char*> fragments) {
+  try {
+    body();
+    FAIL() << "expected an error";
+  } catch (const std::exception& error) {
+    std::string message = error.what();
+    for (const char* fragment : fragments) {
+      EXPECT_NE(message.find(fragment), std::string::npos)
+          << "'" << fragment << "' not in: " << message;
+    }
+  }
+}
+
+class SmallModel : public ::testing::Test {
+ protected:
+  torch::jit::Module compiled = LoadFixture("small_compiled.pt");
+  torch::jit::Module reference = LoadFixture("small_reference.pt");
+};
+
+TEST_F(SmallModel, MatchesTorchScriptReference) {
+  torch::manual_seed(1);
+  at::Tensor x = torch::randn({2, 3, 16, 16});
+  at::Tensor expected = reference.forward({x}).toTensor();
+  at::Tensor actual = compiled.forward({x}).toTensor();
+  EXPECT_TRUE(torch::allclose(actual, expected, 1e-4, 1e-4))
+      << "max abs diff " << (actual - expected).abs().max().item<float>();
+}
+
+TEST_F(SmallModel, OpTakesAListAndReturnsAList) {
+  at::Tensor x = torch::randn({2, 3, 16, 16});
+  auto outputs = TvmModuleOf(compiled)->Run({x});
+  ASSERT_EQ(outputs.size(), 1u);
+  EXPECT_EQ(outputs[0].sizes(), (c10::IntArrayRef{2, 5}));
+}
+
+TEST_F(SmallModel, WrongInputCount) {
+  at::Tensor x = torch::randn({2, 3, 16, 16});
+  ExpectErrorMentioning(
+      [&] {
+        TvmModuleOf(compiled)->Run({x, x});
+      },
+      {"takes 1 input(s)", "given 2"});
+}
+
+TEST_F(SmallModel, WrongShape) {
+  ExpectErrorMentioning(
+      [&] {
+        compiled.forward({torch::randn({1, 3, 16, 16})});
+      },
+      {"input 0", "shape [1, 3, 16, 16]", "float32[2, 3, 16, 16]"});
+}
+
+TEST_F(SmallModel, WrongRank) {
+  ExpectErrorMentioning(
+      [&] {
+        compiled.forward({torch::randn({3, 16, 16})});
+      },
+      {"input 0", "shape [3, 16, 16]"});
+}
+
+TEST_F(SmallModel, WrongDtype) {
+  ExpectErrorMentioning(
+      [&] {
+        compiled.forward({torch::randn({2, 3, 16, 16}, torch::kFloat64)});
+      },
+      {"input 0", "dtype float64", "float32[2, 3, 16, 16]"});
+}
+
+TEST_F(SmallModel, NonContiguous) {
+  at::Tensor x = torch::randn({2, 3, 16, 16}).transpose(2, 3);
+  ExpectErrorMentioning([&] { compiled.forward({x}); }, {"input 0", "not contiguous"});
+}
+
+TEST_F(SmallModel, NonCpuDevice) {
+  at::Tensor x = torch::empty({2, 3, 16, 16}, torch::TensorOptions().device(torch::kMeta));
+  ExpectErrorMentioning([&] { compiled.forward({x}); }, {"input 0", "meta", "CPU"});
+}
+
+TEST_F(SmallModel, MisalignedInputIsCopiedOnceAndStillCorrect) {
+  at::Tensor storage = torch::randn({2 * 3 * 16 * 16 + 1});
+  at::Tensor x = storage.slice(0, 1).view({2, 3, 16, 16});  // data 4 bytes past alignment
+  auto tvm_module = TvmModuleOf(compiled);
+  int64_t before = tvm_module->AlignmentCopies();
+  at::Tensor actual = compiled.forward({x}).toTensor();
+  EXPECT_EQ(tvm_module->AlignmentCopies(), before + 1);
+  EXPECT_TRUE(torch::allclose(actual, reference.forward({x}).toTensor(), 1e-4, 1e-4));
+}
+
+TEST(TwoInputs, TupleOutputsMatchReference) {
+  torch::jit::Module compiled = LoadFixture("two_inputs_compiled.pt");
+  torch::jit::Module reference = LoadFixture("two_inputs_reference.pt");
+  at::Tensor x = torch::randn({4, 8});
+  at::Tensor y = torch::randn({4, 8});
+  auto actual = compiled.forward({x, y}).toTuple();
+  auto expected = reference.forward({x, y}).toTuple();
+  ASSERT_EQ(actual->elements().size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_TRUE(torch::allclose(actual->elements()[i].toTensor(),
+                                expected->elements()[i].toTensor(), 1e-5, 1e-5));
+  }
+}
+
+TEST(TwoInputs, SecondInputIsNamedInErrors) {
+  torch::jit::Module compiled = LoadFixture("two_inputs_compiled.pt");
+  ExpectErrorMentioning(
+      [&] {
+        compiled.forward({torch::randn({4, 8}), torch::randn({4, 9})});
+      },
+      {"input 1", "'y'", "shape [4, 9]"});
+}
+
+}  // namespace
+}  // namespace tvmbridge

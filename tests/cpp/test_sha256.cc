@@ -1,0 +1,30 @@
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "runtime/sha256.h"
+
+namespace tvmbridge {
+namespace {
+
+std::string Digest(const std::string& text) { return Sha256Hex(text.data(), text.size()); }
+
+// Vectors from FIPS 180-4's examples and NIST's SHA test vectors.
+TEST(Sha256, KnownVectors) {
+  EXPECT_EQ(Digest(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(Digest("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(Digest("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  EXPECT_EQ(Digest(std::string(1000000, 'a')),
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+TEST(Sha256, PaddingBoundaries) {
+  // 55, 56 and 64 bytes straddle the one- and two-block padding cases: all digests differ.
+  EXPECT_NE(Digest(std::string(55, 'x')), Digest(std::string(56, 'x')));
+  EXPECT_NE(Digest(std::string(56, 'x')), Digest(std::string(64, 'x')));
+  EXPECT_EQ(Digest(std::string(64, 'x')).size(), 64u);
+}
+
+}  // namespace
+}  // namespace tvmbridge

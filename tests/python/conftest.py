@@ -1,0 +1,57 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import tvmbridge.torch as tt
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("TVMBRIDGE_BUILD_DIR", ROOT / "build"))
+
+
+def randomize_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Random weights and batch-norm statistics, so outputs are far from zero and a wrong
+    conversion cannot hide behind freshly initialised (near-identity) layers."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.running_mean.copy_(torch.randn(module.num_features, generator=generator) * 0.1)
+                module.running_var.copy_(torch.rand(module.num_features, generator=generator) + 0.5)
+                module.weight.copy_(torch.rand(module.num_features, generator=generator) + 0.5)
+                module.bias.copy_(torch.randn(module.num_features, generator=generator) * 0.1)
+    return model.eval()
+
+
+def run_python(code: str, *args: str) -> subprocess.CompletedProcess:
+    """Runs `code` in a fresh interpreter with this checkout on the path."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
+    return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+class SmallNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(8)
+        self.fc = torch.nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = torch.relu(self.bn(self.conv(x)))
+        x = torch.nn.functional.adaptive_avg_pool2d(x, 1).flatten(1)
+        return self.fc(x)
+
+
+@pytest.fixture(scope="session")
+def small_model():
+    torch.manual_seed(0)
+    return randomize_(SmallNet())
+
+
+@pytest.fixture(scope="session")
+def small_compiled(small_model):
+    return tt.compile(torch.jit.script(small_model), [tt.Input((2, 3, 16, 16))])

@@ -1,0 +1,135 @@
+"""The Python API: inputs, module kinds, from_torchscript, errors."""
+
+import numpy as np
+import pytest
+import torch
+import tvm
+
+import tvmbridge
+import tvmbridge.torch as tt
+from conftest import SmallNet, randomize_
+
+
+def test_example_tensors_work_in_place_of_input_specs(small_model):
+    x = torch.randn(2, 3, 16, 16)
+    compiled = tt.compile(torch.jit.trace(small_model, x), inputs=[x])
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), small_model(x), rtol=1e-4, atol=1e-4)
+
+
+def test_loaded_module_and_path_compile(tmp_path, small_model):
+    path = tmp_path / "small.pt"
+    torch.jit.save(torch.jit.script(small_model), str(path))
+    x = torch.randn(2, 3, 16, 16)
+    for source in (torch.jit.load(str(path)), str(path)):
+        compiled = tt.compile(source, inputs=[tt.Input((2, 3, 16, 16))])
+        with torch.no_grad():
+            torch.testing.assert_close(compiled(x), small_model(x), rtol=1e-4, atol=1e-4)
+
+
+def test_plain_nn_module_is_refused_with_advice(small_model):
+    with pytest.raises(TypeError, match="torch.jit.script"):
+        tt.compile(small_model, inputs=[tt.Input((2, 3, 16, 16))])
+
+
+@pytest.mark.parametrize(
+    "make, error",
+    [
+        (lambda: tt.Input((1, -3)), ValueError),
+        (lambda: tt.Input((1, 2.5)), ValueError),
+        (lambda: tt.Input((1, 3), dtype=torch.complex64), TypeError),
+    ],
+)
+def test_bad_input_specs(make, error):
+    with pytest.raises(error, match="tvmbridge.Input"):
+        make()
+
+
+def test_wrong_number_of_input_specs(small_model):
+    with pytest.raises(ValueError, match=r"takes 1 input\(s\) but 2 input spec\(s\)"):
+        tt.compile(torch.jit.script(small_model), inputs=[tt.Input((2, 3, 16, 16))] * 2)
+
+
+def test_from_torchscript_gives_module_and_named_params(small_model):
+    mod, params = tt.from_torchscript(torch.jit.script(small_model), [tt.Input((2, 3, 16, 16))])
+    assert isinstance(mod, tvm.IRModule)
+    main = mod["main"]
+    # Inputs first, then one parameter per weight, in the order of `params`.
+    assert len(main.params) == 1 + len(params)
+    assert [p.name for p in main.params[1:]] == list(params)
+    assert "fc.weight" in params and "fc.bias" in params
+    np.testing.assert_allclose(params["fc.bias"].numpy(), small_model.fc.bias.detach().numpy())
+
+    # The module runs under TVM alone and matches PyTorch.
+    executable = tvm.compile(mod, target="llvm")
+    vm = tvm.relax.VirtualMachine(executable, tvm.cpu())
+    x = torch.randn(2, 3, 16, 16)
+    out = vm["main"](tvm.runtime.tensor(x.numpy()), *params.values())
+    with torch.no_grad():
+        np.testing.assert_allclose(out.numpy(), small_model(x).numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_from_torchscript_can_embed_weights(small_model):
+    mod, params = tt.from_torchscript(
+        torch.jit.script(small_model), [tt.Input((2, 3, 16, 16))], keep_params_as_input=False
+    )
+    assert params == {}
+    assert len(mod["main"].params) == 1
+
+
+class WithTopk(torch.nn.Module):
+    def forward(self, x):
+        values, _ = torch.topk(torch.relu(x), 2)
+        return values
+
+
+def test_unsupported_ops_are_named():
+    scripted = torch.jit.script(WithTopk())
+    assert tt.unsupported_ops(scripted) == ["aten::topk"]
+    with pytest.raises(tvmbridge.UnsupportedOperatorError, match="aten::topk"):
+        tt.compile(scripted, inputs=[tt.Input((3, 8))])
+
+
+class DataDependent(torch.nn.Module):
+    def forward(self, x):
+        if bool(x.sum() > 0):
+            return x * 2
+        return x
+
+
+def test_data_dependent_control_flow_is_reported():
+    with pytest.raises(tvmbridge.UnsupportedOperatorError, match="aten::Bool.*data-dependent"):
+        tt.compile(torch.jit.script(DataDependent()), inputs=[tt.Input((3,))])
+
+
+def test_training_mode_dropout_is_refused_only_when_it_matters():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout(0.5))
+    # compile() freezes in eval mode, so a model left in train mode still converts correctly.
+    compiled = tt.compile(torch.jit.script(model.train()), inputs=[tt.Input((2, 4))])
+    x = torch.randn(2, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), model.eval()(x), rtol=1e-5, atol=1e-5)
+
+
+def test_multiple_inputs_and_tuple_output():
+    class TwoInOut(torch.nn.Module):
+        def forward(self, x, y):
+            return torch.relu(x + y), torch.cat([x, y], 1).mean(1)
+
+    model = TwoInOut()
+    compiled = tt.compile(torch.jit.script(model), inputs=[tt.Input((4, 8)), tt.Input((4, 8))])
+    x, y = torch.randn(4, 8), torch.randn(4, 8)
+    actual, expected = compiled(x, y), model(x, y)
+    assert isinstance(actual, tuple) and len(actual) == 2
+    for a, e in zip(actual, expected):
+        torch.testing.assert_close(a, e, rtol=1e-5, atol=1e-5)
+
+
+def test_randomize_helper_changes_outputs():
+    torch.manual_seed(0)
+    plain = SmallNet().eval()
+    randomized = randomize_(SmallNet().eval())
+    randomized.load_state_dict({k: v for k, v in plain.state_dict().items() if "bn" not in k},
+                               strict=False)
+    x = torch.randn(2, 3, 16, 16)
+    assert not torch.allclose(plain(x), randomized(x))
