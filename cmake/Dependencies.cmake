@@ -40,6 +40,6 @@ target_link_libraries(tvmbridge::tvm_runtime INTERFACE -Wl,--no-as-needed
   "${TVM_FFI_ROOT}/lib/libtvm_ffi.so" "${TVM_ROOT}/lib/libtvm_runtime.so" -Wl,--as-needed)
 
 # Binaries find the wheels' libraries where they are: the environment is part of the install.
-set(CMAKE_BUILD_RPATH "${TORCH_ROOT}/lib;${TVM_FFI_ROOT}/lib;${TVM_ROOT}/lib")
+set(CMAKE_BUILD_RPATH "$ORIGIN;${TORCH_ROOT}/lib;${TVM_FFI_ROOT}/lib;${TVM_ROOT}/lib")
 set(CMAKE_INSTALL_RPATH "$ORIGIN;${TORCH_ROOT}/lib;${TVM_FFI_ROOT}/lib;${TVM_ROOT}/lib"
  )

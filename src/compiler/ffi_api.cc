@@ -68,8 +68,9 @@ Array<Any> FromTorchScript(const Bytes& archive, const Array<String>& names,
                            bool keep_params_as_input) {
   return Guarded([&] {
     std::vector<TensorSpec> specs = SpecsFrom(names, shapes, dtypes);
-    frontend::PreparedGraph prepared =
-        frontend::PrepareForConversion(frontend::LoadModule(std::string(archive)));
+    // Weights returned as named parameters keep PyTorch's names, so nothing is folded then.
+    frontend::PreparedGraph prepared = frontend::PrepareForConversion(
+        frontend::LoadModule(std::string(archive)), /*fold_weights=*/!keep_params_as_input);
     frontend::ConversionOptions options;
     options.keep_params_as_input = keep_params_as_input;
     frontend::ConversionResult converted =

@@ -60,7 +60,7 @@ torch::jit::Module LoadModule(const std::string& archive) {
   return torch::jit::load(stream);
 }
 
-PreparedGraph PrepareForConversion(torch::jit::Module module) {
+PreparedGraph PrepareForConversion(torch::jit::Module module, bool fold_weights) {
   PreparedGraph prepared;
   for (const auto& parameter : module.named_parameters(/*recurse=*/true)) {
     prepared.weight_names[parameter.value.data_ptr()] = parameter.name;
@@ -71,7 +71,7 @@ PreparedGraph PrepareForConversion(torch::jit::Module module) {
   TORCH_CHECK(module.find_method("forward").has_value(),
               "tvmbridge: the module has no forward method");
   module.eval();
-  prepared.frozen = torch::jit::freeze(module, std::nullopt, /*optimize_numerics=*/true);
+  prepared.frozen = torch::jit::freeze(module, std::nullopt, /*optimize_numerics=*/fold_weights);
   prepared.graph = prepared.frozen.get_method("forward").graph()->copy();
   torch::jit::Inline(*prepared.graph);
   torch::jit::RemoveTensorMutation(prepared.graph);

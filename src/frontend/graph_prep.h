@@ -19,9 +19,11 @@ struct PreparedGraph {
 // Deserialises a TorchScript archive (torch.jit.save's bytes). Throws with the reason.
 torch::jit::Module LoadModule(const std::string& archive);
 
-// eval() + freeze (parameters become constants, conv-bn folding), inline calls, remove
-// mutation where TorchScript can, constant-propagate and drop dead code. Refuses in-place ops
-// whose effect would be visible outside the converted graph (on inputs or through views).
-PreparedGraph PrepareForConversion(torch::jit::Module module);
+// eval() + freeze (parameters become constants), inline calls, remove mutation where
+// TorchScript can, constant-propagate and drop dead code. Refuses in-place ops whose effect
+// would be visible outside the converted graph (on inputs or through views).
+// `fold_weights`: also let freezing fold batch norms and scalings into convolution weights
+// (faster code, but the folded weights lose their parameter names).
+PreparedGraph PrepareForConversion(torch::jit::Module module, bool fold_weights = true);
 
 }  // namespace tvmbridge::frontend
