@@ -11,6 +11,9 @@ PYTHON := $(CURDIR)/.venv/bin/python
 JOBS ?= 2
 export PYTHONPATH := $(CURDIR)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 export CCACHE_DIR ?= $(HOME)/.cache/tvmbridge/ccache
+# Share cache hits between clones in different folders.
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
 # PyTorch deprecates TorchScript; tvmbridge exists for the models people still have in it.
 export PYTHONWARNINGS ?= ignore::FutureWarning
 

@@ -20,8 +20,11 @@ if [ ! -f "$stamp" ]; then
   rm -rf "$env_dir"
   mkdir -p "$store"
   "$python" -m venv "$env_dir"
-  "$env_dir/bin/python" -m pip install --quiet --upgrade pip wheel
-  "$env_dir/bin/python" -m pip install --quiet -r requirements.txt
+  # pip warns about every package the machine's local indexes lack; those lines are noise.
+  quiet_pip() { "$env_dir/bin/python" -m pip install --quiet "$@" 2>&1 | grep -v "is ignored: it is neither" || true; }
+  quiet_pip --upgrade pip wheel setuptools
+  quiet_pip -r requirements.txt
+  "$env_dir/bin/python" -c "import torch, torchvision, tvm" || { echo "bootstrap: the environment is broken" >&2; exit 1; }
   touch "$stamp"
 fi
 

@@ -1,4 +1,7 @@
+#include <atomic>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <torch/script.h>
@@ -124,6 +127,36 @@ TEST(TwoInputs, SecondInputIsNamedInErrors) {
         compiled.forward({torch::randn({4, 8}), torch::randn({4, 9})});
       },
       {"input 1", "'y'", "shape [4, 9]"});
+}
+
+}  // namespace
+}  // namespace tvmbridge
+
+namespace tvmbridge {
+namespace {
+
+TEST(Concurrency, ThreadsShareOneModuleAndGetTheirOwnAnswers) {
+  torch::jit::Module compiled = testing::LoadFixture("small_compiled.pt");
+  torch::jit::Module reference = testing::LoadFixture("small_reference.pt");
+  constexpr int kThreads = 4;
+  constexpr int kCalls = 50;
+  std::vector<at::Tensor> inputs, expected;
+  for (int t = 0; t < kThreads; ++t) {
+    inputs.push_back(torch::randn({2, 3, 16, 16}));
+    expected.push_back(reference.forward({inputs.back()}).toTensor());
+  }
+  std::atomic<int> mismatches{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int call = 0; call < kCalls; ++call) {
+        at::Tensor out = compiled.forward({inputs[t]}).toTensor();
+        if (!torch::allclose(out, expected[t], 1e-4, 1e-4)) ++mismatches;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(mismatches.load(), 0);
 }
 
 }  // namespace
