@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
@@ -21,6 +22,13 @@
 #include "tvmbridge/artifact.h"
 
 namespace tvmbridge {
+
+// Checks that `input` (argument `index`, called `name`) is a defined, contiguous CPU tensor of
+// exactly `dtype` and `shape`; otherwise throws a c10::Error naming the input and what was
+// expected. Shared by TVMModule::Run and the op tvmbridge::expect_input that guards compiled
+// forwards whose first ops run in PyTorch.
+void CheckInput(const at::Tensor& input, int64_t index, std::string_view name,
+                c10::IntArrayRef shape, c10::ScalarType dtype);
 
 class TVMModule : public torch::CustomClassHolder {
  public:

@@ -28,8 +28,8 @@ def resolve_target(target) -> tvm.target.Target:
 
 
 def target_description(target: tvm.target.Target) -> str:
-    """A stable JSON string of the target, recorded in the artifact."""
-    return json.dumps(target.export(), sort_keys=True, default=str)
+    """The target as TVM's JSON, recorded in the artifact; resolve_target reads it back."""
+    return str(target)
 
 
 def build_library(mod: tvm.IRModule, target: tvm.target.Target) -> bytes:
@@ -40,3 +40,14 @@ def build_library(mod: tvm.IRModule, target: tvm.target.Target) -> bytes:
         executable.export_library(path)
         with open(path, "rb") as library:
             return library.read()
+
+
+def register_pipeline() -> None:
+    """Registers ``tvmbridge.build_library(IRModule, target JSON) -> bytes``, the TVM compile
+    pipeline that the C++ compiler calls for each region."""
+    import tvm_ffi
+
+    def build_for_cpp(mod, target_json):
+        return build_library(mod, resolve_target(str(target_json)))
+
+    tvm_ffi.register_global_func("tvmbridge.build_library", build_for_cpp, override=True)

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import time
@@ -21,7 +22,7 @@ import torch
 from . import _native
 from ._version import __version__
 
-__all__ = ["Input", "compile", "from_torchscript", "unsupported_ops"]
+__all__ = ["Explanation", "Input", "compile", "explain", "from_torchscript", "unsupported_ops"]
 
 _log = logging.getLogger("tvmbridge")
 
@@ -122,31 +123,122 @@ def unsupported_ops(module: ModuleLike) -> list[str]:
     return [str(kind) for kind in find(_archive(module))]
 
 
-def compile(module: ModuleLike, inputs: Sequence[InputLike], target=None) -> torch.jit.ScriptModule:
+def _options_json(min_block_size, torch_executed_ops, torch_executed_modules,
+                  require_full_compilation) -> str:
+    if not isinstance(min_block_size, int) or min_block_size < 1:
+        raise ValueError(f"tvmbridge: min_block_size must be a positive int, got {min_block_size!r}")
+    for name, value in (("torch_executed_ops", torch_executed_ops),
+                        ("torch_executed_modules", torch_executed_modules)):
+        if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+            raise TypeError(f"tvmbridge: {name} must be a list of strings, got {value!r}")
+    return json.dumps({
+        "min_block_size": min_block_size,
+        "torch_executed_ops": list(torch_executed_ops),
+        "torch_executed_modules": list(torch_executed_modules),
+        "require_full_compilation": bool(require_full_compilation),
+    })
+
+
+def compile(
+    module: ModuleLike,
+    inputs: Sequence[InputLike],
+    target=None,
+    *,
+    min_block_size: int = 3,
+    torch_executed_ops: Sequence[str] = (),
+    torch_executed_modules: Sequence[str] = (),
+    require_full_compilation: bool = False,
+) -> torch.jit.ScriptModule:
     """Compiles a TorchScript module with TVM and returns a TorchScript module that runs it.
 
     ``module``: a scripted, traced or loaded TorchScript module, or the path of a ``.pt`` file.
     ``inputs``: one :class:`Input` or example tensor per forward argument (static shapes).
     ``target``: a TVM target (``tvm.target.Target``, dict or JSON); default: this CPU.
 
-    The result's ``forward`` takes the same tensors and returns what the original returned
-    (a tensor or a tuple of tensors). It saves with ``torch.jit.save`` into one file that
-    ``torch.jit.load`` reads back in any process that has imported ``tvmbridge`` (or, from C++,
-    that links ``libtvmbridge_torch_runtime.so``).
+    Nodes TVM cannot take (unsupported ops, data-dependent shapes and control flow) stay in
+    TorchScript; the rest is grouped into regions, each compiled to one TVM module:
+    ``min_block_size``: regions with fewer ops stay in PyTorch;
+    ``torch_executed_ops`` / ``torch_executed_modules``: op names (``"aten::topk"``) and
+    submodules (class or attribute names) forced to PyTorch;
+    ``require_full_compilation``: fail, listing every node TVM cannot take, instead.
+    :func:`explain` shows the decisions.
+
+    The result's ``forward`` takes the same tensors and returns what the original returned.
+    It saves with ``torch.jit.save`` into one file that ``torch.jit.load`` reads back in any
+    process that has imported ``tvmbridge`` (or, from C++, that links
+    ``libtvmbridge_torch_runtime.so``).
     """
     from . import build
 
+    options = _options_json(min_block_size, torch_executed_ops, torch_executed_modules,
+                            require_full_compilation)
     archive = _archive(module)
     resolved = build.resolve_target(target)
+    names, shapes, dtypes = _input_specs(inputs)
+    build.register_pipeline()
     started = time.perf_counter()
-    _log.info("tvmbridge: converting TorchScript to Relax")
-    mod, _, _, metadata = _convert(archive, inputs, keep_params_as_input=False)
-    _log.info("tvmbridge: compiling with TVM for %s", resolved)
-    library = build.build_library(mod, resolved)
-    _log.info("tvmbridge: compiled in %.1f s (%d KiB library)", time.perf_counter() - started,
-              len(library) // 1024)
+    _log.info("tvmbridge: partitioning and compiling with TVM for %s", resolved)
     import tvm
 
-    embed = _native.global_func("tvmbridge.torch.embed")
-    compiled = embed(metadata, build.target_description(resolved), tvm.__version__, library)
+    compile_native = _native.global_func("tvmbridge.torch.compile")
+    compiled, report = compile_native(archive, names, shapes, dtypes, options,
+                                      build.target_description(resolved), tvm.__version__)
+    summary = Explanation(json.loads(str(report)))
+    _log.info("tvmbridge: compiled in %.1f s: %s", time.perf_counter() - started, summary.summary())
     return torch.jit.load(io.BytesIO(bytes(compiled)))
+
+
+def explain(
+    module: ModuleLike,
+    inputs: Sequence[InputLike],
+    *,
+    min_block_size: int = 3,
+    torch_executed_ops: Sequence[str] = (),
+    torch_executed_modules: Sequence[str] = (),
+) -> "Explanation":
+    """Where :func:`compile` would run each node (TVM region k or PyTorch) and why; prints as
+    a table per op kind. Nothing is compiled."""
+    options = _options_json(min_block_size, torch_executed_ops, torch_executed_modules, False)
+    names, shapes, dtypes = _input_specs(inputs)
+    explain_native = _native.global_func("tvmbridge.torch.explain")
+    return Explanation(json.loads(str(explain_native(_archive(module), names, shapes, dtypes,
+                                                     options))))
+
+
+class Explanation:
+    """The partitioner's decisions: ``regions`` (TVM modules) and ``nodes`` (one entry per
+    node: ``kind``, ``region`` (-1 for PyTorch), ``reason``, ``source``)."""
+
+    def __init__(self, report: dict):
+        self.regions = report["regions"]
+        self.nodes = report["nodes"]
+
+    @property
+    def torch_nodes(self) -> list[dict]:
+        """Nodes that run in PyTorch, other than bookkeeping on constants."""
+        return [n for n in self.nodes if n["region"] < 0 and n["reason"] != "computed from constants"]
+
+    def placement_of(self, kind: str) -> set[str]:
+        return {_where(n) for n in self.nodes if n["kind"] == kind}
+
+    def summary(self) -> str:
+        tvm_nodes = sum(1 for n in self.nodes if n["region"] >= 0)
+        return (f"{len(self.regions)} TVM region(s) with {tvm_nodes} node(s), "
+                f"{len(self.torch_nodes)} node(s) in PyTorch")
+
+    def __str__(self) -> str:
+        rows = {}
+        for node in self.nodes:
+            key = (node["kind"], _where(node), node["reason"])
+            rows[key] = rows.get(key, 0) + 1
+        width = max([len(k[0]) for k in rows] + [7])
+        lines = [self.summary(), "", f"{'op':{width}}  {'count':>5}  {'runs in':12}  reason"]
+        for (kind, where, reason), count in sorted(rows.items()):
+            lines.append(f"{kind:{width}}  {count:5}  {where:12}  {reason}")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def _where(node: dict) -> str:
+    return f"TVM block {node['region']}" if node["region"] >= 0 else "PyTorch"

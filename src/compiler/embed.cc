@@ -1,43 +1,82 @@
 #include "compiler/embed.h"
 
 #include <sstream>
+#include <unordered_map>
+#include <unordered_set>
 
 #include <torch/csrc/jit/api/module.h>
-#include <torch/csrc/jit/ir/ir.h>
-
-#include "tvmbridge/tvm_module.h"
+#include <torch/csrc/jit/passes/dead_code_elimination.h>
 
 namespace tvmbridge {
+namespace {
 
-std::string EmbedAsTorchScript(const ArtifactMetadata& metadata, const at::Tensor& library) {
-  c10::IValue tvm_module(c10::make_intrusive<TVMModule>(metadata.ToJson(), library));
+using torch::jit::Graph;
+using torch::jit::Node;
+using torch::jit::Value;
+
+void GuardInputs(Graph& graph, const std::vector<TensorSpec>& inputs) {
+  torch::jit::WithInsertPoint at_start(graph.block()->param_node()->next());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const TensorSpec& spec = inputs[i];
+    graph.insert(
+        c10::Symbol::fromQualString("tvmbridge::expect_input"),
+        {graph.inputs()[i + 1], static_cast<int64_t>(i), spec.name, spec.shape, spec.dtype});
+  }
+}
+
+// `replaced` maps outputs of regions already replaced to the values that now stand for them.
+void ReplaceRegion(Graph& graph, Value* self, const partition::Region& region,
+                   const std::string& attribute, std::unordered_map<Value*, Value*>& replaced) {
+  std::unordered_set<const Node*> members(region.nodes.begin(), region.nodes.end());
+  torch::jit::WithInsertPoint before(region.nodes.front());
+  std::vector<Value*> inputs;
+  for (Value* input : region.inputs) {
+    auto earlier = replaced.find(input);
+    if (earlier != replaced.end()) input = earlier->second;
+    bool from_pytorch = input->node()->kind() != c10::prim::Param;
+    inputs.push_back(from_pytorch ? graph.insert(c10::aten::contiguous, {input}) : input);
+  }
+  Value* holder = graph.insertGetAttr(self, attribute);
+  Value* input_list = graph.insertNode(graph.createList(c10::TensorType::get(), inputs))->output();
+  Value* output_list =
+      graph.insert(c10::Symbol::fromQualString("tvmbridge::run"), {holder, input_list});
+  Node* unpack = graph.insertNode(graph.createListUnpack(output_list, region.outputs.size()));
+  for (size_t i = 0; i < region.outputs.size(); ++i) {
+    Value* output = region.outputs[i];
+    std::vector<torch::jit::Use> uses = output->uses();
+    for (const torch::jit::Use& use : uses) {
+      if (!members.count(use.user)) use.user->replaceInput(use.offset, unpack->output(i));
+    }
+    unpack->output(i)->setType(output->type())->copyMetadata(output);
+    replaced[output] = unpack->output(i);
+  }
+  for (auto it = region.nodes.rbegin(); it != region.nodes.rend(); ++it) (*it)->destroy();
+}
+
+}  // namespace
+
+std::string EmbedRegions(const std::shared_ptr<Graph>& graph,
+                         const std::vector<partition::Region>& regions,
+                         const std::vector<c10::intrusive_ptr<TVMModule>>& modules,
+                         const std::vector<TensorSpec>& inputs) {
+  TORCH_INTERNAL_ASSERT(regions.size() == modules.size());
   torch::jit::Module module(c10::QualifiedName("__torch__.tvmbridge.CompiledModule"));
   module.register_attribute("training", c10::BoolType::get(), false);
-  module.register_attribute("tvm_module", tvm_module.type(), tvm_module);
-
-  auto graph = std::make_shared<torch::jit::Graph>();
-  torch::jit::Value* self = graph->addInput("self")->setType(module.type());
-  std::vector<torch::jit::Value*> inputs;
-  for (const TensorSpec& spec : metadata.inputs) {
-    inputs.push_back(graph->addInput(spec.name)->setType(c10::TensorType::get()));
+  Value* self = graph->inputs()[0];
+  self->setType(module.type());
+  std::unordered_map<Value*, Value*> replaced;
+  for (size_t k = 0; k < regions.size(); ++k) {
+    std::string attribute = "tvm_module_" + std::to_string(k);
+    c10::IValue tvm_module(modules[k]);
+    module.register_attribute(attribute, tvm_module.type(), tvm_module);
+    ReplaceRegion(*graph, self, regions[k], attribute, replaced);
   }
-  torch::jit::Value* holder = graph->insertGetAttr(self, "tvm_module");
-  torch::jit::Value* input_list =
-      graph->insertNode(graph->createList(c10::TensorType::get(), inputs))->output();
-  torch::jit::Value* output_list =
-      graph->insert(c10::Symbol::fromQualString("tvmbridge::run"), {holder, input_list});
-  torch::jit::Node* unpack =
-      graph->insertNode(graph->createListUnpack(output_list, metadata.outputs.size()));
-  if (metadata.output_is_tuple) {
-    graph->registerOutput(graph->insertNode(graph->createTuple(unpack->outputs()))->output());
-  } else {
-    graph->registerOutput(unpack->output(0));
-  }
+  GuardInputs(*graph, inputs);
+  torch::jit::EliminateDeadCode(graph);
 
   auto* forward = module._ivalue()->compilation_unit()->create_function(
       c10::QualifiedName(*module.type()->name(), "forward"), graph);
   module.type()->addMethod(forward);
-
   std::ostringstream archive;
   module.save(archive);
   return archive.str();

@@ -1,17 +1,25 @@
-// Puts a compiled TVM library back into TorchScript.
+// Puts compiled TVM regions back into TorchScript.
 #pragma once
 
+#include <memory>
 #include <string>
+#include <vector>
 
-#include <ATen/core/Tensor.h>
+#include <torch/csrc/jit/ir/ir.h>
 
+#include "partition/partitioner.h"
 #include "tvmbridge/artifact.h"
+#include "tvmbridge/tvm_module.h"
 
 namespace tvmbridge {
 
-// A TorchScript module whose forward(<inputs>) calls tvmbridge::run on one TVMModule built
-// from `metadata` and `library` (uint8 bytes of the exported shared library); returned as the
-// bytes torch.jit.save would write.
-std::string EmbedAsTorchScript(const ArtifactMetadata& metadata, const at::Tensor& library);
+// Rewrites `graph` (a prepared forward graph whose first input is `self`): each region
+// becomes `tvmbridge::run(self.tvm_module_<k>, [inputs])`, region inputs computed by PyTorch
+// are made contiguous, and the forward starts by checking its inputs against `inputs`.
+// Returns the bytes torch.jit.save would write for a module with that forward.
+std::string EmbedRegions(const std::shared_ptr<torch::jit::Graph>& graph,
+                         const std::vector<partition::Region>& regions,
+                         const std::vector<c10::intrusive_ptr<TVMModule>>& modules,
+                         const std::vector<TensorSpec>& inputs);
 
 }  // namespace tvmbridge

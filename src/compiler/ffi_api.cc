@@ -8,10 +8,11 @@
 #include <c10/util/Exception.h>
 #include <tvm/ffi/container/array.h>
 #include <tvm/ffi/error.h>
+#include <tvm/ffi/extra/json.h>
 #include <tvm/ffi/reflection/registry.h>
 #include <tvm/ffi/string.h>
 
-#include "compiler/embed.h"
+#include "compiler/compile.h"
 #include "frontend/converter.h"
 #include "frontend/graph_prep.h"
 #include "runtime/sha256.h"
@@ -89,19 +90,45 @@ Array<Any> FromTorchScript(const Bytes& archive, const Array<String>& names,
   });
 }
 
-// embed(metadata JSON from from_torchscript, target, tvm version, library bytes)
-//   -> bytes of a TorchScript archive calling the library
-Bytes Embed(const String& metadata_json, const String& target, const String& tvm_version,
-            const Bytes& library) {
+partition::PartitionOptions OptionsFromJson(const std::string& text) {
+  namespace json = tvm::ffi::json;
+  auto object = json::Parse(text).cast<json::Object>();
+  partition::PartitionOptions options;
+  auto strings = [&](const char* key) {
+    std::unordered_set<std::string> values;
+    for (const tvm::ffi::Any& item : object.at(String(key)).cast<json::Array>()) {
+      values.insert(std::string(item.cast<String>()));
+    }
+    return values;
+  };
+  options.min_block_size = object.at(String("min_block_size")).cast<int64_t>();
+  options.require_full_compilation = object.at(String("require_full_compilation")).cast<bool>();
+  options.torch_executed_ops = strings("torch_executed_ops");
+  options.torch_executed_modules = strings("torch_executed_modules");
+  return options;
+}
+
+// compile(archive, names, shapes, dtypes, options JSON, target JSON, tvm version)
+//   -> [bytes of the compiled TorchScript module, report JSON]
+Array<Any> CompileFfi(const Bytes& archive, const Array<String>& names,
+                      const Array<Array<int64_t>>& shapes, const Array<String>& dtypes,
+                      const String& options_json, const String& target_json,
+                      const String& tvm_version) {
   return Guarded([&] {
-    ArtifactMetadata metadata = ArtifactMetadata::FromJson(std::string(metadata_json));
-    metadata.target = std::string(target);
-    metadata.tvm_version = std::string(tvm_version);
-    metadata.tvmbridge_version = TVMBRIDGE_VERSION;
-    metadata.library_sha256 = Sha256Hex(library.data(), library.size());
-    at::Tensor bytes = at::empty({static_cast<int64_t>(library.size())}, at::kByte);
-    std::memcpy(bytes.data_ptr(), library.data(), library.size());
-    return Bytes(EmbedAsTorchScript(metadata, bytes));
+    CompileResult result = Compile(std::string(archive), SpecsFrom(names, shapes, dtypes),
+                                   OptionsFromJson(std::string(options_json)),
+                                   std::string(target_json), std::string(tvm_version));
+    return Array<Any>{Bytes(result.archive), String(result.report_json)};
+  });
+}
+
+// explain(archive, names, shapes, dtypes, options JSON) -> report JSON
+String ExplainFfi(const Bytes& archive, const Array<String>& names,
+                  const Array<Array<int64_t>>& shapes, const Array<String>& dtypes,
+                  const String& options_json) {
+  return Guarded([&] {
+    return String(Explain(std::string(archive), SpecsFrom(names, shapes, dtypes),
+                          OptionsFromJson(std::string(options_json))));
   });
 }
 
@@ -139,7 +166,8 @@ TVM_FFI_STATIC_INIT_BLOCK() {
       .def("tvmbridge.frontend.unsupported_ops", UnsupportedOps)
       .def("tvmbridge.frontend.supported_ops", SupportedOps)
       .def("tvmbridge.frontend.required_tvm_globals", RequiredGlobals)
-      .def("tvmbridge.torch.embed", Embed);
+      .def("tvmbridge.torch.compile", CompileFfi)
+      .def("tvmbridge.torch.explain", ExplainFfi);
 }
 
 }  // namespace tvmbridge

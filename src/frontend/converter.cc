@@ -17,6 +17,8 @@ namespace {
 
 using torch::jit::Node;
 
+}  // namespace
+
 std::string Describe(const Node& node) {
   std::ostringstream out;
   out << node;
@@ -45,6 +47,8 @@ bool ProducesOnlyNonTensors(const Node& node) {
 bool CanFold(const Node& node) {
   return ProducesOnlyNonTensors(node) && node.maybeOperator() != nullptr;
 }
+
+namespace {
 
 std::vector<Value> SplitConstant(const c10::IValue& constant, size_t count) {
   std::vector<c10::IValue> elements;
@@ -225,7 +229,47 @@ std::vector<std::string> UnsupportedOps(const torch::jit::Graph& graph) {
   return {missing.begin(), missing.end()};
 }
 
-namespace {
+void ConvertNode(const Node& node, ConversionContext& context, ValueMap& values) {
+  if (node.kind() == c10::prim::Constant) {
+    values[node.output()] = Value::Constant(*torch::jit::toIValue(node.output()));
+    return;
+  }
+  bool all_constant =
+      std::all_of(node.inputs().begin(), node.inputs().end(),
+                  [&](const torch::jit::Value* input) { return context.IsConstant(input); });
+  if (all_constant && CanFold(node)) {
+    torch::jit::Stack stack;
+    for (const torch::jit::Value* input : node.inputs()) {
+      stack.push_back(context.Constant(input));
+    }
+    node.getOperation()(stack);
+    for (size_t i = 0; i < node.outputs().size(); ++i) {
+      values[node.output(i)] = Value::Constant(stack[i]);
+    }
+    return;
+  }
+  auto converter = Converters().find(node.kind().toQualString());
+  if (converter == Converters().end()) {
+    if (CanFold(node)) {
+      throw std::runtime_error(
+          "it computes a Python value from tensor data (data-dependent control flow and "
+          "scalars are not supported yet)");
+    }
+    throw std::runtime_error(std::string("tvmbridge has no converter for ") +
+                             node.kind().toQualString());
+  }
+  Value converted = converter->second(context, node);
+  if (node.outputs().size() == 1) {
+    values[node.output()] = std::move(converted);
+  } else {
+    std::vector<Value> parts = converted.kind == Value::Kind::kList
+                                   ? converted.items
+                                   : SplitConstant(converted.constant, node.outputs().size());
+    TORCH_CHECK(parts.size() == node.outputs().size(), "converter produced ", parts.size(),
+                " values for ", node.outputs().size(), " outputs");
+    for (size_t i = 0; i < parts.size(); ++i) values[node.output(i)] = parts[i];
+  }
+}
 
 std::string ErrorText(const std::exception& error) {
   if (const auto* c10_error = dynamic_cast<const c10::Error*>(&error)) {
@@ -234,15 +278,12 @@ std::string ErrorText(const std::exception& error) {
   return error.what();
 }
 
+namespace {
+
 // Converts the nodes of `block` in order. Control flow whose condition is known at conversion
 // (shape checks, flags frozen to constants) is resolved by converting the branch taken.
-void ConvertBlock(const torch::jit::Block& block, ConversionContext& context,
-                  std::unordered_map<const torch::jit::Value*, Value>& values) {
+void ConvertBlock(const torch::jit::Block& block, ConversionContext& context, ValueMap& values) {
   for (const Node* node : block.nodes()) {
-    if (node->kind() == c10::prim::Constant) {
-      values[node->output()] = Value::Constant(*torch::jit::toIValue(node->output()));
-      continue;
-    }
     try {
       if (node->kind() == c10::prim::If) {
         TORCH_CHECK(context.IsConstant(node->input(0)),
@@ -261,37 +302,7 @@ void ConvertBlock(const torch::jit::Block& block, ConversionContext& context,
                                   : std::string("(no message)");
         TORCH_CHECK(false, "the model raises an exception for these input shapes: ", message);
       }
-      bool all_constant =
-          std::all_of(node->inputs().begin(), node->inputs().end(),
-                      [&](const torch::jit::Value* input) { return context.IsConstant(input); });
-      if (all_constant && CanFold(*node)) {
-        torch::jit::Stack stack;
-        for (const torch::jit::Value* input : node->inputs()) {
-          stack.push_back(context.Constant(input));
-        }
-        node->getOperation()(stack);
-        for (size_t i = 0; i < node->outputs().size(); ++i) {
-          values[node->output(i)] = Value::Constant(stack[i]);
-        }
-        continue;
-      }
-      auto converter = Converters().find(node->kind().toQualString());
-      if (converter == Converters().end()) {
-        throw std::runtime_error(
-            "it computes a Python value from tensor data (data-dependent control flow and "
-            "scalars are not supported yet)");
-      }
-      Value converted = converter->second(context, *node);
-      if (node->outputs().size() == 1) {
-        values[node->output()] = std::move(converted);
-      } else {
-        std::vector<Value> parts = converted.kind == Value::Kind::kList
-                                       ? converted.items
-                                       : SplitConstant(converted.constant, node->outputs().size());
-        TORCH_CHECK(parts.size() == node->outputs().size(), "converter produced ", parts.size(),
-                    " values for ", node->outputs().size(), " outputs");
-        for (size_t i = 0; i < parts.size(); ++i) values[node->output(i)] = parts[i];
-      }
+      ConvertNode(*node, context, values);
     } catch (const ConversionError&) {
       throw;
     } catch (const std::exception& error) {

@@ -29,6 +29,7 @@ struct Value {
 };
 
 class ConversionContext;
+using ValueMap = std::unordered_map<const torch::jit::Value*, Value>;
 using Converter = std::function<Value(ConversionContext&, const torch::jit::Node&)>;
 using ConverterTable = std::unordered_map<std::string, Converter>;  // key: "aten::conv2d"
 
@@ -99,6 +100,20 @@ struct ConversionResult {
   std::vector<TensorSpec> outputs;
   bool output_is_tuple = false;
 };
+
+// Converts one node that is not control flow: constants, scalar nodes folded by TorchScript's
+// interpreter, and ops with a converter. Stores the outputs in `values`; throws the reason
+// (any std::exception) when the node cannot be converted.
+void ConvertNode(const torch::jit::Node& node, ConversionContext& context, ValueMap& values);
+
+// "%y : Tensor = aten::relu(%x)": a node for error messages.
+std::string Describe(const torch::jit::Node& node);
+// An exception's message without a C++ backtrace.
+std::string ErrorText(const std::exception& error);
+// A graph input's name as the user wrote it ("x.1" -> "x"), or input_<index>.
+std::string UserName(const torch::jit::Value* value, size_t index);
+// Whether a node with no converter can still be evaluated when its inputs are constants.
+bool CanFold(const torch::jit::Node& node);
 
 // Kinds of the nodes in `graph` that have no converter ("aten::topk", ...), sorted, unique.
 std::vector<std::string> UnsupportedOps(const torch::jit::Graph& graph);

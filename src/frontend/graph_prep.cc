@@ -30,6 +30,20 @@ bool IsInPlace(const torch::jit::Node& node) {
          name[name.size() - 2] != '_';
 }
 
+}  // namespace
+
+bool IsInPlace(const torch::jit::Node& node) {
+  const std::string name = node.kind().toUnqualString();
+  return node.kind().is_aten() && name.size() > 1 && name.back() == '_' &&
+         name[name.size() - 2] != '_';
+}
+
+bool IsViewOp(const torch::jit::Node& node) {
+  return ViewOps().count(node.kind().toQualString()) > 0;
+}
+
+namespace {
+
 void CheckMutationIsLocal(const torch::jit::Graph& graph) {
   for (const torch::jit::Node* node : graph.nodes()) {
     if (!IsInPlace(*node) || node->inputs().empty()) continue;
@@ -60,7 +74,8 @@ torch::jit::Module LoadModule(const std::string& archive) {
   return torch::jit::load(stream);
 }
 
-PreparedGraph PrepareForConversion(torch::jit::Module module, bool fold_weights) {
+PreparedGraph PrepareForConversion(torch::jit::Module module, bool fold_weights,
+                                   bool local_mutation_only) {
   PreparedGraph prepared;
   for (const auto& parameter : module.named_parameters(/*recurse=*/true)) {
     prepared.weight_names[parameter.value.data_ptr()] = parameter.name;
@@ -77,7 +92,7 @@ PreparedGraph PrepareForConversion(torch::jit::Module module, bool fold_weights)
   torch::jit::RemoveTensorMutation(prepared.graph);
   torch::jit::ConstantPropagation(prepared.graph);
   torch::jit::EliminateDeadCode(prepared.graph);
-  CheckMutationIsLocal(*prepared.graph);
+  if (local_mutation_only) CheckMutationIsLocal(*prepared.graph);
   return prepared;
 }
 

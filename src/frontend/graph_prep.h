@@ -16,6 +16,11 @@ struct PreparedGraph {
   std::unordered_map<const void*, std::string> weight_names;
 };
 
+// An aten op that writes into its first argument ("aten::add_").
+bool IsInPlace(const torch::jit::Node& node);
+// An op whose result shares memory with its first input, so writes to it change the input.
+bool IsViewOp(const torch::jit::Node& node);
+
 // Deserialises a TorchScript archive (torch.jit.save's bytes). Throws with the reason.
 torch::jit::Module LoadModule(const std::string& archive);
 
@@ -24,6 +29,9 @@ torch::jit::Module LoadModule(const std::string& archive);
 // would be visible outside the converted graph (on inputs or through views).
 // `fold_weights`: also let freezing fold batch norms and scalings into convolution weights
 // (faster code, but the folded weights lose their parameter names).
-PreparedGraph PrepareForConversion(torch::jit::Module module, bool fold_weights = true);
+// `local_mutation_only`: refuse in-place ops that mutate inputs or views (a whole-graph
+// conversion cannot express them; the partitioner instead leaves them to PyTorch).
+PreparedGraph PrepareForConversion(torch::jit::Module module, bool fold_weights = true,
+                                   bool local_mutation_only = true);
 
 }  // namespace tvmbridge::frontend

@@ -203,11 +203,21 @@ FunctionBuilder::FunctionBuilder(std::vector<Expr> params)
   Global("relax.BlockBuilderBeginDataflowBlock")(builder_);
 }
 
+FunctionBuilder::~FunctionBuilder() {
+  if (finished_) return;
+  try {
+    Global("relax.BlockBuilderEndBlock")(builder_);
+    Global("relax.BlockBuilderEndScope")(builder_);
+  } catch (...) {  // nothing to report from a destructor; the builder is discarded anyway
+  }
+}
+
 Expr FunctionBuilder::Emit(const Expr& value, const std::string& name_hint) {
   return Call("relax.BlockBuilderEmit", builder_, value, String(name_hint));
 }
 
 ObjectRef FunctionBuilder::Finish(const Expr& output, const std::string& name) {
+  finished_ = true;
   Expr result = Call("relax.BlockBuilderEmitOutput", builder_, output, String("output"));
   Any block = Global("relax.BlockBuilderEndBlock")(builder_);
   Any body = Global("relax.SeqExpr")(Array<Any>{block}, result, Any());

@@ -43,6 +43,10 @@ Expr TupleGetItem(const Expr& tuple, int index);
 class FunctionBuilder {
  public:
   explicit FunctionBuilder(std::vector<Expr> params);
+  // Closes the scopes of a function that was never finished (a trial conversion).
+  ~FunctionBuilder();
+  FunctionBuilder(const FunctionBuilder&) = delete;
+  FunctionBuilder& operator=(const FunctionBuilder&) = delete;
   // Binds `value` to a fresh dataflow variable (TVM infers its type) and returns the variable.
   Expr Emit(const Expr& value, const std::string& name_hint = "");
   // Ends the function with `output`, adds it as `name` and returns the IRModule.
@@ -51,6 +55,7 @@ class FunctionBuilder {
  private:
   tvm::ffi::ObjectRef builder_;
   tvm::ffi::Array<Expr> params_;
+  bool finished_ = false;
 };
 
 // Relax operators, one function per op we emit. Integer lists are NCHW/OIHW-style attributes.

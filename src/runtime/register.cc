@@ -13,6 +13,11 @@ std::vector<at::Tensor> RunOp(const c10::intrusive_ptr<TVMModule>& module,
   return module->Run(inputs);
 }
 
+void ExpectInputOp(const at::Tensor& input, int64_t index, c10::string_view name,
+                   c10::IntArrayRef shape, c10::ScalarType dtype) {
+  CheckInput(input, index, std::string_view(name.data(), name.size()), shape, dtype);
+}
+
 }  // namespace
 
 TORCH_LIBRARY(tvmbridge, m) {
@@ -26,6 +31,11 @@ TORCH_LIBRARY(tvmbridge, m) {
                     return TVMModule::Deserialize(std::move(state));
                   });
   m.def("run", RunOp);
+  // A check with no result: conservative alias analysis keeps dead-code elimination away.
+  m.def(torch::schema("expect_input(Tensor input, int index, str name, int[] shape, "
+                      "ScalarType dtype) -> ()",
+                      c10::AliasAnalysisKind::CONSERVATIVE),
+        ExpectInputOp);
 }
 
 }  // namespace tvmbridge

@@ -60,20 +60,27 @@ TVMModule::TVMModule(const std::string& metadata_json, at::Tensor library)
       library_(std::move(library)),
       executable_(LoadExecutable(metadata_, library_)) {}
 
-at::Tensor TVMModule::PrepareInput(const at::Tensor& input, size_t index) {
-  const TensorSpec& spec = metadata_.inputs[index];
-  TORCH_CHECK_VALUE(input.defined(), "tvmbridge: input ", index, " ('", spec.name,
-                    "') is an undefined tensor; expected ", spec.Describe());
-  TORCH_CHECK_VALUE(input.device().is_cpu(), "tvmbridge: input ", index, " ('", spec.name,
-                    "') is on ", input.device(), "; this module was compiled for the CPU");
-  TORCH_CHECK_TYPE(input.scalar_type() == spec.dtype, "tvmbridge: input ", index, " ('", spec.name,
-                   "') has dtype ", DtypeName(input.scalar_type()), "; expected ", spec.Describe());
-  TORCH_CHECK_VALUE(input.sizes().vec() == spec.shape, "tvmbridge: input ", index, " ('", spec.name,
-                    "') has shape ", ShapeString(input.sizes().vec()), "; expected ",
-                    spec.Describe());
-  TORCH_CHECK_VALUE(input.is_contiguous(), "tvmbridge: input ", index, " ('", spec.name,
+void CheckInput(const at::Tensor& input, int64_t index, std::string_view name,
+                c10::IntArrayRef shape, c10::ScalarType dtype) {
+  auto expected = [&] {
+    return std::string(name) + ": " + DtypeName(dtype) + ShapeString(shape.vec());
+  };
+  TORCH_CHECK_VALUE(input.defined(), "tvmbridge: input ", index, " ('", name,
+                    "') is an undefined tensor; expected ", expected());
+  TORCH_CHECK_VALUE(input.device().is_cpu(), "tvmbridge: input ", index, " ('", name, "') is on ",
+                    input.device(), "; this module was compiled for the CPU");
+  TORCH_CHECK_TYPE(input.scalar_type() == dtype, "tvmbridge: input ", index, " ('", name,
+                   "') has dtype ", DtypeName(input.scalar_type()), "; expected ", expected());
+  TORCH_CHECK_VALUE(input.sizes() == shape, "tvmbridge: input ", index, " ('", name,
+                    "') has shape ", ShapeString(input.sizes().vec()), "; expected ", expected());
+  TORCH_CHECK_VALUE(input.is_contiguous(), "tvmbridge: input ", index, " ('", name,
                     "') is not contiguous (strides ", input.strides(),
                     "); call .contiguous() on it first");
+}
+
+at::Tensor TVMModule::PrepareInput(const at::Tensor& input, size_t index) {
+  const TensorSpec& spec = metadata_.inputs[index];
+  CheckInput(input, static_cast<int64_t>(index), spec.name, spec.shape, spec.dtype);
   if (reinterpret_cast<uintptr_t>(input.data_ptr()) % kTvmAlignment != 0) {
     alignment_copies_.fetch_add(1, std::memory_order_relaxed);
     return input.clone();  // fresh storage from PyTorch's allocator is 64-byte aligned

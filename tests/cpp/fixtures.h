@@ -25,7 +25,7 @@ inline torch::jit::Module LoadFixture(const std::string& file) {
 }
 
 inline c10::intrusive_ptr<TVMModule> TvmModuleOf(const torch::jit::Module& compiled) {
-  return compiled.attr("tvm_module").toCustomClass<TVMModule>();
+  return compiled.attr("tvm_module_0").toCustomClass<TVMModule>();
 }
 
 }  // namespace tvmbridge::testing

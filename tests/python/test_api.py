@@ -86,8 +86,15 @@ class WithTopk(torch.nn.Module):
 def test_unsupported_ops_are_named():
     scripted = torch.jit.script(WithTopk())
     assert tt.unsupported_ops(scripted) == ["aten::topk"]
+    # from_torchscript converts whole graphs: it names what it cannot convert.
     with pytest.raises(tvmbridge.UnsupportedOperatorError, match="aten::topk"):
-        tt.compile(scripted, inputs=[tt.Input((3, 8))])
+        tt.from_torchscript(scripted, inputs=[tt.Input((3, 8))])
+    # compile leaves it to PyTorch unless asked not to.
+    with pytest.raises(tvmbridge.UnsupportedOperatorError, match="aten::topk"):
+        tt.compile(scripted, inputs=[tt.Input((3, 8))], require_full_compilation=True)
+    compiled = tt.compile(scripted, inputs=[tt.Input((3, 8))], min_block_size=1)
+    x = torch.randn(3, 8)
+    torch.testing.assert_close(compiled(x), WithTopk()(x))
 
 
 class DataDependent(torch.nn.Module):
@@ -97,9 +104,18 @@ class DataDependent(torch.nn.Module):
         return x
 
 
-def test_data_dependent_control_flow_is_reported():
+def test_data_dependent_control_flow_stays_in_torchscript():
+    scripted = torch.jit.script(DataDependent())
     with pytest.raises(tvmbridge.UnsupportedOperatorError, match="aten::Bool.*data-dependent"):
-        tt.compile(torch.jit.script(DataDependent()), inputs=[tt.Input((3,))])
+        tt.from_torchscript(scripted, inputs=[tt.Input((3,))])
+    compiled = tt.compile(scripted, inputs=[tt.Input((3,))], min_block_size=1)
+    for x in (torch.ones(3), -torch.ones(3)):
+        torch.testing.assert_close(compiled(x), DataDependent()(x))
+    explanation = tt.explain(scripted, [tt.Input((3,))], min_block_size=1)
+    assert explanation.placement_of("prim::If") == {"PyTorch"}
+    # x.sum() > 0 is one region before the branch, x * 2 another inside it.
+    assert explanation.placement_of("aten::gt") == {"TVM block 0"}
+    assert explanation.placement_of("aten::mul") == {"TVM block 1"}
 
 
 def test_training_mode_dropout_is_refused_only_when_it_matters():

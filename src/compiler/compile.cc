@@ -1,0 +1,115 @@
+#include "compiler/compile.h"
+
+#include <cstring>
+
+#include <ATen/Functions.h>
+#include <c10/util/Exception.h>
+#include <tvm/ffi/extra/json.h>
+#include <tvm/ffi/function.h>
+#include <tvm/ffi/string.h>
+
+#include "compiler/embed.h"
+#include "frontend/graph_prep.h"
+#include "runtime/sha256.h"
+
+namespace tvmbridge {
+namespace {
+
+namespace json = tvm::ffi::json;
+using tvm::ffi::String;
+
+// The graph ready to partition: frozen, specialised to the input shapes, observed.
+struct Analysis {
+  frontend::PreparedGraph prepared;
+  std::vector<TensorSpec> inputs;
+  partition::Observations observations;
+  partition::Partition partition;
+};
+
+Analysis Analyse(const std::string& archive, const std::vector<TensorSpec>& specs,
+                 const partition::PartitionOptions& options) {
+  Analysis analysis;
+  analysis.prepared = frontend::PrepareForConversion(frontend::LoadModule(archive),
+                                                     /*fold_weights=*/true,
+                                                     /*local_mutation_only=*/false);
+  torch::jit::Graph& graph = *analysis.prepared.graph;
+  TORCH_CHECK_VALUE(graph.inputs().size() - 1 == specs.size(),
+                    "tvmbridge: the model's forward "
+                    "takes ",
+                    graph.inputs().size() - 1, " input(s) but ", specs.size(),
+                    " input spec(s) were given");
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const torch::jit::Value* input = graph.inputs()[i + 1];
+    TORCH_CHECK_TYPE(input->type()->kind() == c10::TypeKind::TensorType, "tvmbridge: input ", i,
+                     " ('", frontend::UserName(input, i), "') of forward is a ",
+                     input->type()->repr_str(), "; only tensor inputs are supported");
+    TensorSpec spec = specs[i];
+    if (spec.name.empty()) spec.name = frontend::UserName(input, i);
+    analysis.inputs.push_back(spec);
+  }
+  c10::IValue self = analysis.prepared.frozen._ivalue();
+  // Observe, fold what the shapes decide, then observe the simplified graph.
+  auto first = partition::ObserveTensors(graph, self, analysis.inputs);
+  partition::SpecializeToShapes(analysis.prepared.graph, first);
+  analysis.observations = partition::ObserveTensors(graph, self, analysis.inputs);
+  analysis.partition = partition::PartitionGraph(graph, analysis.observations, options);
+  return analysis;
+}
+
+std::string ReportJson(const partition::Partition& partition) {
+  json::Array regions;
+  for (size_t k = 0; k < partition.regions.size(); ++k) {
+    const partition::Region& region = partition.regions[k];
+    regions.push_back(json::Object{{"index", static_cast<int64_t>(k)},
+                                   {"nodes", static_cast<int64_t>(region.nodes.size())},
+                                   {"inputs", static_cast<int64_t>(region.inputs.size())},
+                                   {"outputs", static_cast<int64_t>(region.outputs.size())}});
+  }
+  json::Array nodes;
+  for (const partition::NodePlacement& placement : partition.placements) {
+    nodes.push_back(json::Object{{"kind", String(placement.node->kind().toQualString())},
+                                 {"region", static_cast<int64_t>(placement.region)},
+                                 {"reason", String(placement.reason)},
+                                 {"source", String(partition::SourceLocation(*placement.node))}});
+  }
+  return std::string(json::Stringify(json::Object{{"regions", regions}, {"nodes", nodes}}));
+}
+
+}  // namespace
+
+std::string Explain(const std::string& archive, const std::vector<TensorSpec>& inputs,
+                    const partition::PartitionOptions& options) {
+  return ReportJson(Analyse(archive, inputs, options).partition);
+}
+
+CompileResult Compile(const std::string& archive, const std::vector<TensorSpec>& inputs,
+                      const partition::PartitionOptions& options, const std::string& target_json,
+                      const std::string& tvm_version) {
+  Analysis analysis = Analyse(archive, inputs, options);
+  const auto build = tvm::ffi::Function::GetGlobal("tvmbridge.build_library");
+  TORCH_CHECK(build.has_value(),
+              "tvmbridge: no 'tvmbridge.build_library' is registered; "
+              "compile through tvmbridge.torch.compile, which registers TVM's pipeline");
+  std::vector<c10::intrusive_ptr<TVMModule>> modules;
+  for (const partition::Region& region : analysis.partition.regions) {
+    ArtifactMetadata metadata;
+    tvm::ffi::ObjectRef ir_module = partition::BuildRegionModule(
+        region, analysis.partition, analysis.observations, metadata.inputs, metadata.outputs);
+    auto library = (*build)(ir_module, String(target_json)).cast<tvm::ffi::Bytes>();
+    metadata.output_is_tuple = true;
+    metadata.target = target_json;
+    metadata.tvm_version = tvm_version;
+    metadata.tvmbridge_version = TVMBRIDGE_VERSION;
+    metadata.library_sha256 = Sha256Hex(library.data(), library.size());
+    at::Tensor bytes = at::empty({static_cast<int64_t>(library.size())}, at::kByte);
+    std::memcpy(bytes.data_ptr(), library.data(), library.size());
+    modules.push_back(c10::make_intrusive<TVMModule>(metadata.ToJson(), bytes));
+  }
+  CompileResult result;
+  result.report_json = ReportJson(analysis.partition);
+  result.archive =
+      EmbedRegions(analysis.prepared.graph, analysis.partition.regions, modules, analysis.inputs);
+  return result;
+}
+
+}  // namespace tvmbridge

@@ -1,0 +1,28 @@
+// Ahead-of-time compilation of a TorchScript module: partition, convert each region to
+// Relax, build it with TVM (through the Python pipeline), and embed the results.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "partition/partitioner.h"
+#include "tvmbridge/artifact.h"
+
+namespace tvmbridge {
+
+struct CompileResult {
+  std::string archive;      // torch.jit.save bytes of the compiled module
+  std::string report_json;  // what explain() shows
+};
+
+// The analysis alone: where each node would run and why (JSON, see ReportJson).
+std::string Explain(const std::string& archive, const std::vector<TensorSpec>& inputs,
+                    const partition::PartitionOptions& options);
+
+// `target_json` is passed to the registered Python function "tvmbridge.build_library"
+// together with each region's IRModule; it returns the exported library bytes.
+CompileResult Compile(const std::string& archive, const std::vector<TensorSpec>& inputs,
+                      const partition::PartitionOptions& options, const std::string& target_json,
+                      const std::string& tvm_version);
+
+}  // namespace tvmbridge

@@ -1,0 +1,368 @@
+#include "partition/partitioner.h"
+
+#include "frontend/graph_prep.h"
+
+#include <algorithm>
+#include <sstream>
+
+#include <c10/util/Exception.h>
+#include <torch/csrc/jit/ir/constants.h>
+#include <torch/csrc/jit/ir/scope.h>
+#include <torch/csrc/jit/runtime/operator.h>
+
+namespace tvmbridge::partition {
+namespace {
+
+using frontend::Value;
+using frontend::ValueMap;
+using torch::jit::Block;
+using torch::jit::Node;
+
+enum class Placement { kTvm, kTorch, kConstant };
+
+bool IsTensor(const torch::jit::Value* value) {
+  return value->type()->kind() == c10::TypeKind::TensorType;
+}
+
+std::string FirstLine(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+// Plain bookkeeping nodes: they do not count towards min_block_size.
+bool IsStructural(const Node& node) { return node.kind().is_prim(); }
+
+// The result of trying every node: where it can run, why not TVM, and the values known at
+// compile time (constants, folded scalars) that regions may use.
+struct Probe {
+  std::unordered_map<const Node*, Placement> placement;
+  std::unordered_map<const Node*, std::string> reason;
+  ValueMap values;
+};
+
+class Prober {
+ public:
+  Prober(const Observations& observations,
+         const std::unordered_map<const Node*, std::string>& forced)
+      : observations_(observations),
+        forced_(forced),
+        builder_({}),
+        context_(builder_, probe_.values, no_weights_) {}
+
+  Probe Run(const torch::jit::Graph& graph) {
+    ProbeBlock(*graph.block());
+    return std::move(probe_);
+  }
+
+ private:
+  void ToTorch(const Node& node, std::string reason) {
+    probe_.placement[&node] = Placement::kTorch;
+    probe_.reason[&node] = std::move(reason);
+  }
+
+  // Makes a value computed by PyTorch available to a converter as a region input; returns
+  // the reason when it cannot be one.
+  std::string Bind(const torch::jit::Value* input) {
+    if (probe_.values.count(input)) return "";
+    if (!IsTensor(input)) {
+      return "its input %" + input->debugName() + " is a " + input->type()->repr_str() +
+             " computed by PyTorch";
+    }
+    auto observed = observations_.find(input);
+    if (observed == observations_.end()) {
+      return "its input %" + input->debugName() + " was not computed in the example runs";
+    }
+    if (!observed->second.static_shape) {
+      return "its input %" + input->debugName() + " has a data-dependent shape";
+    }
+    probe_.values[input] = Value::Tensor(relax::MakeParam(
+        input->debugName(), observed->second.shape, DtypeName(observed->second.dtype)));
+    return "";
+  }
+
+  void ProbeBlock(const Block& block) {
+    for (const Node* node : block.nodes()) ProbeNode(*node);
+  }
+
+  void ProbeNode(const Node& node) {
+    if (node.kind() == c10::prim::Constant) {
+      frontend::ConvertNode(node, context_, probe_.values);
+      probe_.placement[&node] = Placement::kConstant;
+      return;
+    }
+    auto forced = forced_.find(&node);
+    if (forced != forced_.end()) {
+      ToTorch(node, forced->second);
+    } else if (!node.blocks().empty()) {
+      ToTorch(node, "control flow that depends on tensor values stays in TorchScript");
+    } else if (node.kind() == c10::prim::RaiseException) {
+      ToTorch(node, "raises an exception");
+    } else {
+      for (const torch::jit::Value* input : node.inputs()) {
+        std::string problem = Bind(input);
+        if (!problem.empty()) return ToTorch(node, problem);
+      }
+      try {
+        frontend::ConvertNode(node, context_, probe_.values);
+        bool constant = std::all_of(
+            node.outputs().begin(), node.outputs().end(), [&](const torch::jit::Value* output) {
+              return probe_.values.at(output).kind == Value::Kind::kConstant;
+            });
+        probe_.placement[&node] = constant ? Placement::kConstant : Placement::kTvm;
+      } catch (const std::exception& error) {
+        ToTorch(node, FirstLine(frontend::ErrorText(error)));
+      }
+      return;
+    }
+    for (const Block* nested : node.blocks()) ProbeBlock(*nested);
+  }
+
+  const Observations& observations_;
+  const std::unordered_map<const Node*, std::string>& forced_;
+  relax::FunctionBuilder builder_;  // never finished: conversions here are trials
+  std::unordered_map<const torch::jit::Value*, relax::Expr> no_weights_;
+  Probe probe_;
+  frontend::ConversionContext context_;
+};
+
+bool IsConstant(const Probe& probe, const torch::jit::Value* value) {
+  auto it = probe.values.find(value);
+  return it != probe.values.end() && it->second.kind == Value::Kind::kConstant;
+}
+
+void CloseRegion(Region& region, const Probe& probe, std::vector<Region>& regions) {
+  if (region.nodes.empty()) return;
+  std::unordered_set<const Node*> members(region.nodes.begin(), region.nodes.end());
+  for (Node* node : region.nodes) {
+    for (torch::jit::Value* input : node->inputs()) {
+      if (members.count(input->node()) || IsConstant(probe, input)) continue;
+      if (std::find(region.inputs.begin(), region.inputs.end(), input) == region.inputs.end()) {
+        region.inputs.push_back(input);
+      }
+    }
+    for (torch::jit::Value* output : node->outputs()) {
+      bool used_outside =
+          std::any_of(output->uses().begin(), output->uses().end(),
+                      [&](const torch::jit::Use& use) { return members.count(use.user) == 0; });
+      if (used_outside) region.outputs.push_back(output);
+    }
+  }
+  regions.push_back(std::move(region));
+  region = Region();
+}
+
+// Regions are runs of consecutive TVM nodes of one block (constants do not break a run), so
+// every PyTorch node of the block is before or after a region: no cycle can form.
+void FormRegions(Block& block, const Probe& probe, std::vector<Region>& regions) {
+  Region current;
+  for (Node* node : block.nodes()) {
+    Placement placement = probe.placement.at(node);
+    if (placement == Placement::kConstant) continue;
+    if (placement == Placement::kTvm) {
+      current.nodes.push_back(node);
+      continue;
+    }
+    CloseRegion(current, probe, regions);
+    for (Block* nested : node->blocks()) FormRegions(*nested, probe, regions);
+  }
+  CloseRegion(current, probe, regions);
+}
+
+// Nodes a region cannot keep: producers of non-tensor results that PyTorch reads, and all
+// nodes of regions smaller than min_block_size.
+std::unordered_map<const Node*, std::string> Evictions(const std::vector<Region>& regions,
+                                                       int64_t min_block_size) {
+  std::unordered_map<const Node*, std::string> evict;
+  for (const Region& region : regions) {
+    for (const torch::jit::Value* output : region.outputs) {
+      if (!IsTensor(output)) {
+        evict[output->node()] =
+            "its " + output->type()->repr_str() + " result is used by PyTorch code";
+      }
+    }
+    auto ops = std::count_if(region.nodes.begin(), region.nodes.end(),
+                             [](const Node* node) { return !IsStructural(*node); });
+    if (ops < min_block_size) {
+      for (const Node* node : region.nodes) {
+        evict.emplace(node, "in a block of " + std::to_string(ops) +
+                                " op(s), below min_block_size=" + std::to_string(min_block_size));
+      }
+    }
+  }
+  return evict;
+}
+
+bool InModule(const Node& node, const std::unordered_set<std::string>& modules,
+              std::string& matched) {
+  auto callstack = node.callstack();
+  if (!callstack) return false;
+  for (const auto& entry : (*callstack)->vec()) {
+    const auto& info = std::get<torch::jit::kModuleInstanceInfo>(entry);
+    if (!info) continue;
+    std::string instance = info->instance_name();
+    std::string class_name =
+        info->class_type() && info->class_type()->name() ? info->class_type()->name()->name() : "";
+    for (const std::string& name : {class_name, instance}) {
+      if (!name.empty() && modules.count(name)) {
+        matched = name;
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+void ForceUserChoices(const Block& block, const PartitionOptions& options,
+                      std::unordered_map<const Node*, std::string>& forced,
+                      std::unordered_set<std::string>& modules_seen) {
+  for (const Node* node : block.nodes()) {
+    for (const Block* nested : node->blocks()) {
+      ForceUserChoices(*nested, options, forced, modules_seen);
+    }
+    std::string kind = node->kind().toQualString();
+    std::string module;
+    if (frontend::IsInPlace(*node)) {
+      // TorchScript could not make it functional, so its effect is observed elsewhere: keep
+      // it, and the views it writes through, where the aliasing is real.
+      forced[node] = "in-place op on an aliased tensor (its effect must stay visible)";
+      for (const Node* view = node->input(0)->node(); frontend::IsViewOp(*view);
+           view = view->input(0)->node()) {
+        forced[view] = "view written to by an in-place op";
+      }
+    } else if (options.torch_executed_ops.count(kind)) {
+      forced[node] = "listed in torch_executed_ops";
+    } else if (InModule(*node, options.torch_executed_modules, module)) {
+      forced[node] = "inside module '" + module + "' (torch_executed_modules)";
+      modules_seen.insert(module);
+    }
+  }
+}
+
+void CheckOpNames(const std::unordered_set<std::string>& names) {
+  for (const std::string& name : names) {
+    bool known = false;
+    if (name.find("::") != std::string::npos) {
+      known = !torch::jit::getAllOperatorsFor(c10::Symbol::fromQualString(name)).empty();
+    }
+    TORCH_CHECK_VALUE(known, "torch_executed_ops: '", name,
+                      "' is not an operator TorchScript knows; expected a name like "
+                      "'aten::topk'");
+  }
+}
+
+void CollectPlacements(const Block& block, const Probe& probe,
+                       const std::unordered_map<const Node*, int>& region_of,
+                       std::vector<NodePlacement>& placements) {
+  for (const Node* node : block.nodes()) {
+    if (node->kind() == c10::prim::Constant) continue;
+    NodePlacement placement;
+    placement.node = node;
+    auto region = region_of.find(node);
+    if (region != region_of.end()) {
+      placement.region = region->second;
+    } else if (probe.placement.at(node) == Placement::kTorch) {
+      placement.reason = probe.reason.at(node);
+    } else {
+      placement.reason = "computed from constants";
+    }
+    placements.push_back(std::move(placement));
+    for (const Block* nested : node->blocks()) {
+      CollectPlacements(*nested, probe, region_of, placements);
+    }
+  }
+}
+
+}  // namespace
+
+std::string SourceLocation(const Node& node) {
+  auto location = node.sourceRange().file_line_col();
+  if (!location) return "";
+  const auto& [file, line, column] = *location;
+  return file + ":" + std::to_string(line);
+}
+
+Partition PartitionGraph(torch::jit::Graph& graph, const Observations& observations,
+                         const PartitionOptions& options) {
+  CheckOpNames(options.torch_executed_ops);
+  std::unordered_map<const Node*, std::string> forced;
+  std::unordered_set<std::string> modules_seen;
+  ForceUserChoices(*graph.block(), options, forced, modules_seen);
+  for (const std::string& module : options.torch_executed_modules) {
+    TORCH_CHECK_VALUE(modules_seen.count(module),
+                      "torch_executed_modules: no op of the model "
+                      "runs inside a submodule named '",
+                      module,
+                      "' (give a class name like "
+                      "'MyHead' or an attribute path like 'head')");
+  }
+
+  // Trying nodes, forming regions and evicting what regions cannot keep, until stable: each
+  // round only grows the set of PyTorch nodes, so it ends.
+  Probe probe;
+  std::vector<Region> regions;
+  while (true) {
+    probe = Prober(observations, forced).Run(graph);
+    regions.clear();
+    FormRegions(*graph.block(), probe, regions);
+    auto evict = Evictions(regions, options.require_full_compilation ? 0 : options.min_block_size);
+    size_t before = forced.size();
+    forced.insert(evict.begin(), evict.end());
+    if (forced.size() == before) break;
+  }
+
+  Partition partition;
+  std::unordered_map<const Node*, int> region_of;
+  for (size_t i = 0; i < regions.size(); ++i) {
+    for (const Node* node : regions[i].nodes) region_of[node] = static_cast<int>(i);
+  }
+  CollectPlacements(*graph.block(), probe, region_of, partition.placements);
+  partition.regions = std::move(regions);
+  for (const auto& [value, converted] : probe.values) {
+    if (converted.kind == Value::Kind::kConstant) partition.constants.emplace(value, converted);
+  }
+
+  if (options.require_full_compilation) {
+    std::ostringstream message;
+    size_t count = 0;
+    for (const NodePlacement& placement : partition.placements) {
+      if (placement.region >= 0 || placement.reason == "computed from constants") continue;
+      ++count;
+      std::string where = SourceLocation(*placement.node);
+      message << "\n  " << placement.node->kind().toQualString()
+              << (where.empty() ? "" : " at " + where) << ": " << placement.reason;
+    }
+    if (count > 0) {
+      throw frontend::ConversionError("tvmbridge: require_full_compilation=True, but " +
+                                      std::to_string(count) +
+                                      " node(s) cannot run in TVM:" + message.str());
+    }
+  }
+  return partition;
+}
+
+tvm::ffi::ObjectRef BuildRegionModule(const Region& region, const Partition& partition,
+                                      const Observations& observations,
+                                      std::vector<TensorSpec>& input_specs,
+                                      std::vector<TensorSpec>& output_specs) {
+  ValueMap values = partition.constants;
+  std::vector<relax::Expr> params;
+  for (size_t i = 0; i < region.inputs.size(); ++i) {
+    const torch::jit::Value* input = region.inputs[i];
+    const ObservedTensor& observed = observations.at(input);
+    TensorSpec spec{frontend::UserName(input, i), observed.shape, observed.dtype};
+    params.push_back(relax::MakeParam(spec.name, spec.shape, DtypeName(spec.dtype)));
+    values[input] = Value::Tensor(params.back());
+    input_specs.push_back(spec);
+  }
+  relax::FunctionBuilder builder(params);
+  std::unordered_map<const torch::jit::Value*, relax::Expr> no_weights;
+  frontend::ConversionContext context(builder, values, no_weights);
+  for (const Node* node : region.nodes) frontend::ConvertNode(*node, context, values);
+  std::vector<relax::Expr> outputs;
+  for (size_t i = 0; i < region.outputs.size(); ++i) {
+    outputs.push_back(context.Tensor(region.outputs[i]));
+    relax::TensorInfo info = relax::InfoOf(outputs.back());
+    output_specs.push_back({"output_" + std::to_string(i), info.shape.value_or(relax::IntList{}),
+                            DtypeFromName(info.dtype)});
+  }
+  return builder.Finish(relax::MakeTuple(outputs), "main");
+}
+
+}  // namespace tvmbridge::partition

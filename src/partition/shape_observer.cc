@@ -1,0 +1,224 @@
+#include "partition/shape_observer.h"
+
+#include <unordered_set>
+
+#include <ATen/Functions.h>
+#include <c10/util/Exception.h>
+#include <torch/csrc/jit/ir/constants.h>
+#include <torch/csrc/jit/passes/constant_propagation.h>
+#include <torch/csrc/jit/passes/dead_code_elimination.h>
+#include <torch/csrc/jit/runtime/interpreter.h>
+#include <torch/library.h>
+
+namespace tvmbridge::partition {
+namespace {
+
+using torch::jit::Block;
+using torch::jit::Node;
+using torch::jit::Value;
+
+// Ops whose output shape depends on the input's values, not only its shape.
+const std::unordered_set<std::string>& DataDependentOps() {
+  static const std::unordered_set<std::string> ops = {
+      "aten::nonzero",
+      "aten::masked_select",
+      "aten::unique",
+      "aten::_unique",
+      "aten::_unique2",
+      "aten::unique_dim",
+      "aten::unique_consecutive",
+      "aten::argwhere",
+      "aten::nonzero_numpy",
+      "aten::repeat_interleave",
+      "aten::bincount",
+      "aten::histc",
+      "aten::index",
+  };
+  return ops;
+}
+
+// Where the probe op records; one observation run at a time per thread.
+thread_local std::vector<ObservedTensor>* current_records = nullptr;
+thread_local std::vector<bool>* current_seen = nullptr;
+
+void Observe(const at::Tensor& tensor, int64_t id) {
+  if (current_records == nullptr || id < 0 || static_cast<size_t>(id) >= current_records->size()) {
+    return;
+  }
+  ObservedTensor& record = (*current_records)[id];
+  std::vector<int64_t> shape = tensor.sizes().vec();
+  if (!(*current_seen)[id]) {
+    (*current_seen)[id] = true;
+    record.shape = shape;
+    record.dtype = tensor.scalar_type();
+  } else if (record.shape != shape) {
+    record.static_shape = false;
+  }
+}
+
+bool IsTensor(const Value* value) { return value->type()->kind() == c10::TypeKind::TensorType; }
+
+// Pairs every value of `copy` with the value of `original` at the same place.
+void MatchValues(const Block* original, const Block* copy,
+                 std::unordered_map<const Value*, const Value*>& to_original) {
+  for (size_t i = 0; i < original->inputs().size(); ++i) {
+    to_original[copy->inputs()[i]] = original->inputs()[i];
+  }
+  auto original_node = original->nodes().begin();
+  auto copy_node = copy->nodes().begin();
+  for (; original_node != original->nodes().end(); ++original_node, ++copy_node) {
+    for (size_t i = 0; i < (*original_node)->outputs().size(); ++i) {
+      to_original[(*copy_node)->output(i)] = (*original_node)->output(i);
+    }
+    for (size_t b = 0; b < (*original_node)->blocks().size(); ++b) {
+      MatchValues((*original_node)->blocks()[b], (*copy_node)->blocks()[b], to_original);
+    }
+  }
+}
+
+void InsertProbe(torch::jit::Graph& graph, Value* value, int64_t id) {
+  Node* probe = graph.create(c10::Symbol::fromQualString("tvmbridge::_observe"),
+                             {value, graph.insertConstant(id)}, 0);
+  graph.insertNode(probe);
+}
+
+// Adds a probe after every tensor definition in `block` (and nested blocks).
+void Instrument(torch::jit::Graph& graph, Block* block,
+                const std::unordered_map<const Value*, const Value*>& to_original,
+                std::unordered_map<const Value*, int64_t>& ids) {
+  auto probe = [&](Value* value) {
+    if (!IsTensor(value)) return;
+    int64_t id = static_cast<int64_t>(ids.size());
+    ids.emplace(to_original.at(value), id);
+    InsertProbe(graph, value, id);
+  };
+  {
+    torch::jit::WithInsertPoint at_start(block->nodes().front());
+    for (Value* param : block->inputs()) probe(param);
+  }
+  std::vector<Node*> nodes(block->nodes().begin(), block->nodes().end());
+  for (Node* node : nodes) {
+    for (Block* nested : node->blocks()) Instrument(graph, nested, to_original, ids);
+    torch::jit::WithInsertPoint after(node->next());
+    for (Value* output : node->outputs()) probe(output);
+  }
+}
+
+at::Tensor ExampleInput(const TensorSpec& spec) {
+  if (c10::isFloatingType(spec.dtype)) return at::randn(spec.shape).to(spec.dtype);
+  if (spec.dtype == c10::ScalarType::Bool) return at::randint(0, 2, spec.shape).to(spec.dtype);
+  return at::randint(0, 10, spec.shape).to(spec.dtype);
+}
+
+// Outputs of data-dependent ops, and of anything computed from a dynamic tensor by an op
+// without a static shape rule, are dynamic.
+void MarkDataDependent(const Block* block, Observations& observations) {
+  for (const Node* node : block->nodes()) {
+    for (const Block* nested : node->blocks()) MarkDataDependent(nested, observations);
+    bool dynamic_input = false;
+    for (const Value* input : node->inputs()) {
+      auto it = observations.find(input);
+      dynamic_input = dynamic_input || (it != observations.end() && !it->second.static_shape);
+    }
+    if (DataDependentOps().count(node->kind().toQualString()) == 0 && !dynamic_input) continue;
+    for (const Value* output : node->outputs()) {
+      auto it = observations.find(output);
+      if (it != observations.end()) it->second.static_shape = false;
+    }
+  }
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(tvmbridge, m) {
+  // Side effects only: the schema's conservative alias analysis keeps DCE away from it.
+  m.def(torch::schema("_observe(Tensor x, int id) -> ()", c10::AliasAnalysisKind::CONSERVATIVE),
+        Observe);
+}
+
+Observations ObserveTensors(torch::jit::Graph& graph, const c10::IValue& self,
+                            const std::vector<TensorSpec>& inputs, int runs) {
+  std::shared_ptr<torch::jit::Graph> instrumented = graph.copy();
+  std::unordered_map<const Value*, const Value*> to_original;
+  MatchValues(graph.block(), instrumented->block(), to_original);
+  std::unordered_map<const Value*, int64_t> ids;
+  Instrument(*instrumented, instrumented->block(), to_original, ids);
+
+  std::vector<ObservedTensor> records(ids.size());
+  std::vector<bool> seen(ids.size(), false);
+  torch::jit::Code code(instrumented, "tvmbridge_observe");
+  for (int run = 0; run < runs; ++run) {
+    torch::jit::Stack stack{self};
+    for (const TensorSpec& spec : inputs) stack.emplace_back(ExampleInput(spec));
+    current_records = &records;
+    current_seen = &seen;
+    try {
+      torch::jit::InterpreterState(code).run(stack);
+    } catch (...) {
+      current_records = nullptr;
+      current_seen = nullptr;
+      throw;
+    }
+    current_records = nullptr;
+    current_seen = nullptr;
+  }
+
+  Observations observations;
+  for (const auto& [value, id] : ids) {
+    if (seen[id]) observations.emplace(value, records[id]);
+  }
+  MarkDataDependent(graph.block(), observations);
+  return observations;
+}
+
+void SpecializeToShapes(const std::shared_ptr<torch::jit::Graph>& graph,
+                        const Observations& observations) {
+  std::vector<Node*> candidates;
+  std::vector<Block*> pending{graph->block()};
+  while (!pending.empty()) {
+    Block* block = pending.back();
+    pending.pop_back();
+    for (Node* node : block->nodes()) {
+      for (Block* nested : node->blocks()) pending.push_back(nested);
+      if (node->kind() == c10::aten::size || node->kind() == c10::aten::dim ||
+          node->kind() == c10::prim::dtype || node->kind() == c10::prim::device) {
+        candidates.push_back(node);
+      }
+    }
+  }
+  for (Node* node : candidates) {
+    auto it = observations.find(node->input(0));
+    if (it == observations.end()) continue;
+    c10::IValue value;
+    if (node->kind() == c10::prim::dtype) {
+      value = static_cast<int64_t>(it->second.dtype);
+    } else if (node->kind() == c10::prim::device) {
+      value = c10::Device(c10::kCPU);  // the example runs, like compiled modules, are CPU-only
+    }
+    const std::vector<int64_t>& shape = it->second.shape;
+    if (!value.isNone()) {
+      // dtype and device do not depend on the shape
+    } else if (!it->second.static_shape) {
+      continue;
+    } else if (node->kind() == c10::aten::dim) {
+      value = static_cast<int64_t>(shape.size());
+    } else if (node->inputs().size() == 1) {
+      value = c10::IValue(shape);
+    } else {
+      auto dim = torch::jit::toIValue(node->input(1));
+      if (!dim || !dim->isInt()) continue;
+      int64_t axis =
+          dim->toInt() < 0 ? dim->toInt() + static_cast<int64_t>(shape.size()) : dim->toInt();
+      if (axis < 0 || axis >= static_cast<int64_t>(shape.size())) continue;
+      value = shape[axis];
+    }
+    torch::jit::WithInsertPoint before(node);
+    node->output()->replaceAllUsesWith(graph->insertConstant(value));
+    node->destroy();
+  }
+  std::shared_ptr<torch::jit::Graph> folded = graph;
+  torch::jit::ConstantPropagation(folded);
+  torch::jit::EliminateDeadCode(folded);
+}
+
+}  // namespace tvmbridge::partition

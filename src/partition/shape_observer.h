@@ -1,0 +1,40 @@
+// Shapes and dtypes of every tensor in a graph, learned by running it on example inputs.
+//
+// The converter knows the shape of everything it converts; what PyTorch computes between
+// TVM regions (unsupported ops, loop-carried values) it learns here: the graph runs on random
+// inputs of the compiled shapes, twice, with a probe after every tensor definition. A value
+// whose shape differs between runs or loop iterations, or that a data-dependent op produced,
+// is marked dynamic and stays in PyTorch.
+#pragma once
+
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include <ATen/core/ivalue.h>
+#include <torch/csrc/jit/ir/ir.h>
+
+#include "tvmbridge/artifact.h"
+
+namespace tvmbridge::partition {
+
+struct ObservedTensor {
+  std::vector<int64_t> shape;
+  c10::ScalarType dtype = c10::ScalarType::Float;
+  bool static_shape = true;
+};
+
+using Observations = std::unordered_map<const torch::jit::Value*, ObservedTensor>;
+
+// `graph`'s first input is the module (`self`); `inputs` describe the others.
+Observations ObserveTensors(torch::jit::Graph& graph, const c10::IValue& self,
+                            const std::vector<TensorSpec>& inputs, int runs = 2);
+
+// Replaces aten::size and aten::dim of tensors with static shapes (and prim::dtype and
+// prim::device of observed tensors) by constants, then lets
+// TorchScript's constant propagation fold the arithmetic and the branches that only checked
+// shapes (`if x.dim() != 4: raise ...`).
+void SpecializeToShapes(const std::shared_ptr<torch::jit::Graph>& graph,
+                        const Observations& observations);
+
+}  // namespace tvmbridge::partition

@@ -1,0 +1,206 @@
+"""Partial compilation: what TVM cannot take stays in TorchScript, and the result is right.
+
+The four models of the partitioning issue: a detection head with data-dependent ops after a
+convolutional trunk, a scripted greedy decoder (data-dependent while loop around a GRU cell),
+an in-place write between two convolutions, and a custom op registered only in PyTorch.
+"""
+
+import pytest
+import torch
+import torch.nn as nn
+
+import tvmbridge
+import tvmbridge.torch as tt
+from conftest import randomize_
+
+TOLERANCE = dict(rtol=1e-4, atol=1e-4)
+
+
+def compile_and_check(model, inputs, **options):
+    """Compiles (scripted), compares with eager PyTorch, saves and reloads; returns the
+    explanation."""
+    scripted = torch.jit.script(model)
+    compiled = tt.compile(scripted, inputs=[tt.Input(tuple(x.shape), x.dtype) for x in inputs],
+                          **options)
+    with torch.no_grad():
+        expected = model(*inputs)
+        actual = compiled(*inputs)
+    torch.testing.assert_close(actual, expected, **TOLERANCE)
+    return tt.explain(scripted, inputs, **options), compiled
+
+
+class DetectionHead(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.trunk = nn.Sequential(
+            nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
+        )
+        self.classes = nn.Conv2d(16, 4, 1)
+        self.deltas = nn.Conv2d(16, 4, 1)
+
+    def forward(self, x):
+        features = self.trunk(x)
+        scores = torch.sigmoid(self.classes(features)).flatten(1)       # [1, 4*H*W]
+        boxes = self.deltas(features).flatten(2).transpose(1, 2)[0]     # [H*W, 4]
+        top_scores, top_index = scores[0].topk(20)
+        keep = torch.nonzero(top_scores > 0.5).squeeze(1)               # data-dependent
+        anchors = torch.div(top_index[keep], 4, rounding_mode="floor")
+        selected = boxes.index_select(0, anchors)
+        return top_scores[keep], selected * 2.0 + 1.0
+
+
+def test_detection_head():
+    torch.manual_seed(0)
+    model = randomize_(DetectionHead())
+    explanation, _ = compile_and_check(model, [torch.randn(1, 3, 16, 16)])
+    assert explanation.placement_of("aten::conv2d") == {"TVM block 0"}
+    for kind in ("aten::topk", "aten::nonzero", "aten::index_select"):
+        assert explanation.placement_of(kind) == {"PyTorch"}, kind
+    # selected * 2 + 1 has a data-dependent shape: it must not be compiled for one size.
+    mul = [n for n in explanation.nodes if n["kind"] == "aten::mul"]
+    assert mul and all(n["region"] < 0 for n in mul)
+    assert any("data-dependent shape" in n["reason"] for n in mul)
+
+
+class GreedyDecoder(nn.Module):
+    def __init__(self, vocab: int = 12, hidden: int = 32):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, hidden)
+        self.cell = nn.GRUCell(hidden, hidden)
+        self.project = nn.Linear(hidden, hidden)
+        self.out = nn.Linear(hidden, vocab)
+
+    def forward(self, h):
+        token = torch.zeros(1, dtype=torch.long)
+        steps = 0
+        logits_so_far = torch.zeros(0, self.out.out_features)
+        while steps < 12 and int(token[0]) != 1:
+            h = self.cell(self.embed(token), h)
+            logits = self.out(torch.tanh(self.project(h)))
+            token = logits.argmax(1)
+            logits_so_far = torch.cat([logits_so_far, logits], 0)
+            steps += 1
+        return h, logits_so_far
+
+
+def test_greedy_decoder_with_data_dependent_loop():
+    torch.manual_seed(3)
+    model = GreedyDecoder().eval()
+    h = torch.randn(1, 32)
+    explanation, compiled = compile_and_check(model, [h])
+    assert explanation.placement_of("prim::Loop") == {"PyTorch"}
+    assert explanation.placement_of("aten::gru_cell") == {"PyTorch"}
+    # The dense part of the loop body is compiled, inside the loop.
+    assert explanation.placement_of("aten::linear") == {"TVM block 0"}
+    assert explanation.placement_of("aten::tanh") == {"TVM block 0"}
+    # Another start state takes a different number of steps and still matches.
+    h2 = torch.randn(1, 32) * 3
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(h2), model(h2), **TOLERANCE)
+
+
+class InPlaceBetweenConvolutions(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.first = nn.Conv2d(3, 8, 3, padding=1)
+        self.second = nn.Conv2d(8, 8, 3, padding=1)
+        self.third = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        y = self.first(x)
+        y.add_(0.5)                 # removable: becomes functional
+        y[:, 0] = 0.0               # through a view: must stay in PyTorch, in order
+        z = torch.relu(self.second(torch.relu(y)))
+        return self.third(z) + y.mean()
+
+
+def test_in_place_write_between_convolutions():
+    torch.manual_seed(0)
+    model = InPlaceBetweenConvolutions().eval()
+    explanation, _ = compile_and_check(model, [torch.randn(1, 3, 12, 12)], min_block_size=1)
+    write = [n for n in explanation.nodes if n["kind"] in ("aten::fill_", "aten::copy_")]
+    assert write and all(n["region"] < 0 for n in write)
+    assert explanation.placement_of("aten::select") == {"PyTorch"}
+    assert len(explanation.regions) == 2  # before and after the write
+
+
+torch.library.define("tvmbridge_test::scale_shift", "(Tensor x, float scale) -> Tensor")
+
+
+@torch.library.impl("tvmbridge_test::scale_shift", "CompositeExplicitAutograd")
+def _scale_shift(x, scale):
+    return x * scale + 1.0
+
+
+class WithCustomOp(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.conv2 = nn.Conv2d(8, 8, 1)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x):
+        y = torch.relu(self.bn(self.conv(x)))
+        y = torch.relu(self.conv2(y))          # trunk: 4 ops once batch norm is folded
+        y = torch.ops.tvmbridge_test.scale_shift(y, 0.5)
+        return self.fc(y.mean([2, 3]))
+
+
+def test_custom_op_stays_in_pytorch(tmp_path):
+    torch.manual_seed(0)
+    model = randomize_(WithCustomOp())
+    x = torch.randn(2, 3, 8, 8)
+    explanation, compiled = compile_and_check(model, [x], min_block_size=1)
+    assert explanation.placement_of("tvmbridge_test::scale_shift") == {"PyTorch"}
+    assert len(explanation.regions) == 2
+    path = tmp_path / "custom.pt"
+    torch.jit.save(compiled, str(path))
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.load(str(path))(x), model(x), **TOLERANCE)
+
+
+def test_require_full_compilation_lists_every_unsupported_op_with_location():
+    torch.manual_seed(0)
+    scripted = torch.jit.script(randomize_(DetectionHead()))
+    with pytest.raises(tvmbridge.UnsupportedOperatorError) as info:
+        tt.compile(scripted, inputs=[tt.Input((1, 3, 16, 16))], require_full_compilation=True)
+    message = str(info.value)
+    for kind in ("aten::topk", "aten::nonzero", "aten::index_select"):
+        assert kind in message
+    assert "test_partition.py:" in message  # source locations
+
+
+def test_torch_executed_ops_and_modules():
+    torch.manual_seed(0)
+    model = randomize_(WithCustomOp())
+    x = torch.randn(2, 3, 8, 8)
+    scripted = torch.jit.script(model)
+    forced = tt.explain(scripted, [x], min_block_size=1, torch_executed_ops=["aten::relu"])
+    assert forced.placement_of("aten::relu") == {"PyTorch"}
+    assert any("torch_executed_ops" in n["reason"] for n in forced.nodes)
+    by_module = tt.explain(scripted, [x], min_block_size=1, torch_executed_modules=["fc"])
+    assert by_module.placement_of("aten::linear") == {"PyTorch"}
+    with pytest.raises(ValueError, match="not an operator TorchScript knows"):
+        tt.explain(scripted, [x], torch_executed_ops=["aten::no_such_op"])
+    with pytest.raises(ValueError, match="no op of the model runs inside a submodule named"):
+        tt.explain(scripted, [x], torch_executed_modules=["NoSuchHead"])
+
+
+def test_min_block_size_keeps_small_regions_in_pytorch():
+    torch.manual_seed(0)
+    model = randomize_(WithCustomOp())
+    x = torch.randn(2, 3, 8, 8)
+    small = tt.explain(torch.jit.script(model), [x], min_block_size=1)
+    large = tt.explain(torch.jit.script(model), [x], min_block_size=3)
+    assert len(small.regions) == 2
+    assert len(large.regions) == 1  # mean + fc after the custom op: 2 ops, stay in PyTorch
+    assert any("below min_block_size=3" in n["reason"] for n in large.nodes)
+
+
+def test_explain_prints_a_table():
+    torch.manual_seed(0)
+    text = str(tt.explain(torch.jit.script(randomize_(DetectionHead())),
+                          [torch.randn(1, 3, 16, 16)]))
+    assert "TVM block 0" in text and "PyTorch" in text and "aten::topk" in text
