@@ -89,6 +89,7 @@ PreparedGraph PrepareForConversion(torch::jit::Module module, bool fold_weights,
   prepared.frozen = torch::jit::freeze(module, std::nullopt, /*optimize_numerics=*/fold_weights);
   prepared.graph = prepared.frozen.get_method("forward").graph()->copy();
   torch::jit::Inline(*prepared.graph);
+  torch::jit::RemoveListMutation(prepared.graph);
   torch::jit::RemoveTensorMutation(prepared.graph);
   torch::jit::ConstantPropagation(prepared.graph);
   torch::jit::EliminateDeadCode(prepared.graph);

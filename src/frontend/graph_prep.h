@@ -24,13 +24,13 @@ bool IsViewOp(const torch::jit::Node& node);
 // Deserialises a TorchScript archive (torch.jit.save's bytes). Throws with the reason.
 torch::jit::Module LoadModule(const std::string& archive);
 
-// eval() + freeze (parameters become constants), inline calls, remove mutation where
-// TorchScript can, constant-propagate and drop dead code. Refuses in-place ops whose effect
-// would be visible outside the converted graph (on inputs or through views).
+// eval() + freeze (parameters become constants), inline calls, remove list and tensor
+// mutation where TorchScript can, constant-propagate and drop dead code.
 // `fold_weights`: also let freezing fold batch norms and scalings into convolution weights
 // (faster code, but the folded weights lose their parameter names).
-// `local_mutation_only`: refuse in-place ops that mutate inputs or views (a whole-graph
-// conversion cannot express them; the partitioner instead leaves them to PyTorch).
+// `local_mutation_only`: refuse in-place ops whose effect would be visible outside the
+// converted graph, on inputs or through views (a whole-graph conversion cannot express them;
+// the partitioner instead leaves them to PyTorch).
 PreparedGraph PrepareForConversion(torch::jit::Module module, bool fold_weights = true,
                                    bool local_mutation_only = true);
 

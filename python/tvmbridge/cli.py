@@ -1,0 +1,71 @@
+"""The tvmbridge command line (also `python -m tvmbridge`).
+
+    tvmbridge report model.pt --input 1x3x224x224:float32 [--min-block-size N]
+    tvmbridge compile model.pt --input 1x3x224x224:float32 -o model_tvm.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def parse_input(text: str):
+    """'1x3x224x224:float32' -> tvmbridge.torch.Input (dtype defaults to float32)."""
+    import torch
+
+    from .torch import Input
+
+    shape_text, _, dtype_text = text.partition(":")
+    try:
+        shape = tuple(int(d) for d in shape_text.split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad shape in '{text}': expected like 1x3x224x224")
+    dtype = getattr(torch, dtype_text or "float32", None)
+    if not isinstance(dtype, torch.dtype):
+        raise argparse.ArgumentTypeError(f"unknown dtype '{dtype_text}' in '{text}'")
+    return Input(shape, dtype)
+
+
+def _add_partition_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="a TorchScript .pt file")
+    parser.add_argument("--input", action="append", required=True, type=parse_input,
+                        help="SHAPE:DTYPE of one forward argument, e.g. 1x3x224x224:float32")
+    parser.add_argument("--min-block-size", type=int, default=3)
+    parser.add_argument("--torch-executed-op", action="append", default=[],
+                        help="an op to leave to PyTorch, e.g. aten::topk")
+    parser.add_argument("--torch-executed-module", action="append", default=[])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="tvmbridge", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    report = commands.add_parser("report", help="which node runs where (TVM or PyTorch), and why")
+    _add_partition_options(report)
+    compile_cmd = commands.add_parser("compile", help="compile a .pt with TVM into a .pt")
+    _add_partition_options(compile_cmd)
+    compile_cmd.add_argument("-o", "--output", required=True)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from . import torch as tt
+
+    options = dict(min_block_size=args.min_block_size,
+                   torch_executed_ops=args.torch_executed_op,
+                   torch_executed_modules=args.torch_executed_module)
+    try:
+        if args.command == "report":
+            print(tt.explain(args.model, args.input, **options))
+        else:
+            compiled = tt.compile(args.model, args.input, **options)
+            torch.jit.save(compiled, args.output)
+            print(f"wrote {args.output}")
+    except (ValueError, TypeError, NotImplementedError, RuntimeError, OSError) as error:
+        print(f"tvmbridge: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
