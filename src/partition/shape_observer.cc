@@ -46,12 +46,17 @@ void Observe(const at::Tensor& tensor, int64_t id) {
     return;
   }
   ObservedTensor& record = (*current_records)[id];
+  if (!tensor.defined()) {  // an absent optional tensor: nothing a region could take
+    (*current_seen)[id] = true;
+    record.static_shape = false;
+    return;
+  }
   std::vector<int64_t> shape = tensor.sizes().vec();
   if (!(*current_seen)[id]) {
     (*current_seen)[id] = true;
     record.shape = shape;
     record.dtype = tensor.scalar_type();
-  } else if (record.shape != shape) {
+  } else if (record.shape != shape || record.dtype != tensor.scalar_type()) {
     record.static_shape = false;
   }
 }

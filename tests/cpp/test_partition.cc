@@ -1,0 +1,122 @@
+// Partitioner units: observation, specialisation and regions on small TorchScript modules.
+#include <string>
+
+#include <gtest/gtest.h>
+#include <torch/script.h>
+
+#include "frontend/graph_prep.h"
+#include "partition/partitioner.h"
+#include "partition/shape_observer.h"
+
+namespace tvmbridge::partition {
+namespace {
+
+struct Analysed {
+  frontend::PreparedGraph prepared;
+  Observations observations;
+  Partition partition;
+};
+
+Analysed Analyse(const std::string& source, std::vector<TensorSpec> inputs,
+                 PartitionOptions options = {}) {
+  torch::jit::Module module("Net");
+  module.register_attribute("training", c10::BoolType::get(), true);
+  module.define(source);
+  Analysed result{frontend::PrepareForConversion(module, true, false), {}, {}};
+  auto& graph = result.prepared.graph;
+  c10::IValue self = result.prepared.frozen._ivalue();
+  SpecializeToShapes(graph, ObserveTensors(*graph, self, inputs));
+  result.observations = ObserveTensors(*graph, self, inputs);
+  result.partition = PartitionGraph(*graph, result.observations, options);
+  return result;
+}
+
+std::string PlacementOf(const Partition& partition, const std::string& kind) {
+  for (const NodePlacement& placement : partition.placements) {
+    if (placement.node->kind().toQualString() == kind) {
+      return placement.region >= 0 ? "tvm" + std::to_string(placement.region) : "torch";
+    }
+  }
+  return "absent";
+}
+
+TEST(Partition, UnsupportedOpSplitsTheGraphIntoTwoRegions) {
+  PartitionOptions options;
+  options.min_block_size = 1;
+  Analysed a = Analyse(R"(
+    def forward(self, x):
+        y = torch.relu(x) * 2.0
+        v, i = torch.topk(y, 3)
+        return torch.sigmoid(v) + 1.0
+  )",
+                       {{"x", {2, 8}, c10::ScalarType::Float}}, options);
+  ASSERT_EQ(a.partition.regions.size(), 2u);
+  EXPECT_EQ(PlacementOf(a.partition, "aten::relu"), "tvm0");
+  EXPECT_EQ(PlacementOf(a.partition, "aten::topk"), "torch");
+  EXPECT_EQ(PlacementOf(a.partition, "aten::sigmoid"), "tvm1");
+  // The second region's input is topk's output, with the shape observed for it.
+  const Region& second = a.partition.regions[1];
+  ASSERT_EQ(second.inputs.size(), 1u);
+  EXPECT_EQ(a.observations.at(second.inputs[0]).shape, (std::vector<int64_t>{2, 3}));
+}
+
+TEST(Partition, ShapeChecksAreFoldedAway) {
+  Analysed a = Analyse(R"(
+    def forward(self, x):
+        if x.dim() == 2:
+            y = torch.relu(x.view(x.size(0) * 2, -1))
+        else:
+            y = torch.sigmoid(x)
+        return y + 1.0
+  )",
+                       {{"x", {4, 6}, c10::ScalarType::Float}});
+  EXPECT_EQ(PlacementOf(a.partition, "prim::If"), "absent");
+  EXPECT_EQ(PlacementOf(a.partition, "aten::sigmoid"), "absent");
+  EXPECT_EQ(PlacementOf(a.partition, "aten::relu"), "tvm0");
+  EXPECT_EQ(a.partition.regions.size(), 1u);
+}
+
+TEST(Partition, DataDependentShapesStayInPyTorch) {
+  PartitionOptions options;
+  options.min_block_size = 1;
+  Analysed a = Analyse(R"(
+    def forward(self, x):
+        kept = x[torch.nonzero(x > 0).squeeze(1)]
+        return kept * 2.0
+  )",
+                       {{"x", {64}, c10::ScalarType::Float}}, options);
+  EXPECT_EQ(PlacementOf(a.partition, "aten::nonzero"), "torch");
+  EXPECT_EQ(PlacementOf(a.partition, "aten::mul"), "torch");
+  for (const NodePlacement& placement : a.partition.placements) {
+    if (placement.node->kind() == c10::aten::mul) {
+      EXPECT_NE(placement.reason.find("data-dependent shape"), std::string::npos);
+    }
+  }
+}
+
+TEST(Partition, SmallRegionsAreEvicted) {
+  PartitionOptions options;
+  options.min_block_size = 3;
+  Analysed a = Analyse(R"(
+    def forward(self, x):
+        v, i = torch.topk(torch.relu(x), 3)
+        return v
+  )",
+                       {{"x", {2, 8}, c10::ScalarType::Float}}, options);
+  EXPECT_TRUE(a.partition.regions.empty());
+  EXPECT_EQ(PlacementOf(a.partition, "aten::relu"), "torch");
+}
+
+TEST(Partition, UnknownTorchExecutedOpIsAnError) {
+  PartitionOptions options;
+  options.torch_executed_ops = {"aten::relu_but_not_really"};
+  EXPECT_THROW(Analyse(R"(
+    def forward(self, x):
+        return torch.relu(x)
+  )",
+                       {{"x", {2}, c10::ScalarType::Float}}, options),
+               c10::ValueError);
+}
+
+}  // namespace
+}  // namespace tvmbridge::partition
