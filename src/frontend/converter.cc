@@ -280,19 +280,57 @@ std::string ErrorText(const std::exception& error) {
 
 namespace {
 
+void ConvertBlock(const torch::jit::Block& block, ConversionContext& context, ValueMap& values);
+
+// Thrown to restart a conversion without dataflow blocks once a data-dependent branch shows up.
+struct NeedsControlFlow {};
+
+// `if cond:` on a tensor value becomes a Relax If whose branches return the block outputs (a
+// tuple when there are several).
+void ConvertDataDependentIf(const Node& node, ConversionContext& context, ValueMap& values) {
+  if (context.builder().dataflow()) throw NeedsControlFlow();
+  const Value& cond = context.Get(node.input(0));
+  TORCH_CHECK(cond.kind == Value::Kind::kTensor,
+              "the branch condition is computed in a way tvmbridge cannot convert");
+  auto branch = [&](const torch::jit::Block& block) {
+    return [&]() -> relax::Expr {
+      ConvertBlock(block, context, values);
+      std::vector<relax::Expr> results;
+      for (const torch::jit::Value* output : block.outputs()) {
+        TORCH_CHECK(output->type()->kind() == c10::TypeKind::TensorType,
+                    "a data-dependent branch returns a ", output->type()->repr_str(),
+                    "; only tensors can be returned from converted branches");
+        results.push_back(context.Tensor(output));
+      }
+      return results.size() == 1 ? results[0] : relax::MakeTuple(results);
+    };
+  };
+  relax::Expr result =
+      context.builder().EmitIf(cond.tensor, branch(*node.blocks()[0]), branch(*node.blocks()[1]));
+  if (node.outputs().size() == 1) {
+    values[node.output()] = Value::Tensor(result);
+    return;
+  }
+  for (size_t i = 0; i < node.outputs().size(); ++i) {
+    values[node.output(i)] =
+        Value::Tensor(context.EmitExpr(relax::TupleGetItem(result, static_cast<int>(i))));
+  }
+}
+
 // Converts the nodes of `block` in order. Control flow whose condition is known at conversion
 // (shape checks, flags frozen to constants) is resolved by converting the branch taken.
 void ConvertBlock(const torch::jit::Block& block, ConversionContext& context, ValueMap& values) {
   for (const Node* node : block.nodes()) {
     try {
       if (node->kind() == c10::prim::If) {
-        TORCH_CHECK(context.IsConstant(node->input(0)),
-                    "the condition depends on tensor values (data-dependent control flow is "
-                    "not supported yet)");
-        const torch::jit::Block& taken = *node->blocks()[context.Bool(node->input(0)) ? 0 : 1];
-        ConvertBlock(taken, context, values);
-        for (size_t i = 0; i < node->outputs().size(); ++i) {
-          values[node->output(i)] = context.Get(taken.outputs()[i]);
+        if (context.IsConstant(node->input(0))) {
+          const torch::jit::Block& taken = *node->blocks()[context.Bool(node->input(0)) ? 0 : 1];
+          ConvertBlock(taken, context, values);
+          for (size_t i = 0; i < node->outputs().size(); ++i) {
+            values[node->output(i)] = context.Get(taken.outputs()[i]);
+          }
+        } else {
+          ConvertDataDependentIf(*node, context, values);
         }
         continue;
       }
@@ -305,12 +343,53 @@ void ConvertBlock(const torch::jit::Block& block, ConversionContext& context, Va
       ConvertNode(*node, context, values);
     } catch (const ConversionError&) {
       throw;
+    } catch (const NeedsControlFlow&) {
+      throw;
     } catch (const std::exception& error) {
       throw ConversionError(std::string("tvmbridge: cannot convert ") +
                             node->kind().toQualString() + ": " + ErrorText(error) +
                             "\n  in: " + Describe(*node));
     }
   }
+}
+
+// Converts the graph's nodes into a new function and fills in the outputs of `result`.
+ConversionResult FinishConversion(
+    const torch::jit::Graph& graph, ValueMap values,
+    std::unordered_map<const torch::jit::Value*, relax::Expr> weight_params,
+    const std::vector<relax::Expr>& params, ConversionResult result, bool dataflow,
+    const ConversionOptions& options) {
+  relax::FunctionBuilder builder(params, dataflow);
+  ConversionContext context(builder, values, weight_params);
+  ConvertBlock(*graph.block(), context, values);
+
+  const torch::jit::Value* graph_output = graph.outputs()[0];
+  const Value& output = values.at(graph_output);
+  std::vector<relax::Expr> output_tensors;
+  if (output.kind == Value::Kind::kList) {
+    result.output_is_tuple = true;
+    for (const Value& item : output.items) {
+      if (item.kind != Value::Kind::kTensor) {
+        throw ConversionError(
+            "tvmbridge: forward returns a tuple holding a non-tensor; only "
+            "tensors and tuples of tensors can be returned");
+      }
+      output_tensors.push_back(item.tensor);
+    }
+  } else {
+    output_tensors.push_back(context.Tensor(graph_output));
+  }
+  for (size_t i = 0; i < output_tensors.size(); ++i) {
+    relax::TensorInfo info = relax::InfoOf(output_tensors[i]);
+    TensorSpec spec;
+    spec.name = "output_" + std::to_string(i);
+    spec.shape = info.shape.value_or(std::vector<int64_t>{});
+    spec.dtype = DtypeFromName(info.dtype);
+    result.outputs.push_back(spec);
+  }
+  relax::Expr body = result.output_is_tuple ? relax::MakeTuple(output_tensors) : output_tensors[0];
+  result.ir_module = builder.Finish(body, options.function_name);
+  return result;
 }
 
 }  // namespace
@@ -366,37 +445,13 @@ ConversionResult ConvertGraph(const torch::jit::Graph& graph, const std::vector<
     }
   }
 
-  relax::FunctionBuilder builder(params);
-  ConversionContext context(builder, values, weight_params);
-  ConvertBlock(*graph.block(), context, values);
-
-  const torch::jit::Value* graph_output = graph.outputs()[0];
-  const Value& output = values.at(graph_output);
-  std::vector<relax::Expr> output_tensors;
-  if (output.kind == Value::Kind::kList) {
-    result.output_is_tuple = true;
-    for (const Value& item : output.items) {
-      if (item.kind != Value::Kind::kTensor) {
-        throw ConversionError(
-            "tvmbridge: forward returns a tuple holding a non-tensor; only "
-            "tensors and tuples of tensors can be returned");
-      }
-      output_tensors.push_back(item.tensor);
-    }
-  } else {
-    output_tensors.push_back(context.Tensor(graph_output));
+  // First with dataflow blocks (what TVM fuses best); again without if a data-dependent
+  // branch needs Relax control flow.
+  try {
+    return FinishConversion(graph, values, weight_params, params, result, true, options);
+  } catch (const NeedsControlFlow&) {
+    return FinishConversion(graph, values, weight_params, params, result, false, options);
   }
-  for (size_t i = 0; i < output_tensors.size(); ++i) {
-    relax::TensorInfo info = relax::InfoOf(output_tensors[i]);
-    TensorSpec spec;
-    spec.name = "output_" + std::to_string(i);
-    spec.shape = info.shape.value_or(std::vector<int64_t>{});
-    spec.dtype = DtypeFromName(info.dtype);
-    result.outputs.push_back(spec);
-  }
-  relax::Expr body = result.output_is_tuple ? relax::MakeTuple(output_tensors) : output_tensors[0];
-  result.ir_module = builder.Finish(body, options.function_name);
-  return result;
 }
 
 }  // namespace tvmbridge::frontend

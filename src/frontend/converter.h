@@ -71,6 +71,7 @@ class ConversionContext {
   Value Emit(const relax::Expr& expr);
   relax::Expr EmitExpr(const relax::Expr& expr);
   relax::Expr Scalar(double value, const std::string& dtype);
+  relax::FunctionBuilder& builder() { return builder_; }
   relax::Expr Filled(double value, const relax::IntList& shape, const std::string& dtype);
 
  private:

@@ -107,6 +107,20 @@ Value ConvertSoftmax(ConversionContext& ctx, const Node& node) {
   return ctx.Emit(Op(x, static_cast<int>(axis < 0 ? axis + rank : axis)));
 }
 
+// aten::Bool(Tensor) -> bool: a one-element tensor as a condition. In Relax it stays a 0-d
+// bool tensor, which is what a Relax If takes.
+Value ConvertTensorToBool(ConversionContext& ctx, const Node& node) {
+  Expr x = ctx.Tensor(node.input(0));
+  relax::IntList shape = ctx.Shape(x);
+  int64_t elements = 1;
+  for (int64_t extent : shape) elements *= extent;
+  TORCH_CHECK(elements == 1, "bool() of a tensor with ", elements, " elements");
+  Expr scalar = shape.empty() ? x : ctx.EmitExpr(relax::op::Reshape(x, {}));
+  std::string dtype = ctx.Info(scalar).dtype;
+  if (dtype == "bool") return Value::Tensor(scalar);
+  return ctx.Emit(relax::op::NotEqual(scalar, ctx.Scalar(0.0, dtype)));
+}
+
 // Registers `name` and its in-place twin `name_`: the graph preparation has already checked
 // that no in-place result is observed through an alias, so both are functional here.
 void RegisterWithInplace(ConverterTable& table, const std::string& name, Converter converter) {
@@ -148,6 +162,7 @@ void RegisterElementwiseOps(ConverterTable& table) {
   RegisterWithInplace(table, "aten::hardswish", ConvertHardswish);
   table["aten::gelu"] = ConvertGelu;
   RegisterWithInplace(table, "aten::leaky_relu", ConvertLeakyRelu);
+  table["aten::Bool"] = ConvertTensorToBool;
   table["aten::softmax"] = ConvertSoftmax<relax::op::Softmax>;
   table["aten::log_softmax"] = ConvertSoftmax<relax::op::LogSoftmax>;
 }

@@ -196,11 +196,29 @@ Expr TupleGetItem(const Expr& tuple, int index) {
   return Call("relax.TupleGetItem", tuple, index, Any());
 }
 
-FunctionBuilder::FunctionBuilder(std::vector<Expr> params)
+FunctionBuilder::FunctionBuilder(std::vector<Expr> params, bool dataflow)
     : builder_(Global("relax.BlockBuilderCreate")(Any()).cast<ObjectRef>()),
-      params_(params.begin(), params.end()) {
+      params_(params.begin(), params.end()),
+      dataflow_(dataflow) {
   Global("relax.BlockBuilderBeginScope")(builder_, params_);
-  Global("relax.BlockBuilderBeginDataflowBlock")(builder_);
+  Global(dataflow_ ? "relax.BlockBuilderBeginDataflowBlock"
+                   : "relax.BlockBuilderBeginBindingBlock")(builder_);
+}
+
+Expr FunctionBuilder::EmitIf(const Expr& cond, const std::function<Expr()>& then_branch,
+                             const std::function<Expr()>& else_branch) {
+  if (dataflow_) throw std::logic_error("tvmbridge: control flow in a dataflow block");
+  auto branch = [&](const std::function<Expr()>& body) {
+    Global("relax.BlockBuilderBeginScope")(builder_, Any());
+    Global("relax.BlockBuilderBeginBindingBlock")(builder_);
+    Expr result = body();
+    Any block = Global("relax.BlockBuilderEndBlock")(builder_);
+    Global("relax.BlockBuilderEndScope")(builder_);
+    return Global("relax.SeqExpr")(Array<Any>{block}, result, Any());
+  };
+  Any then_seq = branch(then_branch);
+  Any else_seq = branch(else_branch);
+  return Emit(Call("relax.If", cond, then_seq, else_seq, Any()));
 }
 
 FunctionBuilder::~FunctionBuilder() {
@@ -218,7 +236,9 @@ Expr FunctionBuilder::Emit(const Expr& value, const std::string& name_hint) {
 
 ObjectRef FunctionBuilder::Finish(const Expr& output, const std::string& name) {
   finished_ = true;
-  Expr result = Call("relax.BlockBuilderEmitOutput", builder_, output, String("output"));
+  // Only dataflow blocks need their results marked as visible outside.
+  Expr result =
+      dataflow_ ? Call("relax.BlockBuilderEmitOutput", builder_, output, String("output")) : output;
   Any block = Global("relax.BlockBuilderEndBlock")(builder_);
   Any body = Global("relax.SeqExpr")(Array<Any>{block}, result, Any());
   Global("relax.BlockBuilderBeginScope")(builder_, params_);

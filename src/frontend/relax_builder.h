@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,23 +39,30 @@ Expr MakeConstant(const tvm::ffi::Tensor& value);
 Expr MakeTuple(const std::vector<Expr>& fields);
 Expr TupleGetItem(const Expr& tuple, int index);
 
-// Builds one Relax function with a single dataflow block, mirroring Python's
-// `with bb.function(...): with bb.dataflow(): ...`.
+// Builds one Relax function, mirroring Python's `with bb.function(...): with bb.dataflow():`.
+// Dataflow blocks let TVM fuse operators but cannot hold control flow; a function with
+// branches is built from plain binding blocks instead (`dataflow` false).
 class FunctionBuilder {
  public:
-  explicit FunctionBuilder(std::vector<Expr> params);
+  explicit FunctionBuilder(std::vector<Expr> params, bool dataflow = true);
   // Closes the scopes of a function that was never finished (a trial conversion).
   ~FunctionBuilder();
   FunctionBuilder(const FunctionBuilder&) = delete;
   FunctionBuilder& operator=(const FunctionBuilder&) = delete;
   // Binds `value` to a fresh dataflow variable (TVM infers its type) and returns the variable.
   Expr Emit(const Expr& value, const std::string& name_hint = "");
+  // Binds `if cond: then_branch() else: else_branch()` (cond: a 0-d bool tensor); each
+  // branch emits its bindings into its own scope and returns its result. Needs !dataflow.
+  Expr EmitIf(const Expr& cond, const std::function<Expr()>& then_branch,
+              const std::function<Expr()>& else_branch);
+  bool dataflow() const { return dataflow_; }
   // Ends the function with `output`, adds it as `name` and returns the IRModule.
   tvm::ffi::ObjectRef Finish(const Expr& output, const std::string& name);
 
  private:
   tvm::ffi::ObjectRef builder_;
   tvm::ffi::Array<Expr> params_;
+  bool dataflow_;
   bool finished_ = false;
 };
 

@@ -195,3 +195,31 @@ TEST(GraphPrep, InPlaceOpOnAnInputIsRefused) {
 
 }  // namespace
 }  // namespace tvmbridge::frontend
+
+namespace tvmbridge::frontend {
+namespace {
+
+TEST(Converter, DataDependentBranchBecomesRelaxIf) {
+  auto graph = ParseGraph(R"IR(
+    graph(%self : Tensor, %x : Tensor):
+      %none : NoneType = prim::Constant()
+      %zero : int = prim::Constant[value=0]()
+      %s : Tensor = aten::sum(%x, %none)
+      %positive : Tensor = aten::gt(%s, %zero)
+      %cond : bool = aten::Bool(%positive)
+      %y : Tensor = prim::If(%cond)
+        block0():
+          %a : Tensor = aten::relu(%x)
+          -> (%a)
+        block1():
+          %b : Tensor = aten::neg(%x)
+          -> (%b)
+      return (%y))IR");
+  std::string script = Script(Convert(*graph, {{"x", {4}, c10::ScalarType::Float}}).ir_module);
+  EXPECT_NE(script.find("if "), std::string::npos) << script;
+  EXPECT_NE(script.find("R.nn.relu"), std::string::npos) << script;
+  EXPECT_NE(script.find("R.negative"), std::string::npos) << script;
+}
+
+}  // namespace
+}  // namespace tvmbridge::frontend

@@ -100,22 +100,37 @@ def test_unsupported_ops_are_named():
 class DataDependent(torch.nn.Module):
     def forward(self, x):
         if bool(x.sum() > 0):
-            return x * 2
-        return x
+            y = torch.relu(x) * 2
+            z = y + 1
+        else:
+            y = x - 1
+            z = torch.sigmoid(x)
+        return y, z
 
 
-def test_data_dependent_control_flow_stays_in_torchscript():
+def test_data_dependent_branch_becomes_relax_if():
     scripted = torch.jit.script(DataDependent())
-    with pytest.raises(tvmbridge.UnsupportedOperatorError, match="aten::Bool.*data-dependent"):
-        tt.from_torchscript(scripted, inputs=[tt.Input((3,))])
+    mod, _ = tt.from_torchscript(scripted, inputs=[tt.Input((3,))])
+    assert "if " in mod.script(show_meta=False)
+    vm = tvm.relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
+    for x in (torch.ones(3), -torch.ones(3)):  # one input per branch
+        actual = [out.numpy() for out in vm["main"](tvm.runtime.tensor(x.numpy()))]
+        for a, e in zip(actual, scripted(x)):
+            np.testing.assert_allclose(a, e.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_data_dependent_control_flow_stays_in_torchscript_when_compiled():
+    scripted = torch.jit.script(DataDependent())
     compiled = tt.compile(scripted, inputs=[tt.Input((3,))], min_block_size=1)
     for x in (torch.ones(3), -torch.ones(3)):
-        torch.testing.assert_close(compiled(x), DataDependent()(x))
+        for a, e in zip(compiled(x), DataDependent()(x)):
+            torch.testing.assert_close(a, e)
     explanation = tt.explain(scripted, [tt.Input((3,))], min_block_size=1)
     assert explanation.placement_of("prim::If") == {"PyTorch"}
-    # x.sum() > 0 is one region before the branch, x * 2 another inside it.
+    # x.sum() > 0 is one region before the branch; each branch body holds its own.
     assert explanation.placement_of("aten::gt") == {"TVM block 0"}
-    assert explanation.placement_of("aten::mul") == {"TVM block 1"}
+    assert explanation.placement_of("aten::relu") == {"TVM block 1"}
+    assert explanation.placement_of("aten::sigmoid") == {"TVM block 2"}
 
 
 def test_training_mode_dropout_is_refused_only_when_it_matters():
