@@ -209,7 +209,7 @@ namespace {
 // Nodes the walk itself handles rather than a converter.
 bool HandledByWalk(const Node& node) {
   return node.kind() == c10::prim::Constant || node.kind() == c10::prim::If ||
-         node.kind() == c10::prim::RaiseException;
+         node.kind() == c10::prim::Loop || node.kind() == c10::prim::RaiseException;
 }
 
 void CollectUnsupported(const torch::jit::Block& block, std::set<std::string>& missing) {
@@ -317,6 +317,36 @@ void ConvertDataDependentIf(const Node& node, ConversionContext& context, ValueM
   }
 }
 
+// Loops whose trip count and condition are known at conversion (`for i in range(n)`, also
+// with n from a static shape) are unrolled: each iteration converts the body once, with the
+// counter as a constant. Longer loops, and loops on tensor values, are refused.
+constexpr int64_t kMaxUnrolledIterations = 1024;
+
+void ConvertLoop(const Node& node, ConversionContext& context, ValueMap& values) {
+  TORCH_CHECK(context.IsConstant(node.input(0)) && context.IsConstant(node.input(1)),
+              "a loop whose trip count or condition depends on tensor values cannot be "
+              "converted to Relax yet (tvmbridge.torch.compile runs it in TorchScript)");
+  int64_t max_trips = context.Int(node.input(0));
+  bool keep_going = context.Bool(node.input(1));
+  const torch::jit::Block& body = *node.blocks()[0];
+  std::vector<Value> carried;
+  for (size_t i = 2; i < node.inputs().size(); ++i) carried.push_back(context.Get(node.input(i)));
+  for (int64_t trip = 0; keep_going && trip < max_trips; ++trip) {
+    TORCH_CHECK(trip < kMaxUnrolledIterations, "a loop of more than ", kMaxUnrolledIterations,
+                " iterations is too long to unroll");
+    values[body.inputs()[0]] = Value::Constant(trip);
+    for (size_t k = 0; k < carried.size(); ++k) values[body.inputs()[k + 1]] = carried[k];
+    ConvertBlock(body, context, values);
+    TORCH_CHECK(context.IsConstant(body.outputs()[0]),
+                "the loop condition depends on tensor values (a data-dependent while loop "
+                "cannot be converted to Relax yet; tvmbridge.torch.compile runs it in "
+                "TorchScript)");
+    keep_going = context.Bool(body.outputs()[0]);
+    for (size_t k = 0; k < carried.size(); ++k) carried[k] = context.Get(body.outputs()[k + 1]);
+  }
+  for (size_t k = 0; k < carried.size(); ++k) values[node.output(k)] = carried[k];
+}
+
 // Converts the nodes of `block` in order. Control flow whose condition is known at conversion
 // (shape checks, flags frozen to constants) is resolved by converting the branch taken.
 void ConvertBlock(const torch::jit::Block& block, ConversionContext& context, ValueMap& values) {
@@ -332,6 +362,10 @@ void ConvertBlock(const torch::jit::Block& block, ConversionContext& context, Va
         } else {
           ConvertDataDependentIf(*node, context, values);
         }
+        continue;
+      }
+      if (node->kind() == c10::prim::Loop) {
+        ConvertLoop(*node, context, values);
         continue;
       }
       if (node->kind() == c10::prim::RaiseException) {

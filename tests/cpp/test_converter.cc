@@ -223,3 +223,55 @@ TEST(Converter, DataDependentBranchBecomesRelaxIf) {
 
 }  // namespace
 }  // namespace tvmbridge::frontend
+
+namespace tvmbridge::frontend {
+namespace {
+
+TEST(Converter, StaticLoopIsUnrolled) {
+  // for _ in range(x.size(0)): y = relu(y) + 1
+  auto graph = ParseGraph(R"IR(
+    graph(%self : Tensor, %x : Tensor):
+      %zero : int = prim::Constant[value=0]()
+      %one : int = prim::Constant[value=1]()
+      %true : bool = prim::Constant[value=1]()
+      %n : int = aten::size(%x, %zero)
+      %y : Tensor = prim::Loop(%n, %true, %x)
+        block0(%i : int, %acc : Tensor):
+          %r : Tensor = aten::relu(%acc)
+          %next : Tensor = aten::add(%r, %one, %one)
+          -> (%true, %next)
+      return (%y))IR");
+  std::string script = Script(Convert(*graph, {{"x", {3, 2}, c10::ScalarType::Float}}).ir_module);
+  size_t relus = 0;
+  for (size_t at = script.find("R.nn.relu"); at != std::string::npos;
+       at = script.find("R.nn.relu", at + 1)) {
+    ++relus;
+  }
+  EXPECT_EQ(relus, 3u) << script;
+}
+
+TEST(Converter, DataDependentLoopIsRefusedWithAReason) {
+  auto graph = ParseGraph(R"IR(
+    graph(%self : Tensor, %x : Tensor):
+      %big : int = prim::Constant[value=100]()
+      %zero : int = prim::Constant[value=0]()
+      %none : NoneType = prim::Constant()
+      %start : Tensor = aten::sum(%x, %none)
+      %go : Tensor = aten::gt(%start, %zero)
+      %cond : bool = aten::Bool(%go)
+      %y : Tensor = prim::Loop(%big, %cond, %x)
+        block0(%i : int, %acc : Tensor):
+          %r : Tensor = aten::neg(%acc)
+          -> (%cond, %r)
+      return (%y))IR");
+  try {
+    Convert(*graph, {{"x", {3}, c10::ScalarType::Float}});
+    FAIL() << "expected a ConversionError";
+  } catch (const ConversionError& error) {
+    EXPECT_NE(std::string(error.what()).find("depends on tensor values"), std::string::npos)
+        << error.what();
+  }
+}
+
+}  // namespace
+}  // namespace tvmbridge::frontend

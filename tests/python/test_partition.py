@@ -204,3 +204,33 @@ def test_explain_prints_a_table():
     text = str(tt.explain(torch.jit.script(randomize_(DetectionHead())),
                           [torch.randn(1, 3, 16, 16)]))
     assert "TVM block 0" in text and "PyTorch" in text and "aten::topk" in text
+
+
+class RepeatedLayer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        for _ in range(x.size(0)):   # trip count from a static shape
+            x = torch.relu(self.fc(x)) + 0.5
+        return x
+
+
+def test_static_loop_is_unrolled_by_from_torchscript_and_kept_by_compile():
+    import numpy as np
+    import tvm
+
+    torch.manual_seed(0)
+    model = RepeatedLayer().eval()
+    scripted = torch.jit.script(model)
+    x = torch.randn(3, 8)
+    mod, params = tt.from_torchscript(scripted, [tt.Input((3, 8))])
+    assert mod.script(show_meta=False).count("R.matmul") == 3
+    vm = tvm.relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
+    out = vm["main"](tvm.runtime.tensor(x.numpy()), *params.values())
+    with torch.no_grad():
+        np.testing.assert_allclose(out.numpy(), model(x).numpy(), rtol=1e-5, atol=1e-5)
+        explanation, _ = compile_and_check(model, [x], min_block_size=1)
+    assert explanation.placement_of("prim::Loop") == {"PyTorch"}
+    assert explanation.placement_of("aten::linear") == {"TVM block 0"}
