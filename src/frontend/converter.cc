@@ -1,6 +1,7 @@
 #include "frontend/converter.h"
 
 #include <algorithm>
+#include <numeric>
 #include <set>
 #include <sstream>
 #include <utility>
@@ -83,6 +84,18 @@ Value Value::List(std::vector<Value> items) {
   value.kind = Kind::kList;
   value.items = std::move(items);
   return value;
+}
+
+void RegisterAll(ConverterTable& table, std::initializer_list<const char*> kinds,
+                 const Converter& converter) {
+  for (const char* kind : kinds) table[kind] = converter;
+}
+
+std::vector<int64_t> SwappedAxes(int64_t rank, int64_t a, int64_t b) {
+  std::vector<int64_t> axes(rank);
+  std::iota(axes.begin(), axes.end(), 0);
+  std::swap(axes[a], axes[b]);
+  return axes;
 }
 
 const ConverterTable& Converters() {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -32,6 +33,12 @@ class ConversionContext;
 using ValueMap = std::unordered_map<const torch::jit::Value*, Value>;
 using Converter = std::function<Value(ConversionContext&, const torch::jit::Node&)>;
 using ConverterTable = std::unordered_map<std::string, Converter>;  // key: "aten::conv2d"
+
+// Registers `converter` under each of `kinds`.
+void RegisterAll(ConverterTable& table, std::initializer_list<const char*> kinds,
+                 const Converter& converter);
+// 0, 1, ..., rank-1 with `a` and `b` swapped: the permutation of a transpose.
+std::vector<int64_t> SwappedAxes(int64_t rank, int64_t a, int64_t b);
 
 // The registered converters, by op family (one file each).
 void RegisterElementwiseOps(ConverterTable& table);

@@ -188,10 +188,7 @@ Value ConvertAdaptiveAvgPool(ConversionContext& ctx, const Node& node) {
 Expr TransposeLastTwo(ConversionContext& ctx, const Expr& x) {
   auto rank = static_cast<int64_t>(ctx.Shape(x).size());
   if (rank < 2) return x;
-  IntList axes;
-  for (int64_t axis = 0; axis < rank; ++axis) axes.push_back(axis);
-  std::swap(axes[rank - 1], axes[rank - 2]);
-  return ctx.EmitExpr(relax::op::PermuteDims(x, axes));
+  return ctx.EmitExpr(relax::op::PermuteDims(x, SwappedAxes(rank, rank - 1, rank - 2)));
 }
 
 // aten::linear(input, weight, bias): input @ weight.T + bias
@@ -223,31 +220,21 @@ Value ConvertMatmul(ConversionContext& ctx, const Node& node) {
 }  // namespace
 
 void RegisterNNOps(ConverterTable& table) {
-  for (const char* conv : {"aten::conv1d", "aten::conv2d", "aten::conv3d"}) {
-    table[conv] = ConvertConv;
-  }
-  for (const char* conv :
-       {"aten::conv_transpose1d", "aten::conv_transpose2d", "aten::conv_transpose3d"}) {
-    table[conv] = ConvertConvTranspose;
-  }
+  RegisterAll(table, {"aten::conv1d", "aten::conv2d", "aten::conv3d"}, ConvertConv);
+  RegisterAll(table, {"aten::conv_transpose1d", "aten::conv_transpose2d", "aten::conv_transpose3d"},
+              ConvertConvTranspose);
   table["aten::_convolution"] = ConvertUnderscoreConvolution;
   table["aten::batch_norm"] = ConvertBatchNorm;
   table["aten::layer_norm"] = ConvertLayerNorm;
-  for (const char* pool : {"aten::max_pool1d", "aten::max_pool2d", "aten::max_pool3d"}) {
-    table[pool] = ConvertMaxPool;
-  }
-  for (const char* pool : {"aten::avg_pool1d", "aten::avg_pool2d", "aten::avg_pool3d"}) {
-    table[pool] = ConvertAvgPool;
-  }
-  for (const char* pool :
-       {"aten::adaptive_avg_pool1d", "aten::adaptive_avg_pool2d", "aten::adaptive_avg_pool3d"}) {
-    table[pool] = ConvertAdaptiveAvgPool;
-  }
+  RegisterAll(table, {"aten::max_pool1d", "aten::max_pool2d", "aten::max_pool3d"}, ConvertMaxPool);
+  RegisterAll(table, {"aten::avg_pool1d", "aten::avg_pool2d", "aten::avg_pool3d"}, ConvertAvgPool);
+  RegisterAll(
+      table,
+      {"aten::adaptive_avg_pool1d", "aten::adaptive_avg_pool2d", "aten::adaptive_avg_pool3d"},
+      ConvertAdaptiveAvgPool);
   table["aten::linear"] = ConvertLinear;
   table["aten::addmm"] = ConvertAddmm;
-  table["aten::matmul"] = ConvertMatmul;
-  table["aten::mm"] = ConvertMatmul;
-  table["aten::bmm"] = ConvertMatmul;
+  RegisterAll(table, {"aten::matmul", "aten::mm", "aten::bmm"}, ConvertMatmul);
 }
 
 }  // namespace tvmbridge::frontend

@@ -108,20 +108,14 @@ Value ConvertPermute(ConversionContext& ctx, const Node& node) {
   return ctx.Emit(relax::op::PermuteDims(x, axes));
 }
 
+// aten::transpose(self, dim0, dim1) and aten::t(self)
 Value ConvertTranspose(ConversionContext& ctx, const Node& node) {
   relax::Expr x = ctx.Tensor(node.input(0));
   auto rank = static_cast<int64_t>(ctx.Shape(x).size());
-  relax::IntList axes(rank);
-  std::iota(axes.begin(), axes.end(), 0);
-  if (node.inputs().size() == 1) {  // aten::t
-    if (rank < 2) return ctx.Get(node.input(0));
-  } else {
-    std::swap(axes[NormalizeAxis(ctx.Int(node.input(1)), rank)],
-              axes[NormalizeAxis(ctx.Int(node.input(2)), rank)]);
-    return ctx.Emit(relax::op::PermuteDims(x, axes));
-  }
-  std::swap(axes[0], axes[1]);
-  return ctx.Emit(relax::op::PermuteDims(x, axes));
+  if (node.inputs().size() == 1 && rank < 2) return ctx.Get(node.input(0));  // t() of a vector
+  int64_t a = node.inputs().size() == 1 ? 0 : NormalizeAxis(ctx.Int(node.input(1)), rank);
+  int64_t b = node.inputs().size() == 1 ? 1 : NormalizeAxis(ctx.Int(node.input(2)), rank);
+  return ctx.Emit(relax::op::PermuteDims(x, SwappedAxes(rank, a, b)));
 }
 
 Value ConvertCat(ConversionContext& ctx, const Node& node) {
@@ -155,27 +149,19 @@ Value ConvertReduction(ConversionContext& ctx, const Node& node) {
 }  // namespace
 
 void RegisterShapeOps(ConverterTable& table) {
-  table["prim::ListConstruct"] = ConvertListConstruct;
-  table["prim::TupleConstruct"] = ConvertListConstruct;
-  table["prim::ListUnpack"] = ConvertUnpack;
-  table["prim::TupleUnpack"] = ConvertUnpack;
+  RegisterAll(table, {"prim::ListConstruct", "prim::TupleConstruct"}, ConvertListConstruct);
+  RegisterAll(table, {"prim::ListUnpack", "prim::TupleUnpack"}, ConvertUnpack);
   table["aten::size"] = ConvertSize;
   table["aten::dim"] = ConvertDim;
-  for (const char* identity : {"aten::contiguous", "aten::detach", "aten::clone"}) {
-    table[identity] = PassThrough;
-  }
-  for (const char* dropout :
-       {"aten::dropout", "aten::dropout_", "aten::feature_dropout", "aten::alpha_dropout"}) {
-    table[dropout] = ConvertDropout;
-  }
-  table["aten::view"] = ConvertReshape;
-  table["aten::reshape"] = ConvertReshape;
+  RegisterAll(table, {"aten::contiguous", "aten::detach", "aten::clone"}, PassThrough);
+  RegisterAll(table,
+              {"aten::dropout", "aten::dropout_", "aten::feature_dropout", "aten::alpha_dropout"},
+              ConvertDropout);
+  RegisterAll(table, {"aten::view", "aten::reshape"}, ConvertReshape);
   table["aten::flatten"] = ConvertFlatten;
   table["aten::permute"] = ConvertPermute;
-  table["aten::transpose"] = ConvertTranspose;
-  table["aten::t"] = ConvertTranspose;
-  table["aten::cat"] = ConvertCat;
-  table["aten::concat"] = ConvertCat;
+  RegisterAll(table, {"aten::transpose", "aten::t"}, ConvertTranspose);
+  RegisterAll(table, {"aten::cat", "aten::concat"}, ConvertCat);
   table["aten::mean"] = ConvertReduction<relax::op::Mean>;
   table["aten::sum"] = ConvertReduction<relax::op::Sum>;
 }

@@ -8,6 +8,9 @@ import torch
 
 import tvmbridge.torch as tt
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from shared_models import SmallNet  # noqa: E402,F401  (tests import it from here)
+
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("TVMBRIDGE_BUILD_DIR", ROOT / "build"))
 
@@ -31,19 +34,6 @@ def run_python(code: str, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
     return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
                           text=True, timeout=600)
-
-
-class SmallNet(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
-        self.bn = torch.nn.BatchNorm2d(8)
-        self.fc = torch.nn.Linear(8, 5)
-
-    def forward(self, x):
-        x = torch.relu(self.bn(self.conv(x)))
-        x = torch.nn.functional.adaptive_avg_pool2d(x, 1).flatten(1)
-        return self.fc(x)
 
 
 @pytest.fixture(scope="session")
