@@ -30,6 +30,8 @@ struct ArtifactMetadata {
   std::vector<TensorSpec> outputs;
   bool output_is_tuple = false;  // the TorchScript graph returned a tuple, not one tensor
   std::string library_sha256;    // hex digest of the embedded shared library
+  // Instruction-set extensions the library's code uses (LLVM names), checked on load.
+  std::vector<std::string> cpu_features;
 
   std::string ToJson() const;
   // Throws c10::Error naming what is missing or malformed.

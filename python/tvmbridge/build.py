@@ -32,6 +32,26 @@ def target_description(target: tvm.target.Target) -> str:
     return str(target)
 
 
+# Extensions the runtime checks on load (it cannot test others; see src/runtime/cpu_features.cc).
+_CHECKED_CPU_FEATURES = {
+    "sse3", "ssse3", "sse4.1", "sse4.2", "popcnt", "avx", "avx2", "fma", "f16c", "bmi", "bmi2",
+    "avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl", "avx512vnni", "avx512ifma",
+    "avx512vbmi", "avx512vbmi2", "avx512bitalg", "avx512vpopcntdq", "avx512bf16", "gfni",
+    "vaes", "vpclmulqdq",
+}
+
+
+def required_cpu_features(target: tvm.target.Target) -> list[str]:
+    """The instruction-set extensions code built for `target` may use (x86 LLVM targets)."""
+    if target.kind.name != "llvm":
+        return []
+    try:
+        features = tvm.target.codegen.llvm_get_cpu_features(target)
+    except Exception:  # a target LLVM cannot describe: nothing we can check
+        return []
+    return sorted(str(f) for f in features if str(f) in _CHECKED_CPU_FEATURES)
+
+
 def build_library(mod: tvm.IRModule, target: tvm.target.Target) -> bytes:
     """Compiles `mod` through TVM's Relax pipeline and returns the exported shared library."""
     executable = tvm.compile(mod, target=target)

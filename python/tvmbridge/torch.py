@@ -182,7 +182,8 @@ def compile(
 
     compile_native = _native.global_func("tvmbridge.torch.compile")
     compiled, report = compile_native(archive, names, shapes, dtypes, options,
-                                      build.target_description(resolved), tvm.__version__)
+                                      build.target_description(resolved), tvm.__version__,
+                                      build.required_cpu_features(resolved))
     summary = Explanation(json.loads(str(report)))
     _log.info("tvmbridge: compiled in %.1f s: %s", time.perf_counter() - started, summary.summary())
     return torch.jit.load(io.BytesIO(bytes(compiled)))

@@ -84,7 +84,8 @@ std::string Explain(const std::string& archive, const std::vector<TensorSpec>& i
 
 CompileResult Compile(const std::string& archive, const std::vector<TensorSpec>& inputs,
                       const partition::PartitionOptions& options, const std::string& target_json,
-                      const std::string& tvm_version) {
+                      const std::string& tvm_version,
+                      const std::vector<std::string>& cpu_features) {
   Analysis analysis = Analyse(archive, inputs, options);
   const auto build = tvm::ffi::Function::GetGlobal("tvmbridge.build_library");
   TORCH_CHECK(build.has_value(),
@@ -101,6 +102,7 @@ CompileResult Compile(const std::string& archive, const std::vector<TensorSpec>&
     metadata.tvm_version = tvm_version;
     metadata.tvmbridge_version = TVMBRIDGE_VERSION;
     metadata.library_sha256 = Sha256Hex(library.data(), library.size());
+    metadata.cpu_features = cpu_features;
     at::Tensor bytes = at::empty({static_cast<int64_t>(library.size())}, at::kByte);
     std::memcpy(bytes.data_ptr(), library.data(), library.size());
     modules.push_back(c10::make_intrusive<TVMModule>(metadata.ToJson(), bytes));

@@ -21,8 +21,9 @@ std::string Explain(const std::string& archive, const std::vector<TensorSpec>& i
 
 // `target_json` is passed to the registered Python function "tvmbridge.build_library"
 // together with each region's IRModule; it returns the exported library bytes.
+// `cpu_features`: the extensions the target enables, which loading will require.
 CompileResult Compile(const std::string& archive, const std::vector<TensorSpec>& inputs,
                       const partition::PartitionOptions& options, const std::string& target_json,
-                      const std::string& tvm_version);
+                      const std::string& tvm_version, const std::vector<std::string>& cpu_features);
 
 }  // namespace tvmbridge

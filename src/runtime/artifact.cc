@@ -92,7 +92,8 @@ std::string TensorSpec::Describe() const {
 }
 
 std::string ArtifactMetadata::ToJson() const {
-  json::Array input_specs, output_specs;
+  json::Array input_specs, output_specs, features;
+  for (const std::string& feature : cpu_features) features.push_back(tvm::ffi::String(feature));
   for (const TensorSpec& spec : inputs) input_specs.push_back(SpecToJson(spec));
   for (const TensorSpec& spec : outputs) output_specs.push_back(SpecToJson(spec));
   json::Object object{
@@ -105,6 +106,7 @@ std::string ArtifactMetadata::ToJson() const {
       {"outputs", output_specs},
       {"output_is_tuple", output_is_tuple},
       {"library_sha256", tvm::ffi::String(library_sha256)},
+      {"cpu_features", features},
   };
   return std::string(json::Stringify(object));
 }
@@ -130,6 +132,17 @@ ArtifactMetadata ArtifactMetadata::FromJson(const std::string& text) {
   meta.outputs = SpecsFromJson(*object, "outputs");
   meta.output_is_tuple = Field<bool>(*object, "output_is_tuple", "metadata");
   meta.library_sha256 = std::string(Field<tvm::ffi::String>(*object, "library_sha256", "metadata"));
+  // Optional: absent means nothing to check.
+  auto features = object->find(tvm::ffi::String("cpu_features"));
+  if (features != object->end()) {
+    auto names = (*features).second.try_cast<json::Array>();
+    TORCH_CHECK(names.has_value(), "tvmbridge: corrupted artifact metadata: cpu_features");
+    for (const tvm::ffi::Any& name : *names) {
+      auto text = name.try_cast<tvm::ffi::String>();
+      TORCH_CHECK(text.has_value(), "tvmbridge: corrupted artifact metadata: cpu_features");
+      meta.cpu_features.emplace_back(*text);
+    }
+  }
   return meta;
 }
 

@@ -9,6 +9,7 @@
 #include <tvm/ffi/container/tensor.h>
 #include <tvm/ffi/error.h>
 
+#include "runtime/cpu_features.h"
 #include "runtime/private_file.h"
 #include "runtime/sha256.h"
 #include "tvmbridge/tensor_bridge.h"
@@ -39,6 +40,14 @@ TVMModule::Executable TVMModule::LoadExecutable(const ArtifactMetadata& metadata
               "tvmbridge: the embedded TVM library was altered or corrupted: its SHA-256 is ",
               digest, " but the artifact records ", metadata.library_sha256,
               "; refusing to load it");
+  std::vector<std::string> missing = MissingCpuFeatures(metadata.cpu_features);
+  if (!missing.empty()) {
+    std::string names;
+    for (const std::string& feature : missing) names += (names.empty() ? "" : ", ") + feature;
+    TORCH_CHECK(false, "tvmbridge: the compiled module uses CPU features this CPU lacks (", names,
+                "); it was compiled for ", metadata.target,
+                ". Recompile it for this machine (or a target without them)");
+  }
   try {
     // dlopen keeps the mapping after the file is removed, which PrivateFile does on scope exit.
     PrivateFile file("tvmbridge-lib", library.data_ptr(), library.numel());

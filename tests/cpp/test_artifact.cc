@@ -1,9 +1,11 @@
+#include <algorithm>
 #include <sstream>
 
 #include <gtest/gtest.h>
 #include <torch/script.h>
 
 #include "fixtures.h"
+#include "runtime/cpu_features.h"
 #include "tvmbridge/artifact.h"
 
 namespace tvmbridge {
@@ -116,6 +118,33 @@ TEST(Artifact, TruncatedLibraryIsRefused) {
   auto state = TvmModuleOf(LoadFixture("small_compiled.pt"))->Serialize();
   std::get<2>(state) = std::get<2>(state).slice(0, 0, 1000).clone();
   EXPECT_THROW(TVMModule::Deserialize(state), c10::Error);
+}
+
+TEST(CpuFeatures, MissingOnesAreListed) {
+  auto has = [](const std::string& feature) { return feature != "avx512f"; };
+  EXPECT_EQ(MissingCpuFeatures({"avx2", "avx512f", "fma"}, has),
+            (std::vector<std::string>{"avx512f"}));
+  EXPECT_TRUE(MissingCpuFeatures({}, has).empty());
+}
+
+TEST(CpuFeatures, UntestableFeaturesCountAsPresent) {
+  EXPECT_TRUE(CpuHasFeature("some-future-extension"));
+  EXPECT_TRUE(CpuHasFeature("sse3"));  // every x86-64 CPU this runs on has it
+}
+
+TEST(CpuFeatures, CompiledModulesRecordWhatTheyNeed) {
+  auto tvm_module = testing::TvmModuleOf(testing::LoadFixture("small_compiled.pt"));
+  const auto& features = tvm_module->metadata().cpu_features;
+#if defined(__x86_64__)
+  EXPECT_NE(std::find(features.begin(), features.end(), "sse4.2"), features.end());
+#endif
+  EXPECT_TRUE(MissingCpuFeatures(features).empty());
+}
+
+TEST(CpuFeatures, MetadataRoundTripKeepsThem) {
+  ArtifactMetadata meta = SampleMetadata();
+  meta.cpu_features = {"avx2", "fma"};
+  EXPECT_EQ(ArtifactMetadata::FromJson(meta.ToJson()).cpu_features, meta.cpu_features);
 }
 
 }  // namespace
