@@ -104,6 +104,7 @@ const ConverterTable& Converters() {
     RegisterElementwiseOps(all);
     RegisterNNOps(all);
     RegisterShapeOps(all);
+    RegisterIndexOps(all);
     return all;
   }();
   return table;

@@ -44,6 +44,7 @@ std::vector<int64_t> SwappedAxes(int64_t rank, int64_t a, int64_t b);
 void RegisterElementwiseOps(ConverterTable& table);
 void RegisterNNOps(ConverterTable& table);
 void RegisterShapeOps(ConverterTable& table);
+void RegisterIndexOps(ConverterTable& table);
 const ConverterTable& Converters();
 
 // What converters use to read their inputs and emit Relax.

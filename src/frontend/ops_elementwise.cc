@@ -107,6 +107,26 @@ Value ConvertSoftmax(ConversionContext& ctx, const Node& node) {
   return ctx.Emit(Op(x, static_cast<int>(axis < 0 ? axis + rank : axis)));
 }
 
+// &, |, ^ and their named forms: logical on bool tensors, bitwise on integers.
+Converter Logic(const std::string& operation) {
+  return [operation](ConversionContext& ctx, const Node& node) {
+    Expr like = FirstTensor(ctx, node);
+    Expr lhs = ctx.TensorOrScalar(node.input(0), like);
+    Expr rhs = ctx.TensorOrScalar(node.input(1), like);
+    bool logical = ctx.Info(like).dtype == "bool";
+    return ctx.Emit(relax::op::Logic((logical ? "logical_" : "bitwise_") + operation, lhs, rhs));
+  };
+}
+
+// ~x and logical_not(x)
+Value ConvertNot(ConversionContext& ctx, const Node& node) {
+  Expr x = ctx.Tensor(node.input(0));
+  bool logical =
+      ctx.Info(x).dtype == "bool" || node.kind().toUnqualString() == std::string("logical_not");
+  if (logical && ctx.Info(x).dtype != "bool") x = ctx.EmitExpr(relax::op::AsType(x, "bool"));
+  return ctx.Emit(relax::op::Unary(logical ? "logical_not" : "bitwise_not", x));
+}
+
 // aten::Bool(Tensor) -> bool: a one-element tensor as a condition. In Relax it stays a 0-d
 // bool tensor, which is what a Relax If takes.
 Value ConvertTensorToBool(ConversionContext& ctx, const Node& node) {
@@ -137,6 +157,13 @@ void RegisterElementwiseOps(ConverterTable& table) {
   RegisterWithInplace(table, "aten::div", ConvertDiv);
   table["aten::maximum"] = ConvertBinary<relax::op::Maximum>;
   table["aten::minimum"] = ConvertBinary<relax::op::Minimum>;
+  table["aten::pow"] = ConvertBinary<relax::op::Power>;
+  for (const char* operation : {"and", "or", "xor"}) {
+    std::string name(operation);
+    table["aten::__" + name + "__"] = Logic(name);
+    table["aten::bitwise_" + name] = Logic(name);
+  }
+  RegisterAll(table, {"aten::bitwise_not", "aten::logical_not"}, ConvertNot);
   table["aten::gt"] = ConvertBinary<relax::op::Greater>;
   table["aten::ge"] = ConvertBinary<relax::op::GreaterEqual>;
   table["aten::lt"] = ConvertBinary<relax::op::Less>;

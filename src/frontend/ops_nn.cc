@@ -213,6 +213,11 @@ Value ConvertAddmm(ConversionContext& ctx, const Node& node) {
   return ctx.Emit(relax::op::Add(product, bias));
 }
 
+// aten::einsum(equation, tensors, path)
+Value ConvertEinsum(ConversionContext& ctx, const Node& node) {
+  return ctx.Emit(relax::op::Einsum(ctx.Tensors(node.input(1)), ctx.String(node.input(0))));
+}
+
 Value ConvertMatmul(ConversionContext& ctx, const Node& node) {
   return ctx.Emit(relax::op::Matmul(ctx.Tensor(node.input(0)), ctx.Tensor(node.input(1))));
 }
@@ -235,6 +240,7 @@ void RegisterNNOps(ConverterTable& table) {
   table["aten::linear"] = ConvertLinear;
   table["aten::addmm"] = ConvertAddmm;
   RegisterAll(table, {"aten::matmul", "aten::mm", "aten::bmm"}, ConvertMatmul);
+  table["aten::einsum"] = ConvertEinsum;
 }
 
 }  // namespace tvmbridge::frontend

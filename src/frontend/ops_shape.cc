@@ -42,6 +42,25 @@ Value ConvertUnpack(ConversionContext& ctx, const Node& node) {
   return packed;
 }
 
+// aten::__getitem__(list, index) on a list holding tensors.
+Value ConvertListGetItem(ConversionContext& ctx, const Node& node) {
+  const Value& list = ctx.Get(node.input(0));
+  TORCH_CHECK(list.kind == Value::Kind::kList, "indexing this value is not supported");
+  auto size = static_cast<int64_t>(list.items.size());
+  int64_t index = ctx.Int(node.input(1));
+  if (index < 0) index += size;
+  TORCH_CHECK(index >= 0 && index < size, "list index ", ctx.Int(node.input(1)),
+              " out of range for a list of ", size);
+  return list.items[index];
+}
+
+// aten::len(list) of a list holding tensors: known at conversion.
+Value ConvertListLen(ConversionContext& ctx, const Node& node) {
+  const Value& list = ctx.Get(node.input(0));
+  TORCH_CHECK(list.kind == Value::Kind::kList, "len() of this value is not supported");
+  return Value::Constant(static_cast<int64_t>(list.items.size()));
+}
+
 Value ConvertSize(ConversionContext& ctx, const Node& node) {
   relax::IntList shape = ctx.Shape(ctx.Tensor(node.input(0)));
   if (node.inputs().size() == 1) return Value::Constant(c10::IValue(shape));
@@ -151,6 +170,8 @@ Value ConvertReduction(ConversionContext& ctx, const Node& node) {
 void RegisterShapeOps(ConverterTable& table) {
   RegisterAll(table, {"prim::ListConstruct", "prim::TupleConstruct"}, ConvertListConstruct);
   RegisterAll(table, {"prim::ListUnpack", "prim::TupleUnpack"}, ConvertUnpack);
+  table["aten::__getitem__"] = ConvertListGetItem;
+  table["aten::len"] = ConvertListLen;
   table["aten::size"] = ConvertSize;
   table["aten::dim"] = ConvertDim;
   RegisterAll(table, {"aten::contiguous", "aten::detach", "aten::clone"}, PassThrough);

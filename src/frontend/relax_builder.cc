@@ -91,8 +91,9 @@ const char* const kOpGlobals[] = {
 };
 // Unary ops reached through op::Unary, named by their suffix after "relax.op.".
 const char* const kUnaryOps[] = {
-    "nn.relu",  "nn.silu", "sigmoid", "tanh", "exp",   "log",  "sqrt",  "rsqrt", "abs",
-    "negative", "erf",     "sin",     "cos",  "floor", "ceil", "round", "sign",
+    "logical_not", "bitwise_not", "nn.relu", "nn.silu", "sigmoid",  "tanh", "exp",
+    "log",         "sqrt",        "rsqrt",   "abs",     "negative", "erf",  "sin",
+    "cos",         "floor",       "ceil",    "round",   "sign",
 };
 
 // Looks a registry function up once and keeps it; throws if this TVM lacks it.
@@ -121,6 +122,15 @@ Array<Any> ToArray(const IntList& values) {
   Array<Any> array;
   for (int64_t value : values) array.push_back(value);
   return array;
+}
+
+// A Relax tuple of int64 immediates: how strided_slice takes its index lists.
+Any IntTuple(const IntList& values) {
+  Array<Any> fields;
+  for (int64_t value : values) {
+    fields.push_back(Global("ir.IntImm")(String("int64"), value, Any()));
+  }
+  return Global("relax.Tuple")(fields, Any());
 }
 
 Any FloatImm(double value) { return Global("ir.FloatImm")(String("float64"), value, Any()); }
@@ -266,6 +276,9 @@ Expr Multiply(const Expr& a, const Expr& b) { return Call("relax.op.multiply", a
 Expr Divide(const Expr& a, const Expr& b) { return Call("relax.op.divide", a, b); }
 Expr Maximum(const Expr& a, const Expr& b) { return Call("relax.op.maximum", a, b); }
 Expr Minimum(const Expr& a, const Expr& b) { return Call("relax.op.minimum", a, b); }
+Expr Logic(const std::string& relax_name, const Expr& a, const Expr& b) {
+  return Call("relax.op." + relax_name, a, b);
+}
 Expr Greater(const Expr& a, const Expr& b) { return Call("relax.op.greater", a, b); }
 Expr GreaterEqual(const Expr& a, const Expr& b) { return Call("relax.op.greater_equal", a, b); }
 Expr Less(const Expr& a, const Expr& b) { return Call("relax.op.less", a, b); }
@@ -352,6 +365,43 @@ Expr Sum(const Expr& x, const IntList& axes, bool keepdims) {
 }
 Expr AsType(const Expr& x, const std::string& dtype) {
   return Call("relax.op.astype", x, String(dtype));
+}
+
+Expr Power(const Expr& a, const Expr& b) { return Call("relax.op.power", a, b); }
+Expr Where(const Expr& condition, const Expr& a, const Expr& b) {
+  return Call("relax.op.where", condition, a, b);
+}
+Expr ExpandDims(const Expr& x, const IntList& axes) {
+  return Call("relax.op.expand_dims", x, ToArray(axes));
+}
+Expr Squeeze(const Expr& x, const IntList& axes) {
+  return Call("relax.op.squeeze", x, ToArray(axes));
+}
+Expr BroadcastTo(const Expr& x, const IntList& shape) {
+  return Call("relax.op.broadcast_to", x, Global("relax.ShapeExpr")(ToArray(shape), Any()));
+}
+Expr Split(const Expr& x, const IntList& indices, int64_t axis) {
+  return Call("relax.op.split", x, ToArray(indices), axis);
+}
+Expr StridedSlice(const Expr& x, const IntList& axes, const IntList& begin, const IntList& end,
+                  const IntList& strides) {
+  return Call("relax.op.strided_slice", x, IntTuple(axes), IntTuple(begin), IntTuple(end),
+              IntTuple(strides), false);
+}
+Expr Take(const Expr& x, const Expr& indices, int64_t axis) {
+  return Call("relax.op.take", x, indices, axis, String("fast"));
+}
+Expr ArgMax(const Expr& x, std::optional<int64_t> axis, bool keepdims) {
+  return Call("relax.op.argmax", x, axis ? Any(*axis) : Any(), keepdims);
+}
+Expr ArgMin(const Expr& x, std::optional<int64_t> axis, bool keepdims) {
+  return Call("relax.op.argmin", x, axis ? Any(*axis) : Any(), keepdims);
+}
+Expr TopK(const Expr& x, int64_t k, int64_t axis, bool largest) {
+  return Call("relax.op.topk", x, k, axis, String("both"), largest, String("int64"));
+}
+Expr Einsum(const std::vector<Expr>& operands, const std::string& equation) {
+  return Call("relax.op.einsum", MakeTuple(operands), String(equation));
 }
 
 }  // namespace op

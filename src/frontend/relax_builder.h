@@ -74,6 +74,8 @@ Expr Multiply(const Expr& a, const Expr& b);
 Expr Divide(const Expr& a, const Expr& b);
 Expr Maximum(const Expr& a, const Expr& b);
 Expr Minimum(const Expr& a, const Expr& b);
+// Elementwise logic: "and", "or", "xor" on bool tensors (logical_*) or integers (bitwise_*).
+Expr Logic(const std::string& relax_name, const Expr& a, const Expr& b);
 // Comparisons give bool tensors.
 Expr Greater(const Expr& a, const Expr& b);
 Expr GreaterEqual(const Expr& a, const Expr& b);
@@ -111,6 +113,22 @@ Expr Concat(const std::vector<Expr>& tensors, int64_t axis);
 Expr Mean(const Expr& x, const IntList& axes, bool keepdims);
 Expr Sum(const Expr& x, const IntList& axes, bool keepdims);
 Expr AsType(const Expr& x, const std::string& dtype);
+
+Expr Power(const Expr& a, const Expr& b);
+Expr Where(const Expr& condition, const Expr& a, const Expr& b);
+Expr ExpandDims(const Expr& x, const IntList& axes);
+Expr Squeeze(const Expr& x, const IntList& axes);
+Expr BroadcastTo(const Expr& x, const IntList& shape);
+// Splits at the given indices along `axis`; returns a tuple.
+Expr Split(const Expr& x, const IntList& indices, int64_t axis);
+Expr StridedSlice(const Expr& x, const IntList& axes, const IntList& begin, const IntList& end,
+                  const IntList& strides);
+Expr Take(const Expr& x, const Expr& indices, int64_t axis);
+Expr ArgMax(const Expr& x, std::optional<int64_t> axis, bool keepdims);
+Expr ArgMin(const Expr& x, std::optional<int64_t> axis, bool keepdims);
+// (values, int64 indices) of the k largest (or smallest) along `axis`.
+Expr TopK(const Expr& x, int64_t k, int64_t axis, bool largest);
+Expr Einsum(const std::vector<Expr>& operands, const std::string& equation);
 }  // namespace op
 
 }  // namespace tvmbridge::relax

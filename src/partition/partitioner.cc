@@ -29,6 +29,10 @@ std::string FirstLine(const std::string& text) { return text.substr(0, text.find
 // Plain bookkeeping nodes: they do not count towards min_block_size.
 bool IsStructural(const Node& node) { return node.kind().is_prim(); }
 
+// Why a tuple or list construction that hands tensors to PyTorch runs there; such nodes are
+// bookkeeping, not ops TVM failed to take.
+constexpr const char* kPacksForPyTorch = "packs tensors for PyTorch code";
+
 // The result of trying every node: where it can run, why not TVM, and the values known at
 // compile time (constants, folded scalars) that regions may use.
 struct Probe {
@@ -174,7 +178,9 @@ std::unordered_map<const Node*, std::string> Evictions(const std::vector<Region>
     for (const torch::jit::Value* output : region.outputs) {
       if (!IsTensor(output)) {
         evict[output->node()] =
-            "its " + output->type()->repr_str() + " result is used by PyTorch code";
+            IsStructural(*output->node())
+                ? kPacksForPyTorch
+                : "its " + output->type()->repr_str() + " result is used by PyTorch code";
       }
     }
     auto ops = std::count_if(region.nodes.begin(), region.nodes.end(),
@@ -322,7 +328,10 @@ Partition PartitionGraph(torch::jit::Graph& graph, const Observations& observati
     std::ostringstream message;
     size_t count = 0;
     for (const NodePlacement& placement : partition.placements) {
-      if (placement.region >= 0 || placement.reason == "computed from constants") continue;
+      if (placement.region >= 0 || placement.reason == "computed from constants" ||
+          placement.reason == kPacksForPyTorch) {
+        continue;
+      }
       ++count;
       std::string where = SourceLocation(*placement.node);
       message << "\n  " << placement.node->kind().toQualString()
