@@ -174,6 +174,9 @@ def compile(
                             require_full_compilation)
     archive = _archive(module)
     resolved = build.resolve_target(target)
+    if resolved.kind.name != "llvm":
+        raise ValueError(f"tvmbridge: compiled modules run on the CPU so far; the target must be "
+                         f"an llvm target, got '{resolved.kind.name}'")
     names, shapes, dtypes = _input_specs(inputs)
     build.register_pipeline()
     started = time.perf_counter()

@@ -164,3 +164,26 @@ def test_randomize_helper_changes_outputs():
                                strict=False)
     x = torch.randn(2, 3, 16, 16)
     assert not torch.allclose(plain(x), randomized(x))
+
+
+@pytest.mark.parametrize("target, error", [("nonsense", ValueError), ({"kind": "cuda"}, ValueError)])
+def test_bad_targets_are_refused_before_compiling(small_model, target, error):
+    with pytest.raises(error):
+        tt.compile(torch.jit.script(small_model), [tt.Input((2, 3, 16, 16))], target=target)
+
+
+def test_edge_models_compile(small_model):
+    class Identity(torch.nn.Module):
+        def forward(self, x):
+            return x
+
+    class Constant(torch.nn.Module):
+        def forward(self, x):
+            return torch.ones(2)
+
+    x = torch.randn(3)
+    torch.testing.assert_close(tt.compile(torch.jit.script(Identity()), [x])(x), x)
+    torch.testing.assert_close(tt.compile(torch.jit.script(Constant()), [x])(x), torch.ones(2))
+    empty = torch.randn(0, 4)
+    relu = tt.compile(torch.jit.script(torch.nn.ReLU()), [empty], min_block_size=1)
+    assert relu(empty).shape == (0, 4)
