@@ -91,6 +91,13 @@ void RegisterAll(ConverterTable& table, std::initializer_list<const char*> kinds
   for (const char* kind : kinds) table[kind] = converter;
 }
 
+int64_t NormalizeAxis(int64_t axis, int64_t rank) {
+  int64_t normalized = axis < 0 ? axis + rank : axis;
+  TORCH_CHECK(normalized >= 0 && normalized < std::max<int64_t>(rank, 1), "dimension ", axis,
+              " is out of range for a tensor of rank ", rank);
+  return normalized;
+}
+
 std::vector<int64_t> SwappedAxes(int64_t rank, int64_t a, int64_t b) {
   std::vector<int64_t> axes(rank);
   std::iota(axes.begin(), axes.end(), 0);

@@ -37,6 +37,8 @@ using ConverterTable = std::unordered_map<std::string, Converter>;  // key: "ate
 // Registers `converter` under each of `kinds`.
 void RegisterAll(ConverterTable& table, std::initializer_list<const char*> kinds,
                  const Converter& converter);
+// `axis` in [0, rank) (negative counts from the end); throws if out of range.
+int64_t NormalizeAxis(int64_t axis, int64_t rank);
 // 0, 1, ..., rank-1 with `a` and `b` swapped: the permutation of a transpose.
 std::vector<int64_t> SwappedAxes(int64_t rank, int64_t a, int64_t b);
 

@@ -14,13 +14,6 @@ using relax::Expr;
 using relax::IntList;
 using torch::jit::Node;
 
-int64_t Axis(int64_t axis, int64_t rank) {
-  int64_t normalized = axis < 0 ? axis + rank : axis;
-  TORCH_CHECK(normalized >= 0 && normalized < std::max<int64_t>(rank, 1), "dimension ", axis,
-              " is out of range for a tensor of rank ", rank);
-  return normalized;
-}
-
 // Splits `x` along `axis` at `indices` and returns the pieces as a TorchScript list.
 Value SplitAt(ConversionContext& ctx, const Expr& x, const IntList& indices, int64_t axis) {
   Expr pieces = ctx.EmitExpr(relax::op::Split(x, indices, axis));
@@ -35,7 +28,7 @@ Value SplitAt(ConversionContext& ctx, const Expr& x, const IntList& indices, int
 Value ConvertChunk(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
   IntList shape = ctx.Shape(x);
-  int64_t axis = Axis(ctx.Int(node.input(2)), static_cast<int64_t>(shape.size()));
+  int64_t axis = NormalizeAxis(ctx.Int(node.input(2)), static_cast<int64_t>(shape.size()));
   int64_t chunks = ctx.Int(node.input(1));
   TORCH_CHECK(chunks > 0, "chunk expects a positive number of chunks");
   int64_t size = (shape[axis] + chunks - 1) / chunks;
@@ -48,7 +41,7 @@ Value ConvertChunk(ConversionContext& ctx, const Node& node) {
 Value ConvertSplit(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
   IntList shape = ctx.Shape(x);
-  int64_t axis = Axis(ctx.Int(node.input(2)), static_cast<int64_t>(shape.size()));
+  int64_t axis = NormalizeAxis(ctx.Int(node.input(2)), static_cast<int64_t>(shape.size()));
   c10::IValue sizes = ctx.Constant(node.input(1));
   IntList indices;
   if (sizes.isInt()) {
@@ -78,7 +71,7 @@ std::pair<int64_t, int64_t> SliceBounds(ConversionContext& ctx, const torch::jit
 Value ConvertSlice(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
   IntList shape = ctx.Shape(x);
-  int64_t axis = Axis(ctx.Int(node.input(1)), static_cast<int64_t>(shape.size()));
+  int64_t axis = NormalizeAxis(ctx.Int(node.input(1)), static_cast<int64_t>(shape.size()));
   auto [begin, end] = SliceBounds(ctx, node.input(2), node.input(3), shape[axis]);
   int64_t step = ctx.Int(node.input(4));
   TORCH_CHECK(step > 0, "slice step must be positive");
@@ -91,7 +84,7 @@ Value ConvertSlice(ConversionContext& ctx, const Node& node) {
 Value ConvertSelect(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
   IntList shape = ctx.Shape(x);
-  int64_t axis = Axis(ctx.Int(node.input(1)), static_cast<int64_t>(shape.size()));
+  int64_t axis = NormalizeAxis(ctx.Int(node.input(1)), static_cast<int64_t>(shape.size()));
   int64_t index = ctx.Int(node.input(2));
   if (index < 0) index += shape[axis];
   TORCH_CHECK(index >= 0 && index < shape[axis], "select index ", ctx.Int(node.input(2)),
@@ -103,7 +96,7 @@ Value ConvertSelect(ConversionContext& ctx, const Node& node) {
 // aten::index_select(self, dim, index)
 Value ConvertIndexSelect(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
-  int64_t axis = Axis(ctx.Int(node.input(1)), static_cast<int64_t>(ctx.Shape(x).size()));
+  int64_t axis = NormalizeAxis(ctx.Int(node.input(1)), static_cast<int64_t>(ctx.Shape(x).size()));
   return ctx.Emit(relax::op::Take(x, ctx.Tensor(node.input(2)), axis));
 }
 
@@ -116,7 +109,7 @@ Value ConvertEmbedding(ConversionContext& ctx, const Node& node) {
 Value ConvertUnsqueeze(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
   auto rank = static_cast<int64_t>(ctx.Shape(x).size());
-  return ctx.Emit(relax::op::ExpandDims(x, {Axis(ctx.Int(node.input(1)), rank + 1)}));
+  return ctx.Emit(relax::op::ExpandDims(x, {NormalizeAxis(ctx.Int(node.input(1)), rank + 1)}));
 }
 
 // aten::squeeze(self[, dim | dims]): like PyTorch, dims whose size is not 1 are kept.
@@ -128,7 +121,7 @@ Value ConvertSqueeze(ConversionContext& ctx, const Node& node) {
   if (node.inputs().size() == 1) {
     for (int64_t axis = 0; axis < rank; ++axis) candidates.push_back(axis);
   } else {
-    for (int64_t axis : ctx.Ints(node.input(1))) candidates.push_back(Axis(axis, rank));
+    for (int64_t axis : ctx.Ints(node.input(1))) candidates.push_back(NormalizeAxis(axis, rank));
   }
   IntList axes;
   for (int64_t axis : candidates) {
@@ -176,7 +169,7 @@ Value ConvertArgReduce(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
   auto rank = static_cast<int64_t>(ctx.Shape(x).size());
   std::optional<int64_t> axis;
-  if (!ctx.IsNone(node.input(1))) axis = Axis(ctx.Int(node.input(1)), rank);
+  if (!ctx.IsNone(node.input(1))) axis = NormalizeAxis(ctx.Int(node.input(1)), rank);
   Expr index = ctx.EmitExpr(Op(x, axis, ctx.Bool(node.input(2))));
   return ctx.Emit(relax::op::AsType(index, "int64"));
 }
@@ -185,8 +178,9 @@ Value ConvertArgReduce(ConversionContext& ctx, const Node& node) {
 Value ConvertTopK(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
   auto rank = static_cast<int64_t>(ctx.Shape(x).size());
-  Expr both = ctx.EmitExpr(relax::op::TopK(
-      x, ctx.Int(node.input(1)), Axis(ctx.Int(node.input(2)), rank), ctx.Bool(node.input(3))));
+  Expr both = ctx.EmitExpr(relax::op::TopK(x, ctx.Int(node.input(1)),
+                                           NormalizeAxis(ctx.Int(node.input(2)), rank),
+                                           ctx.Bool(node.input(3))));
   return Value::List(
       {ctx.Emit(relax::TupleGetItem(both, 0)), ctx.Emit(relax::TupleGetItem(both, 1))});
 }

@@ -10,13 +10,6 @@ namespace {
 
 using torch::jit::Node;
 
-int64_t NormalizeAxis(int64_t axis, int64_t rank) {
-  int64_t normalized = axis < 0 ? axis + rank : axis;
-  TORCH_CHECK(normalized >= 0 && normalized < std::max<int64_t>(rank, 1), "dimension ", axis,
-              " is out of range for a tensor of rank ", rank);
-  return normalized;
-}
-
 // Lists and tuples of constants stay constants (shapes, strides); any tensor makes a kList.
 Value ConvertListConstruct(ConversionContext& ctx, const Node& node) {
   std::vector<Value> items;
