@@ -4,6 +4,7 @@
 #   make test    C++ (GoogleTest) and Python (pytest) tests
 #   make build   the C++ libraries and tvmbridge-run only
 #   make format  clang-format the C++ sources
+#   make survey  accuracy and partition coverage over torchvision models (slow; not in CI)
 
 SHELL := /bin/bash
 BUILD_DIR ?= build
@@ -17,7 +18,7 @@ export CCACHE_NOHASHDIR := 1
 # PyTorch deprecates TorchScript; tvmbridge exists for the models people still have in it.
 export PYTHONWARNINGS ?= ignore::FutureWarning
 
-.PHONY: venv build test test-cpp test-python demo format clean
+.PHONY: venv build test test-cpp test-python demo survey format clean
 
 venv:
 	@bash scripts/bootstrap.sh
@@ -40,6 +41,10 @@ test-python: build
 
 demo: build
 	@$(PYTHON) -m tvmbridge.demo --out $(BUILD_DIR)/demo
+
+survey: build
+	@$(PYTHON) bench/accuracy_survey.py | tee $(BUILD_DIR)/accuracy_survey.txt
+	@$(PYTHON) bench/partition_coverage.py --out bench/partition_coverage.txt
 
 format:
 	@clang-format -i $$(git ls-files '*.cc' '*.h')
