@@ -7,7 +7,6 @@ import os
 import tempfile
 
 import tvm
-from tvm import relax
 
 
 def host_target() -> tvm.target.Target:

@@ -20,7 +20,6 @@ from typing import Sequence, Union
 import torch
 
 from . import _native
-from ._version import __version__
 
 __all__ = ["Explanation", "Input", "compile", "explain", "from_torchscript", "unsupported_ops"]
 
@@ -100,12 +99,6 @@ def _archive(module: ModuleLike) -> bytes:
     raise TypeError(f"tvmbridge: expected a TorchScript module or a path, got {type(module).__name__}")
 
 
-def _convert(archive: bytes, inputs, keep_params_as_input: bool):
-    names, shapes, dtypes = _input_specs(inputs)
-    convert = _native.global_func("tvmbridge.frontend.from_torchscript")
-    return convert(archive, names, shapes, dtypes, keep_params_as_input)
-
-
 def from_torchscript(module: ModuleLike, inputs: Sequence[InputLike], keep_params_as_input=True):
     """Converts a TorchScript module to a TVM Relax IRModule.
 
@@ -113,8 +106,11 @@ def from_torchscript(module: ModuleLike, inputs: Sequence[InputLike], keep_param
     ``params`` maps each weight's name (``"fc.weight"``) to its value, in that order. With
     ``keep_params_as_input=False`` weights are embedded as constants and ``params`` is empty.
     """
-    mod, names, values, _ = _convert(_archive(module), inputs, keep_params_as_input)
-    return mod, dict(zip((str(n) for n in names), values))
+    names, shapes, dtypes = _input_specs(inputs)
+    convert = _native.global_func("tvmbridge.frontend.from_torchscript")
+    mod, param_names, values = convert(_archive(module), names, shapes, dtypes,
+                                       keep_params_as_input)
+    return mod, dict(zip((str(n) for n in param_names), values))
 
 
 def unsupported_ops(module: ModuleLike) -> list[str]:

@@ -63,7 +63,7 @@ std::vector<TensorSpec> SpecsFrom(const Array<String>& names, const Array<Array<
 }
 
 // from_torchscript(archive, names, shapes, dtypes, keep_params_as_input)
-//   -> [IRModule, param names, param tensors, metadata JSON (inputs/outputs filled in)]
+//   -> [IRModule, param names, param tensors]
 Array<Any> FromTorchScript(const Bytes& archive, const Array<String>& names,
                            const Array<Array<int64_t>>& shapes, const Array<String>& dtypes,
                            bool keep_params_as_input) {
@@ -76,17 +76,13 @@ Array<Any> FromTorchScript(const Bytes& archive, const Array<String>& names,
     options.keep_params_as_input = keep_params_as_input;
     frontend::ConversionResult converted =
         frontend::ConvertGraph(*prepared.graph, specs, prepared.weight_names, options);
-    ArtifactMetadata metadata;
-    metadata.inputs = converted.inputs;
-    metadata.outputs = converted.outputs;
-    metadata.output_is_tuple = converted.output_is_tuple;
     Array<String> param_names;
     Array<tvm::ffi::Tensor> param_values;
     for (size_t i = 0; i < converted.param_names.size(); ++i) {
       param_names.push_back(converted.param_names[i]);
       param_values.push_back(ToTvm(converted.param_values[i]));
     }
-    return Array<Any>{converted.ir_module, param_names, param_values, metadata.ToJson()};
+    return Array<Any>{converted.ir_module, param_names, param_values};
   });
 }
 
