@@ -7,6 +7,7 @@
 #include <torch/csrc/jit/ir/constants.h>
 #include <torch/csrc/jit/passes/constant_propagation.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
+#include <torch/csrc/jit/passes/loop_unrolling.h>
 #include <torch/csrc/jit/runtime/interpreter.h>
 #include <torch/library.h>
 
@@ -223,6 +224,9 @@ void SpecializeToShapes(const std::shared_ptr<torch::jit::Graph>& graph,
   }
   std::shared_ptr<torch::jit::Graph> folded = graph;
   torch::jit::ConstantPropagation(folded);
+  // `for` loops whose trip count the shapes just fixed are unrolled, so their bodies join
+  // the regions around them instead of running as TorchScript loops.
+  if (torch::jit::UnrollConstantLoops(folded)) torch::jit::ConstantPropagation(folded);
   torch::jit::EliminateDeadCode(folded);
 }
 

@@ -31,9 +31,9 @@ Observations ObserveTensors(torch::jit::Graph& graph, const c10::IValue& self,
                             const std::vector<TensorSpec>& inputs, int runs = 2);
 
 // Replaces aten::size and aten::dim of tensors with static shapes (and prim::dtype and
-// prim::device of observed tensors) by constants, then lets
-// TorchScript's constant propagation fold the arithmetic and the branches that only checked
-// shapes (`if x.dim() != 4: raise ...`).
+// prim::device of observed tensors) by constants, then lets TorchScript's constant
+// propagation fold the arithmetic and the branches that only checked shapes
+// (`if x.dim() != 4: raise ...`), and unrolls the `for` loops whose trip count is now known.
 void SpecializeToShapes(const std::shared_ptr<torch::jit::Graph>& graph,
                         const Observations& observations);
 

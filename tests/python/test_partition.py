@@ -218,7 +218,7 @@ class RepeatedLayer(nn.Module):
         return x
 
 
-def test_static_loop_is_unrolled_by_from_torchscript_and_kept_by_compile():
+def test_static_loop_is_unrolled_by_from_torchscript_and_by_compile():
     import numpy as np
     import tvm
 
@@ -233,5 +233,7 @@ def test_static_loop_is_unrolled_by_from_torchscript_and_kept_by_compile():
     with torch.no_grad():
         np.testing.assert_allclose(out.numpy(), model(x).numpy(), rtol=1e-5, atol=1e-5)
         explanation, _ = compile_and_check(model, [x], min_block_size=1)
-    assert explanation.placement_of("prim::Loop") == {"PyTorch"}
+    assert explanation.placement_of("prim::Loop") == set()  # unrolled: x.size(0) is static
     assert explanation.placement_of("aten::linear") == {"TVM block 0"}
+    assert len(explanation.regions) == 1
+    assert sum(n["kind"] == "aten::linear" for n in explanation.nodes) == 3
