@@ -17,14 +17,14 @@ function(tvmbridge_python_query out code)
 endfunction()
 
 tvmbridge_python_query(TORCH_ROOT
-  "import os, torch\nprint(os.path.dirname(torch.__file__))")
+  "import os, torch\nprint(os.path.realpath(os.path.dirname(torch.__file__)))")
 tvmbridge_python_query(TORCH_CXX11_ABI
   "import torch\nprint(int(torch._C._GLIBCXX_USE_CXX11_ABI))")
 tvmbridge_python_query(TVM_FFI_ROOT
-  "import os, tvm_ffi\nprint(os.path.dirname(tvm_ffi.__file__))")
+  "import os, tvm_ffi\nprint(os.path.realpath(os.path.dirname(tvm_ffi.__file__)))")
 # Importing tvm itself would load the 250 MB compiler; find the package directory only.
 tvmbridge_python_query(TVM_ROOT
-  "import importlib.util as u, os\nprint(os.path.dirname(u.find_spec('tvm').origin))")
+  "import importlib.util as u, os\nprint(os.path.realpath(os.path.dirname(u.find_spec('tvm').origin)))")
 
 add_library(tvmbridge::torch INTERFACE IMPORTED)
 target_include_directories(tvmbridge::torch SYSTEM INTERFACE
@@ -34,10 +34,14 @@ target_compile_definitions(tvmbridge::torch INTERFACE
 target_link_libraries(tvmbridge::torch INTERFACE
   "${TORCH_ROOT}/lib/libtorch_cpu.so" "${TORCH_ROOT}/lib/libc10.so")
 
+# libtvm_runtime_extra holds runtime functions that compiled code calls by name (for example
+# tvm.contrib.sort.topk, which topk lowers to): without it a model runs in Python, where
+# TVM's compiler loads it, but not from C++ alone.
 add_library(tvmbridge::tvm_runtime INTERFACE IMPORTED)
 target_include_directories(tvmbridge::tvm_runtime SYSTEM INTERFACE "${TVM_FFI_ROOT}/include")
 target_link_libraries(tvmbridge::tvm_runtime INTERFACE -Wl,--no-as-needed
-  "${TVM_FFI_ROOT}/lib/libtvm_ffi.so" "${TVM_ROOT}/lib/libtvm_runtime.so" -Wl,--as-needed)
+  "${TVM_FFI_ROOT}/lib/libtvm_ffi.so" "${TVM_ROOT}/lib/libtvm_runtime.so"
+  "${TVM_ROOT}/lib/libtvm_runtime_extra.so" -Wl,--as-needed)
 
 # Binaries find the wheels' libraries where they are: the environment is part of the install.
 set(CMAKE_BUILD_RPATH "$ORIGIN;${TORCH_ROOT}/lib;${TVM_FFI_ROOT}/lib;${TVM_ROOT}/lib")

@@ -1,4 +1,8 @@
+#include <stdlib.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <sstream>
 
 #include <gtest/gtest.h>
@@ -6,6 +10,7 @@
 
 #include "fixtures.h"
 #include "runtime/cpu_features.h"
+#include "runtime/sha256.h"
 #include "tvmbridge/artifact.h"
 
 namespace tvmbridge {
@@ -145,6 +150,26 @@ TEST(CpuFeatures, MetadataRoundTripKeepsThem) {
   ArtifactMetadata meta = SampleMetadata();
   meta.cpu_features = {"avx2", "fma"};
   EXPECT_EQ(ArtifactMetadata::FromJson(meta.ToJson()).cpu_features, meta.cpu_features);
+}
+
+TEST(Artifact, TemporaryLibraryIsRemovedWhenLoadingFails) {
+  // A library whose checksum matches but which is no shared object gets as far as dlopen.
+  char dir_template[] = "/tmp/tvmbridge-test-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  std::string dir = dir_template;
+  const char* old_tmpdir = std::getenv("TMPDIR");
+  std::string saved = old_tmpdir ? old_tmpdir : "";
+  setenv("TMPDIR", dir.c_str(), 1);
+  at::Tensor garbage = torch::full({4096}, 7, torch::kByte);
+  ArtifactMetadata meta = SampleMetadata();
+  meta.library_sha256 = Sha256Hex(garbage.data_ptr(), garbage.numel());
+  EXPECT_THROW(TVMModule(meta.ToJson(), garbage), c10::Error);
+  if (old_tmpdir) {
+    setenv("TMPDIR", saved.c_str(), 1);
+  } else {
+    unsetenv("TMPDIR");
+  }
+  EXPECT_EQ(rmdir(dir.c_str()), 0) << "the temporary library was left behind in " << dir;
 }
 
 }  // namespace

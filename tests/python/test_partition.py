@@ -237,3 +237,27 @@ def test_static_loop_is_unrolled_by_from_torchscript_and_by_compile():
     assert explanation.placement_of("aten::linear") == {"TVM block 0"}
     assert len(explanation.regions) == 1
     assert sum(n["kind"] == "aten::linear" for n in explanation.nodes) == 3
+
+
+def test_partitioned_model_runs_from_cpp(tmp_path):
+    import subprocess
+
+    from conftest import BUILD
+
+    torch.manual_seed(0)
+    model = randomize_(DetectionHead())
+    compiled = tt.compile(torch.jit.script(model), inputs=[tt.Input((1, 3, 16, 16))])
+    path = tmp_path / "head_tvm.pt"
+    torch.jit.save(compiled, str(path))
+    out = tmp_path / "out.pkl"
+    result = subprocess.run(
+        [str(BUILD / "tvmbridge-run"), str(path), "--input", "1x3x16x16", "--seed", "3",
+         "--repeat", "1", "--warmup", "0", "--save-output", str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    torch.manual_seed(3)
+    x = torch.randn(1, 3, 16, 16)
+    with torch.no_grad():
+        expected = model(x)
+    for actual, wanted in zip(torch.load(out), expected):
+        torch.testing.assert_close(actual, wanted, **TOLERANCE)
