@@ -207,7 +207,8 @@ def explain(
 
 class Explanation:
     """The partitioner's decisions: ``regions`` (TVM modules) and ``nodes`` (one entry per
-    node: ``kind``, ``region`` (-1 for PyTorch), ``reason``, ``source``)."""
+    node: ``kind``, ``region`` (-1 for PyTorch), ``reason``, ``fallback`` (True when TVM could
+    not take it, as opposed to constants and tuple bookkeeping), ``source``)."""
 
     def __init__(self, report: dict):
         self.regions = report["regions"]
@@ -215,8 +216,8 @@ class Explanation:
 
     @property
     def torch_nodes(self) -> list[dict]:
-        """Nodes that run in PyTorch, other than bookkeeping on constants."""
-        return [n for n in self.nodes if n["region"] < 0 and n["reason"] != "computed from constants"]
+        """Nodes that run in PyTorch because TVM could not take them."""
+        return [n for n in self.nodes if n["fallback"]]
 
     def placement_of(self, kind: str) -> set[str]:
         return {_where(n) for n in self.nodes if n["kind"] == kind}

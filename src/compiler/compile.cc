@@ -70,6 +70,7 @@ std::string ReportJson(const partition::Partition& partition) {
     nodes.push_back(json::Object{{"kind", String(placement.node->kind().toQualString())},
                                  {"region", static_cast<int64_t>(placement.region)},
                                  {"reason", String(placement.reason)},
+                                 {"fallback", placement.fallback},
                                  {"source", String(partition::SourceLocation(*placement.node))}});
   }
   return std::string(json::Stringify(json::Object{{"regions", regions}, {"nodes", nodes}}));

@@ -265,6 +265,7 @@ void CollectPlacements(const Block& block, const Probe& probe,
       placement.region = region->second;
     } else if (probe.placement.at(node) == Placement::kTorch) {
       placement.reason = probe.reason.at(node);
+      placement.fallback = placement.reason != kPacksForPyTorch;
     } else {
       placement.reason = "computed from constants";
     }
@@ -328,10 +329,7 @@ Partition PartitionGraph(torch::jit::Graph& graph, const Observations& observati
     std::ostringstream message;
     size_t count = 0;
     for (const NodePlacement& placement : partition.placements) {
-      if (placement.region >= 0 || placement.reason == "computed from constants" ||
-          placement.reason == kPacksForPyTorch) {
-        continue;
-      }
+      if (!placement.fallback) continue;
       ++count;
       std::string where = SourceLocation(*placement.node);
       message << "\n  " << placement.node->kind().toQualString()

@@ -27,7 +27,9 @@ struct PartitionOptions {
 struct NodePlacement {
   const torch::jit::Node* node = nullptr;
   int region = -1;     // index into Partition::regions, or -1: PyTorch
-  std::string reason;  // why PyTorch (empty for TVM and for constants)
+  std::string reason;  // why PyTorch (empty for TVM)
+  // TVM could not take it: false for TVM nodes, constants and tuple/list bookkeeping.
+  bool fallback = false;
 };
 
 // A run of consecutive nodes of one TorchScript block that becomes one TVM module.
