@@ -23,7 +23,7 @@ export PYTHONWARNINGS ?= ignore::FutureWarning
 venv:
 	@bash scripts/bootstrap.sh
 
-$(BUILD_DIR)/build.ninja: CMakeLists.txt cmake/Dependencies.cmake tests/cpp/CMakeLists.txt | venv
+$(BUILD_DIR)/build.ninja: CMakeLists.txt cmake/Dependencies.cmake tests/cpp/CMakeLists.txt requirements.txt | venv
 	@cmake -S . -B $(BUILD_DIR) -G Ninja -DPython3_EXECUTABLE=$(PYTHON) > $(BUILD_DIR).configure.log \
 	  || { cat $(BUILD_DIR).configure.log; exit 1; }
 

@@ -7,6 +7,8 @@ import os
 import tempfile
 
 import tvm
+from tvm import relax
+from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
 
 
 def host_target() -> tvm.target.Target:
@@ -51,9 +53,42 @@ def required_cpu_features(target: tvm.target.Target) -> list[str]:
     return sorted(str(f) for f in features if str(f) in _CHECKED_CPU_FEATURES)
 
 
-def build_library(mod: tvm.IRModule, target: tvm.target.Target) -> bytes:
-    """Compiles `mod` through TVM's Relax pipeline and returns the exported shared library."""
-    executable = tvm.compile(mod, target=target)
+def fuse(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
+    """Library dispatch, legalisation to TIR and operator fusion: the module whose PrimFuncs
+    are both the tuning tasks and what the tuning records are applied to (so keys match)."""
+    passes = cpu_generic.library_dispatch_passes(target) + cpu_generic.legalize_passes(target)
+    with target:
+        return tvm.transform.Sequential(passes)(mod)
+
+
+def _pipeline(target: tvm.target.Target, database):
+    """TVM's CPU pipeline with scheduling added: tuned records where `database` has them,
+    tvmbridge's default CPU schedules for every other PrimFunc."""
+    from .schedule import default_cpu_schedule
+
+    @tvm.transform.module_pass(opt_level=0, name="tvmbridge.pipeline")
+    def pipeline(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        mod = fuse(mod, target)
+        with target:
+            if database is not None:
+                with database:
+                    mod = relax.transform.MetaScheduleApplyDatabase()(mod)
+            mod = default_cpu_schedule()(mod)
+            lower = cpu_generic.dataflow_lower_passes(target) + cpu_generic.finalize_passes(target)
+            return tvm.transform.Sequential(lower)(mod)
+
+    return pipeline
+
+
+def build_library(mod: tvm.IRModule, target: tvm.target.Target, tuning=None) -> bytes:
+    """Compiles `mod` (tuning it first when `tuning` is a :class:`tvmbridge.Tuning`) and
+    returns the exported shared library."""
+    database = None
+    if tuning is not None:
+        from .tuning import tune
+
+        database = tune(mod, target, tuning)
+    executable = tvm.compile(mod, target=target, relax_pipeline=_pipeline(target, database))
     with tempfile.TemporaryDirectory(prefix="tvmbridge-build-") as work:
         path = os.path.join(work, "module.so")
         executable.export_library(path)
@@ -61,12 +96,9 @@ def build_library(mod: tvm.IRModule, target: tvm.target.Target) -> bytes:
             return library.read()
 
 
-def register_pipeline() -> None:
-    """Registers ``tvmbridge.build_library(IRModule, target JSON) -> bytes``, the TVM compile
-    pipeline that the C++ compiler calls for each region."""
+def library_builder(target: tvm.target.Target, tuning=None):
+    """``build(IRModule) -> bytes`` as a tvm-ffi function, for the C++ compiler to call on
+    each region."""
     import tvm_ffi
 
-    def build_for_cpp(mod, target_json):
-        return build_library(mod, resolve_target(str(target_json)))
-
-    tvm_ffi.register_global_func("tvmbridge.build_library", build_for_cpp, override=True)
+    return tvm_ffi.convert(lambda mod: build_library(mod, target, tuning))

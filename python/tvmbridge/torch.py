@@ -20,8 +20,9 @@ from typing import Sequence, Union
 import torch
 
 from . import _native
+from .tuning import Tuning
 
-__all__ = ["Explanation", "Input", "compile", "explain", "from_torchscript", "unsupported_ops"]
+__all__ = ["Explanation", "Input", "Tuning", "compile", "explain", "from_torchscript", "unsupported_ops"]
 
 _log = logging.getLogger("tvmbridge")
 
@@ -144,6 +145,7 @@ def compile(
     torch_executed_ops: Sequence[str] = (),
     torch_executed_modules: Sequence[str] = (),
     require_full_compilation: bool = False,
+    tuning: "Tuning | None" = None,
 ) -> torch.jit.ScriptModule:
     """Compiles a TorchScript module with TVM and returns a TorchScript module that runs it.
 
@@ -158,6 +160,11 @@ def compile(
     submodules (class or attribute names) forced to PyTorch;
     ``require_full_compilation``: fail, listing every node TVM cannot take, instead.
     :func:`explain` shows the decisions.
+
+    ``tuning``: a :class:`tvmbridge.Tuning` to auto-tune each region with MetaSchedule first
+    (minutes to tens of minutes; records are kept in a database that later compiles reuse).
+    Without it, functions get tvmbridge's default CPU schedules plus whatever the default
+    tuning database already holds for this target.
 
     The result's ``forward`` takes the same tensors and returns what the original returned.
     It saves with ``torch.jit.save`` into one file that ``torch.jit.load`` reads back in any
@@ -174,13 +181,15 @@ def compile(
         raise ValueError(f"tvmbridge: compiled modules run on the CPU so far; the target must be "
                          f"an llvm target, got '{resolved.kind.name}'")
     names, shapes, dtypes = _input_specs(inputs)
-    build.register_pipeline()
+    if tuning is not None and not isinstance(tuning, Tuning):
+        raise TypeError(f"tvmbridge: tuning must be a tvmbridge.Tuning, got {type(tuning).__name__}")
     started = time.perf_counter()
     _log.info("tvmbridge: partitioning and compiling with TVM for %s", resolved)
     import tvm
 
     compile_native = _native.global_func("tvmbridge.torch.compile")
     compiled, report = compile_native(archive, names, shapes, dtypes, options,
+                                      build.library_builder(resolved, tuning),
                                       build.target_description(resolved), tvm.__version__,
                                       build.required_cpu_features(resolved))
     summary = Explanation(json.loads(str(report)))

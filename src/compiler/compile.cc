@@ -84,20 +84,17 @@ std::string Explain(const std::string& archive, const std::vector<TensorSpec>& i
 }
 
 CompileResult Compile(const std::string& archive, const std::vector<TensorSpec>& inputs,
-                      const partition::PartitionOptions& options, const std::string& target_json,
+                      const partition::PartitionOptions& options,
+                      const tvm::ffi::Function& build_library, const std::string& target_json,
                       const std::string& tvm_version,
                       const std::vector<std::string>& cpu_features) {
   Analysis analysis = Analyse(archive, inputs, options);
-  const auto build = tvm::ffi::Function::GetGlobal("tvmbridge.build_library");
-  TORCH_CHECK(build.has_value(),
-              "tvmbridge: no 'tvmbridge.build_library' is registered; "
-              "compile through tvmbridge.torch.compile, which registers TVM's pipeline");
   std::vector<c10::intrusive_ptr<TVMModule>> modules;
   for (const partition::Region& region : analysis.partition.regions) {
     ArtifactMetadata metadata;
     tvm::ffi::ObjectRef ir_module = partition::BuildRegionModule(
         region, analysis.partition, analysis.observations, metadata.inputs, metadata.outputs);
-    auto library = (*build)(ir_module, String(target_json)).cast<tvm::ffi::Bytes>();
+    auto library = build_library(ir_module).cast<tvm::ffi::Bytes>();
     metadata.output_is_tuple = true;
     metadata.target = target_json;
     metadata.tvm_version = tvm_version;

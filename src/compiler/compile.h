@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <tvm/ffi/function.h>
+
 #include "partition/partitioner.h"
 #include "tvmbridge/artifact.h"
 
@@ -19,11 +21,13 @@ struct CompileResult {
 std::string Explain(const std::string& archive, const std::vector<TensorSpec>& inputs,
                     const partition::PartitionOptions& options);
 
-// `target_json` is passed to the registered Python function "tvmbridge.build_library"
-// together with each region's IRModule; it returns the exported library bytes.
-// `cpu_features`: the extensions the target enables, which loading will require.
+// `build_library(IRModule) -> Bytes` is TVM's pipeline (Python's tvmbridge.build, with its
+// target and tuning settings bound): it builds one region and returns the exported library.
+// `target_json` and `cpu_features` (the extensions the target enables, which loading will
+// require) are recorded in each artifact.
 CompileResult Compile(const std::string& archive, const std::vector<TensorSpec>& inputs,
-                      const partition::PartitionOptions& options, const std::string& target_json,
+                      const partition::PartitionOptions& options,
+                      const tvm::ffi::Function& build_library, const std::string& target_json,
                       const std::string& tvm_version, const std::vector<std::string>& cpu_features);
 
 }  // namespace tvmbridge

@@ -104,16 +104,17 @@ partition::PartitionOptions OptionsFromJson(const std::string& text) {
   return options;
 }
 
-// compile(archive, names, shapes, dtypes, options JSON, target JSON, tvm version,
-//         CPU features the target uses) -> [bytes of the compiled module, report JSON]
+// compile(archive, names, shapes, dtypes, options JSON, build_library, target JSON,
+//         tvm version, CPU features the target uses) -> [compiled module bytes, report JSON]
 Array<Any> CompileFfi(const Bytes& archive, const Array<String>& names,
                       const Array<Array<int64_t>>& shapes, const Array<String>& dtypes,
-                      const String& options_json, const String& target_json,
+                      const String& options_json, const tvm::ffi::Function& build_library,
+                      const String& target_json,
                       const String& tvm_version, const Array<String>& cpu_features) {
   return Guarded([&] {
     std::vector<std::string> features(cpu_features.begin(), cpu_features.end());
     CompileResult result = Compile(std::string(archive), SpecsFrom(names, shapes, dtypes),
-                                   OptionsFromJson(std::string(options_json)),
+                                   OptionsFromJson(std::string(options_json)), build_library,
                                    std::string(target_json), std::string(tvm_version), features);
     return Array<Any>{Bytes(result.archive), String(result.report_json)};
   });

@@ -1,0 +1,237 @@
+"""Auto-tuning with TVM's MetaSchedule, resumable and shared across models.
+
+    compiled = tt.compile(scripted, inputs=[...],
+                          tuning=tt.Tuning(trials=2000, time_budget="30min"))
+
+The database lives under ``Tuning.database`` in one folder per target (records made for one
+CPU say nothing about another). A task is a fused TIR function; the same function in another
+model (or another region) is the same task, so its records are reused. A ledger of trials
+spent per task lets a later run, with the same or a larger budget, continue where an earlier
+one stopped instead of starting again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Tuning"]
+
+_log = logging.getLogger("tvmbridge")
+
+DEFAULT_DATABASE = "~/.cache/tvmbridge/tuning"
+# Tasks with less work than this are left to the default schedule: tuning cannot pay there.
+_MIN_TASK_FLOPS = 1e5
+_MIN_TRIALS_PER_TASK = 16
+_TRIALS_PER_BATCH = 16
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr)?\s*$")
+_SECONDS_PER_UNIT = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600}
+
+
+def parse_duration(value) -> float | None:
+    """Seconds from 90, "90s", "30min", "1.5h" (None: no limit)."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"tvmbridge.Tuning: time_budget {value!r} is not a duration; "
+                             "expected seconds or a string like '90s', '30min', '2h'")
+        seconds = float(match.group(1)) * _SECONDS_PER_UNIT[match.group(2)]
+    if seconds <= 0:
+        raise ValueError(f"tvmbridge.Tuning: time_budget must be positive, got {value!r}")
+    return seconds
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """How to auto-tune: ``trials`` measured candidates in all (split over the tasks by
+    their share of the work; 0 applies existing records only), the ``database`` folder, an
+    optional wall-clock ``time_budget`` (seconds or "30min"), and whether to show
+    ``progress`` on stderr."""
+
+    trials: int = 2000
+    database: str | os.PathLike = DEFAULT_DATABASE
+    time_budget: float | str | None = None
+    progress: bool = True
+
+    def __post_init__(self):
+        if not isinstance(self.trials, int) or isinstance(self.trials, bool) or self.trials < 0:
+            raise ValueError(f"tvmbridge.Tuning: trials must be an int >= 0, got {self.trials!r}")
+        object.__setattr__(self, "time_budget", parse_duration(self.time_budget))
+
+    def folder(self, target) -> Path:
+        """The database folder for `target`."""
+        description = str(target)
+        key = hashlib.sha256(description.encode()).hexdigest()[:16]
+        return Path(os.path.expanduser(os.fspath(self.database))) / key
+
+
+class _Ledger:
+    """Trials spent per task (by structural hash), kept beside MetaSchedule's records."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.spent: dict[str, int] = {}
+        if path.exists():
+            try:
+                self.spent = {str(k): int(v) for k, v in json.loads(path.read_text()).items()}
+            except (ValueError, AttributeError) as error:
+                raise ValueError(f"tvmbridge: the tuning ledger {path} is damaged ({error}); "
+                                 "delete it to start counting afresh") from error
+
+    def add(self, key: str, trials: int) -> None:
+        self.spent[key] = self.spent.get(key, 0) + trials
+        partial = self.path.with_suffix(".tmp")
+        partial.write_text(json.dumps(self.spent, indent=1, sort_keys=True))
+        os.replace(partial, self.path)  # readers never see half a file
+
+
+class _Progress:
+    """One status line on stderr: tasks done, trials, best latency of the task, ETA."""
+
+    def __init__(self, enabled: bool, tasks: int, trials: int):
+        self.enabled = enabled
+        self.tasks = tasks
+        self.trials = trials
+        self.trials_done = 0
+        self.started = time.perf_counter()
+        self.interactive = enabled and sys.stderr.isatty()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def seconds_per_trial(self) -> float | None:
+        return self.elapsed() / self.trials_done if self.trials_done else None
+
+    def show(self, task_index: int, name: str, best_seconds: float | None, final=False):
+        if not self.enabled:
+            return
+        per_trial = self.seconds_per_trial()
+        eta = "?" if per_trial is None else _clock(per_trial * (self.trials - self.trials_done))
+        best = "-" if best_seconds is None else f"{best_seconds * 1e3:.3f} ms"
+        line = (f"tvmbridge tuning: task {task_index}/{self.tasks} {name}: best {best}; "
+                f"{self.trials_done}/{self.trials} trials, {_clock(self.elapsed())} elapsed, "
+                f"ETA {eta}")
+        if self.interactive:
+            print("\r" + line.ljust(120), end="\n" if final else "", file=sys.stderr, flush=True)
+        elif final:
+            print(line, file=sys.stderr, flush=True)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+@contextlib.contextmanager
+def _quiet_meta_schedule():
+    """MetaSchedule logs a table per batch at INFO; the log files in the database keep it."""
+    logger = logging.getLogger("tvm.s_tir.meta_schedule")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _plan(tasks, flops, budget: int) -> list[int]:
+    """Trials per task: by share of the work, at least a couple of batches, whole batches."""
+    work = [f * t.weight for f, t in zip(flops, tasks)]
+    total = sum(w for w, f in zip(work, flops) if f >= _MIN_TASK_FLOPS) or 1.0
+    plan = []
+    for w, f in zip(work, flops):
+        if f < _MIN_TASK_FLOPS or budget == 0:
+            plan.append(0)
+            continue
+        share = max(_MIN_TRIALS_PER_TASK, budget * w / total)
+        plan.append(int(math.ceil(share / _TRIALS_PER_BATCH)) * _TRIALS_PER_BATCH)
+    return plan
+
+
+def tune(mod, target, tuning: Tuning):
+    """Tunes the fused TIR functions of Relax module `mod` for `target`; returns the
+    MetaSchedule database holding the records (old and new)."""
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir.analysis import estimate_tir_flops
+    import tvm
+
+    from .build import fuse
+
+    folder = tuning.folder(target)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "target.json").write_text(str(target) + "\n")
+    database = ms.database.JSONDatabase(work_dir=str(folder))
+    ledger = _Ledger(folder / "trials.json")
+
+    tasks = ms.relax_integration.extract_tasks(fuse(mod, target), target)
+    flops = [float(estimate_tir_flops(task.dispatched[0])) for task in tasks]
+    order = sorted(range(len(tasks)), key=lambda i: -flops[i] * tasks[i].weight)
+    plan = _plan(tasks, flops, tuning.trials)
+    keys = [str(tvm.ir.structural_hash(task.dispatched[0])) for task in tasks]
+    remaining = {i: max(0, plan[i] - ledger.spent.get(keys[i], 0)) for i in order}
+    to_tune = [i for i in order if remaining[i] > 0]
+    progress = _Progress(tuning.progress, len(to_tune), sum(remaining[i] for i in to_tune))
+    if tuning.progress and not to_tune and tuning.trials:
+        print(f"tvmbridge tuning: all {len(tasks)} tasks already tuned in {folder}",
+              file=sys.stderr)
+
+    best: dict[int, float] = {}
+
+    @derived_object
+    class _ShowProgress(ms.measure_callback.PyMeasureCallback):
+        def __init__(self, position: int, task: int):
+            self.position = position
+            self.task = task
+
+        def apply(self, _scheduler, _task_id, _candidates, _builds, runs):
+            for run in runs:
+                if run.error_msg is None and run.run_secs:
+                    seconds = sum(float(s) for s in run.run_secs) / len(run.run_secs)
+                    best[self.task] = min(best.get(self.task, math.inf), seconds)
+            progress.trials_done += len(runs)
+            progress.show(self.position, tasks[self.task].task_name, best.get(self.task))
+
+    cores = os.cpu_count() or 1
+    runner = ms.runner.LocalRunner(
+        evaluator_config=ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=50))
+    with _quiet_meta_schedule():
+        for position, i in enumerate(to_tune, start=1):
+            trials = remaining[i]
+            if tuning.time_budget is not None:
+                left = tuning.time_budget - progress.elapsed()
+                per_trial = progress.seconds_per_trial()
+                if left <= 0:
+                    print(f"tvmbridge tuning: time budget reached; {len(to_tune) - position + 1} "
+                          "task(s) left for a later run", file=sys.stderr)
+                    break
+                if per_trial is not None:
+                    affordable = int(left / per_trial) // _TRIALS_PER_BATCH * _TRIALS_PER_BATCH
+                    trials = max(_TRIALS_PER_BATCH, min(trials, affordable))
+            contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+                [tasks[i]], work_dir=str(folder), num_threads=cores)
+            ms.tune_tasks(
+                tasks=contexts, task_weights=weights, work_dir=str(folder),
+                max_trials_global=trials, max_trials_per_task=trials,
+                num_trials_per_iter=_TRIALS_PER_BATCH, builder=ms.builder.LocalBuilder(),
+                runner=runner, database=database,
+                measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
+                                   _ShowProgress(position, i)],
+                task_scheduler="round-robin")
+            ledger.add(keys[i], trials)
+            progress.show(position, tasks[i].task_name, best.get(i), final=True)
+    return database
