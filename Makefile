@@ -5,6 +5,8 @@
 #   make build   the C++ libraries and tvmbridge-run only
 #   make format  clang-format the C++ sources
 #   make survey  accuracy and partition coverage over torchvision models (slow; not in CI)
+#   make bench   tvmbridge against PyTorch, TorchScript, torch.compile, ONNX Runtime and TVM's
+#                own frontend, untuned and tuned (tens of minutes; not in CI)
 
 SHELL := /bin/bash
 BUILD_DIR ?= build
@@ -18,7 +20,7 @@ export CCACHE_NOHASHDIR := 1
 # PyTorch deprecates TorchScript; tvmbridge exists for the models people still have in it.
 export PYTHONWARNINGS ?= ignore::FutureWarning
 
-.PHONY: venv build test test-cpp test-python demo survey format clean
+.PHONY: venv build test test-cpp test-python demo survey bench format clean
 
 venv:
 	@bash scripts/bootstrap.sh
@@ -45,6 +47,10 @@ demo: build
 survey: build
 	@$(PYTHON) bench/accuracy_survey.py | tee $(BUILD_DIR)/accuracy_survey.txt
 	@$(PYTHON) bench/partition_coverage.py --out bench/partition_coverage.txt
+
+bench: build
+	@$(PYTHON) -m pip install --quiet -r requirements-bench.txt 2>&1 | grep -v "is ignored" || true
+	@$(PYTHON) bench/benchmark.py $(BENCH_ARGS)
 
 format:
 	@clang-format -i $$(git ls-files '*.cc' '*.h')

@@ -5,32 +5,56 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Mapping
 
 
 @dataclass(frozen=True)
 class Timing:
     median_ms: float
+    q1_ms: float  # interquartile range: q1 to q3
+    q3_ms: float
     p10_ms: float
     p90_ms: float
     runs: int
+
+    @staticmethod
+    def of(samples_ms: list[float]) -> "Timing":
+        ordered = sorted(samples_ms)
+        pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+        return Timing(statistics.median(ordered), pick(0.25), pick(0.75), pick(0.1), pick(0.9),
+                      len(ordered))
 
     @property
     def spread(self) -> str:
         return f"{self.p10_ms:.2f}-{self.p90_ms:.2f}"
 
+    @property
+    def iqr(self) -> str:
+        return f"{self.q1_ms:.2f}-{self.q3_ms:.2f}"
+
+
+def _timed_ms(run: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    run()
+    return (time.perf_counter() - start) * 1e3
+
 
 def measure(run: Callable[[], object], warmup: int = 3, repeat: int = 20) -> Timing:
     """Calls `run` `warmup` times untimed, then `repeat` times timed (wall clock)."""
+    return measure_interleaved({"run": run}, warmup, repeat)["run"]
+
+
+def measure_interleaved(runs: Mapping[str, Callable[[], object]], warmup: int = 5,
+                        repeat: int = 50) -> dict[str, Timing]:
+    """Times each contender `repeat` times, taking turns (one call each per round), so that
+    drifts of the machine (frequency, other load) touch every contender alike."""
     if repeat < 1:
         raise ValueError("repeat must be at least 1")
-    for _ in range(warmup):
-        run()
-    samples = []
+    for run in runs.values():
+        for _ in range(warmup):
+            run()
+    samples: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        samples.append((time.perf_counter() - start) * 1e3)
-    samples.sort()
-    pick = lambda q: samples[min(len(samples) - 1, int(q * len(samples)))]  # noqa: E731
-    return Timing(statistics.median(samples), pick(0.1), pick(0.9), len(samples))
+        for name, run in runs.items():
+            samples[name].append(_timed_ms(run))
+    return {name: Timing.of(values) for name, values in samples.items()}

@@ -53,10 +53,54 @@ def required_cpu_features(target: tvm.target.Target) -> list[str]:
     return sorted(str(f) for f in features if str(f) in _CHECKED_CPU_FEATURES)
 
 
+# Convolutions run in NCHW16c: vectors over 16 output channels whatever the image width, and
+# the packed weights are read contiguously. Measured on ResNet-18 (untuned, 2 cores): 30 ms
+# in NCHW, 21 ms in NCHW16c. Activations between convolutions stay packed; layout
+# transforms remain only where NCHW ops (pooling, the 3-channel stem) meet them.
+_CHANNEL_BLOCK = 16
+_PACKED_CONV = [f"NCHW{_CHANNEL_BLOCK}c", f"OIHW{_CHANNEL_BLOCK}i{_CHANNEL_BLOCK}o"]
+
+
+def _conv_layout(call: relax.Call) -> dict:
+    """ConvertLayout's choice per call: plain (groups=1) float32 NCHW convolutions only;
+    TOPI's packed convolution has no groups, and other calls keep their layouts."""
+    attrs = call.attrs
+    if attrs is None or not hasattr(attrs, "groups") or not hasattr(attrs, "data_layout"):
+        return {}
+    if attrs.groups != 1 or attrs.data_layout != "NCHW" or call.ty.dtype != "float32":
+        return {}
+    return {"relax.nn.conv2d": _PACKED_CONV}
+
+
+def _legalize_conv2d(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
+    """TVM's legalisation for NCHW; TOPI's conv2d_NCHWc for the packed layouts (which TVM's
+    own legalisation leaves unlowered)."""
+    from tvm import topi
+    from tvm.relax.transform.legalize_ops.nn import _nn_conv2d
+
+    attrs = call.attrs
+    if len(attrs.data_layout) == 4:
+        return _nn_conv2d(bb, call)
+    return bb.call_te(topi.nn.conv2d_NCHWc, call.args[0], call.args[1], attrs.strides,
+                      attrs.padding, attrs.dilation, attrs.data_layout, attrs.out_layout,
+                      call.ty.dtype, primfunc_name_hint="conv2d_NCHWc")
+
+
 def fuse(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
-    """Library dispatch, legalisation to TIR and operator fusion: the module whose PrimFuncs
-    are both the tuning tasks and what the tuning records are applied to (so keys match)."""
-    passes = cpu_generic.library_dispatch_passes(target) + cpu_generic.legalize_passes(target)
+    """Layout conversion, library dispatch, legalisation to TIR and operator fusion: the
+    module whose PrimFuncs are both the tuning tasks and what the tuning records are applied
+    to (so keys match). Weight layout transforms fold into the constants here."""
+    passes = [
+        relax.transform.ConvertLayout({}, _conv_layout),
+        relax.transform.FoldConstant(),
+        *cpu_generic.library_dispatch_passes(target),
+        # cpu_generic.legalize_passes with the packed convolution's legalisation added.
+        relax.transform.LegalizeOps({"relax.nn.conv2d": _legalize_conv2d}),
+        relax.transform.AnnotateTIROpPattern(),
+        relax.transform.FoldConstant(),
+        relax.transform.FuseOps(),
+        relax.transform.FuseTIR(),
+    ]
     with target:
         return tvm.transform.Sequential(passes)(mod)
 

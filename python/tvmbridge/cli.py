@@ -2,6 +2,7 @@
 
     tvmbridge report model.pt --input 1x3x224x224:float32 [--min-block-size N]
     tvmbridge compile model.pt --input 1x3x224x224:float32 -o model_tvm.pt
+    tvmbridge tune model.pt --input 1x3x224x224 --trials 2000 [--time-budget 30min] -o out.pt
 """
 
 from __future__ import annotations
@@ -45,6 +46,17 @@ def main(argv=None) -> int:
     compile_cmd = commands.add_parser("compile", help="compile a .pt with TVM into a .pt")
     _add_partition_options(compile_cmd)
     compile_cmd.add_argument("-o", "--output", required=True)
+    tune = commands.add_parser(
+        "tune", help="auto-tune with MetaSchedule (resumable), then compile into a .pt")
+    _add_partition_options(tune)
+    tune.add_argument("--trials", type=int, default=2000, help="measured candidates in all")
+    tune.add_argument("--time-budget", default=None, help="wall-clock limit, e.g. 30min")
+    tune.add_argument("--database", default=None,
+                      help="tuning records folder (default ~/.cache/tvmbridge/tuning)")
+    tune.add_argument("-o", "--output", help="where to write the compiled .pt (optional)")
+    for command in (compile_cmd, tune):
+        command.add_argument("--keep-slower-regions", action="store_true",
+                             help="keep TVM regions even where PyTorch measured faster")
     args = parser.parse_args(argv)
 
     import torch
@@ -57,8 +69,14 @@ def main(argv=None) -> int:
     try:
         if args.command == "report":
             print(tt.explain(args.model, args.input, **options))
-        else:
-            compiled = tt.compile(args.model, args.input, **options)
+            return 0
+        options["never_slower"] = not args.keep_slower_regions
+        if args.command == "tune":
+            database = args.database or tt.Tuning.database
+            options["tuning"] = tt.Tuning(trials=args.trials, database=database,
+                                          time_budget=args.time_budget)
+        compiled = tt.compile(args.model, args.input, **options)
+        if args.output:
             torch.jit.save(compiled, args.output)
             print(f"wrote {args.output}")
     except (ValueError, TypeError, NotImplementedError, RuntimeError, OSError) as error:

@@ -21,14 +21,15 @@ import logging
 import tvm
 from tvm import s_tir, tirx
 from tvm.s_tir import dlight
+from tvm.tirx.analysis import undefined_vars
 
 _log = logging.getLogger("tvmbridge")
 
 # Floats per vector register on AVX-512; narrower CPUs split the vectors (LLVM legalises).
 _VECTOR_LANES = 16
-# Output rows (channels) computed together per reduction pass: 16 accumulators of one vector
-# each fit AVX-512's 32 registers; measured on ResNet-18 (untuned): 4 -> 8 -> 16 rows took
-# the model from 52 to 35 to 30 ms.
+# Outputs computed together per reduction pass (register tile): up to 16 accumulators of one
+# vector each fit AVX-512's 32 registers; measured on ResNet-18 (untuned, NCHW): tiles of
+# 4 -> 8 -> 16 output channels took the model from 52 to 35 to 30 ms.
 _ROW_TILE = 16
 # Below this many iterations a parallel loop costs more than it saves.
 _MIN_PARALLEL_WORK = 4096
@@ -82,6 +83,37 @@ def _schedule_injective(sch: s_tir.Schedule, block) -> None:
     _parallelize(sch, loops, lanes)
 
 
+def _largest_divisor(extent: int | None, limit: int) -> int:
+    if extent is None:
+        return 1
+    return max(d for d in range(1, limit + 1) if extent % d == 0)
+
+
+def _vars_in(expr) -> set:
+    return set(undefined_vars(expr))
+
+
+def _register_tile_axis(sch: s_tir.Schedule, block, kinds: list[str]) -> int | None:
+    """The loop to unroll into a register tile: partial sums of neighbouring outputs along
+    it share the vector operand. That is an output axis read by the operand the vector axis
+    does not index (the broadcast one: a weight scalar in NCHW convolution, an input pixel
+    in NCHWc, a row of A in matmul) and by no operand the vector axis indexes. The innermost
+    such axis; None when there is none (pooling, plain sums)."""
+    stmt = sch.get(block)
+    iters = [iv.var for iv in stmt.iter_vars]
+    vector_var = iters[max(i for i, kind in enumerate(kinds) if kind == "S")]
+    with_vector, without_vector = set(), set()
+    for region in stmt.reads:
+        used = set()
+        for dim in region.region:
+            used |= _vars_in(dim.min)
+        (with_vector if vector_var in used else without_vector).update(used)
+    candidates = [i for i, (var, kind) in enumerate(zip(iters, kinds))
+                  if kind == "S" and not var.same_as(vector_var) and var in without_vector
+                  and var not in with_vector]
+    return candidates[-1] if candidates else None
+
+
 def _schedule_reduction(sch: s_tir.Schedule, block) -> None:
     kinds = _iter_kinds(sch, block)
     loops = sch.get_loops(block)
@@ -94,15 +126,13 @@ def _schedule_reduction(sch: s_tir.Schedule, block) -> None:
     outer_inner, vector = sch.split(inner, factors=[None, lanes])
     rows = spatial[:-1]
     row_tile, tile_size = None, 1
-    # The register tile runs over output channels (axis 1 of NCHW-like outputs, where the
-    # same input vector meets ROW_TILE weights), else over the row above the vector.
-    tiled = 1 if len(rows) >= 3 else len(rows) - 1
-    if rows:
-        row_extent = _extent(sch, rows[tiled]) or 1
-        tile_size = next((t for t in (_ROW_TILE, 8, 4) if row_extent % t == 0), 1)
+    tiled = _register_tile_axis(sch, block, kinds)
+    if tiled is not None:
+        tile_size = _largest_divisor(_extent(sch, loops[tiled]), _ROW_TILE)
+        position = rows.index(loops[tiled])
         if tile_size > 1:
-            row_outer, row_tile = sch.split(rows[tiled], factors=[None, tile_size])
-            rows = rows[:tiled] + [row_outer] + rows[tiled + 1:]
+            row_outer, row_tile = sch.split(rows[position], factors=[None, tile_size])
+            rows = rows[:position] + [row_outer] + rows[position + 1:]
     tile = [row_tile] if row_tile is not None else []
     sch.reorder(*rows, outer_inner, *reduce, *tile, vector)
     # Partial sums in a local buffer (registers); the write-back absorbs the epilogue
@@ -188,10 +218,26 @@ def _inline_injective_producers(sch: s_tir.Schedule, blocks: list) -> None:
                 pass
 
 
-def default_cpu_schedule() -> tvm.transform.Pass:
+def _rules() -> list:
     """The first rule that takes a function schedules it: TVM's dlight GEMV rule
     (matrix-vector products read rows contiguously, which CPUDefault does not), then
     :class:`CPUDefault`, then dlight's row-reduction rule for what CPUDefault declines.
     (dlight's reduction rule also claims convolutions fused with padding and epilogues, and
     runs them ~40x slower than CPUDefault: it must not come first.)"""
-    return dlight.ApplyDefaultSchedule(dlight.cpu.GEMV(), CPUDefault(), dlight.cpu.Reduction())
+    return [dlight.cpu.GEMV(), CPUDefault(), dlight.cpu.Reduction()]
+
+
+def default_schedule(func: tirx.PrimFunc, target: tvm.target.Target):
+    """The default schedule of one function (an ``s_tir.Schedule`` with its trace), or None
+    when no rule applies."""
+    for rule in _rules():
+        scheduled = rule.apply(func, target, False)
+        if scheduled is not None:
+            return scheduled[0] if isinstance(scheduled, list) else scheduled
+    return None
+
+
+def default_cpu_schedule() -> tvm.transform.Pass:
+    """Schedules every PrimFunc not scheduled yet (by tuning records) with
+    :func:`default_schedule`'s rules."""
+    return dlight.ApplyDefaultSchedule(*_rules())

@@ -22,7 +22,8 @@ import torch
 from . import _native
 from .tuning import Tuning
 
-__all__ = ["Explanation", "Input", "Tuning", "compile", "explain", "from_torchscript", "unsupported_ops"]
+__all__ = ["Explanation", "Input", "Tuning", "compile", "explain", "from_torchscript", "report",
+           "unsupported_ops"]
 
 _log = logging.getLogger("tvmbridge")
 
@@ -121,7 +122,7 @@ def unsupported_ops(module: ModuleLike) -> list[str]:
 
 
 def _options_json(min_block_size, torch_executed_ops, torch_executed_modules,
-                  require_full_compilation) -> str:
+                  require_full_compilation, never_slower=False) -> str:
     if not isinstance(min_block_size, int) or min_block_size < 1:
         raise ValueError(f"tvmbridge: min_block_size must be a positive int, got {min_block_size!r}")
     for name, value in (("torch_executed_ops", torch_executed_ops),
@@ -133,6 +134,7 @@ def _options_json(min_block_size, torch_executed_ops, torch_executed_modules,
         "torch_executed_ops": list(torch_executed_ops),
         "torch_executed_modules": list(torch_executed_modules),
         "require_full_compilation": bool(require_full_compilation),
+        "never_slower": bool(never_slower),
     })
 
 
@@ -145,6 +147,7 @@ def compile(
     torch_executed_ops: Sequence[str] = (),
     torch_executed_modules: Sequence[str] = (),
     require_full_compilation: bool = False,
+    never_slower: bool = True,
     tuning: "Tuning | None" = None,
 ) -> torch.jit.ScriptModule:
     """Compiles a TorchScript module with TVM and returns a TorchScript module that runs it.
@@ -161,10 +164,14 @@ def compile(
     ``require_full_compilation``: fail, listing every node TVM cannot take, instead.
     :func:`explain` shows the decisions.
 
+    ``never_slower``: time each compiled region against PyTorch running the same nodes on
+    random inputs of the same shapes, and keep PyTorch for regions where TVM is slower (the
+    log and the compile report say which; regions with integer inputs are not measured).
+    Ignored under ``require_full_compilation``.
+
     ``tuning``: a :class:`tvmbridge.Tuning` to auto-tune each region with MetaSchedule first
     (minutes to tens of minutes; records are kept in a database that later compiles reuse).
-    Without it, functions get tvmbridge's default CPU schedules plus whatever the default
-    tuning database already holds for this target.
+    Without it, functions get tvmbridge's default CPU schedules.
 
     The result's ``forward`` takes the same tensors and returns what the original returned.
     It saves with ``torch.jit.save`` into one file that ``torch.jit.load`` reads back in any
@@ -174,7 +181,7 @@ def compile(
     from . import build
 
     options = _options_json(min_block_size, torch_executed_ops, torch_executed_modules,
-                            require_full_compilation)
+                            require_full_compilation, never_slower)
     archive = _archive(module)
     resolved = build.resolve_target(target)
     if resolved.kind.name != "llvm":
@@ -194,7 +201,19 @@ def compile(
                                       build.required_cpu_features(resolved))
     summary = Explanation(json.loads(str(report)))
     _log.info("tvmbridge: compiled in %.1f s: %s", time.perf_counter() - started, summary.summary())
+    for reason in sorted({n["reason"] for n in summary.nodes
+                          if n["reason"].startswith("TVM measured")}):
+        _log.info("tvmbridge: a region stays in PyTorch: %s", reason)
     return torch.jit.load(io.BytesIO(bytes(compiled)))
+
+
+def report(compiled: torch.jit.ScriptModule) -> "Explanation":
+    """What :func:`compile` decided for `compiled` (also after saving and loading it): the
+    regions, with ``tvm_ms`` / ``torch_ms`` where ``never_slower`` measured them, and every
+    node's placement and reason."""
+    if not hasattr(compiled, "tvmbridge_report"):
+        raise TypeError("tvmbridge.report: expected a module made by tvmbridge.torch.compile")
+    return Explanation(json.loads(compiled.tvmbridge_report))
 
 
 def explain(

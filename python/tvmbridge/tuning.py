@@ -12,7 +12,6 @@ one stopped instead of starting again.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -116,13 +115,14 @@ class _Progress:
     def seconds_per_trial(self) -> float | None:
         return self.elapsed() / self.trials_done if self.trials_done else None
 
-    def show(self, task_index: int, name: str, best_seconds: float | None, final=False):
+    def show(self, task_index: int, name: str, best_seconds: float | None, final=False,
+             note: str = ""):
         if not self.enabled:
             return
         per_trial = self.seconds_per_trial()
         eta = "?" if per_trial is None else _clock(per_trial * (self.trials - self.trials_done))
         best = "-" if best_seconds is None else f"{best_seconds * 1e3:.3f} ms"
-        line = (f"tvmbridge tuning: task {task_index}/{self.tasks} {name}: best {best}; "
+        line = (f"tvmbridge tuning: task {task_index}/{self.tasks} {name}: best {best}{note}; "
                 f"{self.trials_done}/{self.trials} trials, {_clock(self.elapsed())} elapsed, "
                 f"ETA {eta}")
         if self.interactive:
@@ -136,16 +136,11 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-@contextlib.contextmanager
-def _quiet_meta_schedule():
-    """MetaSchedule logs a table per batch at INFO; the log files in the database keep it."""
-    logger = logging.getLogger("tvm.s_tir.meta_schedule")
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
+def _quiet_meta_schedule() -> None:
+    """MetaSchedule logs a table per batch; its files in the database keep that. Its console
+    handler takes the package logger's level each time tuning starts (and the level is then
+    reset to DEBUG), so this is called before every tuning call."""
+    logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
 
 
 def _plan(tasks, flops, budget: int) -> list[int]:
@@ -162,13 +157,37 @@ def _plan(tasks, flops, budget: int) -> list[int]:
     return plan
 
 
+def _record_default_schedule(ms, database, task_mod, target, builder, runner) -> float | None:
+    """Measures tvmbridge's default schedule of the task and commits it as a tuning record,
+    so the database's best is never worse than what an untuned build would run. Returns its
+    latency in seconds (None when it has no default schedule or the measurement failed)."""
+    from .schedule import default_schedule
+
+    scheduled = default_schedule(task_mod["main"], target)
+    if scheduled is None:
+        return None
+    (built,) = builder.build([ms.builder.BuilderInput(scheduled.mod, target)])
+    if built.error_msg is not None:
+        return None
+    args_info = ms.arg_info.ArgInfo.from_prim_func(task_mod["main"])
+    (future,) = runner.run([ms.runner.RunnerInput(built.artifact_path, "cpu", args_info)])
+    result = future.result()
+    if result.error_msg is not None or not result.run_secs:
+        return None
+    run_secs = [float(s) for s in result.run_secs]
+    workload = database.commit_workload(task_mod)
+    database.commit_tuning_record(
+        ms.database.TuningRecord(scheduled.trace, workload, run_secs, target, args_info))
+    return sum(run_secs) / len(run_secs)
+
+
 def tune(mod, target, tuning: Tuning):
     """Tunes the fused TIR functions of Relax module `mod` for `target`; returns the
     MetaSchedule database holding the records (old and new)."""
     from tvm.ir.utils import derived_object
     from tvm.s_tir import meta_schedule as ms
     from tvm.s_tir.analysis import estimate_tir_flops
-    import tvm
+    import tvm_ffi
 
     from .build import fuse
 
@@ -182,7 +201,7 @@ def tune(mod, target, tuning: Tuning):
     flops = [float(estimate_tir_flops(task.dispatched[0])) for task in tasks]
     order = sorted(range(len(tasks)), key=lambda i: -flops[i] * tasks[i].weight)
     plan = _plan(tasks, flops, tuning.trials)
-    keys = [str(tvm.ir.structural_hash(task.dispatched[0])) for task in tasks]
+    keys = [str(tvm_ffi.structural_hash(task.dispatched[0])) for task in tasks]
     remaining = {i: max(0, plan[i] - ledger.spent.get(keys[i], 0)) for i in order}
     to_tune = [i for i in order if remaining[i] > 0]
     progress = _Progress(tuning.progress, len(to_tune), sum(remaining[i] for i in to_tune))
@@ -209,29 +228,35 @@ def tune(mod, target, tuning: Tuning):
     cores = os.cpu_count() or 1
     runner = ms.runner.LocalRunner(
         evaluator_config=ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=50))
-    with _quiet_meta_schedule():
-        for position, i in enumerate(to_tune, start=1):
-            trials = remaining[i]
-            if tuning.time_budget is not None:
-                left = tuning.time_budget - progress.elapsed()
-                per_trial = progress.seconds_per_trial()
-                if left <= 0:
-                    print(f"tvmbridge tuning: time budget reached; {len(to_tune) - position + 1} "
-                          "task(s) left for a later run", file=sys.stderr)
-                    break
-                if per_trial is not None:
-                    affordable = int(left / per_trial) // _TRIALS_PER_BATCH * _TRIALS_PER_BATCH
-                    trials = max(_TRIALS_PER_BATCH, min(trials, affordable))
-            contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-                [tasks[i]], work_dir=str(folder), num_threads=cores)
-            ms.tune_tasks(
-                tasks=contexts, task_weights=weights, work_dir=str(folder),
-                max_trials_global=trials, max_trials_per_task=trials,
-                num_trials_per_iter=_TRIALS_PER_BATCH, builder=ms.builder.LocalBuilder(),
-                runner=runner, database=database,
-                measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
-                                   _ShowProgress(position, i)],
-                task_scheduler="round-robin")
-            ledger.add(keys[i], trials)
-            progress.show(position, tasks[i].task_name, best.get(i), final=True)
+    for position, i in enumerate(to_tune, start=1):
+        trials = remaining[i]
+        if tuning.time_budget is not None:
+            left = tuning.time_budget - progress.elapsed()
+            per_trial = progress.seconds_per_trial()
+            if left <= 0:
+                print(f"tvmbridge tuning: time budget reached; {len(to_tune) - position + 1} "
+                      "task(s) left for a later run", file=sys.stderr)
+                break
+            if per_trial is not None:
+                affordable = int(left / per_trial) // _TRIALS_PER_BATCH * _TRIALS_PER_BATCH
+                trials = max(_TRIALS_PER_BATCH, min(trials, affordable))
+        _quiet_meta_schedule()
+        builder = ms.builder.LocalBuilder()
+        default_seconds = _record_default_schedule(ms, database, tasks[i].dispatched[0], target,
+                                                   builder, runner)
+        if default_seconds is not None:
+            best[i] = default_seconds
+        contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+            [tasks[i]], work_dir=str(folder), num_threads=cores)
+        ms.tune_tasks(
+            tasks=contexts, task_weights=weights, work_dir=str(folder),
+            max_trials_global=trials, max_trials_per_task=trials,
+            num_trials_per_iter=_TRIALS_PER_BATCH, builder=builder,
+            runner=runner, database=database,
+            measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
+                               _ShowProgress(position, i)],
+            task_scheduler="round-robin")
+        ledger.add(keys[i], trials)
+        note = "" if default_seconds is None else f" (default {default_seconds * 1e3:.3f} ms)"
+        progress.show(position, tasks[i].task_name, best.get(i), final=True, note=note)
     return database

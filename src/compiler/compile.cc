@@ -1,6 +1,8 @@
 #include "compiler/compile.h"
 
 #include <cstring>
+#include <optional>
+#include <vector>
 
 #include <ATen/Functions.h>
 #include <c10/util/Exception.h>
@@ -9,6 +11,7 @@
 #include <tvm/ffi/string.h>
 
 #include "compiler/embed.h"
+#include "compiler/region_timing.h"
 #include "frontend/graph_prep.h"
 #include "runtime/sha256.h"
 
@@ -56,14 +59,21 @@ Analysis Analyse(const std::string& archive, const std::vector<TensorSpec>& spec
   return analysis;
 }
 
-std::string ReportJson(const partition::Partition& partition) {
+// `times[k]`, when given and measured, adds "tvm_ms" and "torch_ms" to region k.
+std::string ReportJson(const partition::Partition& partition,
+                       const std::vector<std::optional<RegionTimes>>& times = {}) {
   json::Array regions;
   for (size_t k = 0; k < partition.regions.size(); ++k) {
     const partition::Region& region = partition.regions[k];
-    regions.push_back(json::Object{{"index", static_cast<int64_t>(k)},
-                                   {"nodes", static_cast<int64_t>(region.nodes.size())},
-                                   {"inputs", static_cast<int64_t>(region.inputs.size())},
-                                   {"outputs", static_cast<int64_t>(region.outputs.size())}});
+    json::Object entry{{"index", static_cast<int64_t>(k)},
+                       {"nodes", static_cast<int64_t>(region.nodes.size())},
+                       {"inputs", static_cast<int64_t>(region.inputs.size())},
+                       {"outputs", static_cast<int64_t>(region.outputs.size())}};
+    if (k < times.size() && times[k]) {
+      entry.Set(String("tvm_ms"), times[k]->tvm_ms);
+      entry.Set(String("torch_ms"), times[k]->torch_ms);
+    }
+    regions.push_back(entry);
   }
   json::Array nodes;
   for (const partition::NodePlacement& placement : partition.placements) {
@@ -90,6 +100,7 @@ CompileResult Compile(const std::string& archive, const std::vector<TensorSpec>&
                       const std::vector<std::string>& cpu_features) {
   Analysis analysis = Analyse(archive, inputs, options);
   std::vector<c10::intrusive_ptr<TVMModule>> modules;
+  std::vector<std::optional<RegionTimes>> times;
   for (const partition::Region& region : analysis.partition.regions) {
     ArtifactMetadata metadata;
     tvm::ffi::ObjectRef ir_module = partition::BuildRegionModule(
@@ -104,11 +115,23 @@ CompileResult Compile(const std::string& archive, const std::vector<TensorSpec>&
     at::Tensor bytes = at::empty({static_cast<int64_t>(library.size())}, at::kByte);
     std::memcpy(bytes.data_ptr(), library.data(), library.size());
     modules.push_back(c10::make_intrusive<TVMModule>(metadata.ToJson(), bytes));
+    const bool measure = options.never_slower && !options.require_full_compilation;
+    times.push_back(measure ? TimeRegion(region, analysis.observations, *modules.back())
+                            : std::nullopt);
+  }
+  for (size_t k = times.size(); k-- > 0;) {  // from the back: removal shifts later indices
+    if (times[k] && times[k]->torch_ms <= times[k]->tvm_ms) {
+      ReturnRegionToPyTorch(analysis.partition, k,
+                            c10::str("TVM measured slower here (", times[k]->tvm_ms,
+                                     " ms vs PyTorch ", times[k]->torch_ms, " ms)"));
+      modules.erase(modules.begin() + static_cast<std::ptrdiff_t>(k));
+      times.erase(times.begin() + static_cast<std::ptrdiff_t>(k));
+    }
   }
   CompileResult result;
-  result.report_json = ReportJson(analysis.partition);
-  result.archive =
-      EmbedRegions(analysis.prepared.graph, analysis.partition.regions, modules, analysis.inputs);
+  result.report_json = ReportJson(analysis.partition, times);
+  result.archive = EmbedRegions(analysis.prepared.graph, analysis.partition.regions, modules,
+                                analysis.inputs, result.report_json);
   return result;
 }
 

@@ -58,10 +58,11 @@ void ReplaceRegion(Graph& graph, Value* self, const partition::Region& region,
 std::string EmbedRegions(const std::shared_ptr<Graph>& graph,
                          const std::vector<partition::Region>& regions,
                          const std::vector<c10::intrusive_ptr<TVMModule>>& modules,
-                         const std::vector<TensorSpec>& inputs) {
+                         const std::vector<TensorSpec>& inputs, const std::string& report_json) {
   TORCH_INTERNAL_ASSERT(regions.size() == modules.size());
   torch::jit::Module module(c10::QualifiedName("__torch__.tvmbridge.CompiledModule"));
   module.register_attribute("training", c10::BoolType::get(), false);
+  module.register_attribute("tvmbridge_report", c10::StringType::get(), report_json);
   Value* self = graph->inputs()[0];
   self->setType(module.type());
   std::unordered_map<Value*, Value*> replaced;

@@ -101,6 +101,7 @@ partition::PartitionOptions OptionsFromJson(const std::string& text) {
   options.require_full_compilation = object.at(String("require_full_compilation")).cast<bool>();
   options.torch_executed_ops = strings("torch_executed_ops");
   options.torch_executed_modules = strings("torch_executed_modules");
+  options.never_slower = object.at(String("never_slower")).cast<bool>();
   return options;
 }
 
@@ -109,8 +110,8 @@ partition::PartitionOptions OptionsFromJson(const std::string& text) {
 Array<Any> CompileFfi(const Bytes& archive, const Array<String>& names,
                       const Array<Array<int64_t>>& shapes, const Array<String>& dtypes,
                       const String& options_json, const tvm::ffi::Function& build_library,
-                      const String& target_json,
-                      const String& tvm_version, const Array<String>& cpu_features) {
+                      const String& target_json, const String& tvm_version,
+                      const Array<String>& cpu_features) {
   return Guarded([&] {
     std::vector<std::string> features(cpu_features.begin(), cpu_features.end());
     CompileResult result = Compile(std::string(archive), SpecsFrom(names, shapes, dtypes),

@@ -21,6 +21,10 @@ struct PartitionOptions {
   std::unordered_set<std::string> torch_executed_ops;      // "aten::topk"
   std::unordered_set<std::string> torch_executed_modules;  // class or instance names
   bool require_full_compilation = false;
+  // Used by Compile, not by PartitionGraph: measure each built region against PyTorch
+  // running its nodes and keep PyTorch where TVM is slower (off under
+  // require_full_compilation).
+  bool never_slower = false;
 };
 
 // Where one node runs, and why it is not TVM when it is not.

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <torch/script.h>
 
+#include "compiler/region_timing.h"
 #include "frontend/graph_prep.h"
 #include "partition/partitioner.h"
 #include "partition/shape_observer.h"
@@ -120,3 +121,24 @@ TEST(Partition, UnknownTorchExecutedOpIsAnError) {
 
 }  // namespace
 }  // namespace tvmbridge::partition
+
+namespace tvmbridge {
+
+TEST(Partition, ARegionReturnedToPyTorchShiftsTheLaterOnes) {
+  partition::Partition partition;
+  partition.regions.resize(3);
+  for (int region : {0, 1, 1, -1, 2}) {
+    partition::NodePlacement placement;
+    placement.region = region;
+    partition.placements.push_back(placement);
+  }
+  ReturnRegionToPyTorch(partition, 1, "slower");
+  ASSERT_EQ(partition.regions.size(), 2u);
+  std::vector<int> regions;
+  for (const auto& placement : partition.placements) regions.push_back(placement.region);
+  EXPECT_EQ(regions, (std::vector<int>{0, -1, -1, -1, 1}));
+  EXPECT_EQ(partition.placements[1].reason, "slower");
+  EXPECT_EQ(partition.placements[0].reason, "");
+}
+
+}  // namespace tvmbridge

@@ -12,7 +12,7 @@ from conftest import SmallNet, randomize_
 
 def test_example_tensors_work_in_place_of_input_specs(small_model):
     x = torch.randn(2, 3, 16, 16)
-    compiled = tt.compile(torch.jit.trace(small_model, x), inputs=[x])
+    compiled = tt.compile(torch.jit.trace(small_model, x), inputs=[x], never_slower=False)
     with torch.no_grad():
         torch.testing.assert_close(compiled(x), small_model(x), rtol=1e-4, atol=1e-4)
 
@@ -22,14 +22,14 @@ def test_loaded_module_and_path_compile(tmp_path, small_model):
     torch.jit.save(torch.jit.script(small_model), str(path))
     x = torch.randn(2, 3, 16, 16)
     for source in (torch.jit.load(str(path)), str(path)):
-        compiled = tt.compile(source, inputs=[tt.Input((2, 3, 16, 16))])
+        compiled = tt.compile(source, inputs=[tt.Input((2, 3, 16, 16))], never_slower=False)
         with torch.no_grad():
             torch.testing.assert_close(compiled(x), small_model(x), rtol=1e-4, atol=1e-4)
 
 
 def test_plain_nn_module_is_refused_with_advice(small_model):
     with pytest.raises(TypeError, match="torch.jit.script"):
-        tt.compile(small_model, inputs=[tt.Input((2, 3, 16, 16))])
+        tt.compile(small_model, inputs=[tt.Input((2, 3, 16, 16))], never_slower=False)
 
 
 @pytest.mark.parametrize(
@@ -47,7 +47,8 @@ def test_bad_input_specs(make, error):
 
 def test_wrong_number_of_input_specs(small_model):
     with pytest.raises(ValueError, match=r"takes 1 input\(s\) but 2 input spec\(s\)"):
-        tt.compile(torch.jit.script(small_model), inputs=[tt.Input((2, 3, 16, 16))] * 2)
+        tt.compile(torch.jit.script(small_model), inputs=[tt.Input((2, 3, 16, 16))] * 2,
+                   never_slower=False)
 
 
 def test_from_torchscript_gives_module_and_named_params(small_model):
@@ -91,8 +92,9 @@ def test_unsupported_ops_are_named():
         tt.from_torchscript(scripted, inputs=[tt.Input((3, 8))])
     # compile leaves it to PyTorch unless asked not to.
     with pytest.raises(tvmbridge.UnsupportedOperatorError, match="aten::sort"):
-        tt.compile(scripted, inputs=[tt.Input((3, 8))], require_full_compilation=True)
-    compiled = tt.compile(scripted, inputs=[tt.Input((3, 8))], min_block_size=1)
+        tt.compile(scripted, inputs=[tt.Input((3, 8))], require_full_compilation=True,
+                   never_slower=False)
+    compiled = tt.compile(scripted, inputs=[tt.Input((3, 8))], min_block_size=1, never_slower=False)
     x = torch.randn(3, 8)
     torch.testing.assert_close(compiled(x), WithSort()(x))
 
@@ -121,7 +123,7 @@ def test_data_dependent_branch_becomes_relax_if():
 
 def test_data_dependent_control_flow_stays_in_torchscript_when_compiled():
     scripted = torch.jit.script(DataDependent())
-    compiled = tt.compile(scripted, inputs=[tt.Input((3,))], min_block_size=1)
+    compiled = tt.compile(scripted, inputs=[tt.Input((3,))], min_block_size=1, never_slower=False)
     for x in (torch.ones(3), -torch.ones(3)):
         for a, e in zip(compiled(x), DataDependent()(x)):
             torch.testing.assert_close(a, e)
@@ -136,7 +138,8 @@ def test_data_dependent_control_flow_stays_in_torchscript_when_compiled():
 def test_training_mode_dropout_is_refused_only_when_it_matters():
     model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout(0.5))
     # compile() freezes in eval mode, so a model left in train mode still converts correctly.
-    compiled = tt.compile(torch.jit.script(model.train()), inputs=[tt.Input((2, 4))])
+    compiled = tt.compile(torch.jit.script(model.train()), inputs=[tt.Input((2, 4))],
+                          never_slower=False)
     x = torch.randn(2, 4)
     with torch.no_grad():
         torch.testing.assert_close(compiled(x), model.eval()(x), rtol=1e-5, atol=1e-5)
@@ -148,7 +151,8 @@ def test_multiple_inputs_and_tuple_output():
             return torch.relu(x + y), torch.cat([x, y], 1).mean(1)
 
     model = TwoInOut()
-    compiled = tt.compile(torch.jit.script(model), inputs=[tt.Input((4, 8)), tt.Input((4, 8))])
+    compiled = tt.compile(torch.jit.script(model), inputs=[tt.Input((4, 8)), tt.Input((4, 8))],
+                          never_slower=False)
     x, y = torch.randn(4, 8), torch.randn(4, 8)
     actual, expected = compiled(x, y), model(x, y)
     assert isinstance(actual, tuple) and len(actual) == 2
@@ -169,7 +173,8 @@ def test_randomize_helper_changes_outputs():
 @pytest.mark.parametrize("target, error", [("nonsense", ValueError), ({"kind": "cuda"}, ValueError)])
 def test_bad_targets_are_refused_before_compiling(small_model, target, error):
     with pytest.raises(error):
-        tt.compile(torch.jit.script(small_model), [tt.Input((2, 3, 16, 16))], target=target)
+        tt.compile(torch.jit.script(small_model), [tt.Input((2, 3, 16, 16))], target=target,
+                   never_slower=False)
 
 
 def test_edge_models_compile(small_model):
@@ -182,8 +187,11 @@ def test_edge_models_compile(small_model):
             return torch.ones(2)
 
     x = torch.randn(3)
-    torch.testing.assert_close(tt.compile(torch.jit.script(Identity()), [x])(x), x)
-    torch.testing.assert_close(tt.compile(torch.jit.script(Constant()), [x])(x), torch.ones(2))
+    torch.testing.assert_close(tt.compile(torch.jit.script(Identity()), [x],
+                                          never_slower=False)(x), x)
+    torch.testing.assert_close(tt.compile(torch.jit.script(Constant()), [x],
+                                          never_slower=False)(x), torch.ones(2))
     empty = torch.randn(0, 4)
-    relu = tt.compile(torch.jit.script(torch.nn.ReLU()), [empty], min_block_size=1)
+    relu = tt.compile(torch.jit.script(torch.nn.ReLU()), [empty], min_block_size=1,
+                      never_slower=False)
     assert relu(empty).shape == (0, 4)

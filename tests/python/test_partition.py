@@ -21,7 +21,7 @@ def compile_and_check(model, inputs, **options):
     explanation."""
     scripted = torch.jit.script(model)
     compiled = tt.compile(scripted, inputs=[tt.Input(tuple(x.shape), x.dtype) for x in inputs],
-                          **options)
+                          **options, never_slower=False)
     with torch.no_grad():
         expected = model(*inputs)
         actual = compiled(*inputs)
@@ -166,7 +166,8 @@ def test_require_full_compilation_lists_every_unsupported_op_with_location():
     torch.manual_seed(0)
     scripted = torch.jit.script(randomize_(DetectionHead()))
     with pytest.raises(tvmbridge.UnsupportedOperatorError) as info:
-        tt.compile(scripted, inputs=[tt.Input((1, 3, 16, 16))], require_full_compilation=True)
+        tt.compile(scripted, inputs=[tt.Input((1, 3, 16, 16))], require_full_compilation=True,
+                   never_slower=False)
     message = str(info.value)
     for kind in ("aten::nonzero", "aten::index_select"):
         assert kind in message
@@ -246,7 +247,8 @@ def test_partitioned_model_runs_from_cpp(tmp_path):
 
     torch.manual_seed(0)
     model = randomize_(DetectionHead())
-    compiled = tt.compile(torch.jit.script(model), inputs=[tt.Input((1, 3, 16, 16))])
+    compiled = tt.compile(torch.jit.script(model), inputs=[tt.Input((1, 3, 16, 16))],
+                          never_slower=False)
     path = tmp_path / "head_tvm.pt"
     torch.jit.save(compiled, str(path))
     out = tmp_path / "out.pkl"

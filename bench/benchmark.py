@@ -1,0 +1,273 @@
+"""make bench: tvmbridge against every peer, side by side, on this machine.
+
+    python bench/benchmark.py [--models resnet18,mobilenet_v2] [--batches 1,8]
+                              [--repeat 50] [--trials 2000] [--time-budget 30min]
+
+Contenders (each where its package is installed; `make bench` installs
+requirements-bench.txt): PyTorch eager (no_grad), TorchScript (scripted, frozen,
+optimize_for_inference), torch.compile (Inductor), ONNX Runtime (all graph optimisations),
+TVM's own PyTorch path (torch.export -> from_exported_program -> TVM's default pipeline),
+tvmbridge untuned (TVM everywhere, and with the default never-slower check), tvmbridge tuned
+(MetaSchedule, records in the shared tuning database).
+Contenders take turns call by call (interleaved); threads = cores for all. Writes
+bench/results/benchmark.{json,md,png} with the machine's CPU, core count and versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from importlib import metadata
+from pathlib import Path
+
+THREADS = os.cpu_count() or 1
+os.environ.setdefault("TVM_NUM_THREADS", str(THREADS))  # before TVM's thread pool starts
+os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+
+import torch  # noqa: E402
+import torchvision  # noqa: E402
+
+import tvmbridge.torch as tt  # noqa: E402
+from tvmbridge.benchmark import measure_interleaved  # noqa: E402
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def versions() -> dict:
+    found = {}
+    for package in ("torch", "torchvision", "apache-tvm", "apache-tvm-ffi", "onnxruntime",
+                    "onnx", "transformers"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+SLOW_SECONDS = 0.5
+SLOW_REPEAT = 5
+
+
+# Each maker returns a callable running one inference on `x`, or raises to be reported.
+
+def make_eager(model, scripted, x, args):
+    return lambda: model(x)
+
+
+def make_torchscript(model, scripted, x, args):
+    optimized = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.script(model)))
+    return lambda: optimized(x)
+
+
+def make_torch_compile(model, scripted, x, args):
+    compiled = torch.compile(model)
+    compiled(x)  # compiles here, not in the warm-up
+    return lambda: compiled(x)
+
+
+def make_onnxruntime(model, scripted, x, args):
+    import onnxruntime as ort
+
+    buffer = io.BytesIO()
+    torch.onnx.export(model, (x,), buffer, input_names=["x"], dynamo=False)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = THREADS
+    session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+    feed = {"x": x.numpy()}
+    return lambda: session.run(None, feed)
+
+
+def make_tvm_exported_program(model, scripted, x, args):
+    import tvm
+    from tvm import relax
+    from tvm.relax.frontend.torch import from_exported_program
+
+    from tvmbridge.build import host_target
+
+    exported = torch.export.export(model, (x,))
+    mod = from_exported_program(exported, keep_params_as_input=False)
+    target = host_target()
+    vm = relax.VirtualMachine(tvm.compile(mod, target=target), tvm.cpu())
+    main = vm["main"]
+    tvm_x = tvm.runtime.from_dlpack(x)
+    return lambda: main(tvm_x)
+
+
+def make_tvmbridge_tvm_only(model, scripted, x, args):
+    compiled = tt.compile(scripted, [tt.Input(tuple(x.shape))], never_slower=False)
+    return lambda: compiled(x)
+
+
+def make_tvmbridge(model, scripted, x, args):
+    compiled = tt.compile(scripted, [tt.Input(tuple(x.shape))])
+    return lambda: compiled(x)
+
+
+def make_tvmbridge_tuned(model, scripted, x, args):
+    tuning = tt.Tuning(trials=args.trials, database=args.database or tt.Tuning.database,
+                       time_budget=args.time_budget)
+    started = time.perf_counter()
+    compiled = tt.compile(scripted, [tt.Input(tuple(x.shape))], tuning=tuning)
+    args.tuning_seconds[f"{args.current}"] = round(time.perf_counter() - started, 1)
+    return lambda: compiled(x)
+
+
+CONTENDERS = {
+    "PyTorch eager": make_eager,
+    "TorchScript (frozen, optimize_for_inference)": make_torchscript,
+    "torch.compile (Inductor)": make_torch_compile,
+    "ONNX Runtime": make_onnxruntime,
+    "TVM from_exported_program (untuned)": make_tvm_exported_program,
+    "tvmbridge untuned, TVM only (never_slower=False)": make_tvmbridge_tvm_only,
+    "tvmbridge untuned (default: never slower)": make_tvmbridge,
+    "tvmbridge tuned": make_tvmbridge_tuned,
+}
+
+
+def run_case(name: str, batch: int, args) -> dict:
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, name)(weights=None).eval()
+    x = torch.randn(batch, 3, 224, 224)
+    scripted = torch.jit.script(model)
+    args.current = f"{name} batch {batch}"
+    runs, errors, first_call = {}, {}, {}
+    with torch.no_grad():
+        expected = model(x)
+        for contender, make in CONTENDERS.items():
+            if contender in args.skip:
+                continue
+            print(f"  preparing {contender} ...", file=sys.stderr, flush=True)
+            try:
+                run = make(model, scripted, x, args)
+                started = time.perf_counter()
+                result = run()
+                first_call[contender] = time.perf_counter() - started
+                first = result[0] if isinstance(result, (list, tuple)) else result
+                actual = torch.as_tensor(first.numpy() if hasattr(first, "numpy") else first)
+                diff = (actual - expected).abs().max().item()
+                if diff > 1e-3:
+                    raise RuntimeError(f"output differs from PyTorch by {diff:.3g}")
+                runs[contender] = run
+            except Exception as error:  # report and go on: one broken peer must not end the run
+                errors[contender] = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+                traceback.print_exc(limit=2, file=sys.stderr)
+        # Contenders slower than SLOW_SECONDS a call (unscheduled TVM) would stretch the
+        # interleaved rounds to hours: they are timed on their own, with fewer runs.
+        slow = {k: v for k, v in runs.items() if first_call[k] > SLOW_SECONDS}
+        fast = {k: v for k, v in runs.items() if k not in slow}
+        print(f"  timing {len(fast)} contenders, {args.repeat} interleaved rounds",
+              file=sys.stderr, flush=True)
+        timings = measure_interleaved(fast, args.warmup, args.repeat)
+        for contender, run in slow.items():
+            timings.update(measure_interleaved({contender: run}, 1, SLOW_REPEAT))
+    eager = timings.get("PyTorch eager")
+    rows = []
+    for contender in CONTENDERS:
+        if contender in timings:
+            t = timings[contender]
+            rows.append({"contender": contender, "median_ms": round(t.median_ms, 3),
+                         "q1_ms": round(t.q1_ms, 3), "q3_ms": round(t.q3_ms, 3), "runs": t.runs,
+                         "speedup_vs_eager": round(eager.median_ms / t.median_ms, 3)
+                         if eager else None})
+        elif contender in errors:
+            rows.append({"contender": contender, "error": errors[contender]})
+    return {"model": name, "batch": batch, "rows": rows}
+
+
+def write_markdown(report: dict, path: Path) -> None:
+    lines = [f"# tvmbridge benchmark ({report['date']})", "",
+             f"Machine: {report['cpu']}, {report['cores']} cores; threads = {report['threads']}; "
+             f"{report['repeat']} interleaved runs after {report['warmup']} warm-up.", "",
+             "Versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()), ""]
+    for case in report["cases"]:
+        lines += [f"## {case['model']}, batch {case['batch']}", "",
+                  "| contender | median ms | IQR ms | runs | vs eager |",
+                  "|---|---:|---:|---:|---:|"]
+        for row in case["rows"]:
+            if "error" in row:
+                lines.append(f"| {row['contender']} | failed: {row['error']} | | | |")
+            else:
+                lines.append(f"| {row['contender']} | {row['median_ms']:.2f} | "
+                             f"{row['q1_ms']:.2f}-{row['q3_ms']:.2f} | {row['runs']} | "
+                             f"{row['speedup_vs_eager']:.2f}x |")
+        lines.append("")
+    if report["tuning_seconds"]:
+        lines.append("Tuning time (s, includes compilation): " + ", ".join(
+            f"{k}: {v}" for k, v in report["tuning_seconds"].items()))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_chart(report: dict, path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    cases = report["cases"]
+    figure, axes = plt.subplots(1, len(cases), figsize=(5 * len(cases), 4.5), squeeze=False)
+    for axis, case in zip(axes[0], cases):
+        rows = [r for r in case["rows"] if "error" not in r]
+        axis.barh([r["contender"] for r in rows], [r["speedup_vs_eager"] for r in rows])
+        axis.axvline(1.0, color="grey", linewidth=0.8)
+        axis.set_title(f"{case['model']}, batch {case['batch']}")
+        axis.set_xlabel("speed vs PyTorch eager (higher is better)")
+        axis.invert_yaxis()
+    for axis in axes[0][1:]:
+        axis.set_yticklabels([])
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    return True
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default="resnet18,mobilenet_v2")
+    parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--repeat", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--trials", type=int, default=2000)
+    parser.add_argument("--time-budget", default="30min", help="per model and batch")
+    parser.add_argument("--database", default=None, help="tuning database folder")
+    parser.add_argument("--skip", action="append", default=[], help="a contender to leave out")
+    parser.add_argument("--out", default="bench/results")
+    args = parser.parse_args(argv)
+    args.tuning_seconds = {}
+    torch.set_num_threads(THREADS)
+
+    report = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpu": cpu_model(), "cores": THREADS,
+              "threads": THREADS, "repeat": args.repeat, "warmup": args.warmup,
+              "versions": versions(), "cases": [], "tuning_seconds": args.tuning_seconds}
+    for name in args.models.split(","):
+        for batch in (int(b) for b in args.batches.split(",")):
+            print(f"{name}, batch {batch}", file=sys.stderr, flush=True)
+            report["cases"].append(run_case(name, batch, args))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "benchmark.json").write_text(json.dumps(report, indent=1) + "\n")
+    write_markdown(report, out / "benchmark.md")
+    charted = write_chart(report, out / "benchmark.png")
+    print((out / "benchmark.md").read_text())
+    print(f"wrote {out}/benchmark.json, benchmark.md" + (", benchmark.png" if charted else
+                                                          " (no matplotlib: no chart)"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+#include "compiler/region_timing.h"
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include <ATen/Functions.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
+
+namespace tvmbridge {
+namespace {
+
+using torch::jit::Graph;
+using torch::jit::Node;
+using torch::jit::Value;
+
+// Thrown inside cloning when a node reads something only the whole model can provide.
+struct NotSelfContained {};
+
+// The region's nodes as a graph of their own: region inputs become graph inputs, constants
+// and compile-time values they read from outside are cloned in.
+std::shared_ptr<Graph> RegionGraph(const partition::Region& region) {
+  auto graph = std::make_shared<Graph>();
+  std::unordered_map<Value*, Value*> env;
+  for (Value* input : region.inputs) env[input] = graph->addInput()->setType(input->type());
+
+  std::function<Value*(Value*)> lookup = [&](Value* value) -> Value* {
+    if (auto found = env.find(value); found != env.end()) return found->second;
+    // Only compile-time values (constants, lists of them) come from outside: a tensor
+    // computed outside would drag PyTorch's work into the measurement.
+    Node* producer = value->node();
+    const bool constant_tensor = producer->kind() == c10::prim::Constant;
+    if (producer->kind() == c10::prim::Param || !producer->blocks().empty() ||
+        producer->hasSideEffects() || producer->outputs().size() != 1 ||
+        (value->type()->kind() == c10::TypeKind::TensorType && !constant_tensor)) {
+      throw NotSelfContained{};
+    }
+    Node* copy = graph->insertNode(graph->createClone(producer, lookup));
+    env[value] = copy->output();
+    return copy->output();
+  };
+  for (Node* node : region.nodes) {
+    Node* copy = graph->insertNode(graph->createClone(node, lookup));
+    for (size_t i = 0; i < node->outputs().size(); ++i) {
+      env[node->outputs()[i]] = copy->outputs()[i];
+    }
+  }
+  for (Value* output : region.outputs) graph->registerOutput(env.at(output));
+  return graph;
+}
+
+
+double MedianMs(std::vector<double> samples) {
+  std::sort(samples.begin(), samples.end());
+  return samples[samples.size() / 2];
+}
+
+template <typename Fn>
+double TimedMs(Fn&& run) {
+  const auto start = std::chrono::steady_clock::now();
+  run();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+// Enough rounds for a stable median, without spending more than ~0.3 s per contender on
+// large regions.
+constexpr int kWarmupRuns = 3;
+constexpr int kMinRounds = 5;
+constexpr int kMaxRounds = 25;
+constexpr double kTargetMs = 300.0;
+
+}  // namespace
+
+std::optional<RegionTimes> TimeRegion(const partition::Region& region,
+                                      const partition::Observations& observations,
+                                      TVMModule& module) {
+  std::shared_ptr<Graph> graph;
+  try {
+    graph = RegionGraph(region);
+  } catch (const NotSelfContained&) {
+    return std::nullopt;
+  }
+  std::vector<at::Tensor> inputs;
+  for (const Value* input : region.inputs) {
+    const partition::ObservedTensor& observed = observations.at(input);
+    // Made-up integers could index out of bounds or divide by zero in TVM code, which
+    // checks neither: such regions are not measured.
+    if (!c10::isFloatingType(observed.dtype)) return std::nullopt;
+    inputs.push_back(at::randn(observed.shape, at::TensorOptions().dtype(observed.dtype)));
+  }
+
+  torch::jit::GraphExecutor executor(graph, "tvmbridge_region");
+  auto run_torch = [&] {
+    torch::jit::Stack stack(inputs.begin(), inputs.end());
+    executor.run(stack);
+  };
+  auto run_tvm = [&] { module.Run(inputs); };
+
+  // Warm-up doubles as the estimate of how many rounds fit the time target; the profiling
+  // executor specialises the graph during its first runs.
+  double slowest = 0;
+  for (int i = 0; i < kWarmupRuns; ++i) {
+    slowest = std::max({slowest, TimedMs(run_torch), TimedMs(run_tvm)});
+  }
+  const int rounds = std::clamp(static_cast<int>(kTargetMs / std::max(slowest, 1e-3)),
+                                kMinRounds, kMaxRounds);
+  std::vector<double> tvm_ms, torch_ms;
+  for (int i = 0; i < rounds; ++i) {  // interleaved: drifts touch both alike
+    torch_ms.push_back(TimedMs(run_torch));
+    tvm_ms.push_back(TimedMs(run_tvm));
+  }
+  return RegionTimes{MedianMs(tvm_ms), MedianMs(torch_ms)};
+}
+
+void ReturnRegionToPyTorch(partition::Partition& partition, size_t index,
+                           const std::string& reason) {
+  TORCH_INTERNAL_ASSERT(index < partition.regions.size());
+  for (partition::NodePlacement& placement : partition.placements) {
+    if (placement.region == static_cast<int>(index)) {
+      placement.region = -1;
+      placement.reason = reason;
+    } else if (placement.region > static_cast<int>(index)) {
+      --placement.region;
+    }
+  }
+  partition.regions.erase(partition.regions.begin() + static_cast<std::ptrdiff_t>(index));
+}
+
+}  // namespace tvmbridge

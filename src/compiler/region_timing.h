@@ -1,0 +1,29 @@
+// Measures a compiled region against PyTorch running the same nodes, on the same inputs, so
+// that compile can keep PyTorch wherever TVM would make the model slower.
+#pragma once
+
+#include <optional>
+
+#include "partition/partitioner.h"
+#include "tvmbridge/tvm_module.h"
+
+namespace tvmbridge {
+
+struct RegionTimes {
+  double tvm_ms = 0;    // median of TVMModule::Run
+  double torch_ms = 0;  // median of the region's nodes in TorchScript's graph executor
+};
+
+// Times both on random inputs of the observed shapes. nullopt when the region cannot be
+// measured safely: a non-floating-point input (made-up indices could read out of bounds), or
+// nodes that read a non-constant value from outside the region.
+std::optional<RegionTimes> TimeRegion(const partition::Region& region,
+                                      const partition::Observations& observations,
+                                      TVMModule& module);
+
+// Moves region `index` back to PyTorch: its nodes' placements get region -1 and `reason`,
+// the region is removed and later regions' indices shift down by one.
+void ReturnRegionToPyTorch(partition::Partition& partition, size_t index,
+                           const std::string& reason);
+
+}  // namespace tvmbridge

@@ -1,0 +1,146 @@
+"""Speed features: default CPU schedules, auto-tuning (MetaSchedule), never slower than
+PyTorch."""
+
+import json
+import re
+
+import pytest
+import torch
+
+import tvmbridge.torch as tt
+from conftest import run_python
+from tvmbridge import build, schedule
+from tvmbridge.tuning import Tuning, parse_duration
+
+
+class ConvRelu(torch.nn.Module):
+    """One task big enough to tune (convolution and ReLU fused) and one too small (mean)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(8, 16, 3)
+
+    def forward(self, x):
+        return torch.relu(self.conv(x)).mean([2, 3])
+
+
+def test_durations_parse():
+    assert parse_duration("90s") == 90
+    assert parse_duration("30min") == 1800
+    assert parse_duration("1.5h") == 5400
+    assert parse_duration(12) == 12
+    assert parse_duration(None) is None
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(trials=-1), "trials must be an int >= 0"),
+    (dict(trials=1.5), "trials must be an int >= 0"),
+    (dict(time_budget="soon"), "is not a duration"),
+    (dict(time_budget=0), "must be positive"),
+])
+def test_bad_tuning_settings_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Tuning(**kwargs)
+
+
+def test_tuning_must_be_a_tuning_object(small_model):
+    with pytest.raises(TypeError, match="tuning must be a tvmbridge.Tuning"):
+        tt.compile(torch.jit.script(small_model), [tt.Input((2, 3, 16, 16))], tuning={"trials": 10},
+                   never_slower=False)
+
+
+def test_every_function_of_a_cnn_gets_a_default_schedule():
+    """Unscheduled TIR runs on one thread with scalar loops (100x slower): every function
+    of a small CNN must come out of the pipeline scheduled, and with parallel loops."""
+    import tvm
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.BatchNorm2d(16),
+                                torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                                torch.nn.Flatten(), torch.nn.Linear(16, 10)).eval()
+    mod, _ = tt.from_torchscript(torch.jit.script(model), [tt.Input((1, 3, 32, 32))],
+                                 keep_params_as_input=False)
+    target = build.host_target()
+    with target:
+        scheduled = schedule.default_cpu_schedule()(build.fuse(mod, target))
+    functions = {gv.name_hint: f for gv, f in scheduled.functions_items()
+                 if isinstance(f, tvm.tirx.PrimFunc)}
+    assert functions
+    for name, function in functions.items():
+        assert function.attrs.get("tirx.is_scheduled"), f"{name} has no schedule"
+    conv = [f for name, f in functions.items() if "conv2d" in name]
+    assert conv and "T.parallel" in conv[0].script()
+
+
+def test_tune_then_resume_from_the_database(tmp_path):
+    """`tvmbridge tune` tunes, writes records for this target, and produces a module that
+    matches PyTorch; a second run with the same budget finds the work done and tunes
+    nothing."""
+    torch.manual_seed(0)
+    model = ConvRelu().eval()
+    path = tmp_path / "conv.pt"
+    torch.jit.save(torch.jit.script(model), str(path))
+    database = tmp_path / "records"
+    out = tmp_path / "conv_tuned.pt"
+    command = ["tune", str(path), "--input", "1x8x16x16", "--trials", "16",
+               "--database", str(database), "-o", str(out), "--keep-slower-regions"]
+    cli = "import sys; from tvmbridge.cli import main; sys.exit(main())"
+
+    first = run_python(cli, *command)
+    assert first.returncode == 0, first.stderr
+    assert "task 1/1" in first.stderr  # progress names the task
+    (folder,) = database.iterdir()
+    assert json.loads((folder / "target.json").read_text())["kind"] == "llvm"
+    assert list(json.loads((folder / "trials.json").read_text()).values()) == [16]
+    records = (folder / "database_tuning_record.json").read_text().splitlines()
+    assert len(records) >= 8  # some candidates may fail to build; most must be measured
+
+    import tvmbridge  # noqa: F401  (registers the runtime class for torch.jit.load)
+
+    x = torch.randn(1, 8, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.load(str(out))(x), model(x), rtol=1e-4, atol=1e-4)
+    assert len(tt.report(torch.jit.load(str(out))).regions) == 1
+
+    second = run_python(cli, *command)
+    assert second.returncode == 0, second.stderr
+    assert "already tuned" in second.stderr
+    assert list(json.loads((folder / "trials.json").read_text()).values()) == [16]
+
+
+def _measured_slower(reason: str):
+    """(tvm ms, torch ms) from a 'TVM measured slower here (a ms vs PyTorch b ms)' reason."""
+    numbers = re.findall(r"([0-9.]+(?:e-?[0-9]+)?) ms", reason)
+    return float(numbers[0]), float(numbers[1])
+
+
+def test_never_slower_keeps_only_regions_that_beat_pytorch(small_model, tmp_path):
+    compiled = tt.compile(torch.jit.script(small_model), [tt.Input((2, 3, 16, 16))])
+    report = tt.report(compiled)
+    measured = [r for r in report.regions if "tvm_ms" in r]
+    returned = {n["reason"] for n in report.nodes if n["reason"].startswith("TVM measured")}
+    assert measured or returned, "the region was neither measured nor returned to PyTorch"
+    for region in measured:  # what stayed in TVM was faster
+        assert region["tvm_ms"] < region["torch_ms"]
+    for reason in returned:  # what went back was not
+        tvm_ms, torch_ms = _measured_slower(reason)
+        assert torch_ms <= tvm_ms
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), small_model(x), rtol=1e-4, atol=1e-4)
+
+    path = tmp_path / "small.pt"  # the decisions travel with the saved model
+    torch.jit.save(compiled, str(path))
+    assert tt.report(torch.jit.load(str(path))).nodes == report.nodes
+
+
+def test_measuring_is_off_when_asked_or_when_everything_must_compile(small_model):
+    scripted = torch.jit.script(small_model)
+    for options in (dict(never_slower=False), dict(require_full_compilation=True)):
+        report = tt.report(tt.compile(scripted, [tt.Input((2, 3, 16, 16))], **options))
+        assert report.regions and all("tvm_ms" not in r for r in report.regions)
+
+
+def test_report_refuses_other_modules(small_model):
+    with pytest.raises(TypeError, match="made by tvmbridge.torch.compile"):
+        tt.report(torch.jit.script(small_model))
