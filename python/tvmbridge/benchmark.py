@@ -45,9 +45,11 @@ def measure(run: Callable[[], object], warmup: int = 3, repeat: int = 20) -> Tim
 
 
 def measure_interleaved(runs: Mapping[str, Callable[[], object]], warmup: int = 5,
-                        repeat: int = 50) -> dict[str, Timing]:
+                        repeat: int = 50, pause_s: float = 0.0) -> dict[str, Timing]:
     """Times each contender `repeat` times, taking turns (one call each per round), so that
-    drifts of the machine (frequency, other load) touch every contender alike."""
+    drifts of the machine (frequency, other load) touch every contender alike. `pause_s`
+    between calls lets the previous contender's worker threads stop spinning (OpenMP, ONNX
+    Runtime and TVM pools busy-wait after a call), so no contender pays for another's."""
     if repeat < 1:
         raise ValueError("repeat must be at least 1")
     for run in runs.values():
@@ -56,5 +58,7 @@ def measure_interleaved(runs: Mapping[str, Callable[[], object]], warmup: int = 
     samples: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeat):
         for name, run in runs.items():
+            if pause_s:
+                time.sleep(pause_s)
             samples[name].append(_timed_ms(run))
     return {name: Timing.of(values) for name, values in samples.items()}

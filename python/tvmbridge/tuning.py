@@ -32,6 +32,7 @@ DEFAULT_DATABASE = "~/.cache/tvmbridge/tuning"
 _MIN_TASK_FLOPS = 1e5
 _MIN_TRIALS_PER_TASK = 16
 _TRIALS_PER_BATCH = 16
+_TRIALS_PER_CALL = 64
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr)?\s*$")
 _SECONDS_PER_UNIT = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600}
@@ -228,35 +229,41 @@ def tune(mod, target, tuning: Tuning):
     cores = os.cpu_count() or 1
     runner = ms.runner.LocalRunner(
         evaluator_config=ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=50))
+    def out_of_time() -> bool:
+        return tuning.time_budget is not None and progress.elapsed() >= tuning.time_budget
+
     for position, i in enumerate(to_tune, start=1):
-        trials = remaining[i]
-        if tuning.time_budget is not None:
-            left = tuning.time_budget - progress.elapsed()
-            per_trial = progress.seconds_per_trial()
-            if left <= 0:
-                print(f"tvmbridge tuning: time budget reached; {len(to_tune) - position + 1} "
-                      "task(s) left for a later run", file=sys.stderr)
-                break
-            if per_trial is not None:
-                affordable = int(left / per_trial) // _TRIALS_PER_BATCH * _TRIALS_PER_BATCH
-                trials = max(_TRIALS_PER_BATCH, min(trials, affordable))
+        if out_of_time():
+            break
         _quiet_meta_schedule()
         builder = ms.builder.LocalBuilder()
-        default_seconds = _record_default_schedule(ms, database, tasks[i].dispatched[0], target,
-                                                   builder, runner)
-        if default_seconds is not None:
-            best[i] = default_seconds
-        contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-            [tasks[i]], work_dir=str(folder), num_threads=cores)
-        ms.tune_tasks(
-            tasks=contexts, task_weights=weights, work_dir=str(folder),
-            max_trials_global=trials, max_trials_per_task=trials,
-            num_trials_per_iter=_TRIALS_PER_BATCH, builder=builder,
-            runner=runner, database=database,
-            measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
-                               _ShowProgress(position, i)],
-            task_scheduler="round-robin")
-        ledger.add(keys[i], trials)
+        default_seconds = None
+        if ledger.spent.get(keys[i], 0) == 0:  # recorded once, with the task's first trials
+            default_seconds = _record_default_schedule(ms, database, tasks[i].dispatched[0],
+                                                       target, builder, runner)
+            if default_seconds is not None:
+                best[i] = default_seconds
+        # In chunks, so that the time budget can stop tuning inside a task; each chunk's
+        # search starts from the records the earlier ones left in the database.
+        left = remaining[i]
+        while left > 0 and not out_of_time():
+            trials = min(left, _TRIALS_PER_CALL)
+            contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+                [tasks[i]], work_dir=str(folder), num_threads=cores)
+            ms.tune_tasks(
+                tasks=contexts, task_weights=weights, work_dir=str(folder),
+                max_trials_global=trials, max_trials_per_task=trials,
+                num_trials_per_iter=_TRIALS_PER_BATCH, builder=builder,
+                runner=runner, database=database,
+                measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
+                                   _ShowProgress(position, i)],
+                task_scheduler="round-robin")
+            ledger.add(keys[i], trials)
+            left -= trials
         note = "" if default_seconds is None else f" (default {default_seconds * 1e3:.3f} ms)"
         progress.show(position, tasks[i].task_name, best.get(i), final=True, note=note)
+    if out_of_time():
+        untouched = sum(1 for i in to_tune if ledger.spent.get(keys[i], 0) < plan[i])
+        print(f"tvmbridge tuning: time budget reached; {untouched} task(s) not fully tuned "
+              "(a later run with the same database continues)", file=sys.stderr)
     return database

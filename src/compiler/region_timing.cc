@@ -53,7 +53,6 @@ std::shared_ptr<Graph> RegionGraph(const partition::Region& region) {
   return graph;
 }
 
-
 double MedianMs(std::vector<double> samples) {
   std::sort(samples.begin(), samples.end());
   return samples[samples.size() / 2];
@@ -107,8 +106,8 @@ std::optional<RegionTimes> TimeRegion(const partition::Region& region,
   for (int i = 0; i < kWarmupRuns; ++i) {
     slowest = std::max({slowest, TimedMs(run_torch), TimedMs(run_tvm)});
   }
-  const int rounds = std::clamp(static_cast<int>(kTargetMs / std::max(slowest, 1e-3)),
-                                kMinRounds, kMaxRounds);
+  const int rounds =
+      std::clamp(static_cast<int>(kTargetMs / std::max(slowest, 1e-3)), kMinRounds, kMaxRounds);
   std::vector<double> tvm_ms, torch_ms;
   for (int i = 0; i < rounds; ++i) {  // interleaved: drifts touch both alike
     torch_ms.push_back(TimedMs(run_torch));
