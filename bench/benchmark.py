@@ -58,7 +58,7 @@ def versions() -> dict:
     return found
 
 
-SLOW_SECONDS = 0.5
+SLOW_SECONDS = 0.1
 SLOW_REPEAT = 5
 # Between calls, so that thread pools left spinning by one contender do not slow the next.
 PAUSE_SECONDS = 0.02

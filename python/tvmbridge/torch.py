@@ -235,8 +235,9 @@ def explain(
 
 class Explanation:
     """The partitioner's decisions: ``regions`` (TVM modules) and ``nodes`` (one entry per
-    node: ``kind``, ``region`` (-1 for PyTorch), ``reason``, ``fallback`` (True when TVM could
-    not take it, as opposed to constants and tuple bookkeeping), ``source``)."""
+    node: ``kind``, ``region`` (-1 for PyTorch), ``reason``, ``fallback`` (True when it runs
+    in PyTorch for a reason: TVM could not take it, or ``never_slower`` measured TVM slower;
+    False for constants and tuple bookkeeping), ``source``)."""
 
     def __init__(self, report: dict):
         self.regions = report["regions"]
@@ -244,7 +245,7 @@ class Explanation:
 
     @property
     def torch_nodes(self) -> list[dict]:
-        """Nodes that run in PyTorch because TVM could not take them."""
+        """Nodes that run in PyTorch for a reason (unsupported, or TVM measured slower)."""
         return [n for n in self.nodes if n["fallback"]]
 
     def placement_of(self, kind: str) -> set[str]:

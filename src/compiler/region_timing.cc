@@ -123,6 +123,7 @@ void ReturnRegionToPyTorch(partition::Partition& partition, size_t index,
     if (placement.region == static_cast<int>(index)) {
       placement.region = -1;
       placement.reason = reason;
+      placement.fallback = true;
     } else if (placement.region > static_cast<int>(index)) {
       --placement.region;
     }

@@ -21,7 +21,8 @@ std::optional<RegionTimes> TimeRegion(const partition::Region& region,
                                       const partition::Observations& observations,
                                       TVMModule& module);
 
-// Moves region `index` back to PyTorch: its nodes' placements get region -1 and `reason`,
+// Moves region `index` back to PyTorch: its nodes' placements get region -1, `reason` and
+// the fallback flag,
 // the region is removed and later regions' indices shift down by one.
 void ReturnRegionToPyTorch(partition::Partition& partition, size_t index,
                            const std::string& reason);

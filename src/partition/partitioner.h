@@ -32,7 +32,8 @@ struct NodePlacement {
   const torch::jit::Node* node = nullptr;
   int region = -1;     // index into Partition::regions, or -1: PyTorch
   std::string reason;  // why PyTorch (empty for TVM)
-  // TVM could not take it: false for TVM nodes, constants and tuple/list bookkeeping.
+  // Runs in PyTorch for a reason (TVM could not take it, or was measured slower): false for
+  // TVM nodes, constants and tuple/list bookkeeping.
   bool fallback = false;
 };
 

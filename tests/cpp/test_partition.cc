@@ -138,7 +138,9 @@ TEST(Partition, ARegionReturnedToPyTorchShiftsTheLaterOnes) {
   for (const auto& placement : partition.placements) regions.push_back(placement.region);
   EXPECT_EQ(regions, (std::vector<int>{0, -1, -1, -1, 1}));
   EXPECT_EQ(partition.placements[1].reason, "slower");
+  EXPECT_TRUE(partition.placements[1].fallback);
   EXPECT_EQ(partition.placements[0].reason, "");
+  EXPECT_FALSE(partition.placements[0].fallback);
 }
 
 }  // namespace tvmbridge

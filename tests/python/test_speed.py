@@ -125,6 +125,7 @@ def test_never_slower_keeps_only_regions_that_beat_pytorch(small_model, tmp_path
     for reason in returned:  # what went back was not
         tvm_ms, torch_ms = _measured_slower(reason)
         assert torch_ms <= tvm_ms
+    assert all(n["fallback"] for n in report.nodes if n["reason"].startswith("TVM measured"))
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(compiled(x), small_model(x), rtol=1e-4, atol=1e-4)
