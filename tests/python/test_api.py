@@ -1,5 +1,7 @@
 """The Python API: inputs, module kinds, from_torchscript, errors."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -195,3 +197,20 @@ def test_edge_models_compile(small_model):
     relu = tt.compile(torch.jit.script(torch.nn.ReLU()), [empty], min_block_size=1,
                       never_slower=False)
     assert relu(empty).shape == (0, 4)
+
+
+def test_tvm_uses_every_core_unless_the_user_chose():
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    code = "import os, tvmbridge; print(os.environ['TVM_NUM_THREADS'], os.cpu_count())"
+    base = {k: v for k, v in os.environ.items() if k != "TVM_NUM_THREADS"}
+    base["PYTHONPATH"] = str(ROOT / "python")
+    chosen, cores = subprocess.run([sys.executable, "-c", code], env=base, capture_output=True,
+                                   text=True, check=True).stdout.split()
+    assert chosen == cores
+    kept = subprocess.run([sys.executable, "-c", code], env=dict(base, TVM_NUM_THREADS="1"),
+                          capture_output=True, text=True, check=True).stdout.split()[0]
+    assert kept == "1"
