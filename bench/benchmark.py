@@ -27,7 +27,6 @@ from importlib import metadata
 from pathlib import Path
 
 THREADS = os.cpu_count() or 1
-os.environ.setdefault("TVM_NUM_THREADS", str(THREADS))  # before TVM's thread pool starts
 os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
 
 import torch  # noqa: E402

@@ -23,7 +23,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     threads = os.cpu_count() or 1
-    os.environ.setdefault("TVM_NUM_THREADS", str(threads))  # before TVM's thread pool starts
 
     import torch
     import torchvision

@@ -192,12 +192,6 @@ TEST(GraphPrep, InPlaceOpOnAnInputIsRefused) {
   }
 }
 
-}  // namespace
-}  // namespace tvmbridge::frontend
-
-namespace tvmbridge::frontend {
-namespace {
-
 TEST(Converter, DataDependentBranchBecomesRelaxIf) {
   auto graph = ParseGraph(R"IR(
     graph(%self : Tensor, %x : Tensor):
@@ -219,12 +213,6 @@ TEST(Converter, DataDependentBranchBecomesRelaxIf) {
   EXPECT_NE(script.find("R.nn.relu"), std::string::npos) << script;
   EXPECT_NE(script.find("R.negative"), std::string::npos) << script;
 }
-
-}  // namespace
-}  // namespace tvmbridge::frontend
-
-namespace tvmbridge::frontend {
-namespace {
 
 TEST(Converter, StaticLoopIsUnrolled) {
   // for _ in range(x.size(0)): y = relu(y) + 1
