@@ -104,14 +104,25 @@ def _register_tile_axis(sch: s_tir.Schedule, block, kinds: list[str]) -> int | N
     vector_var = iters[max(i for i, kind in enumerate(kinds) if kind == "S")]
     with_vector, without_vector = set(), set()
     for region in stmt.reads:
-        used = set()
-        for dim in region.region:
-            used |= _vars_in(dim.min)
+        used = _vars_of(region)
         (with_vector if vector_var in used else without_vector).update(used)
-    candidates = [i for i, (var, kind) in enumerate(zip(iters, kinds))
-                  if kind == "S" and not var.same_as(vector_var) and var in without_vector
-                  and var not in with_vector]
-    return candidates[-1] if candidates else None
+    outputs = [i for i, (var, kind) in enumerate(zip(iters, kinds))
+               if kind == "S" and not var.same_as(vector_var)]
+    broadcast = [i for i in outputs if iters[i] in without_vector and iters[i] not in with_vector]
+    if broadcast:
+        return broadcast[-1]
+    # Every operand is indexed by the vector axis (depthwise convolution: input and weight
+    # both per channel): tile an output axis some operand does not depend on, so that
+    # operand's vector (the depthwise weight, along the image row) is loaded once per tile.
+    reused = [i for i in outputs if any(iters[i] not in _vars_of(region) for region in stmt.reads)]
+    return reused[-1] if reused else None
+
+
+def _vars_of(region) -> set:
+    used = set()
+    for dim in region.region:
+        used |= _vars_in(dim.min)
+    return used
 
 
 def _schedule_reduction(sch: s_tir.Schedule, block) -> None:

@@ -72,6 +72,54 @@ def test_every_function_of_a_cnn_gets_a_default_schedule():
     assert conv and "T.parallel" in conv[0].script()
 
 
+class InvertedResidual(torch.nn.Module):
+    """MobileNet-V2's block: expand (1x1), depthwise (3x3), ReLU6, project (1x1)."""
+
+    def __init__(self, channels=16, expanded=32, stride=1, dilation=1):
+        super().__init__()
+        self.expand = torch.nn.Conv2d(channels, expanded, 1)
+        self.depthwise = torch.nn.Conv2d(expanded, expanded, 3, stride=stride,
+                                         padding=dilation, dilation=dilation, groups=expanded)
+        self.project = torch.nn.Conv2d(expanded, channels, 1)
+
+    def forward(self, x):
+        x = torch.nn.functional.relu6(self.expand(x))
+        return self.project(torch.nn.functional.relu6(self.depthwise(x)))
+
+
+def _fused_functions(model, shape):
+    import tvm
+
+    mod, _ = tt.from_torchscript(torch.jit.script(model), [tt.Input(shape)],
+                                 keep_params_as_input=False)
+    target = build.host_target()
+    fused = build.fuse(mod, target)
+    return [gv.name_hint for gv, f in fused.functions_items()
+            if isinstance(f, tvm.tirx.PrimFunc)]
+
+
+def test_convolutions_stay_packed_through_depthwise_and_relu6():
+    """Plain and depthwise convolutions run in NCHW16c with ReLU6 fused into them: the only
+    layout transforms are the block's way in and out (an unpacked depthwise convolution or
+    a ReLU6 that ConvertLayout cannot see through would add two per block)."""
+    names = _fused_functions(InvertedResidual().eval(), (1, 16, 14, 14))
+    assert any(name.startswith("fused_depthwise_conv2d_NCHWc") and name.endswith("minimum")
+               for name in names), names
+    assert sum("layout_transform" in name for name in names) == 2, names
+    assert not any("clip" in name for name in names), names
+
+
+@pytest.mark.parametrize("shape, stride, dilation", [
+    ((1, 16, 14, 14), 1, 1), ((2, 16, 15, 15), 2, 1), ((1, 16, 12, 12), 1, 2)])
+def test_packed_depthwise_convolution_matches_pytorch(shape, stride, dilation):
+    torch.manual_seed(0)
+    model = InvertedResidual(stride=stride, dilation=dilation).eval()
+    x = torch.randn(*shape)
+    compiled = tt.compile(torch.jit.script(model), [x], never_slower=False)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-5)
+
+
 def test_tune_then_resume_from_the_database(tmp_path):
     """`tvmbridge tune` tunes, writes records for this target, and produces a module that
     matches PyTorch; a second run with the same budget finds the work done and tunes
