@@ -1,14 +1,18 @@
 """make bench: tvmbridge against every peer, side by side, on this machine.
 
-    python bench/benchmark.py [--models resnet18,mobilenet_v2] [--batches 1,8]
+    python bench/benchmark.py [--models resnet18,mobilenet_v2,bert] [--batches 1,8]
                               [--repeat 50] [--trials 2000] [--time-budget 30min]
+
+Models: torchvision classifiers at 224x224 for each batch size, and BERT-base
+(transformers, random weights) at sequence length 128, batch 1.
 
 Contenders (each where its package is installed; `make bench` installs
 requirements-bench.txt): PyTorch eager (no_grad), TorchScript (scripted, frozen,
 optimize_for_inference), torch.compile (Inductor), ONNX Runtime (all graph optimisations),
 TVM's own PyTorch path (torch.export -> from_exported_program -> TVM's default pipeline),
 tvmbridge untuned (TVM everywhere, and with the default never-slower check), tvmbridge tuned
-(MetaSchedule, records in the shared tuning database).
+(MetaSchedule, records in the shared tuning database). Also measured: the per-call overhead of
+the embedded op (a one-element graph) against calling TVM's VM function directly.
 Contenders take turns call by call (interleaved); threads = cores for all. Writes
 bench/results/benchmark.{json,md,png} with the machine's CPU, core count and versions.
 """
@@ -23,6 +27,7 @@ import platform
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -59,32 +64,35 @@ def versions() -> dict:
 
 SLOW_SECONDS = 0.1
 SLOW_REPEAT = 5
+SLOW_BUDGET_SECONDS = 30
 # Between calls, so that thread pools left spinning by one contender do not slow the next.
 PAUSE_SECONDS = 0.02
 
 
-# Each maker returns a callable running one inference on `x`, or raises to be reported.
+# Each maker returns a callable running one inference on `inputs`, or raises to be reported.
+# `case.torchscript` is the scripted (or, for BERT, traced) module tvmbridge starts from.
 
-def make_eager(model, scripted, x, args):
-    return lambda: model(x)
-
-
-def make_torchscript(model, scripted, x, args):
-    optimized = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.script(model)))
-    return lambda: optimized(x)
+def make_eager(case, args):
+    return lambda: case.model(*case.inputs)
 
 
-def make_torch_compile(model, scripted, x, args):
-    compiled = torch.compile(model)
-    compiled(x)  # compiles here, not in the warm-up
-    return lambda: compiled(x)
+def make_torchscript(case, args):
+    optimized = torch.jit.optimize_for_inference(torch.jit.freeze(case.torchscript))
+    return lambda: optimized(*case.inputs)
 
 
-def make_onnxruntime(model, scripted, x, args):
+def make_torch_compile(case, args):
+    compiled = torch.compile(case.model)
+    compiled(*case.inputs)  # compiles here, not in the warm-up
+    return lambda: compiled(*case.inputs)
+
+
+def make_onnxruntime(case, args):
     import onnxruntime as ort
 
+    names = [f"input_{i}" for i in range(len(case.inputs))]
     buffer = io.BytesIO()
-    torch.onnx.export(model, (x,), buffer, input_names=["x"], dynamo=False)
+    torch.onnx.export(case.model, case.inputs, buffer, input_names=names, dynamo=False)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = THREADS
@@ -92,43 +100,43 @@ def make_onnxruntime(model, scripted, x, args):
     # needs (measured: tvmbridge 42 ms right after ONNX Runtime, 21 ms alone).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
-    feed = {"x": x.numpy()}
+    feed = {name: tensor.numpy() for name, tensor in zip(names, case.inputs)}
     return lambda: session.run(None, feed)
 
 
-def make_tvm_exported_program(model, scripted, x, args):
+def make_tvm_exported_program(case, args):
     import tvm
     from tvm import relax
     from tvm.relax.frontend.torch import from_exported_program
 
     from tvmbridge.build import host_target
 
-    exported = torch.export.export(model, (x,))
+    exported = torch.export.export(case.model, case.inputs)
     mod = from_exported_program(exported, keep_params_as_input=False)
     target = host_target()
     vm = relax.VirtualMachine(tvm.compile(mod, target=target), tvm.cpu())
     main = vm["main"]
-    tvm_x = tvm.runtime.from_dlpack(x)
-    return lambda: main(tvm_x)
+    tvm_inputs = [tvm.runtime.from_dlpack(tensor) for tensor in case.inputs]
+    return lambda: main(*tvm_inputs)
 
 
-def make_tvmbridge_tvm_only(model, scripted, x, args):
-    compiled = tt.compile(scripted, [tt.Input(tuple(x.shape))], never_slower=False)
-    return lambda: compiled(x)
+def make_tvmbridge_tvm_only(case, args):
+    compiled = tt.compile(case.torchscript, list(case.inputs), never_slower=False)
+    return lambda: compiled(*case.inputs)
 
 
-def make_tvmbridge(model, scripted, x, args):
-    compiled = tt.compile(scripted, [tt.Input(tuple(x.shape))])
-    return lambda: compiled(x)
+def make_tvmbridge(case, args):
+    compiled = tt.compile(case.torchscript, list(case.inputs))
+    return lambda: compiled(*case.inputs)
 
 
-def make_tvmbridge_tuned(model, scripted, x, args):
+def make_tvmbridge_tuned(case, args):
     tuning = tt.Tuning(trials=args.trials, database=args.database or tt.Tuning.database,
                        time_budget=args.time_budget)
     started = time.perf_counter()
-    compiled = tt.compile(scripted, [tt.Input(tuple(x.shape))], tuning=tuning)
-    args.tuning_seconds[f"{args.current}"] = round(time.perf_counter() - started, 1)
-    return lambda: compiled(x)
+    compiled = tt.compile(case.torchscript, list(case.inputs), tuning=tuning)
+    args.tuning_seconds[case.label] = round(time.perf_counter() - started, 1)
+    return lambda: compiled(*case.inputs)
 
 
 CONTENDERS = {
@@ -153,21 +161,51 @@ def _first_output(result) -> torch.Tensor:
     return _first_output(result[0]) if not hasattr(result, "shape") else torch.as_tensor(result)
 
 
-def run_case(name: str, batch: int, args) -> dict:
+@dataclass
+class Case:
+    label: str
+    model: torch.nn.Module
+    inputs: tuple
+    torchscript: torch.jit.ScriptModule
+
+
+class BertEncoder(torch.nn.Module):
+    """BERT-base's encoder output (random weights) from token ids and an attention mask."""
+
+    def __init__(self):
+        super().__init__()
+        import transformers
+
+        self.bert = transformers.BertModel(transformers.BertConfig()).eval()
+
+    def forward(self, ids, mask):
+        return self.bert(input_ids=ids, attention_mask=mask).last_hidden_state
+
+
+def make_case(name: str, batch: int) -> Case:
     torch.manual_seed(0)
+    if name == "bert":
+        model = BertEncoder().eval()
+        inputs = (torch.randint(0, model.bert.config.vocab_size, (batch, 128)),
+                  torch.ones(batch, 128, dtype=torch.int64))
+        with torch.no_grad():  # transformers models script poorly; tracing is their path
+            torchscript = torch.jit.trace(model, inputs)
+        return Case(f"bert-base seq 128, batch {batch}", model, inputs, torchscript)
     model = getattr(torchvision.models, name)(weights=None).eval()
-    x = torch.randn(batch, 3, 224, 224)
-    scripted = torch.jit.script(model)
-    args.current = f"{name} batch {batch}"
+    inputs = (torch.randn(batch, 3, 224, 224),)
+    return Case(f"{name}, batch {batch}", model, inputs, torch.jit.script(model))
+
+
+def run_case(case: Case, args) -> dict:
     runs, errors, first_call = {}, {}, {}
     with torch.no_grad():
-        expected = model(x)
+        expected = case.model(*case.inputs)
         for contender, make in CONTENDERS.items():
             if contender in args.skip:
                 continue
             print(f"  preparing {contender} ...", file=sys.stderr, flush=True)
             try:
-                run = make(model, scripted, x, args)
+                run = make(case, args)
                 started = time.perf_counter()
                 result = run()
                 first_call[contender] = time.perf_counter() - started
@@ -187,7 +225,9 @@ def run_case(name: str, batch: int, args) -> dict:
               file=sys.stderr, flush=True)
         timings = measure_interleaved(fast, args.warmup, args.repeat, PAUSE_SECONDS)
         for contender, run in slow.items():
-            timings.update(measure_interleaved({contender: run}, 1, SLOW_REPEAT))
+            # The first call warmed it up; at most ~SLOW_BUDGET seconds of timed calls.
+            repeat = max(1, min(SLOW_REPEAT, int(SLOW_BUDGET_SECONDS / first_call[contender])))
+            timings.update(measure_interleaved({contender: run}, 0, repeat))
     eager = timings.get("PyTorch eager")
     rows = []
     for contender in CONTENDERS:
@@ -199,7 +239,55 @@ def run_case(name: str, batch: int, args) -> dict:
                          if eager else None})
         elif contender in errors:
             rows.append({"contender": contender, "error": errors[contender]})
-    return {"model": name, "batch": batch, "rows": rows}
+    return {"case": case.label, "rows": rows}
+
+
+class AddOne(torch.nn.Module):
+    def forward(self, x):
+        return x + 1
+
+
+def measure_call_overhead(calls: int = 2000, rounds: int = 30) -> dict:
+    """Microseconds per call of a one-element graph (x + 1): tvmbridge's compiled module
+    (TorchScript forward -> tvmbridge::run -> TVM VM) against calling the same TVM library's
+    VM function directly with a prepared TVM tensor, and TorchScript running x + 1 itself.
+    Each sample times `calls` calls (one call is too short to time); rounds interleave."""
+    import tempfile
+
+    import tvm
+    from tvm import relax
+
+    from tvmbridge.build import build_library, host_target
+
+    x = torch.randn(1)
+    scripted = torch.jit.script(AddOne())
+    compiled = tt.compile(scripted, [x], never_slower=False, min_block_size=1)
+    mod, _ = tt.from_torchscript(scripted, [x])
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "add_one.so"
+        path.write_bytes(build_library(mod, host_target()))
+        vm = relax.VirtualMachine(tvm.runtime.load_module(str(path)), tvm.cpu())
+    main, tvm_x = vm["main"], tvm.runtime.tensor(x.numpy())
+    frozen = torch.jit.freeze(torch.jit.script(AddOne()).eval())
+
+    def repeated(run):
+        def many():
+            for _ in range(calls):
+                run()
+        return many
+
+    timings = measure_interleaved({
+        "TVM VM function, direct": repeated(lambda: main(tvm_x)),
+        "tvmbridge compiled module": repeated(lambda: compiled(x)),
+        "TorchScript (frozen)": repeated(lambda: frozen(x)),
+    }, warmup=2, repeat=rounds)
+    per_call = {name: {"median_us": round(t.median_ms * 1e3 / calls, 2),
+                       "q1_us": round(t.q1_ms * 1e3 / calls, 2),
+                       "q3_us": round(t.q3_ms * 1e3 / calls, 2)} for name, t in timings.items()}
+    overhead = (per_call["tvmbridge compiled module"]["median_us"]
+                - per_call["TVM VM function, direct"]["median_us"])
+    return {"calls_per_sample": calls, "samples": rounds, "per_call": per_call,
+            "overhead_us": round(overhead, 2)}
 
 
 def write_markdown(report: dict, path: Path) -> None:
@@ -209,7 +297,7 @@ def write_markdown(report: dict, path: Path) -> None:
              f"{PAUSE_SECONDS * 1e3:.0f} ms pause before each call.", "",
              "Versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()), ""]
     for case in report["cases"]:
-        lines += [f"## {case['model']}, batch {case['batch']}", "",
+        lines += [f"## {case['case']}", "",
                   "| contender | median ms | IQR ms | runs | vs eager |",
                   "|---|---:|---:|---:|---:|"]
         for row in case["rows"]:
@@ -220,6 +308,15 @@ def write_markdown(report: dict, path: Path) -> None:
                              f"{row['q1_ms']:.2f}-{row['q3_ms']:.2f} | {row['runs']} | "
                              f"{row['speedup_vs_eager']:.2f}x |")
         lines.append("")
+    overhead = report.get("overhead")
+    if overhead:
+        lines += ["## Per-call overhead (one-element graph, x + 1)", "",
+                  "| how it is called | median us/call | IQR us |", "|---|---:|---:|"]
+        for name, t in overhead["per_call"].items():
+            lines.append(f"| {name} | {t['median_us']:.2f} | {t['q1_us']:.2f}-{t['q3_us']:.2f} |")
+        lines += ["", f"Overhead of the embedded op over the direct VM call: "
+                      f"{overhead['overhead_us']:.2f} us ({overhead['calls_per_sample']} calls per "
+                      f"sample, {overhead['samples']} samples).", ""]
     if report["tuning_seconds"]:
         lines.append("Tuning time (s, includes compilation): " + ", ".join(
             f"{k}: {v}" for k, v in report["tuning_seconds"].items()))
@@ -240,7 +337,7 @@ def write_chart(report: dict, path: Path) -> bool:
         rows = [r for r in case["rows"] if "error" not in r]
         axis.barh([r["contender"] for r in rows], [r["speedup_vs_eager"] for r in rows])
         axis.axvline(1.0, color="grey", linewidth=0.8)
-        axis.set_title(f"{case['model']}, batch {case['batch']}")
+        axis.set_title(case["case"])
         axis.set_xlabel("speed vs PyTorch eager (higher is better)")
         axis.invert_yaxis()
     for axis in axes[0][1:]:
@@ -252,7 +349,7 @@ def write_chart(report: dict, path: Path) -> bool:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default="resnet18,mobilenet_v2")
+    parser.add_argument("--models", default="resnet18,mobilenet_v2,bert")
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--repeat", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=5)
@@ -269,9 +366,12 @@ def main(argv=None) -> int:
               "threads": THREADS, "repeat": args.repeat, "warmup": args.warmup,
               "versions": versions(), "cases": [], "tuning_seconds": args.tuning_seconds}
     for name in args.models.split(","):
-        for batch in (int(b) for b in args.batches.split(",")):
-            print(f"{name}, batch {batch}", file=sys.stderr, flush=True)
-            report["cases"].append(run_case(name, batch, args))
+        # BERT at batch 1 only (the issue's setting); image models at every batch size.
+        for batch in [1] if name == "bert" else [int(b) for b in args.batches.split(",")]:
+            case = make_case(name, batch)
+            print(case.label, file=sys.stderr, flush=True)
+            report["cases"].append(run_case(case, args))
+    report["overhead"] = measure_call_overhead()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "benchmark.json").write_text(json.dumps(report, indent=1) + "\n")

@@ -112,6 +112,7 @@ const ConverterTable& Converters() {
     RegisterNNOps(all);
     RegisterShapeOps(all);
     RegisterIndexOps(all);
+    RegisterCreationOps(all);
     return all;
   }();
   return table;
@@ -155,22 +156,32 @@ relax::Expr ConversionContext::TensorOrScalar(const torch::jit::Value* value,
   return Tensor(value);
 }
 
-std::vector<relax::Expr> ConversionContext::Tensors(const torch::jit::Value* value) {
+std::vector<std::optional<relax::Expr>> ConversionContext::OptionalTensors(
+    const torch::jit::Value* value) {
   const Value& converted = Get(value);
-  std::vector<relax::Expr> tensors;
+  auto as_tensor = [](const c10::IValue& constant) -> std::optional<relax::Expr> {
+    if (constant.isNone()) return std::nullopt;
+    return relax::MakeConstant(ToTvm(constant.toTensor().contiguous()));
+  };
+  std::vector<std::optional<relax::Expr>> tensors;
   if (converted.kind == Value::Kind::kList) {
     for (const Value& item : converted.items) {
       TORCH_CHECK(item.kind != Value::Kind::kList, "nested lists of tensors are not supported");
-      tensors.push_back(item.kind == Value::Kind::kTensor
-                            ? item.tensor
-                            : relax::MakeConstant(ToTvm(item.constant.toTensor().contiguous())));
+      tensors.push_back(item.kind == Value::Kind::kTensor ? item.tensor : as_tensor(item.constant));
     }
     return tensors;
   }
-  TORCH_CHECK(converted.kind == Value::Kind::kConstant && converted.constant.isTensorList(),
-              "input %", value->debugName(), " is not a list of tensors");
-  for (const at::Tensor& tensor : converted.constant.toTensorVector()) {
-    tensors.push_back(relax::MakeConstant(ToTvm(tensor.contiguous())));
+  TORCH_CHECK(converted.kind == Value::Kind::kConstant && converted.constant.isList(), "input %",
+              value->debugName(), " is not a list of tensors");
+  for (const c10::IValue& item : converted.constant.toListRef()) tensors.push_back(as_tensor(item));
+  return tensors;
+}
+
+std::vector<relax::Expr> ConversionContext::Tensors(const torch::jit::Value* value) {
+  std::vector<relax::Expr> tensors;
+  for (const std::optional<relax::Expr>& tensor : OptionalTensors(value)) {
+    TORCH_CHECK(tensor.has_value(), "input %", value->debugName(), " holds a None, not a tensor");
+    tensors.push_back(*tensor);
   }
   return tensors;
 }
@@ -198,6 +209,20 @@ relax::IntList ConversionContext::Ints(const torch::jit::Value* value) const {
   c10::IValue constant = Constant(value);
   if (constant.isInt()) return {constant.toInt()};
   return constant.toIntVector();
+}
+
+std::optional<std::string> DtypeArgument(const ConversionContext& ctx, const Node& node) {
+  auto index = node.schema().argumentIndexWithName("dtype");
+  if (!index || ctx.IsNone(node.input(*index))) return std::nullopt;
+  return DtypeName(static_cast<c10::ScalarType>(ctx.Int(node.input(*index))));
+}
+
+void CheckCpuDevice(const ConversionContext& ctx, const Node& node) {
+  auto index = node.schema().argumentIndexWithName("device");
+  if (!index || ctx.IsNone(node.input(*index))) return;
+  c10::Device device = ctx.Constant(node.input(*index)).toDevice();
+  TORCH_CHECK(device.is_cpu(), node.kind().toQualString(), " asks for device ", device,
+              "; tvmbridge compiles for the CPU");
 }
 
 relax::TensorInfo ConversionContext::Info(const relax::Expr& tensor) const {
@@ -250,6 +275,20 @@ std::vector<std::string> UnsupportedOps(const torch::jit::Graph& graph) {
   return {missing.begin(), missing.end()};
 }
 
+namespace {
+
+// Arithmetic on 0-d tensors made from Python numbers (traced shape code: NumToTensor,
+// add, Int): PyTorch evaluates it, so the scalar stays a constant for the ops that need one.
+bool IsScalarTensorArithmetic(const Node& node, const ConversionContext& context) {
+  if (node.maybeOperator() == nullptr || node.isNondeterministic()) return false;
+  return std::all_of(node.inputs().begin(), node.inputs().end(), [&](const torch::jit::Value* in) {
+    const c10::IValue& constant = context.Get(in).constant;
+    return !constant.isTensor() || constant.toTensor().dim() == 0;
+  });
+}
+
+}  // namespace
+
 void ConvertNode(const Node& node, ConversionContext& context, ValueMap& values) {
   if (node.kind() == c10::prim::Constant) {
     values[node.output()] = Value::Constant(*torch::jit::toIValue(node.output()));
@@ -258,7 +297,7 @@ void ConvertNode(const Node& node, ConversionContext& context, ValueMap& values)
   bool all_constant =
       std::all_of(node.inputs().begin(), node.inputs().end(),
                   [&](const torch::jit::Value* input) { return context.IsConstant(input); });
-  if (all_constant && CanFold(node)) {
+  if (all_constant && (CanFold(node) || IsScalarTensorArithmetic(node, context))) {
     torch::jit::Stack stack;
     for (const torch::jit::Value* input : node.inputs()) {
       stack.push_back(context.Constant(input));

@@ -4,6 +4,7 @@
 #include <functional>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -47,6 +48,7 @@ void RegisterElementwiseOps(ConverterTable& table);
 void RegisterNNOps(ConverterTable& table);
 void RegisterShapeOps(ConverterTable& table);
 void RegisterIndexOps(ConverterTable& table);
+void RegisterCreationOps(ConverterTable& table);
 const ConverterTable& Converters();
 
 // What converters use to read their inputs and emit Relax.
@@ -65,6 +67,8 @@ class ConversionContext {
   // A tensor, or a number made into a 0-d constant of `like`'s dtype.
   relax::Expr TensorOrScalar(const torch::jit::Value* value, const relax::Expr& like);
   std::vector<relax::Expr> Tensors(const torch::jit::Value* value);  // Tensor[] input
+  // Tensor?[] input (aten::index): nullopt for None entries.
+  std::vector<std::optional<relax::Expr>> OptionalTensors(const torch::jit::Value* value);
 
   c10::IValue Constant(const torch::jit::Value* value) const;  // throws if not constant
   int64_t Int(const torch::jit::Value* value) const;
@@ -89,6 +93,12 @@ class ConversionContext {
   std::unordered_map<const torch::jit::Value*, Value>& values_;
   std::unordered_map<const torch::jit::Value*, relax::Expr>& weight_params_;
 };
+
+// The node's `dtype` argument as a Relax dtype; nullopt when it has none or it is None.
+std::optional<std::string> DtypeArgument(const ConversionContext& ctx,
+                                         const torch::jit::Node& node);
+// Throws unless the node's `device` argument is absent, None or the CPU (what TVM runs on).
+void CheckCpuDevice(const ConversionContext& ctx, const torch::jit::Node& node);
 
 // Thrown for graphs or nodes we cannot convert; the message names the op and why.
 class ConversionError : public std::runtime_error {

@@ -1,7 +1,10 @@
 // Elementwise arithmetic and activations.
+#include <ATen/ops/empty.h>
+#include <ATen/ops/result_type.h>
 #include <c10/util/Exception.h>
 
 #include "frontend/converter.h"
+#include "tvmbridge/artifact.h"
 
 namespace tvmbridge::frontend {
 namespace {
@@ -9,39 +12,70 @@ namespace {
 using relax::Expr;
 using torch::jit::Node;
 
-// The tensor operand of a binary op; a scalar operand takes its dtype.
-Expr FirstTensor(ConversionContext& ctx, const Node& node) {
-  if (!ctx.IsConstant(node.input(0)) || ctx.Constant(node.input(0)).isTensor()) {
-    return ctx.Tensor(node.input(0));
-  }
-  return ctx.Tensor(node.input(1));
+// One operand of a binary op as PyTorch's type promotion sees it: a number, or a tensor's
+// rank (0-d tensors promote like numbers) and dtype, as an empty meta tensor.
+c10::IValue PromotionOperand(ConversionContext& ctx, const torch::jit::Value* value) {
+  if (ctx.IsConstant(value) && ctx.Constant(value).isScalar()) return ctx.Constant(value);
+  relax::TensorInfo info = ctx.Info(ctx.Tensor(value));
+  relax::IntList shape(ctx.Shape(ctx.Tensor(value)).size(), 1);
+  return at::empty(shape, at::TensorOptions().device(at::kMeta).dtype(DtypeFromName(info.dtype)));
 }
 
+// The dtype PyTorch computes `a op b` in (at::result_type: categories bool < integer <
+// float, dimensioned tensors before 0-d tensors before numbers).
+std::string PromotedDtype(ConversionContext& ctx, const Node& node) {
+  c10::IValue a = PromotionOperand(ctx, node.input(0));
+  c10::IValue b = PromotionOperand(ctx, node.input(1));
+  c10::ScalarType type;
+  if (a.isTensor() && b.isTensor()) {
+    type = at::result_type(a.toTensor(), b.toTensor());
+  } else if (a.isTensor()) {
+    type = at::result_type(a.toTensor(), b.toScalar());
+  } else if (b.isTensor()) {
+    type = at::result_type(b.toTensor(), a.toScalar());
+  } else {
+    type = at::result_type(a.toScalar(), b.toScalar());
+  }
+  return DtypeName(type);
+}
+
+// An operand as a tensor of `dtype`: numbers become 0-d constants, tensors are cast.
+Expr Operand(ConversionContext& ctx, const torch::jit::Value* value, const std::string& dtype) {
+  if (ctx.IsConstant(value) && ctx.Constant(value).isScalar()) {
+    return ctx.Scalar(ctx.Constant(value).toScalar().toDouble(), dtype);
+  }
+  Expr tensor = ctx.Tensor(value);
+  if (ctx.Info(tensor).dtype == dtype) return tensor;
+  return ctx.EmitExpr(relax::op::AsType(tensor, dtype));
+}
+
+// Arithmetic and comparisons: both operands promoted to PyTorch's common dtype.
 template <Expr (*Op)(const Expr&, const Expr&)>
 Value ConvertBinary(ConversionContext& ctx, const Node& node) {
-  Expr like = FirstTensor(ctx, node);
-  Expr lhs = ctx.TensorOrScalar(node.input(0), like);
-  Expr rhs = ctx.TensorOrScalar(node.input(1), like);
-  return ctx.Emit(Op(lhs, rhs));
+  std::string dtype = PromotedDtype(ctx, node);
+  return ctx.Emit(Op(Operand(ctx, node.input(0), dtype), Operand(ctx, node.input(1), dtype)));
 }
 
 // aten::add / aten::sub (self, other, alpha): self ± alpha * other.
 template <Expr (*Op)(const Expr&, const Expr&)>
 Value ConvertAddSub(ConversionContext& ctx, const Node& node) {
-  Expr like = FirstTensor(ctx, node);
-  Expr lhs = ctx.TensorOrScalar(node.input(0), like);
-  Expr rhs = ctx.TensorOrScalar(node.input(1), like);
+  std::string dtype = PromotedDtype(ctx, node);
+  Expr lhs = Operand(ctx, node.input(0), dtype);
+  Expr rhs = Operand(ctx, node.input(1), dtype);
   if (node.inputs().size() > 2 && ctx.Double(node.input(2)) != 1.0) {
-    rhs = ctx.EmitExpr(
-        relax::op::Multiply(rhs, ctx.Scalar(ctx.Double(node.input(2)), ctx.Info(like).dtype)));
+    rhs = ctx.EmitExpr(relax::op::Multiply(rhs, ctx.Scalar(ctx.Double(node.input(2)), dtype)));
   }
   return ctx.Emit(Op(lhs, rhs));
 }
 
+// aten::div(self, other): true division, so integers divide as float32 (PyTorch's default).
 Value ConvertDiv(ConversionContext& ctx, const Node& node) {
   TORCH_CHECK(node.inputs().size() == 2 || ctx.IsNone(node.input(2)),
               "division with a rounding mode is not supported yet");
-  return ConvertBinary<relax::op::Divide>(ctx, node);
+  std::string dtype = PromotedDtype(ctx, node);
+  if (!c10::isFloatingType(DtypeFromName(dtype))) dtype = "float32";
+  return ctx.Emit(
+      relax::op::Divide(Operand(ctx, node.input(0), dtype), Operand(ctx, node.input(1), dtype)));
 }
 
 Converter Unary(std::string relax_name) {
@@ -110,10 +144,10 @@ Value ConvertSoftmax(ConversionContext& ctx, const Node& node) {
 // &, |, ^ and their named forms: logical on bool tensors, bitwise on integers.
 Converter Logic(const std::string& operation) {
   return [operation](ConversionContext& ctx, const Node& node) {
-    Expr like = FirstTensor(ctx, node);
-    Expr lhs = ctx.TensorOrScalar(node.input(0), like);
-    Expr rhs = ctx.TensorOrScalar(node.input(1), like);
-    bool logical = ctx.Info(like).dtype == "bool";
+    std::string dtype = PromotedDtype(ctx, node);
+    Expr lhs = Operand(ctx, node.input(0), dtype);
+    Expr rhs = Operand(ctx, node.input(1), dtype);
+    bool logical = dtype == "bool";
     return ctx.Emit(relax::op::Logic((logical ? "logical_" : "bitwise_") + operation, lhs, rhs));
   };
 }
@@ -146,6 +180,18 @@ Value ConvertTensorToBool(ConversionContext& ctx, const Node& node) {
 void RegisterWithInplace(ConverterTable& table, const std::string& name, Converter converter) {
   table[name + "_"] = converter;
   table[name] = std::move(converter);
+}
+
+// aten::to(self, [device,] dtype | other, ...) and aten::type_as(self, other): a dtype
+// conversion; moves to a device other than the CPU are refused.
+Value ConvertTo(ConversionContext& ctx, const Node& node) {
+  CheckCpuDevice(ctx, node);
+  std::optional<std::string> dtype = DtypeArgument(ctx, node);
+  auto other = node.schema().argumentIndexWithName("other");
+  if (!dtype && other) dtype = ctx.Info(ctx.Tensor(node.input(*other))).dtype;
+  Expr x = ctx.Tensor(node.input(0));
+  if (!dtype || *dtype == ctx.Info(x).dtype) return ctx.Get(node.input(0));
+  return ctx.Emit(relax::op::AsType(x, *dtype));
 }
 
 }  // namespace
@@ -190,6 +236,7 @@ void RegisterElementwiseOps(ConverterTable& table) {
   table["aten::gelu"] = ConvertGelu;
   RegisterWithInplace(table, "aten::leaky_relu", ConvertLeakyRelu);
   table["aten::Bool"] = ConvertTensorToBool;
+  RegisterAll(table, {"aten::to", "aten::type_as"}, ConvertTo);
   table["aten::softmax"] = ConvertSoftmax<relax::op::Softmax>;
   table["aten::log_softmax"] = ConvertSoftmax<relax::op::LogSoftmax>;
 }

@@ -1,5 +1,5 @@
 // Indexing, slicing and splitting: select, slice, index_select, embedding, chunk, split,
-// unsqueeze, squeeze, expand, where, argmax/argmin, topk.
+// unsqueeze, squeeze, expand, where, argmax/argmin, topk, gather, index.
 #include <algorithm>
 #include <limits>
 
@@ -185,6 +185,105 @@ Value ConvertTopK(ConversionContext& ctx, const Node& node) {
       {ctx.Emit(relax::TupleGetItem(both, 0)), ctx.Emit(relax::TupleGetItem(both, 1))});
 }
 
+// aten::gather(self, dim, index, sparse_grad)
+Value ConvertGather(ConversionContext& ctx, const Node& node) {
+  Expr x = ctx.Tensor(node.input(0));
+  int64_t axis = NormalizeAxis(ctx.Int(node.input(1)), static_cast<int64_t>(ctx.Shape(x).size()));
+  return ctx.Emit(relax::op::GatherElements(x, ctx.Tensor(node.input(2)), axis));
+}
+
+// The shape integer index tensors broadcast to (NumPy rules, as PyTorch's indexing).
+IntList BroadcastShapes(const std::vector<IntList>& shapes) {
+  size_t rank = 0;
+  for (const IntList& shape : shapes) rank = std::max(rank, shape.size());
+  IntList result(rank, 1);
+  for (const IntList& shape : shapes) {
+    for (size_t i = 0; i < shape.size(); ++i) {
+      int64_t& into = result[rank - shape.size() + i];
+      TORCH_CHECK(shape[i] == into || shape[i] == 1 || into == 1,
+                  "index: shape mismatch, indexing tensors could not be broadcast together");
+      if (shape[i] != 1) into = shape[i];
+    }
+  }
+  return result;
+}
+
+// aten::index(self, Tensor?[] indices) with integer index tensors (advanced indexing; a
+// boolean mask has a data-dependent shape and stays in PyTorch). The indexed dims are
+// flattened into one and read with a single take; like PyTorch, the broadcast index shape
+// replaces the indexed dims where they are adjacent, and leads the result where they are not.
+Value ConvertIndex(ConversionContext& ctx, const Node& node) {
+  Expr x = ctx.Tensor(node.input(0));
+  IntList shape = ctx.Shape(x);
+  auto rank = static_cast<int64_t>(shape.size());
+  std::vector<std::optional<Expr>> entries = ctx.OptionalTensors(node.input(1));
+  TORCH_CHECK(static_cast<int64_t>(entries.size()) <= rank, "index: too many indices (",
+              entries.size(), ") for a tensor of rank ", rank);
+  IntList axes;
+  std::vector<Expr> indices;
+  std::vector<IntList> index_shapes;
+  for (size_t axis = 0; axis < entries.size(); ++axis) {
+    if (!entries[axis]) continue;
+    std::string dtype = ctx.Info(*entries[axis]).dtype;
+    TORCH_CHECK(dtype == "int64" || dtype == "int32",
+                "index: tensors used as indices must be int64 or int32 (a ", dtype,
+                " mask gives a data-dependent shape)");
+    Expr index = *entries[axis];
+    // Negative indices count from the end, as in PyTorch.
+    Expr extent = ctx.Scalar(static_cast<double>(shape[axis]), dtype);
+    Expr zero = ctx.Scalar(0.0, dtype);
+    index = ctx.EmitExpr(relax::op::Where(ctx.EmitExpr(relax::op::Less(index, zero)),
+                                          ctx.EmitExpr(relax::op::Add(index, extent)), index));
+    axes.push_back(static_cast<int64_t>(axis));
+    indices.push_back(index);
+    index_shapes.push_back(ctx.Shape(index));
+  }
+  TORCH_CHECK(!axes.empty(), "index: no index tensors");
+  if (axes.size() == 1) return ctx.Emit(relax::op::Take(x, indices[0], axes[0]));
+
+  // The indexed dims first, flattened to one; the flat index is their row-major offset.
+  IntList order(axes), rest_shape;
+  for (int64_t axis = 0; axis < rank; ++axis) {
+    if (std::find(axes.begin(), axes.end(), axis) == axes.end()) {
+      order.push_back(axis);
+      rest_shape.push_back(shape[axis]);
+    }
+  }
+  Expr permuted = ctx.EmitExpr(relax::op::PermuteDims(x, order));
+  int64_t flat_extent = 1;
+  for (int64_t axis : axes) flat_extent *= shape[axis];
+  IntList flat_shape{flat_extent};
+  flat_shape.insert(flat_shape.end(), rest_shape.begin(), rest_shape.end());
+  Expr flat = ctx.EmitExpr(relax::op::Reshape(permuted, flat_shape));
+  Expr offset;
+  int64_t stride = 1;
+  for (size_t i = axes.size(); i-- > 0;) {
+    Expr index = ctx.EmitExpr(relax::op::AsType(indices[i], "int64"));
+    if (stride != 1) {
+      index = ctx.EmitExpr(
+          relax::op::Multiply(index, ctx.Scalar(static_cast<double>(stride), "int64")));
+    }
+    offset = offset.defined() ? ctx.EmitExpr(relax::op::Add(offset, index)) : index;
+    stride *= shape[axes[i]];
+  }
+  IntList index_shape = BroadcastShapes(index_shapes);
+  if (ctx.Shape(offset) != index_shape) {
+    offset = ctx.EmitExpr(relax::op::BroadcastTo(offset, index_shape));
+  }
+  Expr taken = ctx.EmitExpr(relax::op::Take(flat, offset, 0));
+  bool adjacent = axes.back() - axes.front() + 1 == static_cast<int64_t>(axes.size());
+  if (!adjacent || axes.front() == 0) return Value::Tensor(taken);
+  // Adjacent indexed dims: the index dims go where the indexed dims were.
+  auto index_rank = static_cast<int64_t>(index_shape.size());
+  IntList placed;
+  for (int64_t i = 0; i < axes.front(); ++i) placed.push_back(index_rank + i);
+  for (int64_t i = 0; i < index_rank; ++i) placed.push_back(i);
+  for (int64_t i = axes.front(); i < static_cast<int64_t>(rest_shape.size()); ++i) {
+    placed.push_back(index_rank + i);
+  }
+  return ctx.Emit(relax::op::PermuteDims(taken, placed));
+}
+
 }  // namespace
 
 void RegisterIndexOps(ConverterTable& table) {
@@ -202,6 +301,8 @@ void RegisterIndexOps(ConverterTable& table) {
   table["aten::argmax"] = ConvertArgReduce<relax::op::ArgMax>;
   table["aten::argmin"] = ConvertArgReduce<relax::op::ArgMin>;
   table["aten::topk"] = ConvertTopK;
+  table["aten::gather"] = ConvertGather;
+  table["aten::index"] = ConvertIndex;
 }
 
 }  // namespace tvmbridge::frontend

@@ -1,7 +1,12 @@
 // Convolution, normalisation, pooling and dense layers.
+#include <cmath>
+#include <limits>
+
+#include <ATen/Functions.h>
 #include <c10/util/Exception.h>
 
 #include "frontend/converter.h"
+#include "tvmbridge/tensor_bridge.h"
 
 namespace tvmbridge::frontend {
 namespace {
@@ -222,6 +227,44 @@ Value ConvertMatmul(ConversionContext& ctx, const Node& node) {
   return ctx.Emit(relax::op::Matmul(ctx.Tensor(node.input(0)), ctx.Tensor(node.input(1))));
 }
 
+// aten::scaled_dot_product_attention(query, key, value, attn_mask, dropout_p, is_causal,
+// scale, enable_gqa): softmax(q @ k^T * scale + mask) @ v, written out so that the matmuls
+// and the softmax get the CPU schedules every other matmul gets.
+Value ConvertScaledDotProductAttention(ConversionContext& ctx, const Node& node) {
+  Expr query = ctx.Tensor(node.input(0));
+  Expr key = ctx.Tensor(node.input(1));
+  Expr value = ctx.Tensor(node.input(2));
+  TORCH_CHECK(ctx.Double(node.input(4)) == 0.0,
+              "scaled_dot_product_attention: dropout_p must be 0 (tvmbridge compiles inference)");
+  if (node.inputs().size() > 7) {
+    TORCH_CHECK(!ctx.Bool(node.input(7)) || ctx.Shape(query) == ctx.Shape(key),
+                "scaled_dot_product_attention: enable_gqa with fewer key heads is not supported");
+  }
+  IntList query_shape = ctx.Shape(query);
+  std::string dtype = ctx.Info(query).dtype;
+  double scale = ctx.IsNone(node.input(6))
+                     ? 1.0 / std::sqrt(static_cast<double>(query_shape.back()))
+                     : ctx.Double(node.input(6));
+  Expr scores = ctx.EmitExpr(relax::op::Matmul(query, TransposeLastTwo(ctx, key)));
+  scores = ctx.EmitExpr(relax::op::Multiply(scores, ctx.Scalar(scale, dtype)));
+  Expr masked_out = ctx.Scalar(-std::numeric_limits<double>::infinity(), dtype);
+  if (ctx.Bool(node.input(5))) {  // is_causal: query i sees keys 0..i
+    IntList score_shape = ctx.Shape(scores);
+    int64_t queries = score_shape[score_shape.size() - 2], keys = score_shape.back();
+    at::Tensor causal = at::ones({queries, keys}, at::kBool).tril();
+    scores = ctx.EmitExpr(relax::op::Where(relax::MakeConstant(ToTvm(causal)), scores, masked_out));
+  }
+  if (!ctx.IsNone(node.input(3))) {
+    Expr mask = ctx.Tensor(node.input(3));
+    scores = ctx.Info(mask).dtype == "bool"
+                 ? ctx.EmitExpr(relax::op::Where(mask, scores, masked_out))
+                 : ctx.EmitExpr(relax::op::Add(scores, mask));
+  }
+  auto rank = static_cast<int>(ctx.Shape(scores).size());
+  Expr weights = ctx.EmitExpr(relax::op::Softmax(scores, rank - 1));
+  return ctx.Emit(relax::op::Matmul(weights, value));
+}
+
 }  // namespace
 
 void RegisterNNOps(ConverterTable& table) {
@@ -238,6 +281,7 @@ void RegisterNNOps(ConverterTable& table) {
       {"aten::adaptive_avg_pool1d", "aten::adaptive_avg_pool2d", "aten::adaptive_avg_pool3d"},
       ConvertAdaptiveAvgPool);
   table["aten::linear"] = ConvertLinear;
+  table["aten::scaled_dot_product_attention"] = ConvertScaledDotProductAttention;
   table["aten::addmm"] = ConvertAddmm;
   RegisterAll(table, {"aten::matmul", "aten::mm", "aten::bmm"}, ConvertMatmul);
   table["aten::einsum"] = ConvertEinsum;

@@ -391,6 +391,13 @@ Expr StridedSlice(const Expr& x, const IntList& axes, const IntList& begin, cons
 Expr Take(const Expr& x, const Expr& indices, int64_t axis) {
   return Call("relax.op.take", x, indices, axis, String("fast"));
 }
+Expr GatherElements(const Expr& x, const Expr& indices, int64_t axis) {
+  return Call("relax.op.gather_elements", x, indices, axis);
+}
+Expr Full(const IntList& shape, const Expr& value, const std::string& dtype) {
+  return Call("relax.op.full", Global("relax.ShapeExpr")(ToArray(shape), Any()), value,
+              String(dtype));
+}
 Expr ArgMax(const Expr& x, std::optional<int64_t> axis, bool keepdims) {
   return Call("relax.op.argmax", x, axis ? Any(*axis) : Any(), keepdims);
 }

@@ -124,6 +124,9 @@ Expr Split(const Expr& x, const IntList& indices, int64_t axis);
 Expr StridedSlice(const Expr& x, const IntList& axes, const IntList& begin, const IntList& end,
                   const IntList& strides);
 Expr Take(const Expr& x, const Expr& indices, int64_t axis);
+Expr GatherElements(const Expr& x, const Expr& indices, int64_t axis);
+// A tensor of `shape` filled with the 0-d tensor `value`, as `dtype`.
+Expr Full(const IntList& shape, const Expr& value, const std::string& dtype);
 Expr ArgMax(const Expr& x, std::optional<int64_t> axis, bool keepdims);
 Expr ArgMin(const Expr& x, std::optional<int64_t> axis, bool keepdims);
 // (values, int64 indices) of the k largest (or smallest) along `axis`.

@@ -33,9 +33,25 @@ const std::unordered_set<std::string>& DataDependentOps() {
       "aten::repeat_interleave",
       "aten::bincount",
       "aten::histc",
-      "aten::index",
   };
   return ops;
+}
+
+// aten::index takes its indices in a list, which observations do not cover: its shape is
+// data-dependent when an index is a boolean (or byte) mask, or has a data-dependent shape
+// itself; with integer index tensors of static shape it is theirs, broadcast.
+bool IndexShapeIsDataDependent(const Node& node, const Observations& observations) {
+  if (node.kind() != c10::aten::index) return false;
+  const Node* list = node.input(1)->node();
+  if (list->kind() != c10::prim::ListConstruct) return true;  // not visible: assume the worst
+  for (const Value* index : list->inputs()) {
+    if (index->type()->kind() == c10::TypeKind::NoneType) continue;
+    auto it = observations.find(index);
+    if (it == observations.end() || !it->second.static_shape) return true;
+    c10::ScalarType dtype = it->second.dtype;
+    if (dtype == c10::ScalarType::Bool || dtype == c10::ScalarType::Byte) return true;
+  }
+  return false;
 }
 
 // Where the probe op records; one observation run at a time per thread.
@@ -126,7 +142,9 @@ void MarkDataDependent(const Block* block, Observations& observations) {
       auto it = observations.find(input);
       dynamic_input = dynamic_input || (it != observations.end() && !it->second.static_shape);
     }
-    if (DataDependentOps().count(node->kind().toQualString()) == 0 && !dynamic_input) continue;
+    bool data_dependent = DataDependentOps().count(node->kind().toQualString()) != 0 ||
+                          IndexShapeIsDataDependent(*node, observations);
+    if (!data_dependent && !dynamic_input) continue;
     for (const Value* output : node->outputs()) {
       auto it = observations.find(output);
       if (it != observations.end()) it->second.static_shape = false;

@@ -29,3 +29,38 @@ def test_matches_pytorch(name, how):
     x2 = torch.randn(SHAPE)
     with torch.no_grad():
         torch.testing.assert_close(compiled(x2), model(x2), **TOLERANCE)
+
+
+class BertEncoder(torch.nn.Module):
+    """A transformers BERT (random weights, 2 layers: the same ops as BERT-base, smaller)
+    returning its last hidden state."""
+
+    def __init__(self):
+        super().__init__()
+        import transformers
+
+        config = transformers.BertConfig(hidden_size=64, num_hidden_layers=2,
+                                         num_attention_heads=4, intermediate_size=128,
+                                         vocab_size=1000)
+        self.bert = transformers.BertModel(config).eval()
+
+    def forward(self, ids, mask):
+        return self.bert(input_ids=ids, attention_mask=mask).last_hidden_state
+
+
+def test_transformers_bert_compiles_whole_and_matches_pytorch():
+    """Traced BERT (embeddings, the attention mask built with arange/index/&, scaled dot
+    product attention, GELU, layer norm) runs entirely in TVM."""
+    torch.manual_seed(0)
+    model = BertEncoder().eval()
+    ids = torch.randint(0, 1000, (2, 16))
+    mask = torch.ones(2, 16, dtype=torch.int64)
+    mask[1, 12:] = 0  # padding in the second sequence
+    with torch.no_grad():
+        traced = torch.jit.trace(model, (ids, mask))
+    compiled = tt.compile(traced, [ids, mask], require_full_compilation=True,
+                          never_slower=False)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(ids, mask), model(ids, mask), **TOLERANCE)
+        other = torch.randint(0, 1000, (2, 16))
+        torch.testing.assert_close(compiled(other, mask), model(other, mask), **TOLERANCE)

@@ -67,11 +67,50 @@ def _logic(x):
     return torch.where(~inside ^ (x > 1.5), x, -x)
 
 
+def _to_type_as(x):
+    truncated = (x * 3).to(torch.int64).to(torch.float32)
+    return truncated + x.to(x.dtype) + (x > 0).type_as(x), (x * 3).to(torch.int32)
+
+
+def _creation(x):
+    row = torch.arange(7, dtype=torch.float32) * x + torch.arange(1, 8)
+    return (row + x.new_ones([4, 1]) + torch.zeros_like(x) + torch.full_like(x, 2.5)
+            + x.new_full([7], -1.0) + torch.ones(4, 7, dtype=torch.float32))
+
+
+def _gather(x):
+    return x.gather(1, torch.tensor([[0, 6], [1, 1], [2, 3], [6, 5]]))
+
+
+def _index(x):
+    y = x.unsqueeze(2).expand(4, 7, 3) * torch.arange(1, 4)
+    rows = torch.tensor([3, 0, -1])
+    return (x[rows], x[torch.tensor([0, 2]), torch.tensor([1, -1])],
+            y[:, torch.tensor([1, 2]), torch.tensor([[0], [2]])],   # adjacent, after a slice
+            y[torch.tensor([1, 2]), :, torch.tensor([0, 2])])       # apart: index dims lead
+
+
+def _attention(x):
+    q = x.reshape(1, 1, 4, 7)
+    k, v = q * 0.5 - 0.1, q + 1.0
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    keep = torch.tensor([[True, False, True, True]]).expand(4, 4)
+    bias = x[:, :4] * 0.1
+    return (sdpa(q, k, v), sdpa(q, k, v, attn_mask=keep), sdpa(q, k, v, attn_mask=bias),
+            sdpa(q, k, v, is_causal=True), sdpa(q, k, v, scale=0.3))
+
+
+def _promotion(x):
+    i = (x * 4).to(torch.int64)
+    return i * 0.5, i / 3, i + torch.tensor(2.5), i > x, i * 2, x.to(torch.float64) + x
+
+
 CASES = {
     "chunk": _chunk, "split": _split, "split_size": _split_size, "slice": _slices,
     "select_unsqueeze": _select_unsqueeze, "squeeze_expand": _squeeze_expand,
     "where_pow": _where_pow, "argmax_argmin": _argmax, "topk": _topk, "einsum": _einsum,
-    "logic": _logic,
+    "logic": _logic, "to_type_as": _to_type_as, "creation": _creation, "gather": _gather,
+    "index": _index, "attention": _attention, "promotion": _promotion,
 }
 
 
@@ -109,3 +148,25 @@ def test_embedding_and_index_select_with_integer_input():
                           require_full_compilation=True, never_slower=False)
     with torch.no_grad():
         torch.testing.assert_close(compiled(ids), model(ids), rtol=1e-5, atol=1e-5)
+
+
+class TracedShapeArithmetic(nn.Module):
+    """What tracing makes of `x.size(1) + 0` used as a bound: NumToTensor, a tensor add and
+    Int, which must fold to a constant rather than stop the conversion."""
+
+    def forward(self, x):
+        length = torch.tensor(x.size(1)) + 0
+        positions = torch.arange(16)[:length]
+        return x * positions
+
+
+def test_traced_shape_arithmetic_folds():
+    import tvm
+
+    x = torch.randn(2, 5)
+    traced = torch.jit.trace(TracedShapeArithmetic(), x)
+    assert "prim::NumToTensor" in str(traced.graph)
+    mod, _ = tt.from_torchscript(traced, [x])
+    assert isinstance(mod, tvm.IRModule)
+    compiled = tt.compile(traced, [x], require_full_compilation=True, never_slower=False)
+    torch.testing.assert_close(compiled(x), x * torch.arange(5))

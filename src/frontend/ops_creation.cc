@@ -1,0 +1,65 @@
+// Tensor creation: arange, zeros/ones/full/empty, linspace, eye, NumToTensor (evaluated by PyTorch when
+// their arguments are known, which static shapes make the rule), and the *_like / new_*
+// family, which take only the shape and dtype of a tensor computed in the graph.
+#include <c10/util/Exception.h>
+
+#include "frontend/converter.h"
+
+namespace tvmbridge::frontend {
+namespace {
+
+using relax::Expr;
+using torch::jit::Node;
+
+// Creation ops with only constant arguments: PyTorch computes the tensor (its exact dtype
+// rules and values) and it enters the Relax function as a constant.
+Value EvaluateCreation(ConversionContext& ctx, const Node& node) {
+  torch::jit::Stack stack;
+  for (const torch::jit::Value* input : node.inputs()) stack.push_back(ctx.Constant(input));
+  node.getOperation()(stack);
+  TORCH_CHECK(stack.size() == 1 && stack[0].isTensor(), "expected one tensor from ",
+              node.kind().toQualString());
+  TORCH_CHECK(stack[0].toTensor().device().is_cpu(), node.kind().toQualString(),
+              " creates a tensor on ", stack[0].toTensor().device(), "; tvmbridge runs on CPU");
+  return Value::Constant(stack[0].toTensor());
+}
+
+// The value an op fills with: ones, zeros, or its fill_value argument.
+template <int kFill>
+double FillValue(ConversionContext& ctx, const Node& node) {
+  if constexpr (kFill >= 0) {
+    return kFill;
+  } else {
+    return ctx.Double(node.input(*node.schema().argumentIndexWithName("fill_value")));
+  }
+}
+
+// zeros_like / ones_like / full_like / empty_like (self, [fill_value,] dtype, ...) and
+// new_zeros / new_ones / new_full / new_empty (self, size, [fill_value,] dtype, ...).
+// kFill: the constant filled, or -1 for the op's fill_value argument.
+template <int kFill>
+Value ConvertFilledFrom(ConversionContext& ctx, const Node& node) {
+  Expr self = ctx.Tensor(node.input(0));
+  relax::TensorInfo info = ctx.Info(self);
+  auto size_index = node.schema().argumentIndexWithName("size");
+  relax::IntList shape = size_index ? ctx.Ints(node.input(*size_index)) : ctx.Shape(self);
+  std::string dtype = DtypeArgument(ctx, node).value_or(info.dtype);
+  CheckCpuDevice(ctx, node);
+  // relax full, not a constant: a graph-sized constant would be stored in the library.
+  return ctx.Emit(relax::op::Full(shape, ctx.Scalar(FillValue<kFill>(ctx, node), dtype), dtype));
+}
+
+}  // namespace
+
+void RegisterCreationOps(ConverterTable& table) {
+  RegisterAll(table,
+              {"aten::arange", "aten::zeros", "aten::ones", "aten::full", "aten::empty",
+               "aten::linspace", "aten::eye", "aten::scalar_tensor", "prim::NumToTensor"},
+              EvaluateCreation);
+  RegisterAll(table, {"aten::zeros_like", "aten::new_zeros", "aten::empty_like", "aten::new_empty"},
+              ConvertFilledFrom<0>);
+  RegisterAll(table, {"aten::ones_like", "aten::new_ones"}, ConvertFilledFrom<1>);
+  RegisterAll(table, {"aten::full_like", "aten::new_full"}, ConvertFilledFrom<-1>);
+}
+
+}  // namespace tvmbridge::frontend
