@@ -277,8 +277,9 @@ std::vector<std::string> UnsupportedOps(const torch::jit::Graph& graph) {
 
 namespace {
 
-// Arithmetic on 0-d tensors made from Python numbers (traced shape code: NumToTensor,
-// add, Int): PyTorch evaluates it, so the scalar stays a constant for the ops that need one.
+// Nodes PyTorch evaluates at conversion when their inputs are constants: creation ops
+// (arange, zeros, ...) and arithmetic on 0-d tensors made from Python numbers (traced shape
+// code: NumToTensor, add, Int), so scalars stay constants for the ops that need one.
 bool IsScalarTensorArithmetic(const Node& node, const ConversionContext& context) {
   if (node.maybeOperator() == nullptr || node.isNondeterministic()) return false;
   return std::all_of(node.inputs().begin(), node.inputs().end(), [&](const torch::jit::Value* in) {

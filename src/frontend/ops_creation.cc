@@ -1,5 +1,5 @@
-// Tensor creation: arange, zeros/ones/full/empty, linspace, eye, NumToTensor (evaluated by PyTorch when
-// their arguments are known, which static shapes make the rule), and the *_like / new_*
+// Tensor creation: arange, zeros/ones/full/empty, linspace, eye, NumToTensor (evaluated by PyTorch
+// when their arguments are known, which static shapes make the rule), and the *_like / new_*
 // family, which take only the shape and dtype of a tensor computed in the graph.
 #include <c10/util/Exception.h>
 
@@ -11,17 +11,12 @@ namespace {
 using relax::Expr;
 using torch::jit::Node;
 
-// Creation ops with only constant arguments: PyTorch computes the tensor (its exact dtype
-// rules and values) and it enters the Relax function as a constant.
-Value EvaluateCreation(ConversionContext& ctx, const Node& node) {
-  torch::jit::Stack stack;
-  for (const torch::jit::Value* input : node.inputs()) stack.push_back(ctx.Constant(input));
-  node.getOperation()(stack);
-  TORCH_CHECK(stack.size() == 1 && stack[0].isTensor(), "expected one tensor from ",
-              node.kind().toQualString());
-  TORCH_CHECK(stack[0].toTensor().device().is_cpu(), node.kind().toQualString(),
-              " creates a tensor on ", stack[0].toTensor().device(), "; tvmbridge runs on CPU");
-  return Value::Constant(stack[0].toTensor());
+// Creation ops with only constant arguments never reach a converter: ConvertNode has
+// PyTorch evaluate them (its exact dtype rules and values) into a constant. This converter
+// registers them as supported and names the problem when an argument is computed.
+Value RequireConstantArguments(ConversionContext&, const Node& node) {
+  TORCH_CHECK(false, node.kind().toQualString(),
+              " needs its arguments known at compile time, but one is computed from tensors");
 }
 
 // The value an op fills with: ones, zeros, or its fill_value argument.
@@ -55,7 +50,7 @@ void RegisterCreationOps(ConverterTable& table) {
   RegisterAll(table,
               {"aten::arange", "aten::zeros", "aten::ones", "aten::full", "aten::empty",
                "aten::linspace", "aten::eye", "aten::scalar_tensor", "prim::NumToTensor"},
-              EvaluateCreation);
+              RequireConstantArguments);
   RegisterAll(table, {"aten::zeros_like", "aten::new_zeros", "aten::empty_like", "aten::new_empty"},
               ConvertFilledFrom<0>);
   RegisterAll(table, {"aten::ones_like", "aten::new_ones"}, ConvertFilledFrom<1>);

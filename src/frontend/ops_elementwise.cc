@@ -16,8 +16,9 @@ using torch::jit::Node;
 // rank (0-d tensors promote like numbers) and dtype, as an empty meta tensor.
 c10::IValue PromotionOperand(ConversionContext& ctx, const torch::jit::Value* value) {
   if (ctx.IsConstant(value) && ctx.Constant(value).isScalar()) return ctx.Constant(value);
-  relax::TensorInfo info = ctx.Info(ctx.Tensor(value));
-  relax::IntList shape(ctx.Shape(ctx.Tensor(value)).size(), 1);
+  Expr tensor = ctx.Tensor(value);
+  relax::IntList shape(ctx.Shape(tensor).size(), 1);
+  relax::TensorInfo info = ctx.Info(tensor);
   return at::empty(shape, at::TensorOptions().device(at::kMeta).dtype(DtypeFromName(info.dtype)));
 }
 
