@@ -11,8 +11,10 @@ requirements-bench.txt): PyTorch eager (no_grad), TorchScript (scripted, frozen,
 optimize_for_inference), torch.compile (Inductor), ONNX Runtime (all graph optimisations),
 TVM's own PyTorch path (torch.export -> from_exported_program -> TVM's default pipeline),
 tvmbridge untuned (TVM everywhere, and with the default never-slower check), tvmbridge tuned
-(MetaSchedule, records in the shared tuning database). Also measured: the per-call overhead of
-the embedded op (a one-element graph) against calling TVM's VM function directly.
+(MetaSchedule, records in the shared tuning database), tvmbridge enable() (the JIT pass on the
+frozen module). Also measured: the per-call overhead of the embedded op (a one-element graph)
+against calling TVM's VM function directly, and enable()'s first calls in a fresh process
+with a cold and a warm disk cache.
 Contenders take turns call by call (interleaved); threads = cores for all. Writes
 bench/results/benchmark.{json,md,png} with the machine's CPU, core count and versions.
 """
@@ -130,6 +132,16 @@ def make_tvmbridge(case, args):
     return lambda: compiled(*case.inputs)
 
 
+def make_tvmbridge_enable(case, args):
+    # enable() works on any TorchScript module; a frozen one gives TVM whole graphs (an
+    # unfrozen scripted module's BatchNorm training checks would split them).
+    frozen = torch.jit.freeze(case.torchscript)
+    with tt.enabled(cache_dir=None):
+        for _ in range(3):  # TorchScript's profiling run, then the groups' first call
+            frozen(*case.inputs)
+    return lambda: frozen(*case.inputs)
+
+
 def make_tvmbridge_tuned(case, args):
     tuning = tt.Tuning(trials=args.trials, database=args.database or tt.Tuning.database,
                        time_budget=args.time_budget)
@@ -147,6 +159,7 @@ CONTENDERS = {
     "TVM from_exported_program (untuned)": make_tvm_exported_program,
     "tvmbridge untuned, TVM only (never_slower=False)": make_tvmbridge_tvm_only,
     "tvmbridge untuned (default: never slower)": make_tvmbridge,
+    "tvmbridge enable() (JIT pass, untuned)": make_tvmbridge_enable,
     "tvmbridge tuned": make_tvmbridge_tuned,
 }
 
@@ -290,6 +303,41 @@ def measure_call_overhead(calls: int = 2000, rounds: int = 30) -> dict:
             "overhead_us": round(overhead, 2)}
 
 
+ENABLE_FIRST_CALL = """
+import json, sys, time, torch, torchvision
+import tvmbridge.torch as tt
+torch.manual_seed(0)
+model = torchvision.models.resnet18(weights=None).eval()
+x = torch.randn(1, 3, 224, 224)
+module = torch.jit.trace(model, x)
+tt.enable(cache_dir=sys.argv[1])
+with torch.no_grad():
+    started = time.perf_counter()
+    for _ in range(3):  # profiling run, then the optimised graph: the groups' first call
+        module(x)
+print(json.dumps({"seconds": time.perf_counter() - started, **tt.enable_statistics()}))
+"""
+
+
+def measure_enable_first_call() -> dict:
+    """enable()'s first calls of traced ResNet-18 in a fresh process: compiling (cold disk
+    cache) and loading what the first process stored (warm)."""
+    import subprocess
+    import tempfile
+
+    runs = []
+    with tempfile.TemporaryDirectory() as cache:
+        for _ in range(2):
+            done = subprocess.run([sys.executable, "-c", ENABLE_FIRST_CALL, cache],
+                                  capture_output=True, text=True, check=True)
+            runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    cold, warm = runs
+    return {"model": "resnet18 traced, batch 1", "cold_s": round(cold["seconds"], 2),
+            "warm_s": round(warm["seconds"], 2),
+            "cold_over_warm": round(cold["seconds"] / warm["seconds"], 1),
+            "cold_compiles": cold["compiles"], "warm_disk_loads": warm["disk_loads"]}
+
+
 def write_markdown(report: dict, path: Path) -> None:
     lines = [f"# tvmbridge benchmark ({report['date']})", "",
              f"Machine: {report['cpu']}, {report['cores']} cores; threads = {report['threads']}; "
@@ -317,6 +365,13 @@ def write_markdown(report: dict, path: Path) -> None:
         lines += ["", f"Overhead of the embedded op over the direct VM call: "
                       f"{overhead['overhead_us']:.2f} us ({overhead['calls_per_sample']} calls per "
                       f"sample, {overhead['samples']} samples).", ""]
+    first_call = report.get("enable_first_call")
+    if first_call:
+        lines += ["## enable(): first calls in a fresh process", "",
+                  f"{first_call['model']}: {first_call['cold_s']:.2f} s compiling "
+                  f"({first_call['cold_compiles']} group(s)), {first_call['warm_s']:.2f} s from "
+                  f"the disk cache ({first_call['warm_disk_loads']} loaded): "
+                  f"{first_call['cold_over_warm']}x.", ""]
     if report["tuning_seconds"]:
         lines.append("Tuning time (s, includes compilation): " + ", ".join(
             f"{k}: {v}" for k, v in report["tuning_seconds"].items()))
@@ -372,6 +427,7 @@ def main(argv=None) -> int:
             print(case.label, file=sys.stderr, flush=True)
             report["cases"].append(run_case(case, args))
     report["overhead"] = measure_call_overhead()
+    report["enable_first_call"] = measure_enable_first_call()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "benchmark.json").write_text(json.dumps(report, indent=1) + "\n")

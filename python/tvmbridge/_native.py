@@ -62,6 +62,11 @@ def load_compiler() -> Path:
     return path
 
 
+def compiler_loaded() -> bool:
+    """Whether :func:`load_compiler` ran (without loading TVM's compiler to find out)."""
+    return load_compiler.cache_info().currsize > 0
+
+
 def global_func(name: str):
     """A tvmbridge C++ function from tvm-ffi's registry."""
     import tvm_ffi

@@ -9,6 +9,9 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import functools
 import io
 import json
 import logging
@@ -22,8 +25,8 @@ import torch
 from . import _native
 from .tuning import Tuning
 
-__all__ = ["Explanation", "Input", "Tuning", "compile", "explain", "from_torchscript", "report",
-           "unsupported_ops"]
+__all__ = ["Explanation", "Input", "Tuning", "compile", "disable", "enable", "enable_statistics",
+           "enabled", "explain", "is_enabled", "from_torchscript", "report", "unsupported_ops"]
 
 _log = logging.getLogger("tvmbridge")
 
@@ -205,6 +208,97 @@ def compile(
                           if n["reason"].startswith("TVM measured")}):
         _log.info("tvmbridge: a region stays in PyTorch: %s", reason)
     return torch.jit.load(io.BytesIO(bytes(compiled)))
+
+
+DEFAULT_CACHE_DIR = os.path.join("~", ".cache", "tvmbridge", "groups")
+
+
+def enable(
+    target=None,
+    *,
+    min_block_size: int = 3,
+    never_slower: bool = True,
+    tuning: "Tuning | None" = None,
+    cache_dir: "str | os.PathLike | None" = DEFAULT_CACHE_DIR,
+) -> None:
+    """Lets TorchScript hand supported subgraphs to TVM by itself, for every TorchScript
+    module in the process (scripted, traced, loaded, frozen) whose graph is optimised from now
+    on.
+
+    When TorchScript's executor optimises a graph (after its profiling run: the second call of
+    a fresh module), runs of supported ops become ``tvmbridge::CompilationGroup`` nodes. A
+    group compiles on its first call with the real input shapes and dtypes (weights and
+    scalar inputs compiled in), once per signature, also when threads race for it; the
+    result is kept in memory and under ``cache_dir`` (``None``: memory only), so another
+    process with the same model starts from disk. What cannot be compiled runs the original
+    subgraph in TorchScript, with one warning. Inference only: calls whose inputs require
+    grad run TorchScript (use ``torch.no_grad()``); under grad mode, modules with trainable
+    parameters get differentiable graphs from TorchScript and no groups.
+
+    ``target``, ``min_block_size``, ``never_slower`` and ``tuning`` mean what they mean for
+    :func:`compile`. Calling it again replaces the settings for graphs optimised later.
+    """
+    from . import build
+    import tvm
+
+    resolved = build.resolve_target(target)
+    if resolved.kind.name != "llvm":
+        raise ValueError(f"tvmbridge.enable: groups run on the CPU so far; the target must be "
+                         f"an llvm target, got '{resolved.kind.name}'")
+    if tuning is not None and not isinstance(tuning, Tuning):
+        raise TypeError(f"tvmbridge: tuning must be a tvmbridge.Tuning, got {type(tuning).__name__}")
+    options = _options_json(min_block_size, (), (), False, never_slower)
+    folder = "" if cache_dir is None else os.path.abspath(os.path.expanduser(os.fspath(cache_dir)))
+    from ._version import __version__
+
+    fingerprint = json.dumps({"target": build.target_description(resolved),
+                              "tvm": tvm.__version__, "tvmbridge": __version__,
+                              "options": options, "tuning": repr(tuning)}, sort_keys=True)
+    _release_at_exit()
+    _native.global_func("tvmbridge.torch.enable")(
+        options, build.library_builder(resolved, tuning), build.target_description(resolved),
+        tvm.__version__, build.required_cpu_features(resolved), folder, fingerprint)
+
+
+@functools.cache
+def _release_at_exit():
+    # The C++ side holds the build function, a Python callable: it must be dropped while
+    # Python still runs, not by C++ static destructors after the interpreter is gone.
+    atexit.register(_native.global_func("tvmbridge.torch.release_enable_settings"))
+
+
+def disable() -> None:
+    """Graphs TorchScript optimises from now on stay stock TorchScript. Modules already
+    optimised keep their compilation groups (TorchScript optimises a graph once); script or
+    trace again for a stock one."""
+    if _native.compiler_loaded():
+        _native.global_func("tvmbridge.torch.disable")()
+
+
+@contextlib.contextmanager
+def enabled(target=None, **options):
+    """``with tvmbridge.torch.enabled(): ...``: :func:`enable` for the block, restoring the
+    previous state after it."""
+    was_enabled = is_enabled()
+    enable(target, **options)
+    try:
+        yield
+    finally:
+        if not was_enabled:
+            disable()
+
+
+def is_enabled() -> bool:
+    """Whether :func:`enable` is in effect."""
+    return _native.compiler_loaded() and bool(
+        _native.global_func("tvmbridge.torch.is_enabled")())
+
+
+def enable_statistics() -> dict:
+    """Counters of :func:`enable` in this process: ``groups`` made by the pass, ``compiles``
+    (one per group and input signature), ``disk_loads`` (compiled groups read from the cache
+    instead), ``fallbacks`` (signatures running TorchScript) and ``grad_calls``."""
+    return json.loads(str(_native.global_func("tvmbridge.torch.enable_statistics")()))
 
 
 def report(compiled: torch.jit.ScriptModule) -> "Explanation":

@@ -10,6 +10,7 @@
 #include <tvm/ffi/function.h>
 #include <tvm/ffi/string.h>
 
+#include "compiler/compilation_group.h"
 #include "compiler/embed.h"
 #include "compiler/region_timing.h"
 #include "frontend/graph_prep.h"
@@ -21,6 +22,10 @@ namespace {
 namespace json = tvm::ffi::json;
 using tvm::ffi::String;
 
+// How a region returned to PyTorch by the never-slower check is explained (a decision, not
+// something TVM failed to take).
+constexpr const char* kMeasuredSlower = "TVM measured slower here";
+
 // The graph ready to partition: frozen, specialised to the input shapes, observed.
 struct Analysis {
   frontend::PreparedGraph prepared;
@@ -29,12 +34,10 @@ struct Analysis {
   partition::Partition partition;
 };
 
-Analysis Analyse(const std::string& archive, const std::vector<TensorSpec>& specs,
+Analysis Analyse(frontend::PreparedGraph prepared, const std::vector<TensorSpec>& specs,
                  const partition::PartitionOptions& options) {
   Analysis analysis;
-  analysis.prepared = frontend::PrepareForConversion(frontend::LoadModule(archive),
-                                                     /*fold_weights=*/true,
-                                                     /*local_mutation_only=*/false);
+  analysis.prepared = std::move(prepared);
   torch::jit::Graph& graph = *analysis.prepared.graph;
   TORCH_CHECK_VALUE(graph.inputs().size() - 1 == specs.size(),
                     "tvmbridge: the model's forward "
@@ -86,32 +89,42 @@ std::string ReportJson(const partition::Partition& partition,
   return std::string(json::Stringify(json::Object{{"regions", regions}, {"nodes", nodes}}));
 }
 
+frontend::PreparedGraph PrepareArchive(const std::string& archive) {
+  return frontend::PrepareForConversion(frontend::LoadModule(archive), /*fold_weights=*/true,
+                                        /*local_mutation_only=*/false);
+}
+
 }  // namespace
 
 std::string Explain(const std::string& archive, const std::vector<TensorSpec>& inputs,
                     const partition::PartitionOptions& options) {
-  return ReportJson(Analyse(archive, inputs, options).partition);
+  return ReportJson(Analyse(PrepareArchive(archive), inputs, options).partition);
 }
 
 CompileResult Compile(const std::string& archive, const std::vector<TensorSpec>& inputs,
-                      const partition::PartitionOptions& options,
-                      const tvm::ffi::Function& build_library, const std::string& target_json,
-                      const std::string& tvm_version,
-                      const std::vector<std::string>& cpu_features) {
-  Analysis analysis = Analyse(archive, inputs, options);
+                      const partition::PartitionOptions& options, const BuildSettings& build) {
+  return CompilePrepared(PrepareArchive(archive), inputs, options, build);
+}
+
+CompileResult CompilePrepared(frontend::PreparedGraph prepared,
+                              const std::vector<TensorSpec>& inputs,
+                              const partition::PartitionOptions& options,
+                              const BuildSettings& build) {
+  CompilationGroupsSuspended no_nested_groups;
+  Analysis analysis = Analyse(std::move(prepared), inputs, options);
   std::vector<c10::intrusive_ptr<TVMModule>> modules;
   std::vector<std::optional<RegionTimes>> times;
   for (const partition::Region& region : analysis.partition.regions) {
     ArtifactMetadata metadata;
     tvm::ffi::ObjectRef ir_module = partition::BuildRegionModule(
         region, analysis.partition, analysis.observations, metadata.inputs, metadata.outputs);
-    auto library = build_library(ir_module).cast<tvm::ffi::Bytes>();
+    auto library = build.build_library(ir_module).cast<tvm::ffi::Bytes>();
     metadata.output_is_tuple = true;
-    metadata.target = target_json;
-    metadata.tvm_version = tvm_version;
+    metadata.target = build.target_json;
+    metadata.tvm_version = build.tvm_version;
     metadata.tvmbridge_version = TVMBRIDGE_VERSION;
     metadata.library_sha256 = Sha256Hex(library.data(), library.size());
-    metadata.cpu_features = cpu_features;
+    metadata.cpu_features = build.cpu_features;
     at::Tensor bytes = at::empty({static_cast<int64_t>(library.size())}, at::kByte);
     std::memcpy(bytes.data_ptr(), library.data(), library.size());
     modules.push_back(c10::make_intrusive<TVMModule>(metadata.ToJson(), bytes));
@@ -122,14 +135,22 @@ CompileResult Compile(const std::string& archive, const std::vector<TensorSpec>&
   for (size_t k = times.size(); k-- > 0;) {  // from the back: removal shifts later indices
     if (times[k] && times[k]->torch_ms <= times[k]->tvm_ms) {
       ReturnRegionToPyTorch(analysis.partition, k,
-                            c10::str("TVM measured slower here (", times[k]->tvm_ms,
-                                     " ms vs PyTorch ", times[k]->torch_ms, " ms)"));
+                            c10::str(kMeasuredSlower, " (", times[k]->tvm_ms, " ms vs PyTorch ",
+                                     times[k]->torch_ms, " ms)"));
       modules.erase(modules.begin() + static_cast<std::ptrdiff_t>(k));
       times.erase(times.begin() + static_cast<std::ptrdiff_t>(k));
     }
   }
   CompileResult result;
   result.report_json = ReportJson(analysis.partition, times);
+  result.tvm_regions = modules.size();
+  for (const partition::NodePlacement& placement : analysis.partition.placements) {
+    if (placement.fallback && placement.region < 0 &&
+        placement.reason.rfind(kMeasuredSlower, 0) != 0) {
+      result.fallback_nodes.push_back(std::string(placement.node->kind().toQualString()) + ": " +
+                                      placement.reason);
+    }
+  }
   result.archive = EmbedRegions(analysis.prepared.graph, analysis.partition.regions, modules,
                                 analysis.inputs, result.report_json);
   return result;

@@ -7,6 +7,7 @@
 
 #include <tvm/ffi/function.h>
 
+#include "frontend/graph_prep.h"
 #include "partition/partitioner.h"
 #include "tvmbridge/artifact.h"
 
@@ -15,19 +16,34 @@ namespace tvmbridge {
 struct CompileResult {
   std::string archive;      // torch.jit.save bytes of the compiled module
   std::string report_json;  // what explain() shows
+  size_t tvm_regions = 0;   // TVM modules embedded
+  // "aten::foo: reason" for every node left to PyTorch because TVM could not take it.
+  std::vector<std::string> fallback_nodes;
+};
+
+// How each region is built: `build_library(IRModule) -> Bytes` is TVM's pipeline (Python's
+// tvmbridge.build, with its target and tuning settings bound). `target_json` and
+// `cpu_features` (the extensions the target enables, which loading will require) are
+// recorded in each artifact.
+struct BuildSettings {
+  tvm::ffi::Function build_library;
+  std::string target_json;
+  std::string tvm_version;
+  std::vector<std::string> cpu_features;
 };
 
 // The analysis alone: where each node would run and why (JSON, see ReportJson).
 std::string Explain(const std::string& archive, const std::vector<TensorSpec>& inputs,
                     const partition::PartitionOptions& options);
 
-// `build_library(IRModule) -> Bytes` is TVM's pipeline (Python's tvmbridge.build, with its
-// target and tuning settings bound): it builds one region and returns the exported library.
-// `target_json` and `cpu_features` (the extensions the target enables, which loading will
-// require) are recorded in each artifact.
 CompileResult Compile(const std::string& archive, const std::vector<TensorSpec>& inputs,
-                      const partition::PartitionOptions& options,
-                      const tvm::ffi::Function& build_library, const std::string& target_json,
-                      const std::string& tvm_version, const std::vector<std::string>& cpu_features);
+                      const partition::PartitionOptions& options, const BuildSettings& build);
+
+// The same for a graph already prepared (graph_prep.h's contract: frozen, first input
+// `self`), such as a compilation group's subgraph with its weights made constants.
+CompileResult CompilePrepared(frontend::PreparedGraph prepared,
+                              const std::vector<TensorSpec>& inputs,
+                              const partition::PartitionOptions& options,
+                              const BuildSettings& build);
 
 }  // namespace tvmbridge

@@ -12,6 +12,7 @@
 #include <tvm/ffi/reflection/registry.h>
 #include <tvm/ffi/string.h>
 
+#include "compiler/compilation_group.h"
 #include "compiler/compile.h"
 #include "frontend/converter.h"
 #include "frontend/graph_prep.h"
@@ -113,12 +114,41 @@ Array<Any> CompileFfi(const Bytes& archive, const Array<String>& names,
                       const String& target_json, const String& tvm_version,
                       const Array<String>& cpu_features) {
   return Guarded([&] {
-    std::vector<std::string> features(cpu_features.begin(), cpu_features.end());
+    BuildSettings build{build_library, std::string(target_json), std::string(tvm_version),
+                        std::vector<std::string>(cpu_features.begin(), cpu_features.end())};
     CompileResult result = Compile(std::string(archive), SpecsFrom(names, shapes, dtypes),
-                                   OptionsFromJson(std::string(options_json)), build_library,
-                                   std::string(target_json), std::string(tvm_version), features);
+                                   OptionsFromJson(std::string(options_json)), build);
     return Array<Any>{Bytes(result.archive), String(result.report_json)};
   });
+}
+
+// enable(options JSON, build_library, target JSON, tvm version, CPU features, cache folder
+//        ("" for none), fingerprint): graphs TorchScript optimises from now on get
+//        compilation groups (see compilation_group.h).
+void EnableFfi(const String& options_json, const tvm::ffi::Function& build_library,
+               const String& target_json, const String& tvm_version,
+               const Array<String>& cpu_features, const String& cache_dir,
+               const String& fingerprint) {
+  Guarded([&] {
+    GroupSettings settings;
+    settings.options = OptionsFromJson(std::string(options_json));
+    settings.build = {build_library, std::string(target_json), std::string(tvm_version),
+                      std::vector<std::string>(cpu_features.begin(), cpu_features.end())};
+    settings.cache_dir = std::string(cache_dir);
+    settings.fingerprint = std::string(fingerprint);
+    EnableCompilationGroups(std::move(settings));
+  });
+}
+
+// The counters of compilation groups, as a JSON object.
+String GroupStatisticsJson() {
+  namespace json = tvm::ffi::json;
+  GroupStats stats = CompilationGroupStatistics();
+  return json::Stringify(json::Object{{"groups", stats.groups},
+                                      {"compiles", stats.compiles},
+                                      {"disk_loads", stats.disk_loads},
+                                      {"fallbacks", stats.fallbacks},
+                                      {"grad_calls", stats.grad_calls}});
 }
 
 // explain(archive, names, shapes, dtypes, options JSON) -> report JSON
@@ -166,7 +196,12 @@ TVM_FFI_STATIC_INIT_BLOCK() {
       .def("tvmbridge.frontend.supported_ops", SupportedOps)
       .def("tvmbridge.frontend.required_tvm_globals", RequiredGlobals)
       .def("tvmbridge.torch.compile", CompileFfi)
-      .def("tvmbridge.torch.explain", ExplainFfi);
+      .def("tvmbridge.torch.explain", ExplainFfi)
+      .def("tvmbridge.torch.enable", EnableFfi)
+      .def("tvmbridge.torch.disable", DisableCompilationGroups)
+      .def("tvmbridge.torch.release_enable_settings", ReleaseCompilationSettings)
+      .def("tvmbridge.torch.is_enabled", CompilationGroupsEnabled)
+      .def("tvmbridge.torch.enable_statistics", GroupStatisticsJson);
 }
 
 }  // namespace tvmbridge

@@ -6,6 +6,7 @@
 #include <c10/util/Exception.h>
 #include <torch/csrc/jit/passes/constant_propagation.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
+#include <torch/csrc/jit/passes/frozen_graph_optimizations.h>
 #include <torch/csrc/jit/passes/inliner.h>
 #include <torch/csrc/jit/passes/remove_mutation.h>
 #include <torch/csrc/jit/serialization/import.h>
@@ -67,6 +68,13 @@ void CheckMutationIsLocal(const torch::jit::Graph& graph) {
   }
 }
 
+void Simplify(std::shared_ptr<torch::jit::Graph>& graph) {
+  torch::jit::RemoveListMutation(graph);
+  torch::jit::RemoveTensorMutation(graph);
+  torch::jit::ConstantPropagation(graph);
+  torch::jit::EliminateDeadCode(graph);
+}
+
 }  // namespace
 
 torch::jit::Module LoadModule(const std::string& archive) {
@@ -89,11 +97,18 @@ PreparedGraph PrepareForConversion(torch::jit::Module module, bool fold_weights,
   prepared.frozen = torch::jit::freeze(module, std::nullopt, /*optimize_numerics=*/fold_weights);
   prepared.graph = prepared.frozen.get_method("forward").graph()->copy();
   torch::jit::Inline(*prepared.graph);
-  torch::jit::RemoveListMutation(prepared.graph);
-  torch::jit::RemoveTensorMutation(prepared.graph);
-  torch::jit::ConstantPropagation(prepared.graph);
-  torch::jit::EliminateDeadCode(prepared.graph);
+  Simplify(prepared.graph);
   if (local_mutation_only) CheckMutationIsLocal(*prepared.graph);
+  return prepared;
+}
+
+PreparedGraph PrepareFrozenGraph(std::shared_ptr<torch::jit::Graph> graph) {
+  PreparedGraph prepared;
+  prepared.frozen = torch::jit::Module(c10::QualifiedName("__torch__.tvmbridge.FrozenGraph"));
+  prepared.graph = std::move(graph);
+  prepared.graph->inputs().at(0)->setType(prepared.frozen.type());
+  torch::jit::OptimizeFrozenGraph(prepared.graph, /*optimize_numerics=*/true);
+  Simplify(prepared.graph);
   return prepared;
 }
 

@@ -34,4 +34,9 @@ torch::jit::Module LoadModule(const std::string& archive);
 PreparedGraph PrepareForConversion(torch::jit::Module module, bool fold_weights = true,
                                    bool local_mutation_only = true);
 
+// The same preparation for a graph that is already flat and has its weights as constants
+// (a compilation group's subgraph; first input `self`, unused): batch norms and scalings fold
+// into convolution weights, mutation is removed where TorchScript can, constants propagate.
+PreparedGraph PrepareFrozenGraph(std::shared_ptr<torch::jit::Graph> graph);
+
 }  // namespace tvmbridge::frontend

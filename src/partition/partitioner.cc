@@ -276,7 +276,61 @@ void CollectPlacements(const Block& block, const Probe& probe,
   }
 }
 
+// `if <condition>: raise ...` with nothing else: scripted code's input checks. A group may
+// hold one; with real shapes the condition usually folds away (SpecializeToShapes), and
+// otherwise the check runs in TorchScript inside the compiled graph.
+bool IsCheck(const Node& node) {
+  if (node.kind() != c10::prim::If || !node.outputs().empty()) return false;
+  return std::all_of(node.blocks().begin(), node.blocks().end(), [](const Block* block) {
+    return std::all_of(block->nodes().begin(), block->nodes().end(), [](const Node* inner) {
+      return inner->kind() == c10::prim::RaiseException || inner->kind() == c10::prim::Constant;
+    });
+  });
+}
+
+// Placements from op kinds alone (see RegionsByOpKind).
+Probe ProbeKinds(const Block& block, const std::unordered_map<const Node*, std::string>& forced,
+                 Probe probe = {}) {
+  for (const Node* node : block.nodes()) {
+    std::string kind = node->kind().toQualString();
+    if (node->kind() == c10::prim::Constant) {
+      probe.placement[node] = Placement::kConstant;
+      probe.values[node->output()] = Value::Constant(*torch::jit::toIValue(node->output()));
+    } else if (forced.count(node)) {
+      probe.placement[node] = Placement::kTorch;
+    } else if (IsCheck(*node)) {
+      probe.placement[node] = Placement::kTvm;
+      continue;
+    } else if (!node->blocks().empty() || node->kind() == c10::prim::GetAttr ||
+               node->kind() == c10::prim::RaiseException) {
+      probe.placement[node] = Placement::kTorch;
+    } else {
+      bool candidate = frontend::Converters().count(kind) > 0 || frontend::CanFold(*node);
+      probe.placement[node] = candidate ? Placement::kTvm : Placement::kTorch;
+    }
+    for (const Block* nested : node->blocks())
+      probe = ProbeKinds(*nested, forced, std::move(probe));
+  }
+  return probe;
+}
+
 }  // namespace
+
+std::vector<Region> RegionsByOpKind(torch::jit::Graph& graph, int64_t min_block_size) {
+  std::unordered_map<const Node*, std::string> forced;
+  std::unordered_set<std::string> no_modules;
+  ForceUserChoices(*graph.block(), PartitionOptions{}, forced, no_modules);
+  std::vector<Region> regions;
+  while (true) {
+    Probe probe = ProbeKinds(*graph.block(), forced);
+    regions.clear();
+    FormRegions(*graph.block(), probe, regions);
+    auto evict = Evictions(regions, min_block_size);
+    size_t before = forced.size();
+    forced.insert(evict.begin(), evict.end());
+    if (forced.size() == before) return regions;
+  }
+}
 
 std::string SourceLocation(const Node& node) {
   auto location = node.sourceRange().file_line_col();

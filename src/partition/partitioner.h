@@ -55,6 +55,13 @@ struct Partition {
 Partition PartitionGraph(torch::jit::Graph& graph, const Observations& observations,
                          const PartitionOptions& options);
 
+// Regions found without shapes, from op kinds alone (what a JIT pass sees before any call):
+// a node is a TVM candidate when it has a converter or is scalar code TVM's side can fold;
+// control flow, in-place ops on aliased tensors and attribute reads stay in PyTorch. Same
+// region formation and evictions as PartitionGraph; whether each candidate really converts
+// is decided later, by PartitionGraph on the region's subgraph with real shapes.
+std::vector<Region> RegionsByOpKind(torch::jit::Graph& graph, int64_t min_block_size);
+
 // The Relax module of one region: its inputs are the function's parameters (observed shapes),
 // its outputs a tuple. `input_specs`/`output_specs` receive what the TVMModule checks.
 tvm::ffi::ObjectRef BuildRegionModule(const Region& region, const Partition& partition,
