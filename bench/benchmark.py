@@ -303,6 +303,114 @@ def measure_call_overhead(calls: int = 2000, rounds: int = 30) -> dict:
             "overhead_us": round(overhead, 2)}
 
 
+class SortOne(torch.nn.Module):
+    """One op TVM has no converter for: with fallback="torchscript" the whole graph is one
+    TorchScript region called from the TVM program."""
+
+    def forward(self, x):
+        return torch.sort(x)[0]
+
+
+def measure_torchscript_region_overhead(calls: int = 2000, rounds: int = 30) -> dict:
+    """Microseconds per call, one-element tensor: a TVM program that calls one TorchScript
+    region (VM -> tvmbridge.torchscript.run -> libtorch) and a TVM program doing x + 1 itself
+    (the VM call alone), both from Python; and the region's TorchScript module called from
+    C++ (torch's ThroughputBenchmark loop, no Python per call). The crossing's cost is the
+    first minus the second minus the third."""
+    import statistics
+
+    import tvm
+    from tvm import relax
+
+    from tvmbridge.build import build_library, host_target
+
+    def vm_function(mod):
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "module.so"
+            path.write_bytes(build_library(mod, host_target()))
+            return relax.VirtualMachine(tvm.runtime.load_module(str(path)), tvm.cpu())["main"]
+
+    x = torch.randn(1)
+    sorted_script = torch.jit.script(SortOne())
+    region_call = vm_function(tt.from_torchscript(sorted_script, [x], fallback="torchscript")[0])
+    add_one = vm_function(tt.from_torchscript(torch.jit.script(AddOne()), [x])[0])
+    tvm_x = tvm.runtime.tensor(x.numpy())
+
+    def repeated(run):
+        def many():
+            for _ in range(calls):
+                run()
+        return many
+
+    timings = measure_interleaved({
+        "TVM program calling the TorchScript region (from Python)": repeated(
+            lambda: region_call(tvm_x)),
+        "TVM program, x + 1 in TVM (from Python)": repeated(lambda: add_one(tvm_x)),
+    }, warmup=2, repeat=rounds)
+    per_call = {name: {"median_us": round(t.median_ms * 1e3 / calls, 2),
+                       "q1_us": round(t.q1_ms * 1e3 / calls, 2),
+                       "q3_us": round(t.q3_ms * 1e3 / calls, 2)} for name, t in timings.items()}
+    from torch.utils import ThroughputBenchmark
+
+    direct = ThroughputBenchmark(sorted_script)
+    direct.add_input(x)
+    samples = sorted(direct.benchmark(num_calling_threads=1, num_warmup_iters=200,
+                                      num_iters=calls).latency_avg_ms * 1e3
+                     for _ in range(rounds // 3))
+    quartiles = statistics.quantiles(samples, n=4)
+    per_call["TorchScript region called from C++"] = {
+        "median_us": round(statistics.median(samples), 2), "q1_us": round(quartiles[0], 2),
+        "q3_us": round(quartiles[2], 2)}
+    crossing = (per_call["TVM program calling the TorchScript region (from Python)"]["median_us"]
+                - per_call["TVM program, x + 1 in TVM (from Python)"]["median_us"]
+                - per_call["TorchScript region called from C++"]["median_us"])
+    return {"calls_per_sample": calls, "samples": rounds, "per_call": per_call,
+            "crossing_us": round(crossing, 2)}
+
+
+def measure_detection_hybrid(repeat: int = 50) -> dict:
+    """The partitioning issue's detection head (convolutional trunk, data-dependent tail),
+    1x3x64x64: PyTorch eager, tvmbridge compile (TVM regions inside TorchScript), and the
+    other direction, one TVM program calling the tail as TorchScript."""
+    import tvm
+    from tvm import relax
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from shared_models import DetectionHead
+
+    from tvmbridge.build import build_library, host_target
+
+    torch.manual_seed(0)
+    model = DetectionHead().eval()
+    x = torch.randn(1, 3, 64, 64)
+    scripted = torch.jit.script(model)
+    compiled = tt.compile(scripted, [x])
+    mod, _ = tt.from_torchscript(scripted, [x], fallback="torchscript")
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "detection.so"
+        path.write_bytes(build_library(mod, host_target()))
+        main = relax.VirtualMachine(tvm.runtime.load_module(str(path)), tvm.cpu())["main"]
+    tvm_x = tvm.runtime.tensor(x.numpy())
+    with torch.no_grad():
+        expected = model(x)
+        hybrid = [torch.from_numpy(t.numpy()) for t in main(tvm_x)]
+        for got, want in zip(hybrid, expected):
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+        timings = measure_interleaved({
+            "PyTorch eager": lambda: model(x),
+            "tvmbridge compile (TVM inside TorchScript)": lambda: compiled(x),
+            "TVM program with a TorchScript region": lambda: main(tvm_x),
+        }, warmup=5, repeat=repeat, pause_s=PAUSE_SECONDS)
+    return {"model": "DetectionHead 1x3x64x64",
+            "median_ms": {name: round(t.median_ms, 3) for name, t in timings.items()},
+            "iqr_ms": {name: [round(t.q1_ms, 3), round(t.q3_ms, 3)]
+                       for name, t in timings.items()}}
+
+
 ENABLE_FIRST_CALL = """
 import json, sys, time, torch, torchvision
 import tvmbridge.torch as tt
@@ -365,6 +473,23 @@ def write_markdown(report: dict, path: Path) -> None:
         lines += ["", f"Overhead of the embedded op over the direct VM call: "
                       f"{overhead['overhead_us']:.2f} us ({overhead['calls_per_sample']} calls per "
                       f"sample, {overhead['samples']} samples).", ""]
+    region = report.get("torchscript_region")
+    if region:
+        lines += ["## PyTorch inside TVM: one TorchScript region called from a TVM program", "",
+                  "| how it is called | median us/call | IQR us |", "|---|---:|---:|"]
+        for name, t in region["per_call"].items():
+            lines.append(f"| {name} | {t['median_us']:.2f} | {t['q1_us']:.2f}-{t['q3_us']:.2f} |")
+        lines += ["", f"Crossing from TVM into TorchScript: {region['crossing_us']:.2f} us a call "
+                      "(region call from the TVM program, less the VM call itself, less the "
+                      "region's own time called from C++).", ""]
+    detection = report.get("detection_hybrid")
+    if detection:
+        lines += [f"## {detection['model']}: both directions of fallback", "",
+                  "| how it runs | median ms | IQR ms |", "|---|---:|---:|"]
+        for name, median in detection["median_ms"].items():
+            q1, q3 = detection["iqr_ms"][name]
+            lines.append(f"| {name} | {median:.3f} | {q1:.3f}-{q3:.3f} |")
+        lines.append("")
     first_call = report.get("enable_first_call")
     if first_call:
         lines += ["## enable(): first calls in a fresh process", "",
@@ -428,6 +553,8 @@ def main(argv=None) -> int:
             report["cases"].append(run_case(case, args))
     report["overhead"] = measure_call_overhead()
     report["enable_first_call"] = measure_enable_first_call()
+    report["torchscript_region"] = measure_torchscript_region_overhead()
+    report["detection_hybrid"] = measure_detection_hybrid()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "benchmark.json").write_text(json.dumps(report, indent=1) + "\n")

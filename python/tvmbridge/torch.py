@@ -104,17 +104,37 @@ def _archive(module: ModuleLike) -> bytes:
     raise TypeError(f"tvmbridge: expected a TorchScript module or a path, got {type(module).__name__}")
 
 
-def from_torchscript(module: ModuleLike, inputs: Sequence[InputLike], keep_params_as_input=True):
+def from_torchscript(module: ModuleLike, inputs: Sequence[InputLike],
+                     keep_params_as_input: "bool | None" = None, *, fallback: "str | None" = None,
+                     min_block_size: int = 1):
     """Converts a TorchScript module to a TVM Relax IRModule.
 
     Returns ``(mod, params)``: ``mod["main"]`` takes the inputs followed by the weights, and
     ``params`` maps each weight's name (``"fc.weight"``) to its value, in that order. With
     ``keep_params_as_input=False`` weights are embedded as constants and ``params`` is empty.
+
+    ``fallback="torchscript"``: what TVM cannot convert does not stop the conversion; each run
+    of such nodes becomes a call of ``tvmbridge.torchscript.run``, which runs it as
+    TorchScript (serialised into the module, so ``export_library`` keeps it) through libtorch.
+    The model is frozen and split as :func:`compile` splits it (``min_block_size`` as there;
+    runs of fewer TVM ops join the TorchScript around them), so weights are embedded and
+    ``params`` is empty. Running the result needs ``import tvmbridge`` (or, from C++,
+    ``libtvmbridge_torch_runtime.so`` loaded), which registers that function.
     """
     names, shapes, dtypes = _input_specs(inputs)
+    if fallback is not None:
+        if fallback != "torchscript":
+            raise ValueError(f"tvmbridge: fallback must be None or 'torchscript', got {fallback!r}")
+        if keep_params_as_input:
+            raise ValueError("tvmbridge: with fallback='torchscript' weights are embedded "
+                             "(the model is frozen to be split); keep_params_as_input=True "
+                             "cannot be honoured")
+        options = _options_json(min_block_size, (), (), False)
+        convert = _native.global_func("tvmbridge.frontend.from_torchscript_with_fallback")
+        return convert(_archive(module), names, shapes, dtypes, options), {}
+    keep = True if keep_params_as_input is None else bool(keep_params_as_input)
     convert = _native.global_func("tvmbridge.frontend.from_torchscript")
-    mod, param_names, values = convert(_archive(module), names, shapes, dtypes,
-                                       keep_params_as_input)
+    mod, param_names, values = convert(_archive(module), names, shapes, dtypes, keep)
     return mod, dict(zip((str(n) for n in param_names), values))
 
 

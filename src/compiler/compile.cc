@@ -26,13 +26,7 @@ using tvm::ffi::String;
 // something TVM failed to take).
 constexpr const char* kMeasuredSlower = "TVM measured slower here";
 
-// The graph ready to partition: frozen, specialised to the input shapes, observed.
-struct Analysis {
-  frontend::PreparedGraph prepared;
-  std::vector<TensorSpec> inputs;
-  partition::Observations observations;
-  partition::Partition partition;
-};
+}  // namespace
 
 Analysis Analyse(frontend::PreparedGraph prepared, const std::vector<TensorSpec>& specs,
                  const partition::PartitionOptions& options) {
@@ -62,6 +56,8 @@ Analysis Analyse(frontend::PreparedGraph prepared, const std::vector<TensorSpec>
   return analysis;
 }
 
+namespace {
+
 // `times[k]`, when given and measured, adds "tvm_ms" and "torch_ms" to region k.
 std::string ReportJson(const partition::Partition& partition,
                        const std::vector<std::optional<RegionTimes>>& times = {}) {
@@ -89,12 +85,12 @@ std::string ReportJson(const partition::Partition& partition,
   return std::string(json::Stringify(json::Object{{"regions", regions}, {"nodes", nodes}}));
 }
 
+}  // namespace
+
 frontend::PreparedGraph PrepareArchive(const std::string& archive) {
   return frontend::PrepareForConversion(frontend::LoadModule(archive), /*fold_weights=*/true,
                                         /*local_mutation_only=*/false);
 }
-
-}  // namespace
 
 std::string Explain(const std::string& archive, const std::vector<TensorSpec>& inputs,
                     const partition::PartitionOptions& options) {

@@ -32,6 +32,19 @@ struct BuildSettings {
   std::vector<std::string> cpu_features;
 };
 
+// A model ready to build: frozen, specialised to the input shapes, observed, partitioned.
+struct Analysis {
+  frontend::PreparedGraph prepared;
+  std::vector<TensorSpec> inputs;  // named after the graph's inputs where specs had no name
+  partition::Observations observations;
+  partition::Partition partition;
+};
+
+// A TorchScript archive, prepared for partitioning (frozen, weights folded).
+frontend::PreparedGraph PrepareArchive(const std::string& archive);
+Analysis Analyse(frontend::PreparedGraph prepared, const std::vector<TensorSpec>& inputs,
+                 const partition::PartitionOptions& options);
+
 // The analysis alone: where each node would run and why (JSON, see ReportJson).
 std::string Explain(const std::string& archive, const std::vector<TensorSpec>& inputs,
                     const partition::PartitionOptions& options);

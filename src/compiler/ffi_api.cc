@@ -14,6 +14,7 @@
 
 #include "compiler/compilation_group.h"
 #include "compiler/compile.h"
+#include "compiler/torchscript_fallback.h"
 #include "frontend/converter.h"
 #include "frontend/graph_prep.h"
 #include "runtime/sha256.h"
@@ -84,6 +85,21 @@ Array<Any> FromTorchScript(const Bytes& archive, const Array<String>& names,
       param_values.push_back(ToTvm(converted.param_values[i]));
     }
     return Array<Any>{converted.ir_module, param_names, param_values};
+  });
+}
+
+partition::PartitionOptions OptionsFromJson(const std::string& text);
+
+// from_torchscript(archive, names, shapes, dtypes, options JSON) with fallback="torchscript"
+//   -> IRModule (weights embedded)
+tvm::ffi::ObjectRef FromTorchScriptWithFallback(const Bytes& archive, const Array<String>& names,
+                                                const Array<Array<int64_t>>& shapes,
+                                                const Array<String>& dtypes,
+                                                const String& options_json) {
+  return Guarded([&] {
+    return ConvertWithTorchScriptFallback(std::string(archive), SpecsFrom(names, shapes, dtypes),
+                                          OptionsFromJson(std::string(options_json)))
+        .ir_module;
   });
 }
 
@@ -192,6 +208,7 @@ TVM_FFI_STATIC_INIT_BLOCK() {
   namespace refl = tvm::ffi::reflection;
   refl::GlobalDef()
       .def("tvmbridge.frontend.from_torchscript", FromTorchScript)
+      .def("tvmbridge.frontend.from_torchscript_with_fallback", FromTorchScriptWithFallback)
       .def("tvmbridge.frontend.unsupported_ops", UnsupportedOps)
       .def("tvmbridge.frontend.supported_ops", SupportedOps)
       .def("tvmbridge.frontend.required_tvm_globals", RequiredGlobals)

@@ -269,6 +269,35 @@ void CollectUnsupported(const torch::jit::Block& block, std::set<std::string>& m
 
 }  // namespace
 
+relax::Expr ConvertGraphOutput(const torch::jit::Graph& graph, ConversionContext& context,
+                               const ValueMap& values, ConversionResult& result) {
+  const torch::jit::Value* graph_output = graph.outputs()[0];
+  const Value& output = values.at(graph_output);
+  std::vector<relax::Expr> output_tensors;
+  if (output.kind == Value::Kind::kList) {
+    result.output_is_tuple = true;
+    for (const Value& item : output.items) {
+      if (item.kind != Value::Kind::kTensor) {
+        throw ConversionError(
+            "tvmbridge: forward returns a tuple holding a non-tensor; only "
+            "tensors and tuples of tensors can be returned");
+      }
+      output_tensors.push_back(item.tensor);
+    }
+  } else {
+    output_tensors.push_back(context.Tensor(graph_output));
+  }
+  for (size_t i = 0; i < output_tensors.size(); ++i) {
+    relax::TensorInfo info = relax::InfoOf(output_tensors[i]);
+    TensorSpec spec;
+    spec.name = "output_" + std::to_string(i);
+    spec.shape = info.shape.value_or(std::vector<int64_t>{});
+    spec.dtype = DtypeFromName(info.dtype);
+    result.outputs.push_back(spec);
+  }
+  return result.output_is_tuple ? relax::MakeTuple(output_tensors) : output_tensors[0];
+}
+
 std::vector<std::string> UnsupportedOps(const torch::jit::Graph& graph) {
   std::set<std::string> missing;
   CollectUnsupported(*graph.block(), missing);
@@ -458,31 +487,7 @@ ConversionResult FinishConversion(
   ConversionContext context(builder, values, weight_params);
   ConvertBlock(*graph.block(), context, values);
 
-  const torch::jit::Value* graph_output = graph.outputs()[0];
-  const Value& output = values.at(graph_output);
-  std::vector<relax::Expr> output_tensors;
-  if (output.kind == Value::Kind::kList) {
-    result.output_is_tuple = true;
-    for (const Value& item : output.items) {
-      if (item.kind != Value::Kind::kTensor) {
-        throw ConversionError(
-            "tvmbridge: forward returns a tuple holding a non-tensor; only "
-            "tensors and tuples of tensors can be returned");
-      }
-      output_tensors.push_back(item.tensor);
-    }
-  } else {
-    output_tensors.push_back(context.Tensor(graph_output));
-  }
-  for (size_t i = 0; i < output_tensors.size(); ++i) {
-    relax::TensorInfo info = relax::InfoOf(output_tensors[i]);
-    TensorSpec spec;
-    spec.name = "output_" + std::to_string(i);
-    spec.shape = info.shape.value_or(std::vector<int64_t>{});
-    spec.dtype = DtypeFromName(info.dtype);
-    result.outputs.push_back(spec);
-  }
-  relax::Expr body = result.output_is_tuple ? relax::MakeTuple(output_tensors) : output_tensors[0];
+  relax::Expr body = ConvertGraphOutput(graph, context, values, result);
   result.ir_module = builder.Finish(body, options.function_name);
   return result;
 }

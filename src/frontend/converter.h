@@ -139,6 +139,11 @@ bool CanFold(const torch::jit::Node& node);
 // Kinds of the nodes in `graph` that have no converter ("aten::topk", ...), sorted, unique.
 std::vector<std::string> UnsupportedOps(const torch::jit::Graph& graph);
 
+// The graph's return value as the Relax function's result (a tensor, or a tuple of them);
+// records the outputs' specs and output_is_tuple in `result`.
+relax::Expr ConvertGraphOutput(const torch::jit::Graph& graph, ConversionContext& context,
+                               const ValueMap& values, ConversionResult& result);
+
 // Converts a prepared graph (see graph_prep.h) whose first input is the module itself.
 // `weight_names` names constant tensors by their data pointer (from the original module).
 ConversionResult ConvertGraph(const torch::jit::Graph& graph, const std::vector<TensorSpec>& inputs,

@@ -44,6 +44,9 @@ const char* const kBuilderGlobals[] = {
     "ir.Var",
     "ir.FloatImm",
     "ir.BaseFuncWithAttr",
+    "ir.TupleType",
+    "relax.ExternFunc",
+    "relax.op.call_pure_packed",
 };
 const char* const kOpGlobals[] = {
     "relax.op.add",
@@ -188,10 +191,29 @@ TensorInfo InfoOf(const Expr& expr) {
   return info;
 }
 
+namespace {
+
+// relax.TensorType of `info`: with its static shape, or with its rank alone.
+Any TensorTypeOf(const TensorInfo& info) {
+  Any shape = info.shape ? Global("relax.ShapeExpr")(ToArray(*info.shape), Any()) : Any();
+  int64_t ndim = info.shape ? -1 : info.ndim;
+  return Global("relax.TensorType")(shape, String(info.dtype), ndim, Any(), Any());
+}
+
+}  // namespace
+
 Expr MakeParam(const std::string& name, const IntList& shape, const std::string& dtype) {
-  Any shape_expr = Global("relax.ShapeExpr")(ToArray(shape), Any());
-  Any type = Global("relax.TensorType")(shape_expr, String(dtype), -1, Any(), Any());
-  return Call("ir.Var", String(name), type, Any());
+  return Call("ir.Var", String(name), TensorTypeOf({shape, dtype, -1}), Any());
+}
+
+Expr CallPurePacked(const std::string& function, const std::vector<Expr>& args,
+                    const std::vector<TensorInfo>& outputs) {
+  Any callee = Global("relax.ExternFunc")(String(function), Any(), Any());
+  Array<Any> fields;
+  for (const TensorInfo& output : outputs) fields.push_back(TensorTypeOf(output));
+  Any result_type = Global("ir.TupleType")(fields, Any());
+  return Call("relax.op.call_pure_packed", callee, Array<Expr>(args.begin(), args.end()), Any(),
+              Array<Any>{result_type});
 }
 
 Expr MakeConstant(const tvm::ffi::Tensor& value) {

@@ -37,6 +37,11 @@ TensorInfo InfoOf(const Expr& expr);
 Expr MakeParam(const std::string& name, const IntList& shape, const std::string& dtype);
 Expr MakeConstant(const tvm::ffi::Tensor& value);
 Expr MakeTuple(const std::vector<Expr>& fields);
+// A call of `function`, a packed function found in tvm-ffi's registry when the program runs,
+// declared pure; it returns a tuple of tensors described by `outputs` (a shape may be
+// unknown: then `ndim` gives the rank).
+Expr CallPurePacked(const std::string& function, const std::vector<Expr>& args,
+                    const std::vector<TensorInfo>& outputs);
 Expr TupleGetItem(const Expr& tuple, int index);
 
 // Builds one Relax function, mirroring Python's `with bb.function(...): with bb.dataflow():`.

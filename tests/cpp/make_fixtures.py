@@ -12,7 +12,7 @@ import torch
 import tvmbridge.torch as tt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from shared_models import SmallNet, TwoInputs  # noqa: E402
+from shared_models import DetectionHead, SmallNet, TwoInputs  # noqa: E402
 
 
 CASES = {
@@ -31,6 +31,20 @@ def main(out_dir: str) -> None:
         scripted = torch.jit.script(model)
         torch.jit.save(scripted, str(out / f"{name}_reference.pt"))
         torch.jit.save(tt.compile(scripted, inputs, never_slower=False), str(compiled_path))
+    write_hybrid_library(out)
+
+
+def write_hybrid_library(out: Path) -> None:
+    """detection_hybrid.so: DetectionHead as one TVM program whose data-dependent tail runs
+    as TorchScript (from_torchscript(fallback="torchscript")), exported as a plain TVM library;
+    detection_reference.pt: the same model in TorchScript."""
+    from tvmbridge.build import build_library, host_target
+
+    torch.manual_seed(0)
+    scripted = torch.jit.script(DetectionHead().eval())
+    torch.jit.save(scripted, str(out / "detection_reference.pt"))
+    mod, _ = tt.from_torchscript(scripted, [tt.Input((1, 3, 16, 16))], fallback="torchscript")
+    (out / "detection_hybrid.so").write_bytes(build_library(mod, host_target()))
 
 
 if __name__ == "__main__":
