@@ -260,11 +260,16 @@ class AddOne(torch.nn.Module):
         return x + 1
 
 
-def measure_call_overhead(calls: int = 2000, rounds: int = 30) -> dict:
-    """Microseconds per call of a one-element graph (x + 1): tvmbridge's compiled module
-    (TorchScript forward -> tvmbridge::run -> TVM VM) against calling the same TVM library's
-    VM function directly with a prepared TVM tensor, and TorchScript running x + 1 itself.
-    Each sample times `calls` calls (one call is too short to time); rounds interleave."""
+def _repeated(run, calls: int):
+    """`run` `calls` times: one sample of a call too short to time alone."""
+    def many():
+        for _ in range(calls):
+            run()
+    return many
+
+
+def _vm_main(mod):
+    """`mod` built by tvmbridge's pipeline for this CPU, loaded in a Relax VM: its main."""
     import tempfile
 
     import tvm
@@ -272,27 +277,29 @@ def measure_call_overhead(calls: int = 2000, rounds: int = 30) -> dict:
 
     from tvmbridge.build import build_library, host_target
 
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "module.so"
+        path.write_bytes(build_library(mod, host_target()))
+        return relax.VirtualMachine(tvm.runtime.load_module(str(path)), tvm.cpu())["main"]
+
+
+def measure_call_overhead(calls: int = 2000, rounds: int = 30) -> dict:
+    """Microseconds per call of a one-element graph (x + 1): tvmbridge's compiled module
+    (TorchScript forward -> tvmbridge::run -> TVM VM) against calling the same TVM library's
+    VM function directly with a prepared TVM tensor, and TorchScript running x + 1 itself.
+    Each sample times `calls` calls (one call is too short to time); rounds interleave."""
+    import tvm
+
     x = torch.randn(1)
     scripted = torch.jit.script(AddOne())
     compiled = tt.compile(scripted, [x], never_slower=False, min_block_size=1)
-    mod, _ = tt.from_torchscript(scripted, [x])
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "add_one.so"
-        path.write_bytes(build_library(mod, host_target()))
-        vm = relax.VirtualMachine(tvm.runtime.load_module(str(path)), tvm.cpu())
-    main, tvm_x = vm["main"], tvm.runtime.tensor(x.numpy())
+    main = _vm_main(tt.from_torchscript(scripted, [x])[0])
+    tvm_x = tvm.runtime.tensor(x.numpy())
     frozen = torch.jit.freeze(torch.jit.script(AddOne()).eval())
-
-    def repeated(run):
-        def many():
-            for _ in range(calls):
-                run()
-        return many
-
     timings = measure_interleaved({
-        "TVM VM function, direct": repeated(lambda: main(tvm_x)),
-        "tvmbridge compiled module": repeated(lambda: compiled(x)),
-        "TorchScript (frozen)": repeated(lambda: frozen(x)),
+        "TVM VM function, direct": _repeated(lambda: main(tvm_x), calls),
+        "tvmbridge compiled module": _repeated(lambda: compiled(x), calls),
+        "TorchScript (frozen)": _repeated(lambda: frozen(x), calls),
     }, warmup=2, repeat=rounds)
     per_call = {name: {"median_us": round(t.median_ms * 1e3 / calls, 2),
                        "q1_us": round(t.q1_ms * 1e3 / calls, 2),
@@ -320,34 +327,16 @@ def measure_torchscript_region_overhead(calls: int = 2000, rounds: int = 30) -> 
     import statistics
 
     import tvm
-    from tvm import relax
-
-    from tvmbridge.build import build_library, host_target
-
-    def vm_function(mod):
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / "module.so"
-            path.write_bytes(build_library(mod, host_target()))
-            return relax.VirtualMachine(tvm.runtime.load_module(str(path)), tvm.cpu())["main"]
 
     x = torch.randn(1)
     sorted_script = torch.jit.script(SortOne())
-    region_call = vm_function(tt.from_torchscript(sorted_script, [x], fallback="torchscript")[0])
-    add_one = vm_function(tt.from_torchscript(torch.jit.script(AddOne()), [x])[0])
+    region_call = _vm_main(tt.from_torchscript(sorted_script, [x], fallback="torchscript")[0])
+    add_one = _vm_main(tt.from_torchscript(torch.jit.script(AddOne()), [x])[0])
     tvm_x = tvm.runtime.tensor(x.numpy())
-
-    def repeated(run):
-        def many():
-            for _ in range(calls):
-                run()
-        return many
-
     timings = measure_interleaved({
-        "TVM program calling the TorchScript region (from Python)": repeated(
-            lambda: region_call(tvm_x)),
-        "TVM program, x + 1 in TVM (from Python)": repeated(lambda: add_one(tvm_x)),
+        "TVM program calling the TorchScript region (from Python)": _repeated(
+            lambda: region_call(tvm_x), calls),
+        "TVM program, x + 1 in TVM (from Python)": _repeated(lambda: add_one(tvm_x), calls),
     }, warmup=2, repeat=rounds)
     per_call = {name: {"median_us": round(t.median_ms * 1e3 / calls, 2),
                        "q1_us": round(t.q1_ms * 1e3 / calls, 2),
@@ -375,25 +364,16 @@ def measure_detection_hybrid(repeat: int = 50) -> dict:
     1x3x64x64: PyTorch eager, tvmbridge compile (TVM regions inside TorchScript), and the
     other direction, one TVM program calling the tail as TorchScript."""
     import tvm
-    from tvm import relax
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from shared_models import DetectionHead
-
-    from tvmbridge.build import build_library, host_target
 
     torch.manual_seed(0)
     model = DetectionHead().eval()
     x = torch.randn(1, 3, 64, 64)
     scripted = torch.jit.script(model)
     compiled = tt.compile(scripted, [x])
-    mod, _ = tt.from_torchscript(scripted, [x], fallback="torchscript")
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "detection.so"
-        path.write_bytes(build_library(mod, host_target()))
-        main = relax.VirtualMachine(tvm.runtime.load_module(str(path)), tvm.cpu())["main"]
+    main = _vm_main(tt.from_torchscript(scripted, [x], fallback="torchscript")[0])
     tvm_x = tvm.runtime.tensor(x.numpy())
     with torch.no_grad():
         expected = model(x)

@@ -60,11 +60,9 @@ std::string EmbedRegions(const std::shared_ptr<Graph>& graph,
                          const std::vector<c10::intrusive_ptr<TVMModule>>& modules,
                          const std::vector<TensorSpec>& inputs, const std::string& report_json) {
   TORCH_INTERNAL_ASSERT(regions.size() == modules.size());
-  torch::jit::Module module(c10::QualifiedName("__torch__.tvmbridge.CompiledModule"));
-  module.register_attribute("training", c10::BoolType::get(), false);
+  torch::jit::Module module = ModuleForGraph("__torch__.tvmbridge.CompiledModule", graph);
   module.register_attribute("tvmbridge_report", c10::StringType::get(), report_json);
   Value* self = graph->inputs()[0];
-  self->setType(module.type());
   std::unordered_map<Value*, Value*> replaced;
   for (size_t k = 0; k < regions.size(); ++k) {
     std::string attribute = "tvm_module_" + std::to_string(k);
@@ -75,6 +73,18 @@ std::string EmbedRegions(const std::shared_ptr<Graph>& graph,
   GuardInputs(*graph, inputs);
   torch::jit::EliminateDeadCode(graph);
 
+  return SaveWithForward(module, graph);
+}
+
+torch::jit::Module ModuleForGraph(const std::string& qualified_name,
+                                  const std::shared_ptr<Graph>& graph) {
+  torch::jit::Module module{c10::QualifiedName(qualified_name)};
+  module.register_attribute("training", c10::BoolType::get(), false);
+  graph->inputs().at(0)->setType(module.type());
+  return module;
+}
+
+std::string SaveWithForward(torch::jit::Module& module, const std::shared_ptr<Graph>& graph) {
   auto* forward = module._ivalue()->compilation_unit()->create_function(
       c10::QualifiedName(*module.type()->name(), "forward"), graph);
   module.type()->addMethod(forward);

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/ir/ir.h>
 
 #include "partition/partitioner.h"
@@ -23,5 +24,13 @@ std::string EmbedRegions(const std::shared_ptr<torch::jit::Graph>& graph,
                          const std::vector<partition::Region>& regions,
                          const std::vector<c10::intrusive_ptr<TVMModule>>& modules,
                          const std::vector<TensorSpec>& inputs, const std::string& report_json);
+
+// A module of class `qualified_name` (in eval mode) for `graph`, whose first input (`self`)
+// takes the module's type; attributes may be added before SaveWithForward.
+torch::jit::Module ModuleForGraph(const std::string& qualified_name,
+                                  const std::shared_ptr<torch::jit::Graph>& graph);
+// Makes `graph` the module's forward and returns what torch.jit.save writes for it.
+std::string SaveWithForward(torch::jit::Module& module,
+                            const std::shared_ptr<torch::jit::Graph>& graph);
 
 }  // namespace tvmbridge

@@ -7,6 +7,7 @@
 #include <torch/csrc/jit/api/module.h>
 
 #include "compiler/compile.h"
+#include "compiler/embed.h"
 #include "runtime/torchscript_call.h"
 #include "tvmbridge/tensor_bridge.h"
 
@@ -116,7 +117,8 @@ class HybridConverter {
     }
 
     auto region = std::make_shared<Graph>();
-    torch::jit::Value* self = region->addInput("self");
+    region->addInput("self");
+    torch::jit::Module module = ModuleForGraph("__torch__.tvmbridge.TorchScriptRegion", region);
     std::unordered_map<torch::jit::Value*, torch::jit::Value*> inner;
     std::vector<relax::Expr> arguments;
     // A tensor read becomes an input of the region; a constant, a constant of it; a list or
@@ -164,8 +166,9 @@ class HybridConverter {
     }
     region->registerOutput(region->insertNode(region->createTuple(returned))->output());
 
-    arguments.insert(arguments.begin(),
-                     relax::MakeConstant(ToTvm(PackTorchScriptRegion(Save(region, self)))));
+    arguments.insert(
+        arguments.begin(),
+        relax::MakeConstant(ToTvm(PackTorchScriptRegion(SaveWithForward(module, region)))));
     relax::Expr call =
         context_.EmitExpr(relax::CallPurePacked(kTorchScriptRunFunction, arguments, result_types));
     for (size_t i = 0; i < results.size(); ++i) {
@@ -187,19 +190,6 @@ class HybridConverter {
     info.ndim = static_cast<int>(observed->second.shape.size());
     if (observed->second.static_shape) info.shape = observed->second.shape;
     return info;
-  }
-
-  // The region as a module whose forward is `graph`, saved as torch.jit.save writes it.
-  static std::string Save(const std::shared_ptr<Graph>& graph, torch::jit::Value* self) {
-    torch::jit::Module module(c10::QualifiedName("__torch__.tvmbridge.TorchScriptRegion"));
-    module.register_attribute("training", c10::BoolType::get(), false);
-    self->setType(module.type());
-    auto* forward = module._ivalue()->compilation_unit()->create_function(
-        c10::QualifiedName(*module.type()->name(), "forward"), graph);
-    module.type()->addMethod(forward);
-    std::ostringstream archive;
-    module.save(archive);
-    return archive.str();
   }
 
   static std::string Describe(const std::vector<Node*>& run) {
