@@ -391,6 +391,50 @@ def measure_detection_hybrid(repeat: int = 50) -> dict:
                        for name, t in timings.items()}}
 
 
+def measure_concurrent_throughput(threads: int = 8) -> list:
+    """Calls per second of one loaded compiled module shared by `threads` threads: each
+    concurrent call on a Relax VM of its own (the default pool) against one VM that calls
+    take in turn (limit 1). Three samples each, interleaved; the median is reported."""
+    import statistics
+    import threading
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from shared_models import SmallNet
+
+    torch.manual_seed(0)
+    cases = [("SmallNet 2x3x16x16", SmallNet().eval(), torch.randn(2, 3, 16, 16), 2000),
+             ("resnet18 1x3x224x224", torchvision.models.resnet18(weights=None).eval(),
+              torch.randn(1, 3, 224, 224), 10)]
+    results = []
+    for label, model, x, calls in cases:
+        compiled = tt.compile(torch.jit.script(model), [x], never_slower=False)
+        module = compiled.tvm_module_0
+
+        def throughput() -> float:
+            def work():
+                for _ in range(calls):
+                    compiled(x)
+            workers = [threading.Thread(target=work) for _ in range(threads)]
+            started = time.perf_counter()
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+            return threads * calls / (time.perf_counter() - started)
+
+        samples = {"VM per concurrent call (pool)": [], "one VM, calls take turns": []}
+        for _ in range(3):
+            for name, limit in (("VM per concurrent call (pool)", 0),
+                                ("one VM, calls take turns", 1)):
+                module.set_virtual_machine_limit(limit)
+                samples[name].append(throughput())
+        results.append({"model": label, "threads": threads, "calls_per_thread": calls,
+                        "virtual_machines": module.virtual_machines(),
+                        "calls_per_s": {k: round(statistics.median(v), 1)
+                                        for k, v in samples.items()}})
+    return results
+
+
 ENABLE_FIRST_CALL = """
 import json, sys, time, torch, torchvision
 import tvmbridge.torch as tt
@@ -470,6 +514,18 @@ def write_markdown(report: dict, path: Path) -> None:
             q1, q3 = detection["iqr_ms"][name]
             lines.append(f"| {name} | {median:.3f} | {q1:.3f}-{q3:.3f} |")
         lines.append("")
+    concurrency = report.get("concurrency")
+    if concurrency:
+        lines += ["## One loaded module, many threads", "",
+                  "| model | threads x calls | VM per concurrent call (calls/s) | "
+                  "one VM, calls take turns (calls/s) |", "|---|---|---:|---:|"]
+        for row in concurrency:
+            rates = row["calls_per_s"]
+            lines.append(f"| {row['model']} | {row['threads']} x {row['calls_per_thread']} | "
+                         f"{rates['VM per concurrent call (pool)']:.0f} "
+                         f"({row['virtual_machines']} VMs) | "
+                         f"{rates['one VM, calls take turns']:.0f} |")
+        lines.append("")
     first_call = report.get("enable_first_call")
     if first_call:
         lines += ["## enable(): first calls in a fresh process", "",
@@ -535,6 +591,7 @@ def main(argv=None) -> int:
     report["enable_first_call"] = measure_enable_first_call()
     report["torchscript_region"] = measure_torchscript_region_overhead()
     report["detection_hybrid"] = measure_detection_hybrid()
+    report["concurrency"] = measure_concurrent_throughput()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "benchmark.json").write_text(json.dumps(report, indent=1) + "\n")

@@ -7,7 +7,9 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -47,6 +49,12 @@ class TVMModule : public torch::CustomClassHolder {
   std::string MetadataJson() const { return metadata_.ToJson(); }
   // How many inputs had to be copied because their data was not 64-byte aligned.
   int64_t AlignmentCopies() const { return alignment_copies_.load(); }
+  // How many Relax VMs the module holds: one, plus one per call that ran while all others
+  // were busy (the most concurrent calls seen so far).
+  int64_t VirtualMachines() const { return machines_.load(); }
+  // At most `limit` VMs (>= 1; 0: no limit, the default); calls beyond it wait for one.
+  // A limit of 1 serialises calls; each VM holds its own memory pool.
+  void SetVirtualMachineLimit(int64_t limit);
 
   SerializedState Serialize() const;
   static c10::intrusive_ptr<TVMModule> Deserialize(SerializedState state);
@@ -54,18 +62,27 @@ class TVMModule : public torch::CustomClassHolder {
  private:
   at::Tensor PrepareInput(const at::Tensor& input, size_t index);
 
-  // The loaded library and its VM; the library module keeps the shared object mapped.
-  struct Executable {
-    tvm::ffi::Module library;
+  // One Relax VM over the loaded library. A VM keeps a call's state (registers, its memory
+  // pool), so concurrent calls each take one from the pool; the library is shared.
+  struct VirtualMachine {
     tvm::ffi::Module vm;
     tvm::ffi::Function entry;
   };
-  static Executable LoadExecutable(const ArtifactMetadata& metadata, const at::Tensor& library);
+  // Returns the VM to the pool when the call is over, also when it threw.
+  class VirtualMachineLease;
+
+  // Checks the library (digest, CPU features) and loads it.
+  static tvm::ffi::Module LoadLibrary(const ArtifactMetadata& metadata, const at::Tensor& library);
+  std::unique_ptr<VirtualMachine> CreateVirtualMachine() const;
 
   ArtifactMetadata metadata_;
   at::Tensor library_;  // kept to pickle the module again
-  Executable executable_;
-  std::mutex vm_mutex_;  // the Relax VM keeps per-call state
+  tvm::ffi::Module loaded_library_;
+  std::mutex pool_mutex_;
+  std::condition_variable machine_returned_;
+  std::vector<std::unique_ptr<VirtualMachine>> idle_machines_;
+  std::atomic<int64_t> machines_{0};
+  int64_t machine_limit_ = 0;  // guarded by pool_mutex_
   std::atomic<int64_t> alignment_copies_{0};
 };
 

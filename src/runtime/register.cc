@@ -26,6 +26,8 @@ TORCH_LIBRARY(tvmbridge, m) {
       .def("run", &TVMModule::Run)
       .def("metadata_json", &TVMModule::MetadataJson)
       .def("alignment_copies", &TVMModule::AlignmentCopies)
+      .def("virtual_machines", &TVMModule::VirtualMachines)
+      .def("set_virtual_machine_limit", &TVMModule::SetVirtualMachineLimit)
       .def_pickle([](const c10::intrusive_ptr<TVMModule>& self) { return self->Serialize(); },
                   [](TVMModule::SerializedState state) {
                     return TVMModule::Deserialize(std::move(state));

@@ -30,8 +30,8 @@ tvm::ffi::Function RequireFunction(const tvm::ffi::Module& module, const char* n
 
 }  // namespace
 
-TVMModule::Executable TVMModule::LoadExecutable(const ArtifactMetadata& metadata,
-                                                const at::Tensor& library) {
+tvm::ffi::Module TVMModule::LoadLibrary(const ArtifactMetadata& metadata,
+                                        const at::Tensor& library) {
   TORCH_CHECK(library.device().is_cpu() && library.scalar_type() == at::kByte &&
                   library.dim() == 1 && library.is_contiguous(),
               "tvmbridge: the library must be a contiguous 1-D uint8 CPU tensor");
@@ -51,23 +51,85 @@ TVMModule::Executable TVMModule::LoadExecutable(const ArtifactMetadata& metadata
   try {
     // dlopen keeps the mapping after the file is removed, which PrivateFile does on scope exit.
     PrivateFile file("tvmbridge-lib", library.data_ptr(), library.numel());
-    tvm::ffi::Module loaded = tvm::ffi::Module::LoadFromFile(file.path());
-    auto vm = RequireFunction(loaded, "vm_load_executable",
-                              "the embedded library (not a TVM Relax VM executable)")()
-                  .cast<tvm::ffi::Module>();
-    RequireFunction(vm, "vm_initialization", "the Relax VM")(static_cast<int>(kDLCPU), 0,
-                                                             kPooledAllocator);
-    tvm::ffi::Function entry = RequireFunction(vm, metadata.entry.c_str(), "the compiled module");
-    return Executable{std::move(loaded), std::move(vm), std::move(entry)};
+    return tvm::ffi::Module::LoadFromFile(file.path());
   } catch (const tvm::ffi::Error& error) {
     TORCH_CHECK(false, "tvmbridge: cannot load the embedded TVM library: ", error.what());
   }
 }
 
+std::unique_ptr<TVMModule::VirtualMachine> TVMModule::CreateVirtualMachine() const {
+  try {
+    auto vm = RequireFunction(loaded_library_, "vm_load_executable",
+                              "the embedded library (not a TVM Relax VM executable)")()
+                  .cast<tvm::ffi::Module>();
+    RequireFunction(vm, "vm_initialization", "the Relax VM")(static_cast<int>(kDLCPU), 0,
+                                                             kPooledAllocator);
+    tvm::ffi::Function entry = RequireFunction(vm, metadata_.entry.c_str(), "the compiled module");
+    return std::make_unique<VirtualMachine>(VirtualMachine{std::move(vm), std::move(entry)});
+  } catch (const tvm::ffi::Error& error) {
+    TORCH_CHECK(false,
+                "tvmbridge: cannot start a Relax VM on the embedded library: ", error.what());
+  }
+}
+
+class TVMModule::VirtualMachineLease {
+ public:
+  explicit VirtualMachineLease(TVMModule& owner) : owner_(owner) {
+    {
+      std::unique_lock<std::mutex> lock(owner_.pool_mutex_);
+      owner_.machine_returned_.wait(lock, [&] {
+        return !owner_.idle_machines_.empty() || owner_.machine_limit_ == 0 ||
+               owner_.machines_.load() < owner_.machine_limit_;
+      });
+      if (!owner_.idle_machines_.empty()) {
+        machine_ = std::move(owner_.idle_machines_.back());
+        owner_.idle_machines_.pop_back();
+        return;
+      }
+      owner_.machines_.fetch_add(1);  // counted now, so racing calls respect the limit
+    }
+    try {
+      machine_ = owner_.CreateVirtualMachine();  // every VM is busy: this call gets a new one
+    } catch (...) {
+      owner_.machines_.fetch_sub(1);
+      owner_.machine_returned_.notify_one();
+      throw;
+    }
+  }
+  ~VirtualMachineLease() {
+    {
+      std::lock_guard<std::mutex> lock(owner_.pool_mutex_);
+      owner_.idle_machines_.push_back(std::move(machine_));
+    }
+    owner_.machine_returned_.notify_one();
+  }
+  VirtualMachineLease(const VirtualMachineLease&) = delete;
+  VirtualMachineLease& operator=(const VirtualMachineLease&) = delete;
+
+  VirtualMachine& operator*() { return *machine_; }
+
+ private:
+  TVMModule& owner_;
+  std::unique_ptr<VirtualMachine> machine_;
+};
+
+void TVMModule::SetVirtualMachineLimit(int64_t limit) {
+  TORCH_CHECK_VALUE(limit >= 0, "tvmbridge: the VM limit must be >= 0 (0: no limit), got ", limit);
+  {
+    std::lock_guard<std::mutex> lock(pool_mutex_);
+    machine_limit_ = limit;
+  }
+  machine_returned_.notify_all();
+}
+
 TVMModule::TVMModule(const std::string& metadata_json, at::Tensor library)
     : metadata_(ArtifactMetadata::FromJson(metadata_json)),
       library_(std::move(library)),
-      executable_(LoadExecutable(metadata_, library_)) {}
+      loaded_library_(LoadLibrary(metadata_, library_)) {
+  // The first VM now, so that a library that cannot run fails at load, not at the first call.
+  idle_machines_.push_back(CreateVirtualMachine());
+  machines_ = 1;
+}
 
 void CheckInput(const at::Tensor& input, int64_t index, std::string_view name,
                 c10::IntArrayRef shape, c10::ScalarType dtype) {
@@ -112,8 +174,8 @@ std::vector<at::Tensor> TVMModule::Run(const std::vector<at::Tensor>& inputs) {
   std::vector<tvm::ffi::AnyView> views(arguments.begin(), arguments.end());
   tvm::ffi::Any result;
   try {
-    std::lock_guard<std::mutex> lock(vm_mutex_);
-    executable_.entry.CallPacked(views.data(), static_cast<int32_t>(views.size()), &result);
+    VirtualMachineLease machine(*this);
+    (*machine).entry.CallPacked(views.data(), static_cast<int32_t>(views.size()), &result);
   } catch (const tvm::ffi::Error& error) {
     TORCH_CHECK(false, "tvmbridge: the compiled TVM function failed: ", error.what());
   }

@@ -135,11 +135,10 @@ TEST(TwoInputs, SecondInputIsNamedInErrors) {
 namespace tvmbridge {
 namespace {
 
-TEST(Concurrency, ThreadsShareOneModuleAndGetTheirOwnAnswers) {
-  torch::jit::Module compiled = testing::LoadFixture("small_compiled.pt");
-  torch::jit::Module reference = testing::LoadFixture("small_reference.pt");
-  constexpr int kThreads = 4;
-  constexpr int kCalls = 50;
+// 8 threads x 10,000 calls of one loaded module: every answer right; concurrent calls get
+// VMs of their own (at most one per thread), or wait for the one VM under a limit of 1.
+void CallFromThreads(torch::jit::Module& compiled, torch::jit::Module& reference, int calls) {
+  constexpr int kThreads = 8;
   std::vector<at::Tensor> inputs, expected;
   for (int t = 0; t < kThreads; ++t) {
     inputs.push_back(torch::randn({2, 3, 16, 16}));
@@ -149,7 +148,7 @@ TEST(Concurrency, ThreadsShareOneModuleAndGetTheirOwnAnswers) {
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
-      for (int call = 0; call < kCalls; ++call) {
+      for (int call = 0; call < calls; ++call) {
         at::Tensor out = compiled.forward({inputs[t]}).toTensor();
         if (!torch::allclose(out, expected[t], 1e-4, 1e-4)) ++mismatches;
       }
@@ -157,6 +156,24 @@ TEST(Concurrency, ThreadsShareOneModuleAndGetTheirOwnAnswers) {
   }
   for (auto& thread : threads) thread.join();
   EXPECT_EQ(mismatches.load(), 0);
+  int64_t machines = TvmModuleOf(compiled)->VirtualMachines();
+  EXPECT_GE(machines, 1);
+  EXPECT_LE(machines, kThreads);
+}
+
+TEST(Concurrency, ThreadsShareOneModuleAndGetTheirOwnAnswers) {
+  torch::jit::Module compiled = testing::LoadFixture("small_compiled.pt");
+  torch::jit::Module reference = testing::LoadFixture("small_reference.pt");
+  CallFromThreads(compiled, reference, 10000);
+}
+
+TEST(Concurrency, ALimitOfOneVirtualMachineSerialisesCalls) {
+  torch::jit::Module compiled = testing::LoadFixture("small_compiled.pt");
+  torch::jit::Module reference = testing::LoadFixture("small_reference.pt");
+  TvmModuleOf(compiled)->SetVirtualMachineLimit(1);
+  CallFromThreads(compiled, reference, 200);
+  EXPECT_EQ(TvmModuleOf(compiled)->VirtualMachines(), 1);
+  EXPECT_THROW(TvmModuleOf(compiled)->SetVirtualMachineLimit(-1), c10::Error);
 }
 
 }  // namespace
