@@ -273,7 +273,11 @@ std::string ReadFile(const std::filesystem::path& path) {
 // new one, never a part. Failure costs the cache entry only (a warning).
 void WriteFileAtomically(const std::filesystem::path& path, const std::string& bytes) {
   std::error_code error;
-  std::filesystem::create_directories(path.parent_path(), error);
+  // A new cache folder is the user's alone: the files in it are loaded as native code.
+  if (std::filesystem::create_directories(path.parent_path(), error)) {
+    std::filesystem::permissions(path.parent_path(), std::filesystem::perms::owner_all,
+                                 std::filesystem::perm_options::replace, error);
+  }
   std::ostringstream suffix;
   suffix << ".tmp." << getpid() << "." << std::this_thread::get_id();
   std::filesystem::path temporary = path;

@@ -243,6 +243,7 @@ def test_second_process_starts_from_disk_cache(tmp_path):
     assert cold["error"] < 1e-4 and warm["error"] < 1e-4
     assert list((tmp_path / "cache").glob("*.pt"))
     assert not list((tmp_path / "cache").glob("*.tmp*"))  # no half-written files left
+    assert (tmp_path / "cache").stat().st_mode & 0o777 == 0o700  # loaded as native code
 
 
 def test_enable_rejects_bad_settings():
