@@ -88,8 +88,10 @@ class HybridConverter {
            });
   }
 
-  // Nodes computed from constants at conversion (the partitioner's constants).
+  // Nodes computed from constants at conversion (the partitioner's constants). A node with
+  // no outputs (a check that raises) is not: it runs with the PyTorch code around it.
   bool AllOutputsKnown(const Node& node) {
+    if (node.outputs().empty()) return false;
     for (const torch::jit::Value* output : node.outputs()) {
       auto known = analysis_.partition.constants.find(output);
       if (known == analysis_.partition.constants.end()) return false;
