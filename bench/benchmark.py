@@ -268,6 +268,21 @@ def _repeated(run, calls: int):
     return many
 
 
+def _per_call_us(timings: dict, calls: int) -> dict:
+    """Samples of `calls` calls each, as microseconds per call (median and quartiles)."""
+    return {name: {"median_us": round(t.median_ms * 1e3 / calls, 2),
+                   "q1_us": round(t.q1_ms * 1e3 / calls, 2),
+                   "q3_us": round(t.q3_ms * 1e3 / calls, 2)} for name, t in timings.items()}
+
+
+def _per_call_lines(title: str, per_call: dict) -> list:
+    """A Markdown section: one row per way of calling, microseconds per call."""
+    lines = [f"## {title}", "", "| how it is called | median us/call | IQR us |", "|---|---:|---:|"]
+    for name, t in per_call.items():
+        lines.append(f"| {name} | {t['median_us']:.2f} | {t['q1_us']:.2f}-{t['q3_us']:.2f} |")
+    return lines
+
+
 def _vm_main(mod):
     """`mod` built by tvmbridge's pipeline for this CPU, loaded in a Relax VM: its main."""
     import tempfile
@@ -301,9 +316,7 @@ def measure_call_overhead(calls: int = 2000, rounds: int = 30) -> dict:
         "tvmbridge compiled module": _repeated(lambda: compiled(x), calls),
         "TorchScript (frozen)": _repeated(lambda: frozen(x), calls),
     }, warmup=2, repeat=rounds)
-    per_call = {name: {"median_us": round(t.median_ms * 1e3 / calls, 2),
-                       "q1_us": round(t.q1_ms * 1e3 / calls, 2),
-                       "q3_us": round(t.q3_ms * 1e3 / calls, 2)} for name, t in timings.items()}
+    per_call = _per_call_us(timings, calls)
     overhead = (per_call["tvmbridge compiled module"]["median_us"]
                 - per_call["TVM VM function, direct"]["median_us"])
     return {"calls_per_sample": calls, "samples": rounds, "per_call": per_call,
@@ -338,9 +351,7 @@ def measure_torchscript_region_overhead(calls: int = 2000, rounds: int = 30) -> 
             lambda: region_call(tvm_x), calls),
         "TVM program, x + 1 in TVM (from Python)": _repeated(lambda: add_one(tvm_x), calls),
     }, warmup=2, repeat=rounds)
-    per_call = {name: {"median_us": round(t.median_ms * 1e3 / calls, 2),
-                       "q1_us": round(t.q1_ms * 1e3 / calls, 2),
-                       "q3_us": round(t.q3_ms * 1e3 / calls, 2)} for name, t in timings.items()}
+    per_call = _per_call_us(timings, calls)
     from torch.utils import ThroughputBenchmark
 
     direct = ThroughputBenchmark(sorted_script)
@@ -490,19 +501,15 @@ def write_markdown(report: dict, path: Path) -> None:
         lines.append("")
     overhead = report.get("overhead")
     if overhead:
-        lines += ["## Per-call overhead (one-element graph, x + 1)", "",
-                  "| how it is called | median us/call | IQR us |", "|---|---:|---:|"]
-        for name, t in overhead["per_call"].items():
-            lines.append(f"| {name} | {t['median_us']:.2f} | {t['q1_us']:.2f}-{t['q3_us']:.2f} |")
+        lines += _per_call_lines("Per-call overhead (one-element graph, x + 1)",
+                                 overhead["per_call"])
         lines += ["", f"Overhead of the embedded op over the direct VM call: "
                       f"{overhead['overhead_us']:.2f} us ({overhead['calls_per_sample']} calls per "
                       f"sample, {overhead['samples']} samples).", ""]
     region = report.get("torchscript_region")
     if region:
-        lines += ["## PyTorch inside TVM: one TorchScript region called from a TVM program", "",
-                  "| how it is called | median us/call | IQR us |", "|---|---:|---:|"]
-        for name, t in region["per_call"].items():
-            lines.append(f"| {name} | {t['median_us']:.2f} | {t['q1_us']:.2f}-{t['q3_us']:.2f} |")
+        lines += _per_call_lines("PyTorch inside TVM: one TorchScript region called from a "
+                                 "TVM program", region["per_call"])
         lines += ["", f"Crossing from TVM into TorchScript: {region['crossing_us']:.2f} us a call "
                       "(region call from the TVM program, less the VM call itself, less the "
                       "region's own time called from C++).", ""]

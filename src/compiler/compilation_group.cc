@@ -20,6 +20,7 @@
 #include <torch/csrc/jit/passes/remove_mutation.h>
 #include <torch/csrc/jit/runtime/custom_operator.h>
 #include <torch/csrc/jit/runtime/interpreter.h>
+#include <torch/csrc/jit/serialization/import.h>
 
 #include "frontend/converter.h"
 #include "runtime/sha256.h"
@@ -261,14 +262,6 @@ struct Version {
   }
 };
 
-std::string ReadFile(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  TORCH_CHECK(in.good() || in.eof(), "cannot read ", path.string());
-  return bytes.str();
-}
-
 // Writes to a private temporary name, then renames: readers see the old file or the whole
 // new one, never a part. Failure costs the cache entry only (a warning).
 void WriteFileAtomically(const std::filesystem::path& path, const std::string& bytes) {
@@ -474,30 +467,28 @@ class CompilationGroup {
     std::vector<TensorSpec> specs;
     std::shared_ptr<Graph> graph = Specialise(arguments, version, specs);
     std::filesystem::path cached;
-    std::string archive;
+    bool loaded = false;
     if (!settings->cache_dir.empty()) {
       cached =
           std::filesystem::path(settings->cache_dir) / (CacheKey(*graph, specs, *settings) + ".pt");
       if (std::filesystem::exists(cached)) {
         try {
-          archive = ReadFile(cached);
-          version.module = frontend::LoadModule(archive);
+          version.module = torch::jit::load(cached.string());
+          loaded = true;
           ++Statistics().disk_loads;
         } catch (const std::exception& error) {
           TORCH_WARN("tvmbridge: ignoring the unreadable cache file ", cached.string(), ": ",
                      frontend::ErrorText(error));
-          archive.clear();
         }
       }
     }
     std::string why_not;
-    if (archive.empty()) {
+    if (!loaded) {
       CompileResult result = CompilePrepared(frontend::PrepareFrozenGraph(graph), specs,
                                              settings->options, settings->build);
       ++Statistics().compiles;
-      archive = std::move(result.archive);
-      version.module = frontend::LoadModule(archive);
-      if (!cached.empty()) WriteFileAtomically(cached, archive);
+      version.module = frontend::LoadModule(result.archive);
+      if (!cached.empty()) WriteFileAtomically(cached, result.archive);
       for (const std::string& node : result.fallback_nodes) {
         why_not += (why_not.empty() ? "" : "; ") + node;
       }

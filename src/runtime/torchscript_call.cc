@@ -1,5 +1,6 @@
 #include "runtime/torchscript_call.h"
 
+#include <array>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -21,19 +22,9 @@ namespace {
 
 constexpr size_t kDigestChars = 64;
 
-// The region's module, loaded once per process for each digest (a digest names the content,
-// so executables unloaded and loaded again, or two holding the same region, share it).
-std::shared_ptr<torch::jit::Module> LoadRegion(const tvm::ffi::Tensor& packed) {
-  TORCH_CHECK(packed.ndim() == 1 && packed.dtype().code == kDLUInt && packed.dtype().bits == 8 &&
-                  packed.device().device_type == kDLCPU,
-              kTorchScriptRunFunction,
-              ": the first argument must be the region's 1-D uint8 CPU tensor");
-  const size_t size = static_cast<size_t>(packed.shape()[0]);
-  TORCH_CHECK(size > kDigestChars, kTorchScriptRunFunction, ": the region holds ", size,
-              " bytes, too few for a digest and a TorchScript archive");
-  const char* bytes = static_cast<const char*>(packed.data_ptr()) + packed.byte_offset();
+// `bytes` (`size` of them: digest, archive) as a module, loaded once per digest.
+std::shared_ptr<torch::jit::Module> LoadByDigest(const char* bytes, size_t size) {
   std::string digest(bytes, kDigestChars);
-
   static std::mutex mutex;
   static std::unordered_map<std::string, std::shared_ptr<torch::jit::Module>> loaded;
   std::lock_guard<std::mutex> lock(mutex);
@@ -47,6 +38,30 @@ std::shared_ptr<torch::jit::Module> LoadRegion(const tvm::ffi::Tensor& packed) {
   std::istringstream stream(std::string(archive, archive_size));
   auto module = std::make_shared<torch::jit::Module>(torch::jit::load(stream));
   return loaded.emplace(digest, std::move(module)).first->second;
+}
+
+// The region's module, loaded once per process for each digest (a digest names the content,
+// so executables unloaded and loaded again, or two holding the same region, share it).
+std::shared_ptr<torch::jit::Module> LoadRegion(const tvm::ffi::Tensor& packed) {
+  TORCH_CHECK(packed.ndim() == 1 && packed.dtype().code == kDLUInt && packed.dtype().bits == 8 &&
+                  packed.device().device_type == kDLCPU,
+              kTorchScriptRunFunction,
+              ": the first argument must be the region's 1-D uint8 CPU tensor");
+  const size_t size = static_cast<size_t>(packed.shape()[0]);
+  TORCH_CHECK(size > kDigestChars, kTorchScriptRunFunction, ": the region holds ", size,
+              " bytes, too few for a digest and a TorchScript archive");
+  const char* bytes = static_cast<const char*>(packed.data_ptr()) + packed.byte_offset();
+  // A program calls the same region again and again: this thread's last one is found
+  // without a lock or an allocation (by digest: the same address may hold another region).
+  thread_local std::array<char, kDigestChars> last_digest{};
+  thread_local std::shared_ptr<torch::jit::Module> last_module;
+  if (last_module && std::memcmp(bytes, last_digest.data(), kDigestChars) == 0) {
+    return last_module;
+  }
+  std::shared_ptr<torch::jit::Module> module = LoadByDigest(bytes, size);  // may throw
+  std::memcpy(last_digest.data(), bytes, kDigestChars);
+  last_module = module;
+  return module;
 }
 
 // (region, inputs...) -> [outputs...]; tensors cross as DLPack both ways, without copies.
