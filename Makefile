@@ -5,6 +5,8 @@
 #   make build   the C++ libraries and tvmbridge-run only
 #   make format  clang-format the C++ sources
 #   make survey  accuracy and partition coverage over torchvision models (slow; not in CI)
+#   make sanitize  the C++ tests under ASan + LSan + UBSan, then TSan (slow; not in CI)
+#   make fuzz    libFuzzer over the artifact loader, FUZZ_SECONDS per target (not in CI)
 #   make bench   tvmbridge against PyTorch, TorchScript, torch.compile, ONNX Runtime and TVM's
 #                own frontend, untuned and tuned (tens of minutes; not in CI)
 
@@ -20,7 +22,7 @@ export CCACHE_NOHASHDIR := 1
 # PyTorch deprecates TorchScript; tvmbridge exists for the models people still have in it.
 export PYTHONWARNINGS ?= ignore::FutureWarning
 
-.PHONY: venv build test test-cpp test-python demo survey bench format clean
+.PHONY: venv build test test-cpp test-python demo survey sanitize fuzz bench format clean
 
 venv:
 	@bash scripts/bootstrap.sh
@@ -48,6 +50,12 @@ survey: build
 	@$(PYTHON) bench/accuracy_survey.py | tee $(BUILD_DIR)/accuracy_survey.txt
 	@$(PYTHON) bench/partition_coverage.py --out bench/partition_coverage.txt
 
+sanitize: build
+	@bash scripts/sanitize.sh
+
+fuzz: build
+	@bash scripts/fuzz.sh
+
 bench: build
 	@$(PYTHON) -m pip install --quiet -r requirements-bench.txt 2>&1 | grep -v "is ignored" || true
 	@$(PYTHON) bench/benchmark.py $(BENCH_ARGS)
@@ -56,4 +64,4 @@ format:
 	@clang-format -i $$(git ls-files '*.cc' '*.h')
 
 clean:
-	rm -rf $(BUILD_DIR) $(BUILD_DIR).configure.log
+	rm -rf $(BUILD_DIR) $(BUILD_DIR).configure.log build-address* build-thread* build-fuzz*

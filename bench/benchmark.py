@@ -40,7 +40,8 @@ import torch  # noqa: E402
 import torchvision  # noqa: E402
 
 import tvmbridge.torch as tt  # noqa: E402
-from tvmbridge.benchmark import measure_interleaved  # noqa: E402
+from tvmbridge.benchmark import (  # noqa: E402
+    measure_interleaved, per_call_lines, per_call_us, repeated)
 
 
 def cpu_model() -> str:
@@ -260,29 +261,6 @@ class AddOne(torch.nn.Module):
         return x + 1
 
 
-def _repeated(run, calls: int):
-    """`run` `calls` times: one sample of a call too short to time alone."""
-    def many():
-        for _ in range(calls):
-            run()
-    return many
-
-
-def _per_call_us(timings: dict, calls: int) -> dict:
-    """Samples of `calls` calls each, as microseconds per call (median and quartiles)."""
-    return {name: {"median_us": round(t.median_ms * 1e3 / calls, 2),
-                   "q1_us": round(t.q1_ms * 1e3 / calls, 2),
-                   "q3_us": round(t.q3_ms * 1e3 / calls, 2)} for name, t in timings.items()}
-
-
-def _per_call_lines(title: str, per_call: dict) -> list:
-    """A Markdown section: one row per way of calling, microseconds per call."""
-    lines = [f"## {title}", "", "| how it is called | median us/call | IQR us |", "|---|---:|---:|"]
-    for name, t in per_call.items():
-        lines.append(f"| {name} | {t['median_us']:.2f} | {t['q1_us']:.2f}-{t['q3_us']:.2f} |")
-    return lines
-
-
 def _vm_main(mod):
     """`mod` built by tvmbridge's pipeline for this CPU, loaded in a Relax VM: its main."""
     import tempfile
@@ -312,11 +290,11 @@ def measure_call_overhead(calls: int = 2000, rounds: int = 30) -> dict:
     tvm_x = tvm.runtime.tensor(x.numpy())
     frozen = torch.jit.freeze(torch.jit.script(AddOne()).eval())
     timings = measure_interleaved({
-        "TVM VM function, direct": _repeated(lambda: main(tvm_x), calls),
-        "tvmbridge compiled module": _repeated(lambda: compiled(x), calls),
-        "TorchScript (frozen)": _repeated(lambda: frozen(x), calls),
+        "TVM VM function, direct": repeated(lambda: main(tvm_x), calls),
+        "tvmbridge compiled module": repeated(lambda: compiled(x), calls),
+        "TorchScript (frozen)": repeated(lambda: frozen(x), calls),
     }, warmup=2, repeat=rounds)
-    per_call = _per_call_us(timings, calls)
+    per_call = per_call_us(timings, calls)
     overhead = (per_call["tvmbridge compiled module"]["median_us"]
                 - per_call["TVM VM function, direct"]["median_us"])
     return {"calls_per_sample": calls, "samples": rounds, "per_call": per_call,
@@ -347,11 +325,11 @@ def measure_torchscript_region_overhead(calls: int = 2000, rounds: int = 30) -> 
     add_one = _vm_main(tt.from_torchscript(torch.jit.script(AddOne()), [x])[0])
     tvm_x = tvm.runtime.tensor(x.numpy())
     timings = measure_interleaved({
-        "TVM program calling the TorchScript region (from Python)": _repeated(
+        "TVM program calling the TorchScript region (from Python)": repeated(
             lambda: region_call(tvm_x), calls),
-        "TVM program, x + 1 in TVM (from Python)": _repeated(lambda: add_one(tvm_x), calls),
+        "TVM program, x + 1 in TVM (from Python)": repeated(lambda: add_one(tvm_x), calls),
     }, warmup=2, repeat=rounds)
-    per_call = _per_call_us(timings, calls)
+    per_call = per_call_us(timings, calls)
     from torch.utils import ThroughputBenchmark
 
     direct = ThroughputBenchmark(sorted_script)
@@ -501,14 +479,14 @@ def write_markdown(report: dict, path: Path) -> None:
         lines.append("")
     overhead = report.get("overhead")
     if overhead:
-        lines += _per_call_lines("Per-call overhead (one-element graph, x + 1)",
+        lines += per_call_lines("Per-call overhead (one-element graph, x + 1)",
                                  overhead["per_call"])
         lines += ["", f"Overhead of the embedded op over the direct VM call: "
                       f"{overhead['overhead_us']:.2f} us ({overhead['calls_per_sample']} calls per "
                       f"sample, {overhead['samples']} samples).", ""]
     region = report.get("torchscript_region")
     if region:
-        lines += _per_call_lines("PyTorch inside TVM: one TorchScript region called from a "
+        lines += per_call_lines("PyTorch inside TVM: one TorchScript region called from a "
                                  "TVM program", region["per_call"])
         lines += ["", f"Crossing from TVM into TorchScript: {region['crossing_us']:.2f} us a call "
                       "(region call from the TVM program, less the VM call itself, less the "

@@ -47,3 +47,8 @@ target_link_libraries(tvmbridge::tvm_runtime INTERFACE -Wl,--no-as-needed
 set(CMAKE_BUILD_RPATH "$ORIGIN;${TORCH_ROOT}/lib;${TVM_FFI_ROOT}/lib;${TVM_ROOT}/lib")
 set(CMAKE_INSTALL_RPATH "$ORIGIN;${TORCH_ROOT}/lib;${TVM_FFI_ROOT}/lib;${TVM_ROOT}/lib"
  )
+
+# TensorFlow, optional: TVMDSOOp (libtvmbridge_tf.so) is built when the environment has it.
+# The paths are what tf.sysconfig reports, found without importing TensorFlow (seconds).
+tvmbridge_python_query(TF_ROOT
+  "import importlib.util as u, os\ns = u.find_spec('tensorflow')\nprint(os.path.realpath(os.path.dirname(s.origin)) if s else '')")

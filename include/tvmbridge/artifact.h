@@ -10,7 +10,8 @@
 namespace tvmbridge {
 
 // Bumped whenever the pickled layout or the metadata keys change incompatibly.
-constexpr int64_t kArtifactFormatVersion = 1;
+// 2: one SHA-256 covers the metadata and the library together.
+constexpr int64_t kArtifactFormatVersion = 2;
 
 struct TensorSpec {
   std::string name;
@@ -29,14 +30,25 @@ struct ArtifactMetadata {
   std::vector<TensorSpec> inputs;
   std::vector<TensorSpec> outputs;
   bool output_is_tuple = false;  // the TorchScript graph returned a tuple, not one tensor
-  std::string library_sha256;    // hex digest of the embedded shared library
+  // Hex SHA-256 over this metadata (with this field empty) followed by the library's bytes:
+  // an edit of either, such as input shapes that no longer match the code, is refused on load.
+  std::string artifact_sha256;
   // Instruction-set extensions the library's code uses (LLVM names), checked on load.
   std::vector<std::string> cpu_features;
 
   std::string ToJson() const;
+  // The artifact_sha256 that this metadata and `library` should carry.
+  std::string Digest(const void* library, size_t size) const;
   // Throws c10::Error naming what is missing or malformed.
   static ArtifactMetadata FromJson(const std::string& json);
 };
+
+// Everything checked before an artifact's library is handed to dlopen, so before any of its
+// code runs: the SHA-256 over metadata and library, the target (a CPU of this architecture),
+// this CPU's instruction-set extensions, and the library's ELF structure. Throws c10::Error
+// naming the check that failed. The SHA-256 detects corruption and naive edits, not a
+// deliberate forger, who can recompute it: loading still means trusting the file.
+void VerifyArtifact(const ArtifactMetadata& metadata, const void* library, size_t size);
 
 // "float32", "int64", ...: the names TVM uses, which users also read in our error messages.
 std::string DtypeName(c10::ScalarType dtype);

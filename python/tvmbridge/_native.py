@@ -67,6 +67,14 @@ def compiler_loaded() -> bool:
     return load_compiler.cache_info().currsize > 0
 
 
+def runtime_func(name: str):
+    """A function of the runtime library from tvm-ffi's registry (TVM's compiler not loaded)."""
+    import tvm_ffi
+
+    load_runtime()
+    return tvm_ffi.get_global_func(name)
+
+
 def global_func(name: str):
     """A tvmbridge C++ function from tvm-ffi's registry."""
     import tvm_ffi

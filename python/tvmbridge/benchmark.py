@@ -62,3 +62,26 @@ def measure_interleaved(runs: Mapping[str, Callable[[], object]], warmup: int = 
                 time.sleep(pause_s)
             samples[name].append(_timed_ms(run))
     return {name: Timing.of(values) for name, values in samples.items()}
+
+
+def repeated(run: Callable[[], object], calls: int) -> Callable[[], None]:
+    """`run` `calls` times: one sample of a call too short to time alone."""
+    def many():
+        for _ in range(calls):
+            run()
+    return many
+
+
+def per_call_us(timings: Mapping[str, Timing], calls: int) -> dict:
+    """Samples of `calls` calls each, as microseconds per call (median and quartiles)."""
+    return {name: {"median_us": round(t.median_ms * 1e3 / calls, 2),
+                   "q1_us": round(t.q1_ms * 1e3 / calls, 2),
+                   "q3_us": round(t.q3_ms * 1e3 / calls, 2)} for name, t in timings.items()}
+
+
+def per_call_lines(title: str, per_call: Mapping[str, dict]) -> list[str]:
+    """A Markdown section: one row per way of calling, microseconds per call."""
+    lines = [f"## {title}", "", "| how it is called | median us/call | IQR us |", "|---|---:|---:|"]
+    for name, t in per_call.items():
+        lines.append(f"| {name} | {t['median_us']:.2f} | {t['q1_us']:.2f}-{t['q3_us']:.2f} |")
+    return lines

@@ -26,7 +26,8 @@ from . import _native
 from .tuning import Tuning
 
 __all__ = ["Explanation", "Input", "Tuning", "compile", "disable", "enable", "enable_statistics",
-           "enabled", "explain", "is_enabled", "from_torchscript", "report", "unsupported_ops"]
+           "enabled", "explain", "is_enabled", "from_torchscript", "report", "save",
+           "unsupported_ops"]
 
 _log = logging.getLogger("tvmbridge")
 
@@ -227,7 +228,35 @@ def compile(
     for reason in sorted({n["reason"] for n in summary.nodes
                           if n["reason"].startswith("TVM measured")}):
         _log.info("tvmbridge: a region stays in PyTorch: %s", reason)
-    return torch.jit.load(io.BytesIO(bytes(compiled)))
+    loaded = torch.jit.load(io.BytesIO(bytes(compiled)))
+    # torch.jit.save(m, path) calls m.save(path): this class makes that the whole-or-nothing
+    # save below. torch.jit.load cannot make it, so the class is given to the loaded object.
+    object.__setattr__(loaded, "__class__", CompiledModule)
+    return loaded
+
+
+def save(module: torch.jit.ScriptModule, path: "str | os.PathLike", _extra_files=None) -> None:
+    """``torch.jit.save(module, path)``, whole or not at all.
+
+    PyTorch's save writes the file in place: a write that fails part-way (a full disk) leaves
+    a truncated file where the old one was, and ends the process (the error is raised in a
+    destructor). This makes the archive in memory, writes it beside ``path`` and renames it
+    over ``path``; on failure it raises RuntimeError naming the path and the reason, and an
+    existing file stays as it was. Modules returned by :func:`compile` save this way through
+    ``torch.jit.save`` too."""
+    if not isinstance(module, torch.jit.ScriptModule):
+        raise TypeError(f"tvmbridge.save: expected a TorchScript module, got "
+                        f"{type(module).__name__}")
+    archive = module.save_to_buffer(_extra_files=_extra_files or {})
+    _native.runtime_func("tvmbridge.write_file_atomically")(os.fspath(path), archive)
+
+
+class CompiledModule(torch.jit.RecursiveScriptModule):
+    """What :func:`compile` returns: a TorchScript module whose ``save`` (and so
+    ``torch.jit.save``) is :func:`save`."""
+
+    def save(self, f, _extra_files=None):
+        save(self, f, _extra_files)
 
 
 DEFAULT_CACHE_DIR = os.path.join("~", ".cache", "tvmbridge", "groups")

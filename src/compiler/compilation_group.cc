@@ -1,14 +1,10 @@
 #include "compiler/compilation_group.h"
 
-#include <unistd.h>
-
 #include <atomic>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <sstream>
-#include <thread>
 #include <unordered_set>
 
 #include <ATen/core/grad_mode.h>
@@ -23,6 +19,7 @@
 #include <torch/csrc/jit/serialization/import.h>
 
 #include "frontend/converter.h"
+#include "runtime/private_file.h"
 #include "runtime/sha256.h"
 
 namespace tvmbridge {
@@ -262,34 +259,20 @@ struct Version {
   }
 };
 
-// Writes to a private temporary name, then renames: readers see the old file or the whole
-// new one, never a part. Failure costs the cache entry only (a warning).
-void WriteFileAtomically(const std::filesystem::path& path, const std::string& bytes) {
+// Readers see the old file or the whole new one, never a part. Failure costs the cache entry
+// only (a warning).
+void StoreInCache(const std::filesystem::path& path, const std::string& bytes) {
   std::error_code error;
   // A new cache folder is the user's alone: the files in it are loaded as native code.
   if (std::filesystem::create_directories(path.parent_path(), error)) {
     std::filesystem::permissions(path.parent_path(), std::filesystem::perms::owner_all,
                                  std::filesystem::perm_options::replace, error);
   }
-  std::ostringstream suffix;
-  suffix << ".tmp." << getpid() << "." << std::this_thread::get_id();
-  std::filesystem::path temporary = path;
-  temporary += suffix.str();
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.close();
-    if (!out) {
-      std::filesystem::remove(temporary, error);
-      TORCH_WARN("tvmbridge: could not write the compilation cache file ", temporary.string(),
-                 "; the group is compiled again in the next process");
-      return;
-    }
-  }
-  std::filesystem::rename(temporary, path, error);
-  if (error) {
-    std::filesystem::remove(temporary, error);
-    TORCH_WARN("tvmbridge: could not store ", path.string(), ": ", error.message());
+  try {
+    WriteFileAtomically(path.string(), bytes.data(), bytes.size(), 0600);
+  } catch (const c10::Error& failure) {
+    TORCH_WARN("tvmbridge: could not store a compiled group in the cache (",
+               failure.what_without_backtrace(), "); it is compiled again in the next process");
   }
 }
 
@@ -488,7 +471,7 @@ class CompilationGroup {
                                              settings->options, settings->build);
       ++Statistics().compiles;
       version.module = frontend::LoadModule(result.archive);
-      if (!cached.empty()) WriteFileAtomically(cached, result.archive);
+      if (!cached.empty()) StoreInCache(cached, result.archive);
       for (const std::string& node : result.fallback_nodes) {
         why_not += (why_not.empty() ? "" : "; ") + node;
       }

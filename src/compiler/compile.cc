@@ -14,7 +14,6 @@
 #include "compiler/embed.h"
 #include "compiler/region_timing.h"
 #include "frontend/graph_prep.h"
-#include "runtime/sha256.h"
 
 namespace tvmbridge {
 namespace {
@@ -119,8 +118,8 @@ CompileResult CompilePrepared(frontend::PreparedGraph prepared,
     metadata.target = build.target_json;
     metadata.tvm_version = build.tvm_version;
     metadata.tvmbridge_version = TVMBRIDGE_VERSION;
-    metadata.library_sha256 = Sha256Hex(library.data(), library.size());
     metadata.cpu_features = build.cpu_features;
+    metadata.artifact_sha256 = metadata.Digest(library.data(), library.size());
     at::Tensor bytes = at::empty({static_cast<int64_t>(library.size())}, at::kByte);
     std::memcpy(bytes.data_ptr(), library.data(), library.size());
     modules.push_back(c10::make_intrusive<TVMModule>(metadata.ToJson(), bytes));

@@ -6,6 +6,10 @@
 #include <c10/util/Exception.h>
 #include <tvm/ffi/extra/json.h>
 
+#include "runtime/cpu_features.h"
+#include "runtime/elf_check.h"
+#include "runtime/sha256.h"
+
 namespace tvmbridge {
 namespace json = tvm::ffi::json;
 
@@ -105,10 +109,44 @@ std::string ArtifactMetadata::ToJson() const {
       {"inputs", input_specs},
       {"outputs", output_specs},
       {"output_is_tuple", output_is_tuple},
-      {"library_sha256", tvm::ffi::String(library_sha256)},
+      {"artifact_sha256", tvm::ffi::String(artifact_sha256)},
       {"cpu_features", features},
   };
   return std::string(json::Stringify(object));
+}
+
+std::string ArtifactMetadata::Digest(const void* library, size_t size) const {
+  // Over our own serialisation, not the stored text: fields are covered, formatting is not.
+  ArtifactMetadata unsigned_copy = *this;
+  unsigned_copy.artifact_sha256.clear();
+  std::string json = unsigned_copy.ToJson();
+  Sha256 hash;
+  hash.Update(json.data(), json.size());
+  hash.Update(library, size);
+  return hash.HexDigest();
+}
+
+void VerifyArtifact(const ArtifactMetadata& metadata, const void* library, size_t size) {
+  std::string digest = metadata.Digest(library, size);
+  TORCH_CHECK(digest == metadata.artifact_sha256,
+              "tvmbridge: the compiled module was altered or corrupted: the SHA-256 of its "
+              "metadata and embedded TVM library is ",
+              digest, " but the artifact records ", metadata.artifact_sha256,
+              "; refusing to load it");
+  std::string mismatch = TargetMismatch(metadata.target);
+  TORCH_CHECK(mismatch.empty(),
+              "tvmbridge: the compiled module cannot run on this machine: ", mismatch,
+              ". Recompile it here");
+  std::vector<std::string> missing = MissingCpuFeatures(metadata.cpu_features);
+  if (!missing.empty()) {
+    std::string names;
+    for (const std::string& feature : missing) names += (names.empty() ? "" : ", ") + feature;
+    TORCH_CHECK(false, "tvmbridge: the compiled module uses CPU features this CPU lacks (", names,
+                "); it was compiled for ", metadata.target,
+                ". Recompile it for this machine (or a target without them)");
+  }
+  std::string problem = SharedObjectProblem(library, size);
+  TORCH_CHECK(problem.empty(), "tvmbridge: the embedded TVM library cannot be loaded: ", problem);
 }
 
 ArtifactMetadata ArtifactMetadata::FromJson(const std::string& text) {
@@ -131,7 +169,8 @@ ArtifactMetadata ArtifactMetadata::FromJson(const std::string& text) {
   meta.inputs = SpecsFromJson(*object, "inputs");
   meta.outputs = SpecsFromJson(*object, "outputs");
   meta.output_is_tuple = Field<bool>(*object, "output_is_tuple", "metadata");
-  meta.library_sha256 = std::string(Field<tvm::ffi::String>(*object, "library_sha256", "metadata"));
+  meta.artifact_sha256 =
+      std::string(Field<tvm::ffi::String>(*object, "artifact_sha256", "metadata"));
   // Optional: absent means nothing to check.
   auto features = object->find(tvm::ffi::String("cpu_features"));
   if (features != object->end()) {

@@ -1,7 +1,6 @@
 #include "runtime/sha256.h"
 
-#include <array>
-#include <cstdint>
+#include <algorithm>
 #include <cstring>
 
 namespace tvmbridge {
@@ -60,30 +59,48 @@ void CompressBlock(std::array<uint32_t, 8>& state, const uint8_t* block) {
 
 }  // namespace
 
-std::string Sha256Hex(const void* data, size_t size) {
-  std::array<uint32_t, 8> state = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+void Sha256::Update(const void* data, size_t size) {
+  if (size == 0) return;  // `data` may then be null, which memcpy must not be given
   const auto* bytes = static_cast<const uint8_t*>(data);
-  size_t full_blocks = size / 64;
-  for (size_t i = 0; i < full_blocks; ++i) CompressBlock(state, bytes + 64 * i);
+  total_size_ += size;
+  if (pending_size_ > 0) {
+    size_t taken = std::min(size, pending_.size() - pending_size_);
+    std::memcpy(pending_.data() + pending_size_, bytes, taken);
+    pending_size_ += taken;
+    bytes += taken;
+    size -= taken;
+    if (pending_size_ < pending_.size()) return;
+    CompressBlock(state_, pending_.data());
+    pending_size_ = 0;
+  }
+  for (; size >= 64; bytes += 64, size -= 64) CompressBlock(state_, bytes);
+  std::memcpy(pending_.data(), bytes, size);
+  pending_size_ = size;
+}
 
+std::string Sha256::HexDigest() {
   // Padding: 0x80, zeros, then the message length in bits, big-endian, in one or two blocks.
   uint8_t tail[128] = {};
-  size_t remainder = size % 64;
-  std::memcpy(tail, bytes + 64 * full_blocks, remainder);
-  tail[remainder] = 0x80;
-  size_t tail_size = remainder < 56 ? 64 : 128;
-  uint64_t bit_length = static_cast<uint64_t>(size) * 8;
+  std::memcpy(tail, pending_.data(), pending_size_);
+  tail[pending_size_] = 0x80;
+  size_t tail_size = pending_size_ < 56 ? 64 : 128;
+  uint64_t bit_length = total_size_ * 8;
   for (int i = 0; i < 8; ++i) tail[tail_size - 1 - i] = static_cast<uint8_t>(bit_length >> (8 * i));
-  for (size_t offset = 0; offset < tail_size; offset += 64) CompressBlock(state, tail + offset);
+  for (size_t offset = 0; offset < tail_size; offset += 64) CompressBlock(state_, tail + offset);
 
   static const char kHex[] = "0123456789abcdef";
   std::string digest;
   digest.reserve(64);
-  for (uint32_t word : state) {
+  for (uint32_t word : state_) {
     for (int shift = 28; shift >= 0; shift -= 4) digest.push_back(kHex[(word >> shift) & 0xf]);
   }
   return digest;
+}
+
+std::string Sha256Hex(const void* data, size_t size) {
+  Sha256 hash;
+  hash.Update(data, size);
+  return hash.HexDigest();
 }
 
 }  // namespace tvmbridge

@@ -9,9 +9,7 @@
 #include <tvm/ffi/container/tensor.h>
 #include <tvm/ffi/error.h>
 
-#include "runtime/cpu_features.h"
 #include "runtime/private_file.h"
-#include "runtime/sha256.h"
 #include "tvmbridge/tensor_bridge.h"
 
 namespace tvmbridge {
@@ -35,19 +33,7 @@ tvm::ffi::Module TVMModule::LoadLibrary(const ArtifactMetadata& metadata,
   TORCH_CHECK(library.device().is_cpu() && library.scalar_type() == at::kByte &&
                   library.dim() == 1 && library.is_contiguous(),
               "tvmbridge: the library must be a contiguous 1-D uint8 CPU tensor");
-  std::string digest = Sha256Hex(library.data_ptr(), library.numel());
-  TORCH_CHECK(digest == metadata.library_sha256,
-              "tvmbridge: the embedded TVM library was altered or corrupted: its SHA-256 is ",
-              digest, " but the artifact records ", metadata.library_sha256,
-              "; refusing to load it");
-  std::vector<std::string> missing = MissingCpuFeatures(metadata.cpu_features);
-  if (!missing.empty()) {
-    std::string names;
-    for (const std::string& feature : missing) names += (names.empty() ? "" : ", ") + feature;
-    TORCH_CHECK(false, "tvmbridge: the compiled module uses CPU features this CPU lacks (", names,
-                "); it was compiled for ", metadata.target,
-                ". Recompile it for this machine (or a target without them)");
-  }
+  VerifyArtifact(metadata, library.data_ptr(), library.numel());
   try {
     // dlopen keeps the mapping after the file is removed, which PrivateFile does on scope exit.
     PrivateFile file("tvmbridge-lib", library.data_ptr(), library.numel());

@@ -26,5 +26,16 @@ TEST(Sha256, PaddingBoundaries) {
   EXPECT_EQ(Digest(std::string(64, 'x')).size(), 64u);
 }
 
+TEST(Sha256, PiecewiseUpdatesEqualOneShot) {
+  std::string text;
+  for (int i = 0; i < 300; ++i) text.push_back(static_cast<char>('a' + i % 26));
+  for (size_t split : {0, 1, 55, 63, 64, 65, 128, 200, 300}) {
+    Sha256 hash;
+    hash.Update(text.data(), split);
+    hash.Update(text.data() + split, text.size() - split);
+    EXPECT_EQ(hash.HexDigest(), Digest(text)) << "split at " << split;
+  }
+}
+
 }  // namespace
 }  // namespace tvmbridge

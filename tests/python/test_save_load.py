@@ -128,3 +128,20 @@ def test_tampered_file_is_refused_on_load(saved_resnet, tmp_path):
     result = run_python("import sys, torch, tvmbridge; torch.jit.load(sys.argv[1])", str(tampered))
     assert result.returncode != 0
     assert "altered or corrupted" in result.stderr
+
+
+def test_truncated_files_are_refused_with_an_error(saved_resnet):
+    # Every cut point gives a Python exception (in a fresh process: a crash would show).
+    path, *_ = saved_resnet
+    result = run_python("""
+import io, sys, torch, tvmbridge
+data = open(sys.argv[1], "rb").read()
+for fraction in (0.0, 0.01, 0.25, 0.5, 0.75, 0.99, 0.9999):
+    try:
+        torch.jit.load(io.BytesIO(data[:int(len(data) * fraction)]))
+        print("loaded", fraction)
+    except RuntimeError:
+        print("refused", fraction)
+""", str(path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split().count("refused") == 7, result.stdout
