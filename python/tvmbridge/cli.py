@@ -3,6 +3,7 @@
     tvmbridge report model.pt --input 1x3x224x224:float32 [--min-block-size N]
     tvmbridge compile model.pt --input 1x3x224x224:float32 -o model_tvm.pt
     tvmbridge tune model.pt --input 1x3x224x224 --trials 2000 [--time-budget 30min] -o out.pt
+    tvmbridge coverage [--against docs/coverage/old-tvm-frontend-ops.txt]
 """
 
 from __future__ import annotations
@@ -38,6 +39,26 @@ def _add_partition_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--torch-executed-module", action="append", default=[])
 
 
+def read_op_list(path: str) -> list[str]:
+    """Op names, one per line; blank lines and '#' comments ignored."""
+    with open(path) as listing:
+        return [line.strip() for line in listing if line.strip() and not line.startswith("#")]
+
+
+def coverage(against: str | None) -> str:
+    """The ops the frontend converts, or how much of the list in `against` it converts."""
+    from .torch import supported_ops
+
+    converted = supported_ops()
+    if against is None:
+        return "\n".join([f"{len(converted)} ops converted:"] + converted)
+    wanted = read_op_list(against)
+    missing = [op for op in wanted if op not in set(converted)]
+    lines = [f"{len(wanted) - len(missing)} of the {len(wanted)} ops in {against} are converted "
+             f"({len(converted)} converted in all); missing {len(missing)}:"]
+    return "\n".join(lines + missing)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="tvmbridge", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -57,7 +78,19 @@ def main(argv=None) -> int:
     for command in (compile_cmd, tune):
         command.add_argument("--keep-slower-regions", action="store_true",
                              help="keep TVM regions even where PyTorch measured faster")
+    coverage_cmd = commands.add_parser("coverage", help="the ops the frontend converts")
+    coverage_cmd.add_argument("--against", metavar="LIST",
+                              help="a file of op names, one per line: say which are missing "
+                                   "(docs/coverage/old-tvm-frontend-ops.txt: TVM's deleted "
+                                   "frontend)")
     args = parser.parse_args(argv)
+    if args.command == "coverage":
+        try:
+            print(coverage(args.against))
+        except OSError as error:
+            print(f"tvmbridge: {error}", file=sys.stderr)
+            return 1
+        return 0
 
     import torch
 

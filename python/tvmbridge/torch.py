@@ -27,7 +27,7 @@ from .tuning import Tuning
 
 __all__ = ["Explanation", "Input", "Tuning", "compile", "disable", "enable", "enable_statistics",
            "enabled", "explain", "is_enabled", "from_torchscript", "report", "save",
-           "unsupported_ops"]
+           "supported_ops", "unsupported_ops"]
 
 _log = logging.getLogger("tvmbridge")
 
@@ -137,6 +137,12 @@ def from_torchscript(module: ModuleLike, inputs: Sequence[InputLike],
     convert = _native.global_func("tvmbridge.frontend.from_torchscript")
     mod, param_names, values = convert(_archive(module), names, shapes, dtypes, keep)
     return mod, dict(zip((str(n) for n in param_names), values))
+
+
+def supported_ops() -> list[str]:
+    """Every op kind the C++ frontend converts to Relax (``aten::conv2d``, ``prim::If``...),
+    sorted. ``tvmbridge coverage`` prints it and compares it with other lists."""
+    return sorted(str(kind) for kind in _native.global_func("tvmbridge.frontend.supported_ops")())
 
 
 def unsupported_ops(module: ModuleLike) -> list[str]:

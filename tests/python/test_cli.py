@@ -42,3 +42,22 @@ def test_missing_file_is_reported(tmp_path):
                         "report", str(tmp_path / "none.pt"), "--input", "1x3")
     assert result.returncode == 1
     assert "none.pt" in result.stderr
+
+
+def test_coverage_lists_converted_ops_and_compares_with_a_list(tmp_path):
+    listing = tmp_path / "ops.txt"
+    listing.write_text("# a comment\naten::conv2d\naten::no_such_op\n\naten::relu\n")
+    cli = "import sys; from tvmbridge.cli import main; sys.exit(main())"
+    everything = run_python(cli, "coverage")
+    assert everything.returncode == 0, everything.stderr
+    count, *ops = everything.stdout.split("\n")
+    ops = [op for op in ops if op]
+    assert count == f"{len(ops)} ops converted:" and "aten::conv2d" in ops
+    assert ops == sorted(ops)
+    compared = run_python(cli, "coverage", "--against", str(listing))
+    assert compared.returncode == 0, compared.stderr
+    assert compared.stdout.splitlines() == [
+        f"2 of the 3 ops in {listing} are converted ({len(ops)} converted in all); missing 1:",
+        "aten::no_such_op"]
+    missing_file = run_python(cli, "coverage", "--against", str(tmp_path / "none.txt"))
+    assert missing_file.returncode == 1 and "none.txt" in missing_file.stderr
