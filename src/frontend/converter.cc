@@ -86,6 +86,11 @@ Value Value::List(std::vector<Value> items) {
   return value;
 }
 
+void RegisterWithInplace(ConverterTable& table, const std::string& name, Converter converter) {
+  table[name + "_"] = converter;
+  table[name] = std::move(converter);
+}
+
 void RegisterAll(ConverterTable& table, std::initializer_list<const char*> kinds,
                  const Converter& converter) {
   for (const char* kind : kinds) table[kind] = converter;
@@ -113,6 +118,7 @@ const ConverterTable& Converters() {
     RegisterShapeOps(all);
     RegisterIndexOps(all);
     RegisterCreationOps(all);
+    RegisterUnaryOps(all);
     return all;
   }();
   return table;

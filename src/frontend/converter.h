@@ -38,6 +38,9 @@ using ConverterTable = std::unordered_map<std::string, Converter>;  // key: "ate
 // Registers `converter` under each of `kinds`.
 void RegisterAll(ConverterTable& table, std::initializer_list<const char*> kinds,
                  const Converter& converter);
+// Registers `converter` under `name` and its in-place form `name_` (graph preparation has
+// made the in-place uses that remain functional).
+void RegisterWithInplace(ConverterTable& table, const std::string& name, Converter converter);
 // `axis` in [0, rank) (negative counts from the end); throws if out of range.
 int64_t NormalizeAxis(int64_t axis, int64_t rank);
 // 0, 1, ..., rank-1 with `a` and `b` swapped: the permutation of a transpose.
@@ -49,6 +52,7 @@ void RegisterNNOps(ConverterTable& table);
 void RegisterShapeOps(ConverterTable& table);
 void RegisterIndexOps(ConverterTable& table);
 void RegisterCreationOps(ConverterTable& table);
+void RegisterUnaryOps(ConverterTable& table);
 const ConverterTable& Converters();
 
 // What converters use to read their inputs and emit Relax.

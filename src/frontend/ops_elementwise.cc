@@ -79,12 +79,6 @@ Value ConvertDiv(ConversionContext& ctx, const Node& node) {
       relax::op::Divide(Operand(ctx, node.input(0), dtype), Operand(ctx, node.input(1), dtype)));
 }
 
-Converter Unary(std::string relax_name) {
-  return [relax_name](ConversionContext& ctx, const Node& node) {
-    return ctx.Emit(relax::op::Unary(relax_name, ctx.Tensor(node.input(0))));
-  };
-}
-
 Value ConvertClamp(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
   double low = ctx.IsNone(node.input(1)) ? -std::numeric_limits<double>::infinity()
@@ -153,6 +147,28 @@ Converter Logic(const std::string& operation) {
   };
 }
 
+// logical_and/or/xor: nonzero is true, whatever the dtypes; the result is bool.
+Converter LogicalOf(const std::string& operation) {
+  return [operation](ConversionContext& ctx, const Node& node) {
+    auto truth = [&](const torch::jit::Value* value) {
+      Expr x = Operand(ctx, value, PromotedDtype(ctx, node));
+      return ctx.Info(x).dtype == "bool" ? x : ctx.EmitExpr(relax::op::AsType(x, "bool"));
+    };
+    return ctx.Emit(
+        relax::op::Logic("logical_" + operation, truth(node.input(0)), truth(node.input(1))));
+  };
+}
+
+// aten::rsub(self, other, alpha): other - alpha * self.
+Value ConvertRsub(ConversionContext& ctx, const Node& node) {
+  std::string dtype = PromotedDtype(ctx, node);
+  Expr self = Operand(ctx, node.input(0), dtype);
+  if (node.inputs().size() > 2 && ctx.Double(node.input(2)) != 1.0) {
+    self = ctx.EmitExpr(relax::op::Multiply(self, ctx.Scalar(ctx.Double(node.input(2)), dtype)));
+  }
+  return ctx.Emit(relax::op::Subtract(Operand(ctx, node.input(1), dtype), self));
+}
+
 // ~x and logical_not(x)
 Value ConvertNot(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
@@ -178,11 +194,6 @@ Value ConvertTensorToBool(ConversionContext& ctx, const Node& node) {
 
 // Registers `name` and its in-place twin `name_`: the graph preparation has already checked
 // that no in-place result is observed through an alias, so both are functional here.
-void RegisterWithInplace(ConverterTable& table, const std::string& name, Converter converter) {
-  table[name + "_"] = converter;
-  table[name] = std::move(converter);
-}
-
 // aten::to(self, [device,] dtype | other, ...) and aten::type_as(self, other): a dtype
 // conversion; moves to a device other than the CPU are refused.
 Value ConvertTo(ConversionContext& ctx, const Node& node) {
@@ -202,6 +213,8 @@ void RegisterElementwiseOps(ConverterTable& table) {
   RegisterWithInplace(table, "aten::sub", ConvertAddSub<relax::op::Subtract>);
   RegisterWithInplace(table, "aten::mul", ConvertBinary<relax::op::Multiply>);
   RegisterWithInplace(table, "aten::div", ConvertDiv);
+  RegisterWithInplace(table, "aten::true_divide", ConvertDiv);
+  table["aten::rsub"] = ConvertRsub;
   table["aten::maximum"] = ConvertBinary<relax::op::Maximum>;
   table["aten::minimum"] = ConvertBinary<relax::op::Minimum>;
   table["aten::pow"] = ConvertBinary<relax::op::Power>;
@@ -211,6 +224,9 @@ void RegisterElementwiseOps(ConverterTable& table) {
     table["aten::bitwise_" + name] = Logic(name);
   }
   RegisterAll(table, {"aten::bitwise_not", "aten::logical_not"}, ConvertNot);
+  for (const std::string name : {"and", "or", "xor"}) {
+    RegisterWithInplace(table, "aten::logical_" + name, LogicalOf(name));
+  }
   table["aten::gt"] = ConvertBinary<relax::op::Greater>;
   table["aten::ge"] = ConvertBinary<relax::op::GreaterEqual>;
   table["aten::lt"] = ConvertBinary<relax::op::Less>;
@@ -218,17 +234,6 @@ void RegisterElementwiseOps(ConverterTable& table) {
   table["aten::eq"] = ConvertBinary<relax::op::Equal>;
   table["aten::ne"] = ConvertBinary<relax::op::NotEqual>;
 
-  const std::pair<const char*, const char*> unary[] = {
-      {"aten::relu", "nn.relu"}, {"aten::silu", "nn.silu"}, {"aten::sigmoid", "sigmoid"},
-      {"aten::tanh", "tanh"},    {"aten::exp", "exp"},      {"aten::log", "log"},
-      {"aten::sqrt", "sqrt"},    {"aten::rsqrt", "rsqrt"},  {"aten::abs", "abs"},
-      {"aten::neg", "negative"}, {"aten::erf", "erf"},      {"aten::sin", "sin"},
-      {"aten::cos", "cos"},      {"aten::floor", "floor"},  {"aten::ceil", "ceil"},
-      {"aten::round", "round"},  {"aten::sign", "sign"},
-  };
-  for (const auto& [aten, relax_name] : unary) {
-    RegisterWithInplace(table, aten, Unary(relax_name));
-  }
   RegisterWithInplace(table, "aten::clamp", ConvertClamp);
   RegisterWithInplace(table, "aten::hardtanh", ConvertHardtanh);
   RegisterWithInplace(table, "aten::relu6", ConvertRelu6);

@@ -105,12 +105,38 @@ def _promotion(x):
     return i * 0.5, i / 3, i + torch.tensor(2.5), i > x, i * 2, x.to(torch.float64) + x
 
 
+def _unary_math(x):
+    positive = x.abs() + 0.1
+    inf_where_not_positive = x / (x > 0).to(torch.float32)       # +-inf: finite, inf checks
+    return (torch.tan(x * 0.5), torch.sinh(x), torch.cosh(x * 0.5), torch.asin(torch.tanh(x)),
+            torch.acos(torch.tanh(x) * 0.9), torch.atan(x), torch.log2(positive),
+            torch.log10(positive), torch.log1p(positive), torch.trunc(x * 3), torch.square(x),
+            torch.reciprocal(positive), torch.isfinite(inf_where_not_positive),
+            torch.isinf(inf_where_not_positive), torch.isnan(x), x.clamp_min(-0.2),
+            x.clamp_max(0.3), torch.rsub(x, 2.0), torch.rsub(x, 1.0, alpha=3),
+            torch.true_divide(x, 3))
+
+
+def _unary_integer(x):
+    # PyTorch: floating functions of integers give float32; the others keep int64.
+    i = (x * 4).to(torch.int64)
+    return (torch.sin(i), torch.sqrt(i.abs()), torch.exp(i), torch.sigmoid(i),
+            torch.log2(i.abs() + 1), torch.reciprocal(i.abs() + 1), torch.floor(i), i.abs(),
+            -i, torch.sign(i), torch.square(i), torch.isnan(i), torch.round(i))
+
+
+def _logical(x):
+    return (torch.logical_and(x > 0, x < 1), torch.logical_or(x, x > 1),
+            torch.logical_xor(x > 0, (x * 4).to(torch.int64)))
+
+
 CASES = {
     "chunk": _chunk, "split": _split, "split_size": _split_size, "slice": _slices,
     "select_unsqueeze": _select_unsqueeze, "squeeze_expand": _squeeze_expand,
     "where_pow": _where_pow, "argmax_argmin": _argmax, "topk": _topk, "einsum": _einsum,
     "logic": _logic, "to_type_as": _to_type_as, "creation": _creation, "gather": _gather,
     "index": _index, "attention": _attention, "promotion": _promotion,
+    "unary_math": _unary_math, "unary_integer": _unary_integer, "logical": _logical,
 }
 
 

@@ -1,0 +1,123 @@
+// Unary math with PyTorch's dtype rules: floating functions of integer or bool tensors give
+// float32 (the default dtype); sign-like and rounding functions keep the dtype. The ones Relax
+// has no op for are written out.
+#include <cmath>
+#include <limits>
+
+#include "frontend/converter.h"
+#include "tvmbridge/artifact.h"
+
+namespace tvmbridge::frontend {
+namespace {
+
+using relax::Expr;
+using torch::jit::Node;
+
+bool IsFloating(ConversionContext& ctx, const Expr& x) {
+  return c10::isFloatingType(DtypeFromName(ctx.Info(x).dtype));
+}
+
+Expr AsFloating(ConversionContext& ctx, const Expr& x) {
+  return IsFloating(ctx, x) ? x : ctx.EmitExpr(relax::op::AsType(x, "float32"));
+}
+
+// sin, exp, sigmoid, isnan, ...: computed in a floating dtype.
+Converter Floating(std::string relax_name) {
+  return [relax_name](ConversionContext& ctx, const Node& node) {
+    return ctx.Emit(relax::op::Unary(relax_name, AsFloating(ctx, ctx.Tensor(node.input(0)))));
+  };
+}
+
+// relu, abs, neg, sign: the input's dtype is kept.
+Converter KeepingDtype(std::string relax_name) {
+  return [relax_name](ConversionContext& ctx, const Node& node) {
+    return ctx.Emit(relax::op::Unary(relax_name, ctx.Tensor(node.input(0))));
+  };
+}
+
+// floor, ceil, round, trunc: integers are whole already, and PyTorch returns them as they are.
+Converter Rounding(std::string relax_name) {
+  return [relax_name](ConversionContext& ctx, const Node& node) {
+    Expr x = ctx.Tensor(node.input(0));
+    return ctx.Emit(IsFloating(ctx, x) ? relax::op::Unary(relax_name, x) : x);
+  };
+}
+
+// log2 and log10 as log(x) times a constant.
+Converter ScaledLog(double scale) {
+  return [scale](ConversionContext& ctx, const Node& node) {
+    Expr x = AsFloating(ctx, ctx.Tensor(node.input(0)));
+    Expr log = ctx.EmitExpr(relax::op::Unary("log", x));
+    return ctx.Emit(relax::op::Multiply(log, ctx.Scalar(scale, ctx.Info(x).dtype)));
+  };
+}
+
+// log(1 + x): Relax has no log1p; for |x| below ~1e-4 this keeps fewer digits than PyTorch's.
+Value ConvertLog1p(ConversionContext& ctx, const Node& node) {
+  Expr x = AsFloating(ctx, ctx.Tensor(node.input(0)));
+  Expr one_plus = ctx.EmitExpr(relax::op::Add(x, ctx.Scalar(1.0, ctx.Info(x).dtype)));
+  return ctx.Emit(relax::op::Unary("log", one_plus));
+}
+
+// sinh and cosh from exp: TVM 0.27's LLVM code generator has no lowering for them once a
+// target names its CPU ("unknown intrinsic tirx.sinh").
+template <bool kCosh>
+Value ConvertHyperbolic(ConversionContext& ctx, const Node& node) {
+  Expr x = AsFloating(ctx, ctx.Tensor(node.input(0)));
+  std::string dtype = ctx.Info(x).dtype;
+  Expr up = ctx.EmitExpr(relax::op::Unary("exp", x));
+  Expr down = ctx.EmitExpr(relax::op::Unary("exp", ctx.EmitExpr(relax::op::Unary("negative", x))));
+  Expr sum = ctx.EmitExpr(kCosh ? relax::op::Add(up, down) : relax::op::Subtract(up, down));
+  return ctx.Emit(relax::op::Multiply(sum, ctx.Scalar(0.5, dtype)));
+}
+
+Value ConvertReciprocal(ConversionContext& ctx, const Node& node) {
+  Expr x = AsFloating(ctx, ctx.Tensor(node.input(0)));
+  return ctx.Emit(relax::op::Divide(ctx.Scalar(1.0, ctx.Info(x).dtype), x));
+}
+
+Value ConvertSquare(ConversionContext& ctx, const Node& node) {
+  Expr x = ctx.Tensor(node.input(0));
+  if (ctx.Info(x).dtype == "bool") x = ctx.EmitExpr(relax::op::AsType(x, "int64"));
+  return ctx.Emit(relax::op::Multiply(x, x));
+}
+
+// clamp_min(x, min) / clamp_max(x, max): one-sided clamp.
+template <bool kLower>
+Value ConvertOneSidedClamp(ConversionContext& ctx, const Node& node) {
+  constexpr double kInfinity = std::numeric_limits<double>::infinity();
+  double bound = ctx.Double(node.input(1));
+  return ctx.Emit(relax::op::Clip(ctx.Tensor(node.input(0)), kLower ? bound : -kInfinity,
+                                  kLower ? kInfinity : bound));
+}
+
+}  // namespace
+
+void RegisterUnaryOps(ConverterTable& table) {
+  for (const char* name : {"sigmoid", "tanh", "exp", "log", "sqrt", "rsqrt", "erf", "sin", "cos",
+                           "tan", "asin", "acos", "atan"}) {
+    RegisterWithInplace(table, std::string("aten::") + name, Floating(name));
+  }
+  RegisterWithInplace(table, "aten::sinh", ConvertHyperbolic<false>);
+  RegisterWithInplace(table, "aten::cosh", ConvertHyperbolic<true>);
+  for (const char* name : {"isfinite", "isinf", "isnan"}) {
+    table[std::string("aten::") + name] = Floating(name);
+  }
+  RegisterWithInplace(table, "aten::relu", KeepingDtype("nn.relu"));
+  RegisterWithInplace(table, "aten::silu", Floating("nn.silu"));
+  RegisterWithInplace(table, "aten::abs", KeepingDtype("abs"));
+  RegisterWithInplace(table, "aten::neg", KeepingDtype("negative"));
+  RegisterWithInplace(table, "aten::sign", KeepingDtype("sign"));
+  for (const char* name : {"floor", "ceil", "round", "trunc"}) {
+    RegisterWithInplace(table, std::string("aten::") + name, Rounding(name));
+  }
+  RegisterWithInplace(table, "aten::log2", ScaledLog(1.0 / std::log(2.0)));
+  RegisterWithInplace(table, "aten::log10", ScaledLog(1.0 / std::log(10.0)));
+  RegisterWithInplace(table, "aten::log1p", ConvertLog1p);
+  RegisterWithInplace(table, "aten::reciprocal", ConvertReciprocal);
+  RegisterWithInplace(table, "aten::square", ConvertSquare);
+  RegisterWithInplace(table, "aten::clamp_min", ConvertOneSidedClamp<true>);
+  RegisterWithInplace(table, "aten::clamp_max", ConvertOneSidedClamp<false>);
+}
+
+}  // namespace tvmbridge::frontend
