@@ -119,6 +119,7 @@ const ConverterTable& Converters() {
     RegisterIndexOps(all);
     RegisterCreationOps(all);
     RegisterUnaryOps(all);
+    RegisterActivationOps(all);
     return all;
   }();
   return table;

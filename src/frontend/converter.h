@@ -53,6 +53,7 @@ void RegisterShapeOps(ConverterTable& table);
 void RegisterIndexOps(ConverterTable& table);
 void RegisterCreationOps(ConverterTable& table);
 void RegisterUnaryOps(ConverterTable& table);
+void RegisterActivationOps(ConverterTable& table);
 const ConverterTable& Converters();
 
 // What converters use to read their inputs and emit Relax.

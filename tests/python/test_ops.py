@@ -125,6 +125,16 @@ def _unary_integer(x):
             -i, torch.sign(i), torch.square(i), torch.isnan(i), torch.round(i))
 
 
+def _activations(x):
+    F = torch.nn.functional
+    y = x * 3
+    channels = y.reshape(2, 2, 7)
+    return (F.elu(y), F.elu(y, alpha=0.5), F.selu(y), F.celu(y, alpha=2.0), F.softplus(y),
+            F.softplus(y, beta=2.0, threshold=3.0), F.logsigmoid(y), F.threshold(y, 0.3, -1.0),
+            F.prelu(channels, torch.tensor([0.25, -0.5])), F.prelu(y, torch.tensor([0.1])),
+            F.glu(y[:, :6]), F.glu(channels, dim=1))
+
+
 def _logical(x):
     return (torch.logical_and(x > 0, x < 1), torch.logical_or(x, x > 1),
             torch.logical_xor(x > 0, (x * 4).to(torch.int64)))
@@ -137,6 +147,7 @@ CASES = {
     "logic": _logic, "to_type_as": _to_type_as, "creation": _creation, "gather": _gather,
     "index": _index, "attention": _attention, "promotion": _promotion,
     "unary_math": _unary_math, "unary_integer": _unary_integer, "logical": _logical,
+    "activations": _activations,
 }
 
 
