@@ -53,7 +53,8 @@ def coverage(against: str | None) -> str:
     if against is None:
         return "\n".join([f"{len(converted)} ops converted:"] + converted)
     wanted = read_op_list(against)
-    missing = [op for op in wanted if op not in set(converted)]
+    known = set(converted)
+    missing = [op for op in wanted if op not in known]
     lines = [f"{len(wanted) - len(missing)} of the {len(wanted)} ops in {against} are converted "
              f"({len(converted)} converted in all); missing {len(missing)}:"]
     return "\n".join(lines + missing)

@@ -6,14 +6,14 @@
 
 The op (``libtvmbridge_tf.so``, C++) loads the library with TVM's runtime and passes tensors
 both ways as DLPack views of the other side's buffers (no copies on 64-byte aligned data).
-It needs TensorFlow and TVM's runtime only: PyTorch is not imported.
+The op library links TensorFlow and TVM's runtime only, not libtorch (``import tvmbridge``
+itself still loads tvmbridge's PyTorch runtime).
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from typing import Sequence, Union
 
 import tensorflow as tf
 
@@ -22,8 +22,6 @@ from . import _native
 __all__ = ["Function", "Module", "alignment_copies"]
 
 TF_LIBRARY = "libtvmbridge_tf.so"
-
-ShapeLike = Union[Sequence[int], tf.TensorShape, tf.Tensor]
 
 
 @functools.cache

@@ -2,7 +2,7 @@
 // floating dtype, with PyTorch's parameters and defaults.
 #include <cmath>
 
-#include "frontend/converter.h"
+#include "frontend/emit_math.h"
 
 namespace tvmbridge::frontend {
 namespace {
@@ -10,41 +10,13 @@ namespace {
 using relax::Expr;
 using torch::jit::Node;
 
-// Small helpers that emit one binding each, so the converters read like their formulas.
-struct Math {
-  ConversionContext& ctx;
-  std::string dtype;
-
-  Expr Number(double value) { return ctx.Scalar(value, dtype); }
-  Expr Exp(const Expr& x) { return ctx.EmitExpr(relax::op::Unary("exp", x)); }
-  Expr Log(const Expr& x) { return ctx.EmitExpr(relax::op::Unary("log", x)); }
-  Expr Abs(const Expr& x) { return ctx.EmitExpr(relax::op::Unary("abs", x)); }
-  Expr Add(const Expr& a, const Expr& b) { return ctx.EmitExpr(relax::op::Add(a, b)); }
-  Expr Sub(const Expr& a, const Expr& b) { return ctx.EmitExpr(relax::op::Subtract(a, b)); }
-  Expr Mul(const Expr& a, const Expr& b) { return ctx.EmitExpr(relax::op::Multiply(a, b)); }
-  Expr Min(const Expr& a, const Expr& b) { return ctx.EmitExpr(relax::op::Minimum(a, b)); }
-  Expr Max(const Expr& a, const Expr& b) { return ctx.EmitExpr(relax::op::Maximum(a, b)); }
-  Expr Above(const Expr& x, double bound) {
-    return ctx.EmitExpr(relax::op::Greater(x, Number(bound)));
-  }
-  Expr Where(const Expr& condition, const Expr& a, const Expr& b) {
-    return ctx.EmitExpr(relax::op::Where(condition, a, b));
-  }
-  // log(1 + exp(x)) without overflow: max(x, 0) + log(1 + exp(-|x|)).
-  Expr Softplus(const Expr& x) {
-    return Add(Max(x, Number(0)), Log(Add(Number(1), Exp(Mul(Abs(x), Number(-1))))));
-  }
-};
-
-Math MathOf(ConversionContext& ctx, const Expr& x) { return Math{ctx, ctx.Info(x).dtype}; }
-
 double DoubleOr(ConversionContext& ctx, const Node& node, size_t index, double otherwise) {
   return node.inputs().size() > index ? ctx.Double(node.input(index)) : otherwise;
 }
 
-// elu(x, alpha=1, scale=1, input_scale=1) = scale * (x > 0 ? x : alpha * (exp(x * input_scale) -
-// 1))
-Expr Elu(Math& m, const Expr& x, double alpha, double scale, double input_scale) {
+// elu(x, alpha=1, scale=1, input_scale=1)
+//   = scale * (x > 0 ? x : alpha * (exp(x * input_scale) - 1))
+Expr Elu(EmitMath& m, const Expr& x, double alpha, double scale, double input_scale) {
   Expr negative =
       m.Mul(m.Sub(m.Exp(m.Mul(x, m.Number(input_scale))), m.Number(1)), m.Number(alpha));
   Expr elu = m.Where(m.Above(x, 0), x, negative);
@@ -53,7 +25,7 @@ Expr Elu(Math& m, const Expr& x, double alpha, double scale, double input_scale)
 
 Value ConvertElu(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
-  Math m = MathOf(ctx, x);
+  EmitMath m = EmitMath::Like(ctx, x);
   return ctx.Emit(Elu(m, x, DoubleOr(ctx, node, 1, 1.0), DoubleOr(ctx, node, 2, 1.0),
                       DoubleOr(ctx, node, 3, 1.0)));
 }
@@ -62,14 +34,14 @@ Value ConvertSelu(ConversionContext& ctx, const Node& node) {
   constexpr double kAlpha = 1.6732632423543772848170429916717;
   constexpr double kScale = 1.0507009873554804934193349852946;
   Expr x = ctx.Tensor(node.input(0));
-  Math m = MathOf(ctx, x);
+  EmitMath m = EmitMath::Like(ctx, x);
   return ctx.Emit(Elu(m, x, kAlpha, kScale, 1.0));
 }
 
 // celu(x, alpha=1) = max(0, x) + min(0, alpha * (exp(x / alpha) - 1))
 Value ConvertCelu(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
-  Math m = MathOf(ctx, x);
+  EmitMath m = EmitMath::Like(ctx, x);
   double alpha = DoubleOr(ctx, node, 1, 1.0);
   Expr negative =
       m.Mul(m.Sub(m.Exp(m.Mul(x, m.Number(1.0 / alpha))), m.Number(1)), m.Number(alpha));
@@ -79,7 +51,7 @@ Value ConvertCelu(ConversionContext& ctx, const Node& node) {
 // softplus(x, beta=1, threshold=20) = x * beta > threshold ? x : log(1 + exp(beta * x)) / beta
 Value ConvertSoftplus(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
-  Math m = MathOf(ctx, x);
+  EmitMath m = EmitMath::Like(ctx, x);
   double beta = DoubleOr(ctx, node, 1, 1.0);
   double threshold = DoubleOr(ctx, node, 2, 20.0);
   Expr scaled = beta == 1.0 ? x : m.Mul(x, m.Number(beta));
@@ -91,14 +63,14 @@ Value ConvertSoftplus(ConversionContext& ctx, const Node& node) {
 // log_sigmoid(x) = -softplus(-x)
 Value ConvertLogSigmoid(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
-  Math m = MathOf(ctx, x);
-  return ctx.Emit(relax::op::Multiply(m.Softplus(m.Mul(x, m.Number(-1))), m.Number(-1)));
+  EmitMath m = EmitMath::Like(ctx, x);
+  return ctx.Emit(relax::op::Multiply(m.Softplus(m.Neg(x)), m.Number(-1)));
 }
 
 // threshold(x, threshold, value) = x > threshold ? x : value
 Value ConvertThreshold(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
-  Math m = MathOf(ctx, x);
+  EmitMath m = EmitMath::Like(ctx, x);
   return ctx.Emit(relax::op::Where(m.Above(x, ctx.Double(node.input(1))), x,
                                    m.Number(ctx.Double(node.input(2)))));
 }
@@ -107,7 +79,7 @@ Value ConvertThreshold(ConversionContext& ctx, const Node& node) {
 Value ConvertPrelu(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
   Expr weight = ctx.Tensor(node.input(1));
-  Math m = MathOf(ctx, x);
+  EmitMath m = EmitMath::Like(ctx, x);
   const auto rank = static_cast<int64_t>(ctx.Shape(x).size());
   const int64_t channels = ctx.Shape(weight).empty() ? 1 : ctx.Shape(weight)[0];
   if (rank >= 2 && channels > 1) {

@@ -57,12 +57,13 @@ Value ConvertBinary(ConversionContext& ctx, const Node& node) {
   return ctx.Emit(Op(Operand(ctx, node.input(0), dtype), Operand(ctx, node.input(1), dtype)));
 }
 
-// aten::add / aten::sub (self, other, alpha): self ± alpha * other.
-template <Expr (*Op)(const Expr&, const Expr&)>
+// aten::add / aten::sub (self, other, alpha): self ± alpha * other; aten::rsub (kReversed):
+// other - alpha * self. alpha scales the operand that is subtracted or added.
+template <Expr (*Op)(const Expr&, const Expr&), bool kReversed = false>
 Value ConvertAddSub(ConversionContext& ctx, const Node& node) {
   std::string dtype = PromotedDtype(ctx, node);
-  Expr lhs = Operand(ctx, node.input(0), dtype);
-  Expr rhs = Operand(ctx, node.input(1), dtype);
+  Expr lhs = Operand(ctx, node.input(kReversed ? 1 : 0), dtype);
+  Expr rhs = Operand(ctx, node.input(kReversed ? 0 : 1), dtype);
   if (node.inputs().size() > 2 && ctx.Double(node.input(2)) != 1.0) {
     rhs = ctx.EmitExpr(relax::op::Multiply(rhs, ctx.Scalar(ctx.Double(node.input(2)), dtype)));
   }
@@ -159,16 +160,6 @@ Converter LogicalOf(const std::string& operation) {
   };
 }
 
-// aten::rsub(self, other, alpha): other - alpha * self.
-Value ConvertRsub(ConversionContext& ctx, const Node& node) {
-  std::string dtype = PromotedDtype(ctx, node);
-  Expr self = Operand(ctx, node.input(0), dtype);
-  if (node.inputs().size() > 2 && ctx.Double(node.input(2)) != 1.0) {
-    self = ctx.EmitExpr(relax::op::Multiply(self, ctx.Scalar(ctx.Double(node.input(2)), dtype)));
-  }
-  return ctx.Emit(relax::op::Subtract(Operand(ctx, node.input(1), dtype), self));
-}
-
 // ~x and logical_not(x)
 Value ConvertNot(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
@@ -192,8 +183,6 @@ Value ConvertTensorToBool(ConversionContext& ctx, const Node& node) {
   return ctx.Emit(relax::op::NotEqual(scalar, ctx.Scalar(0.0, dtype)));
 }
 
-// Registers `name` and its in-place twin `name_`: the graph preparation has already checked
-// that no in-place result is observed through an alias, so both are functional here.
 // aten::to(self, [device,] dtype | other, ...) and aten::type_as(self, other): a dtype
 // conversion; moves to a device other than the CPU are refused.
 Value ConvertTo(ConversionContext& ctx, const Node& node) {
@@ -214,7 +203,7 @@ void RegisterElementwiseOps(ConverterTable& table) {
   RegisterWithInplace(table, "aten::mul", ConvertBinary<relax::op::Multiply>);
   RegisterWithInplace(table, "aten::div", ConvertDiv);
   RegisterWithInplace(table, "aten::true_divide", ConvertDiv);
-  table["aten::rsub"] = ConvertRsub;
+  table["aten::rsub"] = ConvertAddSub<relax::op::Subtract, /*kReversed=*/true>;
   table["aten::maximum"] = ConvertBinary<relax::op::Maximum>;
   table["aten::minimum"] = ConvertBinary<relax::op::Minimum>;
   table["aten::pow"] = ConvertBinary<relax::op::Power>;

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <limits>
 
-#include "frontend/converter.h"
+#include "frontend/emit_math.h"
 #include "tvmbridge/artifact.h"
 
 namespace tvmbridge::frontend {
@@ -47,16 +47,16 @@ Converter Rounding(std::string relax_name) {
 Converter ScaledLog(double scale) {
   return [scale](ConversionContext& ctx, const Node& node) {
     Expr x = AsFloating(ctx, ctx.Tensor(node.input(0)));
-    Expr log = ctx.EmitExpr(relax::op::Unary("log", x));
-    return ctx.Emit(relax::op::Multiply(log, ctx.Scalar(scale, ctx.Info(x).dtype)));
+    EmitMath m = EmitMath::Like(ctx, x);
+    return ctx.Emit(relax::op::Multiply(m.Log(x), m.Number(scale)));
   };
 }
 
 // log(1 + x): Relax has no log1p; for |x| below ~1e-4 this keeps fewer digits than PyTorch's.
 Value ConvertLog1p(ConversionContext& ctx, const Node& node) {
   Expr x = AsFloating(ctx, ctx.Tensor(node.input(0)));
-  Expr one_plus = ctx.EmitExpr(relax::op::Add(x, ctx.Scalar(1.0, ctx.Info(x).dtype)));
-  return ctx.Emit(relax::op::Unary("log", one_plus));
+  EmitMath m = EmitMath::Like(ctx, x);
+  return ctx.Emit(relax::op::Unary("log", m.Add(x, m.Number(1))));
 }
 
 // sinh and cosh from exp: TVM 0.27's LLVM code generator has no lowering for them once a
@@ -64,16 +64,15 @@ Value ConvertLog1p(ConversionContext& ctx, const Node& node) {
 template <bool kCosh>
 Value ConvertHyperbolic(ConversionContext& ctx, const Node& node) {
   Expr x = AsFloating(ctx, ctx.Tensor(node.input(0)));
-  std::string dtype = ctx.Info(x).dtype;
-  Expr up = ctx.EmitExpr(relax::op::Unary("exp", x));
-  Expr down = ctx.EmitExpr(relax::op::Unary("exp", ctx.EmitExpr(relax::op::Unary("negative", x))));
-  Expr sum = ctx.EmitExpr(kCosh ? relax::op::Add(up, down) : relax::op::Subtract(up, down));
-  return ctx.Emit(relax::op::Multiply(sum, ctx.Scalar(0.5, dtype)));
+  EmitMath m = EmitMath::Like(ctx, x);
+  Expr up = m.Exp(x);
+  Expr down = m.Exp(m.Neg(x));
+  return ctx.Emit(relax::op::Multiply(kCosh ? m.Add(up, down) : m.Sub(up, down), m.Number(0.5)));
 }
 
 Value ConvertReciprocal(ConversionContext& ctx, const Node& node) {
   Expr x = AsFloating(ctx, ctx.Tensor(node.input(0)));
-  return ctx.Emit(relax::op::Divide(ctx.Scalar(1.0, ctx.Info(x).dtype), x));
+  return ctx.Emit(relax::op::Divide(EmitMath::Like(ctx, x).Number(1), x));
 }
 
 Value ConvertSquare(ConversionContext& ctx, const Node& node) {

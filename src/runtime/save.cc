@@ -1,6 +1,7 @@
 #include "tvmbridge/save.h"
 
 #include <sstream>
+#include <string_view>
 
 #include <c10/util/Exception.h>
 #include <tvm/ffi/error.h>
@@ -14,7 +15,7 @@ namespace tvmbridge {
 void SaveModule(const torch::jit::Module& module, const std::string& path) {
   std::ostringstream archive;
   module.save(archive);
-  const std::string bytes = archive.str();
+  const std::string_view bytes = archive.view();  // no copy of the archive
   WriteFileAtomically(path, bytes.data(), bytes.size());
 }
 

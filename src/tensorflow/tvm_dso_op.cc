@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include <absl/container/inlined_vector.h>
 #include <absl/status/status.h>
 #include <absl/strings/str_cat.h>
 #include <tensorflow/core/framework/op.h>
@@ -184,7 +185,13 @@ class TVMDSOOp : public tf::OpKernel {
     OP_REQUIRES_OK(context, context->GetAttr("lib_path", &lib_path_));
     OP_REQUIRES_OK(context, context->GetAttr("func_name", &func_name_));
     OP_REQUIRES_OK(context, context->GetAttr("num_shape_inputs", &num_shape_inputs_));
-    OP_REQUIRES_OK(context, context->GetAttr("static_output_shapes", &static_shapes_));
+    std::vector<tf::PartialTensorShape> static_shapes;
+    OP_REQUIRES_OK(context, context->GetAttr("static_output_shapes", &static_shapes));
+    for (size_t k = 0; k < static_shapes.size(); ++k) {
+      OP_REQUIRES(context, static_shapes[k].AsTensorShape(&static_shapes_.emplace_back()),
+                  Invalid("static output shape ", k, " ", static_shapes[k].DebugString(),
+                          " is not fully known"));
+    }
     const int num_outputs = context->num_outputs();
     OP_REQUIRES(context, static_shapes_.empty() || num_shape_inputs_ == 0,
                 Invalid("give static_output_shapes or "
@@ -262,8 +269,8 @@ class TVMDSOOp : public tf::OpKernel {
   }
 
   static tvm::ffi::Tensor View(const tf::Tensor& tensor, DLDataType dtype) {
-    const auto dims = tensor.shape().dim_sizes();  // a copy: begin and end of one object
-    std::vector<int64_t> shape(dims.begin(), dims.end());
+    absl::InlinedVector<int64_t, 8> shape(tensor.dims());  // no allocation up to rank 8
+    for (int i = 0; i < tensor.dims(); ++i) shape[i] = tensor.dim_size(i);
     // FromNDAlloc copies the shape into the tensor object.
     return tvm::ffi::Tensor::FromNDAlloc(TensorFlowBuffer{tensor},
                                          tvm::ffi::ShapeView(shape.data(), shape.size()), dtype,
@@ -273,12 +280,7 @@ class TVMDSOOp : public tf::OpKernel {
   absl::Status DeclaredShape(tf::OpKernelContext* context, int k,
                              std::optional<tf::TensorShape>* shape) const {
     if (!static_shapes_.empty()) {
-      tf::TensorShape full;
-      if (!static_shapes_[k].AsTensorShape(&full)) {
-        return Invalid("static output shape ", k, " ", static_shapes_[k].DebugString(),
-                       " is not fully known");
-      }
-      *shape = full;
+      *shape = static_shapes_[k];
     } else if (num_shape_inputs_ > 0) {
       const tf::Tensor& value = context->input(context->num_inputs() - num_shape_inputs_ + k);
       if (value.dims() != 1) {
@@ -379,7 +381,7 @@ class TVMDSOOp : public tf::OpKernel {
   std::string lib_path_;
   std::string func_name_;
   int num_shape_inputs_ = 0;
-  std::vector<tf::PartialTensorShape> static_shapes_;
+  std::vector<tf::TensorShape> static_shapes_;  // from static_output_shapes, checked once
   tvm::ffi::Function function_;
   std::optional<tvm::ffi::Module> virtual_machine_;  // set for Relax VM executables
   std::mutex vm_mutex_;

@@ -97,6 +97,7 @@ def test_tvm_works_on_tensorflows_own_buffers(libraries):
     ("no output shape", tf.errors.InvalidArgumentError, ["needs output_shape"]),
     ("declared shape disagrees", tf.errors.InvalidArgumentError, ["returned output 0",
                                                                   "output_shape says"]),
+    ("partly known static shape", tf.errors.InvalidArgumentError, ["not fully known"]),
 ])
 def test_bad_input_raises_tensorflow_errors(libraries, tmp_path, case, error, fragments):
     te, relax = libraries["te"], libraries["relax"]
@@ -110,6 +111,8 @@ def test_bad_input_raises_tensorflow_errors(libraries, tmp_path, case, error, fr
         "wrong input count": lambda: te.func("vector_add", output_shape=[2])(vector(1, 2)),
         "no output shape": lambda: te.func("addone")(vector(1, 2)),
         "declared shape disagrees": lambda: relax.func("main", output_shape=[5])(vector(1, 2)),
+        "partly known static shape": lambda: te.func(
+            "addone", output_shape=tf.TensorShape([None]))(vector(1, 2)),
     }
     with pytest.raises(error) as info:
         calls[case]()
