@@ -4,6 +4,8 @@
 #   make test    C++ (GoogleTest) and Python (pytest) tests
 #   make build   the C++ libraries and tvmbridge-run only
 #   make format  clang-format the C++ sources
+#   make test-zoo  the whole model zoo (tests/zoo), traced and scripted, against PyTorch
+#                (slow; not in CI); the table of results goes to build/zoo.md
 #   make survey  accuracy and partition coverage over torchvision models (slow; not in CI)
 #   make sanitize  the C++ tests under ASan + LSan + UBSan, then TSan (slow; not in CI)
 #   make fuzz    libFuzzer over the artifact loader, FUZZ_SECONDS per target (not in CI)
@@ -22,7 +24,7 @@ export CCACHE_NOHASHDIR := 1
 # PyTorch deprecates TorchScript; tvmbridge exists for the models people still have in it.
 export PYTHONWARNINGS ?= ignore::FutureWarning
 
-.PHONY: venv build test test-cpp test-python demo survey sanitize fuzz bench format clean
+.PHONY: venv build test test-cpp test-python test-zoo demo survey sanitize fuzz bench format clean
 
 venv:
 	@bash scripts/bootstrap.sh
@@ -42,6 +44,9 @@ test-cpp: build
 
 test-python: build
 	@$(PYTHON) -m pytest -q tests/python
+
+test-zoo: build
+	@TVMBRIDGE_ZOO_TABLE=$(CURDIR)/$(BUILD_DIR)/zoo.md $(PYTHON) -m pytest -q tests/zoo $(ZOO_ARGS)
 
 demo: build
 	@$(PYTHON) -m tvmbridge.demo --out $(BUILD_DIR)/demo

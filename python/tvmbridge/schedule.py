@@ -238,13 +238,24 @@ def _inline_injective_producers(sch: s_tir.Schedule, blocks: list) -> None:
                 pass
 
 
+class _GEMV(dlight.cpu.GEMV):
+    """dlight's GEMV rule, declining (instead of failing an assertion in its analysis) on
+    reductions it cannot normalise, such as a max followed by a sum of exponentials."""
+
+    def apply(self, func, target, tunable):
+        try:
+            return super().apply(func, target, tunable)
+        except AssertionError:
+            return None
+
+
 def _rules() -> list:
     """The first rule that takes a function schedules it: TVM's dlight GEMV rule
     (matrix-vector products read rows contiguously, which CPUDefault does not), then
     :class:`CPUDefault`, then dlight's row-reduction rule for what CPUDefault declines.
     (dlight's reduction rule also claims convolutions fused with padding and epilogues, and
     runs them ~40x slower than CPUDefault: it must not come first.)"""
-    return [dlight.cpu.GEMV(), CPUDefault(), dlight.cpu.Reduction()]
+    return [_GEMV(), CPUDefault(), dlight.cpu.Reduction()]
 
 
 def default_schedule(func: tirx.PrimFunc, target: tvm.target.Target):

@@ -120,6 +120,11 @@ const ConverterTable& Converters() {
     RegisterCreationOps(all);
     RegisterUnaryOps(all);
     RegisterActivationOps(all);
+    RegisterReductionOps(all);
+    RegisterLayoutOps(all);
+    RegisterRecurrentOps(all);
+    RegisterScalarOps(all);
+    RegisterImageOps(all);
     return all;
   }();
   return table;
@@ -216,6 +221,23 @@ relax::IntList ConversionContext::Ints(const torch::jit::Value* value) const {
   c10::IValue constant = Constant(value);
   if (constant.isInt()) return {constant.toInt()};
   return constant.toIntVector();
+}
+
+const torch::jit::Value* NamedInput(const Node& node, const char* name) {
+  auto index = node.schema().argumentIndexWithName(name);
+  return index ? node.input(*index) : nullptr;
+}
+
+std::vector<int64_t> ReductionAxes(const ConversionContext& ctx, const torch::jit::Value* dims,
+                                   int64_t rank) {
+  std::vector<int64_t> axes;
+  if (dims != nullptr && !ctx.IsNone(dims)) axes = ctx.Ints(dims);
+  if (axes.empty()) {
+    axes.resize(rank);
+    std::iota(axes.begin(), axes.end(), 0);
+  }
+  for (int64_t& axis : axes) axis = NormalizeAxis(axis, rank);
+  return axes;
 }
 
 std::optional<std::string> DtypeArgument(const ConversionContext& ctx, const Node& node) {

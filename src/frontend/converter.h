@@ -54,6 +54,11 @@ void RegisterIndexOps(ConverterTable& table);
 void RegisterCreationOps(ConverterTable& table);
 void RegisterUnaryOps(ConverterTable& table);
 void RegisterActivationOps(ConverterTable& table);
+void RegisterReductionOps(ConverterTable& table);
+void RegisterLayoutOps(ConverterTable& table);
+void RegisterRecurrentOps(ConverterTable& table);
+void RegisterScalarOps(ConverterTable& table);
+void RegisterImageOps(ConverterTable& table);
 const ConverterTable& Converters();
 
 // What converters use to read their inputs and emit Relax.
@@ -98,6 +103,14 @@ class ConversionContext {
   std::unordered_map<const torch::jit::Value*, Value>& values_;
   std::unordered_map<const torch::jit::Value*, relax::Expr>& weight_params_;
 };
+
+// The node's input for the schema argument `name`; nullptr when its schema has none (ops
+// with several overloads are told apart this way).
+const torch::jit::Value* NamedInput(const torch::jit::Node& node, const char* name);
+// The normalised axes that the reduction argument `dims` names; all axes when it is None or
+// an empty list, as PyTorch's reductions read it.
+std::vector<int64_t> ReductionAxes(const ConversionContext& ctx, const torch::jit::Value* dims,
+                                   int64_t rank);
 
 // The node's `dtype` argument as a Relax dtype; nullopt when it has none or it is None.
 std::optional<std::string> DtypeArgument(const ConversionContext& ctx,

@@ -1,9 +1,11 @@
 #include "frontend/graph_prep.h"
 
+#include <algorithm>
 #include <sstream>
 #include <unordered_set>
 
 #include <c10/util/Exception.h>
+#include <torch/csrc/jit/ir/ir.h>
 #include <torch/csrc/jit/passes/constant_propagation.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
 #include <torch/csrc/jit/passes/frozen_graph_optimizations.h>
@@ -23,12 +25,6 @@ const std::unordered_set<std::string>& ViewOps() {
       "aten::contiguous", "aten::view_as", "aten::expand_as",  "aten::unflatten",
   };
   return ops;
-}
-
-bool IsInPlace(const torch::jit::Node& node) {
-  const std::string name = node.kind().toUnqualString();
-  return node.kind().is_aten() && name.size() > 1 && name.back() == '_' &&
-         name[name.size() - 2] != '_';
 }
 
 }  // namespace
@@ -68,9 +64,141 @@ void CheckMutationIsLocal(const torch::jit::Graph& graph) {
   }
 }
 
+using torch::jit::Node;
+using torch::jit::Value;
+
+// Whether `value` has a use that `node` precedes (in its block or a later node's blocks).
+bool UsedAfter(const Value* value, const Node* node) {
+  return std::any_of(value->uses().begin(), value->uses().end(),
+                     [&](const torch::jit::Use& use) { return node->isBefore(use.user); });
+}
+
+// The functional form of in-place `node` on `self`: the same op without the underscore and
+// with the same arguments; copy_ becomes its source, cast to self's dtype and broadcast to
+// its shape. Returns nullptr when PyTorch has no such op.
+Value* InsertFunctionalForm(torch::jit::Graph& graph, Node* node) {
+  Value* self = node->input(0);
+  if (node->kind() == c10::Symbol::fromQualString("aten::copy_")) {
+    Value* cast =
+        graph.insert(c10::Symbol::fromQualString("aten::type_as"), {node->input(1), self});
+    return graph.insert(c10::Symbol::fromQualString("aten::expand_as"), {cast, self});
+  }
+  std::string name = node->kind().toUnqualString();
+  Node* functional =
+      graph.create(c10::Symbol::aten(name.substr(0, name.size() - 1)), node->inputs(), 1);
+  graph.insertNode(functional);
+  if (functional->maybeSchema() == nullptr) {
+    functional->destroy();
+    return nullptr;
+  }
+  functional->output()->setType(self->type());
+  return functional->output();
+}
+
+// `base` with the part that `view` (a slice or select of it) shows replaced by `updated`.
+Value* InsertScatter(torch::jit::Graph& graph, const Node* view, Value* updated) {
+  std::vector<torch::jit::NamedValue> args{view->input(0), updated};
+  const char* op =
+      view->kind() == c10::aten::select ? "aten::select_scatter" : "aten::slice_scatter";
+  for (size_t i = 1; i < view->inputs().size(); ++i) args.emplace_back(view->input(i));
+  return graph.insert(c10::Symbol::fromQualString(op), args);
+}
+
+// Rewrites the in-place op `node` whose target is a fresh tensor of its block, or a chain of
+// slices/selects of one (`x[1:3, 0] = y` is copy_ into such a chain), into functional ops:
+// the view's new value, scattered back into each base up the chain, and every later use of
+// the root tensor reads the result. TorchScript's RemoveTensorMutation leaves these (writes
+// through views, index_put_ with computed values) in place. Returns whether it rewrote.
+bool FunctionalizeWrite(torch::jit::Graph& graph, Node* node) {
+  std::vector<Node*> views;  // outermost last
+  Value* root = node->input(0);
+  while (root->node()->kind() == c10::aten::slice || root->node()->kind() == c10::aten::select) {
+    // A view read after the write would have to change too: leave those to PyTorch.
+    if (UsedAfter(root, node) || root->uses().size() != 1) return false;
+    views.push_back(root->node());
+    root = root->node()->input(0);
+  }
+  const Node* producer = root->node();
+  if (producer->kind() == c10::prim::Param || producer->owningBlock() != node->owningBlock() ||
+      IsViewOp(*producer) || producer->kind() == c10::prim::Constant ||
+      root->type()->kind() != c10::TypeKind::TensorType) {
+    return false;
+  }
+  // Another view of the root, taken before the write and read after it, would change too.
+  for (const torch::jit::Use& use : root->uses()) {
+    if (use.user == node || (!views.empty() && use.user == views.back())) continue;
+    if (IsViewOp(*use.user) && use.user->isBefore(node) && UsedAfter(use.user->output(), node)) {
+      return false;
+    }
+  }
+  std::vector<torch::jit::Use> later;
+  for (const torch::jit::Use& use : root->uses()) {
+    if (node->isBefore(use.user)) later.push_back(use);
+  }
+  torch::jit::WithInsertPoint after(node->next());
+  Value* updated = InsertFunctionalForm(graph, node);
+  if (updated == nullptr) return false;
+  node->output()->replaceAllUsesWith(updated);
+  for (const Node* view : views) updated = InsertScatter(graph, view, updated);
+  for (const torch::jit::Use& use : later) use.user->replaceInput(use.offset, updated);
+  node->destroy();
+  return true;
+}
+
+void FunctionalizeWrites(torch::jit::Graph& graph) {
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (Node* node : graph.nodes()) {
+      if (IsInPlace(*node) && !node->inputs().empty() && FunctionalizeWrite(graph, node)) {
+        changed = true;
+        break;
+      }
+    }
+  }
+}
+
+// `x is None` where x is a Tensor (an Optional[Tensor] argument given a tensor, once calls are
+// inlined) is known: false. Casts from Optional that already hold a Tensor are dropped. Then
+// the `if hx is None:` of scripted modules folds away.
+void FoldNoneChecksIn(torch::jit::Block& block) {
+  std::vector<Node*> nodes(block.nodes().begin(), block.nodes().end());
+  for (Node* node : nodes) {
+    for (torch::jit::Block* nested : node->blocks()) FoldNoneChecksIn(*nested);
+    bool is = node->kind() == c10::aten::__is__;
+    if ((is || node->kind() == c10::aten::__isnot__) && node->inputs().size() == 2) {
+      auto is_tensor = [](const Value* v) {
+        return v->type()->kind() == c10::TypeKind::TensorType;
+      };
+      auto is_none = [](const Value* v) { return v->type()->kind() == c10::TypeKind::NoneType; };
+      bool decided = (is_tensor(node->input(0)) && is_none(node->input(1))) ||
+                     (is_none(node->input(0)) && is_tensor(node->input(1)));
+      if (!decided) continue;
+      torch::jit::WithInsertPoint before(node);
+      node->output()->replaceAllUsesWith(node->owningGraph()->insertConstant(!is));
+      node->destroy();
+    } else if (node->kind() == c10::prim::unchecked_cast &&
+               node->input()->type()->isSubtypeOf(*node->output()->type())) {
+      node->output()->replaceAllUsesWith(node->input());
+      node->destroy();
+    }
+  }
+}
+
+}  // namespace
+
+void FoldNoneChecks(const std::shared_ptr<torch::jit::Graph>& graph) {
+  FoldNoneChecksIn(*graph->block());
+  std::shared_ptr<torch::jit::Graph> folded = graph;
+  torch::jit::ConstantPropagation(folded);
+}
+
+namespace {
+
 void Simplify(std::shared_ptr<torch::jit::Graph>& graph) {
+  FoldNoneChecks(graph);
   torch::jit::RemoveListMutation(graph);
   torch::jit::RemoveTensorMutation(graph);
+  FunctionalizeWrites(*graph);
   torch::jit::ConstantPropagation(graph);
   torch::jit::EliminateDeadCode(graph);
 }

@@ -21,6 +21,11 @@ bool IsInPlace(const torch::jit::Node& node);
 // An op whose result shares memory with its first input, so writes to it change the input.
 bool IsViewOp(const torch::jit::Node& node);
 
+// Folds `x is None` / `x is not None` where x is a Tensor (an Optional argument that was given
+// a tensor, seen once calls are inlined and shape checks resolved) and drops casts from
+// Optional that hold a Tensor already; then propagates constants.
+void FoldNoneChecks(const std::shared_ptr<torch::jit::Graph>& graph);
+
 // Deserialises a TorchScript archive (torch.jit.save's bytes). Throws with the reason.
 torch::jit::Module LoadModule(const std::string& archive);
 

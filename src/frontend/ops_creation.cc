@@ -1,6 +1,6 @@
-// Tensor creation: arange, zeros/ones/full/empty, linspace, eye, NumToTensor (evaluated by PyTorch
+// Tensor creation: arange, zeros/ones/full/empty, linspace, eye (evaluated by PyTorch
 // when their arguments are known, which static shapes make the rule), and the *_like / new_*
-// family, which take only the shape and dtype of a tensor computed in the graph.
+// family, zero_ and fill_, which take only the shape and dtype of a tensor computed in the graph.
 #include <c10/util/Exception.h>
 
 #include "frontend/converter.h"
@@ -44,13 +44,26 @@ Value ConvertFilledFrom(ConversionContext& ctx, const Node& node) {
   return ctx.Emit(relax::op::Full(shape, ctx.Scalar(FillValue<kFill>(ctx, node), dtype), dtype));
 }
 
+// fill_(self, value: number | 0-d tensor): self's shape and dtype, every element `value`.
+Value ConvertFill(ConversionContext& ctx, const Node& node) {
+  Expr self = ctx.Tensor(node.input(0));
+  relax::TensorInfo info = ctx.Info(self);
+  Expr value = ctx.TensorOrScalar(node.input(1), self);
+  if (ctx.Info(value).dtype != info.dtype)
+    value = ctx.EmitExpr(relax::op::AsType(value, info.dtype));
+  if (!ctx.Shape(value).empty()) value = ctx.EmitExpr(relax::op::Reshape(value, {}));
+  return ctx.Emit(relax::op::Full(ctx.Shape(self), value, info.dtype));
+}
+
 }  // namespace
 
 void RegisterCreationOps(ConverterTable& table) {
   RegisterAll(table,
               {"aten::arange", "aten::zeros", "aten::ones", "aten::full", "aten::empty",
-               "aten::linspace", "aten::eye", "aten::scalar_tensor", "prim::NumToTensor"},
+               "aten::linspace", "aten::eye", "aten::scalar_tensor"},
               RequireConstantArguments);
+  RegisterAll(table, {"aten::zero_", "aten::zero"}, ConvertFilledFrom<0>);
+  RegisterAll(table, {"aten::fill_", "aten::fill"}, ConvertFill);
   RegisterAll(table, {"aten::zeros_like", "aten::new_zeros", "aten::empty_like", "aten::new_empty"},
               ConvertFilledFrom<0>);
   RegisterAll(table, {"aten::ones_like", "aten::new_ones"}, ConvertFilledFrom<1>);

@@ -70,14 +70,90 @@ Value ConvertAddSub(ConversionContext& ctx, const Node& node) {
   return ctx.Emit(Op(lhs, rhs));
 }
 
-// aten::div(self, other): true division, so integers divide as float32 (PyTorch's default).
+// a / b rounded toward minus infinity (kFloor) or zero, in the operands' dtype.
+template <bool kFloor>
+Expr RoundedDivide(ConversionContext& ctx, const Expr& a, const Expr& b, const std::string& dtype) {
+  if (!c10::isFloatingType(DtypeFromName(dtype))) {
+    if (kFloor) return ctx.EmitExpr(relax::op::Binary("floor_divide", a, b));
+    return ctx.EmitExpr(relax::op::Divide(a, b));  // TVM's integer division truncates
+  }
+  return ctx.EmitExpr(
+      relax::op::Unary(kFloor ? "floor" : "trunc", ctx.EmitExpr(relax::op::Divide(a, b))));
+}
+
+// aten::div(self, other, rounding_mode?): true division (integers divide as float32,
+// PyTorch's default), or rounded to "trunc" / "floor" in the promoted dtype.
 Value ConvertDiv(ConversionContext& ctx, const Node& node) {
-  TORCH_CHECK(node.inputs().size() == 2 || ctx.IsNone(node.input(2)),
-              "division with a rounding mode is not supported yet");
   std::string dtype = PromotedDtype(ctx, node);
-  if (!c10::isFloatingType(DtypeFromName(dtype))) dtype = "float32";
+  const torch::jit::Value* rounding = NamedInput(node, "rounding_mode");
+  std::string mode = rounding == nullptr || ctx.IsNone(rounding) ? "" : ctx.String(rounding);
+  TORCH_CHECK(mode.empty() || mode == "trunc" || mode == "floor", "div: unknown rounding mode '",
+              mode, "'");
+  if (mode.empty() && !c10::isFloatingType(DtypeFromName(dtype))) dtype = "float32";
+  Expr a = Operand(ctx, node.input(0), dtype);
+  Expr b = Operand(ctx, node.input(1), dtype);
+  if (mode == "floor") return Value::Tensor(RoundedDivide<true>(ctx, a, b, dtype));
+  if (mode == "trunc") return Value::Tensor(RoundedDivide<false>(ctx, a, b, dtype));
+  return ctx.Emit(relax::op::Divide(a, b));
+}
+
+// aten::floor_divide(self, other)
+Value ConvertFloorDivide(ConversionContext& ctx, const Node& node) {
+  std::string dtype = PromotedDtype(ctx, node);
+  return Value::Tensor(RoundedDivide<true>(ctx, Operand(ctx, node.input(0), dtype),
+                                           Operand(ctx, node.input(1), dtype), dtype));
+}
+
+// aten::remainder (the sign of the divisor, Python's %) and aten::fmod (the sign of the
+// dividend, C's fmod): a - b * rounded(a / b).
+template <bool kFloor>
+Value ConvertModulo(ConversionContext& ctx, const Node& node) {
+  std::string dtype = PromotedDtype(ctx, node);
+  Expr a = Operand(ctx, node.input(0), dtype);
+  Expr b = Operand(ctx, node.input(1), dtype);
+  Expr quotient = RoundedDivide<kFloor>(ctx, a, b, dtype);
+  return ctx.Emit(relax::op::Subtract(a, ctx.EmitExpr(relax::op::Multiply(b, quotient))));
+}
+
+// aten::lerp(self, end, weight): self + weight * (end - self)
+Value ConvertLerp(ConversionContext& ctx, const Node& node) {
+  Expr start = ctx.Tensor(node.input(0));
+  std::string dtype = ctx.Info(start).dtype;
+  Expr end = Operand(ctx, node.input(1), dtype);
+  Expr weight = Operand(ctx, node.input(2), dtype);
+  Expr step =
+      ctx.EmitExpr(relax::op::Multiply(weight, ctx.EmitExpr(relax::op::Subtract(end, start))));
+  return ctx.Emit(relax::op::Add(start, step));
+}
+
+// aten::addcmul / addcdiv(self, tensor1, tensor2, value): self + value * (t1 op t2)
+template <Expr (*Op)(const Expr&, const Expr&)>
+Value ConvertAddc(ConversionContext& ctx, const Node& node) {
+  Expr self = ctx.Tensor(node.input(0));
+  std::string dtype = ctx.Info(self).dtype;
+  Expr combined =
+      ctx.EmitExpr(Op(Operand(ctx, node.input(1), dtype), Operand(ctx, node.input(2), dtype)));
+  double value = ctx.Double(node.input(3));
+  if (value != 1.0)
+    combined = ctx.EmitExpr(relax::op::Multiply(combined, ctx.Scalar(value, dtype)));
+  return ctx.Emit(relax::op::Add(self, combined));
+}
+
+// aten::masked_fill(self, mask, value: number | 0-d tensor)
+Value ConvertMaskedFill(ConversionContext& ctx, const Node& node) {
+  Expr self = ctx.Tensor(node.input(0));
+  std::string dtype = ctx.Info(self).dtype;
   return ctx.Emit(
-      relax::op::Divide(Operand(ctx, node.input(0), dtype), Operand(ctx, node.input(1), dtype)));
+      relax::op::Where(ctx.Tensor(node.input(1)), Operand(ctx, node.input(2), dtype), self));
+}
+
+// <<, >> on integer tensors.
+Converter Shift(const std::string& relax_name) {
+  return [relax_name](ConversionContext& ctx, const Node& node) {
+    std::string dtype = PromotedDtype(ctx, node);
+    return ctx.Emit(relax::op::Binary(relax_name, Operand(ctx, node.input(0), dtype),
+                                      Operand(ctx, node.input(1), dtype)));
+  };
 }
 
 Value ConvertClamp(ConversionContext& ctx, const Node& node) {
@@ -144,7 +220,7 @@ Converter Logic(const std::string& operation) {
     Expr lhs = Operand(ctx, node.input(0), dtype);
     Expr rhs = Operand(ctx, node.input(1), dtype);
     bool logical = dtype == "bool";
-    return ctx.Emit(relax::op::Logic((logical ? "logical_" : "bitwise_") + operation, lhs, rhs));
+    return ctx.Emit(relax::op::Binary((logical ? "logical_" : "bitwise_") + operation, lhs, rhs));
   };
 }
 
@@ -156,7 +232,7 @@ Converter LogicalOf(const std::string& operation) {
       return ctx.Info(x).dtype == "bool" ? x : ctx.EmitExpr(relax::op::AsType(x, "bool"));
     };
     return ctx.Emit(
-        relax::op::Logic("logical_" + operation, truth(node.input(0)), truth(node.input(1))));
+        relax::op::Binary("logical_" + operation, truth(node.input(0)), truth(node.input(1))));
   };
 }
 
@@ -203,6 +279,15 @@ void RegisterElementwiseOps(ConverterTable& table) {
   RegisterWithInplace(table, "aten::mul", ConvertBinary<relax::op::Multiply>);
   RegisterWithInplace(table, "aten::div", ConvertDiv);
   RegisterWithInplace(table, "aten::true_divide", ConvertDiv);
+  RegisterWithInplace(table, "aten::floor_divide", ConvertFloorDivide);
+  RegisterWithInplace(table, "aten::remainder", ConvertModulo<true>);
+  RegisterWithInplace(table, "aten::fmod", ConvertModulo<false>);
+  RegisterWithInplace(table, "aten::lerp", ConvertLerp);
+  RegisterWithInplace(table, "aten::addcmul", ConvertAddc<relax::op::Multiply>);
+  RegisterWithInplace(table, "aten::addcdiv", ConvertAddc<relax::op::Divide>);
+  RegisterWithInplace(table, "aten::masked_fill", ConvertMaskedFill);
+  RegisterAll(table, {"aten::__lshift__", "aten::bitwise_left_shift"}, Shift("left_shift"));
+  RegisterAll(table, {"aten::__rshift__", "aten::bitwise_right_shift"}, Shift("right_shift"));
   table["aten::rsub"] = ConvertAddSub<relax::op::Subtract, /*kReversed=*/true>;
   table["aten::maximum"] = ConvertBinary<relax::op::Maximum>;
   table["aten::minimum"] = ConvertBinary<relax::op::Minimum>;
@@ -210,6 +295,7 @@ void RegisterElementwiseOps(ConverterTable& table) {
   for (const char* operation : {"and", "or", "xor"}) {
     std::string name(operation);
     table["aten::__" + name + "__"] = Logic(name);
+    table["aten::__i" + name + "__"] = Logic(name);  // x |= y, made functional
     table["aten::bitwise_" + name] = Logic(name);
   }
   RegisterAll(table, {"aten::bitwise_not", "aten::logical_not"}, ConvertNot);

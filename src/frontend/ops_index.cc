@@ -1,11 +1,14 @@
 // Indexing, slicing and splitting: select, slice, index_select, embedding, chunk, split,
-// unsqueeze, squeeze, expand, where, argmax/argmin, topk, gather, index.
+// unsqueeze, squeeze, expand, where, argmax/argmin, topk, gather, index, scatter, index_put,
+// sort/argsort, searchsorted/bucketize, take, one_hot, slice_scatter/select_scatter.
 #include <algorithm>
 #include <limits>
 
+#include <ATen/ops/arange.h>
 #include <c10/util/Exception.h>
 
 #include "frontend/converter.h"
+#include "tvmbridge/tensor_bridge.h"
 
 namespace tvmbridge::frontend {
 namespace {
@@ -284,18 +287,214 @@ Value ConvertIndex(ConversionContext& ctx, const Node& node) {
   return ctx.Emit(relax::op::PermuteDims(taken, placed));
 }
 
+// The part of `src` that `index` covers, when PyTorch's scatter is given a larger src.
+Expr CoveredPart(ConversionContext& ctx, const Expr& src, const IntList& index_shape) {
+  IntList shape = ctx.Shape(src);
+  if (shape == index_shape) return src;
+  TORCH_CHECK(shape.size() == index_shape.size(), "scatter: index and src differ in rank");
+  IntList axes, begin(shape.size(), 0), strides(shape.size(), 1);
+  for (size_t axis = 0; axis < shape.size(); ++axis) {
+    TORCH_CHECK(index_shape[axis] <= shape[axis], "scatter: index is larger than src");
+    axes.push_back(static_cast<int64_t>(axis));
+  }
+  return ctx.EmitExpr(relax::op::StridedSlice(src, axes, begin, index_shape, strides));
+}
+
+// scatter(self, dim, index, src | value[, reduce]), scatter_add(self, dim, index, src) and
+// scatter_reduce(self, dim, index, src, reduce, include_self).
+Value ConvertScatter(ConversionContext& ctx, const Node& node) {
+  Expr x = ctx.Tensor(node.input(0));
+  relax::TensorInfo info = ctx.Info(x);
+  int64_t axis = NormalizeAxis(ctx.Int(node.input(1)), static_cast<int64_t>(info.shape->size()));
+  Expr index = ctx.Tensor(node.input(2));
+  IntList index_shape = ctx.Shape(index);
+  Expr updates;
+  if (const torch::jit::Value* value = NamedInput(node, "value")) {
+    Expr filler = ctx.TensorOrScalar(value, x);
+    if (ctx.Info(filler).dtype != info.dtype)
+      filler = ctx.EmitExpr(relax::op::AsType(filler, info.dtype));
+    updates = ctx.EmitExpr(relax::op::BroadcastTo(filler, index_shape));
+  } else {
+    updates = CoveredPart(ctx, ctx.Tensor(NamedInput(node, "src")), index_shape);
+  }
+  std::string reduction = "update";
+  if (node.kind() == c10::Symbol::fromQualString("aten::scatter_add")) {
+    reduction = "add";
+  } else if (const torch::jit::Value* reduce = NamedInput(node, "reduce")) {
+    std::string given = ctx.String(reduce);
+    const torch::jit::Value* include_self = NamedInput(node, "include_self");
+    TORCH_CHECK(include_self == nullptr || ctx.Bool(include_self),
+                "scatter_reduce with include_self=False is not supported yet");
+    reduction = given == "add" || given == "sum"         ? "add"
+                : given == "multiply" || given == "prod" ? "mul"
+                : given == "amax"                        ? "max"
+                : given == "amin"                        ? "min"
+                                                         : "";
+    TORCH_CHECK(!reduction.empty(), "scatter: reduction '", given, "' is not supported");
+  }
+  return ctx.Emit(relax::op::ScatterElements(x, index, updates, axis, reduction));
+}
+
+// index_put(self, indices, values, accumulate): integer index tensors for the leading dims,
+// or one bool mask of self's shape with a single value (x[mask] = v).
+Value ConvertIndexPut(ConversionContext& ctx, const Node& node) {
+  Expr x = ctx.Tensor(node.input(0));
+  relax::TensorInfo info = ctx.Info(x);
+  std::vector<std::optional<Expr>> entries = ctx.OptionalTensors(node.input(1));
+  Expr values = ctx.Tensor(node.input(2));
+  if (ctx.Info(values).dtype != info.dtype)
+    values = ctx.EmitExpr(relax::op::AsType(values, info.dtype));
+  bool accumulate = ctx.Bool(node.input(3));
+  if (entries.size() == 1 && entries[0] && ctx.Info(*entries[0]).dtype == "bool") {
+    Expr mask = *entries[0];
+    TORCH_CHECK(ctx.Shape(mask) == *info.shape, "index_put: a mask must have the shape of self");
+    int64_t count = 1;
+    for (int64_t extent : ctx.Shape(values)) count *= extent;
+    TORCH_CHECK(count == 1,
+                "index_put: a mask with more than one value has a data-dependent "
+                "layout");
+    if (!ctx.Shape(values).empty()) values = ctx.EmitExpr(relax::op::Reshape(values, {}));
+    if (accumulate) values = ctx.EmitExpr(relax::op::Add(x, values));
+    return ctx.Emit(relax::op::Where(mask, values, x));
+  }
+  // Relax's index_put takes one index per dim: the dims after the indexed ones get aranges,
+  // laid out after the broadcast index shape, as PyTorch's x[i, j] = v reads.
+  std::vector<Expr> indices;
+  std::vector<IntList> index_shapes;
+  for (const std::optional<Expr>& entry : entries) {
+    TORCH_CHECK(entry.has_value(), "index_put: None between index tensors is not supported yet");
+    std::string dtype = ctx.Info(*entry).dtype;
+    TORCH_CHECK(dtype == "int64" || dtype == "int32", "index_put: index tensors must be integers");
+    indices.push_back(ctx.Info(*entry).dtype == "int64"
+                          ? *entry
+                          : ctx.EmitExpr(relax::op::AsType(*entry, "int64")));
+    index_shapes.push_back(ctx.Shape(*entry));
+  }
+  IntList shape = *info.shape;
+  IntList index_shape = BroadcastShapes(index_shapes);
+  IntList rest(shape.begin() + static_cast<int64_t>(indices.size()), shape.end());
+  IntList full = index_shape;
+  full.insert(full.end(), rest.begin(), rest.end());
+  for (Expr& index : indices) {
+    IntList placed = ctx.Shape(index);
+    placed.insert(placed.begin(), index_shape.size() - placed.size(), 1);
+    placed.insert(placed.end(), rest.size(), 1);
+    index =
+        ctx.EmitExpr(relax::op::BroadcastTo(ctx.EmitExpr(relax::op::Reshape(index, placed)), full));
+  }
+  for (size_t k = 0; k < rest.size(); ++k) {
+    IntList placed(full.size(), 1);
+    placed[index_shape.size() + k] = rest[k];
+    at::Tensor positions = at::arange(rest[k], at::kLong).reshape(placed);
+    indices.push_back(ctx.EmitExpr(
+        relax::op::BroadcastTo(relax::MakeConstant(ToTvm(positions.contiguous())), full)));
+  }
+  if (ctx.Shape(values) != full) values = ctx.EmitExpr(relax::op::BroadcastTo(values, full));
+  return ctx.Emit(relax::op::IndexPut(x, indices, values, accumulate));
+}
+
+// aten::sort(self, [stable,] dim, descending) -> (values, int64 indices)
+Value ConvertSort(ConversionContext& ctx, const Node& node) {
+  Expr x = ctx.Tensor(node.input(0));
+  int64_t axis =
+      NormalizeAxis(ctx.Int(NamedInput(node, "dim")), static_cast<int64_t>(ctx.Shape(x).size()));
+  bool descending = ctx.Bool(NamedInput(node, "descending"));
+  return Value::List({ctx.Emit(relax::op::Sort(x, axis, descending)),
+                      ctx.Emit(relax::op::ArgSort(x, axis, descending))});
+}
+
+// aten::argsort(self, [stable,] dim, descending)
+Value ConvertArgSort(ConversionContext& ctx, const Node& node) {
+  Expr x = ctx.Tensor(node.input(0));
+  int64_t axis =
+      NormalizeAxis(ctx.Int(NamedInput(node, "dim")), static_cast<int64_t>(ctx.Shape(x).size()));
+  return ctx.Emit(relax::op::ArgSort(x, axis, ctx.Bool(NamedInput(node, "descending"))));
+}
+
+// aten::bucketize(self, boundaries, out_int32, right) and
+// aten::searchsorted(sorted_sequence, self, out_int32, right, side?, sorter?) for a 1-d sequence.
+Value ConvertBucketize(ConversionContext& ctx, const Node& node) {
+  bool searchsorted = node.kind() == c10::Symbol::fromQualString("aten::searchsorted");
+  Expr boundaries = ctx.Tensor(node.input(searchsorted ? 0 : 1));
+  Expr values = ctx.TensorOrScalar(node.input(searchsorted ? 1 : 0), boundaries);
+  TORCH_CHECK(ctx.Shape(boundaries).size() == 1,
+              "searchsorted: only a 1-d sorted sequence is "
+              "supported");
+  bool right = ctx.Bool(NamedInput(node, "right"));
+  if (const torch::jit::Value* side = NamedInput(node, "side")) {
+    if (!ctx.IsNone(side)) right = ctx.String(side) == "right";
+  }
+  if (const torch::jit::Value* sorter = NamedInput(node, "sorter")) {
+    TORCH_CHECK(ctx.IsNone(sorter), "searchsorted with a sorter is not supported");
+  }
+  return ctx.Emit(
+      relax::op::Bucketize(values, boundaries, ctx.Bool(NamedInput(node, "out_int32")), right));
+}
+
+// aten::take(self, index): indices into the flattened tensor.
+Value ConvertTake(ConversionContext& ctx, const Node& node) {
+  Expr x = ctx.Tensor(node.input(0));
+  int64_t count = 1;
+  for (int64_t extent : ctx.Shape(x)) count *= extent;
+  Expr flat = ctx.EmitExpr(relax::op::Reshape(x, {count}));
+  return ctx.Emit(relax::op::Take(flat, ctx.Tensor(node.input(1)), 0));
+}
+
+// aten::one_hot(self, num_classes): int64, one new last axis.
+Value ConvertOneHot(ConversionContext& ctx, const Node& node) {
+  int64_t classes = ctx.Int(node.input(1));
+  TORCH_CHECK(classes > 0, "one_hot: num_classes=-1 depends on the data; give the number");
+  return ctx.Emit(relax::op::OneHot(ctx.Tensor(node.input(0)), classes));
+}
+
+// slice_scatter(self, src, dim, start?, end?, step) and select_scatter(self, src, dim, index):
+// self with the slice replaced by src, what assignments into slices become.
+Value ConvertSliceScatter(ConversionContext& ctx, const Node& node) {
+  Expr x = ctx.Tensor(node.input(0));
+  IntList shape = ctx.Shape(x);
+  int64_t axis = NormalizeAxis(ctx.Int(node.input(2)), static_cast<int64_t>(shape.size()));
+  Expr src = ctx.Tensor(node.input(1));
+  int64_t begin, end, step = 1;
+  if (const torch::jit::Value* index = NamedInput(node, "index")) {
+    begin = ctx.Int(index);
+    if (begin < 0) begin += shape[axis];
+    end = begin + 1;
+    src = ctx.EmitExpr(relax::op::ExpandDims(src, {axis}));
+  } else {
+    std::tie(begin, end) = SliceBounds(ctx, node.input(3), node.input(4), shape[axis]);
+    step = ctx.Int(node.input(5));
+  }
+  TORCH_CHECK(step > 0, "slice_scatter: step must be positive");
+  // Positions along `axis` that take src, as an index tensor of src's shape.
+  IntList src_shape = ctx.Shape(src);
+  at::Tensor positions = at::arange(begin, std::max(begin, end), step, at::kLong);
+  TORCH_CHECK(positions.numel() == src_shape[axis], "slice_scatter: src has ", src_shape[axis],
+              " elements along dim ", axis, " but the slice has ", positions.numel());
+  IntList spread(src_shape.size(), 1);
+  spread[axis] = src_shape[axis];
+  Expr index = ctx.EmitExpr(relax::op::BroadcastTo(
+      relax::MakeConstant(ToTvm(positions.reshape(spread).contiguous())), src_shape));
+  if (ctx.Info(src).dtype != ctx.Info(x).dtype) {
+    src = ctx.EmitExpr(relax::op::AsType(src, ctx.Info(x).dtype));
+  }
+  return ctx.Emit(relax::op::ScatterElements(x, index, src, axis, "update"));
+}
+
 }  // namespace
 
 void RegisterIndexOps(ConverterTable& table) {
-  table["aten::chunk"] = ConvertChunk;
-  RegisterAll(table, {"aten::split", "aten::split_with_sizes"}, ConvertSplit);
+  RegisterAll(table, {"aten::chunk", "aten::unsafe_chunk"}, ConvertChunk);
+  RegisterAll(table,
+              {"aten::split", "aten::split_with_sizes", "aten::unsafe_split",
+               "aten::unsafe_split_with_sizes"},
+              ConvertSplit);
   table["aten::slice"] = ConvertSlice;
   table["aten::select"] = ConvertSelect;
   table["aten::index_select"] = ConvertIndexSelect;
   table["aten::embedding"] = ConvertEmbedding;
   table["aten::unsqueeze"] = ConvertUnsqueeze;
   table["aten::squeeze"] = ConvertSqueeze;
-  table["aten::expand"] = ConvertExpand;
+  RegisterAll(table, {"aten::expand", "aten::broadcast_to"}, ConvertExpand);
   table["aten::expand_as"] = ConvertExpandAs;
   table["aten::where"] = ConvertWhere;
   table["aten::argmax"] = ConvertArgReduce<relax::op::ArgMax>;
@@ -303,6 +502,17 @@ void RegisterIndexOps(ConverterTable& table) {
   table["aten::topk"] = ConvertTopK;
   table["aten::gather"] = ConvertGather;
   table["aten::index"] = ConvertIndex;
+  RegisterAll(table,
+              {"aten::scatter", "aten::scatter_", "aten::scatter_add", "aten::scatter_add_",
+               "aten::scatter_reduce", "aten::scatter_reduce_"},
+              ConvertScatter);
+  RegisterWithInplace(table, "aten::index_put", ConvertIndexPut);
+  table["aten::sort"] = ConvertSort;
+  table["aten::argsort"] = ConvertArgSort;
+  RegisterAll(table, {"aten::bucketize", "aten::searchsorted"}, ConvertBucketize);
+  table["aten::take"] = ConvertTake;
+  table["aten::one_hot"] = ConvertOneHot;
+  RegisterAll(table, {"aten::slice_scatter", "aten::select_scatter"}, ConvertSliceScatter);
 }
 
 }  // namespace tvmbridge::frontend

@@ -1,4 +1,5 @@
-// Convolution, normalisation, pooling and dense layers.
+// Convolution, normalisation (batch, layer, instance, group, weight norm), pooling and dense
+// layers (linear, matmul in every rank combination, addmm/baddbmm, dot, mv, outer, einsum).
 #include <cmath>
 #include <limits>
 
@@ -140,17 +141,76 @@ Value ConvertBatchNorm(ConversionContext& ctx, const Node& node) {
   return ctx.Emit(relax::TupleGetItem(normalized, 0));
 }
 
-// aten::layer_norm(input, normalized_shape, weight, bias, eps, cudnn_enable)
+// aten::layer_norm(input, normalized_shape, weight?, bias?, eps, cudnn_enable)
 Value ConvertLayerNorm(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
-  auto rank = static_cast<int64_t>(ctx.Shape(x).size());
-  auto normalized = static_cast<int64_t>(ctx.Ints(node.input(1)).size());
+  IntList shape = ctx.Shape(x);
+  auto rank = static_cast<int64_t>(shape.size());
+  IntList normalized_shape = ctx.Ints(node.input(1));
+  auto normalized = static_cast<int64_t>(normalized_shape.size());
   IntList axes;
   for (int64_t axis = rank - normalized; axis < rank; ++axis) axes.push_back(axis);
-  TORCH_CHECK(!ctx.IsNone(node.input(2)) && !ctx.IsNone(node.input(3)),
-              "layer norm without affine parameters is not supported yet");
-  return ctx.Emit(relax::op::LayerNorm(x, ctx.Tensor(node.input(2)), ctx.Tensor(node.input(3)),
+  std::string dtype = ctx.Info(x).dtype;
+  auto param = [&](const torch::jit::Value* value, double fill) {
+    return ctx.IsNone(value) ? ctx.Filled(fill, normalized_shape, dtype) : ctx.Tensor(value);
+  };
+  return ctx.Emit(relax::op::LayerNorm(x, param(node.input(2), 1.0), param(node.input(3), 0.0),
                                        axes, ctx.Double(node.input(4))));
+}
+
+// The spatial axes 2..rank-1 of an NC... tensor.
+IntList SpatialAxes(ConversionContext& ctx, const Expr& x) {
+  IntList axes;
+  for (int64_t axis = 2; axis < static_cast<int64_t>(ctx.Shape(x).size()); ++axis) {
+    axes.push_back(axis);
+  }
+  return axes;
+}
+
+// aten::instance_norm(input, weight?, bias?, running_mean?, running_var?, use_input_stats,
+//                     momentum, eps, cudnn_enabled)
+Value ConvertInstanceNorm(ConversionContext& ctx, const Node& node) {
+  Expr x = ctx.Tensor(node.input(0));
+  std::string dtype = ctx.Info(x).dtype;
+  int64_t channels = ctx.Shape(x).at(1);
+  Expr gamma = ChannelParam(ctx, node.input(1), channels, 1.0, dtype);
+  Expr beta = ChannelParam(ctx, node.input(2), channels, 0.0, dtype);
+  double epsilon = ctx.Double(node.input(7));
+  if (!ctx.Bool(node.input(5))) {  // track_running_stats in eval: the running statistics
+    Expr normalized = ctx.EmitExpr(relax::op::BatchNorm(x, gamma, beta, ctx.Tensor(node.input(3)),
+                                                        ctx.Tensor(node.input(4)), 1, epsilon));
+    return ctx.Emit(relax::TupleGetItem(normalized, 0));
+  }
+  return ctx.Emit(relax::op::InstanceNorm(x, gamma, beta, SpatialAxes(ctx, x), epsilon));
+}
+
+// aten::group_norm(input, num_groups, weight?, bias?, eps, cudnn_enabled)
+Value ConvertGroupNorm(ConversionContext& ctx, const Node& node) {
+  Expr x = ctx.Tensor(node.input(0));
+  std::string dtype = ctx.Info(x).dtype;
+  int64_t channels = ctx.Shape(x).at(1);
+  int64_t groups = ctx.Int(node.input(1));
+  TORCH_CHECK(groups > 0 && channels % groups == 0, "group_norm: ", channels,
+              " channels do not split into ", groups, " groups");
+  Expr gamma = ChannelParam(ctx, node.input(2), channels, 1.0, dtype);
+  Expr beta = ChannelParam(ctx, node.input(3), channels, 0.0, dtype);
+  return ctx.Emit(
+      relax::op::GroupNorm(x, gamma, beta, groups, SpatialAxes(ctx, x), ctx.Double(node.input(4))));
+}
+
+// aten::_weight_norm(v, g, dim): v * g / ||v||, the norm over every axis but `dim`.
+Value ConvertWeightNorm(ConversionContext& ctx, const Node& node) {
+  Expr v = ctx.Tensor(node.input(0));
+  Expr g = ctx.Tensor(node.input(1));
+  auto rank = static_cast<int64_t>(ctx.Shape(v).size());
+  int64_t dim = ctx.Int(node.input(2));
+  IntList axes;
+  for (int64_t axis = 0; axis < rank; ++axis) {
+    if (dim == -1 || axis != NormalizeAxis(dim, rank)) axes.push_back(axis);
+  }
+  Expr squares = ctx.EmitExpr(relax::op::Sum(ctx.EmitExpr(relax::op::Multiply(v, v)), axes, true));
+  Expr norm = ctx.EmitExpr(relax::op::Unary("sqrt", squares));
+  return ctx.Emit(relax::op::Multiply(v, ctx.EmitExpr(relax::op::Divide(g, norm))));
 }
 
 // aten::max_pool{1,2,3}d(input, kernel_size, stride, padding, dilation, ceil_mode)
@@ -164,6 +224,37 @@ Value ConvertMaxPool(ConversionContext& ctx, const Node& node) {
   IntList dilation = Expand(ctx.Ints(node.input(4)), spatial, "dilation");
   return ctx.Emit(relax::op::MaxPool(static_cast<int>(spatial), x, kernel, stride, padding,
                                      dilation, ctx.Bool(node.input(5))));
+}
+
+// aten::max_pool{1,2,3}d_with_indices(...) -> (values, indices), when nothing reads the
+// indices (torchvision and most models use only the values).
+Value ConvertMaxPoolWithIndices(ConversionContext& ctx, const Node& node) {
+  TORCH_CHECK(!node.output(1)->hasUses(),
+              "the indices of max pooling are used; only the values can be converted");
+  Value values = ConvertMaxPool(ctx, node);
+  return Value::List({values, Value::Constant(c10::IValue())});
+}
+
+// aten::adaptive_max_pool{1,2,3}d(input, output_size) -> (values, indices): PyTorch's windows
+// are a plain max pool when each output size divides its input size.
+Value ConvertAdaptiveMaxPool(ConversionContext& ctx, const Node& node) {
+  TORCH_CHECK(!node.output(1)->hasUses(),
+              "the indices of adaptive max pooling are used; only the values can be converted");
+  Expr x = ctx.Tensor(node.input(0));
+  IntList shape = ctx.Shape(x);
+  size_t spatial = shape.size() - 2;
+  IntList output_size = Expand(ctx.Ints(node.input(1)), spatial, "output_size");
+  IntList kernel;
+  for (size_t i = 0; i < spatial; ++i) {
+    TORCH_CHECK(output_size[i] > 0 && shape[2 + i] % output_size[i] == 0,
+                "adaptive_max_pool: output size ", output_size[i], " does not divide input size ",
+                shape[2 + i], " (uneven windows are not supported yet)");
+    kernel.push_back(shape[2 + i] / output_size[i]);
+  }
+  IntList no_padding(2 * spatial, 0), no_dilation(spatial, 1);
+  Value values = ctx.Emit(relax::op::MaxPool(static_cast<int>(spatial), x, kernel, kernel,
+                                             no_padding, no_dilation, false));
+  return Value::List({values, Value::Constant(c10::IValue())});
 }
 
 // aten::avg_pool{1,2,3}d(input, kernel_size, stride, padding, ceil_mode, count_include_pad
@@ -218,6 +309,12 @@ Value ConvertAddmm(ConversionContext& ctx, const Node& node) {
   return ctx.Emit(relax::op::Add(product, bias));
 }
 
+// aten::outer / ger(self, vec2): self[:, None] * vec2[None, :]
+Value ConvertOuter(ConversionContext& ctx, const Node& node) {
+  Expr column = ctx.EmitExpr(relax::op::ExpandDims(ctx.Tensor(node.input(0)), {1}));
+  return ctx.Emit(relax::op::Multiply(column, ctx.Tensor(node.input(1))));
+}
+
 // aten::einsum(equation, tensors, path)
 Value ConvertEinsum(ConversionContext& ctx, const Node& node) {
   return ctx.Emit(relax::op::Einsum(ctx.Tensors(node.input(1)), ctx.String(node.input(0))));
@@ -265,6 +362,65 @@ Value ConvertScaledDotProductAttention(ConversionContext& ctx, const Node& node)
   return ctx.Emit(relax::op::Matmul(weights, value));
 }
 
+// x @ weight.T + bias
+Expr Dense(ConversionContext& ctx, const Expr& x, const torch::jit::Value* weight,
+           const torch::jit::Value* bias) {
+  Expr out = ctx.EmitExpr(relax::op::Matmul(x, TransposeLastTwo(ctx, ctx.Tensor(weight))));
+  return ctx.EmitExpr(relax::op::Add(out, ctx.Tensor(bias)));
+}
+
+// aten::_transformer_encoder_layer_fwd(src, embed_dim, num_heads, qkv_weight, qkv_bias,
+// proj_weight, proj_bias, use_gelu, norm_first, eps, norm_weight_1, norm_bias_1,
+// norm_weight_2, norm_bias_2, ffn_weight_1, ffn_bias_1, ffn_weight_2, ffn_bias_2, mask?,
+// mask_type?): nn.TransformerEncoderLayer's inference fast path (batch_first), written out.
+Value ConvertTransformerEncoderLayer(ConversionContext& ctx, const Node& node) {
+  TORCH_CHECK(ctx.IsNone(node.input(18)),
+              "the transformer encoder fast path with an attention mask is not supported yet");
+  Expr src = ctx.Tensor(node.input(0));
+  IntList shape = ctx.Shape(src);
+  TORCH_CHECK(shape.size() == 3, "the transformer encoder fast path expects [batch, seq, embed]");
+  int64_t batch = shape[0], steps = shape[1], embed = ctx.Int(node.input(1));
+  int64_t heads = ctx.Int(node.input(2)), head_dim = embed / heads;
+  bool norm_first = ctx.Bool(node.input(8));
+  double epsilon = ctx.Double(node.input(9));
+  auto norm = [&](const Expr& x, int which) {
+    return ctx.EmitExpr(relax::op::LayerNorm(x, ctx.Tensor(node.input(10 + 2 * which)),
+                                             ctx.Tensor(node.input(11 + 2 * which)), {2}, epsilon));
+  };
+  auto attention = [&](const Expr& x) {
+    Expr qkv = Dense(ctx, x, node.input(3), node.input(4));
+    Expr heads_first = ctx.EmitExpr(relax::op::PermuteDims(
+        ctx.EmitExpr(relax::op::Reshape(qkv, {batch, steps, 3, heads, head_dim})),
+        {2, 0, 3, 1, 4}));
+    Expr parts = ctx.EmitExpr(relax::op::Split(heads_first, {1, 2}, 0));
+    auto part = [&](int i) {
+      return ctx.EmitExpr(relax::op::Squeeze(ctx.EmitExpr(relax::TupleGetItem(parts, i)), {0}));
+    };
+    Expr q = part(0), k = part(1), v = part(2);
+    std::string dtype = ctx.Info(x).dtype;
+    Expr scores = ctx.EmitExpr(
+        relax::op::Multiply(ctx.EmitExpr(relax::op::Matmul(q, TransposeLastTwo(ctx, k))),
+                            ctx.Scalar(1.0 / std::sqrt(static_cast<double>(head_dim)), dtype)));
+    Expr mixed = ctx.EmitExpr(relax::op::Matmul(ctx.EmitExpr(relax::op::Softmax(scores, 3)), v));
+    Expr merged = ctx.EmitExpr(relax::op::Reshape(
+        ctx.EmitExpr(relax::op::PermuteDims(mixed, {0, 2, 1, 3})), {batch, steps, embed}));
+    return Dense(ctx, merged, node.input(5), node.input(6));
+  };
+  auto feed_forward = [&](const Expr& x) {
+    Expr hidden = Dense(ctx, x, node.input(14), node.input(15));
+    hidden = ctx.EmitExpr(ctx.Bool(node.input(7)) ? relax::op::Gelu(hidden, false)
+                                                  : relax::op::Unary("nn.relu", hidden));
+    return Dense(ctx, hidden, node.input(16), node.input(17));
+  };
+  Expr x = src;
+  if (norm_first) {
+    x = ctx.EmitExpr(relax::op::Add(x, attention(norm(x, 0))));
+    return ctx.Emit(relax::op::Add(x, feed_forward(norm(x, 1))));
+  }
+  x = norm(ctx.EmitExpr(relax::op::Add(x, attention(x))), 0);
+  return Value::Tensor(norm(ctx.EmitExpr(relax::op::Add(x, feed_forward(x))), 1));
+}
+
 }  // namespace
 
 void RegisterNNOps(ConverterTable& table) {
@@ -282,8 +438,23 @@ void RegisterNNOps(ConverterTable& table) {
       ConvertAdaptiveAvgPool);
   table["aten::linear"] = ConvertLinear;
   table["aten::scaled_dot_product_attention"] = ConvertScaledDotProductAttention;
-  table["aten::addmm"] = ConvertAddmm;
-  RegisterAll(table, {"aten::matmul", "aten::mm", "aten::bmm"}, ConvertMatmul);
+  // baddbmm(self, batch1, batch2, beta, alpha) has addmm's arguments.
+  RegisterAll(table, {"aten::addmm", "aten::baddbmm"}, ConvertAddmm);
+  RegisterAll(table, {"aten::matmul", "aten::mm", "aten::bmm", "aten::dot", "aten::mv"},
+              ConvertMatmul);
+  RegisterAll(table, {"aten::outer", "aten::ger"}, ConvertOuter);
+  table["aten::_transformer_encoder_layer_fwd"] = ConvertTransformerEncoderLayer;
+  table["aten::instance_norm"] = ConvertInstanceNorm;
+  table["aten::group_norm"] = ConvertGroupNorm;
+  table["aten::_weight_norm"] = ConvertWeightNorm;
+  RegisterAll(table,
+              {"aten::max_pool1d_with_indices", "aten::max_pool2d_with_indices",
+               "aten::max_pool3d_with_indices"},
+              ConvertMaxPoolWithIndices);
+  RegisterAll(
+      table,
+      {"aten::adaptive_max_pool1d", "aten::adaptive_max_pool2d", "aten::adaptive_max_pool3d"},
+      ConvertAdaptiveMaxPool);
   table["aten::einsum"] = ConvertEinsum;
 }
 

@@ -1,4 +1,4 @@
-// Lists, tuples, static sizes and layout ops: view/reshape/flatten, permute, cat, reductions.
+// Lists, tuples, static sizes and views: view/reshape/flatten, permute, transpose, cat.
 #include <numeric>
 
 #include <c10/util/Exception.h>
@@ -98,6 +98,11 @@ Value ConvertReshape(ConversionContext& ctx, const Node& node) {
   return ctx.Emit(relax::op::Reshape(x, ResolveShape(ctx.Ints(node.input(1)), ctx.Shape(x))));
 }
 
+Value ConvertReshapeAs(ConversionContext& ctx, const Node& node) {
+  return ctx.Emit(
+      relax::op::Reshape(ctx.Tensor(node.input(0)), ctx.Shape(ctx.Tensor(node.input(1)))));
+}
+
 Value ConvertFlatten(ConversionContext& ctx, const Node& node) {
   relax::Expr x = ctx.Tensor(node.input(0));
   relax::IntList shape = ctx.Shape(x);
@@ -130,32 +135,20 @@ Value ConvertTranspose(ConversionContext& ctx, const Node& node) {
   return ctx.Emit(relax::op::PermuteDims(x, SwappedAxes(rank, a, b)));
 }
 
+// aten::numpy_T(self) (x.T): every axis reversed.
+Value ConvertReverseAxes(ConversionContext& ctx, const Node& node) {
+  relax::Expr x = ctx.Tensor(node.input(0));
+  auto rank = static_cast<int64_t>(ctx.Shape(x).size());
+  relax::IntList axes(rank);
+  for (int64_t i = 0; i < rank; ++i) axes[i] = rank - 1 - i;
+  return ctx.Emit(relax::op::PermuteDims(x, axes));
+}
+
 Value ConvertCat(ConversionContext& ctx, const Node& node) {
   std::vector<relax::Expr> tensors = ctx.Tensors(node.input(0));
   TORCH_CHECK(!tensors.empty(), "cat of an empty list");
   auto rank = static_cast<int64_t>(ctx.Shape(tensors[0]).size());
   return ctx.Emit(relax::op::Concat(tensors, NormalizeAxis(ctx.Int(node.input(1)), rank)));
-}
-
-// aten::mean / aten::sum (self, dim, keepdim, dtype) and their whole-tensor forms (self, dtype).
-template <relax::Expr (*Reduce)(const relax::Expr&, const relax::IntList&, bool)>
-Value ConvertReduction(ConversionContext& ctx, const Node& node) {
-  relax::Expr x = ctx.Tensor(node.input(0));
-  auto rank = static_cast<int64_t>(ctx.Shape(x).size());
-  relax::IntList axes;
-  bool keepdims = false;
-  const torch::jit::Value* dtype = node.inputs().back();
-  if (node.inputs().size() >= 4) {
-    if (!ctx.IsNone(node.input(1))) axes = ctx.Ints(node.input(1));
-    keepdims = ctx.Bool(node.input(2));
-  }
-  if (axes.empty()) {
-    axes.resize(rank);
-    std::iota(axes.begin(), axes.end(), 0);
-  }
-  for (int64_t& axis : axes) axis = NormalizeAxis(axis, rank);
-  TORCH_CHECK(ctx.IsNone(dtype), "the dtype argument of reductions is not supported yet");
-  return ctx.Emit(Reduce(x, axes, keepdims));
 }
 
 }  // namespace
@@ -172,12 +165,13 @@ void RegisterShapeOps(ConverterTable& table) {
               {"aten::dropout", "aten::dropout_", "aten::feature_dropout", "aten::alpha_dropout"},
               ConvertDropout);
   RegisterAll(table, {"aten::view", "aten::reshape"}, ConvertReshape);
+  RegisterAll(table, {"aten::view_as", "aten::reshape_as"}, ConvertReshapeAs);
   table["aten::flatten"] = ConvertFlatten;
   table["aten::permute"] = ConvertPermute;
-  RegisterAll(table, {"aten::transpose", "aten::t"}, ConvertTranspose);
+  RegisterAll(table, {"aten::transpose", "aten::t", "aten::swapaxes", "aten::swapdims"},
+              ConvertTranspose);
+  table["aten::numpy_T"] = ConvertReverseAxes;
   RegisterAll(table, {"aten::cat", "aten::concat"}, ConvertCat);
-  table["aten::mean"] = ConvertReduction<relax::op::Mean>;
-  table["aten::sum"] = ConvertReduction<relax::op::Sum>;
 }
 
 }  // namespace tvmbridge::frontend

@@ -91,12 +91,40 @@ const char* const kOpGlobals[] = {
     "relax.op.mean",
     "relax.op.sum",
     "relax.op.astype",
+    "relax.op.cumsum",
+    "relax.op.sort",
+    "relax.op.argsort",
+    "relax.op.flip",
+    "relax.op.tile",
+    "relax.op.repeat",
+    "relax.op.tril",
+    "relax.op.triu",
+    "relax.op.nn.pad",
+    "relax.op.nn.group_norm",
+    "relax.op.nn.instance_norm",
+    "relax.op.image.resize2d",
+    "relax.op.image.resize3d",
+    "relax.op.image.grid_sample",
+    "relax.op.scatter_elements",
+    "relax.op.index_put",
+    "relax.op.one_hot",
+    "relax.op.bucketize",
+    "relax.op.vision.roi_align",
+    "ir.IntImm",
 };
+// Binary ops reached through op::Binary, named by their suffix after "relax.op.".
+const char* const kBinaryOps[] = {
+    "logical_and",  "logical_or", "logical_xor", "bitwise_and", "bitwise_or",  "bitwise_xor",
+    "floor_divide", "floor_mod",  "mod",         "left_shift",  "right_shift",
+};
+// Reductions reached through op::Reduce (x, axes, keepdims).
+const char* const kReductionOps[] = {"sum", "mean", "max", "min", "prod", "variance", "std"};
 // Unary ops reached through op::Unary, named by their suffix after "relax.op.".
 const char* const kUnaryOps[] = {
-    "logical_not", "bitwise_not", "nn.relu", "nn.silu", "sigmoid",  "tanh", "exp",
-    "log",         "sqrt",        "rsqrt",   "abs",     "negative", "erf",  "sin",
-    "cos",         "floor",       "ceil",    "round",   "sign",
+    "logical_not", "bitwise_not", "nn.relu", "nn.silu",  "sigmoid",  "tanh",  "exp",
+    "log",         "sqrt",        "rsqrt",   "abs",      "negative", "erf",   "sin",
+    "cos",         "floor",       "ceil",    "round",    "sign",     "tan",   "asin",
+    "acos",        "atan",        "trunc",   "isfinite", "isinf",    "isnan",
 };
 
 // Looks a registry function up once and keeps it; throws if this TVM lacks it.
@@ -136,6 +164,8 @@ Any IntTuple(const IntList& values) {
   return Global("relax.Tuple")(fields, Any());
 }
 
+DLDataType DLDataTypeOf(const std::string& dtype) { return tvm::ffi::StringToDLDataType(dtype); }
+
 Any FloatImm(double value) { return Global("ir.FloatImm")(String("float64"), value, Any()); }
 
 const char* DataLayout(int spatial_dims) {
@@ -163,6 +193,8 @@ const std::vector<std::string>& RequiredGlobalNames() {
     std::vector<std::string> all(std::begin(kBuilderGlobals), std::end(kBuilderGlobals));
     all.insert(all.end(), std::begin(kOpGlobals), std::end(kOpGlobals));
     for (const char* unary : kUnaryOps) all.push_back(std::string("relax.op.") + unary);
+    for (const char* binary : kBinaryOps) all.push_back(std::string("relax.op.") + binary);
+    for (const char* reduction : kReductionOps) all.push_back(std::string("relax.op.") + reduction);
     return all;
   }();
   return names;
@@ -298,7 +330,7 @@ Expr Multiply(const Expr& a, const Expr& b) { return Call("relax.op.multiply", a
 Expr Divide(const Expr& a, const Expr& b) { return Call("relax.op.divide", a, b); }
 Expr Maximum(const Expr& a, const Expr& b) { return Call("relax.op.maximum", a, b); }
 Expr Minimum(const Expr& a, const Expr& b) { return Call("relax.op.minimum", a, b); }
-Expr Logic(const std::string& relax_name, const Expr& a, const Expr& b) {
+Expr Binary(const std::string& relax_name, const Expr& a, const Expr& b) {
   return Call("relax.op." + relax_name, a, b);
 }
 Expr Greater(const Expr& a, const Expr& b) { return Call("relax.op.greater", a, b); }
@@ -385,6 +417,9 @@ Expr Mean(const Expr& x, const IntList& axes, bool keepdims) {
 Expr Sum(const Expr& x, const IntList& axes, bool keepdims) {
   return Call("relax.op.sum", x, ToArray(axes), keepdims);
 }
+Expr Reduce(const std::string& relax_name, const Expr& x, const IntList& axes, bool keepdims) {
+  return Call("relax.op." + relax_name, x, ToArray(axes), keepdims);
+}
 Expr AsType(const Expr& x, const std::string& dtype) {
   return Call("relax.op.astype", x, String(dtype));
 }
@@ -431,6 +466,82 @@ Expr TopK(const Expr& x, int64_t k, int64_t axis, bool largest) {
 }
 Expr Einsum(const std::vector<Expr>& operands, const std::string& equation) {
   return Call("relax.op.einsum", MakeTuple(operands), String(equation));
+}
+
+Expr CumSum(const Expr& x, int64_t axis, const std::string& dtype) {
+  return Call("relax.op.cumsum", x, axis, DLDataTypeOf(dtype), false);
+}
+Expr Sort(const Expr& x, int64_t axis, bool descending) {
+  return Call("relax.op.sort", x, axis, descending);
+}
+Expr ArgSort(const Expr& x, int64_t axis, bool descending) {
+  return Call("relax.op.argsort", x, axis, descending, DLDataTypeOf("int64"));
+}
+Expr Flip(const Expr& x, int64_t axis) { return Call("relax.op.flip", x, axis); }
+Expr Tile(const Expr& x, const IntList& repeats) {
+  return Call("relax.op.tile", x, ToArray(repeats));
+}
+Expr Repeat(const Expr& x, int64_t repeats, int64_t axis) {
+  return Call("relax.op.repeat", x, repeats, axis);
+}
+Expr Triangle(bool upper, const Expr& x, int64_t diagonal) {
+  return Call(upper ? "relax.op.triu" : "relax.op.tril", x,
+              Global("ir.IntImm")(String("int64"), diagonal, Any()));
+}
+// As concat of expanded tensors: TVM 0.27's ConvertLayout fails on relax.op.stack ("Index -1
+// out of bounds").
+Expr Stack(const std::vector<Expr>& tensors, int64_t axis) {
+  std::vector<Expr> expanded;
+  for (const Expr& tensor : tensors) expanded.push_back(ExpandDims(tensor, {axis}));
+  return Concat(expanded, axis);
+}
+Expr Pad(const Expr& x, const IntList& widths, const std::string& mode, double value) {
+  return Call("relax.op.nn.pad", x, ToArray(widths), String(mode), value);
+}
+Expr GroupNorm(const Expr& x, const Expr& gamma, const Expr& beta, int64_t groups,
+               const IntList& axes, double epsilon) {
+  return Call("relax.op.nn.group_norm", x, gamma, beta, groups, 1, ToArray(axes), epsilon, true,
+              true);
+}
+Expr InstanceNorm(const Expr& x, const Expr& gamma, const Expr& beta, const IntList& axes,
+                  double epsilon) {
+  return Call("relax.op.nn.instance_norm", x, gamma, beta, 1, ToArray(axes), epsilon, true, true);
+}
+Expr Resize(const Expr& x, const IntList& size, const std::string& method,
+            const std::string& coordinates, const std::string& rounding, double cubic_alpha) {
+  Any shape = Global("relax.ShapeExpr")(ToArray(size), Any());
+  if (size.size() == 3) {
+    return Call("relax.op.image.resize3d", x, shape, Array<Any>{0.0, 0.0, 0.0, 0.0, 0.0, 0.0},
+                String("NCDHW"), String(method), String(coordinates), String(rounding), cubic_alpha,
+                0, 0.0, Any());
+  }
+  return Call("relax.op.image.resize2d", x, shape, Array<Any>{0.0, 0.0, 0.0, 0.0}, String("NCHW"),
+              String(method), String(coordinates), String(rounding), cubic_alpha, 0, 0.0, Any());
+}
+Expr GridSample(const Expr& x, const Expr& grid, const std::string& method,
+                const std::string& padding_mode, bool align_corners) {
+  return Call("relax.op.image.grid_sample", x, grid, String(method), String("NCHW"),
+              String(padding_mode), align_corners);
+}
+Expr ScatterElements(const Expr& x, const Expr& indices, const Expr& updates, int64_t axis,
+                     const std::string& reduction) {
+  return Call("relax.op.scatter_elements", x, indices, updates, axis, String(reduction));
+}
+Expr IndexPut(const Expr& x, const std::vector<Expr>& indices, const Expr& values,
+              bool accumulate) {
+  return Call("relax.op.index_put", x, MakeTuple(indices), values, accumulate);
+}
+Expr OneHot(const Expr& indices, int64_t depth) {
+  return Call("relax.op.one_hot", indices, Global("ir.IntImm")(String("int64"), 1, Any()),
+              Global("ir.IntImm")(String("int64"), 0, Any()), depth, -1);
+}
+Expr Bucketize(const Expr& x, const Expr& boundaries, bool out_int32, bool right) {
+  return Call("relax.op.bucketize", x, boundaries, out_int32, right);
+}
+Expr RoiAlign(const Expr& x, const Expr& rois, const IntList& pooled_size, double spatial_scale,
+              int64_t sampling_ratio, bool aligned) {
+  return Call("relax.op.vision.roi_align", x, rois, ToArray(pooled_size), spatial_scale,
+              sampling_ratio, aligned, String("NCHW"), String("avg"));
 }
 
 }  // namespace op

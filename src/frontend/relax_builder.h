@@ -79,8 +79,9 @@ Expr Multiply(const Expr& a, const Expr& b);
 Expr Divide(const Expr& a, const Expr& b);
 Expr Maximum(const Expr& a, const Expr& b);
 Expr Minimum(const Expr& a, const Expr& b);
-// Elementwise logic: "and", "or", "xor" on bool tensors (logical_*) or integers (bitwise_*).
-Expr Logic(const std::string& relax_name, const Expr& a, const Expr& b);
+// Broadcasting binary ops named by their Relax suffix: "logical_and", "bitwise_or",
+// "floor_divide", "floor_mod", "mod", "left_shift", ... (kBinaryOps in the .cc).
+Expr Binary(const std::string& relax_name, const Expr& a, const Expr& b);
 // Comparisons give bool tensors.
 Expr Greater(const Expr& a, const Expr& b);
 Expr GreaterEqual(const Expr& a, const Expr& b);
@@ -118,6 +119,38 @@ Expr Concat(const std::vector<Expr>& tensors, int64_t axis);
 Expr Mean(const Expr& x, const IntList& axes, bool keepdims);
 Expr Sum(const Expr& x, const IntList& axes, bool keepdims);
 Expr AsType(const Expr& x, const std::string& dtype);
+// "sum", "mean", "max", "min", "prod", "variance" (population), "std" over `axes`.
+Expr Reduce(const std::string& relax_name, const Expr& x, const IntList& axes, bool keepdims);
+Expr CumSum(const Expr& x, int64_t axis, const std::string& dtype);
+Expr Sort(const Expr& x, int64_t axis, bool descending);
+Expr ArgSort(const Expr& x, int64_t axis, bool descending);  // int64 indices
+Expr Flip(const Expr& x, int64_t axis);
+Expr Tile(const Expr& x, const IntList& repeats);
+Expr Repeat(const Expr& x, int64_t repeats, int64_t axis);
+// triu (upper) or tril of the last two axes, keeping the diagonals from `diagonal` on.
+Expr Triangle(bool upper, const Expr& x, int64_t diagonal);
+Expr Stack(const std::vector<Expr>& tensors, int64_t axis);
+// widths: (before, after) per axis, flattened; mode "constant", "reflect", "replicate",
+// "circular".
+Expr Pad(const Expr& x, const IntList& widths, const std::string& mode, double value);
+// Channel axis 1 (NC...); `axes` are the normalised axes other than the group axis.
+Expr GroupNorm(const Expr& x, const Expr& gamma, const Expr& beta, int64_t groups,
+               const IntList& axes, double epsilon);
+Expr InstanceNorm(const Expr& x, const Expr& gamma, const Expr& beta, const IntList& axes,
+                  double epsilon);
+// NCHW (2 sizes) or NCDHW (3 sizes) resize; method "nearest_neighbor", "linear", "cubic".
+Expr Resize(const Expr& x, const IntList& size, const std::string& method,
+            const std::string& coordinates, const std::string& rounding, double cubic_alpha);
+Expr GridSample(const Expr& x, const Expr& grid, const std::string& method,
+                const std::string& padding_mode, bool align_corners);
+// reduction: "update", "add", "mul", "mean", "max", "min".
+Expr ScatterElements(const Expr& x, const Expr& indices, const Expr& updates, int64_t axis,
+                     const std::string& reduction);
+Expr IndexPut(const Expr& x, const std::vector<Expr>& indices, const Expr& values, bool accumulate);
+Expr OneHot(const Expr& indices, int64_t depth);  // int64 ones and zeros, new last axis
+Expr Bucketize(const Expr& x, const Expr& boundaries, bool out_int32, bool right);
+Expr RoiAlign(const Expr& x, const Expr& rois, const IntList& pooled_size, double spatial_scale,
+              int64_t sampling_ratio, bool aligned);
 
 Expr Power(const Expr& a, const Expr& b);
 Expr Where(const Expr& condition, const Expr& a, const Expr& b);

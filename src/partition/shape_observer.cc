@@ -1,5 +1,7 @@
 #include "partition/shape_observer.h"
 
+#include "frontend/graph_prep.h"
+
 #include <unordered_set>
 
 #include <ATen/Functions.h>
@@ -109,7 +111,8 @@ void Instrument(torch::jit::Graph& graph, Block* block,
                 const std::unordered_map<const Value*, const Value*>& to_original,
                 std::unordered_map<const Value*, int64_t>& ids) {
   auto probe = [&](Value* value) {
-    if (!IsTensor(value)) return;
+    // Uninitialized: the placeholder output of a branch that raises.
+    if (!IsTensor(value) || value->node()->kind() == c10::prim::Uninitialized) return;
     int64_t id = static_cast<int64_t>(ids.size());
     ids.emplace(to_original.at(value), id);
     InsertProbe(graph, value, id);
@@ -205,7 +208,8 @@ void SpecializeToShapes(const std::shared_ptr<torch::jit::Graph>& graph,
     for (Node* node : block->nodes()) {
       for (Block* nested : node->blocks()) pending.push_back(nested);
       if (node->kind() == c10::aten::size || node->kind() == c10::aten::dim ||
-          node->kind() == c10::prim::dtype || node->kind() == c10::prim::device) {
+          node->kind() == c10::prim::dtype || node->kind() == c10::prim::device ||
+          node->kind() == c10::prim::layout || node->kind() == c10::aten::numel) {
         candidates.push_back(node);
       }
     }
@@ -218,6 +222,8 @@ void SpecializeToShapes(const std::shared_ptr<torch::jit::Graph>& graph,
       value = static_cast<int64_t>(it->second.dtype);
     } else if (node->kind() == c10::prim::device) {
       value = c10::Device(c10::kCPU);  // the example runs, like compiled modules, are CPU-only
+    } else if (node->kind() == c10::prim::layout) {
+      value = static_cast<int64_t>(c10::Layout::Strided);
     }
     const std::vector<int64_t>& shape = it->second.shape;
     if (!value.isNone()) {
@@ -226,6 +232,10 @@ void SpecializeToShapes(const std::shared_ptr<torch::jit::Graph>& graph,
       continue;
     } else if (node->kind() == c10::aten::dim) {
       value = static_cast<int64_t>(shape.size());
+    } else if (node->kind() == c10::aten::numel) {
+      int64_t elements = 1;
+      for (int64_t extent : shape) elements *= extent;
+      value = elements;
     } else if (node->inputs().size() == 1) {
       value = c10::IValue(shape);
     } else {
@@ -242,6 +252,8 @@ void SpecializeToShapes(const std::shared_ptr<torch::jit::Graph>& graph,
   }
   std::shared_ptr<torch::jit::Graph> folded = graph;
   torch::jit::ConstantPropagation(folded);
+  // Resolved shape checks leave Optional values that now hold tensors: `hx is None` folds.
+  frontend::FoldNoneChecks(folded);
   // `for` loops whose trip count the shapes just fixed are unrolled, so their bodies join
   // the regions around them instead of running as TorchScript loops.
   if (torch::jit::UnrollConstantLoops(folded)) torch::jit::ConstantPropagation(folded);

@@ -1,5 +1,6 @@
 """Converters one op family at a time: each module compiles whole (require_full_compilation)
-and matches PyTorch (float32: rtol=atol=1e-5; integer results exactly)."""
+and matches PyTorch in dtype, shape and values (float32: rtol=atol=1e-5; integer results
+exactly)."""
 
 import pytest
 import torch
@@ -140,6 +141,133 @@ def _logical(x):
             torch.logical_xor(x > 0, (x * 4).to(torch.int64)))
 
 
+# Families added for the old frontend's op list (issue 3).
+F = torch.nn.functional
+
+def _reductions(x):
+    i = (x * 4).to(torch.int64)
+    return (x.prod(1), i.prod(), x.amax(1), x.amin([0, 1]), x.max(), x.min(0)[0],
+            x.max(1, keepdim=True)[1], torch.maximum(x, x.flip(0)), x.min(x * 0.5),
+            x.sum(1, dtype=torch.float64), i.sum(0), (x > 0).sum(), x.mean([0], keepdim=True))
+
+def _moments(x):
+    return (x.std(), x.var(1), x.std(1, unbiased=False, keepdim=True),
+            torch.var(x, 0, correction=0), torch.var_mean(x, 1)[0], torch.var_mean(x, 1)[1], torch.std_mean(x, [0, 1])[0])
+
+def _norms(x):
+    return (x.norm(), x.norm(1, 1), torch.norm(x, float("inf"), [0]), x.norm(3.0, 1, True),
+            torch.linalg.vector_norm(x, 2, 1), torch.linalg.vector_norm(x, 0.5),
+            torch.frobenius_norm(x, [0, 1]))
+
+def _logsumexp_all_any(x):
+    return (torch.logsumexp(x * 30, 1), torch.logsumexp(x, [0, 1], keepdim=True),
+            (x > 0).all(), (x > 0).any(1), (x > -3).all(0, keepdim=True), (x != 0).any())
+
+def _cumsum(x):
+    return x.cumsum(1), (x * 3).to(torch.int32).cumsum(0), torch.cumsum(x, -1, dtype=torch.float64)
+
+def _losses(x):
+    target = torch.tensor([1, 0, 6, 3])
+    logp = F.log_softmax(x, 1)
+    w = torch.arange(7, dtype=torch.float32) + 1
+    return (F.nll_loss(logp, target), F.nll_loss(logp, target, reduction="sum"),
+            F.nll_loss(logp, target, weight=w, ignore_index=6), F.cross_entropy(x, target),
+            F.cross_entropy(x, target, reduction="none", weight=w), F.l1_loss(x, x.flip(1)),
+            F.mse_loss(x, x * 0.3, reduction="sum"))
+
+def _layout(x):
+    return (x.repeat(2, 1, 3), x.tile((2,)), x.repeat_interleave(2, 1),
+            x.repeat_interleave(torch.tensor([1, 0, 2, 1]), 0), torch.stack([x, x * 2], 1),
+            x.unbind(1)[3], x.narrow(1, 2, 3), x.flip([0, 1]), x.roll(2, 1),
+            x.roll((1, -2), (0, 1)), x.roll(5), x.unflatten(1, (7, 1)), x.movedim(0, 1),
+            torch.broadcast_tensors(x, x[:1])[1], x.tensor_split(3, 1)[2],
+            x.tensor_split([1, 5], 1)[1], x.tril(), x.triu(1), x.T, x.swapaxes(0, 1),
+            x.view_as(x.t()), torch.broadcast_to(x[:1], (4, 7)), x.unsafe_chunk(2, 1)[1])
+
+def _meshgrid(x):
+    a, b = torch.meshgrid(x[0], x[1, :3], indexing="ij")
+    c, d = torch.meshgrid(x[0], x[1, :3], indexing="xy")
+    return a, b * 2, c, d
+
+def _padding(x):
+    y = x.reshape(1, 2, 2, 7)
+    return (F.pad(x, (1, 2)), F.pad(x, (1, 2, 3, 0), value=1.5), F.pad(y, (2, 3, 1, 1), "reflect"),
+            F.pad(y, (2, 3, 1, 1), "replicate"), F.pad(y, (1, 1, 1, 0), "circular"),
+            F.pad(x, (-1, 2)), F.pad(x.reshape(1, 4, 7), (2, 1), "reflect"))
+
+def _scalars(x):
+    n = x.numel()
+    floating = x.is_floating_point()
+    shape = torch._shape_as_tensor(x)
+    return x * n + float(floating), shape + 1
+
+def _elementwise_more(x):
+    i = (x * 4).to(torch.int64)
+    return (torch.lerp(x, x * 2, 0.3), torch.lerp(x, -x, x.sigmoid()), torch.floor_divide(i, 3),
+            x // 0.3, torch.fmod(i, 3), torch.fmod(x, 0.4), torch.remainder(i, -3),
+            x % 0.4, torch.addcmul(x, x, x, value=0.5), torch.addcdiv(x, x, x.abs() + 1),
+            x.masked_fill(x > 0, -1.0), i << 2, i >> 1, torch.div(i, 3, rounding_mode="floor"),
+            torch.div(x, 0.3, rounding_mode="trunc"), torch.div(i, -3, rounding_mode="trunc"))
+
+def _fill_zero(x):
+    y = x * 2
+    y.zero_()
+    z = x + 1
+    z.fill_(3.5)
+    return y + z
+
+def _index_more(x):
+    idx = torch.tensor([[0, 6, 2], [1, 1, 5], [2, 3, 0], [6, 5, 4]])
+    src = x * 10
+    return (x.scatter(1, idx, src), x.scatter(1, idx, 2.5), x.scatter_add(1, idx, src),
+            x.scatter_reduce(1, idx, src, "amax"), x.scatter(1, idx[:, :2], src, reduce="add"),
+            torch.sort(x, 1)[0], torch.sort(x, 0, descending=True)[1], torch.argsort(x, 1),
+            torch.take(x, torch.tensor([0, 27, 13])),
+            F.one_hot(torch.tensor([0, 3, 2]), 5),
+            torch.bucketize(x, torch.tensor([-1.0, 0.0, 0.5])),
+            torch.searchsorted(torch.tensor([-1.0, 0.0, 0.5]), x, right=True),
+            torch.slice_scatter(x, x[:, :2] * 0, 1, 3, 5), torch.select_scatter(x, x[0] * 3, 0, 2))
+
+def _index_put(x):
+    y = x.clone()
+    y[torch.tensor([0, 2])] = torch.ones(2, 7)
+    z = x.clone()
+    z[x > 0] = 0.5
+    w = x.index_put((torch.tensor([1, 3]), torch.tensor([0, 6])), torch.tensor([9.0, 8.0]),
+                    accumulate=True)
+    return y, z, w
+
+def _norm_layers(x):
+    y = x.reshape(1, 4, 7)
+    img = x.reshape(1, 4, 1, 7).expand(2, 4, 3, 7) * torch.arange(1, 4).reshape(1, 1, 3, 1)
+    w = torch.arange(4, dtype=torch.float32) * 0.5
+    return (F.instance_norm(y), F.instance_norm(img, weight=w, bias=-w),
+            F.group_norm(img, 2, w, w), F.group_norm(y, 4), F.layer_norm(x, (7,)),
+            torch._weight_norm(x, x[:, :1].abs() + 1, 0))
+
+def _pools_linalg(x):
+    img = x.reshape(1, 1, 4, 7).expand(1, 2, 4, 7) * 1.0
+    return (F.adaptive_max_pool2d(img[..., :6], (2, 3)), F.adaptive_max_pool1d(x.reshape(1, 4, 7), 7),
+            F.max_pool2d(img, 2, return_indices=True)[0],
+            torch.baddbmm(x.reshape(1, 4, 7), x.reshape(1, 4, 7), (x.t() @ x).reshape(1, 7, 7), beta=0.5, alpha=2.0),
+            torch.dot(x[0], x[1]), torch.mv(x, x[0]), torch.outer(x[0], x[1, :3]))
+
+def _images(x):
+    img = x.reshape(1, 1, 4, 7).expand(1, 3, 4, 7) * torch.tensor([1.0, 2.0, -1.0]).reshape(1, 3, 1, 1)
+    grid = torch.tanh(x[:2].reshape(1, 2, 7, 1).expand(1, 2, 7, 2) * torch.tensor([1.0, -0.7]))
+    return (F.interpolate(img, scale_factor=2.0, mode="nearest"), F.interpolate(img, size=(5, 9)),
+            F.interpolate(img, size=(6, 10), mode="bilinear"),
+            F.interpolate(img, size=(6, 10), mode="bilinear", align_corners=True),
+            F.interpolate(img, scale_factor=2.0, mode="bicubic"),
+            F.interpolate(x.reshape(1, 4, 7), size=11, mode="linear"),
+            F.interpolate(x.reshape(1, 4, 7), scale_factor=3.0, mode="nearest"),
+            F.interpolate(img.reshape(1, 3, 1, 4, 7), size=(2, 5, 9), mode="trilinear"),
+            F.grid_sample(img, grid, align_corners=False),
+            F.grid_sample(img, grid, mode="nearest", padding_mode="border", align_corners=True),
+            F.pixel_shuffle(img.reshape(1, 12, 1, 7)[:, :, :, :6].reshape(1, 12, 2, 3), 2),
+            F.pixel_unshuffle(img[:, :, :, :6], 2))
+
+
 CASES = {
     "chunk": _chunk, "split": _split, "split_size": _split_size, "slice": _slices,
     "select_unsqueeze": _select_unsqueeze, "squeeze_expand": _squeeze_expand,
@@ -148,6 +276,23 @@ CASES = {
     "index": _index, "attention": _attention, "promotion": _promotion,
     "unary_math": _unary_math, "unary_integer": _unary_integer, "logical": _logical,
     "activations": _activations,
+    "reductions": _reductions,
+    "moments": _moments,
+    "norms": _norms,
+    "logsumexp_all_any": _logsumexp_all_any,
+    "cumsum": _cumsum,
+    "losses": _losses,
+    "layout": _layout,
+    "meshgrid": _meshgrid,
+    "padding": _padding,
+    "scalars": _scalars,
+    "elementwise_more": _elementwise_more,
+    "fill_zero": _fill_zero,
+    "index_more": _index_more,
+    "index_put": _index_put,
+    "norm_layers": _norm_layers,
+    "pools_linalg": _pools_linalg,
+    "images": _images,
 }
 
 

@@ -1,0 +1,171 @@
+"""The model zoo of issue 3: every model built with random weights (no downloads), in eval
+mode, with the inputs it is compiled for. `ZOO` maps a name to its `Spec`; `FAST` names the
+ones `make test` runs (tests/python/test_zoo_fast.py), `make test-zoo` runs them all.
+
+Image models run at reduced resolution where the architecture allows it (64 x 64; fully
+convolutional classifiers pool adaptively), so the whole zoo fits a 2-core machine."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    build: Callable[[], nn.Module]
+    inputs: Callable[[], tuple]
+    ways: tuple = ("trace", "script")
+    tolerance: float = 1e-4
+
+
+def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Random batch-norm statistics and affine parameters (fresh ones are near identity and
+    would hide a wrong conversion), then eval mode."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is not None:
+                module.running_mean.copy_(torch.randn(module.num_features, generator=generator) * 0.1)
+                module.running_var.copy_(torch.rand(module.num_features, generator=generator) + 0.5)
+                if module.weight is not None:
+                    module.weight.copy_(torch.rand(module.num_features, generator=generator) + 0.5)
+                    module.bias.copy_(torch.randn(module.num_features, generator=generator) * 0.1)
+    return model.eval()
+
+
+def _vision(name: str, size: int = 64, **kwargs) -> Spec:
+    import torchvision
+
+    return Spec(build=lambda: randomize_(torchvision.models.get_model(name, weights=None, **kwargs)),
+                inputs=lambda: (torch.randn(1, 3, size, size),))
+
+
+class _Outputs(nn.Module):
+    """Returns the tensors of a model whose forward returns a dict, a named tuple or a
+    transformers output object, as a tuple (what a compiled module returns)."""
+
+    def __init__(self, model: nn.Module, keys: tuple):
+        super().__init__()
+        self.model = model
+        self.keys = keys
+
+    def forward(self, *args):
+        out = self.model(*args)
+        return tuple(out[k] for k in self.keys)
+
+
+def _segmentation(name: str) -> Spec:
+    import torchvision
+
+    def build():
+        model = torchvision.models.get_model(name, weights=None, weights_backbone=None,
+                                             aux_loss=True)
+        return randomize_(model)
+
+    return Spec(build=build, inputs=lambda: (torch.randn(1, 3, 64, 64),), ways=("trace",))
+
+
+def _video() -> Spec:
+    import torchvision
+
+    return Spec(build=lambda: randomize_(torchvision.models.video.r3d_18(weights=None)),
+                inputs=lambda: (torch.randn(1, 3, 4, 32, 32),))
+
+
+def _bert() -> Spec:
+    def build():
+        import transformers
+
+        config = transformers.BertConfig()  # BERT-base: 12 layers, hidden 768
+        return _Outputs(transformers.BertModel(config).eval(), ("last_hidden_state", "pooler_output"))
+
+    def inputs():
+        ids = torch.randint(0, 30522, (1, 32))
+        mask = torch.ones(1, 32, dtype=torch.int64)
+        mask[0, 28:] = 0
+        return ids, mask
+
+    return Spec(build=build, inputs=inputs, ways=("trace",))
+
+
+def _gpt2() -> Spec:
+    def build():
+        import transformers
+
+        config = transformers.GPT2Config(use_cache=False)  # GPT-2 small: 12 layers, hidden 768
+        return _Outputs(transformers.GPT2Model(config).eval(), ("last_hidden_state",))
+
+    return Spec(build=build, inputs=lambda: (torch.randint(0, 50257, (1, 32)),), ways=("trace",))
+
+
+class _Encoder(nn.Module):
+    """nn.TransformerEncoder called with its source only (its other arguments are optional,
+    and compiled modules take tensors)."""
+
+    def __init__(self, norm_first: bool):
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(64, 4, 128, dropout=0.0, batch_first=True,
+                                           norm_first=norm_first)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+
+    def forward(self, x):
+        return self.encoder(x)
+
+
+def _transformer_encoder(norm_first: bool = False) -> Spec:
+    def build():
+        return _Encoder(norm_first).eval()
+
+    # Scripted, nn.TransformerEncoder's forward decides its fast path with string and
+    # requires_grad checks that stay in TorchScript: traced only.
+    return Spec(build=build, inputs=lambda: (torch.randn(2, 10, 64),), ways=("trace",))
+
+
+class _Recurrent(nn.Module):
+    def __init__(self, layer: nn.Module):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x):
+        out, _ = self.layer(x)
+        return out
+
+
+def _recurrent(layer: Callable[[], nn.Module]) -> Spec:
+    return Spec(build=lambda: _Recurrent(layer()).eval(), inputs=lambda: (torch.randn(2, 8, 16),))
+
+
+CLASSIFIERS = [
+    "alexnet", "vgg11", "vgg11_bn", "resnet18", "resnet50", "resnext50_32x4d", "wide_resnet50_2",
+    "squeezenet1_0", "squeezenet1_1", "densenet121", "googlenet", "mobilenet_v2",
+    "mobilenet_v3_small", "mobilenet_v3_large", "mnasnet0_5", "shufflenet_v2_x0_5",
+    "efficientnet_b0", "efficientnet_v2_s", "regnet_x_400mf", "regnet_y_400mf", "convnext_tiny",
+    "swin_t", "swin_v2_t",
+]
+
+ZOO: dict[str, Spec] = {name: _vision(name) for name in CLASSIFIERS}
+ZOO.update({
+    "alexnet": _vision("alexnet", size=96),                      # its pooling needs >= 63 px
+    "inception_v3": _vision("inception_v3", size=96, aux_logits=False, init_weights=False),
+    "vit_b_16": _vision("vit_b_16", size=64, image_size=64),
+    "maxvit_t": _vision("maxvit_t", size=224),                   # partitions need 224 px
+    "fcn_resnet50": _segmentation("fcn_resnet50"),
+    "deeplabv3_resnet50": _segmentation("deeplabv3_resnet50"),
+    "r3d_18": _video(),
+    "bert_base": _bert(),
+    "gpt2": _gpt2(),
+    "transformer_encoder": _transformer_encoder(),
+    "transformer_encoder_norm_first": _transformer_encoder(norm_first=True),
+    "lstm_bidirectional": _recurrent(lambda: nn.LSTM(16, 32, 2, batch_first=True,
+                                                     bidirectional=True)),
+    "gru": _recurrent(lambda: nn.GRU(16, 32, 2, batch_first=True)),
+    "rnn_relu": _recurrent(lambda: nn.RNN(16, 32, nonlinearity="relu", batch_first=True)),
+})
+
+# What `make test` runs: one of each kind, a few seconds to compile each.
+FAST = ["resnet18", "mobilenet_v3_small", "squeezenet1_1", "transformer_encoder",
+        "lstm_bidirectional", "gru"]

@@ -1,0 +1,35 @@
+"""make test-zoo: every zoo model, each way it is taken (traced, scripted), compiled with no
+fallback and against PyTorch. Writes the table of results to $TVMBRIDGE_ZOO_TABLE (default
+build/zoo.md)."""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from check import check  # noqa: E402
+from models import ZOO  # noqa: E402
+
+TABLE = Path(os.environ.get("TVMBRIDGE_ZOO_TABLE", Path(__file__).resolve().parents[2] / "build" / "zoo.md"))
+CASES = [(name, way) for name, spec in ZOO.items() for way in spec.ways]
+
+
+@pytest.fixture(scope="module")
+def table():
+    rows = []
+    yield rows
+    TABLE.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["| model | way | converted fully | nodes left to PyTorch | max abs diff | compile s |",
+             "|---|---|---|---:|---:|---:|"]
+    lines += [f"| {r.model} | {r.way} | {'yes' if r.fully_converted else 'no'} | {r.torch_nodes} "
+              f"| {r.max_abs_diff:.2e} | {r.compile_s:.1f} |" for r in rows]
+    TABLE.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("name,way", CASES, ids=[f"{n}-{w}" for n, w in CASES])
+def test_zoo_model(name, way, table):
+    result = check(name, way)
+    table.append(result)
+    assert result.fully_converted
