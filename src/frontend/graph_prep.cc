@@ -114,7 +114,7 @@ bool FunctionalizeWrite(torch::jit::Graph& graph, Node* node) {
   Value* root = node->input(0);
   while (root->node()->kind() == c10::aten::slice || root->node()->kind() == c10::aten::select) {
     // A view read after the write would have to change too: leave those to PyTorch.
-    if (UsedAfter(root, node) || root->uses().size() != 1) return false;
+    if (UsedAfter(root, node)) return false;
     views.push_back(root->node());
     root = root->node()->input(0);
   }

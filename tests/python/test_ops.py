@@ -237,6 +237,17 @@ def _index_put(x):
                     accumulate=True)
     return y, z, w
 
+def _slice_writes(x):
+    # copy_ through a slice and a select, a number written into a slice of slices, add_
+    # into a row: each becomes a scatter of the fresh tensor.
+    y = x.clone()
+    y[1:3, 0] = x[0, :2] * 5.0
+    z = torch.zeros(4, 7)
+    z[:, 2:5] = 1.0
+    z[0] += x[1]
+    return y, z + x
+
+
 def _norm_layers(x):
     y = x.reshape(1, 4, 7)
     img = x.reshape(1, 4, 1, 7).expand(2, 4, 3, 7) * torch.arange(1, 4).reshape(1, 1, 3, 1)
@@ -290,6 +301,7 @@ CASES = {
     "fill_zero": _fill_zero,
     "index_more": _index_more,
     "index_put": _index_put,
+    "slice_writes": _slice_writes,
     "norm_layers": _norm_layers,
     "pools_linalg": _pools_linalg,
     "images": _images,

@@ -24,3 +24,17 @@ def test_issue_op_floor_is_registered():
         "aten::matmul", "aten::dropout", "aten::cat", "aten::softmax", "aten::mean",
     }
     assert sorted(floor - supported) == []
+
+
+def test_old_frontend_ops_are_converted_or_documented():
+    """Every op of TVM's deleted frontend converts, or is listed with its reason in
+    docs/coverage/left-to-pytorch.txt (and nothing listed there converts)."""
+    from conftest import ROOT
+
+    def ops(path):
+        lines = (ROOT / "docs" / "coverage" / path).read_text().splitlines()
+        return {line.split()[0] for line in lines if line.strip() and not line.startswith("#")}
+
+    supported = {str(n) for n in _native.global_func("tvmbridge.frontend.supported_ops")()}
+    missing = ops("old-tvm-frontend-ops.txt") - supported
+    assert sorted(missing) == sorted(ops("left-to-pytorch.txt"))
