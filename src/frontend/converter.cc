@@ -264,6 +264,10 @@ relax::IntList ConversionContext::Shape(const relax::Expr& tensor) const {
   return *info.shape;
 }
 
+int64_t ConversionContext::Rank(const relax::Expr& tensor) const {
+  return static_cast<int64_t>(Shape(tensor).size());
+}
+
 Value ConversionContext::Emit(const relax::Expr& expr) { return Value::Tensor(EmitExpr(expr)); }
 
 relax::Expr ConversionContext::EmitExpr(const relax::Expr& expr) { return builder_.Emit(expr); }

@@ -90,6 +90,7 @@ class ConversionContext {
   // Static shape, dtype and rank of a Relax tensor; throws if the shape is not static.
   relax::TensorInfo Info(const relax::Expr& tensor) const;
   relax::IntList Shape(const relax::Expr& tensor) const;
+  int64_t Rank(const relax::Expr& tensor) const;
 
   // Binds `expr` to a new variable and returns it as the node's result.
   Value Emit(const relax::Expr& expr);

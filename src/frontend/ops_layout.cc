@@ -17,10 +17,6 @@ using relax::Expr;
 using relax::IntList;
 using torch::jit::Node;
 
-int64_t RankOf(ConversionContext& ctx, const Expr& x) {
-  return static_cast<int64_t>(ctx.Shape(x).size());
-}
-
 Expr Slice(ConversionContext& ctx, const Expr& x, int64_t axis, int64_t begin, int64_t end) {
   return ctx.EmitExpr(relax::op::StridedSlice(x, {axis}, {begin}, {end}, {1}));
 }
@@ -47,8 +43,7 @@ Value ConvertRepeatInterleave(ConversionContext& ctx, const Node& node) {
     for (int64_t extent : ctx.Shape(x)) count *= extent;
     x = ctx.EmitExpr(relax::op::Reshape(x, {count}));
   }
-  int64_t axis =
-      dim == nullptr || ctx.IsNone(dim) ? 0 : NormalizeAxis(ctx.Int(dim), RankOf(ctx, x));
+  int64_t axis = dim == nullptr || ctx.IsNone(dim) ? 0 : NormalizeAxis(ctx.Int(dim), ctx.Rank(x));
   c10::IValue repeats = ctx.Constant(node.input(1));
   if (repeats.isInt() || repeats.toTensor().numel() == 1) {
     int64_t count = repeats.isInt() ? repeats.toInt() : repeats.toTensor().item<int64_t>();
@@ -63,14 +58,14 @@ Value ConvertRepeatInterleave(ConversionContext& ctx, const Node& node) {
 Value ConvertStack(ConversionContext& ctx, const Node& node) {
   std::vector<Expr> tensors = ctx.Tensors(node.input(0));
   TORCH_CHECK(!tensors.empty(), "stack of an empty list");
-  int64_t axis = NormalizeAxis(ctx.Int(node.input(1)), RankOf(ctx, tensors[0]) + 1);
+  int64_t axis = NormalizeAxis(ctx.Int(node.input(1)), ctx.Rank(tensors[0]) + 1);
   return ctx.Emit(relax::op::Stack(tensors, axis));
 }
 
 // aten::unbind(self, dim): the slices along dim, each without it.
 Value ConvertUnbind(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
-  int64_t axis = NormalizeAxis(ctx.Int(node.input(1)), RankOf(ctx, x));
+  int64_t axis = NormalizeAxis(ctx.Int(node.input(1)), ctx.Rank(x));
   std::vector<Value> items;
   for (int64_t i = 0; i < ctx.Shape(x)[axis]; ++i) {
     items.push_back(ctx.Emit(relax::op::Squeeze(Slice(ctx, x, axis, i, i + 1), {axis})));
@@ -94,7 +89,7 @@ Value ConvertNarrow(ConversionContext& ctx, const Node& node) {
 // aten::flip(self, dims)
 Value ConvertFlip(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
-  int64_t rank = RankOf(ctx, x);
+  int64_t rank = ctx.Rank(x);
   for (int64_t axis : ctx.Ints(node.input(1))) {
     x = ctx.EmitExpr(relax::op::Flip(x, NormalizeAxis(axis, rank)));
   }
@@ -151,7 +146,7 @@ Value ConvertUnflatten(ConversionContext& ctx, const Node& node) {
 // aten::movedim / moveaxis(self, source, destination) with ints or lists of them.
 Value ConvertMovedim(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
-  int64_t rank = RankOf(ctx, x);
+  int64_t rank = ctx.Rank(x);
   IntList source = ctx.Ints(node.input(1));
   IntList destination = ctx.Ints(node.input(2));
   TORCH_CHECK(source.size() == destination.size(),
@@ -284,7 +279,7 @@ IntList PadWidths(const IntList& pad, int64_t rank) {
 // Pads `x`; negative widths (constant mode) crop, as in PyTorch.
 Value Pad(ConversionContext& ctx, Expr x, const IntList& pad, const std::string& mode,
           double value) {
-  int64_t rank = RankOf(ctx, x);
+  int64_t rank = ctx.Rank(x);
   IntList widths = PadWidths(pad, rank);
   IntList shape = ctx.Shape(x);
   for (int64_t axis = 0; axis < rank; ++axis) {

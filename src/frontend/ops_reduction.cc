@@ -16,10 +16,6 @@ using relax::Expr;
 using relax::IntList;
 using torch::jit::Node;
 
-int64_t RankOf(ConversionContext& ctx, const Expr& x) {
-  return static_cast<int64_t>(ctx.Shape(x).size());
-}
-
 bool Keepdim(ConversionContext& ctx, const Node& node) {
   const torch::jit::Value* keepdim = NamedInput(node, "keepdim");
   return keepdim != nullptr && ctx.Bool(keepdim);
@@ -49,7 +45,7 @@ int64_t ReducedCount(ConversionContext& ctx, const Expr& x, const IntList& axes)
 Converter Reduction(std::string relax_name, bool widen_integers) {
   return [relax_name, widen_integers](ConversionContext& ctx, const Node& node) {
     Expr x = ReductionInput(ctx, node, widen_integers);
-    IntList axes = ReductionAxes(ctx, NamedInput(node, "dim"), RankOf(ctx, x));
+    IntList axes = ReductionAxes(ctx, NamedInput(node, "dim"), ctx.Rank(x));
     return ctx.Emit(relax::op::Reduce(relax_name, x, axes, Keepdim(ctx, node)));
   };
 }
@@ -65,7 +61,7 @@ Value ConvertExtreme(ConversionContext& ctx, const Node& node) {
   }
   const char* name = kMax ? "max" : "min";
   const torch::jit::Value* dim = NamedInput(node, "dim");
-  IntList axes = ReductionAxes(ctx, dim, RankOf(ctx, x));
+  IntList axes = ReductionAxes(ctx, dim, ctx.Rank(x));
   bool keepdim = Keepdim(ctx, node);
   Value values = ctx.Emit(relax::op::Reduce(name, x, axes, keepdim));
   if (dim == nullptr) return values;
@@ -97,7 +93,7 @@ Expr CorrectedVariance(ConversionContext& ctx, const Node& node, const Expr& x, 
 template <bool kStd, bool kWithMean>
 Value ConvertMoments(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
-  IntList axes = ReductionAxes(ctx, NamedInput(node, "dim"), RankOf(ctx, x));
+  IntList axes = ReductionAxes(ctx, NamedInput(node, "dim"), ctx.Rank(x));
   bool keepdim = Keepdim(ctx, node);
   Expr spread = CorrectedVariance(ctx, node, x, axes, keepdim);
   if (kStd) spread = ctx.EmitExpr(relax::op::Unary("sqrt", spread));
@@ -134,7 +130,7 @@ Value ConvertNorm(ConversionContext& ctx, const Node& node) {
   const torch::jit::Value* order = NamedInput(node, "p");
   if (order == nullptr) order = NamedInput(node, "ord");
   double p = order == nullptr || ctx.IsNone(order) ? 2.0 : ctx.Double(order);
-  IntList axes = ReductionAxes(ctx, NamedInput(node, "dim"), RankOf(ctx, x));
+  IntList axes = ReductionAxes(ctx, NamedInput(node, "dim"), ctx.Rank(x));
   return Value::Tensor(PNorm(ctx, x, p, axes, Keepdim(ctx, node)));
 }
 
@@ -145,7 +141,7 @@ Value ConvertLogSumExp(ConversionContext& ctx, const Node& node) {
   if (!c10::isFloatingType(DtypeFromName(ctx.Info(x).dtype))) {
     x = ctx.EmitExpr(relax::op::AsType(x, "float32"));
   }
-  IntList axes = ReductionAxes(ctx, NamedInput(node, "dim"), RankOf(ctx, x));
+  IntList axes = ReductionAxes(ctx, NamedInput(node, "dim"), ctx.Rank(x));
   bool keepdim = Keepdim(ctx, node);
   EmitMath m = EmitMath::Like(ctx, x);
   Expr peak = ctx.EmitExpr(relax::op::Reduce("max", x, axes, true));
@@ -163,7 +159,7 @@ Value ConvertAllAny(ConversionContext& ctx, const Node& node) {
   std::string dtype = ctx.Info(x).dtype;
   Expr truth = dtype == "bool" ? x : ctx.EmitExpr(relax::op::NotEqual(x, ctx.Scalar(0, dtype)));
   Expr as_int = ctx.EmitExpr(relax::op::AsType(truth, "int8"));
-  IntList axes = ReductionAxes(ctx, NamedInput(node, "dim"), RankOf(ctx, x));
+  IntList axes = ReductionAxes(ctx, NamedInput(node, "dim"), ctx.Rank(x));
   Expr reduced =
       ctx.EmitExpr(relax::op::Reduce(kAll ? "min" : "max", as_int, axes, Keepdim(ctx, node)));
   return ctx.Emit(relax::op::AsType(reduced, "bool"));
@@ -172,7 +168,7 @@ Value ConvertAllAny(ConversionContext& ctx, const Node& node) {
 // cumsum(self, dim, dtype?)
 Value ConvertCumSum(ConversionContext& ctx, const Node& node) {
   Expr x = ReductionInput(ctx, node, true);
-  int64_t axis = NormalizeAxis(ctx.Int(node.input(1)), RankOf(ctx, x));
+  int64_t axis = NormalizeAxis(ctx.Int(node.input(1)), ctx.Rank(x));
   return ctx.Emit(relax::op::CumSum(x, axis, ctx.Info(x).dtype));
 }
 
@@ -180,7 +176,7 @@ Value ConvertCumSum(ConversionContext& ctx, const Node& node) {
 Expr ReduceLoss(ConversionContext& ctx, const Expr& loss, int64_t reduction) {
   TORCH_CHECK(reduction >= 0 && reduction <= 2, "unknown loss reduction ", reduction);
   if (reduction == 0) return loss;
-  IntList axes = ReductionAxes(ctx, nullptr, RankOf(ctx, loss));
+  IntList axes = ReductionAxes(ctx, nullptr, ctx.Rank(loss));
   return ctx.EmitExpr(reduction == 1 ? relax::op::Mean(loss, axes, false)
                                      : relax::op::Sum(loss, axes, false));
 }
@@ -204,7 +200,7 @@ Expr NllLoss(ConversionContext& ctx, const Node& node, const Expr& x) {
   int64_t reduction = ctx.Int(NamedInput(node, "reduction"));
   int64_t ignore_index = ctx.Int(NamedInput(node, "ignore_index"));
   EmitMath m = EmitMath::Like(ctx, x);
-  bool batched = RankOf(ctx, x) > 1;
+  bool batched = ctx.Rank(x) > 1;
   int64_t class_axis = batched ? 1 : 0;
   std::string index_dtype = ctx.Info(target).dtype;
   Expr counted = ctx.EmitExpr(
@@ -221,7 +217,7 @@ Expr NllLoss(ConversionContext& ctx, const Node& node, const Expr& x) {
   }
   Expr loss = m.Neg(m.Mul(picked, weight));
   if (reduction != 1) return ReduceLoss(ctx, loss, reduction);
-  IntList all = ReductionAxes(ctx, nullptr, RankOf(ctx, loss));
+  IntList all = ReductionAxes(ctx, nullptr, ctx.Rank(loss));
   return ctx.EmitExpr(relax::op::Divide(ctx.EmitExpr(relax::op::Sum(loss, all, false)),
                                         ctx.EmitExpr(relax::op::Sum(weight, all, false))));
 }
@@ -239,7 +235,7 @@ Value ConvertCrossEntropy(ConversionContext& ctx, const Node& node) {
               "cross_entropy with label_smoothing is not supported yet");
   TORCH_CHECK(!c10::isFloatingType(DtypeFromName(ctx.Info(ctx.Tensor(node.input(1))).dtype)),
               "cross_entropy with class probabilities as targets is not supported yet");
-  int class_axis = RankOf(ctx, x) > 1 ? 1 : 0;
+  int class_axis = ctx.Rank(x) > 1 ? 1 : 0;
   Expr log_probabilities = ctx.EmitExpr(relax::op::LogSoftmax(x, class_axis));
   return Value::Tensor(NllLoss(ctx, node, log_probabilities));
 }

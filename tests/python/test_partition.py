@@ -69,17 +69,39 @@ class InPlaceBetweenConvolutions(nn.Module):
 
     def forward(self, x):
         y = self.first(x)
-        y.add_(0.5)                 # removable: becomes functional
-        y[:, 0] = 0.0               # through a view: must stay in PyTorch, in order
+        y.add_(0.5)                 # removable by TorchScript: becomes functional
+        y[:, 0] = 0.0               # through a view of a fresh tensor: becomes a scatter
         z = torch.relu(self.second(torch.relu(y)))
         return self.third(z) + y.mean()
 
 
-def test_in_place_write_between_convolutions():
+def test_in_place_write_through_a_view_is_compiled():
     torch.manual_seed(0)
     model = InPlaceBetweenConvolutions().eval()
     explanation, _ = compile_and_check(model, [torch.randn(1, 3, 12, 12)], min_block_size=1)
-    write = [n for n in explanation.nodes if n["kind"] in ("aten::fill_", "aten::copy_")]
+    assert not [n for n in explanation.nodes if n["kind"] in ("aten::fill_", "aten::copy_")]
+    assert not explanation.torch_nodes
+    assert len(explanation.regions) == 1
+
+
+class ViewReadAfterWrite(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.first = nn.Conv2d(3, 8, 3, padding=1)
+        self.second = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        y = self.first(x)
+        row = y[:, 0]
+        row.add_(1.0)               # the view is read again below: stays in PyTorch, in order
+        return self.second(torch.relu(y)) + row.mean()
+
+
+def test_in_place_write_to_a_view_read_again_stays_in_pytorch():
+    torch.manual_seed(0)
+    model = ViewReadAfterWrite().eval()
+    explanation, _ = compile_and_check(model, [torch.randn(1, 3, 12, 12)], min_block_size=1)
+    write = [n for n in explanation.nodes if n["kind"] == "aten::add_"]
     assert write and all(n["region"] < 0 for n in write)
     assert explanation.placement_of("aten::select") == {"PyTorch"}
     assert len(explanation.regions) == 2  # before and after the write

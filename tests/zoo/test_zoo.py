@@ -16,10 +16,7 @@ TABLE = Path(os.environ.get("TVMBRIDGE_ZOO_TABLE", Path(__file__).resolve().pare
 CASES = [(name, way) for name, spec in ZOO.items() for way in spec.ways]
 
 
-@pytest.fixture(scope="module")
-def table():
-    rows = []
-    yield rows
+def _write(rows):
     TABLE.parent.mkdir(parents=True, exist_ok=True)
     lines = ["| model | way | converted fully | nodes left to PyTorch | max abs diff | compile s |",
              "|---|---|---|---:|---:|---:|"]
@@ -28,8 +25,14 @@ def table():
     TABLE.write_text("\n".join(lines) + "\n")
 
 
+@pytest.fixture(scope="module")
+def table():
+    return []
+
+
 @pytest.mark.parametrize("name,way", CASES, ids=[f"{n}-{w}" for n, w in CASES])
 def test_zoo_model(name, way, table):
     result = check(name, way)
     table.append(result)
+    _write(table)  # after every model, so a partial run leaves its table
     assert result.fully_converted
