@@ -101,6 +101,19 @@ CompileResult Compile(const std::string& archive, const std::vector<TensorSpec>&
   return CompilePrepared(PrepareArchive(archive), inputs, options, build);
 }
 
+c10::intrusive_ptr<TVMModule> BuildModule(const tvm::ffi::ObjectRef& ir_module,
+                                          ArtifactMetadata metadata, const BuildSettings& build) {
+  auto library = build.build_library(ir_module).cast<tvm::ffi::Bytes>();
+  metadata.target = build.target_json;
+  metadata.tvm_version = build.tvm_version;
+  metadata.tvmbridge_version = TVMBRIDGE_VERSION;
+  metadata.cpu_features = build.cpu_features;
+  metadata.artifact_sha256 = metadata.Digest(library.data(), library.size());
+  at::Tensor bytes = at::empty({static_cast<int64_t>(library.size())}, at::kByte);
+  std::memcpy(bytes.data_ptr(), library.data(), library.size());
+  return c10::make_intrusive<TVMModule>(metadata.ToJson(), bytes);
+}
+
 CompileResult CompilePrepared(frontend::PreparedGraph prepared,
                               const std::vector<TensorSpec>& inputs,
                               const partition::PartitionOptions& options,
@@ -113,16 +126,8 @@ CompileResult CompilePrepared(frontend::PreparedGraph prepared,
     ArtifactMetadata metadata;
     tvm::ffi::ObjectRef ir_module = partition::BuildRegionModule(
         region, analysis.partition, analysis.observations, metadata.inputs, metadata.outputs);
-    auto library = build.build_library(ir_module).cast<tvm::ffi::Bytes>();
     metadata.output_is_tuple = true;
-    metadata.target = build.target_json;
-    metadata.tvm_version = build.tvm_version;
-    metadata.tvmbridge_version = TVMBRIDGE_VERSION;
-    metadata.cpu_features = build.cpu_features;
-    metadata.artifact_sha256 = metadata.Digest(library.data(), library.size());
-    at::Tensor bytes = at::empty({static_cast<int64_t>(library.size())}, at::kByte);
-    std::memcpy(bytes.data_ptr(), library.data(), library.size());
-    modules.push_back(c10::make_intrusive<TVMModule>(metadata.ToJson(), bytes));
+    modules.push_back(BuildModule(ir_module, std::move(metadata), build));
     const bool measure = options.never_slower && !options.require_full_compilation;
     times.push_back(measure ? TimeRegion(region, analysis.observations, *modules.back())
                             : std::nullopt);

@@ -10,6 +10,7 @@
 #include "frontend/graph_prep.h"
 #include "partition/partitioner.h"
 #include "tvmbridge/artifact.h"
+#include "tvmbridge/tvm_module.h"
 
 namespace tvmbridge {
 
@@ -31,6 +32,11 @@ struct BuildSettings {
   std::string tvm_version;
   std::vector<std::string> cpu_features;
 };
+
+// Builds `ir_module` (its entry function "main") and loads the library as a TVMModule;
+// `metadata` gives its inputs, outputs and output_is_tuple, the rest is filled in here.
+c10::intrusive_ptr<TVMModule> BuildModule(const tvm::ffi::ObjectRef& ir_module,
+                                          ArtifactMetadata metadata, const BuildSettings& build);
 
 // A model ready to build: frozen, specialised to the input shapes, observed, partitioned.
 struct Analysis {

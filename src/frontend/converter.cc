@@ -46,7 +46,8 @@ bool ProducesOnlyNonTensors(const Node& node) {
 // Nodes computing ints, floats, bools or lists from constants are evaluated by TorchScript's
 // own interpreter, so shape arithmetic works without a converter per scalar op.
 bool CanFold(const Node& node) {
-  return ProducesOnlyNonTensors(node) && node.maybeOperator() != nullptr;
+  // A node with no outputs (aten::warn, prim::RaiseException) has nothing to fold.
+  return !node.outputs().empty() && ProducesOnlyNonTensors(node) && node.maybeOperator() != nullptr;
 }
 
 namespace {
@@ -360,7 +361,8 @@ void ConvertNode(const Node& node, ConversionContext& context, ValueMap& values)
   bool all_constant =
       std::all_of(node.inputs().begin(), node.inputs().end(),
                   [&](const torch::jit::Value* input) { return context.IsConstant(input); });
-  if (all_constant && (CanFold(node) || IsScalarTensorArithmetic(node, context))) {
+  if (all_constant && !node.outputs().empty() &&
+      (CanFold(node) || IsScalarTensorArithmetic(node, context))) {
     torch::jit::Stack stack;
     for (const torch::jit::Value* input : node.inputs()) {
       stack.push_back(context.Constant(input));

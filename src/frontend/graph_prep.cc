@@ -145,21 +145,94 @@ bool FunctionalizeWrite(torch::jit::Graph& graph, Node* node) {
   return true;
 }
 
+// Whether `node` may write to its input `index` (its schema marks the argument mutable).
+bool WritesInput(const Node& node, size_t index) {
+  const c10::FunctionSchema* schema = node.maybeSchema();
+  if (schema == nullptr || index >= schema->arguments().size()) return true;
+  const c10::AliasInfo* alias = schema->arguments()[index].alias_info();
+  if (alias != nullptr && alias->isWrite()) return true;
+  // Tensor(a!)[]: the write is annotated on the contained type.
+  return alias != nullptr && !alias->containedTypes().empty() &&
+         alias->containedTypes()[0].isWrite();
+}
+
+// The node of `block` that contains `node` (itself, or the one whose nested blocks hold it).
+Node* AncestorIn(torch::jit::Block* block, Node* node) {
+  while (node != nullptr && node->owningBlock() != block) node = node->owningBlock()->owningNode();
+  return node;
+}
+
+// A list built by prim::ListConstruct and grown only by aten::append in its own block (what
+// scripted loops over module lists leave, DenseNet's `features.append(...)`, once unrolled),
+// read elsewhere by ops that do not write it: each read gets a list of the elements appended
+// so far, and the appends go. TorchScript's RemoveListMutation gives up on lists read between
+// appends. Returns whether it rewrote.
+bool FunctionalizeAppends(torch::jit::Graph& graph, Node* construct) {
+  Value* list = construct->output();
+  torch::jit::Block* block = construct->owningBlock();
+  std::vector<torch::jit::Use> uses = list->uses();
+  bool appends = false;
+  for (const torch::jit::Use& use : uses) {
+    bool append = use.user->kind() == c10::aten::append && use.offset == 0;
+    if (append && (use.user->owningBlock() != block || use.user->output()->hasUses())) {
+      return false;
+    }
+    if (!append && WritesInput(*use.user, use.offset)) return false;
+    appends = appends || append;
+  }
+  if (!appends) return false;
+  std::sort(uses.begin(), uses.end(), [&](const torch::jit::Use& a, const torch::jit::Use& b) {
+    return AncestorIn(block, a.user)->isBefore(AncestorIn(block, b.user));
+  });
+  std::vector<Value*> elements(construct->inputs().begin(), construct->inputs().end());
+  for (const torch::jit::Use& use : uses) {
+    if (use.user->kind() == c10::aten::append && use.offset == 0) {
+      elements.push_back(use.user->input(1));
+      continue;
+    }
+    torch::jit::WithInsertPoint before(AncestorIn(block, use.user));
+    Node* snapshot = graph.insertNode(graph.createList(list->type()->containedType(0), elements));
+    use.user->replaceInput(use.offset, snapshot->output());
+  }
+  for (const torch::jit::Use& use : uses) {
+    if (use.user->kind() == c10::aten::append && use.offset == 0) use.user->destroy();
+  }
+  return true;
+}
+
+// Every node of `block` and its nested blocks, in program order.
+void CollectNodes(torch::jit::Block* block, std::vector<Node*>& nodes) {
+  for (Node* node : block->nodes()) {
+    nodes.push_back(node);
+    for (torch::jit::Block* nested : node->blocks()) CollectNodes(nested, nodes);
+  }
+}
+
+void FunctionalizeListAppends(torch::jit::Graph& graph) {
+  std::vector<Node*> nodes;
+  CollectNodes(graph.block(), nodes);
+  for (Node* node : nodes) {
+    if (node->kind() == c10::prim::ListConstruct) FunctionalizeAppends(graph, node);
+  }
+}
+
 void FunctionalizeWrites(torch::jit::Graph& graph) {
   for (bool changed = true; changed;) {
     changed = false;
-    for (Node* node : graph.nodes()) {
+    std::vector<Node*> nodes;
+    CollectNodes(graph.block(), nodes);
+    for (Node* node : nodes) {
       if (IsInPlace(*node) && !node->inputs().empty() && FunctionalizeWrite(graph, node)) {
         changed = true;
-        break;
+        break;  // the rewrite destroyed nodes: collect again
       }
     }
   }
 }
 
 // `x is None` where x is a Tensor (an Optional[Tensor] argument given a tensor, once calls are
-// inlined) is known: false. Casts from Optional that already hold a Tensor are dropped. Then
-// the `if hx is None:` of scripted modules folds away.
+// inlined) is known: false; `x is x` is true. Casts from Optional that already hold a Tensor are
+// dropped. Then the `if hx is None:` of scripted modules folds away.
 void FoldNoneChecksIn(torch::jit::Block& block) {
   std::vector<Node*> nodes(block.nodes().begin(), block.nodes().end());
   for (Node* node : nodes) {
@@ -170,11 +243,12 @@ void FoldNoneChecksIn(torch::jit::Block& block) {
         return v->type()->kind() == c10::TypeKind::TensorType;
       };
       auto is_none = [](const Value* v) { return v->type()->kind() == c10::TypeKind::NoneType; };
-      bool decided = (is_tensor(node->input(0)) && is_none(node->input(1))) ||
-                     (is_none(node->input(0)) && is_tensor(node->input(1)));
-      if (!decided) continue;
+      bool never = (is_tensor(node->input(0)) && is_none(node->input(1))) ||
+                   (is_none(node->input(0)) && is_tensor(node->input(1)));
+      bool always = node->input(0) == node->input(1);  // `query is key` of self-attention
+      if (!never && !always) continue;
       torch::jit::WithInsertPoint before(node);
-      node->output()->replaceAllUsesWith(node->owningGraph()->insertConstant(!is));
+      node->output()->replaceAllUsesWith(node->owningGraph()->insertConstant(always == is));
       node->destroy();
     } else if (node->kind() == c10::prim::unchecked_cast &&
                node->input()->type()->isSubtypeOf(*node->output()->type())) {
@@ -192,13 +266,19 @@ void FoldNoneChecks(const std::shared_ptr<torch::jit::Graph>& graph) {
   torch::jit::ConstantPropagation(folded);
 }
 
+void RemoveLocalMutation(const std::shared_ptr<torch::jit::Graph>& graph) {
+  std::shared_ptr<torch::jit::Graph> mutable_graph = graph;
+  torch::jit::RemoveListMutation(mutable_graph);
+  FunctionalizeListAppends(*graph);
+  torch::jit::RemoveTensorMutation(mutable_graph);
+  FunctionalizeWrites(*graph);
+}
+
 namespace {
 
 void Simplify(std::shared_ptr<torch::jit::Graph>& graph) {
   FoldNoneChecks(graph);
-  torch::jit::RemoveListMutation(graph);
-  torch::jit::RemoveTensorMutation(graph);
-  FunctionalizeWrites(*graph);
+  RemoveLocalMutation(graph);
   torch::jit::ConstantPropagation(graph);
   torch::jit::EliminateDeadCode(graph);
 }

@@ -26,6 +26,11 @@ bool IsViewOp(const torch::jit::Node& node);
 // Optional that hold a Tensor already; then propagates constants.
 void FoldNoneChecks(const std::shared_ptr<torch::jit::Graph>& graph);
 
+// Removes the mutation whose effect stays inside the graph: TorchScript's list and tensor
+// mutation removal, then lists grown by append and read in between, and in-place writes to
+// fresh tensors through slices and selects (rewritten as scatters), in every block.
+void RemoveLocalMutation(const std::shared_ptr<torch::jit::Graph>& graph);
+
 // Deserialises a TorchScript archive (torch.jit.save's bytes). Throws with the reason.
 torch::jit::Module LoadModule(const std::string& archive);
 

@@ -131,6 +131,11 @@ Value ConvertNot(ConversionContext& ctx, const Node& node) {
   return ctx.Emit(relax::op::Unary("logical_not", x));
 }
 
+// aten::warn(message, stacklevel): compiled code computes, it does not print; the warning a
+// scripted forward gives on every call (GoogLeNet's "Scripted GoogleNet always returns
+// GoogleNetOutputs Tuple") is not repeated by the compiled module.
+Value ConvertWarn(ConversionContext&, const Node&) { return Value::List({}); }
+
 }  // namespace
 
 void RegisterScalarOps(ConverterTable& table) {
@@ -147,6 +152,7 @@ void RegisterScalarOps(ConverterTable& table) {
   table["prim::layout"] = ConvertLayout;
   table["aten::_shape_as_tensor"] = ConvertShapeAsTensor;
   table["aten::__not__"] = ConvertNot;
+  table["aten::warn"] = ConvertWarn;
 }
 
 }  // namespace tvmbridge::frontend

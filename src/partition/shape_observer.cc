@@ -257,6 +257,8 @@ void SpecializeToShapes(const std::shared_ptr<torch::jit::Graph>& graph,
   // `for` loops whose trip count the shapes just fixed are unrolled, so their bodies join
   // the regions around them instead of running as TorchScript loops.
   if (torch::jit::UnrollConstantLoops(folded)) torch::jit::ConstantPropagation(folded);
+  // Writes in branches and loops that are now resolved or unrolled become local.
+  frontend::RemoveLocalMutation(folded);
   torch::jit::EliminateDeadCode(folded);
 }
 

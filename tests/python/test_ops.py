@@ -2,6 +2,9 @@
 and matches PyTorch in dtype, shape and values (float32: rtol=atol=1e-5; integer results
 exactly)."""
 
+import warnings
+from typing import Optional
+
 import pytest
 import torch
 import torch.nn as nn
@@ -248,6 +251,24 @@ def _slice_writes(x):
     return y, z + x
 
 
+def _list_appends(x):
+    # DenseNet's pattern: a list read (cat) between appends, in a loop the shapes unroll.
+    features = [x]
+    for _ in range(3):
+        features.append(torch.cat(features, 1).sum(1, keepdim=True) * 0.5)
+    return torch.cat(features, 1)
+
+
+def _warn_and_none_checks(x, h: Optional[torch.Tensor] = None):
+    # GoogLeNet's scripted warning; `h is None` and `x is x` as inlined modules leave them.
+    warnings.warn("a scripted model's warning")
+    if h is None:
+        h = x * 2.0
+    if x is x:
+        h = h + 1.0
+    return h
+
+
 def _norm_layers(x):
     y = x.reshape(1, 4, 7)
     img = x.reshape(1, 4, 1, 7).expand(2, 4, 3, 7) * torch.arange(1, 4).reshape(1, 1, 3, 1)
@@ -302,6 +323,8 @@ CASES = {
     "index_more": _index_more,
     "index_put": _index_put,
     "slice_writes": _slice_writes,
+    "list_appends": _list_appends,
+    "warn_and_none_checks": _warn_and_none_checks,
     "norm_layers": _norm_layers,
     "pools_linalg": _pools_linalg,
     "images": _images,
