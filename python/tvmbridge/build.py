@@ -71,7 +71,8 @@ _PACKED_DEPTHWISE = [f"NCHW{_CHANNEL_BLOCK}c", f"OIHW1i{_CHANNEL_BLOCK}o"]
 def _conv_layout(call: relax.Call) -> dict:
     """ConvertLayout's choice per call: float32 NCHW convolutions, plain (groups=1; TVM keeps
     NCHW where the block does not divide the channels) or depthwise (one filter per channel,
-    channels a multiple of the block); other calls keep their layouts."""
+    channels a multiple of the block), packed; other grouped convolutions NCHW; other calls
+    keep their layouts."""
     attrs = call.attrs
     if attrs is None or not hasattr(attrs, "groups") or not hasattr(attrs, "data_layout"):
         return {}
@@ -87,7 +88,10 @@ def _conv_layout(call: relax.Call) -> dict:
         return {"relax.nn.conv2d": _PACKED_CONV}
     if _is_depthwise(call):
         return {"relax.nn.conv2d": _PACKED_DEPTHWISE}
-    return {}
+    # Other grouped convolutions (ResNeXt, RegNet) stay NCHW, said explicitly: left to infer
+    # its layout from a packed input, TVM 0.27's conv2d fails ("Layouts must have the same
+    # size").
+    return {"relax.nn.conv2d": ["NCHW", "OIHW", "NCHW"]}
 
 
 def _is_depthwise(call: relax.Call) -> bool:

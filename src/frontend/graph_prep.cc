@@ -5,6 +5,7 @@
 #include <unordered_set>
 
 #include <c10/util/Exception.h>
+#include <torch/csrc/jit/ir/constants.h>
 #include <torch/csrc/jit/ir/ir.h>
 #include <torch/csrc/jit/passes/constant_propagation.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
@@ -266,8 +267,41 @@ void FoldNoneChecks(const std::shared_ptr<torch::jit::Graph>& graph) {
   torch::jit::ConstantPropagation(folded);
 }
 
+namespace {
+
+// A constant list of ints that the graph mutates, or a copy of one (Swin's
+// `shift_size = self.shift_size.copy()`, then `shift_size[0] = 0`), as a ListConstruct of
+// constants, which TorchScript's RemoveListMutation can rewrite; it leaves those alone.
+void MaterializeMutatedConstantLists(torch::jit::Graph& graph) {
+  std::vector<Node*> nodes;
+  CollectNodes(graph.block(), nodes);
+  for (Node* node : nodes) {
+    // The constant list itself, or a copy of it (`list.copy()`), which is a fresh list.
+    if (node->outputs().size() != 1) continue;
+    Value* source = node->kind() == c10::aten::copy && node->inputs().size() == 1 ? node->input(0)
+                                                                                  : node->output();
+    if (source->node()->kind() != c10::prim::Constant) continue;
+    std::optional<c10::IValue> value = torch::jit::toIValue(source);
+    if (!value || !value->isIntList()) continue;
+    const auto& uses = node->output()->uses();
+    bool mutated = std::any_of(uses.begin(), uses.end(), [](const torch::jit::Use& use) {
+      return WritesInput(*use.user, use.offset);
+    });
+    if (!mutated) continue;
+    torch::jit::WithInsertPoint before(node);
+    std::vector<Value*> elements;
+    for (int64_t element : value->toIntVector()) elements.push_back(graph.insertConstant(element));
+    Node* list = graph.insertNode(graph.createList(c10::IntType::get(), elements));
+    node->output()->replaceAllUsesWith(list->output());
+    node->destroy();
+  }
+}
+
+}  // namespace
+
 void RemoveLocalMutation(const std::shared_ptr<torch::jit::Graph>& graph) {
   std::shared_ptr<torch::jit::Graph> mutable_graph = graph;
+  MaterializeMutatedConstantLists(*graph);
   torch::jit::RemoveListMutation(mutable_graph);
   FunctionalizeListAppends(*graph);
   torch::jit::RemoveTensorMutation(mutable_graph);

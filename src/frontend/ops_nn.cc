@@ -369,6 +369,52 @@ Expr Dense(ConversionContext& ctx, const Expr& x, const torch::jit::Value* weigh
   return ctx.EmitExpr(relax::op::Add(out, ctx.Tensor(bias)));
 }
 
+// Multi-head self-attention of `x` ([batch, steps, embed]) with packed input projections
+// (qkv_weight [3 * embed, embed]) and an output projection, as PyTorch's fused inference ops
+// compute it: softmax(q k^T / sqrt(head_dim)) v per head.
+Expr SelfAttention(ConversionContext& ctx, const Expr& x, int64_t heads,
+                   const torch::jit::Value* qkv_weight, const torch::jit::Value* qkv_bias,
+                   const torch::jit::Value* proj_weight, const torch::jit::Value* proj_bias) {
+  IntList shape = ctx.Shape(x);
+  TORCH_CHECK(shape.size() == 3, "fused attention expects [batch, seq, embed] input");
+  int64_t batch = shape[0], steps = shape[1], embed = shape[2], head_dim = embed / heads;
+  Expr qkv = Dense(ctx, x, qkv_weight, qkv_bias);
+  Expr heads_first = ctx.EmitExpr(relax::op::PermuteDims(
+      ctx.EmitExpr(relax::op::Reshape(qkv, {batch, steps, 3, heads, head_dim})), {2, 0, 3, 1, 4}));
+  Expr parts = ctx.EmitExpr(relax::op::Split(heads_first, {1, 2}, 0));
+  auto part = [&](int i) {
+    return ctx.EmitExpr(relax::op::Squeeze(ctx.EmitExpr(relax::TupleGetItem(parts, i)), {0}));
+  };
+  Expr q = part(0), k = part(1), v = part(2);
+  std::string dtype = ctx.Info(x).dtype;
+  Expr scores = ctx.EmitExpr(
+      relax::op::Multiply(ctx.EmitExpr(relax::op::Matmul(q, TransposeLastTwo(ctx, k))),
+                          ctx.Scalar(1.0 / std::sqrt(static_cast<double>(head_dim)), dtype)));
+  Expr mixed = ctx.EmitExpr(relax::op::Matmul(ctx.EmitExpr(relax::op::Softmax(scores, 3)), v));
+  Expr merged = ctx.EmitExpr(relax::op::Reshape(
+      ctx.EmitExpr(relax::op::PermuteDims(mixed, {0, 2, 1, 3})), {batch, steps, embed}));
+  return Dense(ctx, merged, proj_weight, proj_bias);
+}
+
+// aten::_native_multi_head_attention(query, key, value, embed_dim, num_head, qkv_weight,
+// qkv_bias, proj_weight, proj_bias, mask?, need_weights, average_attn_weights, mask_type?)
+// -> (output, weights): nn.MultiheadAttention's inference fast path, for self-attention
+// (query, key and value the same tensor) without a mask and with the weights unused.
+Value ConvertNativeMultiHeadAttention(ConversionContext& ctx, const Node& node) {
+  TORCH_CHECK(node.input(0) == node.input(1) && node.input(1) == node.input(2),
+              "fused multi-head attention is converted for self-attention (query is key is "
+              "value)");
+  TORCH_CHECK(ctx.IsNone(node.input(9)),
+              "fused multi-head attention with a mask is not "
+              "supported yet");
+  TORCH_CHECK(!node.output(1)->hasUses(),
+              "the attention weights of fused multi-head attention "
+              "are used; only the output can be converted");
+  Expr out = SelfAttention(ctx, ctx.Tensor(node.input(0)), ctx.Int(node.input(4)), node.input(5),
+                           node.input(6), node.input(7), node.input(8));
+  return Value::List({Value::Tensor(out), Value::Constant(c10::IValue())});
+}
+
 // aten::_transformer_encoder_layer_fwd(src, embed_dim, num_heads, qkv_weight, qkv_bias,
 // proj_weight, proj_bias, use_gelu, norm_first, eps, norm_weight_1, norm_bias_1,
 // norm_weight_2, norm_bias_2, ffn_weight_1, ffn_bias_1, ffn_weight_2, ffn_bias_2, mask?,
@@ -379,8 +425,7 @@ Value ConvertTransformerEncoderLayer(ConversionContext& ctx, const Node& node) {
   Expr src = ctx.Tensor(node.input(0));
   IntList shape = ctx.Shape(src);
   TORCH_CHECK(shape.size() == 3, "the transformer encoder fast path expects [batch, seq, embed]");
-  int64_t batch = shape[0], steps = shape[1], embed = ctx.Int(node.input(1));
-  int64_t heads = ctx.Int(node.input(2)), head_dim = embed / heads;
+  int64_t heads = ctx.Int(node.input(2));
   bool norm_first = ctx.Bool(node.input(8));
   double epsilon = ctx.Double(node.input(9));
   auto norm = [&](const Expr& x, int which) {
@@ -388,23 +433,7 @@ Value ConvertTransformerEncoderLayer(ConversionContext& ctx, const Node& node) {
                                              ctx.Tensor(node.input(11 + 2 * which)), {2}, epsilon));
   };
   auto attention = [&](const Expr& x) {
-    Expr qkv = Dense(ctx, x, node.input(3), node.input(4));
-    Expr heads_first = ctx.EmitExpr(relax::op::PermuteDims(
-        ctx.EmitExpr(relax::op::Reshape(qkv, {batch, steps, 3, heads, head_dim})),
-        {2, 0, 3, 1, 4}));
-    Expr parts = ctx.EmitExpr(relax::op::Split(heads_first, {1, 2}, 0));
-    auto part = [&](int i) {
-      return ctx.EmitExpr(relax::op::Squeeze(ctx.EmitExpr(relax::TupleGetItem(parts, i)), {0}));
-    };
-    Expr q = part(0), k = part(1), v = part(2);
-    std::string dtype = ctx.Info(x).dtype;
-    Expr scores = ctx.EmitExpr(
-        relax::op::Multiply(ctx.EmitExpr(relax::op::Matmul(q, TransposeLastTwo(ctx, k))),
-                            ctx.Scalar(1.0 / std::sqrt(static_cast<double>(head_dim)), dtype)));
-    Expr mixed = ctx.EmitExpr(relax::op::Matmul(ctx.EmitExpr(relax::op::Softmax(scores, 3)), v));
-    Expr merged = ctx.EmitExpr(relax::op::Reshape(
-        ctx.EmitExpr(relax::op::PermuteDims(mixed, {0, 2, 1, 3})), {batch, steps, embed}));
-    return Dense(ctx, merged, node.input(5), node.input(6));
+    return SelfAttention(ctx, x, heads, node.input(3), node.input(4), node.input(5), node.input(6));
   };
   auto feed_forward = [&](const Expr& x) {
     Expr hidden = Dense(ctx, x, node.input(14), node.input(15));
@@ -444,6 +473,7 @@ void RegisterNNOps(ConverterTable& table) {
               ConvertMatmul);
   RegisterAll(table, {"aten::outer", "aten::ger"}, ConvertOuter);
   table["aten::_transformer_encoder_layer_fwd"] = ConvertTransformerEncoderLayer;
+  table["aten::_native_multi_head_attention"] = ConvertNativeMultiHeadAttention;
   table["aten::instance_norm"] = ConvertInstanceNorm;
   table["aten::group_norm"] = ConvertGroupNorm;
   table["aten::_weight_norm"] = ConvertWeightNorm;

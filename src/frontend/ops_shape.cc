@@ -29,6 +29,15 @@ Value ConvertListConstruct(ConversionContext& ctx, const Node& node) {
   return Value::Constant(c10::IValue(std::move(list)));
 }
 
+// prim::DictConstruct(key, value, ...): a dict of tensors a model returns (torchvision's
+// segmentation models: {"out": ..., "aux": ...}). Its values are what crosses; like a tuple
+// that packs region outputs, the node itself runs in PyTorch, as bookkeeping.
+Value ConvertDictConstruct(ConversionContext& ctx, const Node& node) {
+  std::vector<Value> values;
+  for (size_t i = 1; i < node.inputs().size(); i += 2) values.push_back(ctx.Get(node.input(i)));
+  return Value::List(std::move(values));
+}
+
 Value ConvertUnpack(ConversionContext& ctx, const Node& node) {
   const Value& packed = ctx.Get(node.input(0));
   TORCH_CHECK(packed.kind == Value::Kind::kList, "cannot unpack this value");
@@ -156,6 +165,7 @@ Value ConvertCat(ConversionContext& ctx, const Node& node) {
 void RegisterShapeOps(ConverterTable& table) {
   RegisterAll(table, {"prim::ListConstruct", "prim::TupleConstruct"}, ConvertListConstruct);
   RegisterAll(table, {"prim::ListUnpack", "prim::TupleUnpack"}, ConvertUnpack);
+  table["prim::DictConstruct"] = ConvertDictConstruct;
   table["aten::__getitem__"] = ConvertListGetItem;
   table["aten::len"] = ConvertListLen;
   table["aten::size"] = ConvertSize;

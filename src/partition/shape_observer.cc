@@ -2,6 +2,7 @@
 
 #include "frontend/graph_prep.h"
 
+#include <algorithm>
 #include <unordered_set>
 
 #include <ATen/Functions.h>
@@ -207,6 +208,17 @@ void SpecializeToShapes(const std::shared_ptr<torch::jit::Graph>& graph,
     pending.pop_back();
     for (Node* node : block->nodes()) {
       for (Block* nested : node->blocks()) pending.push_back(nested);
+      // Compiled code is inference on dense CPU tensors: no autograd, no nested tensors
+      // (what scripted nn.MultiheadAttention asks before choosing its fast path).
+      static const c10::Symbol kInferenceOnly[] = {
+          c10::prim::requires_grad, c10::Symbol::fromQualString("prim::is_nested"),
+          c10::Symbol::fromQualString("aten::is_grad_enabled")};
+      if (std::find(std::begin(kInferenceOnly), std::end(kInferenceOnly), node->kind()) !=
+          std::end(kInferenceOnly)) {
+        torch::jit::WithInsertPoint before(node);
+        node->output()->replaceAllUsesWith(graph->insertConstant(false));
+        continue;
+      }
       if (node->kind() == c10::aten::size || node->kind() == c10::aten::dim ||
           node->kind() == c10::prim::dtype || node->kind() == c10::prim::device ||
           node->kind() == c10::prim::layout || node->kind() == c10::aten::numel) {
@@ -259,6 +271,7 @@ void SpecializeToShapes(const std::shared_ptr<torch::jit::Graph>& graph,
   if (torch::jit::UnrollConstantLoops(folded)) torch::jit::ConstantPropagation(folded);
   // Writes in branches and loops that are now resolved or unrolled become local.
   frontend::RemoveLocalMutation(folded);
+  torch::jit::ConstantPropagation(folded);
   torch::jit::EliminateDeadCode(folded);
 }
 

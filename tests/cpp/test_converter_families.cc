@@ -276,6 +276,40 @@ TEST(ConverterFamily, RecurrentLayers) {
                                Random({18, 6}, 3), Random({18}, 4), Random({18}, 5)});
 }
 
+TEST(ConverterFamily, Creation) {
+  ExpectTvmMatchesTorchScript(R"IR(
+    graph(%self : Tensor, %x : Tensor):
+      %none : NoneType = prim::Constant()
+      %seven : int = prim::Constant[value=7]()
+      %fill : float = prim::Constant[value=2.5]()
+      %range : Tensor = aten::arange(%seven, %none, %none, %none, %none)
+      %scaled : Tensor = aten::mul(%x, %range)
+      %filled : Tensor = aten::full_like(%x, %fill, %none, %none, %none, %none, %none)
+      %ones : Tensor = aten::ones_like(%x, %none, %none, %none, %none, %none)
+      %out : (Tensor, Tensor, Tensor) = prim::TupleConstruct(%scaled, %filled, %ones)
+      return (%out))IR",
+                              {Random({3, 7})});
+}
+
+TEST(ConverterFamily, ShapesAndViews) {
+  ExpectTvmMatchesTorchScript(R"IR(
+    graph(%self : Tensor, %x : Tensor):
+      %zero : int = prim::Constant[value=0]()
+      %one : int = prim::Constant[value=1]()
+      %minus_one : int = prim::Constant[value=-1]()
+      %n : int = aten::size(%x, %zero)
+      %shape : int[] = prim::ListConstruct(%n, %minus_one)
+      %flat : Tensor = aten::view(%x, %shape)
+      %swapped : Tensor = aten::transpose(%x, %zero, %one)
+      %axes : int[] = prim::ListConstruct(%one, %zero)
+      %permuted : Tensor = aten::permute(%x, %axes)
+      %pair : Tensor[] = prim::ListConstruct(%swapped, %permuted)
+      %joined : Tensor = aten::cat(%pair, %zero)
+      %out : (Tensor, Tensor) = prim::TupleConstruct(%flat, %joined)
+      return (%out))IR",
+                              {Random({3, 4})});
+}
+
 TEST(ConverterFamily, ScalarsFromStaticShapes) {
   ExpectTvmMatchesTorchScript(R"IR(
     graph(%self : Tensor, %x : Tensor):

@@ -18,20 +18,23 @@ class Result:
     fully_converted: bool
     torch_nodes: int
     max_abs_diff: float
+    max_abs_output: float
     compile_s: float
 
 
 def _tensors(out) -> tuple:
+    """The tensors of an output: a tensor, a dict or a (named) tuple; None entries (scripted
+    GoogLeNet's missing auxiliary logits, which eager mode leaves out) are dropped."""
     if isinstance(out, torch.Tensor):
         return (out,)
-    if isinstance(out, dict):
-        return tuple(out.values())
-    return tuple(t for t in out)
+    values = out.values() if isinstance(out, dict) else out
+    return tuple(t for t in values if t is not None)
 
 
 def check(name: str, way: str) -> Result:
     """Traces or scripts the model, compiles it with no fallback allowed and asserts it
-    matches PyTorch within the spec's tolerance on a new input."""
+    matches eager PyTorch on a new input: rtol = the spec's tolerance, atol = the same times
+    the output's largest magnitude (at least 1)."""
     spec = ZOO[name]
     torch.manual_seed(0)
     model = spec.build()
@@ -49,10 +52,14 @@ def check(name: str, way: str) -> Result:
         inputs = spec.inputs()
         expected, actual = _tensors(model(*inputs)), _tensors(compiled(*inputs))
     assert len(actual) == len(expected)
-    worst = 0.0
+    worst = scale = 0.0
     for e, a in zip(expected, actual):
         assert a.shape == e.shape and a.dtype == e.dtype
-        torch.testing.assert_close(a, e, rtol=spec.tolerance, atol=spec.tolerance)
+        # float32 rounding grows with the values summed: the absolute tolerance is relative to
+        # the output's largest magnitude (random-weight ResNet-50 logits reach ~340).
+        magnitude = max(1.0, e.abs().max().item())
+        torch.testing.assert_close(a, e, rtol=spec.tolerance, atol=spec.tolerance * magnitude)
         worst = max(worst, (a.double() - e.double()).abs().max().item())
+        scale = max(scale, magnitude)
     torch_nodes = len(report.torch_nodes)
-    return Result(name, way, torch_nodes == 0, torch_nodes, worst, compile_s)
+    return Result(name, way, torch_nodes == 0, torch_nodes, worst, scale, compile_s)
