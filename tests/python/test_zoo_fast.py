@@ -10,7 +10,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "zoo"))
 from check import check  # noqa: E402
 from models import FAST, ZOO  # noqa: E402
 
-CASES = [(name, way) for name in FAST for way in ZOO[name].ways]
+# Ways with a known gap are checked (as expected failures) by the whole zoo.
+CASES = [(name, way) for name in FAST for way in ZOO[name].ways
+         if way not in ZOO[name].known_gaps]
 
 
 @pytest.mark.parametrize("name,way", CASES, ids=[f"{n}-{w}" for n, w in CASES])

@@ -20,13 +20,21 @@ class Spec:
     inputs: Callable[[], tuple]
     ways: tuple = ("trace", "script")
     tolerance: float = 1e-4
+    # Ways known not to convert whole yet, with the reason (the zoo expects them to fail, and
+    # fails when one starts passing, so the list stays true).
+    known_gaps: dict = dataclasses.field(default_factory=dict)
 
 
 def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
     """Random batch-norm statistics and affine parameters (fresh ones are near identity and
-    would hide a wrong conversion), then eval mode."""
+    would hide a wrong conversion), random values for parameters initialised to zeros (ViT's
+    classification head is, which would make its output 0 whatever the conversion), then
+    eval mode."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.numel() > 1 and not parameter.any():
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.02)
         for module in model.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is not None:
                 module.running_mean.copy_(torch.randn(module.num_features, generator=generator) * 0.1)
@@ -120,9 +128,9 @@ def _transformer_encoder(norm_first: bool = False) -> Spec:
     def build():
         return _Encoder(norm_first).eval()
 
-    # Scripted, nn.TransformerEncoder's forward decides its fast path with string and
-    # requires_grad checks that stay in TorchScript: traced only.
-    return Spec(build=build, inputs=lambda: (torch.randn(2, 10, 64),), ways=("trace",))
+    return Spec(build=build, inputs=lambda: (torch.randn(2, 10, 64),), known_gaps={
+        "script": "nn.TransformerEncoder's scripted forward picks its fast path with string and "
+                  "Python-list logic that stays in TorchScript"})
 
 
 class _Recurrent(nn.Module):
@@ -151,7 +159,9 @@ ZOO: dict[str, Spec] = {name: _vision(name) for name in CLASSIFIERS}
 ZOO.update({
     "alexnet": _vision("alexnet", size=96),                      # its pooling needs >= 63 px
     "inception_v3": _vision("inception_v3", size=96, aux_logits=False, init_weights=False),
-    "vit_b_16": _vision("vit_b_16", size=64, image_size=64),
+    "vit_b_16": dataclasses.replace(_vision("vit_b_16", size=64, image_size=64), known_gaps={
+        "script": "scripted nn.MultiheadAttention keeps its fast-path checks (strings, lists "
+                  "of flags) in TorchScript"}),
     "maxvit_t": _vision("maxvit_t", size=224),                   # partitions need 224 px
     "fcn_resnet50": _segmentation("fcn_resnet50"),
     "deeplabv3_resnet50": _segmentation("deeplabv3_resnet50"),

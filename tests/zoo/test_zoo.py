@@ -13,7 +13,10 @@ from check import check  # noqa: E402
 from models import ZOO  # noqa: E402
 
 TABLE = Path(os.environ.get("TVMBRIDGE_ZOO_TABLE", Path(__file__).resolve().parents[2] / "build" / "zoo.md"))
-CASES = [(name, way) for name, spec in ZOO.items() for way in spec.ways]
+CASES = [pytest.param(name, way, id=f"{name}-{way}",
+                      marks=[pytest.mark.xfail(strict=True, reason=spec.known_gaps[way])]
+                      if way in spec.known_gaps else [])
+         for name, spec in ZOO.items() for way in spec.ways]
 
 
 def _write(rows):
@@ -31,7 +34,7 @@ def table():
     return []
 
 
-@pytest.mark.parametrize("name,way", CASES, ids=[f"{n}-{w}" for n, w in CASES])
+@pytest.mark.parametrize("name,way", CASES)
 def test_zoo_model(name, way, table):
     result = check(name, way)
     table.append(result)
