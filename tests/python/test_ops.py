@@ -269,6 +269,14 @@ def _warn_and_none_checks(x, h: Optional[torch.Tensor] = None):
     return h
 
 
+def _half_bfloat16(x):
+    # Type promotion with float16 and bfloat16 operands (numbers, bool and int64 tensors).
+    h = x.to(torch.float16)
+    b = x.to(torch.bfloat16)
+    return (h * 2.5 + h, (h > 0) & (x < 1), b + 1.0, h.to(torch.float32) + x,
+            b * torch.tensor(3, dtype=torch.int64), h + (x > 0))
+
+
 def _norm_layers(x):
     y = x.reshape(1, 4, 7)
     img = x.reshape(1, 4, 1, 7).expand(2, 4, 3, 7) * torch.arange(1, 4).reshape(1, 1, 3, 1)
@@ -324,6 +332,7 @@ CASES = {
     "index_put": _index_put,
     "slice_writes": _slice_writes,
     "list_appends": _list_appends,
+    "half_bfloat16": _half_bfloat16,
     "warn_and_none_checks": _warn_and_none_checks,
     "norm_layers": _norm_layers,
     "pools_linalg": _pools_linalg,
