@@ -365,9 +365,7 @@ Value ConvertIndexPut(ConversionContext& ctx, const Node& node) {
     TORCH_CHECK(entry.has_value(), "index_put: None between index tensors is not supported yet");
     std::string dtype = ctx.Info(*entry).dtype;
     TORCH_CHECK(dtype == "int64" || dtype == "int32", "index_put: index tensors must be integers");
-    indices.push_back(ctx.Info(*entry).dtype == "int64"
-                          ? *entry
-                          : ctx.EmitExpr(relax::op::AsType(*entry, "int64")));
+    indices.push_back(dtype == "int64" ? *entry : ctx.EmitExpr(relax::op::AsType(*entry, "int64")));
     index_shapes.push_back(ctx.Shape(*entry));
   }
   IntList shape = *info.shape;

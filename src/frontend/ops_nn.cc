@@ -422,9 +422,7 @@ Value ConvertNativeMultiHeadAttention(ConversionContext& ctx, const Node& node) 
 Value ConvertTransformerEncoderLayer(ConversionContext& ctx, const Node& node) {
   TORCH_CHECK(ctx.IsNone(node.input(18)),
               "the transformer encoder fast path with an attention mask is not supported yet");
-  Expr src = ctx.Tensor(node.input(0));
-  IntList shape = ctx.Shape(src);
-  TORCH_CHECK(shape.size() == 3, "the transformer encoder fast path expects [batch, seq, embed]");
+  Expr src = ctx.Tensor(node.input(0));  // SelfAttention checks it is [batch, seq, embed]
   int64_t heads = ctx.Int(node.input(2));
   bool norm_first = ctx.Bool(node.input(8));
   double epsilon = ctx.Double(node.input(9));
