@@ -50,6 +50,7 @@ Analysis Analyse(frontend::PreparedGraph prepared, const std::vector<TensorSpec>
   // Observe, fold what the shapes decide, then observe the simplified graph.
   auto first = partition::ObserveTensors(graph, self, analysis.inputs);
   partition::SpecializeToShapes(analysis.prepared.graph, first);
+  frontend::FoldReadOnlyAttributes(analysis.prepared.graph, analysis.prepared.frozen);
   analysis.observations = partition::ObserveTensors(graph, self, analysis.inputs);
   analysis.partition = partition::PartitionGraph(graph, analysis.observations, options);
   return analysis;

@@ -1,11 +1,13 @@
 #include "frontend/graph_prep.h"
 
 #include <algorithm>
+#include <optional>
 #include <sstream>
 #include <unordered_set>
 
 #include <c10/util/Exception.h>
 #include <torch/csrc/jit/ir/constants.h>
+#include <torch/csrc/jit/ir/alias_analysis.h>
 #include <torch/csrc/jit/ir/ir.h>
 #include <torch/csrc/jit/passes/constant_propagation.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
@@ -38,6 +40,13 @@ bool IsInPlace(const torch::jit::Node& node) {
 
 bool IsViewOp(const torch::jit::Node& node) {
   return ViewOps().count(node.kind().toQualString()) > 0;
+}
+
+void CollectNodes(torch::jit::Block* block, std::vector<torch::jit::Node*>& nodes) {
+  for (torch::jit::Node* node : block->nodes()) {
+    nodes.push_back(node);
+    for (torch::jit::Block* nested : node->blocks()) CollectNodes(nested, nodes);
+  }
 }
 
 namespace {
@@ -201,14 +210,6 @@ bool FunctionalizeAppends(torch::jit::Graph& graph, Node* construct) {
   return true;
 }
 
-// Every node of `block` and its nested blocks, in program order.
-void CollectNodes(torch::jit::Block* block, std::vector<Node*>& nodes) {
-  for (Node* node : block->nodes()) {
-    nodes.push_back(node);
-    for (torch::jit::Block* nested : node->blocks()) CollectNodes(nested, nodes);
-  }
-}
-
 void FunctionalizeListAppends(torch::jit::Graph& graph) {
   std::vector<Node*> nodes;
   CollectNodes(graph.block(), nodes);
@@ -231,39 +232,108 @@ void FunctionalizeWrites(torch::jit::Graph& graph) {
   }
 }
 
-// `x is None` where x is a Tensor (an Optional[Tensor] argument given a tensor, once calls are
-// inlined) is known: false; `x is x` is true. Casts from Optional that already hold a Tensor are
-// dropped. Then the `if hx is None:` of scripted modules folds away.
-void FoldNoneChecksIn(torch::jit::Block& block) {
-  std::vector<Node*> nodes(block.nodes().begin(), block.nodes().end());
-  for (Node* node : nodes) {
-    for (torch::jit::Block* nested : node->blocks()) FoldNoneChecksIn(*nested);
-    bool is = node->kind() == c10::aten::__is__;
-    if ((is || node->kind() == c10::aten::__isnot__) && node->inputs().size() == 2) {
-      auto is_tensor = [](const Value* v) {
-        return v->type()->kind() == c10::TypeKind::TensorType;
-      };
-      auto is_none = [](const Value* v) { return v->type()->kind() == c10::TypeKind::NoneType; };
-      bool never = (is_tensor(node->input(0)) && is_none(node->input(1))) ||
-                   (is_none(node->input(0)) && is_tensor(node->input(1)));
-      bool always = node->input(0) == node->input(1);  // `query is key` of self-attention
-      if (!never && !always) continue;
-      torch::jit::WithInsertPoint before(node);
-      node->output()->replaceAllUsesWith(node->owningGraph()->insertConstant(always == is));
-      node->destroy();
-    } else if (node->kind() == c10::prim::unchecked_cast &&
-               node->input()->type()->isSubtypeOf(*node->output()->type())) {
-      node->output()->replaceAllUsesWith(node->input());
-      node->destroy();
-    }
+bool IsTensorType(const Value* value) {
+  return value->type()->kind() == c10::TypeKind::TensorType;
+}
+
+bool IsNoneType(const Value* value) { return value->type()->kind() == c10::TypeKind::NoneType; }
+
+// Ops that may hand back the tensor object they were given (when there is nothing to do),
+// besides in-place ops, which always do.
+bool MayReturnItsInput(const Node& node) {
+  static const std::unordered_set<std::string> ops = {
+      "aten::contiguous", "aten::to",   "aten::type_as",      "aten::flatten",
+      "aten::real",       "aten::conj", "aten::resolve_conj", "aten::resolve_neg",
+  };
+  return IsInPlace(node) || ops.count(node.kind().toQualString()) > 0;
+}
+
+// The tensor object `value` is known to be, as the value that created it: a graph input or
+// the output of an aten op that returns a new tensor object (views included), looking
+// through ops that may return their input. nullptr when the graph does not show it (a
+// branch's result, an element taken out of a list).
+const Value* ObjectOrigin(const Value* value) {
+  const Node* node = value->node();
+  if (node == value->owningGraph()->param_node()) return value;
+  if (!node->kind().is_aten() || !node->blocks().empty()) return nullptr;
+  static const std::unordered_set<std::string> element_access = {"aten::__getitem__",
+                                                                 "aten::pop"};
+  if (element_access.count(node->kind().toQualString()) > 0) return nullptr;
+  if (MayReturnItsInput(*node)) return node->inputs().empty() ? nullptr : ObjectOrigin(node->input(0));
+  return value;
+}
+
+// What `a is b` is known to be, if anything. `x is None` of a Tensor (an Optional[Tensor]
+// argument given a tensor, once calls are inlined) is false unless an op may have left it
+// undefined; `x is x` is true (`query is key` of self-attention). Tensors created by
+// different ops are different objects; two different inputs of the graph are taken to be
+// different tensors too (nn.MultiheadAttention's `query is key` only picks a faster,
+// equivalent path).
+std::optional<bool> KnownIdentity(const Value* a, const Value* b) {
+  if (a == b) return true;
+  if (IsNoneType(b)) std::swap(a, b);
+  if (IsNoneType(a) && IsTensorType(b)) {
+    if (MayBeUndefined(b)) return std::nullopt;
+    return false;
   }
+  if (!IsTensorType(a) || !IsTensorType(b)) return std::nullopt;
+  const Value* origin_a = ObjectOrigin(a);
+  const Value* origin_b = ObjectOrigin(b);
+  if (origin_a == nullptr || origin_b == nullptr) return std::nullopt;
+  // The same origin: one may be the other handed back (`x.contiguous() is x`).
+  if (origin_a == origin_b) return std::nullopt;
+  return false;
+}
+
+}  // namespace
+
+bool MayBeUndefined(const Value* tensor) {
+  // The attention weights when need_weights is false.
+  static const c10::Symbol kFusedAttention =
+      c10::Symbol::fromQualString("aten::_native_multi_head_attention");
+  return tensor->node()->kind() == kFusedAttention && tensor->offset() == 1;
+}
+
+namespace {
+
+// One round of FoldNoneChecks; false when nothing was left to fold.
+bool FoldKnownIdentities(const std::shared_ptr<torch::jit::Graph>& graph) {
+  std::vector<Node*> nodes;
+  CollectNodes(graph->block(), nodes);
+  std::vector<std::pair<Node*, bool>> known;
+  std::vector<Node*> casts;
+  for (Node* node : nodes) {
+    // Casts from Optional of values that already hold a Tensor.
+    if (node->kind() == c10::prim::unchecked_cast &&
+        node->input()->type()->isSubtypeOf(*node->output()->type())) {
+      casts.push_back(node);
+    }
+    bool is = node->kind() == c10::aten::__is__;
+    if ((!is && node->kind() != c10::aten::__isnot__) || node->inputs().size() != 2) continue;
+    std::optional<bool> identical = KnownIdentity(node->input(0), node->input(1));
+    if (identical) known.emplace_back(node, *identical == is);
+  }
+  for (auto& [node, result] : known) {
+    torch::jit::WithInsertPoint before(node);
+    node->output()->replaceAllUsesWith(graph->insertConstant(result));
+    node->destroy();
+  }
+  for (Node* cast : casts) {
+    cast->output()->replaceAllUsesWith(cast->input());
+    cast->destroy();
+  }
+  return !known.empty() || !casts.empty();
 }
 
 }  // namespace
 
 void FoldNoneChecks(const std::shared_ptr<torch::jit::Graph>& graph) {
-  FoldNoneChecksIn(*graph->block());
   std::shared_ptr<torch::jit::Graph> folded = graph;
+  // Folded branches merge values (`key, value = ...` of both branches become one), which
+  // can answer further checks; a handful of rounds reaches the fixed point.
+  for (int round = 0; round < 8 && FoldKnownIdentities(graph); ++round) {
+    torch::jit::ConstantPropagation(folded);
+  }
   torch::jit::ConstantPropagation(folded);
 }
 
@@ -310,6 +380,54 @@ void RemoveLocalMutation(const std::shared_ptr<torch::jit::Graph>& graph) {
 
 namespace {
 
+// The module object a chain of prim::GetAttr from the graph's `self` reaches, if any.
+std::optional<c10::IValue> ResolveAttribute(const Value* value, const torch::jit::Module& self) {
+  const Node* node = value->node();
+  if (node->kind() == c10::prim::Param) {
+    if (value != node->owningGraph()->inputs().at(0)) return std::nullopt;
+    return c10::IValue(self._ivalue());
+  }
+  if (node->kind() != c10::prim::GetAttr) return std::nullopt;
+  std::optional<c10::IValue> owner = ResolveAttribute(node->input(), self);
+  if (!owner || !owner->isObject()) return std::nullopt;
+  const c10::intrusive_ptr<c10::ivalue::Object>& object = owner->toObject();
+  std::optional<size_t> slot = object->type()->findAttributeSlot(node->s(c10::attr::name));
+  if (!slot) return std::nullopt;
+  return object->getSlot(*slot);
+}
+
+}  // namespace
+
+void FoldReadOnlyAttributes(const std::shared_ptr<torch::jit::Graph>& graph,
+                            const torch::jit::Module& self) {
+  std::vector<Node*> nodes;
+  CollectNodes(graph->block(), nodes);
+  std::vector<Node*> reads;
+  for (Node* node : nodes) {
+    if (node->kind() == c10::prim::GetAttr &&
+        node->output()->type()->kind() == c10::TypeKind::TensorType) {
+      reads.push_back(node);
+    }
+  }
+  if (reads.empty()) return;
+  torch::jit::AliasDb alias_db(graph);
+  for (Node* read : reads) {
+    if (alias_db.hasWriters(read->output())) continue;
+    std::optional<c10::IValue> value = ResolveAttribute(read->output(), self);
+    if (!value || !value->isTensor()) continue;
+    torch::jit::WithInsertPoint before(read);
+    // Detached, as freezing does: a constant may not require grad; the storage is shared.
+    std::optional<Value*> constant =
+        torch::jit::tryInsertConstant(*graph, value->toTensor().detach());
+    if (!constant) continue;
+    (*constant)->setDebugName(read->output()->debugName());
+    read->output()->replaceAllUsesWith(*constant);
+  }
+  torch::jit::EliminateDeadCode(graph);
+}
+
+namespace {
+
 void Simplify(std::shared_ptr<torch::jit::Graph>& graph) {
   FoldNoneChecks(graph);
   RemoveLocalMutation(graph);
@@ -339,6 +457,7 @@ PreparedGraph PrepareForConversion(torch::jit::Module module, bool fold_weights,
   prepared.frozen = torch::jit::freeze(module, std::nullopt, /*optimize_numerics=*/fold_weights);
   prepared.graph = prepared.frozen.get_method("forward").graph()->copy();
   torch::jit::Inline(*prepared.graph);
+  FoldReadOnlyAttributes(prepared.graph, prepared.frozen);
   Simplify(prepared.graph);
   if (local_mutation_only) CheckMutationIsLocal(*prepared.graph);
   return prepared;

@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include <torch/csrc/jit/api/module.h>
 
@@ -20,16 +21,32 @@ struct PreparedGraph {
 bool IsInPlace(const torch::jit::Node& node);
 // An op whose result shares memory with its first input, so writes to it change the input.
 bool IsViewOp(const torch::jit::Node& node);
+// Appends every node of `block` and its nested blocks, in program order.
+void CollectNodes(torch::jit::Block* block, std::vector<torch::jit::Node*>& nodes);
 
-// Folds `x is None` / `x is not None` where x is a Tensor (an Optional argument that was given
-// a tensor, seen once calls are inlined and shape checks resolved) and drops casts from
-// Optional that hold a Tensor already; then propagates constants.
+// Folds the identity checks whose answer the graph shows: `x is None` / `x is not None` where
+// x is a Tensor (an Optional argument that was given a tensor, seen once calls are inlined and
+// shape checks resolved), `x is x`, and `a is b` of tensors that cannot be the same object
+// (distinct graph inputs count as such). Drops casts from Optional that hold a Tensor already;
+// then propagates constants.
+// A Tensor-typed value that an op may leave undefined (None to TorchScript code), so that
+// `x is None` depends on the run: the weights of fused attention without need_weights.
+bool MayBeUndefined(const torch::jit::Value* tensor);
+
 void FoldNoneChecks(const std::shared_ptr<torch::jit::Graph>& graph);
 
 // Removes the mutation whose effect stays inside the graph: TorchScript's list and tensor
 // mutation removal, then lists grown by append and read in between, and in-place writes to
 // fresh tensors through slices and selects (rewritten as scatters), in every block.
 void RemoveLocalMutation(const std::shared_ptr<torch::jit::Graph>& graph);
+
+// Freezing keeps an attribute as a prim::GetAttr when its alias analysis cannot rule out a
+// write to it (scripted nn.MultiheadAttention passes `self.in_proj_weight` through tuples and
+// comprehensions in its fast-path checks). Tensor attributes of `self` (the frozen module)
+// that nothing in the graph writes, directly or through an alias, become constants like the
+// ones freezing folded; once shapes resolve those checks, more of them qualify.
+void FoldReadOnlyAttributes(const std::shared_ptr<torch::jit::Graph>& graph,
+                            const torch::jit::Module& self);
 
 // Deserialises a TorchScript archive (torch.jit.save's bytes). Throws with the reason.
 torch::jit::Module LoadModule(const std::string& archive);

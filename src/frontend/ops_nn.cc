@@ -2,6 +2,7 @@
 // layers (linear, matmul in every rank combination, addmm/baddbmm, dot, mv, outer, einsum).
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include <ATen/Functions.h>
 #include <c10/util/Exception.h>
@@ -369,50 +370,101 @@ Expr Dense(ConversionContext& ctx, const Expr& x, const torch::jit::Value* weigh
   return ctx.EmitExpr(relax::op::Add(out, ctx.Tensor(bias)));
 }
 
-// Multi-head self-attention of `x` ([batch, steps, embed]) with packed input projections
-// (qkv_weight [3 * embed, embed]) and an output projection, as PyTorch's fused inference ops
-// compute it: softmax(q k^T / sqrt(head_dim)) v per head.
-Expr SelfAttention(ConversionContext& ctx, const Expr& x, int64_t heads,
-                   const torch::jit::Value* qkv_weight, const torch::jit::Value* qkv_bias,
-                   const torch::jit::Value* proj_weight, const torch::jit::Value* proj_bias) {
+// The weights of nn.MultiheadAttention's fused inference ops: the packed input projection
+// (qkv_weight [3 * embed, embed], qkv_bias [3 * embed]) and the output projection.
+struct AttentionWeights {
+  int64_t heads;
+  const torch::jit::Value* qkv_weight;
+  const torch::jit::Value* qkv_bias;
+  const torch::jit::Value* proj_weight;
+  const torch::jit::Value* proj_bias;
+};
+
+struct AttentionResult {
+  Expr output;                 // [batch, queries, embed]
+  std::optional<Expr> scores;  // softmax weights, [batch, heads, queries, keys]
+};
+
+// [batch, steps, heads * head_dim] -> [batch, heads, steps, head_dim]
+Expr SplitHeads(ConversionContext& ctx, const Expr& x, int64_t heads) {
   IntList shape = ctx.Shape(x);
-  TORCH_CHECK(shape.size() == 3, "fused attention expects [batch, seq, embed] input");
-  int64_t batch = shape[0], steps = shape[1], embed = shape[2], head_dim = embed / heads;
-  Expr qkv = Dense(ctx, x, qkv_weight, qkv_bias);
-  Expr heads_first = ctx.EmitExpr(relax::op::PermuteDims(
-      ctx.EmitExpr(relax::op::Reshape(qkv, {batch, steps, 3, heads, head_dim})), {2, 0, 3, 1, 4}));
-  Expr parts = ctx.EmitExpr(relax::op::Split(heads_first, {1, 2}, 0));
-  auto part = [&](int i) {
-    return ctx.EmitExpr(relax::op::Squeeze(ctx.EmitExpr(relax::TupleGetItem(parts, i)), {0}));
-  };
-  Expr q = part(0), k = part(1), v = part(2);
-  std::string dtype = ctx.Info(x).dtype;
+  Expr split = ctx.EmitExpr(relax::op::Reshape(x, {shape[0], shape[1], heads, shape[2] / heads}));
+  return ctx.EmitExpr(relax::op::PermuteDims(split, {0, 2, 1, 3}));
+}
+
+// Multi-head attention as PyTorch's fused inference ops compute it: softmax(q k^T /
+// sqrt(head_dim)) v per head, then the output projection. Self-attention (query, key and value
+// one tensor) projects once with the packed weight; otherwise each takes its third of it.
+// Inputs are [batch, steps, embed].
+AttentionResult MultiHeadAttention(ConversionContext& ctx, const Expr& query, const Expr& key,
+                                   const Expr& value, bool self_attention,
+                                   const AttentionWeights& weights, bool need_scores) {
+  IntList shape = ctx.Shape(query);
+  TORCH_CHECK(shape.size() == 3, "fused attention expects [batch, seq, embed] input, got rank ",
+              shape.size());
+  int64_t batch = shape[0], steps = shape[1], embed = shape[2];
+  int64_t heads = weights.heads, head_dim = embed / heads;
+  Expr q, k, v;
+  if (self_attention) {
+    Expr qkv = Dense(ctx, query, weights.qkv_weight, weights.qkv_bias);
+    Expr heads_first = ctx.EmitExpr(relax::op::PermuteDims(
+        ctx.EmitExpr(relax::op::Reshape(qkv, {batch, steps, 3, heads, head_dim})),
+        {2, 0, 3, 1, 4}));
+    Expr parts = ctx.EmitExpr(relax::op::Split(heads_first, {1, 2}, 0));
+    auto part = [&](int i) {
+      return ctx.EmitExpr(relax::op::Squeeze(ctx.EmitExpr(relax::TupleGetItem(parts, i)), {0}));
+    };
+    q = part(0), k = part(1), v = part(2);
+  } else {
+    Expr packed_weight = ctx.Tensor(weights.qkv_weight);
+    Expr packed_bias = ctx.Tensor(weights.qkv_bias);
+    auto project = [&](const Expr& input, int64_t third) {
+      Expr weight = ctx.EmitExpr(
+          relax::op::StridedSlice(packed_weight, {0}, {third * embed}, {(third + 1) * embed}, {1}));
+      Expr bias = ctx.EmitExpr(
+          relax::op::StridedSlice(packed_bias, {0}, {third * embed}, {(third + 1) * embed}, {1}));
+      Expr out = ctx.EmitExpr(relax::op::Matmul(input, TransposeLastTwo(ctx, weight)));
+      return SplitHeads(ctx, ctx.EmitExpr(relax::op::Add(out, bias)), heads);
+    };
+    q = project(query, 0), k = project(key, 1), v = project(value, 2);
+  }
+  std::string dtype = ctx.Info(query).dtype;
   Expr scores = ctx.EmitExpr(
       relax::op::Multiply(ctx.EmitExpr(relax::op::Matmul(q, TransposeLastTwo(ctx, k))),
                           ctx.Scalar(1.0 / std::sqrt(static_cast<double>(head_dim)), dtype)));
-  Expr mixed = ctx.EmitExpr(relax::op::Matmul(ctx.EmitExpr(relax::op::Softmax(scores, 3)), v));
+  Expr probabilities = ctx.EmitExpr(relax::op::Softmax(scores, 3));
+  Expr mixed = ctx.EmitExpr(relax::op::Matmul(probabilities, v));
   Expr merged = ctx.EmitExpr(relax::op::Reshape(
       ctx.EmitExpr(relax::op::PermuteDims(mixed, {0, 2, 1, 3})), {batch, steps, embed}));
-  return Dense(ctx, merged, proj_weight, proj_bias);
+  AttentionResult result{Dense(ctx, merged, weights.proj_weight, weights.proj_bias), std::nullopt};
+  if (need_scores) result.scores = probabilities;
+  return result;
 }
 
 // aten::_native_multi_head_attention(query, key, value, embed_dim, num_head, qkv_weight,
 // qkv_bias, proj_weight, proj_bias, mask?, need_weights, average_attn_weights, mask_type?)
-// -> (output, weights): nn.MultiheadAttention's inference fast path, for self-attention
-// (query, key and value the same tensor) without a mask and with the weights unused.
+// -> (output, weights): nn.MultiheadAttention's inference fast path (batch_first) without a
+// mask. The weights are undefined unless need_weights; averaged over heads by default.
 Value ConvertNativeMultiHeadAttention(ConversionContext& ctx, const Node& node) {
-  TORCH_CHECK(node.input(0) == node.input(1) && node.input(1) == node.input(2),
-              "fused multi-head attention is converted for self-attention (query is key is "
-              "value)");
   TORCH_CHECK(ctx.IsNone(node.input(9)),
-              "fused multi-head attention with a mask is not "
-              "supported yet");
-  TORCH_CHECK(!node.output(1)->hasUses(),
-              "the attention weights of fused multi-head attention "
-              "are used; only the output can be converted");
-  Expr out = SelfAttention(ctx, ctx.Tensor(node.input(0)), ctx.Int(node.input(4)), node.input(5),
-                           node.input(6), node.input(7), node.input(8));
-  return Value::List({Value::Tensor(out), Value::Constant(c10::IValue())});
+              "fused multi-head attention with a mask is not supported yet");
+  bool need_weights = ctx.Bool(node.input(10));
+  AttentionWeights weights{ctx.Int(node.input(4)), node.input(5), node.input(6), node.input(7),
+                           node.input(8)};
+  bool self_attention = node.input(0) == node.input(1) && node.input(1) == node.input(2);
+  AttentionResult attention =
+      MultiHeadAttention(ctx, ctx.Tensor(node.input(0)), ctx.Tensor(node.input(1)),
+                         ctx.Tensor(node.input(2)), self_attention, weights, need_weights);
+  if (!need_weights) {
+    // PyTorch returns an undefined tensor, which TorchScript code sees as None.
+    TORCH_CHECK(!node.output(1)->hasUses(),
+                "fused multi-head attention: the undefined weights (need_weights=False) are "
+                "used");
+    return Value::List({Value::Tensor(attention.output), Value::Constant(c10::IValue())});
+  }
+  Expr scores = *attention.scores;
+  if (ctx.Bool(node.input(11))) scores = ctx.EmitExpr(relax::op::Mean(scores, {1}, false));
+  return Value::List({Value::Tensor(attention.output), Value::Tensor(scores)});
 }
 
 // aten::_transformer_encoder_layer_fwd(src, embed_dim, num_heads, qkv_weight, qkv_bias,
@@ -422,7 +474,7 @@ Value ConvertNativeMultiHeadAttention(ConversionContext& ctx, const Node& node) 
 Value ConvertTransformerEncoderLayer(ConversionContext& ctx, const Node& node) {
   TORCH_CHECK(ctx.IsNone(node.input(18)),
               "the transformer encoder fast path with an attention mask is not supported yet");
-  Expr src = ctx.Tensor(node.input(0));  // SelfAttention checks it is [batch, seq, embed]
+  Expr src = ctx.Tensor(node.input(0));  // MultiHeadAttention checks it is [batch, seq, embed]
   int64_t heads = ctx.Int(node.input(2));
   bool norm_first = ctx.Bool(node.input(8));
   double epsilon = ctx.Double(node.input(9));
@@ -430,8 +482,9 @@ Value ConvertTransformerEncoderLayer(ConversionContext& ctx, const Node& node) {
     return ctx.EmitExpr(relax::op::LayerNorm(x, ctx.Tensor(node.input(10 + 2 * which)),
                                              ctx.Tensor(node.input(11 + 2 * which)), {2}, epsilon));
   };
+  AttentionWeights weights{heads, node.input(3), node.input(4), node.input(5), node.input(6)};
   auto attention = [&](const Expr& x) {
-    return SelfAttention(ctx, x, heads, node.input(3), node.input(4), node.input(5), node.input(6));
+    return MultiHeadAttention(ctx, x, x, x, /*self_attention=*/true, weights, false).output;
   };
   auto feed_forward = [&](const Expr& x) {
     Expr hidden = Dense(ctx, x, node.input(14), node.input(15));

@@ -6,11 +6,16 @@
 #include <unordered_set>
 
 #include <ATen/Functions.h>
+#include <ATen/core/grad_mode.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <c10/util/Exception.h>
 #include <torch/csrc/jit/ir/constants.h>
+#include <torch/csrc/jit/jit_log.h>
 #include <torch/csrc/jit/passes/constant_propagation.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
 #include <torch/csrc/jit/passes/loop_unrolling.h>
+#include <torch/csrc/jit/passes/lower_tuples.h>
+#include <torch/csrc/jit/passes/peephole_list_idioms.h>
 #include <torch/csrc/jit/runtime/interpreter.h>
 #include <torch/library.h>
 
@@ -69,8 +74,10 @@ void Observe(const at::Tensor& tensor, int64_t id) {
   if (!tensor.defined()) {  // an absent optional tensor: nothing a region could take
     (*current_seen)[id] = true;
     record.static_shape = false;
+    record.seen_undefined = true;
     return;
   }
+  record.seen_defined = true;
   std::vector<int64_t> shape = tensor.sizes().vec();
   if (!(*current_seen)[id]) {
     (*current_seen)[id] = true;
@@ -156,6 +163,24 @@ void MarkDataDependent(const Block* block, Observations& observations) {
   }
 }
 
+// `x is None` of a tensor that an op may leave undefined, answered by the example runs when
+// they all agree (fused attention's weights are undefined exactly when need_weights is false,
+// a constant).
+void FoldObservedNoneCheck(torch::jit::Graph& graph, Node* node,
+                           const Observations& observations) {
+  if (node->kind() != c10::aten::__is__ && node->kind() != c10::aten::__isnot__) return;
+  auto is_none = [](const Value* v) { return v->type()->kind() == c10::TypeKind::NoneType; };
+  if (is_none(node->input(0)) == is_none(node->input(1))) return;
+  const Value* tensor = is_none(node->input(0)) ? node->input(1) : node->input(0);
+  if (!IsTensor(tensor) || !frontend::MayBeUndefined(tensor)) return;
+  auto it = observations.find(tensor);
+  if (it == observations.end() || it->second.seen_defined == it->second.seen_undefined) return;
+  bool undefined = it->second.seen_undefined;
+  torch::jit::WithInsertPoint before(node);
+  node->output()->replaceAllUsesWith(
+      graph.insertConstant(undefined == (node->kind() == c10::aten::__is__)));
+}
+
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(tvmbridge, m) {
@@ -175,6 +200,10 @@ Observations ObserveTensors(torch::jit::Graph& graph, const c10::IValue& self,
   std::vector<ObservedTensor> records(ids.size());
   std::vector<bool> seen(ids.size(), false);
   torch::jit::Code code(instrumented, "tvmbridge_observe");
+  // The example runs take the paths compiled code takes: inference, no autocast
+  // (SpecializeToShapes folds the checks for both).
+  at::NoGradGuard no_grad;
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
   for (int run = 0; run < runs; ++run) {
     torch::jit::Stack stack{self};
     for (const TensorSpec& spec : inputs) stack.emplace_back(ExampleInput(spec));
@@ -201,6 +230,7 @@ Observations ObserveTensors(torch::jit::Graph& graph, const c10::IValue& self,
 
 void SpecializeToShapes(const std::shared_ptr<torch::jit::Graph>& graph,
                         const Observations& observations) {
+  GRAPH_DUMP("Before specialising to the example shapes:", graph);
   std::vector<Node*> candidates;
   std::vector<Block*> pending{graph->block()};
   while (!pending.empty()) {
@@ -208,11 +238,14 @@ void SpecializeToShapes(const std::shared_ptr<torch::jit::Graph>& graph,
     pending.pop_back();
     for (Node* node : block->nodes()) {
       for (Block* nested : node->blocks()) pending.push_back(nested);
-      // Compiled code is inference on dense CPU tensors: no autograd, no nested tensors
-      // (what scripted nn.MultiheadAttention asks before choosing its fast path).
+      // Compiled code is inference on dense CPU tensors in the model's own dtypes: no
+      // autograd, no nested tensors, no autocast (what scripted nn.MultiheadAttention and
+      // nn.TransformerEncoder ask before choosing their fast paths).
       static const c10::Symbol kInferenceOnly[] = {
           c10::prim::requires_grad, c10::Symbol::fromQualString("prim::is_nested"),
-          c10::Symbol::fromQualString("aten::is_grad_enabled")};
+          c10::Symbol::fromQualString("aten::is_grad_enabled"),
+          c10::Symbol::fromQualString("aten::is_autocast_enabled"),
+          c10::Symbol::fromQualString("aten::is_autocast_cpu_enabled")};
       if (std::find(std::begin(kInferenceOnly), std::end(kInferenceOnly), node->kind()) !=
           std::end(kInferenceOnly)) {
         torch::jit::WithInsertPoint before(node);
@@ -272,7 +305,17 @@ void SpecializeToShapes(const std::shared_ptr<torch::jit::Graph>& graph,
   // Writes in branches and loops that are now resolved or unrolled become local.
   frontend::RemoveLocalMutation(folded);
   torch::jit::ConstantPropagation(folded);
+  // Tuples and lists that resolved branches used to return (scripted nn.MultiheadAttention's
+  // `(output, weights)`) are unpacked where they are built, so unused parts die and
+  // identity checks see the tensors themselves.
+  torch::jit::LowerSimpleTuples(folded);
+  torch::jit::PeepholeOptimizeListIdioms(folded);  // and lists: `q, k = [a, b]`
+  std::vector<Node*> nodes;
+  frontend::CollectNodes(graph->block(), nodes);
+  for (Node* node : nodes) FoldObservedNoneCheck(*graph, node, observations);
+  frontend::FoldNoneChecks(folded);
   torch::jit::EliminateDeadCode(folded);
+  GRAPH_DUMP("Specialised to the example shapes:", graph);
 }
 
 }  // namespace tvmbridge::partition

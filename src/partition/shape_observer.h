@@ -22,6 +22,8 @@ struct ObservedTensor {
   std::vector<int64_t> shape;
   c10::ScalarType dtype = c10::ScalarType::Float;
   bool static_shape = true;
+  bool seen_defined = false;    // some run saw a tensor here
+  bool seen_undefined = false;  // some run saw an undefined tensor (an absent optional)
 };
 
 using Observations = std::unordered_map<const torch::jit::Value*, ObservedTensor>;

@@ -128,9 +128,7 @@ def _transformer_encoder(norm_first: bool = False) -> Spec:
     def build():
         return _Encoder(norm_first).eval()
 
-    return Spec(build=build, inputs=lambda: (torch.randn(2, 10, 64),), known_gaps={
-        "script": "nn.TransformerEncoder's scripted forward picks its fast path with string and "
-                  "Python-list logic that stays in TorchScript"})
+    return Spec(build=build, inputs=lambda: (torch.randn(2, 10, 64),))
 
 
 class _Recurrent(nn.Module):
@@ -159,9 +157,7 @@ ZOO: dict[str, Spec] = {name: _vision(name) for name in CLASSIFIERS}
 ZOO.update({
     "alexnet": _vision("alexnet", size=96),                      # its pooling needs >= 63 px
     "inception_v3": _vision("inception_v3", size=96, aux_logits=False, init_weights=False),
-    "vit_b_16": dataclasses.replace(_vision("vit_b_16", size=64, image_size=64), known_gaps={
-        "script": "scripted nn.MultiheadAttention keeps its fast-path checks (strings, lists "
-                  "of flags) in TorchScript"}),
+    "vit_b_16": _vision("vit_b_16", size=64, image_size=64),
     "maxvit_t": _vision("maxvit_t", size=224),                   # partitions need 224 px
     "fcn_resnet50": _segmentation("fcn_resnet50"),
     "deeplabv3_resnet50": _segmentation("deeplabv3_resnet50"),

@@ -1,0 +1,81 @@
+"""nn.MultiheadAttention, traced and scripted, in every mode its inference paths take: the
+fused fast path (self- and cross-attention, with and without the weights) and the unfused
+path (batch_first=False, different key/value sizes). Scripted modules carry both paths and
+pick one with identity and None checks on tensors; those must fold the way the run goes.
+Each case compiles whole and matches PyTorch (float32, rtol=atol=1e-5)."""
+
+import warnings
+
+import pytest
+import torch
+import torch.nn as nn
+
+import tvmbridge.torch as tt
+
+EMBED, HEADS = 32, 4
+
+
+class Attention(nn.Module):
+    def __init__(self, need_weights: bool, batch_first: bool, cross: bool, kdim=None,
+                 average: bool = True):
+        super().__init__()
+        self.attention = nn.MultiheadAttention(EMBED, HEADS, batch_first=batch_first,
+                                               kdim=kdim, vdim=kdim)
+        self.need_weights = need_weights
+        self.cross = cross
+        self.average = average
+
+    def forward(self, x, memory):
+        source = memory if self.cross else x
+        out, weights = self.attention(x, source, source, need_weights=self.need_weights,
+                                      average_attn_weights=self.average)
+        # `weights is None` must follow need_weights: fused attention leaves them undefined.
+        return out if weights is None else out + weights.amax() * weights.reshape(-1)[3]
+
+
+CASES = {
+    "self": dict(need_weights=False, batch_first=True, cross=False),
+    "self_weights": dict(need_weights=True, batch_first=True, cross=False),
+    "self_weights_per_head": dict(need_weights=True, batch_first=True, cross=False,
+                                  average=False),
+    "cross": dict(need_weights=False, batch_first=True, cross=True),
+    "cross_weights": dict(need_weights=True, batch_first=True, cross=True),
+    "sequence_first": dict(need_weights=False, batch_first=False, cross=False),
+    "key_value_dims": dict(need_weights=False, batch_first=True, cross=True, kdim=16),
+}
+
+
+@pytest.mark.parametrize("way", ["trace", "script"])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_multihead_attention_matches_pytorch(name, way):
+    torch.manual_seed(0)
+    options = CASES[name]
+    model = Attention(**options).eval()
+    x, memory = torch.randn(2, 5, EMBED), torch.randn(2, 7, options.get("kdim") or EMBED)
+    if not options["batch_first"]:
+        x, memory = x.transpose(0, 1).contiguous(), memory.transpose(0, 1).contiguous()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module = (torch.jit.trace(model, (x, memory), check_trace=False) if way == "trace"
+                  else torch.jit.script(model))
+        compiled = tt.compile(module, [x, memory], require_full_compilation=True,
+                              never_slower=False)
+        expected = model(x, memory)
+        torch.testing.assert_close(compiled(x, memory), expected, rtol=1e-5, atol=1e-5)
+
+
+class HandedBack(nn.Module):
+    """`x.contiguous() is x` is true for a contiguous x and false otherwise: nothing in the
+    graph tells, so the check must not fold."""
+
+    def forward(self, x):
+        y = x.transpose(0, 1) if x.size(0) > 3 else x
+        return y * 2.0 if y.contiguous() is y else y - 1.0
+
+
+def test_identity_of_a_tensor_handed_back_is_not_assumed():
+    scripted = torch.jit.script(HandedBack())
+    for shape in [(2, 3), (4, 3)]:
+        x = torch.randn(shape)
+        compiled = tt.compile(scripted, [x], never_slower=False)
+        torch.testing.assert_close(compiled(x), HandedBack()(x))
