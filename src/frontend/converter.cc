@@ -126,6 +126,7 @@ const ConverterTable& Converters() {
     RegisterRecurrentOps(all);
     RegisterScalarOps(all);
     RegisterImageOps(all);
+    RegisterQuantizedOps(all);
     return all;
   }();
   return table;
@@ -308,6 +309,14 @@ relax::Expr ConvertGraphOutput(const torch::jit::Graph& graph, ConversionContext
   const torch::jit::Value* graph_output = graph.outputs()[0];
   const Value& output = values.at(graph_output);
   std::vector<relax::Expr> output_tensors;
+  auto check_not_quantized = [](const Value& item) {
+    if (item.quantization) {
+      throw ConversionError(
+          "tvmbridge: forward returns a quantized tensor; compiled code returns float32 "
+          "tensors, so dequantize it in the model (a DeQuantStub) first");
+    }
+  };
+  check_not_quantized(output);
   if (output.kind == Value::Kind::kList) {
     result.output_is_tuple = true;
     for (const Value& item : output.items) {
@@ -316,6 +325,7 @@ relax::Expr ConvertGraphOutput(const torch::jit::Graph& graph, ConversionContext
             "tvmbridge: forward returns a tuple holding a non-tensor; only "
             "tensors and tuples of tensors can be returned");
       }
+      check_not_quantized(item);
       output_tensors.push_back(item.tensor);
     }
   } else {
@@ -383,7 +393,7 @@ void ConvertNode(const Node& node, ConversionContext& context, ValueMap& values)
     throw std::runtime_error(std::string("tvmbridge has no converter for ") +
                              node.kind().toQualString());
   }
-  Value converted = converter->second(context, node);
+  Value converted = AdjustForQuantizedInputs(context, node, converter->second(context, node));
   if (node.outputs().size() == 1) {
     values[node.output()] = std::move(converted);
   } else {

@@ -17,6 +17,13 @@
 
 namespace tvmbridge::frontend {
 
+// The per-tensor affine quantization of a PyTorch quantized tensor (quint8, qint8, qint32).
+struct QuantParams {
+  double scale = 1.0;
+  int64_t zero_point = 0;
+  c10::ScalarType dtype = c10::ScalarType::QUInt8;
+};
+
 // What a TorchScript value became during conversion.
 struct Value {
   enum class Kind { kTensor, kConstant, kList };
@@ -24,6 +31,9 @@ struct Value {
   relax::Expr tensor;        // kTensor: an emitted Relax variable
   c10::IValue constant;      // kConstant: known at conversion (ints, floats, lists, weights)
   std::vector<Value> items;  // kList: a list or tuple holding at least one non-constant
+  // kTensor of a quantized tensor: `tensor` holds its float32 values, (q - zero_point) * scale
+  // (ops_quantized.cc).
+  std::optional<QuantParams> quantization;
 
   static Value Tensor(relax::Expr expr);
   static Value Constant(c10::IValue value);
@@ -59,6 +69,7 @@ void RegisterLayoutOps(ConverterTable& table);
 void RegisterRecurrentOps(ConverterTable& table);
 void RegisterScalarOps(ConverterTable& table);
 void RegisterImageOps(ConverterTable& table);
+void RegisterQuantizedOps(ConverterTable& table);
 const ConverterTable& Converters();
 
 // What converters use to read their inputs and emit Relax.
@@ -145,6 +156,12 @@ struct ConversionResult {
 // interpreter, and ops with a converter. Stores the outputs in `values`; throws the reason
 // (any std::exception) when the node cannot be converted.
 void ConvertNode(const torch::jit::Node& node, ConversionContext& context, ValueMap& values);
+
+// Carries the quantization of quantized inputs through an aten op's result where PyTorch's
+// quantized kernel keeps it (or rounds onto it); throws for ops that have no quantized
+// meaning here, so they stay in PyTorch (ops_quantized.cc).
+Value AdjustForQuantizedInputs(ConversionContext& ctx, const torch::jit::Node& node,
+                               Value converted);
 
 // "%y : Tensor = aten::relu(%x)": a node for error messages.
 std::string Describe(const torch::jit::Node& node);

@@ -8,6 +8,7 @@
 #include <c10/util/Exception.h>
 
 #include "frontend/converter.h"
+#include "frontend/emit_nn.h"
 #include "tvmbridge/tensor_bridge.h"
 
 namespace tvmbridge::frontend {
@@ -33,6 +34,40 @@ IntList Expand(IntList values, size_t spatial_dims, const char* what) {
   return values;
 }
 
+}  // namespace
+
+ConvGeometry ConvGeometry::Symmetric(size_t spatial_dims, const IntList& strides,
+                                     const IntList& padding, const IntList& dilation,
+                                     int64_t groups) {
+  ConvGeometry geometry;
+  geometry.strides = strides;
+  geometry.padding = SymmetricPadding(padding, spatial_dims);
+  geometry.dilation = dilation;
+  geometry.groups = groups;
+  return geometry;
+}
+
+Expr EmitConv(ConversionContext& ctx, const Expr& data, const Expr& weight,
+              const std::optional<Expr>& bias, const ConvGeometry& geometry) {
+  size_t spatial = ctx.Shape(weight).size() - 2;
+  TORCH_CHECK(ctx.Shape(data).size() == spatial + 2,
+              "unbatched convolution input is not supported");
+  auto dims = static_cast<int>(spatial);
+  Expr out =
+      geometry.transposed
+          ? ctx.EmitExpr(relax::op::ConvTranspose(dims, data, weight, geometry.strides,
+                                                  geometry.padding, geometry.output_padding,
+                                                  geometry.dilation, geometry.groups))
+          : ctx.EmitExpr(relax::op::Conv(dims, data, weight, geometry.strides, geometry.padding,
+                                         geometry.dilation, geometry.groups));
+  if (!bias) return out;
+  IntList bias_shape(spatial + 2, 1);
+  bias_shape[1] = -1;
+  return ctx.EmitExpr(relax::op::Add(out, ctx.EmitExpr(relax::op::Reshape(*bias, bias_shape))));
+}
+
+namespace {
+
 struct ConvArgs {
   const torch::jit::Value* input;
   const torch::jit::Value* weight;
@@ -51,12 +86,10 @@ Value EmitConvolution(ConversionContext& ctx, const ConvArgs& args) {
   IntList weight_shape = ctx.Shape(weight);
   size_t spatial = weight_shape.size() - 2;
   TORCH_CHECK(spatial >= 1 && spatial <= 3, "only 1-, 2- and 3-d convolutions are supported");
-  IntList data_shape = ctx.Shape(data);
-  TORCH_CHECK(data_shape.size() == spatial + 2, "unbatched convolution input is not supported");
   IntList kernel(weight_shape.begin() + 2, weight_shape.end());
-  IntList strides = Expand(ctx.Ints(args.stride), spatial, "stride");
-  IntList dilation = Expand(ctx.Ints(args.dilation), spatial, "dilation");
-  IntList padding;
+  ConvGeometry geometry;
+  geometry.strides = Expand(ctx.Ints(args.stride), spatial, "stride");
+  geometry.dilation = Expand(ctx.Ints(args.dilation), spatial, "dilation");
   c10::IValue padding_value = ctx.Constant(args.padding);
   if (padding_value.isString()) {
     const std::string& mode = padding_value.toStringRef();
@@ -64,31 +97,24 @@ Value EmitConvolution(ConversionContext& ctx, const ConvArgs& args) {
     IntList begin(spatial, 0), end(spatial, 0);
     if (mode == "same") {
       for (size_t i = 0; i < spatial; ++i) {
-        int64_t total = dilation[i] * (kernel[i] - 1);
+        int64_t total = geometry.dilation[i] * (kernel[i] - 1);
         begin[i] = total / 2;
         end[i] = total - begin[i];
       }
     }
-    padding = begin;
-    padding.insert(padding.end(), end.begin(), end.end());
+    geometry.padding = begin;
+    geometry.padding.insert(geometry.padding.end(), end.begin(), end.end());
   } else {
-    padding = SymmetricPadding(padding_value.toIntVector(), spatial);
+    geometry.padding = SymmetricPadding(padding_value.toIntVector(), spatial);
   }
-  int64_t groups = ctx.Int(args.groups);
-  auto dims = static_cast<int>(spatial);
-  Expr out;
+  geometry.groups = ctx.Int(args.groups);
+  geometry.transposed = args.transposed;
   if (args.transposed) {
-    IntList output_padding = Expand(ctx.Ints(args.output_padding), spatial, "output_padding");
-    out = ctx.EmitExpr(relax::op::ConvTranspose(dims, data, weight, strides, padding,
-                                                output_padding, dilation, groups));
-  } else {
-    out = ctx.EmitExpr(relax::op::Conv(dims, data, weight, strides, padding, dilation, groups));
+    geometry.output_padding = Expand(ctx.Ints(args.output_padding), spatial, "output_padding");
   }
-  if (ctx.IsNone(args.bias)) return Value::Tensor(out);
-  IntList bias_shape(spatial + 2, 1);
-  bias_shape[1] = -1;
-  Expr bias = ctx.EmitExpr(relax::op::Reshape(ctx.Tensor(args.bias), bias_shape));
-  return ctx.Emit(relax::op::Add(out, bias));
+  std::optional<Expr> bias;
+  if (!ctx.IsNone(args.bias)) bias = ctx.Tensor(args.bias);
+  return Value::Tensor(EmitConv(ctx, data, weight, bias, geometry));
 }
 
 // aten::conv{1,2,3}d(input, weight, bias, stride, padding, dilation, groups)

@@ -76,6 +76,11 @@ class Prober {
     if (!observed->second.static_shape) {
       return "its input %" + input->debugName() + " has a data-dependent shape";
     }
+    if (c10::isQIntType(observed->second.dtype)) {
+      return "its input %" + input->debugName() +
+             " is a quantized tensor computed by PyTorch (quantized tensors stay inside one "
+             "side)";
+    }
     probe_.values[input] = Value::Tensor(relax::MakeParam(
         input->debugName(), observed->second.shape, DtypeName(observed->second.dtype)));
     return "";
@@ -169,14 +174,19 @@ void FormRegions(Block& block, const Probe& probe, std::vector<Region>& regions)
   CloseRegion(current, probe, regions);
 }
 
-// Nodes a region cannot keep: producers of non-tensor results that PyTorch reads, and all
-// nodes of regions smaller than min_block_size.
+// Nodes a region cannot keep: producers of non-tensor or quantized results that PyTorch
+// reads, and all nodes of regions smaller than min_block_size.
 std::unordered_map<const Node*, std::string> Evictions(const std::vector<Region>& regions,
-                                                       int64_t min_block_size) {
+                                                       int64_t min_block_size,
+                                                       const Observations& observations) {
   std::unordered_map<const Node*, std::string> evict;
   for (const Region& region : regions) {
     for (const torch::jit::Value* output : region.outputs) {
-      if (!IsTensor(output)) {
+      auto observed = observations.find(output);
+      if (observed != observations.end() && c10::isQIntType(observed->second.dtype)) {
+        // Inside a region a quantized tensor is its float values (ops_quantized.cc).
+        evict[output->node()] = "its quantized result is used by PyTorch code";
+      } else if (!IsTensor(output)) {
         evict[output->node()] =
             IsStructural(*output->node())
                 ? kPacksForPyTorch
@@ -325,7 +335,7 @@ std::vector<Region> RegionsByOpKind(torch::jit::Graph& graph, int64_t min_block_
     Probe probe = ProbeKinds(*graph.block(), forced);
     regions.clear();
     FormRegions(*graph.block(), probe, regions);
-    auto evict = Evictions(regions, min_block_size);
+    auto evict = Evictions(regions, min_block_size, Observations{});
     size_t before = forced.size();
     forced.insert(evict.begin(), evict.end());
     if (forced.size() == before) return regions;
@@ -362,7 +372,8 @@ Partition PartitionGraph(torch::jit::Graph& graph, const Observations& observati
     probe = Prober(observations, forced).Run(graph);
     regions.clear();
     FormRegions(*graph.block(), probe, regions);
-    auto evict = Evictions(regions, options.require_full_compilation ? 0 : options.min_block_size);
+    auto evict = Evictions(regions, options.require_full_compilation ? 0 : options.min_block_size,
+                           observations);
     size_t before = forced.size();
     forced.insert(evict.begin(), evict.end());
     if (forced.size() == before) break;

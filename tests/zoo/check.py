@@ -31,6 +31,19 @@ def _tensors(out) -> tuple:
     return tuple(t for t in values if t is not None)
 
 
+def _dequantized_scales(model: torch.nn.Module, inputs: tuple) -> list:
+    """The quantization scale of each tensor a quantized model dequantizes, in call order."""
+    from torch.ao.nn.quantized import DeQuantize
+
+    scales = []
+    hooks = [m.register_forward_pre_hook(lambda _, args: scales.append(args[0].q_scale()))
+             for m in model.modules() if isinstance(m, DeQuantize)]
+    model(*inputs)
+    for hook in hooks:
+        hook.remove()
+    return scales
+
+
 def check(name: str, way: str) -> Result:
     """Traces or scripts the model, compiles it with no fallback allowed and asserts it
     matches eager PyTorch on a new input: rtol = the spec's tolerance, atol = the same times
@@ -52,14 +65,18 @@ def check(name: str, way: str) -> Result:
         inputs = spec.inputs()
         expected, actual = _tensors(model(*inputs)), _tensors(compiled(*inputs))
     assert len(actual) == len(expected)
+    steps = _dequantized_scales(model, inputs) if spec.quantized_steps else [None] * len(actual)
     worst = scale = 0.0
-    for e, a in zip(expected, actual):
+    for e, a, step in zip(expected, actual, steps):
         assert a.shape == e.shape and a.dtype == e.dtype
         # float32 rounding grows with the values summed: the absolute tolerance is relative to
         # the output's largest magnitude (random-weight ResNet-50 logits reach ~340).
         magnitude = e.abs().max().item()
-        torch.testing.assert_close(a, e, rtol=spec.tolerance,
-                                   atol=spec.tolerance * max(1.0, magnitude))
+        if step is not None:
+            torch.testing.assert_close(a, e, rtol=0, atol=spec.quantized_steps * step * 1.001)
+        else:
+            torch.testing.assert_close(a, e, rtol=spec.tolerance,
+                                       atol=spec.tolerance * max(1.0, magnitude))
         worst = max(worst, (a.double() - e.double()).abs().max().item())
         scale = max(scale, magnitude)
     torch_nodes = len(report.torch_nodes)

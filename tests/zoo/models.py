@@ -20,6 +20,10 @@ class Spec:
     inputs: Callable[[], tuple]
     ways: tuple = ("trace", "script")
     tolerance: float = 1e-4
+    # Quantized models: the allowed difference in steps of the outputs' quantization scale
+    # (tvmbridge rounds float32 results onto each op's grid, PyTorch rounds integer sums, and
+    # near-ties that fall the other way move later layers by a step).
+    quantized_steps: int = 0
     # Ways known not to convert whole yet, with the reason (the zoo expects them to fail, and
     # fails when one starts passing, so the list stays true).
     known_gaps: dict = dataclasses.field(default_factory=dict)
@@ -141,6 +145,28 @@ class _Recurrent(nn.Module):
         return out
 
 
+def _quantized_vision(name: str) -> Spec:
+    """torchvision's quantizable model, fused and quantized by PyTorch's eager-mode static
+    quantization (fbgemm) after calibrating on random images."""
+
+    def build():
+        import torch.ao.quantization as tq
+        import torchvision
+
+        model = randomize_(torchvision.models.get_model(f"quantized_{name}", weights=None,
+                                                         quantize=False))
+        model.fuse_model()
+        model.qconfig = tq.get_default_qconfig("fbgemm")
+        tq.prepare(model, inplace=True)
+        generator = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for _ in range(4):
+                model(torch.randn(2, 3, 64, 64, generator=generator))
+        return tq.convert(model, inplace=True)
+
+    return Spec(build=build, inputs=lambda: (torch.randn(1, 3, 64, 64),), quantized_steps=4)
+
+
 def _recurrent(layer: Callable[[], nn.Module]) -> Spec:
     return Spec(build=lambda: _Recurrent(layer()).eval(), inputs=lambda: (torch.randn(2, 8, 16),))
 
@@ -171,6 +197,8 @@ ZOO.update({
     "gru": _recurrent(lambda: nn.GRU(16, 32, 2, batch_first=True)),
     "rnn_relu": _recurrent(lambda: nn.RNN(16, 32, nonlinearity="relu", batch_first=True)),
 })
+ZOO.update({f"quantized_{name}": _quantized_vision(name) for name in
+            ["resnet18", "mobilenet_v2", "mobilenet_v3_large", "shufflenet_v2_x0_5"]})
 
 # What `make test` runs: one of each kind, a few seconds to compile each.
 FAST = ["resnet18", "mobilenet_v3_small", "squeezenet1_1", "transformer_encoder",

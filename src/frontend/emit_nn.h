@@ -1,0 +1,30 @@
+// Layers that several converter families emit: the float ops and their quantized forms.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+
+#include "frontend/converter.h"
+
+namespace tvmbridge::frontend {
+
+struct ConvGeometry {
+  relax::IntList strides;
+  relax::IntList padding;  // begin pads of every spatial dim, then end pads
+  relax::IntList dilation;
+  relax::IntList output_padding;  // transposed only
+  int64_t groups = 1;
+  bool transposed = false;
+
+  // The same padding before and after (PyTorch's one value per spatial dim).
+  static ConvGeometry Symmetric(size_t spatial_dims, const relax::IntList& strides,
+                                const relax::IntList& padding, const relax::IntList& dilation,
+                                int64_t groups);
+};
+
+// A 1-, 2- or 3-d convolution (or transposed convolution) of `data` (N, C, ...) with `weight`
+// in PyTorch's layout, plus `bias` (one value per output channel) when given.
+relax::Expr EmitConv(ConversionContext& ctx, const relax::Expr& data, const relax::Expr& weight,
+                     const std::optional<relax::Expr>& bias, const ConvGeometry& geometry);
+
+}  // namespace tvmbridge::frontend

@@ -1,0 +1,225 @@
+"""Quantized models (PyTorch eager-mode static and dynamic quantization, fbgemm), traced and
+scripted: every quantized op of the old TVM frontend converts, the whole model compiles with
+no fallback, and the result matches PyTorch's int8 kernels. tvmbridge computes each op in
+float32 and rounds onto the output's grid, so a value may land one quantization step away
+where PyTorch's integer arithmetic rounds a near-tie the other way: the check allows one step
+of the output's scale, on at most 5% of the values (or one value)."""
+
+import warnings
+
+import pytest
+import torch
+import torch.ao.nn.quantized as nnq
+import torch.ao.quantization as tq
+import torch.nn as nn
+
+import tvmbridge.torch as tt
+
+
+class ConvBlock(nn.Module):
+    """quantize_per_tensor, conv2d_relu (fused), conv2d, max_pool2d, dequantize."""
+
+    def __init__(self):
+        super().__init__()
+        self.quant, self.dequant = tq.QuantStub(), tq.DeQuantStub()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2d(8, 8, 3, stride=2, groups=2)
+        self.pool = nn.MaxPool2d(2, padding=1)
+
+    def forward(self, x):
+        return self.dequant(self.pool(self.conv2(self.relu(self.conv1(self.quant(x))))))
+
+    fuse = [["conv1", "relu"]]
+
+
+class Arithmetic(nn.Module):
+    """quantized add, add_relu, mul, add_scalar, mul_scalar and cat (FloatFunctional)."""
+
+    def __init__(self):
+        super().__init__()
+        self.quant, self.dequant = tq.QuantStub(), tq.DeQuantStub()
+        self.conv = nn.Conv2d(3, 3, 1)
+        self.ops = nn.ModuleList(nnq.FloatFunctional() for _ in range(6))
+
+    def forward(self, x):
+        q = self.quant(x)
+        y = self.conv(q)
+        a = self.ops[0].add(q, y)
+        b = self.ops[1].add_relu(a, y)
+        c = self.ops[2].mul(b, a)
+        d = self.ops[3].add_scalar(c, 0.3)
+        e = self.ops[4].mul_scalar(d, -1.5)
+        return self.dequant(self.ops[5].cat([e, b], 1))
+
+
+class Activations(nn.Module):
+    """quantized relu6, leaky_relu, hardswish, and hardsigmoid / adaptive_avg_pool2d / mean of
+    quantized tensors."""
+
+    def __init__(self):
+        super().__init__()
+        self.quant, self.dequant = tq.QuantStub(), tq.DeQuantStub()
+        self.conv = nn.Conv2d(3, 6, 3)
+        self.relu6, self.leaky, self.hardswish = nn.ReLU6(), nn.LeakyReLU(0.2), nn.Hardswish()
+        self.hardsigmoid = nn.Hardsigmoid()
+        self.pool = nn.AdaptiveAvgPool2d(2)
+        self.cat = nnq.FloatFunctional()
+
+    def forward(self, x):
+        y = self.conv(self.quant(x))
+        parts = [self.relu6(y), self.leaky(y), self.hardswish(y)]
+        gate = self.hardsigmoid(self.pool(parts[2]))
+        pooled = torch.mean(self.pool(parts[0]), [2, 3], keepdim=True)
+        return self.dequant(self.cat.cat(parts[1:], 1)), self.dequant(gate), self.dequant(pooled)
+
+
+class Classifier(nn.Module):
+    """linear_relu (fused), linear, flatten of a quantized tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.quant, self.dequant = tq.QuantStub(), tq.DeQuantStub()
+        self.fc1, self.relu, self.fc2 = nn.Linear(48, 32), nn.ReLU(), nn.Linear(32, 10)
+
+    def forward(self, x):
+        return self.dequant(self.fc2(self.relu(self.fc1(torch.flatten(self.quant(x), 1)))))
+
+    fuse = [["fc1", "relu"]]
+
+
+class Upsampler(nn.Module):
+    """quantized conv_transpose2d (per-tensor weights, what fbgemm supports for it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.quant, self.dequant = tq.QuantStub(), tq.DeQuantStub()
+        self.up = nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1)
+
+    def forward(self, x):
+        return self.dequant(self.up(self.quant(x)))
+
+    qconfig = tq.default_qconfig
+
+
+def quantize_static(model: nn.Module, calibration: torch.Tensor) -> nn.Module:
+    model.eval()
+    for group in getattr(model, "fuse", []):
+        tq.fuse_modules(model, group, inplace=True)
+    model.qconfig = getattr(type(model), "qconfig", tq.get_default_qconfig("fbgemm"))
+    tq.prepare(model, inplace=True)
+    with torch.no_grad():
+        for batch in calibration:
+            model(batch)
+    return tq.convert(model, inplace=True)
+
+
+STATIC = {
+    "conv_block": (ConvBlock, (1, 3, 12, 12)),
+    "arithmetic": (Arithmetic, (1, 3, 6, 6)),
+    "activations": (Activations, (1, 3, 10, 10)),
+    "classifier": (Classifier, (2, 3, 4, 4)),
+    "conv_transpose": (Upsampler, (1, 3, 5, 5)),
+}
+
+
+def output_scales(model: nn.Module, x: torch.Tensor) -> list:
+    """The scale of each quantized tensor the model dequantizes for its outputs."""
+    scales = []
+    hooks = [m.register_forward_pre_hook(lambda _, args: scales.append(args[0].q_scale()))
+             for m in model.modules() if isinstance(m, nnq.DeQuantize)]
+    model(x)
+    for hook in hooks:
+        hook.remove()
+    return scales
+
+
+def assert_within_one_step(actual, expected, scale):
+    steps = (actual - expected).abs() / scale
+    assert steps.max().item() <= 1.001, f"{steps.max().item():.2f} steps off (scale {scale})"
+    off = int((steps > 0.5).sum())
+    assert off <= max(1, 0.05 * steps.numel()), f"{off} of {steps.numel()} values differ"
+
+
+def compile_whole(model, x, way):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module = torch.jit.trace(model, x) if way == "trace" else torch.jit.script(model)
+        return tt.compile(module, [x], require_full_compilation=True, never_slower=False)
+
+
+@pytest.mark.parametrize("way", ["trace", "script"])
+@pytest.mark.parametrize("name", sorted(STATIC))
+def test_quantized_model_matches_pytorch(name, way):
+    torch.manual_seed(0)
+    build, shape = STATIC[name]
+    model = quantize_static(build(), torch.randn(4, *shape) * 2)
+    compiled = compile_whole(model, torch.randn(shape), way)
+    x = torch.randn(shape) * 1.5
+    with torch.no_grad():
+        expected = model(x)
+        actual = compiled(x)
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    actual = actual if isinstance(actual, tuple) else (actual,)
+    scales = output_scales(model, x)
+    assert len(actual) == len(expected) == len(scales)
+    for a, e, scale in zip(actual, expected, scales):
+        assert a.dtype == e.dtype == torch.float32 and a.shape == e.shape
+        assert_within_one_step(a, e, scale)
+
+
+class DynamicModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(16, 32), nn.Linear(32, 8)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+@pytest.mark.parametrize("way", ["trace", "script"])
+def test_dynamically_quantized_linear_matches_pytorch(way):
+    """quantized::linear_dynamic: the input's quantization is chosen per call from its range,
+    so a compiled module serves inputs of any range."""
+    torch.manual_seed(0)
+    model = tq.quantize_dynamic(DynamicModel().eval(), {nn.Linear}, dtype=torch.qint8)
+    compiled = compile_whole(model, torch.randn(4, 16), way)
+    for spread in (0.1, 1.0, 20.0):
+        x = torch.randn(4, 16) * spread
+        with torch.no_grad():
+            expected = model(x)
+            # One step of the input grid times the weights' size bounds the difference.
+            bound = 2e-2 * spread * max(1.0, expected.abs().max().item())
+            torch.testing.assert_close(compiled(x), expected, rtol=0, atol=bound)
+
+
+def test_quantized_tensors_do_not_cross_into_pytorch():
+    """A quantized tensor that PyTorch code reads keeps its producer in PyTorch too: the
+    regions take and give float tensors only."""
+    torch.manual_seed(0)
+    model = quantize_static(ConvBlock(), torch.randn(4, 1, 3, 12, 12))
+    x = torch.randn(1, 3, 12, 12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(model, x)
+    compiled = tt.compile(traced, [x], torch_executed_ops=["aten::max_pool2d"],
+                          min_block_size=1, never_slower=False)
+    torch.testing.assert_close(compiled(x), model(x), rtol=0, atol=0)
+    placements = {n["kind"]: n["region"] for n in tt.report(compiled).nodes}
+    assert placements["aten::max_pool2d"] == -1
+    assert placements["quantized::conv2d"] == -1  # its quantized result goes to max_pool2d
+
+
+class QuantizedOutput(nn.Module):
+    def forward(self, x):
+        return torch.quantize_per_tensor(x, 0.1, 10, torch.quint8)
+
+
+def test_a_quantized_output_is_refused_by_the_frontend_and_left_to_pytorch_by_compile():
+    x = torch.randn(2, 3)
+    scripted = torch.jit.script(QuantizedOutput())
+    with pytest.raises(Exception, match="returns a quantized tensor"):
+        tt.from_torchscript(scripted, [x])
+    compiled = tt.compile(scripted, [x], min_block_size=1, never_slower=False)
+    assert compiled(x).dtype == torch.quint8
+    assert torch.equal(compiled(x).int_repr(), QuantizedOutput()(x).int_repr())
