@@ -1,10 +1,13 @@
 // Images: upsampling/interpolation (nearest, linear, bilinear, bicubic, trilinear), grid
-// sampling, pixel (un)shuffle and torchvision's roi_align.
+// sampling, pixel (un)shuffle and torchvision's roi_align and deform_conv2d.
 #include <cmath>
 
+#include <ATen/Functions.h>
 #include <c10/util/Exception.h>
 
 #include "frontend/converter.h"
+#include "frontend/emit_math.h"
+#include "tvmbridge/tensor_bridge.h"
 
 namespace tvmbridge::frontend {
 namespace {
@@ -174,6 +177,108 @@ Value ConvertRoiAlign(ConversionContext& ctx, const Node& node) {
                                       ctx.Bool(node.input(6))));
 }
 
+// torchvision::deform_conv2d(input, weight, offset, mask, bias, stride_h, stride_w, pad_h,
+// pad_w, dilation_h, dilation_w, groups, offset_groups, use_mask): every kernel tap of every
+// output position samples the input bilinearly at its place plus its learned offset (zero
+// outside the image; corners outside count as zero, as torchvision's kernel does), times the
+// mask when use_mask; then the samples ([N, C * taps, positions]) meet the weight in a matmul
+// per weight group. Written out of gathers, there being no Relax operator for it.
+Value ConvertDeformConv2d(ConversionContext& ctx, const Node& node) {
+  Expr input = ctx.Tensor(node.input(0));
+  Expr weight = ctx.Tensor(node.input(1));
+  IntList in_shape = ctx.Shape(input), w_shape = ctx.Shape(weight);
+  TORCH_CHECK(in_shape.size() == 4 && w_shape.size() == 4,
+              "deform_conv2d expects 4-d input and weight");
+  int64_t n = in_shape[0], channels = in_shape[1], height = in_shape[2], width = in_shape[3];
+  int64_t out_channels = w_shape[0], kernel_h = w_shape[2], kernel_w = w_shape[3];
+  int64_t taps = kernel_h * kernel_w;
+  int64_t stride_h = ctx.Int(node.input(5)), stride_w = ctx.Int(node.input(6));
+  int64_t pad_h = ctx.Int(node.input(7)), pad_w = ctx.Int(node.input(8));
+  int64_t dilation_h = ctx.Int(node.input(9)), dilation_w = ctx.Int(node.input(10));
+  int64_t groups = ctx.Int(node.input(11)), offset_groups = ctx.Int(node.input(12));
+  bool use_mask = ctx.Bool(node.input(13));
+  int64_t out_h = (height + 2 * pad_h - dilation_h * (kernel_h - 1) - 1) / stride_h + 1;
+  int64_t out_w = (width + 2 * pad_w - dilation_w * (kernel_w - 1) - 1) / stride_w + 1;
+  TORCH_CHECK(channels % offset_groups == 0 && channels % groups == 0 &&
+                  out_channels % groups == 0,
+              "deform_conv2d: channels not divisible by the groups");
+  int64_t group_channels = channels / offset_groups;
+  std::string dtype = ctx.Info(input).dtype;
+  EmitMath m{ctx, dtype};
+
+  // Sampling places [N, G, taps, out_h, out_w]: the kernel grid plus the offsets (dy, dx).
+  Expr offsets = ctx.EmitExpr(relax::op::Reshape(ctx.Tensor(node.input(2)),
+                                                 {n, offset_groups, taps, 2, out_h, out_w}));
+  Expr split = ctx.EmitExpr(relax::op::Split(offsets, {1}, 3));
+  auto offset = [&](int i) {
+    return ctx.EmitExpr(relax::op::Squeeze(ctx.EmitExpr(relax::TupleGetItem(split, i)), {3}));
+  };
+  at::Tensor grid_y = at::empty({taps, out_h, 1}, at::kFloat);
+  at::Tensor grid_x = at::empty({taps, 1, out_w}, at::kFloat);
+  for (int64_t i = 0; i < kernel_h; ++i) {
+    for (int64_t j = 0; j < kernel_w; ++j) {
+      for (int64_t y = 0; y < out_h; ++y) {
+        grid_y[i * kernel_w + j][y][0] = y * stride_h - pad_h + i * dilation_h;
+      }
+      for (int64_t x = 0; x < out_w; ++x) {
+        grid_x[i * kernel_w + j][0][x] = x * stride_w - pad_w + j * dilation_w;
+      }
+    }
+  }
+  auto grid = [&](const at::Tensor& values) {
+    Expr constant = relax::MakeConstant(ToTvm(values));
+    return dtype == "float32" ? constant : ctx.EmitExpr(relax::op::AsType(constant, dtype));
+  };
+  Expr ys = m.Add(offset(0), grid(grid_y));
+  Expr xs = m.Add(offset(1), grid(grid_x));
+  Expr y0 = m.Unary("floor", ys), x0 = m.Unary("floor", xs);
+  Expr ly = m.Sub(ys, y0), lx = m.Sub(xs, x0);
+  Expr hy = m.Sub(m.Number(1), ly), hx = m.Sub(m.Number(1), lx);
+
+  // input as [N, G, C/G, H * W]; each corner gathers [N, G, C/G, taps * out_h * out_w].
+  int64_t places = taps * out_h * out_w;
+  Expr flat_input = ctx.EmitExpr(
+      relax::op::Reshape(input, {n, offset_groups, group_channels, height * width}));
+  IntList gathered_shape{n, offset_groups, group_channels, places};
+  auto corner = [&](const Expr& cy, const Expr& cx, const Expr& weight_y, const Expr& weight_x) {
+    auto both = [&](const Expr& a, const Expr& b) {
+      return ctx.EmitExpr(relax::op::Binary("logical_and", a, b));
+    };
+    auto within = [&](const Expr& v, int64_t extent) {
+      return both(ctx.EmitExpr(relax::op::GreaterEqual(v, m.Number(0))),
+                  ctx.EmitExpr(relax::op::LessEqual(v, m.Number(static_cast<double>(extent - 1)))));
+    };
+    Expr inside = both(within(cy, height), within(cx, width));
+    Expr row = ctx.EmitExpr(relax::op::Clip(cy, 0, static_cast<double>(height - 1)));
+    Expr column = ctx.EmitExpr(relax::op::Clip(cx, 0, static_cast<double>(width - 1)));
+    Expr index = ctx.EmitExpr(
+        relax::op::AsType(m.Add(m.Mul(row, m.Number(static_cast<double>(width))), column), "int64"));
+    index = ctx.EmitExpr(relax::op::Reshape(index, {n, offset_groups, 1, places}));
+    Expr values = ctx.EmitExpr(relax::op::GatherElements(
+        flat_input, ctx.EmitExpr(relax::op::BroadcastTo(index, gathered_shape)), 3));
+    Expr factor = m.Where(inside, m.Mul(weight_y, weight_x), m.Number(0));
+    return m.Mul(values, ctx.EmitExpr(relax::op::Reshape(factor, {n, offset_groups, 1, places})));
+  };
+  Expr y1 = m.Add(y0, m.Number(1)), x1 = m.Add(x0, m.Number(1));
+  Expr samples = m.Add(m.Add(corner(y0, x0, hy, hx), corner(y0, x1, hy, lx)),
+                       m.Add(corner(y1, x0, ly, hx), corner(y1, x1, ly, lx)));
+  if (use_mask) {
+    Expr mask = ctx.EmitExpr(
+        relax::op::Reshape(ctx.Tensor(node.input(3)), {n, offset_groups, 1, places}));
+    samples = m.Mul(samples, mask);
+  }
+  // [N, C, taps, positions] -> per weight group [N, groups, C/groups * taps, positions].
+  int64_t weight_channels = channels / groups;
+  Expr columns = ctx.EmitExpr(relax::op::Reshape(
+      samples, {n, groups, weight_channels * taps, out_h * out_w}));
+  Expr grouped_weight = ctx.EmitExpr(relax::op::Reshape(
+      weight, {groups, out_channels / groups, weight_channels * taps}));
+  Expr out = ctx.EmitExpr(relax::op::Matmul(grouped_weight, columns));
+  out = ctx.EmitExpr(relax::op::Reshape(out, {n, out_channels, out_h, out_w}));
+  Expr bias = ctx.EmitExpr(relax::op::Reshape(ctx.Tensor(node.input(4)), {1, out_channels, 1, 1}));
+  return ctx.Emit(relax::op::Add(out, bias));
+}
+
 }  // namespace
 
 void RegisterImageOps(ConverterTable& table) {
@@ -189,6 +294,7 @@ void RegisterImageOps(ConverterTable& table) {
   table["aten::pixel_shuffle"] = ConvertPixelShuffle;
   table["aten::pixel_unshuffle"] = ConvertPixelUnshuffle;
   table["torchvision::roi_align"] = ConvertRoiAlign;
+  table["torchvision::deform_conv2d"] = ConvertDeformConv2d;
 }
 
 }  // namespace tvmbridge::frontend

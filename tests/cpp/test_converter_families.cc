@@ -321,5 +321,35 @@ TEST(ConverterFamily, ScalarsFromStaticShapes) {
                               {Random({3, 5})});
 }
 
+
+TEST(ConverterFamily, Quantized) {
+  // quint8 (ScalarType 13) tensors through quantized:: ops and aten ops that keep their
+  // quantization; each op's result lands on its grid exactly as in PyTorch here (no near-ties
+  // in these values).
+  ExpectTvmMatchesTorchScript(R"IR(
+    graph(%self : Tensor, %x : Tensor, %y : Tensor):
+      %quint8 : int = prim::Constant[value=13]()
+      %scale : float = prim::Constant[value=0.05]()
+      %zero_point : int = prim::Constant[value=64]()
+      %out_scale : float = prim::Constant[value=0.1]()
+      %out_zero_point : int = prim::Constant[value=30]()
+      %slope : float = prim::Constant[value=0.25]()
+      %false : bool = prim::Constant[value=0]()
+      %one : int = prim::Constant[value=1]()
+      %qx : Tensor = aten::quantize_per_tensor(%x, %scale, %zero_point, %quint8)
+      %qy : Tensor = aten::quantize_per_tensor(%y, %scale, %zero_point, %quint8)
+      %sum : Tensor = quantized::add(%qx, %qy, %out_scale, %out_zero_point)
+      %product : Tensor = quantized::mul(%qx, %qy, %scale, %zero_point)
+      %clipped : Tensor = quantized::relu6(%sum, %false)
+      %swished : Tensor = quantized::hardswish(%product, %scale, %zero_point)
+      %leaky : Tensor = quantized::leaky_relu(%qx, %slope, %false, %scale, %zero_point)
+      %rectified : Tensor = aten::relu(%leaky)
+      %parts : Tensor[] = prim::ListConstruct(%clipped, %swished, %rectified)
+      %joined : Tensor = quantized::cat(%parts, %one, %out_scale, %out_zero_point)
+      %out : Tensor = aten::dequantize(%joined)
+      return (%out))IR",
+                              {Random({2, 3, 4}), Random({2, 3, 4}, 1)});
+}
+
 }  // namespace
 }  // namespace tvmbridge::frontend

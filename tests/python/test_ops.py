@@ -8,6 +8,7 @@ from typing import Optional
 import pytest
 import torch
 import torch.nn as nn
+from torchvision.ops import deform_conv2d
 
 import tvmbridge.torch as tt
 
@@ -396,3 +397,51 @@ def test_traced_shape_arithmetic_folds():
     assert isinstance(mod, tvm.IRModule)
     compiled = tt.compile(traced, [x], require_full_compilation=True, never_slower=False)
     torch.testing.assert_close(compiled(x), x * torch.arange(5))
+
+
+class DeformConv(nn.Module):
+    """torchvision's deformable convolution with offsets (and a mask) computed from the input,
+    as detection models use it."""
+
+    def __init__(self, stride=1, padding=1, dilation=1, groups=1, offset_groups=1, mask=True,
+                 bias=True):
+        super().__init__()
+        k, channels = 3, 4
+        self.weight = nn.Parameter(torch.randn(6, channels // groups, k, k) * 0.3)
+        self.bias = nn.Parameter(torch.randn(6)) if bias else None
+        conv = dict(kernel_size=k, stride=stride, padding=padding, dilation=dilation)
+        self.offset = nn.Conv2d(channels, 2 * offset_groups * k * k, **conv)
+        self.mask = nn.Conv2d(channels, offset_groups * k * k, **conv) if mask else None
+        self.geometry = ((stride, stride), (padding, padding), (dilation, dilation))
+
+    def forward(self, x):
+        mask = torch.sigmoid(self.mask(x)) if self.mask is not None else None
+        stride, padding, dilation = self.geometry
+        return deform_conv2d(x, self.offset(x) * 2.0, self.weight, self.bias, stride=stride,
+                             padding=padding, dilation=dilation, mask=mask)
+
+
+DEFORM_CASES = {
+    "masked": {},
+    "plain": dict(mask=False, bias=False),
+    "strided": dict(stride=2, padding=0),
+    "grouped": dict(groups=2, offset_groups=2),
+    "dilated": dict(dilation=2, padding=2),
+}
+
+
+@pytest.mark.parametrize("way", ["trace", "script"])
+@pytest.mark.parametrize("case", sorted(DEFORM_CASES))
+def test_deform_conv2d_matches_torchvision(case, way):
+    """Offsets of about +-2 pixels send samples across pixel borders and off the image."""
+    torch.manual_seed(0)
+    model = DeformConv(**DEFORM_CASES[case]).eval()
+    x = torch.randn(2, 4, 9, 11)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module = torch.jit.trace(model, x) if way == "trace" else torch.jit.script(model)
+        compiled = tt.compile(module, [x], require_full_compilation=True, never_slower=False)
+        x = torch.randn(2, 4, 9, 11)
+        expected = model(x)
+        torch.testing.assert_close(compiled(x), expected, rtol=1e-5,
+                                   atol=1e-5 * expected.abs().max().item())
