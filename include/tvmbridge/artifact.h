@@ -15,11 +15,16 @@ constexpr int64_t kArtifactFormatVersion = 2;
 
 struct TensorSpec {
   std::string name;
-  std::vector<int64_t> shape;
+  std::vector<int64_t> shape;  // kDynamicExtent where the extent varies between calls
   c10::ScalarType dtype = c10::ScalarType::Float;
+  // Empty when every extent is static; otherwise one entry per dim: "" for a static extent,
+  // the symbol of a dynamic one ("batch"; dims with one symbol have one extent per call).
+  std::vector<std::string> dim_symbols = {};
 
-  std::string Describe() const;  // "x: float32[1, 3, 224, 224]"
+  std::string Describe() const;  // "x: float32[batch, 3, 224, 224]"
 };
+
+constexpr int64_t kDynamicExtent = -1;
 
 struct ArtifactMetadata {
   int64_t format_version = kArtifactFormatVersion;

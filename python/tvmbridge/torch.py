@@ -62,6 +62,14 @@ class Input:
             raise TypeError(f"tvmbridge.Input: dtype {self.dtype} is not supported ({supported})")
         object.__setattr__(self, "shape", shape)
 
+    def example(self) -> torch.Tensor:
+        """A random tensor of this shape and dtype."""
+        if self.dtype.is_floating_point:
+            return torch.randn(self.shape).to(self.dtype)
+        if self.dtype == torch.bool:
+            return torch.randint(0, 2, self.shape).bool()
+        return torch.randint(0, 10, self.shape, dtype=self.dtype)
+
 
 InputLike = Union[Input, torch.Tensor]
 ModuleLike = Union[torch.jit.ScriptModule, str, os.PathLike]
@@ -179,6 +187,8 @@ def compile(
     require_full_compilation: bool = False,
     never_slower: bool = True,
     tuning: "Tuning | None" = None,
+    ir: str = "torchscript",
+    dynamic_shapes=None,
 ) -> torch.jit.ScriptModule:
     """Compiles a TorchScript module with TVM and returns a TorchScript module that runs it.
 
@@ -207,8 +217,34 @@ def compile(
     It saves with ``torch.jit.save`` into one file that ``torch.jit.load`` reads back in any
     process that has imported ``tvmbridge`` (or, from C++, that links
     ``libtvmbridge_torch_runtime.so``).
+
+    ``ir="export"``: `module` is an ``nn.Module``, captured with ``torch.export`` (with
+    ``dynamic_shapes``, as torch.export takes them: those dimensions stay symbolic and one
+    compile serves every size in range); the regions TVM's ExportedProgram translator takes
+    are compiled, and the result is an ``fx.GraphModule`` that ``torch.export.export`` /
+    ``save`` / ``load`` handle (tvmbridge/export.py). ``torch_executed_ops``,
+    ``min_block_size``, ``require_full_compilation`` and ``tuning`` apply; TorchScript's
+    ``torch_executed_modules`` and ``never_slower`` do not.
     """
     from . import build
+
+    if ir == "export":
+        from . import export
+
+        if isinstance(module, (torch.jit.ScriptModule, str, os.PathLike)):
+            raise TypeError("tvmbridge: ir='export' takes an nn.Module (torch.export captures "
+                            "it); TorchScript modules use ir='torchscript'")
+        return export.compile_exported(
+            module, [i if isinstance(i, torch.Tensor) else _as_input(i, k).example()
+                     for k, i in enumerate(inputs)],
+            target, dynamic_shapes=dynamic_shapes, min_block_size=min_block_size,
+            torch_executed_ops=torch_executed_ops,
+            require_full_compilation=require_full_compilation, tuning=tuning)
+    if ir != "torchscript":
+        raise ValueError(f"tvmbridge: ir must be 'torchscript' or 'export', got {ir!r}")
+    if dynamic_shapes is not None:
+        raise ValueError("tvmbridge: dynamic_shapes needs ir='export' (TorchScript compiles for "
+                         "static shapes)")
 
     options = _options_json(min_block_size, torch_executed_ops, torch_executed_modules,
                             require_full_compilation, never_slower)

@@ -202,6 +202,26 @@ Array<String> SupportedOps() {
   return kinds;
 }
 
+// Metadata for a library built outside the TorchScript path (tvmbridge/export.py builds
+// ExportedProgram regions with TVM's own importer): `metadata_json` gives inputs, outputs,
+// output_is_tuple, target, tvm_version and cpu_features; this fills in the version and the
+// SHA-256 over metadata and library that TVMModule checks on load.
+String SealArtifact(const String& metadata_json, const Bytes& library) {
+  return Guarded([&] {
+    String error;
+    auto object = tvm::ffi::json::Parse(metadata_json, &error).try_cast<tvm::ffi::json::Object>();
+    TORCH_CHECK(object.has_value() && error.empty(), "seal_artifact: not a JSON object: ",
+                std::string(error));
+    object->Set(String("format_version"), kArtifactFormatVersion);
+    object->Set(String("tvmbridge_version"), String(TVMBRIDGE_VERSION));
+    object->Set(String("artifact_sha256"), String(""));
+    ArtifactMetadata metadata =
+        ArtifactMetadata::FromJson(std::string(tvm::ffi::json::Stringify(*object)));
+    metadata.artifact_sha256 = metadata.Digest(library.data(), library.size());
+    return String(metadata.ToJson());
+  });
+}
+
 }  // namespace
 
 TVM_FFI_STATIC_INIT_BLOCK() {
@@ -213,6 +233,7 @@ TVM_FFI_STATIC_INIT_BLOCK() {
       .def("tvmbridge.frontend.supported_ops", SupportedOps)
       .def("tvmbridge.frontend.required_tvm_globals", RequiredGlobals)
       .def("tvmbridge.torch.compile", CompileFfi)
+      .def("tvmbridge.torch.seal_artifact", SealArtifact)
       .def("tvmbridge.torch.explain", ExplainFfi)
       .def("tvmbridge.torch.enable", EnableFfi)
       .def("tvmbridge.torch.disable", DisableCompilationGroups)

@@ -1,5 +1,6 @@
 #include "tvmbridge/artifact.h"
 
+#include <algorithm>
 #include <sstream>
 #include <utility>
 
@@ -23,9 +24,16 @@ const std::pair<c10::ScalarType, const char*> kDtypeNames[] = {
     {c10::ScalarType::Byte, "uint8"},    {c10::ScalarType::Bool, "bool"},
 };
 
+// A dynamic extent is written as its symbol, a static one as its number.
 json::Object SpecToJson(const TensorSpec& spec) {
   tvm::ffi::Array<tvm::ffi::Any> shape;
-  for (int64_t dim : spec.shape) shape.push_back(dim);
+  for (size_t i = 0; i < spec.shape.size(); ++i) {
+    if (spec.shape[i] == kDynamicExtent) {
+      shape.push_back(tvm::ffi::String(spec.dim_symbols.at(i)));
+    } else {
+      shape.push_back(spec.shape[i]);
+    }
+  }
   return json::Object{{"name", tvm::ffi::String(spec.name)},
                       {"shape", shape},
                       {"dtype", tvm::ffi::String(DtypeName(spec.dtype))}};
@@ -49,12 +57,25 @@ TensorSpec SpecFromJson(const tvm::ffi::Any& value, const char* where) {
               " is not an object");
   TensorSpec spec;
   spec.name = std::string(Field<tvm::ffi::String>(*object, "name", where));
-  for (const tvm::ffi::Any& dim : Field<json::Array>(*object, "shape", where)) {
+  json::Array dims = Field<json::Array>(*object, "shape", where);
+  std::vector<std::string> symbols;
+  for (const tvm::ffi::Any& dim : dims) {
+    if (auto symbol = dim.try_cast<tvm::ffi::String>()) {
+      TORCH_CHECK(!symbol->empty(), "tvmbridge: corrupted artifact metadata: ", where,
+                  ".shape has an empty symbol");
+      spec.shape.push_back(kDynamicExtent);
+      symbols.emplace_back(*symbol);
+      continue;
+    }
     auto extent = dim.try_cast<int64_t>();
     TORCH_CHECK(extent.has_value() && *extent >= 0,
                 "tvmbridge: corrupted artifact metadata: ", where, ".shape has a bad dimension");
     spec.shape.push_back(*extent);
+    symbols.emplace_back();
   }
+  bool dynamic = std::any_of(symbols.begin(), symbols.end(),
+                             [](const std::string& symbol) { return !symbol.empty(); });
+  if (dynamic) spec.dim_symbols = std::move(symbols);
   spec.dtype = DtypeFromName(std::string(Field<tvm::ffi::String>(*object, "dtype", where)));
   return spec;
 }
@@ -92,7 +113,19 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
 }
 
 std::string TensorSpec::Describe() const {
-  return name + ": " + DtypeName(dtype) + ShapeString(shape);
+  if (dim_symbols.empty()) return name + ": " + DtypeName(dtype) + ShapeString(shape);
+  std::ostringstream out;
+  out << name << ": " << DtypeName(dtype) << "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    out << (i ? ", " : "");
+    if (shape[i] == kDynamicExtent) {
+      out << dim_symbols[i];
+    } else {
+      out << shape[i];
+    }
+  }
+  out << "]";
+  return out.str();
 }
 
 std::string ArtifactMetadata::ToJson() const {

@@ -28,11 +28,21 @@ TORCH_LIBRARY(tvmbridge, m) {
       .def("alignment_copies", &TVMModule::AlignmentCopies)
       .def("virtual_machines", &TVMModule::VirtualMachines)
       .def("set_virtual_machine_limit", &TVMModule::SetVirtualMachineLimit)
+      // What torch.export and torch.compile see of a module when they trace a call to it (the
+      // fake class in tvmbridge/export.py rebuilds the output shapes from it).
+      .def("__obj_flatten__",
+           [](const c10::intrusive_ptr<TVMModule>& self) {
+             return std::make_tuple(std::make_tuple(std::string("metadata_json"),
+                                                    self->MetadataJson()));
+           })
       .def_pickle([](const c10::intrusive_ptr<TVMModule>& self) { return self->Serialize(); },
                   [](TVMModule::SerializedState state) {
                     return TVMModule::Deserialize(std::move(state));
                   });
-  m.def("run", RunOp);
+  // A CompositeExplicitAutograd kernel (not the catch-all m.def(name, fn) gives) leaves room
+  // for the Meta kernel torch.export and torch.compile trace with (tvmbridge/export.py).
+  m.def("run(__torch__.torch.classes.tvmbridge.TVMModule module, Tensor[] inputs) -> Tensor[]");
+  m.impl("run", torch::dispatch(c10::DispatchKey::CompositeExplicitAutograd, RunOp));
   // A check with no result: conservative alias analysis keeps dead-code elimination away.
   m.def(torch::schema("expect_input(Tensor input, int index, str name, int[] shape, "
                       "ScalarType dtype) -> ()",

@@ -1,6 +1,7 @@
 #include "tvmbridge/tvm_module.h"
 
 #include <cstdint>
+#include <unordered_map>
 #include <utility>
 
 #include <ATen/Functions.h>
@@ -128,8 +129,12 @@ void CheckInput(const at::Tensor& input, int64_t index, std::string_view name,
                     input.device(), "; this module was compiled for the CPU");
   TORCH_CHECK_TYPE(input.scalar_type() == dtype, "tvmbridge: input ", index, " ('", name,
                    "') has dtype ", DtypeName(input.scalar_type()), "; expected ", expected());
-  TORCH_CHECK_VALUE(input.sizes() == shape, "tvmbridge: input ", index, " ('", name,
-                    "') has shape ", ShapeString(input.sizes().vec()), "; expected ", expected());
+  bool shape_matches = static_cast<size_t>(input.dim()) == shape.size();
+  for (size_t i = 0; shape_matches && i < shape.size(); ++i) {
+    shape_matches = shape[i] == kDynamicExtent || shape[i] == input.size(static_cast<int64_t>(i));
+  }
+  TORCH_CHECK_VALUE(shape_matches, "tvmbridge: input ", index, " ('", name, "') has shape ",
+                    ShapeString(input.sizes().vec()), "; expected ", expected());
   TORCH_CHECK_VALUE(input.is_contiguous(), "tvmbridge: input ", index, " ('", name,
                     "') is not contiguous (strides ", input.strides(),
                     "); call .contiguous() on it first");
@@ -152,8 +157,19 @@ std::vector<at::Tensor> TVMModule::Run(const std::vector<at::Tensor>& inputs) {
                     metadata_.inputs.size(), " input(s) but was given ", inputs.size());
   std::vector<tvm::ffi::Any> arguments;
   arguments.reserve(inputs.size());
+  std::unordered_map<std::string, int64_t> extents;  // of the dynamic dims, by symbol
   for (size_t i = 0; i < inputs.size(); ++i) {
     at::Tensor prepared = PrepareInput(inputs[i], i);
+    const TensorSpec& spec = metadata_.inputs[i];
+    for (size_t d = 0; d < spec.dim_symbols.size(); ++d) {
+      if (spec.dim_symbols[d].empty()) continue;
+      int64_t extent = prepared.size(static_cast<int64_t>(d));
+      auto [known, inserted] = extents.emplace(spec.dim_symbols[d], extent);
+      TORCH_CHECK_VALUE(inserted || known->second == extent, "tvmbridge: input ", i, " ('",
+                        spec.name, "') has ", extent, " in dim ", d, " where another input has ",
+                        known->second, "; both are '", spec.dim_symbols[d], "' in ",
+                        spec.Describe());
+    }
     // Zero-copy: the DLPack capsule keeps `prepared` alive for as long as TVM holds it.
     arguments.emplace_back(ToTvm(prepared));
   }

@@ -1,0 +1,470 @@
+"""torch.export and torch.compile through tvmbridge: ATen graphs partitioned, the supported
+regions imported with TVM's own ExportedProgram translator, built, and put back as calls to
+the same runtime op TorchScript modules use (``torch.ops.tvmbridge.run``).
+
+* :func:`compile_exported` (``tvmbridge.torch.compile(model, inputs, ir="export")``): an
+  ``nn.Module`` in, an ``fx.GraphModule`` out that PyTorch can export, save and load again.
+* the ``torch.compile`` backend ``"tvmbridge"`` (:func:`backend`): found by name when the
+  package is installed (its entry point), registered when this module is imported.
+
+A region is a maximal set of nodes TVM's translator converts (its convert map, after
+PyTorch's core-ATen decompositions); what it does not convert stays in PyTorch. Dynamic
+dimensions (``torch.export.Dim``, or the ones dynamo marks) become symbolic shapes in Relax,
+so one compiled region serves every size in the range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import threading
+from typing import Callable, Iterable, Sequence
+
+import torch
+import torch.fx as fx
+from torch.fx.passes.infra.partitioner import CapabilityBasedPartitioner
+from torch.fx.passes.operator_support import OperatorSupportBase
+
+from . import _native
+
+_DTYPES = {
+    torch.float32: "float32", torch.float64: "float64", torch.float16: "float16",
+    torch.bfloat16: "bfloat16", torch.int64: "int64", torch.int32: "int32",
+    torch.int16: "int16", torch.int8: "int8", torch.uint8: "uint8", torch.bool: "bool",
+}
+_TORCH_DTYPES = {name: dtype for dtype, name in _DTYPES.items()}
+
+
+@functools.cache
+def translatable_ops() -> frozenset:
+    """The ATen overloads ("conv2d.default") TVM's ExportedProgram translator converts."""
+    from tvm.relax.frontend.torch.exported_program_translator import ExportedProgramImporter
+
+    return frozenset(ExportedProgramImporter().create_convert_map())
+
+
+def _op_name(target) -> str:
+    return getattr(target, "__name__", "")
+
+
+def _qualified(target) -> str:
+    """"aten::topk" for aten.topk.default (the spelling torch_executed_ops uses)."""
+    schema = getattr(target, "_schema", None)
+    return schema.name if schema is not None else _op_name(target)
+
+
+def _tensors_in(value) -> list:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for item in value for t in _tensors_in(item)]
+    return []
+
+
+class _TranslatableByTvm(OperatorSupportBase):
+    def __init__(self, torch_executed_ops: Iterable[str]):
+        self.torch_executed_ops = set(torch_executed_ops)
+        self._decided = {}
+
+    def is_node_supported(self, submodules, node: fx.Node) -> bool:
+        if node not in self._decided:
+            self._decided[node] = self._decide(submodules, node)
+        return self._decided[node]
+
+    def _decide(self, submodules, node: fx.Node) -> bool:
+        if node.op != "call_function" or _qualified(node.target) in self.torch_executed_ops:
+            return False
+        if _op_name(node.target) not in translatable_ops():
+            return False
+        values = _tensors_in(node.meta.get("val"))
+        if not values or not all(t.dtype in _DTYPES and t.device.type == "cpu" for t in values):
+            return False
+        # Regions take tensors only: a size PyTorch computes (sym_size of an input) keeps its
+        # users out.
+        return all(isinstance(arg.meta.get("val"), torch.Tensor)
+                   or self.is_node_supported(submodules, arg) for arg in node.all_input_nodes)
+
+
+# --- the runtime op under torch.export and torch.compile -----------------------------------
+
+@dataclasses.dataclass
+class _Spec:
+    name: str
+    shape: list  # ints, and str symbols or expressions for dynamic extents
+    dtype: str
+
+
+class FakeTVMModule:
+    """What tracing sees of a ``torch.classes.tvmbridge.TVMModule``: its metadata, enough to
+    give the outputs' shapes and dtypes (see the fake kernel of ``tvmbridge::run``)."""
+
+    def __init__(self, metadata: dict):
+        self.inputs = [_Spec(**spec) for spec in metadata["inputs"]]
+        self.outputs = [_Spec(**spec) for spec in metadata["outputs"]]
+
+    @classmethod
+    def __obj_unflatten__(cls, flattened):
+        return cls(json.loads(dict(flattened)["metadata_json"]))
+
+
+def _fake_run(module, inputs):
+    fake = getattr(module, "wrapped_obj", module)
+    extents = {}
+    for spec, tensor in zip(fake.inputs, inputs):
+        for dim, extent in zip(spec.shape, tensor.shape):
+            if isinstance(dim, str):
+                extents.setdefault(dim, extent)
+    outputs = []
+    for spec in fake.outputs:
+        shape = []
+        for dim in spec.shape:
+            if not isinstance(dim, str):
+                shape.append(dim)
+                continue
+            try:  # a symbol of the inputs, or arithmetic of them ("2*s0")
+                shape.append(eval(dim, {"__builtins__": {}}, dict(extents)))  # noqa: S307
+            except Exception:
+                shape.append(torch.library.get_ctx().new_dynamic_size())
+        outputs.append(inputs[0].new_empty(shape, dtype=_TORCH_DTYPES[spec.dtype]))
+    return outputs
+
+
+@functools.cache
+def register_tracing_support() -> None:
+    """The fake class and the fake kernel that let torch.export / torch.compile trace through
+    compiled regions (once per process)."""
+    _native.load_runtime()
+    torch._library.register_fake_class("tvmbridge::TVMModule")(FakeTVMModule)
+    torch.library.register_fake("tvmbridge::run")(_fake_run)
+
+
+class TVMRegion(torch.nn.Module):
+    """A compiled region in an fx graph: calls the TVM library with the region's inputs."""
+
+    def __init__(self, module: torch.ScriptObject, single_output: bool):
+        super().__init__()
+        self.tvm_module = module
+        self.single_output = single_output
+
+    def forward(self, *inputs):
+        outputs = torch.ops.tvmbridge.run(self.tvm_module, [t.contiguous() for t in inputs])
+        return outputs[0] if self.single_output else tuple(outputs)
+
+
+# --- building one region -----------------------------------------------------------------
+
+def _dim_text(extent) -> object:
+    if isinstance(extent, int):
+        return extent
+    return str(extent.node.expr) if isinstance(extent, torch.SymInt) else int(extent)
+
+
+def _specs(values: Sequence[torch.Tensor], prefix: str) -> list:
+    return [{"name": f"{prefix}{i}", "shape": [_dim_text(d) for d in t.shape],
+             "dtype": _DTYPES[t.dtype]} for i, t in enumerate(values)]
+
+
+def _region_program(region: fx.GraphModule, examples: list, symbolic: list):
+    """The region as an ExportedProgram; `symbolic[i]` lists the dims of input i that vary."""
+    dynamic = [{d: torch.export.Dim.AUTO for d in dims} or None for dims in symbolic]
+    return torch.export.export(region, tuple(examples), dynamic_shapes=dynamic, strict=False)
+
+
+class RegionCache:
+    """Built regions by graph, input specs and constants: a recompile of the same graph (a
+    guard that failed elsewhere, a second torch.compile of the model) reuses them."""
+
+    def __init__(self):
+        self._modules = {}
+        self._lock = threading.Lock()
+        self.builds = 0
+
+    def get(self, key: str, build: Callable[[], torch.ScriptObject]) -> torch.ScriptObject:
+        with self._lock:
+            if key not in self._modules:
+                self._modules[key] = build()
+                self.builds += 1
+            return self._modules[key]
+
+
+CACHE = RegionCache()
+
+
+def _cache_key(region: fx.GraphModule, examples: list, symbolic: list, target) -> str:
+    digest = hashlib.sha256(region.code.encode())
+    for tensor, dims in zip(examples, symbolic):
+        shape = ["?" if d in dims else n for d, n in enumerate(tensor.shape)]
+        digest.update(f"{shape}{tensor.dtype}".encode())
+    for name, constant in sorted(region.state_dict(keep_vars=True).items()):
+        digest.update(f"{name}{constant.data_ptr()}{constant._version}".encode())
+    digest.update(str(target).encode())
+    return digest.hexdigest()
+
+
+def build_region(region: fx.GraphModule, examples: list, symbolic: list, target,
+                 tuning=None) -> torch.ScriptObject:
+    """Exports `region`, imports it with TVM's translator, builds it and loads the library as
+    a ``torch.classes.tvmbridge.TVMModule``."""
+    from tvm.relax.frontend.torch import from_exported_program
+
+    from . import build
+
+    program = _region_program(region, examples, symbolic)
+    ir_module = from_exported_program(program)
+    library = build.build_library(ir_module, target, tuning)
+    placeholders = [n for n in program.graph.nodes if n.op == "placeholder"
+                    and n.name in program.graph_signature.user_inputs]
+    outputs = [n for n in program.graph.nodes if n.op == "output"][0].args[0]
+    metadata = {
+        "target": build.target_description(target),
+        "tvm_version": __import__("tvm").__version__,
+        "entry": "main",
+        "inputs": _specs([n.meta["val"] for n in placeholders], "input_"),
+        "outputs": _specs([n.meta["val"] for n in outputs], "output_"),
+        "output_is_tuple": True,
+        "cpu_features": list(build.required_cpu_features(target)),
+    }
+    seal = _native.global_func("tvmbridge.torch.seal_artifact")
+    sealed = str(seal(json.dumps(metadata), library))
+    return torch.classes.tvmbridge.TVMModule(sealed, torch.frombuffer(bytearray(library),
+                                                                       dtype=torch.uint8))
+
+
+# --- partitioning a graph ------------------------------------------------------------------
+
+def _absorb_constants(parent: fx.GraphModule, call: fx.Node) -> None:
+    """Moves the weights a fused region reads (get_attr inputs) into the region, so that TVM
+    sees them as constants instead of inputs."""
+    region = parent.get_submodule(call.target)
+    placeholders = [n for n in region.graph.nodes if n.op == "placeholder"]
+    kept = []
+    for arg, placeholder in zip(call.args, placeholders):
+        if isinstance(arg, fx.Node) and arg.op == "get_attr":
+            name = arg.target.replace(".", "_")
+            tensor = functools.reduce(getattr, arg.target.split("."), parent)
+            region.register_buffer(name, tensor.detach(), persistent=False)
+            with region.graph.inserting_before(placeholder):
+                attribute = region.graph.get_attr(name)
+            placeholder.replace_all_uses_with(attribute)
+            region.graph.erase_node(placeholder)
+        else:
+            kept.append(arg)
+    call.args = tuple(kept)
+    region.recompile()
+
+
+class _Recorder(fx.Interpreter):
+    """Runs the graph on real inputs and keeps the arguments of each fused region's call."""
+
+    def __init__(self, module: fx.GraphModule, regions: set):
+        super().__init__(module)
+        self.regions = regions
+        self.arguments = {}
+
+    def call_module(self, target, args, kwargs):
+        if target in self.regions:
+            self.arguments[target] = list(args)
+        return super().call_module(target, args, kwargs)
+
+
+def _symbolic_dims(node: fx.Node) -> list:
+    value = node.meta.get("val", node.meta.get("example_value"))
+    if not isinstance(value, torch.Tensor):
+        return []
+    return [d for d, extent in enumerate(value.shape) if not isinstance(extent, int)]
+
+
+@dataclasses.dataclass
+class PartitionReport:
+    regions: int = 0
+    tvm_nodes: int = 0
+    torch_ops: dict = dataclasses.field(default_factory=dict)  # op -> count left to PyTorch
+
+
+def partition_and_build(module: fx.GraphModule, example_inputs: Sequence, target=None,
+                        tuning=None, min_block_size: int = 3,
+                        torch_executed_ops: Iterable[str] = ()) -> tuple:
+    """Replaces every region of `module` (an ATen-level GraphModule with weights as
+    attributes, as ``ExportedProgram.module()`` gives) that TVM translates by a
+    :class:`TVMRegion`; returns (module, PartitionReport)."""
+    from . import build
+
+    target = build.resolve_target(target)
+    support = _TranslatableByTvm(torch_executed_ops)
+    partitioner = CapabilityBasedPartitioner(module, support, allows_single_node_partition=True)
+    partitions = [p for p in partitioner.propose_partitions()
+                  if sum(n.op == "call_function" and _op_name(n.target) != "getitem"
+                         for n in p.nodes) >= min_block_size]
+    report = PartitionReport()
+    for node in module.graph.nodes:
+        if node.op == "call_function" and not any(node in p.nodes for p in partitions):
+            name = _qualified(node.target)
+            if name not in ("", "getitem") and not name.startswith("_operator"):
+                report.torch_ops[name] = report.torch_ops.get(name, 0) + 1
+    report.tvm_nodes = sum(len(p.nodes) for p in partitions)
+    fused = partitioner.fuse_partitions(partitions)
+    calls = [n for n in fused.graph.nodes if n.op == "call_module" and n.target.startswith("fused_")]
+    for call in calls:
+        _absorb_constants(fused, call)
+    recorder = _Recorder(fused, {c.target for c in calls})
+    recorder.run(*example_inputs)
+    for call in calls:
+        region = fused.get_submodule(call.target)
+        examples = recorder.arguments[call.target]
+        symbolic = [_symbolic_dims(a) if isinstance(a, fx.Node) else [] for a in call.args]
+        key = _cache_key(region, examples, symbolic, target)
+        compiled = CACHE.get(key, lambda: build_region(region, examples, symbolic, target, tuning))
+        output = [n for n in region.graph.nodes if n.op == "output"][0]
+        single = not isinstance(output.args[0], (tuple, list))
+        setattr(fused, call.target, TVMRegion(compiled, single))
+    fused.recompile()
+    report.regions = len(calls)
+    return fused, report
+
+
+# --- the two entry points ------------------------------------------------------------------
+
+def _counted_ops(report: PartitionReport) -> dict:
+    return {op: n for op, n in report.torch_ops.items()
+            if not op.startswith(("aten::sym_", "aten::_assert"))}
+
+
+def compile_exported(model: torch.nn.Module, inputs: Sequence[torch.Tensor], target=None, *,
+                     dynamic_shapes=None, min_block_size: int = 3,
+                     torch_executed_ops: Iterable[str] = (), require_full_compilation=False,
+                     tuning=None) -> fx.GraphModule:
+    """``torch.export`` of `model` (eval mode, no grad), partitioned and compiled; see the
+    module docstring. The result is an ``fx.GraphModule`` taking the same inputs; its
+    ``tvmbridge_report`` says what stayed in PyTorch."""
+    from .errors import UnsupportedOperatorError
+
+    register_tracing_support()
+    model = model.eval()
+    with torch.no_grad():
+        program = torch.export.export(model, tuple(inputs), dynamic_shapes=dynamic_shapes)
+        program = program.run_decompositions()
+        module, report = partition_and_build(program.module(), list(inputs), target, tuning,
+                                             min_block_size, torch_executed_ops)
+    left = _counted_ops(report)
+    if require_full_compilation and left:
+        listed = ", ".join(f"{op} ({n})" for op, n in sorted(left.items()))
+        raise UnsupportedOperatorError(
+            f"tvmbridge: require_full_compilation=True, but these ops stay in PyTorch: {listed}")
+    module.tvmbridge_report = dataclasses.replace(report, torch_ops=left)
+    return module
+
+
+def _is_weight(node: fx.Node) -> bool:
+    """A placeholder dynamo made for a parameter or buffer of the model."""
+    from torch._dynamo.source import ParamBufferSource, UnspecializedParamBufferSource
+
+    source = getattr(node.meta.get("grapharg"), "source", None)
+    while source is not None:
+        if isinstance(source, (ParamBufferSource, UnspecializedParamBufferSource)):
+            return True
+        source = getattr(source, "base", None)
+    return False
+
+
+def _real(value):
+    """A real tensor for one of dynamo's example inputs: with dynamic shapes they are fake
+    tensors of its shape environment, which torch.export must not reuse."""
+    from torch._subclasses.fake_tensor import is_fake
+
+    if not isinstance(value, torch.Tensor) or not is_fake(value):
+        return value
+    shape = [int(d.node.hint) if isinstance(d, torch.SymInt) else d for d in value.shape]
+    if value.dtype.is_floating_point:
+        return torch.randn(shape, dtype=value.dtype)
+    return torch.zeros(shape, dtype=value.dtype)
+
+
+def _sizes_of_tensor_inputs(graph: fx.Graph, placeholders: list) -> dict:
+    """For each symbolic size of a tensor input (by its expression, "s0"), a node that reads it
+    (aten.sym_size.int), placed after the inputs."""
+    sizes = {}
+    with graph.inserting_after(placeholders[-1]):
+        for node in reversed(placeholders):
+            value = node.meta.get("example_value")
+            if not isinstance(value, torch.Tensor):
+                continue
+            for dim, extent in enumerate(value.shape):
+                if isinstance(extent, torch.SymInt):
+                    sizes[str(extent.node.expr)] = graph.call_function(
+                        torch.ops.aten.sym_size.int, (node, dim))
+    return sizes
+
+
+def backend(graph_module: fx.GraphModule, example_inputs: list, **options):
+    """``torch.compile(model, backend="tvmbridge")``: dynamo's graph with the model's
+    parameters and buffers frozen into it (inference: later writes to them are not seen),
+    exported to ATen with the dimensions dynamo marked dynamic kept symbolic, partitioned and
+    compiled. Regions are cached (:data:`CACHE`) across recompiles. `options`
+    (``torch.compile(..., options={...})``): ``target``, ``min_block_size``,
+    ``torch_executed_ops``, ``tuning``."""
+    register_tracing_support()
+    # A copy: dynamo keeps using its graph (it calls us with that graph's inputs).
+    graph = fx.Graph()
+    graph.output(graph.graph_copy(graph_module.graph, {}))
+    # Dynamo's input guards (a `_guards_fn` call) name its frame's sources (L['x']), which
+    # only that frame defines; dynamo checks them before calling the compiled graph anyway.
+    for node in [n for n in graph.nodes if n.op == "call_module" and n.target == "_guards_fn"]:
+        graph.erase_node(node)
+    graph.set_codegen(fx.graph.CodeGen())  # named arguments, as torch.export wants
+    flat = fx.GraphModule(graph_module, graph)
+    placeholders = [n for n in graph.nodes if n.op == "placeholder"]
+    sizes = _sizes_of_tensor_inputs(graph, placeholders)
+    user_positions, dynamic = [], []
+    for position, (node, value) in enumerate(zip(placeholders, example_inputs)):
+        if isinstance(value, torch.SymInt):
+            # With dynamic shapes dynamo passes the sizes as inputs too: read them off the
+            # tensors instead (torch.export takes tensors and plain numbers).
+            node.replace_all_uses_with(sizes[str(value.node.expr)])
+            graph.erase_node(node)
+            continue
+        if isinstance(value, torch.Tensor) and _is_weight(node):
+            name = f"_tvmbridge_weight_{position}"
+            flat.register_buffer(name, value.detach(), persistent=False)
+            with graph.inserting_before(node):
+                node.replace_all_uses_with(graph.get_attr(name))
+            graph.erase_node(node)
+            continue
+        user_positions.append(position)
+        dims = _symbolic_dims(node) if isinstance(value, torch.Tensor) else []
+        dynamic.append({d: torch.export.Dim.AUTO for d in dims} or None)
+    for node in graph.nodes:
+        # Dynamo's sources (L['x']) would end up in torch.export's input guards, which run
+        # where no frame defines them.
+        node.meta.pop("grapharg", None)
+    flat.recompile()
+    user_inputs = [_real(example_inputs[p]) for p in user_positions]
+    # Outside dynamo's tracing context: torch.export would otherwise take over its shape
+    # environment, whose guards name dynamo's frame (L['x']).
+    with torch.no_grad(), torch._guards.tracing(None):
+        program = torch.export.export(flat, tuple(user_inputs),
+                                      dynamic_shapes=tuple(dynamic), strict=False)
+        program = program.run_decompositions()
+        compiled, report = partition_and_build(
+            program.module(check_guards=False), user_inputs, options.get("target"),
+            options.get("tuning"),
+            options.get("min_block_size", 3), options.get("torch_executed_ops", ()))
+
+    def run(*inputs):
+        return compiled(*[inputs[p] for p in user_positions])
+
+    run.tvmbridge_report = dataclasses.replace(report, torch_ops=_counted_ops(report))
+    return run
+
+
+def _register_backend() -> None:
+    from torch._dynamo import register_backend
+
+    try:
+        register_backend(name="tvmbridge")(backend)
+    except Exception:  # already registered (a reload): keep the first
+        pass
+
+
+_register_backend()
