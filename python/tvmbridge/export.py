@@ -127,7 +127,7 @@ def _fake_run(module, inputs):
                 shape.append(eval(dim, {"__builtins__": {}}, dict(extents)))  # noqa: S307
             except Exception:
                 shape.append(torch.library.get_ctx().new_dynamic_size())
-        outputs.append(inputs[0].new_empty(shape, dtype=_TORCH_DTYPES[spec.dtype]))
+        outputs.append(torch.empty(shape, dtype=_TORCH_DTYPES[spec.dtype]))
     return outputs
 
 

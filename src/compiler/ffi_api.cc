@@ -210,8 +210,8 @@ String SealArtifact(const String& metadata_json, const Bytes& library) {
   return Guarded([&] {
     String error;
     auto object = tvm::ffi::json::Parse(metadata_json, &error).try_cast<tvm::ffi::json::Object>();
-    TORCH_CHECK(object.has_value() && error.empty(), "seal_artifact: not a JSON object: ",
-                std::string(error));
+    TORCH_CHECK(object.has_value() && error.empty(),
+                "seal_artifact: not a JSON object: ", std::string(error));
     object->Set(String("format_version"), kArtifactFormatVersion);
     object->Set(String("tvmbridge_version"), String(TVMBRIDGE_VERSION));
     object->Set(String("artifact_sha256"), String(""));

@@ -6,8 +6,8 @@
 #include <unordered_set>
 
 #include <c10/util/Exception.h>
-#include <torch/csrc/jit/ir/constants.h>
 #include <torch/csrc/jit/ir/alias_analysis.h>
+#include <torch/csrc/jit/ir/constants.h>
 #include <torch/csrc/jit/ir/ir.h>
 #include <torch/csrc/jit/passes/constant_propagation.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
@@ -232,9 +232,7 @@ void FunctionalizeWrites(torch::jit::Graph& graph) {
   }
 }
 
-bool IsTensorType(const Value* value) {
-  return value->type()->kind() == c10::TypeKind::TensorType;
-}
+bool IsTensorType(const Value* value) { return value->type()->kind() == c10::TypeKind::TensorType; }
 
 bool IsNoneType(const Value* value) { return value->type()->kind() == c10::TypeKind::NoneType; }
 
@@ -256,10 +254,10 @@ const Value* ObjectOrigin(const Value* value) {
   const Node* node = value->node();
   if (node == value->owningGraph()->param_node()) return value;
   if (!node->kind().is_aten() || !node->blocks().empty()) return nullptr;
-  static const std::unordered_set<std::string> element_access = {"aten::__getitem__",
-                                                                 "aten::pop"};
+  static const std::unordered_set<std::string> element_access = {"aten::__getitem__", "aten::pop"};
   if (element_access.count(node->kind().toQualString()) > 0) return nullptr;
-  if (MayReturnItsInput(*node)) return node->inputs().empty() ? nullptr : ObjectOrigin(node->input(0));
+  if (MayReturnItsInput(*node))
+    return node->inputs().empty() ? nullptr : ObjectOrigin(node->input(0));
   return value;
 }
 

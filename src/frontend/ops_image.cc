@@ -199,16 +199,15 @@ Value ConvertDeformConv2d(ConversionContext& ctx, const Node& node) {
   bool use_mask = ctx.Bool(node.input(13));
   int64_t out_h = (height + 2 * pad_h - dilation_h * (kernel_h - 1) - 1) / stride_h + 1;
   int64_t out_w = (width + 2 * pad_w - dilation_w * (kernel_w - 1) - 1) / stride_w + 1;
-  TORCH_CHECK(channels % offset_groups == 0 && channels % groups == 0 &&
-                  out_channels % groups == 0,
+  TORCH_CHECK(channels % offset_groups == 0 && channels % groups == 0 && out_channels % groups == 0,
               "deform_conv2d: channels not divisible by the groups");
   int64_t group_channels = channels / offset_groups;
   std::string dtype = ctx.Info(input).dtype;
   EmitMath m{ctx, dtype};
 
   // Sampling places [N, G, taps, out_h, out_w]: the kernel grid plus the offsets (dy, dx).
-  Expr offsets = ctx.EmitExpr(relax::op::Reshape(ctx.Tensor(node.input(2)),
-                                                 {n, offset_groups, taps, 2, out_h, out_w}));
+  Expr offsets = ctx.EmitExpr(
+      relax::op::Reshape(ctx.Tensor(node.input(2)), {n, offset_groups, taps, 2, out_h, out_w}));
   Expr split = ctx.EmitExpr(relax::op::Split(offsets, {1}, 3));
   auto offset = [&](int i) {
     return ctx.EmitExpr(relax::op::Squeeze(ctx.EmitExpr(relax::TupleGetItem(split, i)), {3}));
@@ -237,8 +236,8 @@ Value ConvertDeformConv2d(ConversionContext& ctx, const Node& node) {
 
   // input as [N, G, C/G, H * W]; each corner gathers [N, G, C/G, taps * out_h * out_w].
   int64_t places = taps * out_h * out_w;
-  Expr flat_input = ctx.EmitExpr(
-      relax::op::Reshape(input, {n, offset_groups, group_channels, height * width}));
+  Expr flat_input =
+      ctx.EmitExpr(relax::op::Reshape(input, {n, offset_groups, group_channels, height * width}));
   IntList gathered_shape{n, offset_groups, group_channels, places};
   auto corner = [&](const Expr& cy, const Expr& cx, const Expr& weight_y, const Expr& weight_x) {
     auto both = [&](const Expr& a, const Expr& b) {
@@ -251,8 +250,8 @@ Value ConvertDeformConv2d(ConversionContext& ctx, const Node& node) {
     Expr inside = both(within(cy, height), within(cx, width));
     Expr row = ctx.EmitExpr(relax::op::Clip(cy, 0, static_cast<double>(height - 1)));
     Expr column = ctx.EmitExpr(relax::op::Clip(cx, 0, static_cast<double>(width - 1)));
-    Expr index = ctx.EmitExpr(
-        relax::op::AsType(m.Add(m.Mul(row, m.Number(static_cast<double>(width))), column), "int64"));
+    Expr index = ctx.EmitExpr(relax::op::AsType(
+        m.Add(m.Mul(row, m.Number(static_cast<double>(width))), column), "int64"));
     index = ctx.EmitExpr(relax::op::Reshape(index, {n, offset_groups, 1, places}));
     Expr values = ctx.EmitExpr(relax::op::GatherElements(
         flat_input, ctx.EmitExpr(relax::op::BroadcastTo(index, gathered_shape)), 3));
@@ -263,16 +262,16 @@ Value ConvertDeformConv2d(ConversionContext& ctx, const Node& node) {
   Expr samples = m.Add(m.Add(corner(y0, x0, hy, hx), corner(y0, x1, hy, lx)),
                        m.Add(corner(y1, x0, ly, hx), corner(y1, x1, ly, lx)));
   if (use_mask) {
-    Expr mask = ctx.EmitExpr(
-        relax::op::Reshape(ctx.Tensor(node.input(3)), {n, offset_groups, 1, places}));
+    Expr mask =
+        ctx.EmitExpr(relax::op::Reshape(ctx.Tensor(node.input(3)), {n, offset_groups, 1, places}));
     samples = m.Mul(samples, mask);
   }
   // [N, C, taps, positions] -> per weight group [N, groups, C/groups * taps, positions].
   int64_t weight_channels = channels / groups;
-  Expr columns = ctx.EmitExpr(relax::op::Reshape(
-      samples, {n, groups, weight_channels * taps, out_h * out_w}));
-  Expr grouped_weight = ctx.EmitExpr(relax::op::Reshape(
-      weight, {groups, out_channels / groups, weight_channels * taps}));
+  Expr columns =
+      ctx.EmitExpr(relax::op::Reshape(samples, {n, groups, weight_channels * taps, out_h * out_w}));
+  Expr grouped_weight = ctx.EmitExpr(
+      relax::op::Reshape(weight, {groups, out_channels / groups, weight_channels * taps}));
   Expr out = ctx.EmitExpr(relax::op::Matmul(grouped_weight, columns));
   out = ctx.EmitExpr(relax::op::Reshape(out, {n, out_channels, out_h, out_w}));
   Expr bias = ctx.EmitExpr(relax::op::Reshape(ctx.Tensor(node.input(4)), {1, out_channels, 1, 1}));

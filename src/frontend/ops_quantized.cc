@@ -57,9 +57,9 @@ Expr RoundTrip(ConversionContext& ctx, const Expr& x, const Expr& scale, const E
 }
 
 Value Quantized(ConversionContext& ctx, const Expr& x, const QuantParams& params) {
-  Expr values = RoundTrip(ctx, x, ctx.Scalar(params.scale, "float32"),
-                          ctx.Scalar(static_cast<double>(params.zero_point), "float32"),
-                          params.dtype);
+  Expr values =
+      RoundTrip(ctx, x, ctx.Scalar(params.scale, "float32"),
+                ctx.Scalar(static_cast<double>(params.zero_point), "float32"), params.dtype);
   Value result = Value::Tensor(values);
   result.quantization = params;
   return result;
@@ -118,8 +118,8 @@ Value ConvertQuantizedConv(ConversionContext& ctx, const Node& node, bool relu) 
   }
   std::optional<Expr> bias_expr;
   if (bias) bias_expr = FloatConstant(*bias);
-  Expr out = EmitConv(ctx, ctx.Tensor(node.input(0)), FloatConstant(weight.dequantize()),
-                      bias_expr, geometry);
+  Expr out = EmitConv(ctx, ctx.Tensor(node.input(0)), FloatConstant(weight.dequantize()), bias_expr,
+                      geometry);
   if (relu) out = Relu(ctx, out);
   return Quantized(ctx, out, OutputQuantization(ctx, node, node.inputs().size() - 2));
 }
@@ -127,8 +127,8 @@ Value ConvertQuantizedConv(ConversionContext& ctx, const Node& node, bool relu) 
 Expr DequantizedLinear(ConversionContext& ctx, const Expr& x, const torch::jit::Value* packed) {
   auto params = ctx.Constant(packed).toCustomClass<LinearPackedParamsBase>();
   auto [weight, bias] = params->unpack();
-  Expr out = ctx.EmitExpr(
-      relax::op::Matmul(x, FloatConstant(weight.dequantize().t().contiguous())));
+  Expr out =
+      ctx.EmitExpr(relax::op::Matmul(x, FloatConstant(weight.dequantize().t().contiguous())));
   if (bias) out = ctx.EmitExpr(relax::op::Add(out, FloatConstant(*bias)));
   return out;
 }
@@ -154,8 +154,8 @@ Value ConvertQuantizedLinearDynamic(ConversionContext& ctx, const Node& node) {
   Expr high = m.Max(ctx.EmitExpr(relax::op::Reduce("max", x, all_axes, false)), m.Number(0));
   Expr scale = ctx.EmitExpr(relax::op::Divide(m.Sub(high, low), m.Number(levels)));
   // An all-zero input gives scale 0; PyTorch then uses 0.1.
-  scale = ctx.EmitExpr(relax::op::Where(ctx.EmitExpr(relax::op::Equal(scale, m.Number(0))),
-                                        m.Number(0.1), scale));
+  scale = ctx.EmitExpr(
+      relax::op::Where(ctx.EmitExpr(relax::op::Equal(scale, m.Number(0))), m.Number(0.1), scale));
   Expr zero_point = m.Unary("round", m.Neg(ctx.EmitExpr(relax::op::Divide(low, scale))));
   zero_point = ctx.EmitExpr(relax::op::Clip(zero_point, 0, levels));
   Expr quantized_x = RoundTrip(ctx, x, scale, zero_point, c10::ScalarType::QUInt8);
@@ -172,9 +172,8 @@ Value ConvertQuantizedBinary(ConversionContext& ctx, const Node& node, bool mult
     if (relu) out = Relu(ctx, out);
     return Quantized(ctx, out, OutputQuantization(ctx, node, 2));
   }
-  TORCH_CHECK(node.inputs().size() == 2 && ctx.Constant(node.input(1)).isScalar(),
-              "quantized ", multiply ? "mul" : "add",
-              ": expected (qa, qb, scale, zero_point) or (qa, scalar)");
+  TORCH_CHECK(node.inputs().size() == 2 && ctx.Constant(node.input(1)).isScalar(), "quantized ",
+              multiply ? "mul" : "add", ": expected (qa, qb, scale, zero_point) or (qa, scalar)");
   QuantParams params = QuantizationOf(ctx, node.input(0));
   double b = ctx.Constant(node.input(1)).toScalar().toDouble();
   Expr a = ctx.Tensor(node.input(0));
@@ -245,12 +244,29 @@ Value ConvertQuantizedHardswish(ConversionContext& ctx, const Node& node) {
 // result onto the input's grid (averages, interpolation).
 const std::unordered_set<std::string>& KeepsQuantization() {
   static const std::unordered_set<std::string> ops = {
-      "aten::relu",      "aten::relu_",       "aten::max_pool1d", "aten::max_pool2d",
-      "aten::max_pool3d", "aten::flatten",     "aten::reshape",    "aten::view",
-      "aten::permute",   "aten::transpose",   "aten::contiguous", "aten::squeeze",
-      "aten::unsqueeze", "aten::select",      "aten::slice",      "aten::chunk",
-      "aten::split",     "aten::expand",      "aten::dropout",    "aten::upsample_nearest2d",
-      "aten::adaptive_max_pool2d", "aten::clone", "aten::narrow",
+      "aten::relu",
+      "aten::relu_",
+      "aten::max_pool1d",
+      "aten::max_pool2d",
+      "aten::max_pool3d",
+      "aten::flatten",
+      "aten::reshape",
+      "aten::view",
+      "aten::permute",
+      "aten::transpose",
+      "aten::contiguous",
+      "aten::squeeze",
+      "aten::unsqueeze",
+      "aten::select",
+      "aten::slice",
+      "aten::chunk",
+      "aten::split",
+      "aten::expand",
+      "aten::dropout",
+      "aten::upsample_nearest2d",
+      "aten::adaptive_max_pool2d",
+      "aten::clone",
+      "aten::narrow",
   };
   return ops;
 }
@@ -270,8 +286,7 @@ const std::unordered_set<std::string>& FixedUnitQuantization() {
   return ops;
 }
 
-Value WithQuantization(ConversionContext& ctx, Value value, const QuantParams& params,
-                       bool round) {
+Value WithQuantization(ConversionContext& ctx, Value value, const QuantParams& params, bool round) {
   if (value.kind == Value::Kind::kList) {
     for (Value& item : value.items) item = WithQuantization(ctx, std::move(item), params, round);
     return value;
@@ -286,8 +301,7 @@ Value WithQuantization(ConversionContext& ctx, Value value, const QuantParams& p
 
 Value AdjustForQuantizedInputs(ConversionContext& ctx, const Node& node, Value converted) {
   const std::string kind = node.kind().toQualString();
-  if (!node.kind().is_aten() || kind == "aten::quantize_per_tensor" ||
-      kind == "aten::dequantize") {
+  if (!node.kind().is_aten() || kind == "aten::quantize_per_tensor" || kind == "aten::dequantize") {
     return converted;
   }
   std::optional<QuantParams> input_quantization;
@@ -313,8 +327,7 @@ Value AdjustForQuantizedInputs(ConversionContext& ctx, const Node& node, Value c
   if (RoundsOntoInputGrid().count(kind)) {
     return WithQuantization(ctx, std::move(converted), *input_quantization, true);
   }
-  if (FixedUnitQuantization().count(kind) &&
-      input_quantization->dtype == c10::ScalarType::QUInt8) {
+  if (FixedUnitQuantization().count(kind) && input_quantization->dtype == c10::ScalarType::QUInt8) {
     return WithQuantization(ctx, std::move(converted), {1.0 / 256.0, 0, c10::ScalarType::QUInt8},
                             true);
   }

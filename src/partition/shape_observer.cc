@@ -166,8 +166,7 @@ void MarkDataDependent(const Block* block, Observations& observations) {
 // `x is None` of a tensor that an op may leave undefined, answered by the example runs when
 // they all agree (fused attention's weights are undefined exactly when need_weights is false,
 // a constant).
-void FoldObservedNoneCheck(torch::jit::Graph& graph, Node* node,
-                           const Observations& observations) {
+void FoldObservedNoneCheck(torch::jit::Graph& graph, Node* node, const Observations& observations) {
   if (node->kind() != c10::aten::__is__ && node->kind() != c10::aten::__isnot__) return;
   auto is_none = [](const Value* v) { return v->type()->kind() == c10::TypeKind::NoneType; };
   if (is_none(node->input(0)) == is_none(node->input(1))) return;

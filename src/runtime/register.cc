@@ -32,8 +32,8 @@ TORCH_LIBRARY(tvmbridge, m) {
       // fake class in tvmbridge/export.py rebuilds the output shapes from it).
       .def("__obj_flatten__",
            [](const c10::intrusive_ptr<TVMModule>& self) {
-             return std::make_tuple(std::make_tuple(std::string("metadata_json"),
-                                                    self->MetadataJson()));
+             return std::make_tuple(
+                 std::make_tuple(std::string("metadata_json"), self->MetadataJson()));
            })
       .def_pickle([](const c10::intrusive_ptr<TVMModule>& self) { return self->Serialize(); },
                   [](TVMModule::SerializedState state) {

@@ -321,7 +321,6 @@ TEST(ConverterFamily, ScalarsFromStaticShapes) {
                               {Random({3, 5})});
 }
 
-
 TEST(ConverterFamily, Quantized) {
   // quint8 (ScalarType 13) tensors through quantized:: ops and aten ops that keep their
   // quantization; each op's result lands on its grid exactly as in PyTorch here (no near-ties
