@@ -3,8 +3,8 @@
 against eager PyTorch. Reports compile time, how much each path converts, and latency (median
 and interquartile range of interleaved runs) as ratios to eager.
 
-    python bench/export_paths.py [--repeat 30] [--out bench/results/export_paths.md]
-    make bench-paths
+    python bench/export_paths.py [--repeat 30] [--survey] [--out bench/results/export_paths.md]
+    make bench-paths BENCH_ARGS=--survey
 """
 
 from __future__ import annotations
@@ -92,11 +92,43 @@ def run_model(name: str, repeat: int) -> list[str]:
     return rows
 
 
+def survey() -> list[str]:
+    """Every model of the zoo (tests/zoo/models.py) through ir="export": regions, the ATen ops
+    left to PyTorch, and the largest difference from eager."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "zoo"))
+    from models import ZOO
+
+    lines = ["| model | TVM regions | ops left to PyTorch | max abs diff | compile s |",
+             "|---|---:|---|---:|---:|"]
+    for name, spec in ZOO.items():
+        torch.manual_seed(0)
+        try:
+            model, inputs = spec.build(), spec.inputs()
+            compiled, seconds = _timed(lambda: tt.compile(model, list(inputs), ir="export"))
+            with torch.no_grad():
+                expected, actual = model(*inputs), compiled(*inputs)
+            pairs = zip(*(torch.utils._pytree.tree_leaves(o) for o in (expected, actual)))
+            diff = max(((e.float() - a.float()).abs().max().item() for e, a in pairs),
+                       default=0.0)
+            report = compiled.tvmbridge_report
+            left = ", ".join(f"{op} ({n})" for op, n in sorted(report.torch_ops.items())) or "-"
+            lines.append(f"| {name} | {report.regions} | {left} | {diff:.1e} | {seconds:.1f} |")
+        except Exception as error:  # a model torch.export or TVM's translator cannot take
+            lines.append(f"| {name} | - | failed: {str(error).splitlines()[0][:120]} | - | - |")
+        print(lines[-1], flush=True)
+    return lines
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--models", nargs="*", default=list(MODELS))
     parser.add_argument("--out", default=None)
+    parser.add_argument("--survey", action="store_true",
+                        help="also put every zoo model through ir='export' (tens of minutes)")
     args = parser.parse_args(argv)
     lines = [
         f"Machine: {platform.processor() or platform.machine()}, "
@@ -113,6 +145,8 @@ def main(argv=None) -> int:
     for name in args.models:
         lines += run_model(name, args.repeat)
         print("\n".join(lines[-4:]), flush=True)
+    if args.survey:
+        lines += ["", "The model zoo through ir=\"export\":", ""] + survey()
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

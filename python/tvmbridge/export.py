@@ -207,19 +207,25 @@ def build_region(region: fx.GraphModule, examples: list, symbolic: list, target,
                  tuning=None) -> torch.ScriptObject:
     """Exports `region`, imports it with TVM's translator, builds it and loads the library as
     a ``torch.classes.tvmbridge.TVMModule``."""
+    import tvm
+    from tvm import relax
     from tvm.relax.frontend.torch import from_exported_program
 
     from . import build
 
     program = _region_program(region, examples, symbolic)
     ir_module = from_exported_program(program)
+    # Batch norms fold into the convolutions before them, as freezing does on the TorchScript
+    # path (TVM's translator keeps them as ops).
+    ir_module = tvm.transform.Sequential([relax.transform.FoldBatchnormToConv2D(),
+                                          relax.transform.FoldConstant()])(ir_module)
     library = build.build_library(ir_module, target, tuning)
     placeholders = [n for n in program.graph.nodes if n.op == "placeholder"
                     and n.name in program.graph_signature.user_inputs]
     outputs = [n for n in program.graph.nodes if n.op == "output"][0].args[0]
     metadata = {
         "target": build.target_description(target),
-        "tvm_version": __import__("tvm").__version__,
+        "tvm_version": tvm.__version__,
         "entry": "main",
         "inputs": _specs([n.meta["val"] for n in placeholders], "input_"),
         "outputs": _specs([n.meta["val"] for n in outputs], "output_"),
