@@ -25,7 +25,6 @@ import argparse
 import io
 import json
 import os
-import platform
 import sys
 import time
 import traceback
@@ -41,17 +40,7 @@ import torchvision  # noqa: E402
 
 import tvmbridge.torch as tt  # noqa: E402
 from tvmbridge.benchmark import (  # noqa: E402
-    measure_interleaved, per_call_lines, per_call_us, repeated)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    cpu_model, measure_interleaved, per_call_lines, per_call_us, repeated)
 
 
 def versions() -> dict:

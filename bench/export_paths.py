@@ -10,7 +10,6 @@ and interquartile range of interleaved runs) as ratios to eager.
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 import warnings
 
@@ -19,7 +18,7 @@ import torchvision
 
 import tvmbridge.export as tx
 import tvmbridge.torch as tt
-from tvmbridge.benchmark import measure_interleaved
+from tvmbridge.benchmark import cpu_model, measure_interleaved
 
 
 class Bert(torch.nn.Module):
@@ -131,7 +130,7 @@ def main(argv=None) -> int:
                         help="also put every zoo model through ir='export' (tens of minutes)")
     args = parser.parse_args(argv)
     lines = [
-        f"Machine: {platform.processor() or platform.machine()}, "
+        f"Machine: {cpu_model()}, "
         f"{torch.get_num_threads()} threads; torch {torch.__version__}; "
         f"{args.repeat} interleaved runs per contender after 5 warm-up runs.",
         "",

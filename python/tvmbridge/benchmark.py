@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import platform
 import statistics
 import time
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
@@ -31,6 +33,17 @@ class Timing:
     @property
     def iqr(self) -> str:
         return f"{self.q1_ms:.2f}-{self.q3_ms:.2f}"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux), for benchmark reports."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def _timed_ms(run: Callable[[], object]) -> float:

@@ -100,13 +100,31 @@ class FakeTVMModule:
     """What tracing sees of a ``torch.classes.tvmbridge.TVMModule``: its metadata, enough to
     give the outputs' shapes and dtypes (see the fake kernel of ``tvmbridge::run``)."""
 
-    def __init__(self, metadata: dict):
+    def __init__(self, metadata_json: str):
+        metadata = json.loads(metadata_json)
+        self._metadata_json = metadata_json
         self.inputs = [_Spec(**spec) for spec in metadata["inputs"]]
         self.outputs = [_Spec(**spec) for spec in metadata["outputs"]]
 
     @classmethod
     def __obj_unflatten__(cls, flattened):
-        return cls(json.loads(dict(flattened)["metadata_json"]))
+        return cls(dict(flattened)["metadata_json"])
+
+    # The real class's methods, as tracing sees them.
+    def run(self, inputs):
+        return _fake_run(self, inputs)
+
+    def metadata_json(self) -> str:
+        return self._metadata_json
+
+    def alignment_copies(self) -> int:
+        return 0
+
+    def virtual_machines(self) -> int:
+        return 1
+
+    def set_virtual_machine_limit(self, limit: int) -> None:
+        pass
 
 
 def _fake_run(module, inputs):

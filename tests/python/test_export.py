@@ -179,3 +179,17 @@ def _lib_dir_env() -> dict:
     import os
 
     return {k: v for k, v in os.environ.items() if k == "TVMBRIDGE_LIB_DIR"}
+
+
+def test_compiled_module_packages_with_aot_inductor(tmp_path):
+    """AOTInductor compiles the rest of the program around the TVM regions, which stay calls
+    to tvmbridge::run on the packaged module."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(288, 4)).eval()
+    x = torch.randn(1, 3, 8, 8)
+    compiled = tt.compile(model, [x], ir="export")
+    package = torch._inductor.aoti_compile_and_package(
+        torch.export.export(compiled, (x,)), package_path=str(tmp_path / "model.pt2"))
+    runner = torch._inductor.aoti_load_package(package)
+    with torch.no_grad():
+        assert_matches(runner(x), model(x))
