@@ -191,8 +191,9 @@ def _region_program(region: fx.GraphModule, examples: list, symbolic: list):
 
 
 class RegionCache:
-    """Built regions by graph, input specs and constants: a recompile of the same graph (a
-    guard that failed elsewhere, a second torch.compile of the model) reuses them."""
+    """Built regions by graph, input specs and weights: a recompile of the same graph (a
+    guard that failed elsewhere, a second torch.compile of the model) reuses them. They stay
+    for the life of the process unless :meth:`clear` drops them."""
 
     def __init__(self):
         self._modules = {}
@@ -206,17 +207,27 @@ class RegionCache:
                 self.builds += 1
             return self._modules[key]
 
+    def clear(self) -> None:
+        with self._lock:
+            self._modules.clear()
+
 
 CACHE = RegionCache()
 
 
 def _cache_key(region: fx.GraphModule, examples: list, symbolic: list, target) -> str:
+    """The region's code, input specs (dynamic dims as "?"), target, and the contents of the
+    weights compiled into it (contents, not identity: a freed tensor's address comes back)."""
     digest = hashlib.sha256(region.code.encode())
     for tensor, dims in zip(examples, symbolic):
         shape = ["?" if d in dims else n for d, n in enumerate(tensor.shape)]
         digest.update(f"{shape}{tensor.dtype}".encode())
-    for name, constant in sorted(region.state_dict(keep_vars=True).items()):
-        digest.update(f"{name}{constant.data_ptr()}{constant._version}".encode())
+    constants = dict(region.named_parameters())
+    constants.update(region.named_buffers())
+    for name, constant in sorted(constants.items()):
+        data = constant.detach().contiguous().reshape(-1).view(torch.uint8)
+        digest.update(f"{name}{list(constant.shape)}{constant.dtype}".encode())
+        digest.update(data.numpy().tobytes() if data.numel() else b"")
     digest.update(str(target).encode())
     return digest.hexdigest()
 

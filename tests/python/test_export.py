@@ -193,3 +193,17 @@ def test_compiled_module_packages_with_aot_inductor(tmp_path):
     runner = torch._inductor.aoti_load_package(package)
     with torch.no_grad():
         assert_matches(runner(x), model(x))
+
+
+def test_region_cache_tells_weights_apart():
+    """Two models of one architecture with different weights get their own regions."""
+    torch.manual_seed(0)
+    first = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2)).eval()
+    second = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2)).eval()
+    x = torch.randn(3, 8)
+    builds = tx.CACHE.builds
+    compiled = [tt.compile(m, [x], ir="export") for m in (first, second)]
+    assert tx.CACHE.builds - builds == 2
+    with torch.no_grad():
+        for model, module in zip((first, second), compiled):
+            assert_matches(module(x), model(x))
