@@ -91,7 +91,7 @@ def run_model(name: str, repeat: int) -> list[str]:
     return rows
 
 
-def survey() -> list[str]:
+def survey(names=None) -> list[str]:
     """Every model of the zoo (tests/zoo/models.py) through ir="export": regions, the ATen ops
     left to PyTorch, and the largest difference from eager."""
     import sys
@@ -103,6 +103,8 @@ def survey() -> list[str]:
     lines = ["| model | TVM regions | ops left to PyTorch | max abs diff | compile s |",
              "|---|---:|---|---:|---:|"]
     for name, spec in ZOO.items():
+        if names and name not in names:
+            continue
         torch.manual_seed(0)
         try:
             model, inputs = spec.build(), spec.inputs()
@@ -114,6 +116,9 @@ def survey() -> list[str]:
                        default=0.0)
             report = compiled.tvmbridge_report
             left = ", ".join(f"{op} ({n})" for op, n in sorted(report.torch_ops.items())) or "-"
+            if report.failed_regions:
+                left += f" [TVM failed on {len(report.failed_regions)} region(s): " \
+                        f"{report.failed_regions[0][:80]}]"
             lines.append(f"| {name} | {report.regions} | {left} | {diff:.1e} | {seconds:.1f} |")
         except Exception as error:  # a model torch.export or TVM's translator cannot take
             lines.append(f"| {name} | - | failed: {str(error).splitlines()[0][:120]} | - | - |")
@@ -126,8 +131,9 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--models", nargs="*", default=list(MODELS))
     parser.add_argument("--out", default=None)
-    parser.add_argument("--survey", action="store_true",
-                        help="also put every zoo model through ir='export' (tens of minutes)")
+    parser.add_argument("--survey", nargs="*", default=None, metavar="MODEL",
+                        help="also put the zoo's models (all, or those named) through "
+                             "ir='export' (tens of minutes for all)")
     args = parser.parse_args(argv)
     lines = [
         f"Machine: {cpu_model()}, "
@@ -144,8 +150,8 @@ def main(argv=None) -> int:
     for name in args.models:
         lines += run_model(name, args.repeat)
         print("\n".join(lines[-4:]), flush=True)
-    if args.survey:
-        lines += ["", "The model zoo through ir=\"export\":", ""] + survey()
+    if args.survey is not None:
+        lines += ["", "The model zoo through ir=\"export\":", ""] + survey(args.survey)
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

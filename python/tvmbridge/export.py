@@ -19,6 +19,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import logging
 import threading
 from typing import Callable, Iterable, Sequence
 
@@ -28,6 +29,8 @@ from torch.fx.passes.infra.partitioner import CapabilityBasedPartitioner
 from torch.fx.passes.operator_support import OperatorSupportBase
 
 from . import _native
+
+_log = logging.getLogger("tvmbridge")
 
 _DTYPES = {
     torch.float32: "float32", torch.float64: "float64", torch.float16: "float16",
@@ -313,9 +316,11 @@ def _symbolic_dims(node: fx.Node) -> list:
 
 @dataclasses.dataclass
 class PartitionReport:
-    regions: int = 0
-    tvm_nodes: int = 0
+    regions: int = 0  # compiled with TVM
+    tvm_nodes: int = 0  # ops inside them
     torch_ops: dict = dataclasses.field(default_factory=dict)  # op -> count left to PyTorch
+    # Regions TVM's translator or build failed on (they run in PyTorch), with the error.
+    failed_regions: list = dataclasses.field(default_factory=list)
 
 
 def partition_and_build(module: fx.GraphModule, example_inputs: Sequence, target=None,
@@ -338,7 +343,6 @@ def partition_and_build(module: fx.GraphModule, example_inputs: Sequence, target
             name = _qualified(node.target)
             if name not in ("", "getitem") and not name.startswith("_operator"):
                 report.torch_ops[name] = report.torch_ops.get(name, 0) + 1
-    report.tvm_nodes = sum(len(p.nodes) for p in partitions)
     fused = partitioner.fuse_partitions(partitions)
     calls = [n for n in fused.graph.nodes if n.op == "call_module" and n.target.startswith("fused_")]
     for call in calls:
@@ -350,13 +354,30 @@ def partition_and_build(module: fx.GraphModule, example_inputs: Sequence, target
         examples = recorder.arguments[call.target]
         symbolic = [_symbolic_dims(a) if isinstance(a, fx.Node) else [] for a in call.args]
         key = _cache_key(region, examples, symbolic, target)
-        compiled = CACHE.get(key, lambda: build_region(region, examples, symbolic, target, tuning))
+        try:
+            compiled = CACHE.get(key, lambda: build_region(region, examples, symbolic, target,
+                                                           tuning))
+        except Exception as error:  # TVM's translator or build refused what its map lists
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            _log.warning("tvmbridge: a region of %d op(s) stays in PyTorch: TVM failed on it "
+                         "(%s: %s)", _count_ops(region), type(error).__name__, reason[:300])
+            for node in region.graph.nodes:
+                if node.op == "call_function" and _op_name(node.target) != "getitem":
+                    name = _qualified(node.target)
+                    report.torch_ops[name] = report.torch_ops.get(name, 0) + 1
+            report.failed_regions.append(f"{type(error).__name__}: {reason[:300]}")
+            continue
         output = [n for n in region.graph.nodes if n.op == "output"][0]
         single = not isinstance(output.args[0], (tuple, list))
         setattr(fused, call.target, TVMRegion(compiled, single))
+        report.regions += 1
+        report.tvm_nodes += _count_ops(region)
     fused.recompile()
-    report.regions = len(calls)
     return fused, report
+
+
+def _count_ops(region: fx.GraphModule) -> int:
+    return sum(n.op == "call_function" for n in region.graph.nodes)
 
 
 # --- the two entry points ------------------------------------------------------------------

@@ -240,8 +240,19 @@ bool IsNoneType(const Value* value) { return value->type()->kind() == c10::TypeK
 // besides in-place ops, which always do.
 bool MayReturnItsInput(const Node& node) {
   static const std::unordered_set<std::string> ops = {
-      "aten::contiguous", "aten::to",   "aten::type_as",      "aten::flatten",
-      "aten::real",       "aten::conj", "aten::resolve_conj", "aten::resolve_neg",
+      "aten::contiguous",
+      "aten::to",
+      "aten::type_as",
+      "aten::flatten",
+      "aten::real",
+      "aten::conj",
+      "aten::resolve_conj",
+      "aten::resolve_neg",
+      // in eval mode, the input itself
+      "aten::dropout",
+      "aten::feature_dropout",
+      "aten::alpha_dropout",
+      "aten::feature_alpha_dropout",
   };
   return IsInPlace(node) || ops.count(node.kind().toQualString()) > 0;
 }

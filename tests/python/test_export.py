@@ -207,3 +207,21 @@ def test_region_cache_tells_weights_apart():
     with torch.no_grad():
         for model, module in zip((first, second), compiled):
             assert_matches(module(x), model(x))
+
+
+def test_a_region_tvm_fails_on_runs_in_pytorch(monkeypatch):
+    """When TVM's translator or build raises on a region its convert map accepted, the region
+    stays in PyTorch (with a warning and the error in the report) instead of failing."""
+    model, x = resnet18()
+
+    def failing_build(*args, **kwargs):
+        raise RuntimeError("std::bad_alloc")
+
+    monkeypatch.setattr(tx, "build_region", failing_build)
+    tx.CACHE.clear()
+    compiled = tt.compile(model, [x], ir="export")
+    report = compiled.tvmbridge_report
+    assert report.regions == 0 and report.failed_regions == ["RuntimeError: std::bad_alloc"]
+    assert report.torch_ops.get("aten::convolution", 0) > 0
+    with torch.no_grad():
+        assert_matches(compiled(x), model(x))
