@@ -59,6 +59,8 @@ void VerifyArtifact(const ArtifactMetadata& metadata, const void* library, size_
 std::string DtypeName(c10::ScalarType dtype);
 c10::ScalarType DtypeFromName(const std::string& name);
 
-std::string ShapeString(const std::vector<int64_t>& shape);
+// "[1, 3, 224, 224]"; a dynamic extent shows as its symbol, or "?" without one.
+std::string ShapeString(const std::vector<int64_t>& shape,
+                        const std::vector<std::string>& dim_symbols = {});
 
 }  // namespace tvmbridge

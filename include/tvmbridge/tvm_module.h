@@ -75,8 +75,15 @@ class TVMModule : public torch::CustomClassHolder {
   static tvm::ffi::Module LoadLibrary(const ArtifactMetadata& metadata, const at::Tensor& library);
   std::unique_ptr<VirtualMachine> CreateVirtualMachine() const;
 
+  // A dynamic dim whose symbol an earlier dim already has: both must get one extent.
+  struct SharedExtent {
+    size_t input, dim, first_input, first_dim;
+  };
+  static std::vector<SharedExtent> SharedExtents(const std::vector<TensorSpec>& inputs);
+
   ArtifactMetadata metadata_;
-  at::Tensor library_;  // kept to pickle the module again
+  std::vector<SharedExtent> shared_extents_;  // from metadata_, for each call's check
+  at::Tensor library_;                        // kept to pickle the module again
   tvm::ffi::Module loaded_library_;
   std::mutex pool_mutex_;
   std::condition_variable machine_returned_;

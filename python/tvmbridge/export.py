@@ -29,14 +29,9 @@ from torch.fx.passes.infra.partitioner import CapabilityBasedPartitioner
 from torch.fx.passes.operator_support import OperatorSupportBase
 
 from . import _native
+from .torch import _DTYPE_NAMES as _DTYPES
 
 _log = logging.getLogger("tvmbridge")
-
-_DTYPES = {
-    torch.float32: "float32", torch.float64: "float64", torch.float16: "float16",
-    torch.bfloat16: "bfloat16", torch.int64: "int64", torch.int32: "int32",
-    torch.int16: "int16", torch.int8: "int8", torch.uint8: "uint8", torch.bool: "bool",
-}
 _TORCH_DTYPES = {name: dtype for dtype, name in _DTYPES.items()}
 
 
@@ -56,6 +51,20 @@ def _qualified(target) -> str:
     """"aten::topk" for aten.topk.default (the spelling torch_executed_ops uses)."""
     schema = getattr(target, "_schema", None)
     return schema.name if schema is not None else _op_name(target)
+
+
+def _is_op(node: fx.Node) -> bool:
+    """A call of an ATen operator (not getitem or Python arithmetic on sizes)."""
+    return node.op == "call_function" and isinstance(node.target, torch._ops.OpOverload)
+
+
+def _tally(counts: dict, nodes: Iterable[fx.Node]) -> None:
+    """Adds the ops among `nodes` to `counts` by name, leaving out torch.export's size reads
+    and input assertions."""
+    for node in nodes:
+        name = _qualified(node.target) if _is_op(node) else ""
+        if name and not name.startswith(("aten::sym_", "aten::_assert")):
+            counts[name] = counts.get(name, 0) + 1
 
 
 def _tensors_in(value) -> list:
@@ -335,14 +344,10 @@ def partition_and_build(module: fx.GraphModule, example_inputs: Sequence, target
     support = _TranslatableByTvm(torch_executed_ops)
     partitioner = CapabilityBasedPartitioner(module, support, allows_single_node_partition=True)
     partitions = [p for p in partitioner.propose_partitions()
-                  if sum(n.op == "call_function" and _op_name(n.target) != "getitem"
-                         for n in p.nodes) >= min_block_size]
+                  if sum(map(_is_op, p.nodes)) >= min_block_size]
     report = PartitionReport()
-    for node in module.graph.nodes:
-        if node.op == "call_function" and not any(node in p.nodes for p in partitions):
-            name = _qualified(node.target)
-            if name not in ("", "getitem") and not name.startswith("_operator"):
-                report.torch_ops[name] = report.torch_ops.get(name, 0) + 1
+    in_regions = {node for p in partitions for node in p.nodes}
+    _tally(report.torch_ops, (n for n in module.graph.nodes if n not in in_regions))
     fused = partitioner.fuse_partitions(partitions)
     calls = [n for n in fused.graph.nodes if n.op == "call_module" and n.target.startswith("fused_")]
     for call in calls:
@@ -361,10 +366,7 @@ def partition_and_build(module: fx.GraphModule, example_inputs: Sequence, target
             reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
             _log.warning("tvmbridge: a region of %d op(s) stays in PyTorch: TVM failed on it "
                          "(%s: %s)", _count_ops(region), type(error).__name__, reason[:300])
-            for node in region.graph.nodes:
-                if node.op == "call_function" and _op_name(node.target) != "getitem":
-                    name = _qualified(node.target)
-                    report.torch_ops[name] = report.torch_ops.get(name, 0) + 1
+            _tally(report.torch_ops, region.graph.nodes)
             report.failed_regions.append(f"{type(error).__name__}: {reason[:300]}")
             continue
         output = [n for n in region.graph.nodes if n.op == "output"][0]
@@ -377,14 +379,10 @@ def partition_and_build(module: fx.GraphModule, example_inputs: Sequence, target
 
 
 def _count_ops(region: fx.GraphModule) -> int:
-    return sum(n.op == "call_function" for n in region.graph.nodes)
+    return sum(map(_is_op, region.graph.nodes))
 
 
 # --- the two entry points ------------------------------------------------------------------
-
-def _counted_ops(report: PartitionReport) -> dict:
-    return {op: n for op, n in report.torch_ops.items()
-            if not op.startswith(("aten::sym_", "aten::_assert"))}
 
 
 def compile_exported(model: torch.nn.Module, inputs: Sequence[torch.Tensor], target=None, *,
@@ -403,12 +401,11 @@ def compile_exported(model: torch.nn.Module, inputs: Sequence[torch.Tensor], tar
         program = program.run_decompositions()
         module, report = partition_and_build(program.module(), list(inputs), target, tuning,
                                              min_block_size, torch_executed_ops)
-    left = _counted_ops(report)
-    if require_full_compilation and left:
-        listed = ", ".join(f"{op} ({n})" for op, n in sorted(left.items()))
+    if require_full_compilation and report.torch_ops:
+        listed = ", ".join(f"{op} ({n})" for op, n in sorted(report.torch_ops.items()))
         raise UnsupportedOperatorError(
             f"tvmbridge: require_full_compilation=True, but these ops stay in PyTorch: {listed}")
-    module.tvmbridge_report = dataclasses.replace(report, torch_ops=left)
+    module.tvmbridge_report = report
     return module
 
 
@@ -422,19 +419,6 @@ def _is_weight(node: fx.Node) -> bool:
             return True
         source = getattr(source, "base", None)
     return False
-
-
-def _real(value):
-    """A real tensor for one of dynamo's example inputs: with dynamic shapes they are fake
-    tensors of its shape environment, which torch.export must not reuse."""
-    from torch._subclasses.fake_tensor import is_fake
-
-    if not isinstance(value, torch.Tensor) or not is_fake(value):
-        return value
-    shape = [int(d.node.hint) if isinstance(d, torch.SymInt) else d for d in value.shape]
-    if value.dtype.is_floating_point:
-        return torch.randn(shape, dtype=value.dtype)
-    return torch.zeros(shape, dtype=value.dtype)
 
 
 def _sizes_of_tensor_inputs(graph: fx.Graph, placeholders: list) -> dict:
@@ -464,10 +448,6 @@ def backend(graph_module: fx.GraphModule, example_inputs: list, **options):
     # A copy: dynamo keeps using its graph (it calls us with that graph's inputs).
     graph = fx.Graph()
     graph.output(graph.graph_copy(graph_module.graph, {}))
-    # Dynamo's input guards (a `_guards_fn` call) name its frame's sources (L['x']), which
-    # only that frame defines; dynamo checks them before calling the compiled graph anyway.
-    for node in [n for n in graph.nodes if n.op == "call_module" and n.target == "_guards_fn"]:
-        graph.erase_node(node)
     graph.set_codegen(fx.graph.CodeGen())  # named arguments, as torch.export wants
     flat = fx.GraphModule(graph_module, graph)
     placeholders = [n for n in graph.nodes if n.op == "placeholder"]
@@ -490,12 +470,8 @@ def backend(graph_module: fx.GraphModule, example_inputs: list, **options):
         user_positions.append(position)
         dims = _symbolic_dims(node) if isinstance(value, torch.Tensor) else []
         dynamic.append({d: torch.export.Dim.AUTO for d in dims} or None)
-    for node in graph.nodes:
-        # Dynamo's sources (L['x']) would end up in torch.export's input guards, which run
-        # where no frame defines them.
-        node.meta.pop("grapharg", None)
     flat.recompile()
-    user_inputs = [_real(example_inputs[p]) for p in user_positions]
+    user_inputs = [example_inputs[p] for p in user_positions]
     # Outside dynamo's tracing context: torch.export would otherwise take over its shape
     # environment, whose guards name dynamo's frame (L['x']).
     with torch.no_grad(), torch._guards.tracing(None):
@@ -503,14 +479,14 @@ def backend(graph_module: fx.GraphModule, example_inputs: list, **options):
                                       dynamic_shapes=tuple(dynamic), strict=False)
         program = program.run_decompositions()
         compiled, report = partition_and_build(
-            program.module(check_guards=False), user_inputs, options.get("target"),
+            program.module(), user_inputs, options.get("target"),
             options.get("tuning"),
             options.get("min_block_size", 3), options.get("torch_executed_ops", ()))
 
     def run(*inputs):
         return compiled(*[inputs[p] for p in user_positions])
 
-    run.tvmbridge_report = dataclasses.replace(report, torch_ops=_counted_ops(report))
+    run.tvmbridge_report = report
     return run
 
 

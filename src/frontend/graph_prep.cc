@@ -42,14 +42,15 @@ bool IsViewOp(const torch::jit::Node& node) {
   return ViewOps().count(node.kind().toQualString()) > 0;
 }
 
+namespace {
+
+// Appends every node of `block` and its nested blocks, in program order.
 void CollectNodes(torch::jit::Block* block, std::vector<torch::jit::Node*>& nodes) {
   for (torch::jit::Node* node : block->nodes()) {
     nodes.push_back(node);
     for (torch::jit::Block* nested : node->blocks()) CollectNodes(nested, nodes);
   }
 }
-
-namespace {
 
 void CheckMutationIsLocal(const torch::jit::Graph& graph) {
   for (const torch::jit::Node* node : graph.nodes()) {
@@ -278,12 +279,13 @@ const Value* ObjectOrigin(const Value* value) {
 // different ops are different objects; two different inputs of the graph are taken to be
 // different tensors too (nn.MultiheadAttention's `query is key` only picks a faster,
 // equivalent path).
-std::optional<bool> KnownIdentity(const Value* a, const Value* b) {
+std::optional<bool> KnownIdentity(const Value* a, const Value* b,
+                                  const UndefinedInRuns& undefined_in_runs) {
   if (a == b) return true;
   if (IsNoneType(b)) std::swap(a, b);
   if (IsNoneType(a) && IsTensorType(b)) {
-    if (MayBeUndefined(b)) return std::nullopt;
-    return false;
+    if (!MayBeUndefined(b)) return false;
+    return undefined_in_runs ? undefined_in_runs(b) : std::nullopt;
   }
   if (!IsTensorType(a) || !IsTensorType(b)) return std::nullopt;
   const Value* origin_a = ObjectOrigin(a);
@@ -306,7 +308,8 @@ bool MayBeUndefined(const Value* tensor) {
 namespace {
 
 // One round of FoldNoneChecks; false when nothing was left to fold.
-bool FoldKnownIdentities(const std::shared_ptr<torch::jit::Graph>& graph) {
+bool FoldKnownIdentities(const std::shared_ptr<torch::jit::Graph>& graph,
+                         const UndefinedInRuns& undefined_in_runs) {
   std::vector<Node*> nodes;
   CollectNodes(graph->block(), nodes);
   std::vector<std::pair<Node*, bool>> known;
@@ -319,7 +322,8 @@ bool FoldKnownIdentities(const std::shared_ptr<torch::jit::Graph>& graph) {
     }
     bool is = node->kind() == c10::aten::__is__;
     if ((!is && node->kind() != c10::aten::__isnot__) || node->inputs().size() != 2) continue;
-    std::optional<bool> identical = KnownIdentity(node->input(0), node->input(1));
+    std::optional<bool> identical =
+        KnownIdentity(node->input(0), node->input(1), undefined_in_runs);
     if (identical) known.emplace_back(node, *identical == is);
   }
   for (auto& [node, result] : known) {
@@ -336,11 +340,12 @@ bool FoldKnownIdentities(const std::shared_ptr<torch::jit::Graph>& graph) {
 
 }  // namespace
 
-void FoldNoneChecks(const std::shared_ptr<torch::jit::Graph>& graph) {
+void FoldNoneChecks(const std::shared_ptr<torch::jit::Graph>& graph,
+                    const UndefinedInRuns& undefined_in_runs) {
   std::shared_ptr<torch::jit::Graph> folded = graph;
   // Folded branches merge values (`key, value = ...` of both branches become one), which
   // can answer further checks; a handful of rounds reaches the fixed point.
-  for (int round = 0; round < 8 && FoldKnownIdentities(graph); ++round) {
+  for (int round = 0; round < 8 && FoldKnownIdentities(graph, undefined_in_runs); ++round) {
     torch::jit::ConstantPropagation(folded);
   }
   torch::jit::ConstantPropagation(folded);

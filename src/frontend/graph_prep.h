@@ -1,7 +1,9 @@
 // From a user's TorchScript module to a flat, frozen graph the converters can walk.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -21,19 +23,23 @@ struct PreparedGraph {
 bool IsInPlace(const torch::jit::Node& node);
 // An op whose result shares memory with its first input, so writes to it change the input.
 bool IsViewOp(const torch::jit::Node& node);
-// Appends every node of `block` and its nested blocks, in program order.
-void CollectNodes(torch::jit::Block* block, std::vector<torch::jit::Node*>& nodes);
 
-// Folds the identity checks whose answer the graph shows: `x is None` / `x is not None` where
-// x is a Tensor (an Optional argument that was given a tensor, seen once calls are inlined and
-// shape checks resolved), `x is x`, and `a is b` of tensors that cannot be the same object
-// (distinct graph inputs count as such). Drops casts from Optional that hold a Tensor already;
-// then propagates constants.
 // A Tensor-typed value that an op may leave undefined (None to TorchScript code), so that
 // `x is None` depends on the run: the weights of fused attention without need_weights.
 bool MayBeUndefined(const torch::jit::Value* tensor);
 
-void FoldNoneChecks(const std::shared_ptr<torch::jit::Graph>& graph);
+// For such a value: true when every example run left it undefined, false when every run
+// defined it, nullopt when the runs disagree or did not reach it.
+using UndefinedInRuns = std::function<std::optional<bool>(const torch::jit::Value*)>;
+
+// Folds the identity checks whose answer the graph shows: `x is None` / `x is not None` where
+// x is a Tensor (an Optional argument that was given a tensor, seen once calls are inlined and
+// shape checks resolved; for values an op may leave undefined, what `undefined_in_runs` says),
+// `x is x`, and `a is b` of tensors that cannot be the same object (distinct graph inputs
+// count as such). Drops casts from Optional that hold a Tensor already; then propagates
+// constants.
+void FoldNoneChecks(const std::shared_ptr<torch::jit::Graph>& graph,
+                    const UndefinedInRuns& undefined_in_runs = nullptr);
 
 // Removes the mutation whose effect stays inside the graph: TorchScript's list and tensor
 // mutation removal, then lists grown by append and read in between, and in-place writes to

@@ -300,8 +300,8 @@ Value WithQuantization(ConversionContext& ctx, Value value, const QuantParams& p
 }  // namespace
 
 Value AdjustForQuantizedInputs(ConversionContext& ctx, const Node& node, Value converted) {
-  const std::string kind = node.kind().toQualString();
-  if (!node.kind().is_aten() || kind == "aten::quantize_per_tensor" || kind == "aten::dequantize") {
+  static const c10::Symbol kQuantize = c10::Symbol::fromQualString("aten::quantize_per_tensor");
+  if (!node.kind().is_aten() || node.kind() == kQuantize || node.kind() == c10::aten::dequantize) {
     return converted;
   }
   std::optional<QuantParams> input_quantization;
@@ -321,6 +321,7 @@ Value AdjustForQuantizedInputs(ConversionContext& ctx, const Node& node, Value c
                (list && list->getElementType()->kind() == c10::TypeKind::TensorType);
       });
   if (!tensor_result) return converted;  // sizes and other metadata
+  const std::string kind = node.kind().toQualString();
   if (KeepsQuantization().count(kind)) {
     return WithQuantization(ctx, std::move(converted), *input_quantization, false);
   }

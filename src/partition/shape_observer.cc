@@ -163,23 +163,6 @@ void MarkDataDependent(const Block* block, Observations& observations) {
   }
 }
 
-// `x is None` of a tensor that an op may leave undefined, answered by the example runs when
-// they all agree (fused attention's weights are undefined exactly when need_weights is false,
-// a constant).
-void FoldObservedNoneCheck(torch::jit::Graph& graph, Node* node, const Observations& observations) {
-  if (node->kind() != c10::aten::__is__ && node->kind() != c10::aten::__isnot__) return;
-  auto is_none = [](const Value* v) { return v->type()->kind() == c10::TypeKind::NoneType; };
-  if (is_none(node->input(0)) == is_none(node->input(1))) return;
-  const Value* tensor = is_none(node->input(0)) ? node->input(1) : node->input(0);
-  if (!IsTensor(tensor) || !frontend::MayBeUndefined(tensor)) return;
-  auto it = observations.find(tensor);
-  if (it == observations.end() || it->second.seen_defined == it->second.seen_undefined) return;
-  bool undefined = it->second.seen_undefined;
-  torch::jit::WithInsertPoint before(node);
-  node->output()->replaceAllUsesWith(
-      graph.insertConstant(undefined == (node->kind() == c10::aten::__is__)));
-}
-
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(tvmbridge, m) {
@@ -309,10 +292,15 @@ void SpecializeToShapes(const std::shared_ptr<torch::jit::Graph>& graph,
   // identity checks see the tensors themselves.
   torch::jit::LowerSimpleTuples(folded);
   torch::jit::PeepholeOptimizeListIdioms(folded);  // and lists: `q, k = [a, b]`
-  std::vector<Node*> nodes;
-  frontend::CollectNodes(graph->block(), nodes);
-  for (Node* node : nodes) FoldObservedNoneCheck(*graph, node, observations);
-  frontend::FoldNoneChecks(folded);
+  // Fused attention's weights are undefined exactly when need_weights is false, a constant:
+  // the example runs answer `weights is None`.
+  frontend::FoldNoneChecks(folded, [&](const Value* tensor) -> std::optional<bool> {
+    auto it = observations.find(tensor);
+    if (it == observations.end() || it->second.seen_defined == it->second.seen_undefined) {
+      return std::nullopt;
+    }
+    return it->second.seen_undefined;
+  });
   torch::jit::EliminateDeadCode(folded);
   GRAPH_DUMP("Specialised to the example shapes:", graph);
 }

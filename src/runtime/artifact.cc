@@ -104,28 +104,24 @@ c10::ScalarType DtypeFromName(const std::string& name) {
   TORCH_CHECK(false, "tvmbridge: unknown dtype '", name, "'");
 }
 
-std::string ShapeString(const std::vector<int64_t>& shape) {
+std::string ShapeString(const std::vector<int64_t>& shape,
+                        const std::vector<std::string>& dim_symbols) {
   std::ostringstream out;
   out << "[";
-  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
+  for (size_t i = 0; i < shape.size(); ++i) {
+    out << (i ? ", " : "");
+    if (shape[i] != kDynamicExtent) {
+      out << shape[i];
+    } else {
+      out << (i < dim_symbols.size() ? dim_symbols[i] : "?");
+    }
+  }
   out << "]";
   return out.str();
 }
 
 std::string TensorSpec::Describe() const {
-  if (dim_symbols.empty()) return name + ": " + DtypeName(dtype) + ShapeString(shape);
-  std::ostringstream out;
-  out << name << ": " << DtypeName(dtype) << "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    out << (i ? ", " : "");
-    if (shape[i] == kDynamicExtent) {
-      out << dim_symbols[i];
-    } else {
-      out << shape[i];
-    }
-  }
-  out << "]";
-  return out.str();
+  return name + ": " + DtypeName(dtype) + ShapeString(shape, dim_symbols);
 }
 
 std::string ArtifactMetadata::ToJson() const {

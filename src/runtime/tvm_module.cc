@@ -109,8 +109,23 @@ void TVMModule::SetVirtualMachineLimit(int64_t limit) {
   machine_returned_.notify_all();
 }
 
+std::vector<TVMModule::SharedExtent> TVMModule::SharedExtents(
+    const std::vector<TensorSpec>& inputs) {
+  std::vector<SharedExtent> shared;
+  std::unordered_map<std::string, std::pair<size_t, size_t>> first_with;  // symbol -> place
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    for (size_t d = 0; d < inputs[i].dim_symbols.size(); ++d) {
+      if (inputs[i].dim_symbols[d].empty()) continue;
+      auto [first, inserted] = first_with.emplace(inputs[i].dim_symbols[d], std::pair{i, d});
+      if (!inserted) shared.push_back({i, d, first->second.first, first->second.second});
+    }
+  }
+  return shared;
+}
+
 TVMModule::TVMModule(const std::string& metadata_json, at::Tensor library)
     : metadata_(ArtifactMetadata::FromJson(metadata_json)),
+      shared_extents_(SharedExtents(metadata_.inputs)),
       library_(std::move(library)),
       loaded_library_(LoadLibrary(metadata_, library_)) {
   // The first VM now, so that a library that cannot run fails at load, not at the first call.
@@ -157,21 +172,20 @@ std::vector<at::Tensor> TVMModule::Run(const std::vector<at::Tensor>& inputs) {
                     metadata_.inputs.size(), " input(s) but was given ", inputs.size());
   std::vector<tvm::ffi::Any> arguments;
   arguments.reserve(inputs.size());
-  std::unordered_map<std::string, int64_t> extents;  // of the dynamic dims, by symbol
   for (size_t i = 0; i < inputs.size(); ++i) {
     at::Tensor prepared = PrepareInput(inputs[i], i);
-    const TensorSpec& spec = metadata_.inputs[i];
-    for (size_t d = 0; d < spec.dim_symbols.size(); ++d) {
-      if (spec.dim_symbols[d].empty()) continue;
-      int64_t extent = prepared.size(static_cast<int64_t>(d));
-      auto [known, inserted] = extents.emplace(spec.dim_symbols[d], extent);
-      TORCH_CHECK_VALUE(inserted || known->second == extent, "tvmbridge: input ", i, " ('",
-                        spec.name, "') has ", extent, " in dim ", d, " where another input has ",
-                        known->second, "; both are '", spec.dim_symbols[d], "' in ",
-                        spec.Describe());
-    }
     // Zero-copy: the DLPack capsule keeps `prepared` alive for as long as TVM holds it.
     arguments.emplace_back(ToTvm(prepared));
+  }
+  // Dims with one symbol get one extent (each input's own checks passed above).
+  for (const SharedExtent& shared : shared_extents_) {
+    int64_t extent = inputs[shared.input].size(static_cast<int64_t>(shared.dim));
+    int64_t first = inputs[shared.first_input].size(static_cast<int64_t>(shared.first_dim));
+    TORCH_CHECK_VALUE(extent == first, "tvmbridge: input ", shared.input, " ('",
+                      metadata_.inputs[shared.input].name, "') has ", extent, " in dim ",
+                      shared.dim, " where input ", shared.first_input, " has ", first,
+                      "; both are '", metadata_.inputs[shared.input].dim_symbols[shared.dim],
+                      "' in ", metadata_.inputs[shared.input].Describe());
   }
   std::vector<tvm::ffi::AnyView> views(arguments.begin(), arguments.end());
   tvm::ffi::Any result;

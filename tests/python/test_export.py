@@ -225,3 +225,19 @@ def test_a_region_tvm_fails_on_runs_in_pytorch(monkeypatch):
     assert report.torch_ops.get("aten::convolution", 0) > 0
     with torch.no_grad():
         assert_matches(compiled(x), model(x))
+
+
+class Sum(nn.Module):
+    def forward(self, x, y):
+        return torch.relu(x) * 2.0 + torch.tanh(y)
+
+
+def test_dims_sharing_a_symbol_must_agree_when_the_region_is_called():
+    batch = torch.export.Dim("batch", min=1, max=8)
+    x, y = torch.randn(4, 3), torch.randn(4, 3)
+    compiled = tt.compile(Sum(), [x, y], ir="export",
+                          dynamic_shapes={"x": {0: batch}, "y": {0: batch}})
+    region = next(m for m in compiled.modules() if isinstance(m, tx.TVMRegion))
+    assert len(torch.ops.tvmbridge.run(region.tvm_module, [torch.randn(6, 3)] * 2)) == 1
+    with pytest.raises(ValueError, match="where input 0 has 5"):
+        torch.ops.tvmbridge.run(region.tvm_module, [torch.randn(5, 3), torch.randn(6, 3)])
