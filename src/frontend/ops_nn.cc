@@ -407,8 +407,8 @@ struct AttentionWeights {
 };
 
 struct AttentionResult {
-  Expr output;                 // [batch, queries, embed]
-  std::optional<Expr> scores;  // softmax weights, [batch, heads, queries, keys]
+  Expr output;         // [batch, queries, embed]
+  Expr probabilities;  // the softmax weights, [batch, heads, queries, keys]
 };
 
 // [batch, steps, heads * head_dim] -> [batch, heads, steps, head_dim]
@@ -424,21 +424,18 @@ Expr SplitHeads(ConversionContext& ctx, const Expr& x, int64_t heads) {
 // Inputs are [batch, steps, embed].
 AttentionResult MultiHeadAttention(ConversionContext& ctx, const Expr& query, const Expr& key,
                                    const Expr& value, bool self_attention,
-                                   const AttentionWeights& weights, bool need_scores) {
+                                   const AttentionWeights& weights) {
   IntList shape = ctx.Shape(query);
   TORCH_CHECK(shape.size() == 3, "fused attention expects [batch, seq, embed] input, got rank ",
               shape.size());
   int64_t batch = shape[0], steps = shape[1], embed = shape[2];
   int64_t heads = weights.heads, head_dim = embed / heads;
   Expr q, k, v;
-  if (self_attention) {
+  if (self_attention) {  // one projection, then its thirds
     Expr qkv = Dense(ctx, query, weights.qkv_weight, weights.qkv_bias);
-    Expr heads_first = ctx.EmitExpr(relax::op::PermuteDims(
-        ctx.EmitExpr(relax::op::Reshape(qkv, {batch, steps, 3, heads, head_dim})),
-        {2, 0, 3, 1, 4}));
-    Expr parts = ctx.EmitExpr(relax::op::Split(heads_first, {1, 2}, 0));
+    Expr parts = ctx.EmitExpr(relax::op::Split(qkv, {embed, 2 * embed}, 2));
     auto part = [&](int i) {
-      return ctx.EmitExpr(relax::op::Squeeze(ctx.EmitExpr(relax::TupleGetItem(parts, i)), {0}));
+      return SplitHeads(ctx, ctx.EmitExpr(relax::TupleGetItem(parts, i)), heads);
     };
     q = part(0), k = part(1), v = part(2);
   } else {
@@ -462,9 +459,7 @@ AttentionResult MultiHeadAttention(ConversionContext& ctx, const Expr& query, co
   Expr mixed = ctx.EmitExpr(relax::op::Matmul(probabilities, v));
   Expr merged = ctx.EmitExpr(relax::op::Reshape(
       ctx.EmitExpr(relax::op::PermuteDims(mixed, {0, 2, 1, 3})), {batch, steps, embed}));
-  AttentionResult result{Dense(ctx, merged, weights.proj_weight, weights.proj_bias), std::nullopt};
-  if (need_scores) result.scores = probabilities;
-  return result;
+  return {Dense(ctx, merged, weights.proj_weight, weights.proj_bias), probabilities};
 }
 
 // aten::_native_multi_head_attention(query, key, value, embed_dim, num_head, qkv_weight,
@@ -480,7 +475,7 @@ Value ConvertNativeMultiHeadAttention(ConversionContext& ctx, const Node& node) 
   bool self_attention = node.input(0) == node.input(1) && node.input(1) == node.input(2);
   AttentionResult attention =
       MultiHeadAttention(ctx, ctx.Tensor(node.input(0)), ctx.Tensor(node.input(1)),
-                         ctx.Tensor(node.input(2)), self_attention, weights, need_weights);
+                         ctx.Tensor(node.input(2)), self_attention, weights);
   if (!need_weights) {
     // PyTorch returns an undefined tensor, which TorchScript code sees as None.
     TORCH_CHECK(!node.output(1)->hasUses(),
@@ -488,7 +483,7 @@ Value ConvertNativeMultiHeadAttention(ConversionContext& ctx, const Node& node) 
                 "used");
     return Value::List({Value::Tensor(attention.output), Value::Constant(c10::IValue())});
   }
-  Expr scores = *attention.scores;
+  Expr scores = attention.probabilities;
   if (ctx.Bool(node.input(11))) scores = ctx.EmitExpr(relax::op::Mean(scores, {1}, false));
   return Value::List({Value::Tensor(attention.output), Value::Tensor(scores)});
 }
@@ -510,7 +505,7 @@ Value ConvertTransformerEncoderLayer(ConversionContext& ctx, const Node& node) {
   };
   AttentionWeights weights{heads, node.input(3), node.input(4), node.input(5), node.input(6)};
   auto attention = [&](const Expr& x) {
-    return MultiHeadAttention(ctx, x, x, x, /*self_attention=*/true, weights, false).output;
+    return MultiHeadAttention(ctx, x, x, x, /*self_attention=*/true, weights).output;
   };
   auto feed_forward = [&](const Expr& x) {
     Expr hidden = Dense(ctx, x, node.input(14), node.input(15));
