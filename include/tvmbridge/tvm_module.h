@@ -32,6 +32,13 @@ namespace tvmbridge {
 void CheckInput(const at::Tensor& input, int64_t index, std::string_view name,
                 c10::IntArrayRef shape, c10::ScalarType dtype);
 
+// Generated code checks the values that select memory (indices, integer divisors) before it
+// uses them; a failed check raises a TVM AssertionError whose message starts with one of these
+// (the frontend writes them, TVMModule::Run reads them), and reaches the caller as the c10
+// error PyTorch raises for the same input: c10::IndexError, or c10::Error.
+inline constexpr std::string_view kIndexErrorPrefix = "IndexError: ";
+inline constexpr std::string_view kValueCheckPrefix = "RuntimeError: ";
+
 class TVMModule : public torch::CustomClassHolder {
  public:
   // What `__getstate__` returns: (format version, metadata JSON, library bytes as uint8).
@@ -43,6 +50,7 @@ class TVMModule : public torch::CustomClassHolder {
 
   // Runs the compiled function. Inputs must match the compiled specs exactly (count, dtype,
   // shape, CPU, contiguous); otherwise a c10::Error names the input and the expectation.
+  // An index out of range raises c10::IndexError; the module keeps working.
   std::vector<at::Tensor> Run(const std::vector<at::Tensor>& inputs);
 
   const ArtifactMetadata& metadata() const { return metadata_; }

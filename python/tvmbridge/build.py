@@ -146,29 +146,81 @@ def _legalize_conv2d(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
                       call.ty.dtype, primfunc_name_hint="conv2d_NCHWc")
 
 
+_CONSTANT = type(relax.const(0.0))  # Relax constants' class (tvm.ir.expr.GenericConst)
+
+
+def _is_float(expr: relax.Expr) -> bool:
+    ty = expr.ty
+    return isinstance(ty, relax.TensorType) and ty.dtype in ("float16", "bfloat16", "float32",
+                                                               "float64")
+
+
 @relax.expr_functor.mutator
-class _ClipAsMinMax(relax.PyExprMutator):
-    """clip(x, lo, hi) -> minimum(maximum(x, lo), hi): the same values, but ops that
-    ConvertLayout knows (it has no layout rule for clip, and would unpack every ReLU6)."""
+class _NanPropagatingMinMax(relax.PyExprMutator):
+    """Clamps, maxima and minima that keep NaN, as PyTorch's do.
+
+    TVM lowers max(a, b) to ``a > b ? a : b`` (and min alike), which gives b when a is NaN: a
+    ReLU, clamp or max pool of NaN came out as a number. Rewritten here, once for every path
+    that builds (TorchScript regions, ``enable()`` groups, the export path):
+
+    - ``relu(x)`` -> ``maximum(0, x)``, ``clip(x, lo, hi)`` -> ``minimum(hi, maximum(lo, x))``
+      and a maximum or minimum with a constant get the constant first, so the comparison's
+      false branch is the tensor: NaN > 0 is false, NaN comes out. The ops are ones
+      ConvertLayout knows (it has no rule for clip, and would unpack every ReLU6 from the
+      packed convolution layout), at no cost;
+    - ``maximum(a, b)`` of two tensors keeps a's NaN explicitly (b's comes through already);
+    - max pooling and max/min reductions add ``sqrt(-m)``, m the same pooling or reduction of
+      ``isnan(x)``: NaN where a window or row held one, -0.0 (which changes nothing) elsewhere;
+    - argmax/argmin give the first NaN's position where a row holds one.
+    """
 
     _clip = tvm.ir.Op.get("relax.clip")
+    _relu = tvm.ir.Op.get("relax.nn.relu")
+    _maximum = tvm.ir.Op.get("relax.maximum")
+    _minimum = tvm.ir.Op.get("relax.minimum")
+    _max = tvm.ir.Op.get("relax.max")
+    _min = tvm.ir.Op.get("relax.min")
+    _windowed = {tvm.ir.Op.get(f"relax.{name}") for name in (
+        "nn.max_pool1d", "nn.max_pool2d", "nn.max_pool3d", "max", "min")}
+    _arg_extremes = {tvm.ir.Op.get("relax.argmax"), tvm.ir.Op.get("relax.argmin")}
 
     def visit_call_(self, call: relax.Call) -> relax.Expr:
         call = super().visit_call_(call)
-        if call.op != self._clip or not isinstance(call.ty, relax.TensorType):
+        if not isinstance(call.op, tvm.ir.Op) or not call.args or not _is_float(call.args[0]):
             return call
-        data, low, high = call.args
-        dtype = call.ty.dtype
+        dtype = call.args[0].ty.dtype
+        if call.op == self._relu:
+            return relax.op.maximum(relax.const(0, dtype), call.args[0])
+        if call.op == self._clip:
+            data, low, high = call.args
+            return relax.op.minimum(relax.const(float(high.value), dtype),
+                                    relax.op.maximum(relax.const(float(low.value), dtype), data))
+        if call.op in (self._maximum, self._minimum):
+            a, b = call.args
+            if isinstance(a, _CONSTANT):
+                return call
+            if isinstance(b, _CONSTANT):
+                return relax.Call(call.op, [b, a], call.attrs)
+            return relax.op.where(relax.op.isnan(a), a, call)
+        nan_mask = relax.op.astype(relax.op.isnan(call.args[0]), dtype)
+        if call.op in self._windowed:
+            # Whether a window or row held a NaN: its max (min's attrs are max's too).
+            mask_op = self._max if call.op == self._min else call.op
+            mask = relax.Call(mask_op, [nan_mask], call.attrs)
+            return relax.op.add(call, relax.op.sqrt(relax.op.negative(mask)))
+        if call.op in self._arg_extremes:
+            axis = None if call.attrs.axis is None else int(call.attrs.axis)
+            keepdims = bool(call.attrs.keepdims)
+            any_nan = relax.op.max(nan_mask, axis=axis, keepdims=keepdims)
+            first_nan = relax.op.argmax(nan_mask, axis=axis, keepdims=keepdims)
+            return relax.op.where(relax.op.greater(any_nan, relax.const(0, dtype)), first_nan,
+                                  call)
+        return call
 
-        def bound(value: relax.PrimValue) -> relax.Expr:
-            return relax.const(float(value.value), dtype)
 
-        return relax.op.minimum(relax.op.maximum(data, bound(low)), bound(high))
-
-
-@tvm.transform.module_pass(opt_level=0, name="tvmbridge.ClipAsMinMax")
-def _clip_as_min_max(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-    rewriter = _ClipAsMinMax()
+@tvm.transform.module_pass(opt_level=0, name="tvmbridge.NanPropagatingMinMax")
+def _nan_propagating_min_max(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+    rewriter = _NanPropagatingMinMax()
     for global_var, func in mod.functions.items():
         if isinstance(func, relax.Function):
             mod[global_var] = rewriter.visit_expr(func)
@@ -180,7 +232,7 @@ def fuse(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
     module whose PrimFuncs are both the tuning tasks and what the tuning records are applied
     to (so keys match). Weight layout transforms fold into the constants here."""
     passes = [
-        _clip_as_min_max,
+        _nan_propagating_min_max,
         relax.transform.ConvertLayout({}, _conv_layout),
         relax.transform.FoldConstant(),
         *cpu_generic.library_dispatch_passes(target),

@@ -75,6 +75,28 @@ def _tensors_in(value) -> list:
     return []
 
 
+# Ops that read or write through indices a caller can send. TVM's translator lowers them to
+# unchecked gathers and scatters (take in "fast" mode), which read wherever an index points;
+# PyTorch checks and raises IndexError. They stay in PyTorch on this path (the TorchScript
+# frontend checks them inside the compiled code instead: src/frontend/value_checks.h).
+_UNCHECKED_INDEXING = frozenset({
+    "aten::embedding", "aten::embedding_bag", "aten::_embedding_bag", "aten::index_select",
+    "aten::gather", "aten::take", "aten::take_along_dim", "aten::index", "aten::_unsafe_index",
+    "aten::index_put", "aten::index_put_", "aten::_unsafe_index_put", "aten::index_add",
+    "aten::index_copy", "aten::index_fill", "aten::scatter", "aten::scatter_add",
+    "aten::scatter_reduce", "aten::one_hot", "aten::nll_loss_forward", "aten::nll_loss2d_forward",
+    "torchvision::roi_align",
+    # Integer division traps on a zero divisor; PyTorch raises.
+    "aten::div", "aten::floor_divide", "aten::remainder", "aten::fmod",
+})
+
+
+def _only_floats(node: fx.Node) -> bool:
+    """Whether every tensor the node reads is floating point (no index, no integer divisor)."""
+    return all(t.is_floating_point() for arg in node.all_input_nodes
+               for t in _tensors_in(arg.meta.get("val")))
+
+
 class _TranslatableByTvm(OperatorSupportBase):
     def __init__(self, torch_executed_ops: Iterable[str]):
         self.torch_executed_ops = set(torch_executed_ops)
@@ -89,6 +111,8 @@ class _TranslatableByTvm(OperatorSupportBase):
         if node.op != "call_function" or _qualified(node.target) in self.torch_executed_ops:
             return False
         if _op_name(node.target) not in translatable_ops():
+            return False
+        if _qualified(node.target) in _UNCHECKED_INDEXING and not _only_floats(node):
             return False
         values = _tensors_in(node.meta.get("val"))
         if not values or not all(t.dtype in _DTYPES and t.device.type == "cpu" for t in values):

@@ -47,11 +47,17 @@ _DTYPE_NAMES = {
 
 @dataclass(frozen=True)
 class Input:
-    """The static shape and dtype of one model input (Torch-TensorRT users know this one)."""
+    """The static shape and dtype of one model input (Torch-TensorRT users know this one).
+
+    ``value_range=(low, high)``: the values the model accepts there, ``low <= v < high`` (token
+    ids: ``(0, vocabulary_size)``). Compiling runs the model on examples of each input: the
+    tensor itself where one is given instead of an ``Input``, else random values in this range
+    (default: normal floats, integers in [0, 10))."""
 
     shape: tuple[int, ...]
     dtype: torch.dtype = torch.float32
     name: str | None = None
+    value_range: tuple | None = None
 
     def __post_init__(self):
         shape = tuple(self.shape)
@@ -60,15 +66,27 @@ class Input:
         if self.dtype not in _DTYPE_NAMES:
             supported = ", ".join(str(d) for d in _DTYPE_NAMES)
             raise TypeError(f"tvmbridge.Input: dtype {self.dtype} is not supported ({supported})")
+        if self.value_range is not None:
+            low, high = self.value_range
+            if not (isinstance(low, (int, float)) and isinstance(high, (int, float)) and low < high):
+                raise ValueError(f"tvmbridge.Input: value_range must be (low, high) numbers with "
+                                 f"low < high, got {self.value_range!r}")
+            if not self.dtype.is_floating_point and (low != int(low) or high != int(high)):
+                raise ValueError(f"tvmbridge.Input: value_range of a {self.dtype} input must be "
+                                 f"integers, got {self.value_range!r}")
         object.__setattr__(self, "shape", shape)
 
     def example(self) -> torch.Tensor:
-        """A random tensor of this shape and dtype."""
+        """A random tensor of this shape and dtype, in ``value_range`` when given."""
         if self.dtype.is_floating_point:
-            return torch.randn(self.shape).to(self.dtype)
+            if self.value_range is None:
+                return torch.randn(self.shape).to(self.dtype)
+            low, high = self.value_range
+            return (torch.rand(self.shape, dtype=torch.float64) * (high - low) + low).to(self.dtype)
         if self.dtype == torch.bool:
             return torch.randint(0, 2, self.shape).bool()
-        return torch.randint(0, 10, self.shape, dtype=self.dtype)
+        low, high = self.value_range if self.value_range is not None else (0, 10)
+        return torch.randint(int(low), int(high), self.shape, dtype=self.dtype)
 
 
 InputLike = Union[Input, torch.Tensor]
@@ -87,13 +105,24 @@ def _as_input(item: InputLike, index: int) -> Input:
 
 
 def _input_specs(inputs: Sequence[InputLike]):
+    """(names, shapes, dtypes, examples): examples hold what the compile-time runs feed each
+    input, the caller's tensor or values drawn from the Input's value_range (None: random
+    values of the spec, drawn in C++)."""
     if isinstance(inputs, (Input, torch.Tensor)):
         inputs = [inputs]
     specs = [_as_input(item, i) for i, item in enumerate(inputs)]
     names = [spec.name or "" for spec in specs]
     shapes = [list(spec.shape) for spec in specs]
     dtypes = [_DTYPE_NAMES[spec.dtype] for spec in specs]
-    return names, shapes, dtypes
+    examples = []
+    for item, spec in zip(inputs, specs):
+        if isinstance(item, torch.Tensor):
+            examples.append(item.detach().to("cpu").contiguous())
+        elif spec.value_range is not None:
+            examples.append(spec.example())
+        else:
+            examples.append(None)
+    return names, shapes, dtypes, examples
 
 
 def _archive(module: ModuleLike) -> bytes:
@@ -130,7 +159,7 @@ def from_torchscript(module: ModuleLike, inputs: Sequence[InputLike],
     ``params`` is empty. Running the result needs ``import tvmbridge`` (or, from C++,
     ``libtvmbridge_torch_runtime.so`` loaded), which registers that function.
     """
-    names, shapes, dtypes = _input_specs(inputs)
+    names, shapes, dtypes, examples = _input_specs(inputs)
     if fallback is not None:
         if fallback != "torchscript":
             raise ValueError(f"tvmbridge: fallback must be None or 'torchscript', got {fallback!r}")
@@ -140,7 +169,7 @@ def from_torchscript(module: ModuleLike, inputs: Sequence[InputLike],
                              "cannot be honoured")
         options = _options_json(min_block_size, (), (), False)
         convert = _native.global_func("tvmbridge.frontend.from_torchscript_with_fallback")
-        return convert(_archive(module), names, shapes, dtypes, options), {}
+        return convert(_archive(module), names, shapes, dtypes, options, examples), {}
     keep = True if keep_params_as_input is None else bool(keep_params_as_input)
     convert = _native.global_func("tvmbridge.frontend.from_torchscript")
     mod, param_names, values = convert(_archive(module), names, shapes, dtypes, keep)
@@ -204,9 +233,9 @@ def compile(
     ``require_full_compilation``: fail, listing every node TVM cannot take, instead.
     :func:`explain` shows the decisions.
 
-    ``never_slower``: time each compiled region against PyTorch running the same nodes on
-    random inputs of the same shapes, and keep PyTorch for regions where TVM is slower (the
-    log and the compile report say which; regions with integer inputs are not measured).
+    ``never_slower``: time each compiled region against PyTorch running the same nodes on the
+    values the example runs gave it (see :class:`Input`; token ids and indices included), and
+    keep PyTorch for regions where TVM is slower (the log and the compile report say which).
     Ignored under ``require_full_compilation``.
 
     ``tuning``: a :class:`tvmbridge.Tuning` to auto-tune each region with MetaSchedule first
@@ -253,7 +282,7 @@ def compile(
     if resolved.kind.name != "llvm":
         raise ValueError(f"tvmbridge: compiled modules run on the CPU so far; the target must be "
                          f"an llvm target, got '{resolved.kind.name}'")
-    names, shapes, dtypes = _input_specs(inputs)
+    names, shapes, dtypes, examples = _input_specs(inputs)
     if tuning is not None and not isinstance(tuning, Tuning):
         raise TypeError(f"tvmbridge: tuning must be a tvmbridge.Tuning, got {type(tuning).__name__}")
     started = time.perf_counter()
@@ -264,7 +293,7 @@ def compile(
     compiled, report = compile_native(archive, names, shapes, dtypes, options,
                                       build.library_builder(resolved, tuning),
                                       build.target_description(resolved), tvm.__version__,
-                                      build.required_cpu_features(resolved))
+                                      build.required_cpu_features(resolved), examples)
     summary = Explanation(json.loads(str(report)))
     _log.info("tvmbridge: compiled in %.1f s: %s", time.perf_counter() - started, summary.summary())
     for reason in sorted({n["reason"] for n in summary.nodes
@@ -412,10 +441,10 @@ def explain(
     """Where :func:`compile` would run each node (TVM region k or PyTorch) and why; prints as
     a table per op kind. Nothing is compiled."""
     options = _options_json(min_block_size, torch_executed_ops, torch_executed_modules, False)
-    names, shapes, dtypes = _input_specs(inputs)
+    names, shapes, dtypes, examples = _input_specs(inputs)
     explain_native = _native.global_func("tvmbridge.torch.explain")
     return Explanation(json.loads(str(explain_native(_archive(module), names, shapes, dtypes,
-                                                     options))))
+                                                     options, examples))))
 
 
 class Explanation:

@@ -467,8 +467,15 @@ class CompilationGroup {
     }
     std::string why_not;
     if (!loaded) {
+      // The example runs use this call's tensors: nothing runs on values nobody sent.
+      partition::ExampleInputs examples;
+      for (size_t i = 0; i < arguments.size(); ++i) {
+        if (version.expectations[i].kind == Expectation::Kind::kTensor) {
+          examples.push_back(arguments[i].toTensor().detach());
+        }
+      }
       CompileResult result = CompilePrepared(frontend::PrepareFrozenGraph(graph), specs,
-                                             settings->options, settings->build);
+                                             settings->options, settings->build, examples);
       ++Statistics().compiles;
       version.module = frontend::LoadModule(result.archive);
       if (!cached.empty()) StoreInCache(cached, result.archive);

@@ -28,7 +28,8 @@ constexpr const char* kMeasuredSlower = "TVM measured slower here";
 }  // namespace
 
 Analysis Analyse(frontend::PreparedGraph prepared, const std::vector<TensorSpec>& specs,
-                 const partition::PartitionOptions& options) {
+                 const partition::PartitionOptions& options,
+                 const partition::ExampleInputs& examples) {
   Analysis analysis;
   analysis.prepared = std::move(prepared);
   torch::jit::Graph& graph = *analysis.prepared.graph;
@@ -48,10 +49,11 @@ Analysis Analyse(frontend::PreparedGraph prepared, const std::vector<TensorSpec>
   }
   c10::IValue self = analysis.prepared.frozen._ivalue();
   // Observe, fold what the shapes decide, then observe the simplified graph.
-  auto first = partition::ObserveTensors(graph, self, analysis.inputs);
+  auto first = partition::ObserveTensors(graph, self, analysis.inputs, examples);
   partition::SpecializeToShapes(analysis.prepared.graph, first);
   frontend::FoldReadOnlyAttributes(analysis.prepared.graph, analysis.prepared.frozen);
-  analysis.observations = partition::ObserveTensors(graph, self, analysis.inputs);
+  analysis.observations =
+      partition::ObserveTensors(graph, self, analysis.inputs, examples, options.never_slower);
   analysis.partition = partition::PartitionGraph(graph, analysis.observations, options);
   return analysis;
 }
@@ -93,13 +95,17 @@ frontend::PreparedGraph PrepareArchive(const std::string& archive) {
 }
 
 std::string Explain(const std::string& archive, const std::vector<TensorSpec>& inputs,
-                    const partition::PartitionOptions& options) {
-  return ReportJson(Analyse(PrepareArchive(archive), inputs, options).partition);
+                    const partition::PartitionOptions& options,
+                    const partition::ExampleInputs& examples) {
+  partition::PartitionOptions unmeasured = options;
+  unmeasured.never_slower = false;  // nothing is timed here: keep no samples
+  return ReportJson(Analyse(PrepareArchive(archive), inputs, unmeasured, examples).partition);
 }
 
 CompileResult Compile(const std::string& archive, const std::vector<TensorSpec>& inputs,
-                      const partition::PartitionOptions& options, const BuildSettings& build) {
-  return CompilePrepared(PrepareArchive(archive), inputs, options, build);
+                      const partition::PartitionOptions& options, const BuildSettings& build,
+                      const partition::ExampleInputs& examples) {
+  return CompilePrepared(PrepareArchive(archive), inputs, options, build, examples);
 }
 
 c10::intrusive_ptr<TVMModule> BuildModule(const tvm::ffi::ObjectRef& ir_module,
@@ -118,9 +124,10 @@ c10::intrusive_ptr<TVMModule> BuildModule(const tvm::ffi::ObjectRef& ir_module,
 CompileResult CompilePrepared(frontend::PreparedGraph prepared,
                               const std::vector<TensorSpec>& inputs,
                               const partition::PartitionOptions& options,
-                              const BuildSettings& build) {
+                              const BuildSettings& build,
+                              const partition::ExampleInputs& examples) {
   CompilationGroupsSuspended no_nested_groups;
-  Analysis analysis = Analyse(std::move(prepared), inputs, options);
+  Analysis analysis = Analyse(std::move(prepared), inputs, options, examples);
   std::vector<c10::intrusive_ptr<TVMModule>> modules;
   std::vector<std::optional<RegionTimes>> times;
   for (const partition::Region& region : analysis.partition.regions) {

@@ -48,21 +48,27 @@ struct Analysis {
 
 // A TorchScript archive, prepared for partitioning (frozen, weights folded).
 frontend::PreparedGraph PrepareArchive(const std::string& archive);
+// `examples`: the inputs' values for the example runs (see ObserveTensors); the last run's
+// values are kept in the observations for timing.
 Analysis Analyse(frontend::PreparedGraph prepared, const std::vector<TensorSpec>& inputs,
-                 const partition::PartitionOptions& options);
+                 const partition::PartitionOptions& options,
+                 const partition::ExampleInputs& examples = {});
 
 // The analysis alone: where each node would run and why (JSON, see ReportJson).
 std::string Explain(const std::string& archive, const std::vector<TensorSpec>& inputs,
-                    const partition::PartitionOptions& options);
+                    const partition::PartitionOptions& options,
+                    const partition::ExampleInputs& examples = {});
 
 CompileResult Compile(const std::string& archive, const std::vector<TensorSpec>& inputs,
-                      const partition::PartitionOptions& options, const BuildSettings& build);
+                      const partition::PartitionOptions& options, const BuildSettings& build,
+                      const partition::ExampleInputs& examples = {});
 
 // The same for a graph already prepared (graph_prep.h's contract: frozen, first input
 // `self`), such as a compilation group's subgraph with its weights made constants.
 CompileResult CompilePrepared(frontend::PreparedGraph prepared,
                               const std::vector<TensorSpec>& inputs,
                               const partition::PartitionOptions& options,
-                              const BuildSettings& build);
+                              const BuildSettings& build,
+                              const partition::ExampleInputs& examples = {});
 
 }  // namespace tvmbridge

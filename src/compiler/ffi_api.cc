@@ -90,15 +90,28 @@ Array<Any> FromTorchScript(const Bytes& archive, const Array<String>& names,
 
 partition::PartitionOptions OptionsFromJson(const std::string& text);
 
-// from_torchscript(archive, names, shapes, dtypes, options JSON) with fallback="torchscript"
-//   -> IRModule (weights embedded)
+// The example runs' values: per input a tensor, or None for random values of its spec.
+partition::ExampleInputs ExamplesFrom(const Array<Any>& examples) {
+  partition::ExampleInputs result;
+  for (const Any& example : examples) {
+    auto tensor = example.try_cast<tvm::ffi::Tensor>();  // None casts to a null Tensor
+    // Copied: the caller's buffer is only lent for this call.
+    result.push_back(tensor && tensor->defined() ? ToTorch(*tensor).clone() : at::Tensor());
+  }
+  return result;
+}
+
+// from_torchscript(archive, names, shapes, dtypes, options JSON, examples) with
+// fallback="torchscript" -> IRModule (weights embedded)
 tvm::ffi::ObjectRef FromTorchScriptWithFallback(const Bytes& archive, const Array<String>& names,
                                                 const Array<Array<int64_t>>& shapes,
                                                 const Array<String>& dtypes,
-                                                const String& options_json) {
+                                                const String& options_json,
+                                                const Array<Any>& examples) {
   return Guarded([&] {
     return ConvertWithTorchScriptFallback(std::string(archive), SpecsFrom(names, shapes, dtypes),
-                                          OptionsFromJson(std::string(options_json)))
+                                          OptionsFromJson(std::string(options_json)),
+                                          ExamplesFrom(examples))
         .ir_module;
   });
 }
@@ -123,17 +136,19 @@ partition::PartitionOptions OptionsFromJson(const std::string& text) {
 }
 
 // compile(archive, names, shapes, dtypes, options JSON, build_library, target JSON,
-//         tvm version, CPU features the target uses) -> [compiled module bytes, report JSON]
+//         tvm version, CPU features the target uses, examples)
+//   -> [compiled module bytes, report JSON]
 Array<Any> CompileFfi(const Bytes& archive, const Array<String>& names,
                       const Array<Array<int64_t>>& shapes, const Array<String>& dtypes,
                       const String& options_json, const tvm::ffi::Function& build_library,
                       const String& target_json, const String& tvm_version,
-                      const Array<String>& cpu_features) {
+                      const Array<String>& cpu_features, const Array<Any>& examples) {
   return Guarded([&] {
     BuildSettings build{build_library, std::string(target_json), std::string(tvm_version),
                         std::vector<std::string>(cpu_features.begin(), cpu_features.end())};
-    CompileResult result = Compile(std::string(archive), SpecsFrom(names, shapes, dtypes),
-                                   OptionsFromJson(std::string(options_json)), build);
+    CompileResult result =
+        Compile(std::string(archive), SpecsFrom(names, shapes, dtypes),
+                OptionsFromJson(std::string(options_json)), build, ExamplesFrom(examples));
     return Array<Any>{Bytes(result.archive), String(result.report_json)};
   });
 }
@@ -167,13 +182,13 @@ String GroupStatisticsJson() {
                                       {"grad_calls", stats.grad_calls}});
 }
 
-// explain(archive, names, shapes, dtypes, options JSON) -> report JSON
+// explain(archive, names, shapes, dtypes, options JSON, examples) -> report JSON
 String ExplainFfi(const Bytes& archive, const Array<String>& names,
                   const Array<Array<int64_t>>& shapes, const Array<String>& dtypes,
-                  const String& options_json) {
+                  const String& options_json, const Array<Any>& examples) {
   return Guarded([&] {
     return String(Explain(std::string(archive), SpecsFrom(names, shapes, dtypes),
-                          OptionsFromJson(std::string(options_json))));
+                          OptionsFromJson(std::string(options_json)), ExamplesFrom(examples)));
   });
 }
 

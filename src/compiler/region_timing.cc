@@ -90,13 +90,19 @@ std::optional<RegionTimes> TimeRegion(const partition::Region& region,
   } catch (const NotSelfContained&) {
     return std::nullopt;
   }
+  // The values the example runs saw (token ids, indices, masks: numbers that select memory
+  // or paths); random ones of the observed shape for large floating tensors the runs did not
+  // keep. A region with such an input of another kind is not measured.
   std::vector<at::Tensor> inputs;
   for (const Value* input : region.inputs) {
     const partition::ObservedTensor& observed = observations.at(input);
-    // Made-up integers could index out of bounds or divide by zero in TVM code, which
-    // checks neither: such regions are not measured.
-    if (!c10::isFloatingType(observed.dtype)) return std::nullopt;
-    inputs.push_back(at::randn(observed.shape, at::TensorOptions().dtype(observed.dtype)));
+    if (observed.sample.defined()) {
+      inputs.push_back(observed.sample);
+    } else if (c10::isFloatingType(observed.dtype)) {
+      inputs.push_back(at::randn(observed.shape, at::TensorOptions().dtype(observed.dtype)));
+    } else {
+      return std::nullopt;
+    }
   }
 
   torch::jit::GraphExecutor executor(graph, "tvmbridge_region");

@@ -213,8 +213,8 @@ class HybridConverter {
 
 frontend::ConversionResult ConvertWithTorchScriptFallback(
     const std::string& archive, const std::vector<TensorSpec>& inputs,
-    const partition::PartitionOptions& options) {
-  Analysis analysis = Analyse(PrepareArchive(archive), inputs, options);
+    const partition::PartitionOptions& options, const partition::ExampleInputs& examples) {
+  Analysis analysis = Analyse(PrepareArchive(archive), inputs, options, examples);
   Graph& graph = *analysis.prepared.graph;
   frontend::ConversionResult result;
   frontend::ValueMap values = analysis.partition.constants;

@@ -16,9 +16,9 @@
 namespace tvmbridge {
 
 // Weights are embedded as constants (the model is frozen to be split), so `param_names` and
-// `param_values` of the result are empty.
+// `param_values` of the result are empty. `examples` as for Analyse.
 frontend::ConversionResult ConvertWithTorchScriptFallback(
     const std::string& archive, const std::vector<TensorSpec>& inputs,
-    const partition::PartitionOptions& options);
+    const partition::PartitionOptions& options, const partition::ExampleInputs& examples = {});
 
 }  // namespace tvmbridge

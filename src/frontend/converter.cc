@@ -417,13 +417,9 @@ namespace {
 
 void ConvertBlock(const torch::jit::Block& block, ConversionContext& context, ValueMap& values);
 
-// Thrown to restart a conversion without dataflow blocks once a data-dependent branch shows up.
-struct NeedsControlFlow {};
-
 // `if cond:` on a tensor value becomes a Relax If whose branches return the block outputs (a
 // tuple when there are several).
 void ConvertDataDependentIf(const Node& node, ConversionContext& context, ValueMap& values) {
-  if (context.builder().dataflow()) throw NeedsControlFlow();
   const Value& cond = context.Get(node.input(0));
   TORCH_CHECK(cond.kind == Value::Kind::kTensor,
               "the branch condition is computed in a way tvmbridge cannot convert");
@@ -512,8 +508,6 @@ void ConvertBlock(const torch::jit::Block& block, ConversionContext& context, Va
       ConvertNode(*node, context, values);
     } catch (const ConversionError&) {
       throw;
-    } catch (const NeedsControlFlow&) {
-      throw;
     } catch (const std::exception& error) {
       throw ConversionError(std::string("tvmbridge: cannot convert ") +
                             node->kind().toQualString() + ": " + ErrorText(error) +
@@ -526,9 +520,9 @@ void ConvertBlock(const torch::jit::Block& block, ConversionContext& context, Va
 ConversionResult FinishConversion(
     const torch::jit::Graph& graph, ValueMap values,
     std::unordered_map<const torch::jit::Value*, relax::Expr> weight_params,
-    const std::vector<relax::Expr>& params, ConversionResult result, bool dataflow,
+    const std::vector<relax::Expr>& params, ConversionResult result,
     const ConversionOptions& options) {
-  relax::FunctionBuilder builder(params, dataflow);
+  relax::FunctionBuilder builder(params);
   ConversionContext context(builder, values, weight_params);
   ConvertBlock(*graph.block(), context, values);
 
@@ -590,13 +584,7 @@ ConversionResult ConvertGraph(const torch::jit::Graph& graph, const std::vector<
     }
   }
 
-  // First with dataflow blocks (what TVM fuses best); again without if a data-dependent
-  // branch needs Relax control flow.
-  try {
-    return FinishConversion(graph, values, weight_params, params, result, true, options);
-  } catch (const NeedsControlFlow&) {
-    return FinishConversion(graph, values, weight_params, params, result, false, options);
-  }
+  return FinishConversion(graph, values, weight_params, params, result, options);
 }
 
 }  // namespace tvmbridge::frontend

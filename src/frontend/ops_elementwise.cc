@@ -4,6 +4,7 @@
 #include <c10/util/Exception.h>
 
 #include "frontend/converter.h"
+#include "frontend/value_checks.h"
 #include "tvmbridge/artifact.h"
 
 namespace tvmbridge::frontend {
@@ -70,12 +71,15 @@ Value ConvertAddSub(ConversionContext& ctx, const Node& node) {
   return ctx.Emit(Op(lhs, rhs));
 }
 
-// a / b rounded toward minus infinity (kFloor) or zero, in the operands' dtype.
+// a / b rounded toward minus infinity (kFloor) or zero, in the operands' dtype. Integer
+// operands are checked first (CheckIntegerDivision): a division that would trap raises.
 template <bool kFloor>
-Expr RoundedDivide(ConversionContext& ctx, const Expr& a, const Expr& b, const std::string& dtype) {
+Expr RoundedDivide(ConversionContext& ctx, const Node& node, const Expr& a, const Expr& b,
+                   const std::string& dtype) {
   if (!c10::isFloatingType(DtypeFromName(dtype))) {
-    if (kFloor) return ctx.EmitExpr(relax::op::Binary("floor_divide", a, b));
-    return ctx.EmitExpr(relax::op::Divide(a, b));  // TVM's integer division truncates
+    CheckIntegerDivision(ctx, node, a, b);
+    // TVM's integer division truncates.
+    return ctx.EmitExpr(kFloor ? relax::op::Binary("floor_divide", a, b) : relax::op::Divide(a, b));
   }
   return ctx.EmitExpr(
       relax::op::Unary(kFloor ? "floor" : "trunc", ctx.EmitExpr(relax::op::Divide(a, b))));
@@ -92,15 +96,15 @@ Value ConvertDiv(ConversionContext& ctx, const Node& node) {
   if (mode.empty() && !c10::isFloatingType(DtypeFromName(dtype))) dtype = "float32";
   Expr a = Operand(ctx, node.input(0), dtype);
   Expr b = Operand(ctx, node.input(1), dtype);
-  if (mode == "floor") return Value::Tensor(RoundedDivide<true>(ctx, a, b, dtype));
-  if (mode == "trunc") return Value::Tensor(RoundedDivide<false>(ctx, a, b, dtype));
+  if (mode == "floor") return Value::Tensor(RoundedDivide<true>(ctx, node, a, b, dtype));
+  if (mode == "trunc") return Value::Tensor(RoundedDivide<false>(ctx, node, a, b, dtype));
   return ctx.Emit(relax::op::Divide(a, b));
 }
 
 // aten::floor_divide(self, other)
 Value ConvertFloorDivide(ConversionContext& ctx, const Node& node) {
   std::string dtype = PromotedDtype(ctx, node);
-  return Value::Tensor(RoundedDivide<true>(ctx, Operand(ctx, node.input(0), dtype),
+  return Value::Tensor(RoundedDivide<true>(ctx, node, Operand(ctx, node.input(0), dtype),
                                            Operand(ctx, node.input(1), dtype), dtype));
 }
 
@@ -111,7 +115,7 @@ Value ConvertModulo(ConversionContext& ctx, const Node& node) {
   std::string dtype = PromotedDtype(ctx, node);
   Expr a = Operand(ctx, node.input(0), dtype);
   Expr b = Operand(ctx, node.input(1), dtype);
-  Expr quotient = RoundedDivide<kFloor>(ctx, a, b, dtype);
+  Expr quotient = RoundedDivide<kFloor>(ctx, node, a, b, dtype);
   return ctx.Emit(relax::op::Subtract(a, ctx.EmitExpr(relax::op::Multiply(b, quotient))));
 }
 

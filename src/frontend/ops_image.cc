@@ -7,6 +7,7 @@
 
 #include "frontend/converter.h"
 #include "frontend/emit_math.h"
+#include "frontend/value_checks.h"
 #include "tvmbridge/tensor_bridge.h"
 
 namespace tvmbridge::frontend {
@@ -171,8 +172,17 @@ Value ConvertPixelUnshuffle(ConversionContext& ctx, const Node& node) {
 // torchvision::roi_align(input, rois [K, 5], spatial_scale, pooled_height, pooled_width,
 // sampling_ratio, aligned)
 Value ConvertRoiAlign(ConversionContext& ctx, const Node& node) {
-  return ctx.Emit(relax::op::RoiAlign(ctx.Tensor(node.input(0)), ctx.Tensor(node.input(1)),
-                                      {ctx.Int(node.input(3)), ctx.Int(node.input(4))},
+  Expr input = ctx.Tensor(node.input(0));
+  Expr rois = ctx.Tensor(node.input(1));
+  IntList rois_shape = ctx.Shape(rois);
+  TORCH_CHECK(rois_shape.size() == 2 && rois_shape[1] == 5,
+              "roi_align: rois must be [K, 5] (batch index, x1, y1, x2, y2), got ",
+              c10::IntArrayRef(rois_shape));
+  // Column 0 picks the image: TVM reads that image whatever the number says.
+  Expr batch_index = ctx.EmitExpr(
+      relax::op::AsType(ctx.EmitExpr(relax::op::StridedSlice(rois, {1}, {0}, {1}, {1})), "int64"));
+  CheckedIndices(ctx, node, batch_index, ctx.Shape(input).at(0), 0, NegativeIndices::kRejected);
+  return ctx.Emit(relax::op::RoiAlign(input, rois, {ctx.Int(node.input(3)), ctx.Int(node.input(4))},
                                       ctx.Double(node.input(2)), ctx.Int(node.input(5)),
                                       ctx.Bool(node.input(6))));
 }
@@ -248,10 +258,16 @@ Value ConvertDeformConv2d(ConversionContext& ctx, const Node& node) {
                   ctx.EmitExpr(relax::op::LessEqual(v, m.Number(static_cast<double>(extent - 1)))));
     };
     Expr inside = both(within(cy, height), within(cx, width));
-    Expr row = ctx.EmitExpr(relax::op::Clip(cy, 0, static_cast<double>(height - 1)));
-    Expr column = ctx.EmitExpr(relax::op::Clip(cx, 0, static_cast<double>(width - 1)));
-    Expr index = ctx.EmitExpr(relax::op::AsType(
-        m.Add(m.Mul(row, m.Number(static_cast<double>(width))), column), "int64"));
+    // Clamped as integers: a NaN or infinite offset converts to some integer, which the clamp
+    // then keeps inside the image (its sample is weighted 0 anyway, being outside).
+    auto clamped = [&](const Expr& v, int64_t extent) {
+      return ctx.EmitExpr(relax::op::Clip(ctx.EmitExpr(relax::op::AsType(v, "int64")), 0,
+                                          static_cast<double>(extent - 1)));
+    };
+    Expr index = ctx.EmitExpr(
+        relax::op::Add(ctx.EmitExpr(relax::op::Multiply(
+                           clamped(cy, height), ctx.Scalar(static_cast<double>(width), "int64"))),
+                       clamped(cx, width)));
     index = ctx.EmitExpr(relax::op::Reshape(index, {n, offset_groups, 1, places}));
     Expr values = ctx.EmitExpr(relax::op::GatherElements(
         flat_input, ctx.EmitExpr(relax::op::BroadcastTo(index, gathered_shape)), 3));

@@ -8,6 +8,7 @@
 #include <c10/util/Exception.h>
 
 #include "frontend/converter.h"
+#include "frontend/value_checks.h"
 #include "tvmbridge/tensor_bridge.h"
 
 namespace tvmbridge::frontend {
@@ -99,13 +100,19 @@ Value ConvertSelect(ConversionContext& ctx, const Node& node) {
 // aten::index_select(self, dim, index)
 Value ConvertIndexSelect(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
-  int64_t axis = NormalizeAxis(ctx.Int(node.input(1)), static_cast<int64_t>(ctx.Shape(x).size()));
-  return ctx.Emit(relax::op::Take(x, ctx.Tensor(node.input(2)), axis));
+  IntList shape = ctx.Shape(x);
+  int64_t axis = NormalizeAxis(ctx.Int(node.input(1)), static_cast<int64_t>(shape.size()));
+  Expr index = CheckedIndices(ctx, node, ctx.Tensor(node.input(2)), shape[axis], axis,
+                              NegativeIndices::kRejected);
+  return ctx.Emit(relax::op::Take(x, index, axis));
 }
 
 // aten::embedding(weight, indices, padding_idx, scale_grad_by_freq, sparse)
 Value ConvertEmbedding(ConversionContext& ctx, const Node& node) {
-  return ctx.Emit(relax::op::Take(ctx.Tensor(node.input(0)), ctx.Tensor(node.input(1)), 0));
+  Expr weight = ctx.Tensor(node.input(0));
+  Expr indices = CheckedIndices(ctx, node, ctx.Tensor(node.input(1)), ctx.Shape(weight).at(0), 0,
+                                NegativeIndices::kRejected);
+  return ctx.Emit(relax::op::Take(weight, indices, 0));
 }
 
 // aten::unsqueeze(self, dim)
@@ -191,8 +198,11 @@ Value ConvertTopK(ConversionContext& ctx, const Node& node) {
 // aten::gather(self, dim, index, sparse_grad)
 Value ConvertGather(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
-  int64_t axis = NormalizeAxis(ctx.Int(node.input(1)), static_cast<int64_t>(ctx.Shape(x).size()));
-  return ctx.Emit(relax::op::GatherElements(x, ctx.Tensor(node.input(2)), axis));
+  IntList shape = ctx.Shape(x);
+  int64_t axis = NormalizeAxis(ctx.Int(node.input(1)), static_cast<int64_t>(shape.size()));
+  Expr index = CheckedIndices(ctx, node, ctx.Tensor(node.input(2)), shape[axis], axis,
+                              NegativeIndices::kRejected);
+  return ctx.Emit(relax::op::GatherElements(x, index, axis));
 }
 
 // The shape integer index tensors broadcast to (NumPy rules, as PyTorch's indexing).
@@ -231,12 +241,8 @@ Value ConvertIndex(ConversionContext& ctx, const Node& node) {
     TORCH_CHECK(dtype == "int64" || dtype == "int32",
                 "index: tensors used as indices must be int64 or int32 (a ", dtype,
                 " mask gives a data-dependent shape)");
-    Expr index = *entries[axis];
-    // Negative indices count from the end, as in PyTorch.
-    Expr extent = ctx.Scalar(static_cast<double>(shape[axis]), dtype);
-    Expr zero = ctx.Scalar(0.0, dtype);
-    index = ctx.EmitExpr(relax::op::Where(ctx.EmitExpr(relax::op::Less(index, zero)),
-                                          ctx.EmitExpr(relax::op::Add(index, extent)), index));
+    Expr index = CheckedIndices(ctx, node, *entries[axis], shape[axis], static_cast<int64_t>(axis),
+                                NegativeIndices::kWrapped);
     axes.push_back(static_cast<int64_t>(axis));
     indices.push_back(index);
     index_shapes.push_back(ctx.Shape(index));
@@ -306,7 +312,8 @@ Value ConvertScatter(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
   relax::TensorInfo info = ctx.Info(x);
   int64_t axis = NormalizeAxis(ctx.Int(node.input(1)), static_cast<int64_t>(info.shape->size()));
-  Expr index = ctx.Tensor(node.input(2));
+  Expr index = CheckedIndices(ctx, node, ctx.Tensor(node.input(2)), info.shape->at(axis), axis,
+                              NegativeIndices::kRejected);
   IntList index_shape = ctx.Shape(index);
   Expr updates;
   if (const torch::jit::Value* value = NamedInput(node, "value")) {
@@ -361,14 +368,18 @@ Value ConvertIndexPut(ConversionContext& ctx, const Node& node) {
   // laid out after the broadcast index shape, as PyTorch's x[i, j] = v reads.
   std::vector<Expr> indices;
   std::vector<IntList> index_shapes;
-  for (const std::optional<Expr>& entry : entries) {
+  IntList shape = *info.shape;
+  TORCH_CHECK(entries.size() <= shape.size(), "index_put: too many indices (", entries.size(),
+              ") for a tensor of rank ", shape.size());
+  for (size_t dim = 0; dim < entries.size(); ++dim) {
+    const std::optional<Expr>& entry = entries[dim];
     TORCH_CHECK(entry.has_value(), "index_put: None between index tensors is not supported yet");
-    std::string dtype = ctx.Info(*entry).dtype;
-    TORCH_CHECK(dtype == "int64" || dtype == "int32", "index_put: index tensors must be integers");
-    indices.push_back(dtype == "int64" ? *entry : ctx.EmitExpr(relax::op::AsType(*entry, "int64")));
+    Expr index = CheckedIndices(ctx, node, *entry, shape[dim], static_cast<int64_t>(dim),
+                                NegativeIndices::kWrapped);
+    if (ctx.Info(index).dtype != "int64") index = ctx.EmitExpr(relax::op::AsType(index, "int64"));
+    indices.push_back(index);
     index_shapes.push_back(ctx.Shape(*entry));
   }
-  IntList shape = *info.shape;
   IntList index_shape = BroadcastShapes(index_shapes);
   IntList rest(shape.begin() + static_cast<int64_t>(indices.size()), shape.end());
   IntList full = index_shape;
@@ -435,14 +446,18 @@ Value ConvertTake(ConversionContext& ctx, const Node& node) {
   int64_t count = 1;
   for (int64_t extent : ctx.Shape(x)) count *= extent;
   Expr flat = ctx.EmitExpr(relax::op::Reshape(x, {count}));
-  return ctx.Emit(relax::op::Take(flat, ctx.Tensor(node.input(1)), 0));
+  Expr index =
+      CheckedIndices(ctx, node, ctx.Tensor(node.input(1)), count, 0, NegativeIndices::kWrapped);
+  return ctx.Emit(relax::op::Take(flat, index, 0));
 }
 
 // aten::one_hot(self, num_classes): int64, one new last axis.
 Value ConvertOneHot(ConversionContext& ctx, const Node& node) {
   int64_t classes = ctx.Int(node.input(1));
   TORCH_CHECK(classes > 0, "one_hot: num_classes=-1 depends on the data; give the number");
-  return ctx.Emit(relax::op::OneHot(ctx.Tensor(node.input(0)), classes));
+  Expr classes_of =
+      CheckedIndices(ctx, node, ctx.Tensor(node.input(0)), classes, 0, NegativeIndices::kRejected);
+  return ctx.Emit(relax::op::OneHot(classes_of, classes));
 }
 
 // slice_scatter(self, src, dim, start?, end?, step) and select_scatter(self, src, dim, index):

@@ -7,6 +7,7 @@
 #include <c10/util/Exception.h>
 
 #include "frontend/emit_math.h"
+#include "frontend/value_checks.h"
 #include "tvmbridge/artifact.h"
 
 namespace tvmbridge::frontend {
@@ -205,7 +206,9 @@ Expr NllLoss(ConversionContext& ctx, const Node& node, const Expr& x) {
   std::string index_dtype = ctx.Info(target).dtype;
   Expr counted = ctx.EmitExpr(
       relax::op::NotEqual(target, ctx.Scalar(static_cast<double>(ignore_index), index_dtype)));
-  Expr safe_target = ctx.EmitExpr(relax::op::Where(counted, target, ctx.Scalar(0, index_dtype)));
+  Expr safe_target = CheckedIndices(
+      ctx, node, ctx.EmitExpr(relax::op::Where(counted, target, ctx.Scalar(0, index_dtype))),
+      ctx.Shape(x)[class_axis], class_axis, NegativeIndices::kRejected);
   Expr picked = ctx.EmitExpr(relax::op::Squeeze(
       ctx.EmitExpr(relax::op::GatherElements(
           x, ctx.EmitExpr(relax::op::ExpandDims(safe_target, {class_axis})), class_axis)),

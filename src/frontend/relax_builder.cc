@@ -27,9 +27,8 @@ const char* const kBuilderGlobals[] = {
     "relax.BlockBuilderCreate",
     "relax.BlockBuilderBeginScope",
     "relax.BlockBuilderEndScope",
-    "relax.BlockBuilderBeginDataflowBlock",
+    "relax.BlockBuilderBeginBindingBlock",
     "relax.BlockBuilderEmit",
-    "relax.BlockBuilderEmitOutput",
     "relax.BlockBuilderEndBlock",
     "relax.BlockBuilderNormalize",
     "relax.BlockBuilderAddFunction",
@@ -47,6 +46,10 @@ const char* const kBuilderGlobals[] = {
     "ir.TupleType",
     "relax.ExternFunc",
     "relax.op.call_pure_packed",
+    "relax.op.assert_op",
+    "ir.StringImm",
+    "relax.transform.ConvertToDataflow",
+    "transform.RunPass",
 };
 const char* const kOpGlobals[] = {
     "relax.op.add",
@@ -260,18 +263,21 @@ Expr TupleGetItem(const Expr& tuple, int index) {
   return Call("relax.TupleGetItem", tuple, index, Any());
 }
 
-FunctionBuilder::FunctionBuilder(std::vector<Expr> params, bool dataflow)
+FunctionBuilder::FunctionBuilder(std::vector<Expr> params)
     : builder_(Global("relax.BlockBuilderCreate")(Any()).cast<ObjectRef>()),
-      params_(params.begin(), params.end()),
-      dataflow_(dataflow) {
+      params_(params.begin(), params.end()) {
   Global("relax.BlockBuilderBeginScope")(builder_, params_);
-  Global(dataflow_ ? "relax.BlockBuilderBeginDataflowBlock"
-                   : "relax.BlockBuilderBeginBindingBlock")(builder_);
+  Global("relax.BlockBuilderBeginBindingBlock")(builder_);
+}
+
+void FunctionBuilder::EmitAssert(const Expr& condition, const std::vector<Expr>& format_args,
+                                 const std::string& format) {
+  Emit(Call("relax.op.assert_op", condition, Array<Expr>(format_args.begin(), format_args.end()),
+            Global("ir.StringImm")(String(format), Any())));
 }
 
 Expr FunctionBuilder::EmitIf(const Expr& cond, const std::function<Expr()>& then_branch,
                              const std::function<Expr()>& else_branch) {
-  if (dataflow_) throw std::logic_error("tvmbridge: control flow in a dataflow block");
   auto branch = [&](const std::function<Expr()>& body) {
     Global("relax.BlockBuilderBeginScope")(builder_, Any());
     Global("relax.BlockBuilderBeginBindingBlock")(builder_);
@@ -300,11 +306,8 @@ Expr FunctionBuilder::Emit(const Expr& value, const std::string& name_hint) {
 
 ObjectRef FunctionBuilder::Finish(const Expr& output, const std::string& name) {
   finished_ = true;
-  // Only dataflow blocks need their results marked as visible outside.
-  Expr result =
-      dataflow_ ? Call("relax.BlockBuilderEmitOutput", builder_, output, String("output")) : output;
   Any block = Global("relax.BlockBuilderEndBlock")(builder_);
-  Any body = Global("relax.SeqExpr")(Array<Any>{block}, result, Any());
+  Any body = Global("relax.SeqExpr")(Array<Any>{block}, output, Any());
   Global("relax.BlockBuilderBeginScope")(builder_, params_);
   body = Global("relax.BlockBuilderNormalize")(builder_, body);
   Global("relax.BlockBuilderEndScope")(builder_);
@@ -319,7 +322,10 @@ ObjectRef FunctionBuilder::Finish(const Expr& output, const std::string& name) {
   function = Global("ir.BaseFuncWithAttr")(function, String("global_symbol"), String(name));
   Global("relax.BlockBuilderEndScope")(builder_);
   Global("relax.BlockBuilderAddFunction")(builder_, function, String(name));
-  return Global("relax.BlockBuilderFinalize")(builder_).cast<ObjectRef>();
+  Any module = Global("relax.BlockBuilderFinalize")(builder_);
+  // Every run of pure bindings between checks and branches becomes a dataflow block.
+  Any to_dataflow = Global("relax.transform.ConvertToDataflow")(1);
+  return Global("transform.RunPass")(to_dataflow, module).cast<ObjectRef>();
 }
 
 namespace op {

@@ -44,30 +44,32 @@ Expr CallPurePacked(const std::string& function, const std::vector<Expr>& args,
                     const std::vector<TensorInfo>& outputs);
 Expr TupleGetItem(const Expr& tuple, int index);
 
-// Builds one Relax function, mirroring Python's `with bb.function(...): with bb.dataflow():`.
-// Dataflow blocks let TVM fuse operators but cannot hold control flow; a function with
-// branches is built from plain binding blocks instead (`dataflow` false).
+// Builds one Relax function, mirroring Python's `with bb.function(...):`. Bindings go into
+// plain binding blocks, which can hold control flow and checks (impure); Finish turns each run
+// of pure bindings into a dataflow block, which is what TVM fuses.
 class FunctionBuilder {
  public:
-  explicit FunctionBuilder(std::vector<Expr> params, bool dataflow = true);
+  explicit FunctionBuilder(std::vector<Expr> params);
   // Closes the scopes of a function that was never finished (a trial conversion).
   ~FunctionBuilder();
   FunctionBuilder(const FunctionBuilder&) = delete;
   FunctionBuilder& operator=(const FunctionBuilder&) = delete;
-  // Binds `value` to a fresh dataflow variable (TVM infers its type) and returns the variable.
+  // Binds `value` to a fresh variable (TVM infers its type) and returns the variable.
   Expr Emit(const Expr& value, const std::string& name_hint = "");
   // Binds `if cond: then_branch() else: else_branch()` (cond: a 0-d bool tensor); each
-  // branch emits its bindings into its own scope and returns its result. Needs !dataflow.
+  // branch emits its bindings into its own scope and returns its result.
   Expr EmitIf(const Expr& cond, const std::function<Expr()>& then_branch,
               const std::function<Expr()>& else_branch);
-  bool dataflow() const { return dataflow_; }
+  // Raises at run time, with `format` ("{}" replaced by each of `format_args`, 0-d tensors),
+  // when the 0-d bool tensor `condition` is false. Bindings after it run only when it holds.
+  void EmitAssert(const Expr& condition, const std::vector<Expr>& format_args,
+                  const std::string& format);
   // Ends the function with `output`, adds it as `name` and returns the IRModule.
   tvm::ffi::ObjectRef Finish(const Expr& output, const std::string& name);
 
  private:
   tvm::ffi::ObjectRef builder_;
   tvm::ffi::Array<Expr> params_;
-  bool dataflow_;
   bool finished_ = false;
 };
 

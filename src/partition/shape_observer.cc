@@ -65,6 +65,20 @@ bool IndexShapeIsDataDependent(const Node& node, const Observations& observation
 // Where the probe op records; one observation run at a time per thread.
 thread_local std::vector<ObservedTensor>* current_records = nullptr;
 thread_local std::vector<bool>* current_seen = nullptr;
+// Bytes of floating-point samples still to keep in this run; negative: keep none.
+thread_local int64_t sample_budget = -1;
+
+void KeepSample(ObservedTensor& record, const at::Tensor& tensor) {
+  if (sample_budget < 0) return;
+  const bool floating = c10::isFloatingType(tensor.scalar_type());
+  const int64_t bytes = static_cast<int64_t>(tensor.nbytes());
+  if (floating && bytes > sample_budget) {
+    record.sample = at::Tensor();
+    return;
+  }
+  if (floating) sample_budget -= bytes;
+  record.sample = tensor.clone();  // later in-place ops must not change it
+}
 
 void Observe(const at::Tensor& tensor, int64_t id) {
   if (current_records == nullptr || id < 0 || static_cast<size_t>(id) >= current_records->size()) {
@@ -78,6 +92,7 @@ void Observe(const at::Tensor& tensor, int64_t id) {
     return;
   }
   record.seen_defined = true;
+  KeepSample(record, tensor);
   std::vector<int64_t> shape = tensor.sizes().vec();
   if (!(*current_seen)[id]) {
     (*current_seen)[id] = true;
@@ -143,16 +158,47 @@ at::Tensor ExampleInput(const TensorSpec& spec) {
   return at::randint(0, 10, spec.shape).to(spec.dtype);
 }
 
+// Ops that turn tensor values into numbers the graph computes with.
+bool ReadsTensorValues(const Node& node) {
+  static const std::unordered_set<std::string> ops = {
+      "aten::Int",           "aten::Float",          "aten::Bool",
+      "aten::item",          "aten::tolist",         "aten::IntImplicit",
+      "aten::FloatImplicit", "aten::ScalarImplicit", "aten::is_nonzero",
+  };
+  return ops.count(node.kind().toQualString()) != 0;
+}
+
 // Outputs of data-dependent ops, and of anything computed from a dynamic tensor by an op
-// without a static shape rule, are dynamic.
-void MarkDataDependent(const Block* block, Observations& observations) {
+// without a static shape rule, are dynamic; so are tensors made with numbers read from tensor
+// values (`torch.zeros(int(x.max()))`, a loop running `int(n)` times), whose shape the
+// example runs alone cannot vouch for. `from_values` collects those numbers. A branch on a
+// value keeps what the runs saw: its results are dynamic only when their shapes differed.
+void MarkDataDependent(const Block* block, Observations& observations,
+                       std::unordered_set<const Value*>& from_values) {
   for (const Node* node : block->nodes()) {
-    for (const Block* nested : node->blocks()) MarkDataDependent(nested, observations);
+    for (const Block* nested : node->blocks()) {
+      MarkDataDependent(nested, observations, from_values);
+    }
     bool dynamic_input = false;
-    for (const Value* input : node->inputs()) {
+    bool reads_values = ReadsTensorValues(*node);
+    bool sized_by_values = false;  // an int argument (a size, a count) comes from values
+    for (size_t i = 0; i < node->inputs().size(); ++i) {
+      const Value* input = node->input(i);
       auto it = observations.find(input);
       dynamic_input = dynamic_input || (it != observations.end() && !it->second.static_shape);
+      if (from_values.count(input) == 0 || (node->kind() == c10::prim::If && i == 0)) continue;
+      reads_values = true;
+      const c10::TypePtr& type = input->type();
+      sized_by_values = sized_by_values || type->kind() == c10::TypeKind::IntType ||
+                        (type->kind() == c10::TypeKind::ListType &&
+                         type->containedType(0)->kind() == c10::TypeKind::IntType);
     }
+    if (reads_values) {
+      for (const Value* output : node->outputs()) {
+        if (!IsTensor(output)) from_values.insert(output);
+      }
+    }
+    dynamic_input = dynamic_input || (sized_by_values && node->kind() != c10::prim::NumToTensor);
     bool data_dependent = DataDependentOps().count(node->kind().toQualString()) != 0 ||
                           IndexShapeIsDataDependent(*node, observations);
     if (!data_dependent && !dynamic_input) continue;
@@ -172,7 +218,10 @@ TORCH_LIBRARY_FRAGMENT(tvmbridge, m) {
 }
 
 Observations ObserveTensors(torch::jit::Graph& graph, const c10::IValue& self,
-                            const std::vector<TensorSpec>& inputs, int runs) {
+                            const std::vector<TensorSpec>& inputs, const ExampleInputs& examples,
+                            bool keep_samples) {
+  TORCH_CHECK(examples.empty() || examples.size() == inputs.size(), "tvmbridge: ", examples.size(),
+              " example inputs for ", inputs.size(), " inputs");
   std::shared_ptr<torch::jit::Graph> instrumented = graph.copy();
   std::unordered_map<const Value*, const Value*> to_original;
   MatchValues(graph.block(), instrumented->block(), to_original);
@@ -186,27 +235,33 @@ Observations ObserveTensors(torch::jit::Graph& graph, const c10::IValue& self,
   // (SpecializeToShapes folds the checks for both).
   at::NoGradGuard no_grad;
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
-  for (int run = 0; run < runs; ++run) {
+  constexpr int kRuns = 2;
+  for (int run = 0; run < kRuns; ++run) {
     torch::jit::Stack stack{self};
-    for (const TensorSpec& spec : inputs) stack.emplace_back(ExampleInput(spec));
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      const bool given = !examples.empty() && examples[i].defined();
+      // A copy: the model may write to its inputs.
+      stack.emplace_back(given ? examples[i].clone() : ExampleInput(inputs[i]));
+    }
     current_records = &records;
     current_seen = &seen;
-    try {
-      torch::jit::InterpreterState(code).run(stack);
-    } catch (...) {
-      current_records = nullptr;
-      current_seen = nullptr;
-      throw;
-    }
-    current_records = nullptr;
-    current_seen = nullptr;
+    sample_budget = keep_samples && run == kRuns - 1 ? kMaxSampleBytes : -1;
+    struct Reset {
+      ~Reset() {
+        current_records = nullptr;
+        current_seen = nullptr;
+        sample_budget = -1;
+      }
+    } reset;
+    torch::jit::InterpreterState(code).run(stack);
   }
 
   Observations observations;
   for (const auto& [value, id] : ids) {
     if (seen[id]) observations.emplace(value, records[id]);
   }
-  MarkDataDependent(graph.block(), observations);
+  std::unordered_set<const Value*> from_values;
+  MarkDataDependent(graph.block(), observations, from_values);
   return observations;
 }
 

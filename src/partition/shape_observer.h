@@ -1,10 +1,12 @@
 // Shapes and dtypes of every tensor in a graph, learned by running it on example inputs.
 //
 // The converter knows the shape of everything it converts; what PyTorch computes between
-// TVM regions (unsupported ops, loop-carried values) it learns here: the graph runs on random
+// TVM regions (unsupported ops, loop-carried values) it learns here: the graph runs on example
 // inputs of the compiled shapes, twice, with a probe after every tensor definition. A value
-// whose shape differs between runs or loop iterations, or that a data-dependent op produced,
-// is marked dynamic and stays in PyTorch.
+// whose shape differs between runs or loop iterations, that a data-dependent op produced, or
+// whose shape was computed from tensor values (`int(x.max())`), is marked dynamic and stays in
+// PyTorch. The examples are the caller's tensors where given (the graph then never runs on
+// values the caller did not choose: a box's batch index, a token id), else random ones.
 #pragma once
 
 #include <memory>
@@ -24,13 +26,24 @@ struct ObservedTensor {
   bool static_shape = true;
   bool seen_defined = false;    // some run saw a tensor here
   bool seen_undefined = false;  // some run saw an undefined tensor (an absent optional)
+  // The value of the last run, when kept (see ObserveTensors): what timing feeds a region.
+  at::Tensor sample;
 };
 
 using Observations = std::unordered_map<const torch::jit::Value*, ObservedTensor>;
 
-// `graph`'s first input is the module (`self`); `inputs` describe the others.
+// What the example runs feed each input: the caller's tensor, or (undefined) random values of
+// the spec's shape and dtype (floats from a normal distribution, integers in [0, 10)).
+using ExampleInputs = std::vector<at::Tensor>;
+
+// `graph`'s first input is the module (`self`); `inputs` describe the others, `examples`
+// (empty, or one per input) gives their values. With `keep_samples`, each tensor's value in
+// the last run is kept (integer tensors always; floating ones while they total under
+// kMaxSampleBytes).
 Observations ObserveTensors(torch::jit::Graph& graph, const c10::IValue& self,
-                            const std::vector<TensorSpec>& inputs, int runs = 2);
+                            const std::vector<TensorSpec>& inputs,
+                            const ExampleInputs& examples = {}, bool keep_samples = false);
+inline constexpr int64_t kMaxSampleBytes = int64_t{256} << 20;
 
 // Replaces aten::size and aten::dim of tensors with static shapes (and prim::dtype and
 // prim::device of observed tensors) by constants, then lets TorchScript's constant

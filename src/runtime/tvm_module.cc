@@ -165,6 +165,25 @@ at::Tensor TVMModule::PrepareInput(const at::Tensor& input, size_t index) {
   return input;
 }
 
+namespace {
+
+// A value check of the generated code (see kIndexErrorPrefix) as the error PyTorch raises for
+// the same input; any other failure as a c10::Error that says where it came from.
+[[noreturn]] void ThrowAsTorchError(const tvm::ffi::Error& error) {
+  std::string message = error.message();
+  if (error.kind() == "AssertionError") {
+    if (message.rfind(kIndexErrorPrefix, 0) == 0) {
+      TORCH_CHECK_INDEX(false, "tvmbridge: ", message.substr(kIndexErrorPrefix.size()));
+    }
+    if (message.rfind(kValueCheckPrefix, 0) == 0) {
+      TORCH_CHECK(false, "tvmbridge: ", message.substr(kValueCheckPrefix.size()));
+    }
+  }
+  TORCH_CHECK(false, "tvmbridge: the compiled TVM function failed: ", error.what());
+}
+
+}  // namespace
+
 std::vector<at::Tensor> TVMModule::Run(const std::vector<at::Tensor>& inputs) {
   TORCH_CHECK_VALUE(inputs.size() == metadata_.inputs.size(),
                     "tvmbridge: the compiled module "
@@ -193,7 +212,7 @@ std::vector<at::Tensor> TVMModule::Run(const std::vector<at::Tensor>& inputs) {
     VirtualMachineLease machine(*this);
     (*machine).entry.CallPacked(views.data(), static_cast<int32_t>(views.size()), &result);
   } catch (const tvm::ffi::Error& error) {
-    TORCH_CHECK(false, "tvmbridge: the compiled TVM function failed: ", error.what());
+    ThrowAsTorchError(error);
   }
 
   std::vector<at::Tensor> outputs;

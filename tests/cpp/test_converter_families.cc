@@ -80,25 +80,35 @@ std::vector<at::Tensor> AsTensors(const c10::IValue& value) {
   return tensors;
 }
 
-// Converts the graph of `ir` (first input %self, then one tensor per entry of `inputs`),
-// builds and runs it with TVM, runs it with libtorch, and compares every output.
-void ExpectTvmMatchesTorchScript(const std::string& ir, const std::vector<at::Tensor>& inputs,
-                                 double tolerance = 1e-5) {
-  auto graph = std::make_shared<torch::jit::Graph>();
-  torch::jit::parseIR(ir, graph.get());
+// Converts `graph` (first input %self, then one tensor like each of `inputs`) and builds it
+// into a runtime module.
+c10::intrusive_ptr<TVMModule> BuildGraph(const torch::jit::Graph& graph,
+                                         const std::vector<at::Tensor>& inputs) {
   std::vector<TensorSpec> specs;
   for (size_t i = 0; i < inputs.size(); ++i) {
     specs.push_back(
         {"input_" + std::to_string(i), inputs[i].sizes().vec(), inputs[i].scalar_type()});
   }
-  ConversionResult converted = ConvertGraph(*graph, specs, {}, ConversionOptions{});
+  ConversionResult converted = ConvertGraph(graph, specs, {}, ConversionOptions{});
   ArtifactMetadata metadata;
   metadata.inputs = converted.inputs;
   metadata.outputs = converted.outputs;
   metadata.output_is_tuple = converted.output_is_tuple;
-  c10::intrusive_ptr<TVMModule> module =
-      BuildModule(converted.ir_module, std::move(metadata), Settings());
-  std::vector<at::Tensor> actual = module->Run(inputs);
+  return BuildModule(converted.ir_module, std::move(metadata), Settings());
+}
+
+std::shared_ptr<torch::jit::Graph> ParseGraph(const std::string& ir) {
+  auto graph = std::make_shared<torch::jit::Graph>();
+  torch::jit::parseIR(ir, graph.get());
+  return graph;
+}
+
+// Converts the graph of `ir` (first input %self, then one tensor per entry of `inputs`),
+// builds and runs it with TVM, runs it with libtorch, and compares every output.
+void ExpectTvmMatchesTorchScript(const std::string& ir, const std::vector<at::Tensor>& inputs,
+                                 double tolerance = 1e-5) {
+  std::shared_ptr<torch::jit::Graph> graph = ParseGraph(ir);
+  std::vector<at::Tensor> actual = BuildGraph(*graph, inputs)->Run(inputs);
 
   torch::jit::GraphFunction reference("reference", graph, nullptr);
   torch::jit::Stack stack{c10::IValue(at::zeros({}))};
@@ -224,6 +234,44 @@ TEST(ConverterFamily, Indexing) {
       %out : (Tensor, Tensor, Tensor, Tensor) = prim::TupleConstruct(%scattered, %gathered, %values, %order)
       return (%out))IR",
                               {Random({3, 5}), torch::randint(0, 5, {3, 5})});
+}
+
+// Indices a caller sends are checked inside the compiled code: out of range raises
+// c10::IndexError (what PyTorch raises), never reads outside the table, and the module keeps
+// working; negative indices wrap where PyTorch wraps them (take).
+TEST(ConverterFamily, IndicesOutOfRangeRaiseIndexError) {
+  std::shared_ptr<torch::jit::Graph> graph = ParseGraph(R"IR(
+    graph(%self : Tensor, %table : Tensor, %ids : Tensor):
+      %no_padding : int = prim::Constant[value=-1]()
+      %false : bool = prim::Constant[value=0]()
+      %rows : Tensor = aten::embedding(%table, %ids, %no_padding, %false, %false)
+      %flat : Tensor = aten::take(%table, %ids)
+      %out : (Tensor, Tensor) = prim::TupleConstruct(%rows, %flat)
+      return (%out))IR");
+  at::Tensor table = Random({100, 4});
+  at::Tensor ids = torch::tensor({3, 99, 0}, torch::kLong);
+  c10::intrusive_ptr<TVMModule> module = BuildGraph(*graph, {table, ids});
+  auto expect_matches = [&] {
+    std::vector<at::Tensor> outputs = module->Run({table, ids});
+    EXPECT_TRUE(torch::equal(outputs[0], table.index_select(0, ids)));
+    EXPECT_TRUE(torch::equal(outputs[1], table.take(ids)));
+  };
+  expect_matches();
+  for (int64_t bad : {int64_t{100}, int64_t{100000000}, int64_t{-5}}) {
+    SCOPED_TRACE("index " + std::to_string(bad));
+    at::Tensor bad_ids = torch::tensor({3, bad, 0}, torch::kLong);
+    try {
+      module->Run({table, bad_ids});
+      ADD_FAILURE() << "no error";
+    } catch (const c10::IndexError& error) {
+      std::string message = error.what_without_backtrace();
+      EXPECT_NE(message.find("aten::embedding: index " + std::to_string(bad) + " is out of range"),
+                std::string::npos)
+          << message;
+      EXPECT_NE(message.find("expected 0 <= index < 100"), std::string::npos) << message;
+    }
+  }
+  expect_matches();  // the module still works
 }
 
 TEST(ConverterFamily, ConvolutionAndNormalisation) {

@@ -1,0 +1,89 @@
+#include "frontend/value_checks.h"
+
+#include <cmath>
+#include <numeric>
+
+#include <c10/util/Exception.h>
+
+#include "tvmbridge/tvm_module.h"
+
+namespace tvmbridge::frontend {
+namespace {
+
+using relax::Expr;
+using relax::IntList;
+
+// The smallest (or largest) element of `x` as a 0-d tensor.
+Expr Extreme(ConversionContext& ctx, const char* reduction, const Expr& x) {
+  IntList axes(static_cast<size_t>(ctx.Rank(x)));
+  std::iota(axes.begin(), axes.end(), 0);
+  return axes.empty() ? x : ctx.EmitExpr(relax::op::Reduce(reduction, x, axes, false));
+}
+
+bool IsEmpty(ConversionContext& ctx, const Expr& x) {
+  for (int64_t extent : ctx.Shape(x)) {
+    if (extent == 0) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Expr CheckedIndices(ConversionContext& ctx, const torch::jit::Node& node, const Expr& indices,
+                    int64_t extent, int64_t dim, NegativeIndices negatives) {
+  const std::string dtype = ctx.Info(indices).dtype;
+  TORCH_CHECK(dtype == "int64" || dtype == "int32", node.kind().toQualString(),
+              ": indices must be int64 or int32, got ", dtype);
+  if (IsEmpty(ctx, indices)) return indices;
+  const bool wraps = negatives == NegativeIndices::kWrapped;
+  const int64_t lowest = wraps ? -extent : 0;
+  Expr low = Extreme(ctx, "min", indices), high = Extreme(ctx, "max", indices);
+  Expr end = ctx.Scalar(static_cast<double>(extent), dtype);
+  Expr high_out = ctx.EmitExpr(relax::op::GreaterEqual(high, end));
+  Expr low_in =
+      ctx.EmitExpr(relax::op::GreaterEqual(low, ctx.Scalar(static_cast<double>(lowest), dtype)));
+  Expr in_range = ctx.EmitExpr(
+      relax::op::Binary("logical_and", low_in, ctx.EmitExpr(relax::op::Less(high, end))));
+  // The index to name: the largest when it is too large, else the smallest.
+  Expr offending = ctx.EmitExpr(relax::op::Where(high_out, high, low));
+  ctx.builder().EmitAssert(
+      in_range, {offending},
+      c10::str(kIndexErrorPrefix, node.kind().toQualString(), ": index {} is out of range for ",
+               "dimension ", dim, " with size ", extent, " (expected ", lowest, " <= index < ",
+               extent, ")"));
+  if (!wraps) return indices;
+  Expr negative = ctx.EmitExpr(relax::op::Less(indices, ctx.Scalar(0, dtype)));
+  return ctx.EmitExpr(
+      relax::op::Where(negative, ctx.EmitExpr(relax::op::Add(indices, end)), indices));
+}
+
+void CheckIntegerDivision(ConversionContext& ctx, const torch::jit::Node& node,
+                          const Expr& dividend, const Expr& divisor) {
+  const std::string dtype = ctx.Info(divisor).dtype;
+  if (dtype.rfind("float", 0) == 0 || dtype.rfind("bfloat", 0) == 0 || IsEmpty(ctx, divisor) ||
+      IsEmpty(ctx, dividend)) {
+    return;
+  }
+  const bool is_signed = dtype.rfind("int", 0) == 0;
+  Expr zero = ctx.Scalar(0, dtype);
+  Expr magnitude = is_signed ? ctx.EmitExpr(relax::op::Unary("abs", divisor)) : divisor;
+  Expr smallest = Extreme(ctx, "min", magnitude);
+  ctx.builder().EmitAssert(ctx.EmitExpr(relax::op::NotEqual(smallest, zero)), {},
+                           c10::str(kValueCheckPrefix, node.kind().toQualString(),
+                                    ": ZeroDivisionError (an integer divisor is zero)"));
+  if (!is_signed) return;
+  // An assert of its own, bound before the division: no fused kernel can divide first.
+  const int bits = std::stoi(dtype.substr(3));
+  const double lowest = -std::ldexp(1.0, bits - 1);
+  Expr overflows = ctx.EmitExpr(relax::op::AsType(
+      ctx.EmitExpr(relax::op::Binary(
+          "logical_and", ctx.EmitExpr(relax::op::Equal(dividend, ctx.Scalar(lowest, dtype))),
+          ctx.EmitExpr(relax::op::Equal(divisor, ctx.Scalar(-1, dtype))))),
+      "int32"));
+  ctx.builder().EmitAssert(
+      ctx.EmitExpr(relax::op::Equal(Extreme(ctx, "max", overflows), ctx.Scalar(0, "int32"))), {},
+      c10::str(kValueCheckPrefix, node.kind().toQualString(), ": integer overflow (the lowest ",
+               dtype, " divided by -1)"));
+}
+
+}  // namespace tvmbridge::frontend
