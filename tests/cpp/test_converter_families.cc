@@ -259,7 +259,7 @@ TEST(ConverterFamily, IndicesOutOfRangeRaiseIndexError) {
   expect_matches();
   for (int64_t bad : {int64_t{100}, int64_t{100000000}, int64_t{-5}}) {
     SCOPED_TRACE("index " + std::to_string(bad));
-    at::Tensor bad_ids = torch::tensor({3, bad, 0}, torch::kLong);
+    at::Tensor bad_ids = torch::tensor(std::vector<int64_t>{3, bad, 0});
     try {
       module->Run({table, bad_ids});
       ADD_FAILURE() << "no error";
