@@ -68,14 +68,18 @@ MODELS = {"resnet18": resnet18, "bert": bert}
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_export_path_matches_pytorch(name):
     model, x = MODELS[name]()
-    # BERT's embeddings read through token ids: they stay in PyTorch, which checks them.
+    # BERT's embeddings read through token ids, and its token-type ids are gathered from a
+    # buffer: those stay in PyTorch, which checks them (with the views between them, too few
+    # ops for a region of their own).
     reads_through_indices = name == "bert"
     compiled = tt.compile(model, [x], ir="export",
                           require_full_compilation=not reads_through_indices)
     report = compiled.tvmbridge_report
     assert report.regions >= 1
     if reads_through_indices:
-        assert set(report.torch_ops) == {"aten::embedding"}, report.torch_ops
+        assert report.torch_ops.get("aten::embedding") == 3, report.torch_ops
+        assert set(report.torch_ops) <= {"aten::embedding", "aten::gather", "aten::expand",
+                                         "aten::slice"}, report.torch_ops
     else:
         assert not report.torch_ops
     with torch.no_grad():
