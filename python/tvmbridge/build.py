@@ -202,20 +202,19 @@ class _NanPropagatingMinMax(relax.PyExprMutator):
             if isinstance(b, _CONSTANT):
                 return relax.Call(call.op, [b, a], call.attrs)
             return relax.op.where(relax.op.isnan(a), a, call)
+        if call.op not in self._windowed and call.op not in self._arg_extremes:
+            return call
         nan_mask = relax.op.astype(relax.op.isnan(call.args[0]), dtype)
         if call.op in self._windowed:
             # Whether a window or row held a NaN: its max (min's attrs are max's too).
             mask_op = self._max if call.op == self._min else call.op
             mask = relax.Call(mask_op, [nan_mask], call.attrs)
             return relax.op.add(call, relax.op.sqrt(relax.op.negative(mask)))
-        if call.op in self._arg_extremes:
-            axis = None if call.attrs.axis is None else int(call.attrs.axis)
-            keepdims = bool(call.attrs.keepdims)
-            any_nan = relax.op.max(nan_mask, axis=axis, keepdims=keepdims)
-            first_nan = relax.op.argmax(nan_mask, axis=axis, keepdims=keepdims)
-            return relax.op.where(relax.op.greater(any_nan, relax.const(0, dtype)), first_nan,
-                                  call)
-        return call
+        axis = None if call.attrs.axis is None else int(call.attrs.axis)
+        keepdims = bool(call.attrs.keepdims)
+        any_nan = relax.op.max(nan_mask, axis=axis, keepdims=keepdims)
+        first_nan = relax.op.argmax(nan_mask, axis=axis, keepdims=keepdims)
+        return relax.op.where(relax.op.greater(any_nan, relax.const(0, dtype)), first_nan, call)
 
 
 @tvm.transform.module_pass(opt_level=0, name="tvmbridge.NanPropagatingMinMax")

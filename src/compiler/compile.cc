@@ -25,6 +25,11 @@ using tvm::ffi::String;
 // something TVM failed to take).
 constexpr const char* kMeasuredSlower = "TVM measured slower here";
 
+// Whether built regions are timed against PyTorch (and the example runs keep their values).
+bool TimesRegions(const partition::PartitionOptions& options) {
+  return options.never_slower && !options.require_full_compilation;
+}
+
 }  // namespace
 
 Analysis Analyse(frontend::PreparedGraph prepared, const std::vector<TensorSpec>& specs,
@@ -53,7 +58,7 @@ Analysis Analyse(frontend::PreparedGraph prepared, const std::vector<TensorSpec>
   partition::SpecializeToShapes(analysis.prepared.graph, first);
   frontend::FoldReadOnlyAttributes(analysis.prepared.graph, analysis.prepared.frozen);
   analysis.observations =
-      partition::ObserveTensors(graph, self, analysis.inputs, examples, options.never_slower);
+      partition::ObserveTensors(graph, self, analysis.inputs, examples, TimesRegions(options));
   analysis.partition = partition::PartitionGraph(graph, analysis.observations, options);
   return analysis;
 }
@@ -136,9 +141,9 @@ CompileResult CompilePrepared(frontend::PreparedGraph prepared,
         region, analysis.partition, analysis.observations, metadata.inputs, metadata.outputs);
     metadata.output_is_tuple = true;
     modules.push_back(BuildModule(ir_module, std::move(metadata), build));
-    const bool measure = options.never_slower && !options.require_full_compilation;
-    times.push_back(measure ? TimeRegion(region, analysis.observations, *modules.back())
-                            : std::nullopt);
+    times.push_back(TimesRegions(options)
+                        ? TimeRegion(region, analysis.observations, *modules.back())
+                        : std::nullopt);
   }
   for (size_t k = times.size(); k-- > 0;) {  // from the back: removal shifts later indices
     if (times[k] && times[k]->torch_ms <= times[k]->tvm_ms) {

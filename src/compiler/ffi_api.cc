@@ -95,8 +95,8 @@ partition::ExampleInputs ExamplesFrom(const Array<Any>& examples) {
   partition::ExampleInputs result;
   for (const Any& example : examples) {
     auto tensor = example.try_cast<tvm::ffi::Tensor>();  // None casts to a null Tensor
-    // Copied: the caller's buffer is only lent for this call.
-    result.push_back(tensor && tensor->defined() ? ToTorch(*tensor).clone() : at::Tensor());
+    // A view of the caller's buffer, lent for this call; each example run copies it.
+    result.push_back(tensor && tensor->defined() ? ToTorch(*tensor) : at::Tensor());
   }
   return result;
 }

@@ -516,21 +516,6 @@ void ConvertBlock(const torch::jit::Block& block, ConversionContext& context, Va
   }
 }
 
-// Converts the graph's nodes into a new function and fills in the outputs of `result`.
-ConversionResult FinishConversion(
-    const torch::jit::Graph& graph, ValueMap values,
-    std::unordered_map<const torch::jit::Value*, relax::Expr> weight_params,
-    const std::vector<relax::Expr>& params, ConversionResult result,
-    const ConversionOptions& options) {
-  relax::FunctionBuilder builder(params);
-  ConversionContext context(builder, values, weight_params);
-  ConvertBlock(*graph.block(), context, values);
-
-  relax::Expr body = ConvertGraphOutput(graph, context, values, result);
-  result.ir_module = builder.Finish(body, options.function_name);
-  return result;
-}
-
 }  // namespace
 
 ConversionResult ConvertGraph(const torch::jit::Graph& graph, const std::vector<TensorSpec>& inputs,
@@ -584,7 +569,12 @@ ConversionResult ConvertGraph(const torch::jit::Graph& graph, const std::vector<
     }
   }
 
-  return FinishConversion(graph, values, weight_params, params, result, options);
+  relax::FunctionBuilder builder(params);
+  ConversionContext context(builder, values, weight_params);
+  ConvertBlock(*graph.block(), context, values);
+  relax::Expr body = ConvertGraphOutput(graph, context, values, result);
+  result.ir_module = builder.Finish(body, options.function_name);
+  return result;
 }
 
 }  // namespace tvmbridge::frontend

@@ -1,10 +1,10 @@
 #include "frontend/value_checks.h"
 
 #include <cmath>
-#include <numeric>
 
 #include <c10/util/Exception.h>
 
+#include "tvmbridge/artifact.h"
 #include "tvmbridge/tvm_module.h"
 
 namespace tvmbridge::frontend {
@@ -15,8 +15,7 @@ using relax::IntList;
 
 // The smallest (or largest) element of `x` as a 0-d tensor.
 Expr Extreme(ConversionContext& ctx, const char* reduction, const Expr& x) {
-  IntList axes(static_cast<size_t>(ctx.Rank(x)));
-  std::iota(axes.begin(), axes.end(), 0);
+  IntList axes = ReductionAxes(ctx, nullptr, ctx.Rank(x));
   return axes.empty() ? x : ctx.EmitExpr(relax::op::Reduce(reduction, x, axes, false));
 }
 
@@ -60,11 +59,9 @@ Expr CheckedIndices(ConversionContext& ctx, const torch::jit::Node& node, const 
 void CheckIntegerDivision(ConversionContext& ctx, const torch::jit::Node& node,
                           const Expr& dividend, const Expr& divisor) {
   const std::string dtype = ctx.Info(divisor).dtype;
-  if (dtype.rfind("float", 0) == 0 || dtype.rfind("bfloat", 0) == 0 || IsEmpty(ctx, divisor) ||
-      IsEmpty(ctx, dividend)) {
-    return;
-  }
-  const bool is_signed = dtype.rfind("int", 0) == 0;
+  const c10::ScalarType type = DtypeFromName(dtype);
+  if (c10::isFloatingType(type) || IsEmpty(ctx, divisor) || IsEmpty(ctx, dividend)) return;
+  const bool is_signed = c10::isSignedType(type);
   Expr zero = ctx.Scalar(0, dtype);
   Expr magnitude = is_signed ? ctx.EmitExpr(relax::op::Unary("abs", divisor)) : divisor;
   Expr smallest = Extreme(ctx, "min", magnitude);
@@ -73,8 +70,7 @@ void CheckIntegerDivision(ConversionContext& ctx, const torch::jit::Node& node,
                                     ": ZeroDivisionError (an integer divisor is zero)"));
   if (!is_signed) return;
   // An assert of its own, bound before the division: no fused kernel can divide first.
-  const int bits = std::stoi(dtype.substr(3));
-  const double lowest = -std::ldexp(1.0, bits - 1);
+  const double lowest = -std::ldexp(1.0, static_cast<int>(c10::elementSize(type)) * 8 - 1);
   Expr overflows = ctx.EmitExpr(relax::op::AsType(
       ctx.EmitExpr(relax::op::Binary(
           "logical_and", ctx.EmitExpr(relax::op::Equal(dividend, ctx.Scalar(lowest, dtype))),

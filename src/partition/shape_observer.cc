@@ -71,6 +71,10 @@ thread_local int64_t sample_budget = -1;
 void KeepSample(ObservedTensor& record, const at::Tensor& tensor) {
   if (sample_budget < 0) return;
   const bool floating = c10::isFloatingType(tensor.scalar_type());
+  // A loop observes its body's tensors once per iteration; the last value counts.
+  if (floating && record.sample.defined()) {
+    sample_budget += static_cast<int64_t>(record.sample.nbytes());
+  }
   const int64_t bytes = static_cast<int64_t>(tensor.nbytes());
   if (floating && bytes > sample_budget) {
     record.sample = at::Tensor();
