@@ -9,6 +9,8 @@
 #   make survey  accuracy and partition coverage over torchvision models (slow; not in CI)
 #   make sanitize  the C++ tests under ASan + LSan + UBSan, then TSan (slow; not in CI)
 #   make fuzz    libFuzzer over the artifact loader, FUZZ_SECONDS per target (not in CI)
+#   make fuzz-ops  generated differential tests of converter families against PyTorch,
+#                FUZZ_OPS_CASES per family (default 500) from FUZZ_OPS_SEED (not in CI)
 #   make bench-paths  the TorchScript, torch.export and torch.compile paths on ResNet-18,
 #                MobileNet v3 and BERT-base, against eager (minutes; not in CI)
 #   make bench   tvmbridge against PyTorch, TorchScript, torch.compile, ONNX Runtime and TVM's
@@ -26,7 +28,7 @@ export CCACHE_NOHASHDIR := 1
 # PyTorch deprecates TorchScript; tvmbridge exists for the models people still have in it.
 export PYTHONWARNINGS ?= ignore::FutureWarning
 
-.PHONY: venv build test test-cpp test-python test-zoo demo survey sanitize fuzz bench bench-paths format clean
+.PHONY: venv build test test-cpp test-python test-zoo demo survey sanitize fuzz fuzz-ops bench bench-paths format clean
 
 venv:
 	@bash scripts/bootstrap.sh
@@ -62,6 +64,10 @@ sanitize: build
 
 fuzz: build
 	@bash scripts/fuzz.sh
+
+fuzz-ops: build
+	@PYTHONPATH=$(CURDIR)/python:$(CURDIR)/tests/python $(PYTHON) tests/python/differential.py \
+	  --cases $(or $(FUZZ_OPS_CASES),500) --seed $(or $(FUZZ_OPS_SEED),0)
 
 bench-paths: build
 	@$(PYTHON) bench/export_paths.py --out $(BUILD_DIR)/export_paths.md $(BENCH_ARGS)

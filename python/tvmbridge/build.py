@@ -155,9 +155,16 @@ def _is_float(expr: relax.Expr) -> bool:
                                                                "float64")
 
 
+def _isnan(x: relax.Expr) -> relax.Expr:
+    """isnan, also of bfloat16 (TVM 0.27's isnan skips that dtype: through float32, exactly)."""
+    if x.ty.dtype == "bfloat16":
+        x = relax.op.astype(x, "float32")
+    return relax.op.isnan(x)
+
+
 @relax.expr_functor.mutator
 class _NanPropagatingMinMax(relax.PyExprMutator):
-    """Clamps, maxima and minima that keep NaN, as PyTorch's do.
+    """Clamps, maxima and minima that keep NaN and infinities, as PyTorch's do.
 
     TVM lowers max(a, b) to ``a > b ? a : b`` (and min alike), which gives b when a is NaN: a
     ReLU, clamp or max pool of NaN came out as a number. Rewritten here, once for every path
@@ -169,9 +176,10 @@ class _NanPropagatingMinMax(relax.PyExprMutator):
       ConvertLayout knows (it has no rule for clip, and would unpack every ReLU6 from the
       packed convolution layout), at no cost;
     - ``maximum(a, b)`` of two tensors keeps a's NaN explicitly (b's comes through already);
-    - max pooling and max/min reductions add ``sqrt(-m)``, m the same pooling or reduction of
-      ``isnan(x)``: NaN where a window or row held one, -0.0 (which changes nothing) elsewhere;
-    - argmax/argmin give the first NaN's position where a row holds one.
+    - max pooling and max/min reductions get a correction from the same pooling or reduction
+      of a mask, which restores NaN and the infinities TVM's finite start value loses;
+    - argmax/argmin give the first NaN's position where a row holds one, and no longer -1 for
+      a row of -inf (+inf).
     """
 
     _clip = tvm.ir.Op.get("relax.clip")
@@ -182,7 +190,8 @@ class _NanPropagatingMinMax(relax.PyExprMutator):
     _min = tvm.ir.Op.get("relax.min")
     _windowed = {tvm.ir.Op.get(f"relax.{name}") for name in (
         "nn.max_pool1d", "nn.max_pool2d", "nn.max_pool3d", "max", "min")}
-    _arg_extremes = {tvm.ir.Op.get("relax.argmax"), tvm.ir.Op.get("relax.argmin")}
+    _argmin = tvm.ir.Op.get("relax.argmin")
+    _arg_extremes = {tvm.ir.Op.get("relax.argmax"), _argmin}
 
     def visit_call_(self, call: relax.Call) -> relax.Expr:
         call = super().visit_call_(call)
@@ -201,20 +210,46 @@ class _NanPropagatingMinMax(relax.PyExprMutator):
                 return call
             if isinstance(b, _CONSTANT):
                 return relax.Call(call.op, [b, a], call.attrs)
-            return relax.op.where(relax.op.isnan(a), a, call)
+            return relax.op.where(_isnan(a), a, call)
         if call.op not in self._windowed and call.op not in self._arg_extremes:
             return call
-        nan_mask = relax.op.astype(relax.op.isnan(call.args[0]), dtype)
+        x = call.args[0]
+        # The infinity a max (argmax) can only lose to, -inf; +inf for a min (argmin).
+        losing = float("inf") if call.op in (self._min, self._argmin) else float("-inf")
+        # Masks in x's dtype where they correct its values, else float32 (argmax of a
+        # bfloat16 tensor fails TVM 0.27's type check).
+        mask_dtype = dtype if call.op in self._windowed else "float32"
+        other_than_losing = relax.op.astype(relax.op.not_equal(x, relax.const(losing, dtype)),
+                                            mask_dtype)
         if call.op in self._windowed:
-            # Whether a window or row held a NaN: its max (min's attrs are max's too).
-            mask_op = self._max if call.op == self._min else call.op
-            mask = relax.Call(mask_op, [nan_mask], call.attrs)
-            return relax.op.add(call, relax.op.sqrt(relax.op.negative(mask)))
+            # m per window or row: 0 when it holds only the losing infinity (TVM starts from
+            # the lowest finite float and keeps it: max([-inf]) came out -3.4e38), 1 otherwise,
+            # 3 when it holds a NaN. log(m (2.5 - 1.5 m)) is -inf, 0 and NaN for those: added to
+            # a max (subtracted from a min) it restores the infinity and the NaN, and changes
+            # nothing else. Only ops ConvertLayout knows, so packed pooling stays packed.
+            mask = relax.op.add(relax.op.multiply(relax.op.astype(_isnan(x), dtype),
+                                                  relax.const(2, dtype)), other_than_losing)
+            mask_op = self._max if call.op == self._min else call.op  # min's attrs are max's
+            m = relax.Call(mask_op, [mask], call.attrs)
+            correction = relax.op.log(relax.op.multiply(m, relax.op.subtract(
+                relax.const(2.5, dtype), relax.op.multiply(relax.const(1.5, dtype), m))))
+            if call.op == self._min:
+                return relax.op.subtract(call, correction)
+            return relax.op.add(call, correction)
+        if dtype == "bfloat16":  # TVM 0.27 builds no argmax/argmin of bfloat16; float32 is exact
+            call = relax.Call(call.op, [relax.op.astype(x, "float32")], call.attrs)
         axis = None if call.attrs.axis is None else int(call.attrs.axis)
         keepdims = bool(call.attrs.keepdims)
+        # A row of only the losing infinity gives -1 (no element beat TVM's finite start);
+        # PyTorch gives its first element beating it, else 0.
+        found = relax.op.where(relax.op.less(call, relax.const(0, "int64")),
+                               relax.op.argmax(other_than_losing, axis=axis, keepdims=keepdims),
+                               call)
+        nan_mask = relax.op.astype(_isnan(x), mask_dtype)
         any_nan = relax.op.max(nan_mask, axis=axis, keepdims=keepdims)
         first_nan = relax.op.argmax(nan_mask, axis=axis, keepdims=keepdims)
-        return relax.op.where(relax.op.greater(any_nan, relax.const(0, dtype)), first_nan, call)
+        return relax.op.where(relax.op.greater(any_nan, relax.const(0, mask_dtype)), first_nan,
+                              found)
 
 
 @tvm.transform.module_pass(opt_level=0, name="tvmbridge.NanPropagatingMinMax")

@@ -202,6 +202,8 @@ Value ConvertGather(ConversionContext& ctx, const Node& node) {
   int64_t axis = NormalizeAxis(ctx.Int(node.input(1)), static_cast<int64_t>(shape.size()));
   Expr index = CheckedIndices(ctx, node, ctx.Tensor(node.input(2)), shape[axis], axis,
                               NegativeIndices::kRejected);
+  // TVM builds no gather of an empty index, nor a module returning an empty constant.
+  TORCH_CHECK(!IsEmpty(ctx, index), "gather: an empty index is left to PyTorch");
   return ctx.Emit(relax::op::GatherElements(x, index, axis));
 }
 
@@ -315,6 +317,8 @@ Value ConvertScatter(ConversionContext& ctx, const Node& node) {
   Expr index = CheckedIndices(ctx, node, ctx.Tensor(node.input(2)), info.shape->at(axis), axis,
                               NegativeIndices::kRejected);
   IntList index_shape = ctx.Shape(index);
+  // Nothing to write (TVM's scatter fails to build on an empty index).
+  if (IsEmpty(ctx, index)) return ctx.Get(node.input(0));
   Expr updates;
   if (const torch::jit::Value* value = NamedInput(node, "value")) {
     Expr filler = ctx.TensorOrScalar(value, x);
@@ -381,6 +385,10 @@ Value ConvertIndexPut(ConversionContext& ctx, const Node& node) {
     index_shapes.push_back(ctx.Shape(*entry));
   }
   IntList index_shape = BroadcastShapes(index_shapes);
+  // Nothing to write (TVM's index_put fails to build on empty indices).
+  if (std::find(index_shape.begin(), index_shape.end(), 0) != index_shape.end()) {
+    return ctx.Get(node.input(0));
+  }
   IntList rest(shape.begin() + static_cast<int64_t>(indices.size()), shape.end());
   IntList full = index_shape;
   full.insert(full.end(), rest.begin(), rest.end());

@@ -1,10 +1,13 @@
 #include "frontend/value_checks.h"
 
-#include <cmath>
+#include <limits>
+
+#include <ATen/ops/scalar_tensor.h>
 
 #include <c10/util/Exception.h>
 
 #include "tvmbridge/artifact.h"
+#include "tvmbridge/tensor_bridge.h"
 #include "tvmbridge/tvm_module.h"
 
 namespace tvmbridge::frontend {
@@ -19,14 +22,14 @@ Expr Extreme(ConversionContext& ctx, const char* reduction, const Expr& x) {
   return axes.empty() ? x : ctx.EmitExpr(relax::op::Reduce(reduction, x, axes, false));
 }
 
+}  // namespace
+
 bool IsEmpty(ConversionContext& ctx, const Expr& x) {
   for (int64_t extent : ctx.Shape(x)) {
     if (extent == 0) return true;
   }
   return false;
 }
-
-}  // namespace
 
 Expr CheckedIndices(ConversionContext& ctx, const torch::jit::Node& node, const Expr& indices,
                     int64_t extent, int64_t dim, NegativeIndices negatives) {
@@ -70,12 +73,17 @@ void CheckIntegerDivision(ConversionContext& ctx, const torch::jit::Node& node,
                                     ": ZeroDivisionError (an integer divisor is zero)"));
   if (!is_signed) return;
   // An assert of its own, bound before the division: no fused kernel can divide first.
-  const double lowest = -std::ldexp(1.0, static_cast<int>(c10::elementSize(type)) * 8 - 1);
-  Expr overflows = ctx.EmitExpr(relax::op::AsType(
-      ctx.EmitExpr(relax::op::Binary(
-          "logical_and", ctx.EmitExpr(relax::op::Equal(dividend, ctx.Scalar(lowest, dtype))),
-          ctx.EmitExpr(relax::op::Equal(divisor, ctx.Scalar(-1, dtype))))),
-      "int32"));
+  const int64_t bits = static_cast<int64_t>(c10::elementSize(type)) * 8;
+  const int64_t lowest =
+      bits == 64 ? std::numeric_limits<int64_t>::min() : -(int64_t{1} << (bits - 1));
+  // `< lowest + 1`, an exact integer constant: TVM 0.27 folds `== INT32_MIN` to false.
+  Expr above_lowest =
+      relax::MakeConstant(ToTvm(at::scalar_tensor(lowest + 1, at::TensorOptions().dtype(type))));
+  Expr overflows = ctx.EmitExpr(
+      relax::op::AsType(ctx.EmitExpr(relax::op::Binary(
+                            "logical_and", ctx.EmitExpr(relax::op::Less(dividend, above_lowest)),
+                            ctx.EmitExpr(relax::op::Equal(divisor, ctx.Scalar(-1, dtype))))),
+                        "int32"));
   ctx.builder().EmitAssert(
       ctx.EmitExpr(relax::op::Equal(Extreme(ctx, "max", overflows), ctx.Scalar(0, "int32"))), {},
       c10::str(kValueCheckPrefix, node.kind().toQualString(), ": integer overflow (the lowest ",

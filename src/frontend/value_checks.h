@@ -13,6 +13,9 @@
 
 namespace tvmbridge::frontend {
 
+// Whether the static shape of `x` has no elements (nothing to check, read or write).
+bool IsEmpty(ConversionContext& ctx, const relax::Expr& x);
+
 // How PyTorch's op reads a negative index: as an error (embedding, index_select, gather,
 // scatter, one_hot) or counted from the end (take, index, index_put).
 enum class NegativeIndices { kRejected, kWrapped };

@@ -1,0 +1,386 @@
+"""Generated differential tests: converter families against PyTorch on seeded random cases.
+
+Each case is one op with generated arguments: shapes with size-1 and size-0 extents, indices
+in range, at the bounds and beyond (negative too), integer divisors that are zero or overflow,
+floats seeded with NaN, +-inf and -0.0. The model is compiled (every node in TVM, but for
+the known refusals in KNOWN_REFUSALS, which run in PyTorch) on valid example values of the
+case's shapes, then called with the case's values; the oracle is
+PyTorch eager on the same values:
+
+- PyTorch answers: the compiled module gives the same dtype, shape, values (rtol = atol =
+  1e-5; 1e-3 for float16, 1e-2 for bfloat16) and NaN mask;
+- PyTorch raises: the compiled module raises too (its message says "out of range",
+  "ZeroDivisionError" or "overflow"); the lowest integer divided by -1 kills PyTorch 2.14.1
+  (SIGFPE), so there the oracle is "raises" without asking it.
+
+A failing case is shrunk: its size parameters go down one at a time, with the same seed, while
+it still fails, and the smallest failing case is reported. ``run_cases`` is what
+``tests/python/test_differential.py`` runs a slice of and ``make fuzz-ops`` runs long.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from typing import Callable
+
+import torch
+
+import tvmbridge.torch as tt
+
+
+
+# --- the ops, as scripted modules ------------------------------------------------------------
+
+class Embedding(torch.nn.Module):
+    def forward(self, x, i):
+        return torch.embedding(x, i)
+
+
+class IndexSelect0(torch.nn.Module):
+    def forward(self, x, i):
+        return torch.index_select(x, 0, i)
+
+
+class IndexSelect1(torch.nn.Module):
+    def forward(self, x, i):
+        return torch.index_select(x, 1, i)
+
+
+class Gather1(torch.nn.Module):
+    def forward(self, x, i):
+        return torch.gather(x, 1, i)
+
+
+class Take(torch.nn.Module):
+    def forward(self, x, i):
+        return torch.take(x, i)
+
+
+class Index0(torch.nn.Module):
+    def forward(self, x, i):
+        return x[i]
+
+
+class Index1(torch.nn.Module):
+    def forward(self, x, i):
+        return x[:, i]
+
+
+class IndexPut(torch.nn.Module):
+    def forward(self, x, i):
+        return x.index_put((i,), torch.full([1], 2.5))
+
+
+class Scatter1(torch.nn.Module):
+    def forward(self, x, i):
+        return torch.zeros_like(x).scatter(1, i, 1.0)
+
+
+class ScatterAdd1(torch.nn.Module):
+    def forward(self, x, i):
+        return torch.zeros_like(x).scatter_add(1, i, torch.ones_like(i, dtype=x.dtype))
+
+
+class OneHot(torch.nn.Module):
+    def forward(self, x, i):
+        return torch.nn.functional.one_hot(i, x.shape[1]).to(x.dtype)
+
+
+# op -> (module, dim of x the index selects along (None: the flattened x), how the index is
+# shaped (1-d, or [rows of x, k] for gather/scatter), whether negative indices wrap)
+INDEXING = {
+    "embedding": (Embedding, 0, "flat", False),
+    "index_select_0": (IndexSelect0, 0, "flat", False),
+    "index_select_1": (IndexSelect1, 1, "flat", False),
+    "gather_1": (Gather1, 1, "rows", False),
+    "take": (Take, None, "any", True),
+    "index_0": (Index0, 0, "any", True),
+    "index_1": (Index1, 1, "flat", True),
+    "index_put": (IndexPut, 0, "flat", True),
+    "scatter_1": (Scatter1, 1, "rows", False),
+    "scatter_add_1": (ScatterAdd1, 1, "rows", False),
+    "one_hot": (OneHot, 1, "any", False),
+}
+
+
+# Ops whose PyTorch kernels also take int32 indices.
+INT32_INDICES = {"embedding", "index_select_0", "index_select_1", "index_0", "index_1"}
+
+
+class Unary(torch.nn.Module):
+    def __init__(self, op: str, dim: int):
+        super().__init__()
+        self.op = op
+        self.dim = dim
+
+    def forward(self, x, y):
+        if self.op == "relu":
+            return torch.relu(x)
+        if self.op == "clamp":
+            return torch.clamp(x, -0.5, 0.75)
+        if self.op == "clamp_min":
+            return torch.clamp_min(x, 0.25)
+        if self.op == "relu6":
+            return torch.nn.functional.relu6(x)
+        if self.op == "hardtanh":
+            return torch.nn.functional.hardtanh(x, -0.3, 0.3)
+        if self.op == "leaky_relu":
+            return torch.nn.functional.leaky_relu(x, 0.1)
+        if self.op == "maximum":
+            return torch.maximum(x, y)
+        if self.op == "minimum":
+            return torch.minimum(x, y)
+        if self.op == "max_pool2d":
+            return torch.nn.functional.max_pool2d(x, 2, 1)
+        if self.op == "amax":
+            return x.amax(self.dim)
+        if self.op == "amin":
+            return x.amin(self.dim)
+        if self.op == "argmax":
+            return x.argmax(self.dim)
+        if self.op == "argmin":
+            return x.argmin(self.dim)
+        if self.op == "max_dim":
+            return x.max(self.dim)[0]
+        return torch.softmax(x, self.dim)
+
+
+FLOATING = ["relu", "clamp", "clamp_min", "relu6", "hardtanh", "leaky_relu", "maximum", "minimum",
+            "max_pool2d", "amax", "amin", "argmax", "argmin", "max_dim", "softmax"]
+
+
+class Divide(torch.nn.Module):
+    def __init__(self, op: str):
+        super().__init__()
+        self.op = op
+
+    def forward(self, a, b):
+        if self.op == "floor_divide":
+            return a // b
+        if self.op == "remainder":
+            return torch.remainder(a, b)
+        if self.op == "fmod":
+            return torch.fmod(a, b)
+        if self.op == "div_trunc":
+            return torch.div(a, b, rounding_mode="trunc")
+        return torch.div(a, b, rounding_mode="floor")
+
+
+DIVISION = ["floor_divide", "remainder", "fmod", "div_trunc", "div_floor"]
+
+
+# --- cases -----------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Case:
+    family: str
+    op: str
+    seed: int
+    sizes: dict  # the size parameters shrinking lowers
+    make_module: Callable[[], torch.nn.Module]
+    example: tuple  # valid values of the call's shapes, to compile with
+    call: tuple  # the values the case calls with
+    pytorch_dies: bool = False  # PyTorch's own kernel traps on these values
+
+    def describe(self) -> str:
+        def show(t):
+            return f"{t.dtype}{list(t.shape)}={t.flatten()[:12].tolist()}"
+        return (f"{self.family}/{self.op} seed={self.seed} sizes={self.sizes} "
+                f"call=({', '.join(show(t) for t in self.call)})")
+
+
+def _indexing_case(op: str, seed: int, sizes: dict) -> Case:
+    module, dim, layout, wraps = INDEXING[op]
+    rng = random.Random(seed)
+    gen = torch.Generator().manual_seed(seed)
+    rows, cols, count = sizes["rows"], sizes["cols"], sizes["count"]
+    x = torch.randn(rows, cols, generator=gen)
+    extent = rows * cols if dim is None else (rows, cols)[dim]
+    if layout == "rows":
+        shape = [rows, count]
+    elif layout == "any" and rng.random() < 0.3:
+        shape = [count, 2]
+    else:
+        shape = [count]
+    low = -extent if wraps else 0
+    dtype = rng.choice([torch.int64, torch.int32]) if op in INT32_INDICES else torch.int64
+    valid = torch.randint(low, extent, shape, generator=gen, dtype=dtype)
+    call = valid.clone()
+    if call.numel() and rng.random() < 0.6:  # one value at or beyond a bound
+        info = torch.iinfo(dtype)
+        bad = rng.choice([extent, extent + rng.randrange(1, 50), -extent - 1, 10**9,
+                          info.min, info.max, -1, low])
+        call.view(-1)[rng.randrange(call.numel())] = bad
+    return Case("indexing", op, seed, sizes, module, (x, valid), (x, call))
+
+
+def _floating_case(op: str, seed: int, sizes: dict) -> Case:
+    rng = random.Random(seed)
+    gen = torch.Generator().manual_seed(seed)
+    dtype = rng.choice([torch.float32, torch.float64, torch.float16, torch.bfloat16])
+    shape = [1, sizes["channels"], sizes["height"], sizes["width"]]
+    x = torch.randn(shape, generator=gen).to(dtype)
+    y = torch.randn(shape, generator=gen).to(dtype)
+    call_x, call_y = x.clone(), y.clone()
+    specials = [float("nan"), float("inf"), float("-inf"), -0.0, 0.0]
+    for tensor in (call_x, call_y):
+        for _ in range(rng.randrange(0, 4)):
+            tensor.view(-1)[rng.randrange(tensor.numel())] = rng.choice(specials)
+    dim = rng.randrange(4)
+    return Case("floating", op, seed, sizes, lambda: Unary(op, dim), (x, y), (call_x, call_y))
+
+
+def _division_case(op: str, seed: int, sizes: dict) -> Case:
+    rng = random.Random(seed)
+    gen = torch.Generator().manual_seed(seed)
+    dtype = rng.choice([torch.int32, torch.int64])
+    lowest = torch.iinfo(dtype).min
+    n = sizes["length"]
+    a = torch.randint(-100, 100, [n], generator=gen, dtype=dtype)
+    signs = 1 - 2 * (torch.rand(n, generator=gen) < 0.5).to(dtype)
+    b = torch.randint(1, 9, [n], generator=gen, dtype=dtype) * signs
+    call_a, call_b = a.clone(), b.clone()
+    if n and rng.random() < 0.5:
+        k = rng.randrange(n)
+        if rng.random() < 0.5:
+            call_b[k] = 0
+        else:
+            call_a[k], call_b[k] = lowest, -1
+    if n and rng.random() < 0.3:
+        call_a[rng.randrange(n)] = rng.choice([lowest, torch.iinfo(dtype).max])
+    pytorch_dies = bool(((call_a == lowest) & (call_b == -1)).any())
+    return Case("division", op, seed, sizes, lambda: Divide(op), (a, b), (call_a, call_b),
+                pytorch_dies)
+
+
+FAMILIES = {
+    "indexing": (list(INDEXING), _indexing_case,
+                 lambda rng: {"rows": rng.randrange(1, 6), "cols": rng.randrange(1, 6),
+                              "count": rng.randrange(0, 5)}),
+    "floating": (FLOATING, _floating_case,
+                 lambda rng: {"channels": rng.randrange(1, 4), "height": rng.randrange(2, 5),
+                              "width": rng.randrange(2, 5)}),
+    "division": (DIVISION, _division_case, lambda rng: {"length": rng.randrange(0, 6)}),
+}
+MINIMUM_SIZES = {"rows": 1, "cols": 1, "count": 0, "channels": 1, "height": 2, "width": 2,
+                 "length": 0}
+
+
+# --- running ---------------------------------------------------------------------------------
+
+# Values are compared at rtol = atol = 1e-5, or this for the half-precision dtypes.
+TOLERANCE = {torch.float16: 1e-3, torch.bfloat16: 1e-2}
+
+# Converter refusals the cases may meet (the op then runs in PyTorch, and must still agree).
+KNOWN_REFUSALS = ("an empty index is left to PyTorch",)
+
+
+def check(case: Case, refusals: list | None = None) -> str | None:
+    """None when the compiled module agrees with PyTorch on the case, else what differs.
+    Nodes the converters leave to PyTorch for a reason in KNOWN_REFUSALS are allowed (and
+    appended to `refusals`); any other node left to PyTorch is a finding."""
+    model = case.make_module().eval()
+    try:
+        compiled = tt.compile(torch.jit.script(model), list(case.example), min_block_size=1,
+                              never_slower=False)
+    except Exception as error:  # noqa: BLE001 (a compile that fails is a finding)
+        return f"does not compile: {str(error).splitlines()[0][:300]}"
+    for node in tt.report(compiled).nodes:
+        if node["region"] >= 0 or not node["fallback"]:
+            continue
+        if not any(reason in node["reason"] for reason in KNOWN_REFUSALS):
+            return f"{node['kind']} stays in PyTorch: {node['reason'][:300]}"
+        if refusals is not None:
+            refusals.append(f"{case.op}: {node['reason'][:120]}")
+    expected, expected_error = None, None
+    if case.pytorch_dies:
+        expected_error = "PyTorch traps (SIGFPE)"
+    else:
+        try:
+            with torch.no_grad():
+                expected = model(*case.call)
+        except Exception as error:  # noqa: BLE001
+            expected_error = f"{type(error).__name__}: {error}"
+    try:
+        actual = compiled(*case.call)
+    except Exception as error:  # noqa: BLE001
+        if expected_error is None:
+            return f"raises where PyTorch answers: {str(error).splitlines()[-1][:300]}"
+        known = ("out of range", "ZeroDivisionError", "overflow")
+        if not any(word in str(error) for word in known):
+            return f"raises an unexplained error: {str(error)[-300:]}"
+        return None
+    if expected_error is not None:
+        return f"answers where PyTorch raises ({expected_error.splitlines()[0][:200]})"
+    if actual.dtype != expected.dtype or actual.shape != expected.shape:
+        return f"gives {actual.dtype}{list(actual.shape)}, PyTorch {expected.dtype}{list(expected.shape)}"
+    if actual.is_floating_point():
+        if not torch.equal(torch.isnan(actual), torch.isnan(expected)):
+            return f"NaN mask differs: {actual.flatten()[:12].tolist()} vs {expected.flatten()[:12].tolist()}"
+        tolerance = TOLERANCE.get(actual.dtype, 1e-5)
+        if not torch.allclose(actual, expected, rtol=tolerance, atol=tolerance, equal_nan=True):
+            return f"values differ: {actual.flatten()[:12].tolist()} vs {expected.flatten()[:12].tolist()}"
+    elif not torch.equal(actual, expected):
+        return f"values differ: {actual.flatten()[:12].tolist()} vs {expected.flatten()[:12].tolist()}"
+    return None
+
+
+def shrink(family: str, case: Case, problem: str) -> tuple[Case, str]:
+    """Lowers the case's size parameters one step at a time while it still fails."""
+    _, make, _ = FAMILIES[family]
+    improved = True
+    while improved:
+        improved = False
+        for name, value in case.sizes.items():
+            if value <= MINIMUM_SIZES[name]:
+                continue
+            smaller = make(case.op, case.seed, dict(case.sizes, **{name: value - 1}))
+            smaller_problem = check(smaller)
+            if smaller_problem is not None:
+                case, problem, improved = smaller, smaller_problem, True
+                break
+    return case, problem
+
+
+def run_cases(cases_per_family: int, seed: int = 0, families=tuple(FAMILIES)) -> dict:
+    """Runs the cases; returns {family: {"cases": n, "failures": [(description, problem)],
+    "refusals": [known refusals met]}}."""
+    results = {}
+    for family in families:
+        ops, make, draw_sizes = FAMILIES[family]
+        rng = random.Random(f"{family}:{seed}")
+        failures, refusals = [], []
+        for index in range(cases_per_family):
+            op = ops[index % len(ops)]
+            case_seed = rng.randrange(2**31)
+            case = make(op, case_seed, draw_sizes(rng))
+            problem = check(case, refusals)
+            if problem is not None:
+                case, problem = shrink(family, case, problem)
+                failures.append((case.describe(), problem))
+        results[family] = {"cases": cases_per_family, "failures": failures,
+                           "refusals": refusals}
+    return results
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=200, help="cases per family")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    results = run_cases(args.cases, args.seed)
+    failed = False
+    for family, result in results.items():
+        print(f"{family}: {result['cases']} cases, {len(result['failures'])} disagreements, "
+              f"{len(result['refusals'])} known refusals (run in PyTorch)")
+        for description, problem in result["failures"]:
+            failed = True
+            print(f"  {description}\n    {problem}")
+    raise SystemExit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
