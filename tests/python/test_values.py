@@ -17,6 +17,7 @@ import threading
 import pytest
 import torch
 
+import differential
 import tvmbridge.torch as tt
 
 
@@ -103,64 +104,45 @@ def test_serving_threads_with_bad_ids_get_answers_or_errors(embedding_model):
     assert len(raised) == 8 * 20
 
 
-class Indexing(torch.nn.Module):
-    """One indexing op, chosen by name, over a [6, 5] float tensor."""
-
-    def __init__(self, op: str):
-        super().__init__()
-        self.op = op
-
-    def forward(self, x, index):
-        if self.op == "index_select":
-            return torch.index_select(x, 1, index)
-        if self.op == "gather":
-            return torch.gather(x, 1, index.reshape(1, -1).expand(6, -1))
-        if self.op == "take":
-            return torch.take(x, index)
-        if self.op == "index":
-            return x[index]
-        if self.op == "index_put":
-            return x.index_put((index,), torch.ones(index.shape[0], 5))
-        if self.op == "scatter":
-            return torch.zeros(6, 5).scatter(1, index.reshape(1, -1).expand(6, -1), 1.0)
-        return torch.nn.functional.one_hot(index, 5).to(x.dtype)
-
-
-# op -> (a valid index tensor, an index out of range, a negative index PyTorch accepts or None)
+# op -> (the module (tests/python/differential.py's), a valid index tensor, an index out of
+# range, a negative index PyTorch accepts or None), over a [6, 5] float tensor.
 INDEXING = {
-    "index_select": ([0, 4, 2], 5, None),
-    "gather": ([0, 4, 2], 5, None),
-    "take": ([0, 29, 7], 30, -30),
-    "index": ([0, 5, 2], 6, -6),
-    "index_put": ([0, 5, 2], 6, -1),
-    "scatter": ([0, 4, 2], 5, None),
-    "one_hot": ([0, 4, 2], 5, None),
+    "index_select": (differential.IndexSelect1, [0, 4, 2], 5, None),
+    "gather": (differential.Gather1, [0, 4, 2], 5, None),
+    "take": (differential.Take, [0, 29, 7], 30, -30),
+    "index": (differential.Index0, [0, 5, 2], 6, -6),
+    "index_put": (differential.IndexPut, [0, 5, 2], 6, -1),
+    "scatter": (differential.Scatter1, [0, 4, 2], 5, None),
+    "one_hot": (differential.OneHot, [0, 4, 2], 5, None),
 }
 
 
 @pytest.mark.parametrize("op", list(INDEXING))
 def test_indexing_ops_check_their_indices(op):
-    valid, too_large, negative = INDEXING[op]
-    model = Indexing(op)
+    module, valid, too_large, negative = INDEXING[op]
+    model = module()
     x = torch.randn(6, 5)
-    index = torch.tensor(valid)
+    # gather and scatter take one row of indices per row of x
+    as_index = (lambda v: torch.tensor(v).expand(6, -1).contiguous()) if op in (
+        "gather", "scatter") else torch.tensor
+    index = as_index(valid)
     compiled = compiled_whole(model, [x, index])
     torch.testing.assert_close(compiled(x, index), model(x, index), rtol=0, atol=0)
     for bad in (too_large, -too_large - 1):
-        wrong = torch.tensor([valid[0], bad, valid[2]])
+        wrong = as_index([valid[0], bad, valid[2]])
         with pytest.raises((RuntimeError, IndexError)):
             model(x, wrong)  # PyTorch refuses it too
         with pytest.raises(RuntimeError, match=rf"index {bad} is out of range"):
             compiled(x, wrong)
     if negative is not None:  # wraps as in PyTorch
-        wrapped = torch.tensor([valid[0], negative, valid[2]])
+        wrapped = as_index([valid[0], negative, valid[2]])
         torch.testing.assert_close(compiled(x, wrapped), model(x, wrapped), rtol=0, atol=0)
     torch.testing.assert_close(compiled(x, index), model(x, index), rtol=0, atol=0)
 
 
 def test_take_with_negative_indices_matches_pytorch():
     """The issue's case: take(x, [1, -1]) gave 81 where PyTorch gives 4."""
-    model = Indexing("take")
+    model = differential.Take()
     x = torch.arange(5.0).reshape(1, 5).expand(6, 5).contiguous()
     index = torch.tensor([1, -1])
     compiled = compiled_whole(model, [x, index])
