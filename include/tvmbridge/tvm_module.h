@@ -33,11 +33,15 @@ void CheckInput(const at::Tensor& input, int64_t index, std::string_view name,
                 c10::IntArrayRef shape, c10::ScalarType dtype);
 
 // Generated code checks the values that select memory (indices, integer divisors) before it
-// uses them; a failed check raises a TVM AssertionError whose message starts with one of these
-// (the frontend writes them, TVMModule::Run reads them), and reaches the caller as the c10
-// error PyTorch raises for the same input: c10::IndexError, or c10::Error.
-inline constexpr std::string_view kIndexErrorPrefix = "IndexError: ";
-inline constexpr std::string_view kValueCheckPrefix = "RuntimeError: ";
+// uses them, by calling this packed function, which this library registers (so a deployed
+// model needs nothing else, and no Python):
+//   tvmbridge.check_values(condition: 0-d bool tensor, error_kind: str, format: str,
+//                          format_args: 0-d tensors...)
+// When `condition` is false it raises a tvm-ffi error of `error_kind` ("IndexError",
+// "RuntimeError"), its message `format` with each "{}" replaced by the next argument's value.
+// TVMModule::Run turns an IndexError into c10::IndexError, as PyTorch raises for the same input;
+// under plain TVM (from_torchscript's modules) it reaches Python as IndexError.
+inline constexpr const char* kCheckValuesFunction = "tvmbridge.check_values";
 
 class TVMModule : public torch::CustomClassHolder {
  public:

@@ -158,6 +158,11 @@ def from_torchscript(module: ModuleLike, inputs: Sequence[InputLike],
     runs of fewer TVM ops join the TorchScript around them), so weights are embedded and
     ``params`` is empty. Running the result needs ``import tvmbridge`` (or, from C++,
     ``libtvmbridge_torch_runtime.so`` loaded), which registers that function.
+
+    Ops that read through indices (embedding, gather, index, ...) or divide integers check
+    those values at run time by calling ``tvmbridge.check_values``, which raises IndexError
+    (or RuntimeError) for a value PyTorch would refuse; a module with such ops runs where that
+    function is registered too (``import tvmbridge``, or the runtime library in C++).
     """
     names, shapes, dtypes, examples = _input_specs(inputs)
     if fallback is not None:

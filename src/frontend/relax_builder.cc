@@ -46,8 +46,9 @@ const char* const kBuilderGlobals[] = {
     "ir.TupleType",
     "relax.ExternFunc",
     "relax.op.call_pure_packed",
-    "relax.op.assert_op",
     "ir.StringImm",
+    "ir.Call",
+    "ir.TypeMissing",
     "relax.transform.ConvertToDataflow",
     "transform.RunPass",
 };
@@ -255,6 +256,8 @@ Expr MakeConstant(const tvm::ffi::Tensor& value) {
   return Call("relax.MakeTensorConst", value, Any(), Any());
 }
 
+Expr MakeString(const std::string& text) { return Call("ir.StringImm", String(text), Any()); }
+
 Expr MakeTuple(const std::vector<Expr>& fields) {
   return Call("relax.Tuple", Array<Expr>(fields.begin(), fields.end()), Any());
 }
@@ -270,10 +273,12 @@ FunctionBuilder::FunctionBuilder(std::vector<Expr> params)
   Global("relax.BlockBuilderBeginBindingBlock")(builder_);
 }
 
-void FunctionBuilder::EmitAssert(const Expr& condition, const std::vector<Expr>& format_args,
-                                 const std::string& format) {
-  Emit(Call("relax.op.assert_op", condition, Array<Expr>(format_args.begin(), format_args.end()),
-            Global("ir.StringImm")(String(format), Any())));
+void FunctionBuilder::EmitEffect(const std::string& function, const std::vector<Expr>& args) {
+  Any callee = Global("relax.ExternFunc")(String(function), Any(), Any());
+  Any no_result = Global("ir.TupleType")(Array<Any>{}, Any());
+  // An ExternFunc call is impure: it stays out of dataflow blocks and in its place.
+  Emit(Call("ir.Call", Global("ir.TypeMissing")(), callee, Array<Expr>(args.begin(), args.end()),
+            Any(), Array<Any>{no_result}, Any()));
 }
 
 Expr FunctionBuilder::EmitIf(const Expr& cond, const std::function<Expr()>& then_branch,

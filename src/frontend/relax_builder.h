@@ -43,6 +43,7 @@ Expr MakeTuple(const std::vector<Expr>& fields);
 Expr CallPurePacked(const std::string& function, const std::vector<Expr>& args,
                     const std::vector<TensorInfo>& outputs);
 Expr TupleGetItem(const Expr& tuple, int index);
+Expr MakeString(const std::string& text);  // a string argument of a packed call
 
 // Builds one Relax function, mirroring Python's `with bb.function(...):`. Bindings go into
 // plain binding blocks, which can hold control flow and checks (impure); Finish turns each run
@@ -60,10 +61,9 @@ class FunctionBuilder {
   // branch emits its bindings into its own scope and returns its result.
   Expr EmitIf(const Expr& cond, const std::function<Expr()>& then_branch,
               const std::function<Expr()>& else_branch);
-  // Raises at run time, with `format` ("{}" replaced by each of `format_args`, 0-d tensors),
-  // when the 0-d bool tensor `condition` is false. Bindings after it run only when it holds.
-  void EmitAssert(const Expr& condition, const std::vector<Expr>& format_args,
-                  const std::string& format);
+  // Calls the packed function `function` (found in tvm-ffi's registry when the program runs)
+  // for its effect, which may be to raise: bindings after it run only when it returns.
+  void EmitEffect(const std::string& function, const std::vector<Expr>& args);
   // Ends the function with `output`, adds it as `name` and returns the IRModule.
   tvm::ffi::ObjectRef Finish(const Expr& output, const std::string& name);
 

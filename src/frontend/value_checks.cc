@@ -22,6 +22,15 @@ Expr Extreme(ConversionContext& ctx, const char* reduction, const Expr& x) {
   return axes.empty() ? x : ctx.EmitExpr(relax::op::Reduce(reduction, x, axes, false));
 }
 
+// Raises `error_kind` with `format` ("{}": each of `format_args`, 0-d tensors) at run time
+// when the 0-d bool tensor `condition` is false.
+void EmitCheck(ConversionContext& ctx, const Expr& condition, const char* error_kind,
+               const std::string& format, const std::vector<Expr>& format_args = {}) {
+  std::vector<Expr> args{condition, relax::MakeString(error_kind), relax::MakeString(format)};
+  args.insert(args.end(), format_args.begin(), format_args.end());
+  ctx.builder().EmitEffect(kCheckValuesFunction, args);
+}
+
 }  // namespace
 
 bool IsEmpty(ConversionContext& ctx, const Expr& x) {
@@ -48,11 +57,10 @@ Expr CheckedIndices(ConversionContext& ctx, const torch::jit::Node& node, const 
       relax::op::Binary("logical_and", low_in, ctx.EmitExpr(relax::op::Less(high, end))));
   // The index to name: the largest when it is too large, else the smallest.
   Expr offending = ctx.EmitExpr(relax::op::Where(high_out, high, low));
-  ctx.builder().EmitAssert(
-      in_range, {offending},
-      c10::str(kIndexErrorPrefix, node.kind().toQualString(), ": index {} is out of range for ",
-               "dimension ", dim, " with size ", extent, " (expected ", lowest, " <= index < ",
-               extent, ")"));
+  EmitCheck(ctx, in_range, "IndexError",
+            c10::str(node.kind().toQualString(), ": index {} is out of range for dimension ", dim,
+                     " with size ", extent, " (expected ", lowest, " <= index < ", extent, ")"),
+            {offending});
   if (!wraps) return indices;
   Expr negative = ctx.EmitExpr(relax::op::Less(indices, ctx.Scalar(0, dtype)));
   return ctx.EmitExpr(
@@ -68,11 +76,11 @@ void CheckIntegerDivision(ConversionContext& ctx, const torch::jit::Node& node,
   Expr zero = ctx.Scalar(0, dtype);
   Expr magnitude = is_signed ? ctx.EmitExpr(relax::op::Unary("abs", divisor)) : divisor;
   Expr smallest = Extreme(ctx, "min", magnitude);
-  ctx.builder().EmitAssert(ctx.EmitExpr(relax::op::NotEqual(smallest, zero)), {},
-                           c10::str(kValueCheckPrefix, node.kind().toQualString(),
-                                    ": ZeroDivisionError (an integer divisor is zero)"));
+  EmitCheck(
+      ctx, ctx.EmitExpr(relax::op::NotEqual(smallest, zero)), "RuntimeError",
+      c10::str(node.kind().toQualString(), ": ZeroDivisionError (an integer divisor is zero)"));
   if (!is_signed) return;
-  // An assert of its own, bound before the division: no fused kernel can divide first.
+  // A check of its own, bound before the division: no fused kernel can divide first.
   const int64_t bits = static_cast<int64_t>(c10::elementSize(type)) * 8;
   const int64_t lowest =
       bits == 64 ? std::numeric_limits<int64_t>::min() : -(int64_t{1} << (bits - 1));
@@ -84,10 +92,11 @@ void CheckIntegerDivision(ConversionContext& ctx, const torch::jit::Node& node,
                             "logical_and", ctx.EmitExpr(relax::op::Less(dividend, above_lowest)),
                             ctx.EmitExpr(relax::op::Equal(divisor, ctx.Scalar(-1, dtype))))),
                         "int32"));
-  ctx.builder().EmitAssert(
-      ctx.EmitExpr(relax::op::Equal(Extreme(ctx, "max", overflows), ctx.Scalar(0, "int32"))), {},
-      c10::str(kValueCheckPrefix, node.kind().toQualString(), ": integer overflow (the lowest ",
-               dtype, " divided by -1)"));
+  EmitCheck(ctx,
+            ctx.EmitExpr(relax::op::Equal(Extreme(ctx, "max", overflows), ctx.Scalar(0, "int32"))),
+            "RuntimeError",
+            c10::str(node.kind().toQualString(), ": integer overflow (the lowest ", dtype,
+                     " divided by -1)"));
 }
 
 }  // namespace tvmbridge::frontend

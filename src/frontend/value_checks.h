@@ -4,7 +4,7 @@
 // by zero traps; PyTorch raises instead. Every converter that reads or writes through indices
 // a caller can send, or divides integers, routes them through these checks first, so that no
 // input makes compiled code touch memory outside its buffers or end the process. A failed check
-// raises a TVM AssertionError that the runtime turns into PyTorch's error (tvm_module.h).
+// raises the error PyTorch raises, through the runtime's tvmbridge.check_values (tvm_module.h).
 #pragma once
 
 #include <string>

@@ -167,19 +167,12 @@ at::Tensor TVMModule::PrepareInput(const at::Tensor& input, size_t index) {
 
 namespace {
 
-// A value check of the generated code (see kIndexErrorPrefix) as the error PyTorch raises for
-// the same input; any other failure as a c10::Error that says where it came from.
+// A failed value check of the generated code (see kCheckValuesFunction) as the error PyTorch
+// raises for the same input; any other failure as a c10::Error that says where it came from.
 [[noreturn]] void ThrowAsTorchError(const tvm::ffi::Error& error) {
-  std::string message = error.message();
-  if (error.kind() == "AssertionError") {
-    if (message.rfind(kIndexErrorPrefix, 0) == 0) {
-      TORCH_CHECK_INDEX(false, "tvmbridge: ", message.substr(kIndexErrorPrefix.size()));
-    }
-    if (message.rfind(kValueCheckPrefix, 0) == 0) {
-      TORCH_CHECK(false, "tvmbridge: ", message.substr(kValueCheckPrefix.size()));
-    }
-  }
-  TORCH_CHECK(false, "tvmbridge: the compiled TVM function failed: ", error.what());
+  if (error.kind() == "IndexError") TORCH_CHECK_INDEX(false, "tvmbridge: ", error.message());
+  TORCH_CHECK(false, "tvmbridge: the compiled TVM function failed: ", error.kind(), ": ",
+              error.message());
 }
 
 }  // namespace

@@ -10,15 +10,20 @@ memory or turn NaN into a number.
 - NaN stays NaN through clamps, maxima, pooling and arg-reductions.
 - Compiling runs the model on the caller's example tensors (or values in an Input's
   value_range), never on made-up values that could select memory.
+- The same from C++ (tvmbridge-run: torch::jit::load and the runtime, no Python) and in the
+  Relax module from_torchscript returns (plain TVM).
 """
 
+import subprocess
 import threading
 
+import numpy as np
 import pytest
 import torch
 
 import differential
 import tvmbridge.torch as tt
+from conftest import BUILD
 
 
 def compiled_whole(model: torch.nn.Module, example_inputs, **options):
@@ -259,3 +264,53 @@ def test_never_slower_measures_regions_with_integer_inputs(embedding_model):
     assert all("tvm_ms" in r and "torch_ms" in r for r in regions) and (regions or measured)
     with torch.no_grad():
         torch.testing.assert_close(compiled(ids), model(ids), rtol=1e-5, atol=1e-5)
+
+
+class SmallTable(torch.nn.Module):
+    def __init__(self, rows: int):
+        super().__init__()
+        self.embed = torch.nn.Embedding(rows, 4)
+
+    def forward(self, ids):
+        return torch.relu(self.embed(ids)).sum(-1)
+
+
+@pytest.mark.parametrize("rows", [5, 10])
+def test_tvmbridge_run_from_cpp_raises_on_bad_ids(rows, tmp_path):
+    """tvmbridge-run (libtorch's torch::jit::load and the runtime, no Python) draws integer
+    inputs in [0, 10): a 5-row table gets ids out of range and must fail with the index
+    error, not crash; a 10-row table answers."""
+    torch.manual_seed(0)
+    path = tmp_path / "table.pt"
+    compiled = compiled_whole(SmallTable(rows), [torch.zeros(1, 16, dtype=torch.int64)])
+    torch.jit.save(compiled, str(path))
+    result = subprocess.run([str(BUILD / "tvmbridge-run"), str(path), "--input", "1x16:int64",
+                             "--repeat", "1", "--warmup", "0", "--seed", "0"],
+                            capture_output=True, text=True, timeout=300)
+    if rows == 10:
+        assert result.returncode == 0, result.stderr
+        assert "output 0: shape [1, 16] dtype float32" in result.stdout
+    else:
+        assert result.returncode == 1, (result.returncode, result.stderr[-2000:])
+        assert "aten::embedding: index" in result.stderr
+        assert "is out of range for dimension 0 with size 5" in result.stderr
+
+
+def test_from_torchscript_module_checks_indices_in_tvm():
+    """The Relax module from_torchscript returns carries the checks: run by plain TVM's VM
+    (with tvmbridge imported, which registers the check function), a bad id raises
+    IndexError naming the op."""
+    import tvm
+    from tvm import relax
+
+    from tvmbridge import build
+
+    model = SmallTable(5).eval()
+    ids = torch.tensor([[0, 4, 2, 1]])
+    mod, _ = tt.from_torchscript(torch.jit.script(model), [ids], keep_params_as_input=False)
+    executable = tvm.compile(mod, target=build.host_target())
+    main = relax.VirtualMachine(executable, tvm.cpu())["main"]
+    got = main(tvm.runtime.tensor(ids.numpy())).numpy()
+    np.testing.assert_allclose(got, model(ids).detach().numpy(), rtol=1e-6, atol=1e-6)
+    with pytest.raises(IndexError, match=r"aten::embedding: index 7 is out of range"):
+        main(tvm.runtime.tensor(np.array([[0, 7, 2, 1]])))
