@@ -11,6 +11,7 @@
 #include <tvm/ffi/error.h>
 
 #include "runtime/private_file.h"
+#include "runtime/torch_threads.h"
 #include "tvmbridge/tensor_bridge.h"
 
 namespace tvmbridge {
@@ -38,7 +39,9 @@ tvm::ffi::Module TVMModule::LoadLibrary(const ArtifactMetadata& metadata,
   try {
     // dlopen keeps the mapping after the file is removed, which PrivateFile does on scope exit.
     PrivateFile file("tvmbridge-lib", library.data_ptr(), library.numel());
-    return tvm::ffi::Module::LoadFromFile(file.path());
+    tvm::ffi::Module loaded = tvm::ffi::Module::LoadFromFile(file.path());
+    RunParallelLoopsOnTorchThreads(file.path());
+    return loaded;
   } catch (const tvm::ffi::Error& error) {
     TORCH_CHECK(false, "tvmbridge: cannot load the embedded TVM library: ", error.what());
   }
