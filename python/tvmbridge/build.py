@@ -10,6 +10,8 @@ import tvm
 from tvm import relax
 from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
 
+from . import vector_math
+
 
 def host_target() -> tvm.target.Target:
     """LLVM for this machine's CPU, using every core it has."""
@@ -252,26 +254,82 @@ class _NanPropagatingMinMax(relax.PyExprMutator):
                               found)
 
 
-@tvm.transform.module_pass(opt_level=0, name="tvmbridge.NanPropagatingMinMax")
-def _nan_propagating_min_max(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-    rewriter = _NanPropagatingMinMax()
-    for global_var, func in mod.functions.items():
-        if isinstance(func, relax.Function):
-            mod[global_var] = rewriter.visit_expr(func)
-    return mod
+def _rewrite_relax_functions(name: str, make_mutator) -> tvm.transform.Pass:
+    """A module pass running a fresh ``make_mutator()`` over each Relax function of a copy
+    of the module (the caller's stays as it was: tuning and building each rewrite it)."""
+
+    @tvm.transform.module_pass(opt_level=0, name=name)
+    def rewrite(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        mod = mod.clone()
+        for global_var, func in mod.functions.items():
+            if isinstance(func, relax.Function):
+                mod[global_var] = make_mutator().visit_expr(func)
+        return mod
+
+    return rewrite
 
 
-def fuse(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
+# Registered by the runtime library (src/runtime/aten_kernels.cc), destination-passing:
+# out = torch.matmul(a, b) in the operands' dtype, and in bfloat16 whatever theirs and out's.
+_ATEN_MATMUL = "tvmbridge.aten.matmul"
+_ATEN_MATMUL_BF16 = "tvmbridge.aten.matmul_bf16"
+# Matrix products PyTorch's kernels compute (MKL, oneDNN); others stay TVM's.
+_ATEN_MATMUL_DTYPES = ("float32", "bfloat16")
+
+
+@relax.expr_functor.mutator
+class _AtenMatmul(relax.PyExprMutator):
+    """Matrix products as calls to PyTorch's kernels, the rest of the region TVM's.
+
+    Untuned TVM schedules reach a fraction of MKL's speed on matrix products, and TVM's LLVM
+    backend cannot emit AMX or AVX512-BF16 dot products at all. So ``matmul`` (linear layers,
+    attention) runs ``torch.matmul`` through a destination-passing call; TVM fuses what
+    surrounds it (bias, activations). With ``precision="bf16"`` the product is computed in
+    bfloat16 (oneDNN: AMX tiles or AVX512-BF16, float32 accumulation) and returned in float32,
+    constant operands (weights) stored in bfloat16 (cast once, at build time, by
+    FoldConstant); everything around it (softmax, normalisation) stays float32.
+    """
+
+    _matmul = tvm.ir.Op.get("relax.matmul")
+
+    def __init__(self, precision: str):
+        super().__init__()
+        self.bf16 = precision == "bf16"
+
+    def visit_call_(self, call: relax.Call) -> relax.Expr:
+        call = super().visit_call_(call)
+        if call.op != self._matmul:
+            return call
+        a, b = call.args
+        dtype = call.ty.dtype
+        if not (a.ty.dtype == b.ty.dtype == dtype and dtype in _ATEN_MATMUL_DTYPES):
+            return call
+        if not self.bf16:
+            return relax.call_dps_packed(_ATEN_MATMUL, [a, b], call.ty)
+        a, b = (relax.op.astype(x, "bfloat16") if isinstance(x, _CONSTANT) else x
+                for x in (a, b))
+        return relax.call_dps_packed(_ATEN_MATMUL_BF16, [a, b], call.ty)
+
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def fuse(mod: tvm.IRModule, target: tvm.target.Target, precision: str = "fp32") -> tvm.IRModule:
     """Layout conversion, library dispatch, legalisation to TIR and operator fusion: the
     module whose PrimFuncs are both the tuning tasks and what the tuning records are applied
     to (so keys match). Weight layout transforms fold into the constants here."""
     passes = [
-        _nan_propagating_min_max,
+        _rewrite_relax_functions("tvmbridge.NanPropagatingMinMax", _NanPropagatingMinMax),
         relax.transform.ConvertLayout({}, _conv_layout),
         relax.transform.FoldConstant(),
+        # After folding, so that transposed weights are constants (stored in bfloat16 for
+        # precision="bf16": the FoldConstant below casts them).
+        _rewrite_relax_functions("tvmbridge.AtenMatmul", lambda: _AtenMatmul(precision)),
         *cpu_generic.library_dispatch_passes(target),
-        # cpu_generic.legalize_passes with the packed convolution's legalisation added.
-        relax.transform.LegalizeOps({"relax.nn.conv2d": _legalize_conv2d}),
+        # cpu_generic.legalize_passes with the packed convolution's legalisation, and
+        # vectorised exp/erf for the float32 ops built on them, added.
+        relax.transform.LegalizeOps({"relax.nn.conv2d": _legalize_conv2d,
+                                     **vector_math.LEGALIZATIONS}),
         relax.transform.AnnotateTIROpPattern(),
         relax.transform.FoldConstant(),
         relax.transform.FuseOps(),
@@ -281,14 +339,14 @@ def fuse(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
         return tvm.transform.Sequential(passes)(mod)
 
 
-def _pipeline(target: tvm.target.Target, database):
+def _pipeline(target: tvm.target.Target, database, precision: str):
     """TVM's CPU pipeline with scheduling added: tuned records where `database` has them,
     tvmbridge's default CPU schedules for every other PrimFunc."""
     from .schedule import default_cpu_schedule
 
     @tvm.transform.module_pass(opt_level=0, name="tvmbridge.pipeline")
     def pipeline(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        mod = fuse(mod, target)
+        mod = fuse(mod, target, precision)
         with target:
             if database is not None:
                 with database:
@@ -300,15 +358,31 @@ def _pipeline(target: tvm.target.Target, database):
     return pipeline
 
 
-def build_library(mod: tvm.IRModule, target: tvm.target.Target, tuning=None) -> bytes:
+def check_precision(precision) -> str:
+    """``"fp32"`` or ``"bf16"`` (``torch.float32`` and ``torch.bfloat16`` name them too)."""
+    import torch
+
+    names = {torch.float32: "fp32", torch.bfloat16: "bf16", "float32": "fp32",
+             "bfloat16": "bf16"}
+    resolved = names.get(precision, precision)
+    if resolved not in PRECISIONS:
+        raise ValueError(f"tvmbridge: precision must be one of {', '.join(PRECISIONS)} (or "
+                         f"torch.float32, torch.bfloat16), got {precision!r}")
+    return resolved
+
+
+def build_library(mod: tvm.IRModule, target: tvm.target.Target, tuning=None,
+                  precision: str = "fp32") -> bytes:
     """Compiles `mod` (tuning it first when `tuning` is a :class:`tvmbridge.Tuning`) and
-    returns the exported shared library."""
+    returns the exported shared library. `precision` is the matrix products' (see
+    :class:`_AtenMatmul`)."""
     database = None
     if tuning is not None:
         from .tuning import tune
 
-        database = tune(mod, target, tuning)
-    executable = tvm.compile(mod, target=target, relax_pipeline=_pipeline(target, database))
+        database = tune(mod, target, tuning, precision)
+    executable = tvm.compile(mod, target=target,
+                             relax_pipeline=_pipeline(target, database, precision))
     with tempfile.TemporaryDirectory(prefix="tvmbridge-build-") as work:
         path = os.path.join(work, "module.so")
         executable.export_library(path)
@@ -316,9 +390,9 @@ def build_library(mod: tvm.IRModule, target: tvm.target.Target, tuning=None) -> 
             return library.read()
 
 
-def library_builder(target: tvm.target.Target, tuning=None):
+def library_builder(target: tvm.target.Target, tuning=None, precision: str = "fp32"):
     """``build(IRModule) -> bytes`` as a tvm-ffi function, for the C++ compiler to call on
     each region."""
     import tvm_ffi
 
-    return tvm_ffi.convert(lambda mod: build_library(mod, target, tuning))
+    return tvm_ffi.convert(lambda mod: build_library(mod, target, tuning, precision))

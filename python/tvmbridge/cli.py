@@ -79,6 +79,9 @@ def main(argv=None) -> int:
     for command in (compile_cmd, tune):
         command.add_argument("--keep-slower-regions", action="store_true",
                              help="keep TVM regions even where PyTorch measured faster")
+        command.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                             help="bf16: matrix products in bfloat16 with float32 "
+                                  "accumulation (AMX / AVX512-BF16)")
     coverage_cmd = commands.add_parser("coverage", help="the ops the frontend converts")
     coverage_cmd.add_argument("--against", metavar="LIST",
                               help="a file of op names, one per line: say which are missing "
@@ -105,6 +108,7 @@ def main(argv=None) -> int:
             print(tt.explain(args.model, args.input, **options))
             return 0
         options["never_slower"] = not args.keep_slower_regions
+        options["precision"] = args.precision
         if args.command == "tune":
             database = args.database or tt.Tuning.database
             options["tuning"] = tt.Tuning(trials=args.trials, database=database,

@@ -251,10 +251,13 @@ class RegionCache:
 CACHE = RegionCache()
 
 
-def _cache_key(region: fx.GraphModule, examples: list, symbolic: list, target) -> str:
-    """The region's code, input specs (dynamic dims as "?"), target, and the contents of the
-    weights compiled into it (contents, not identity: a freed tensor's address comes back)."""
+def _cache_key(region: fx.GraphModule, examples: list, symbolic: list, target,
+               precision: str) -> str:
+    """The region's code, input specs (dynamic dims as "?"), target, precision, and the
+    contents of the weights compiled into it (contents, not identity: a freed tensor's address
+    comes back)."""
     digest = hashlib.sha256(region.code.encode())
+    digest.update(precision.encode())
     for tensor, dims in zip(examples, symbolic):
         shape = ["?" if d in dims else n for d, n in enumerate(tensor.shape)]
         digest.update(f"{shape}{tensor.dtype}".encode())
@@ -269,7 +272,7 @@ def _cache_key(region: fx.GraphModule, examples: list, symbolic: list, target) -
 
 
 def build_region(region: fx.GraphModule, examples: list, symbolic: list, target,
-                 tuning=None) -> torch.ScriptObject:
+                 tuning=None, precision: str = "fp32") -> torch.ScriptObject:
     """Exports `region`, imports it with TVM's translator, builds it and loads the library as
     a ``torch.classes.tvmbridge.TVMModule``."""
     import tvm
@@ -284,7 +287,7 @@ def build_region(region: fx.GraphModule, examples: list, symbolic: list, target,
     # path (TVM's translator keeps them as ops).
     ir_module = tvm.transform.Sequential([relax.transform.FoldBatchnormToConv2D(),
                                           relax.transform.FoldConstant()])(ir_module)
-    library = build.build_library(ir_module, target, tuning)
+    library = build.build_library(ir_module, target, tuning, precision)
     placeholders = [n for n in program.graph.nodes if n.op == "placeholder"
                     and n.name in program.graph_signature.user_inputs]
     outputs = [n for n in program.graph.nodes if n.op == "output"][0].args[0]
@@ -358,13 +361,14 @@ class PartitionReport:
 
 def partition_and_build(module: fx.GraphModule, example_inputs: Sequence, target=None,
                         tuning=None, min_block_size: int = 3,
-                        torch_executed_ops: Iterable[str] = ()) -> tuple:
+                        torch_executed_ops: Iterable[str] = (), precision: str = "fp32") -> tuple:
     """Replaces every region of `module` (an ATen-level GraphModule with weights as
     attributes, as ``ExportedProgram.module()`` gives) that TVM translates by a
     :class:`TVMRegion`; returns (module, PartitionReport)."""
     from . import build
 
     target = build.resolve_target(target)
+    precision = build.check_precision(precision)
     support = _TranslatableByTvm(torch_executed_ops)
     partitioner = CapabilityBasedPartitioner(module, support, allows_single_node_partition=True)
     partitions = [p for p in partitioner.propose_partitions()
@@ -382,10 +386,10 @@ def partition_and_build(module: fx.GraphModule, example_inputs: Sequence, target
         region = fused.get_submodule(call.target)
         examples = recorder.arguments[call.target]
         symbolic = [_symbolic_dims(a) if isinstance(a, fx.Node) else [] for a in call.args]
-        key = _cache_key(region, examples, symbolic, target)
+        key = _cache_key(region, examples, symbolic, target, precision)
         try:
             compiled = CACHE.get(key, lambda: build_region(region, examples, symbolic, target,
-                                                           tuning))
+                                                           tuning, precision))
         except Exception as error:  # TVM's translator or build refused what its map lists
             reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
             _log.warning("tvmbridge: a region of %d op(s) stays in PyTorch: TVM failed on it "
@@ -412,7 +416,7 @@ def _count_ops(region: fx.GraphModule) -> int:
 def compile_exported(model: torch.nn.Module, inputs: Sequence[torch.Tensor], target=None, *,
                      dynamic_shapes=None, min_block_size: int = 3,
                      torch_executed_ops: Iterable[str] = (), require_full_compilation=False,
-                     tuning=None) -> fx.GraphModule:
+                     tuning=None, precision: str = "fp32") -> fx.GraphModule:
     """``torch.export`` of `model` (eval mode, no grad), partitioned and compiled; see the
     module docstring. The result is an ``fx.GraphModule`` taking the same inputs; its
     ``tvmbridge_report`` says what stayed in PyTorch."""
@@ -424,7 +428,7 @@ def compile_exported(model: torch.nn.Module, inputs: Sequence[torch.Tensor], tar
         program = torch.export.export(model, tuple(inputs), dynamic_shapes=dynamic_shapes)
         program = program.run_decompositions()
         module, report = partition_and_build(program.module(), list(inputs), target, tuning,
-                                             min_block_size, torch_executed_ops)
+                                             min_block_size, torch_executed_ops, precision)
     if require_full_compilation and report.torch_ops:
         listed = ", ".join(f"{op} ({n})" for op, n in sorted(report.torch_ops.items()))
         raise UnsupportedOperatorError(
@@ -461,13 +465,23 @@ def _sizes_of_tensor_inputs(graph: fx.Graph, placeholders: list) -> dict:
     return sizes
 
 
-def backend(graph_module: fx.GraphModule, example_inputs: list, **options):
+BACKEND_OPTIONS = ("target", "min_block_size", "torch_executed_ops", "tuning", "precision")
+
+
+def backend(graph_module: fx.GraphModule, example_inputs: list, options: dict | None = None,
+            **settings):
     """``torch.compile(model, backend="tvmbridge")``: dynamo's graph with the model's
     parameters and buffers frozen into it (inference: later writes to them are not seen),
     exported to ATen with the dimensions dynamo marked dynamic kept symbolic, partitioned and
     compiled. Regions are cached (:data:`CACHE`) across recompiles. `options`
     (``torch.compile(..., options={...})``): ``target``, ``min_block_size``,
-    ``torch_executed_ops``, ``tuning``."""
+    ``torch_executed_ops``, ``tuning``, ``precision``; dynamo passes them as ``options``,
+    a direct call may pass them as keywords."""
+    options = {**(options or {}), **settings}
+    unknown = sorted(set(options) - set(BACKEND_OPTIONS))
+    if unknown:
+        raise ValueError(f"tvmbridge backend: unknown option(s) {', '.join(unknown)}; it takes "
+                         f"{', '.join(BACKEND_OPTIONS)}")
     register_tracing_support()
     # A copy: dynamo keeps using its graph (it calls us with that graph's inputs).
     graph = fx.Graph()
@@ -505,7 +519,8 @@ def backend(graph_module: fx.GraphModule, example_inputs: list, **options):
         compiled, report = partition_and_build(
             program.module(), user_inputs, options.get("target"),
             options.get("tuning"),
-            options.get("min_block_size", 3), options.get("torch_executed_ops", ()))
+            options.get("min_block_size", 3), options.get("torch_executed_ops", ()),
+            options.get("precision", "fp32"))
 
     def run(*inputs):
         return compiled(*[inputs[p] for p in user_positions])

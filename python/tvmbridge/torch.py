@@ -221,6 +221,7 @@ def compile(
     require_full_compilation: bool = False,
     never_slower: bool = True,
     tuning: "Tuning | None" = None,
+    precision="fp32",
     ir: str = "torchscript",
     dynamic_shapes=None,
 ) -> torch.jit.ScriptModule:
@@ -246,6 +247,12 @@ def compile(
     ``tuning``: a :class:`tvmbridge.Tuning` to auto-tune each region with MetaSchedule first
     (minutes to tens of minutes; records are kept in a database that later compiles reuse).
     Without it, functions get tvmbridge's default CPU schedules.
+
+    ``precision``: ``"fp32"`` (default) or ``"bf16"`` (also ``torch.float32`` /
+    ``torch.bfloat16``). With ``"bf16"``, matrix products (linear layers, attention) take
+    bfloat16 operands (weights stored in bfloat16) and accumulate in float32 on oneDNN's AMX
+    or AVX512-BF16 kernels; everything else (softmax, normalisation, activations) and the
+    model's inputs and outputs stay float32. README states the accuracy.
 
     The result's ``forward`` takes the same tensors and returns what the original returned.
     It saves with ``torch.jit.save`` into one file that ``torch.jit.load`` reads back in any
@@ -273,7 +280,8 @@ def compile(
                      for k, i in enumerate(inputs)],
             target, dynamic_shapes=dynamic_shapes, min_block_size=min_block_size,
             torch_executed_ops=torch_executed_ops,
-            require_full_compilation=require_full_compilation, tuning=tuning)
+            require_full_compilation=require_full_compilation, tuning=tuning,
+            precision=precision)
     if ir != "torchscript":
         raise ValueError(f"tvmbridge: ir must be 'torchscript' or 'export', got {ir!r}")
     if dynamic_shapes is not None:
@@ -282,6 +290,7 @@ def compile(
 
     options = _options_json(min_block_size, torch_executed_ops, torch_executed_modules,
                             require_full_compilation, never_slower)
+    precision = build.check_precision(precision)
     archive = _archive(module)
     resolved = build.resolve_target(target)
     if resolved.kind.name != "llvm":
@@ -296,7 +305,7 @@ def compile(
 
     compile_native = _native.global_func("tvmbridge.torch.compile")
     compiled, report = compile_native(archive, names, shapes, dtypes, options,
-                                      build.library_builder(resolved, tuning),
+                                      build.library_builder(resolved, tuning, precision),
                                       build.target_description(resolved), tvm.__version__,
                                       build.required_cpu_features(resolved), examples)
     summary = Explanation(json.loads(str(report)))
@@ -344,6 +353,7 @@ def enable(
     min_block_size: int = 3,
     never_slower: bool = True,
     tuning: "Tuning | None" = None,
+    precision="fp32",
     cache_dir: "str | os.PathLike | None" = DEFAULT_CACHE_DIR,
 ) -> None:
     """Lets TorchScript hand supported subgraphs to TVM by itself, for every TorchScript
@@ -360,8 +370,8 @@ def enable(
     grad run TorchScript (use ``torch.no_grad()``); under grad mode, modules with trainable
     parameters get differentiable graphs from TorchScript and no groups.
 
-    ``target``, ``min_block_size``, ``never_slower`` and ``tuning`` mean what they mean for
-    :func:`compile`. Calling it again replaces the settings for graphs optimised later.
+    ``target``, ``min_block_size``, ``never_slower``, ``tuning`` and ``precision`` mean what
+    they mean for :func:`compile`. Calling it again replaces the settings for graphs optimised later.
     """
     from . import build
     import tvm
@@ -373,15 +383,18 @@ def enable(
     if tuning is not None and not isinstance(tuning, Tuning):
         raise TypeError(f"tvmbridge: tuning must be a tvmbridge.Tuning, got {type(tuning).__name__}")
     options = _options_json(min_block_size, (), (), False, never_slower)
+    precision = build.check_precision(precision)
     folder = "" if cache_dir is None else os.path.abspath(os.path.expanduser(os.fspath(cache_dir)))
     from ._version import __version__
 
     fingerprint = json.dumps({"target": build.target_description(resolved),
                               "tvm": tvm.__version__, "tvmbridge": __version__,
-                              "options": options, "tuning": repr(tuning)}, sort_keys=True)
+                              "options": options, "tuning": repr(tuning),
+                              "precision": precision}, sort_keys=True)
     _release_at_exit()
     _native.global_func("tvmbridge.torch.enable")(
-        options, build.library_builder(resolved, tuning), build.target_description(resolved),
+        options, build.library_builder(resolved, tuning, precision),
+        build.target_description(resolved),
         tvm.__version__, build.required_cpu_features(resolved), folder, fingerprint)
 
 

@@ -182,9 +182,9 @@ def _record_default_schedule(ms, database, task_mod, target, builder, runner) ->
     return sum(run_secs) / len(run_secs)
 
 
-def tune(mod, target, tuning: Tuning):
-    """Tunes the fused TIR functions of Relax module `mod` for `target`; returns the
-    MetaSchedule database holding the records (old and new)."""
+def tune(mod, target, tuning: Tuning, precision: str = "fp32"):
+    """Tunes the fused TIR functions of Relax module `mod` for `target` (built at
+    `precision`); returns the MetaSchedule database holding the records (old and new)."""
     from tvm.ir.utils import derived_object
     from tvm.s_tir import meta_schedule as ms
     from tvm.s_tir.analysis import estimate_tir_flops
@@ -198,7 +198,7 @@ def tune(mod, target, tuning: Tuning):
     database = ms.database.JSONDatabase(work_dir=str(folder))
     ledger = _Ledger(folder / "trials.json")
 
-    tasks = ms.relax_integration.extract_tasks(fuse(mod, target), target)
+    tasks = ms.relax_integration.extract_tasks(fuse(mod, target, precision), target)
     flops = [float(estimate_tir_flops(task.dispatched[0])) for task in tasks]
     order = sorted(range(len(tasks)), key=lambda i: -flops[i] * tasks[i].weight)
     plan = _plan(tasks, flops, tuning.trials)

@@ -170,6 +170,52 @@ class Divide(torch.nn.Module):
 DIVISION = ["floor_divide", "remainder", "fmod", "div_trunc", "div_floor"]
 
 
+class Transcendental(torch.nn.Module):
+    """The float ops tvmbridge computes with its own vectorised exp and erf (vector_math.py)."""
+
+    def __init__(self, op: str, dim: int):
+        super().__init__()
+        self.op = op
+        self.dim = dim
+
+    def forward(self, x):
+        if self.op == "exp":
+            return torch.exp(x)
+        if self.op == "erf":
+            return torch.erf(x)
+        if self.op == "sigmoid":
+            return torch.sigmoid(x)
+        if self.op == "silu":
+            return torch.nn.functional.silu(x)
+        if self.op == "gelu":
+            return torch.nn.functional.gelu(x)
+        if self.op == "log_softmax":
+            return torch.log_softmax(x, self.dim)
+        return torch.softmax(x, self.dim)
+
+
+TRANSCENDENTAL = ["exp", "erf", "sigmoid", "silu", "gelu", "softmax", "log_softmax"]
+
+
+class Matmul(torch.nn.Module):
+    """torch.matmul, which generated code hands to PyTorch's kernels (build.py, _AtenMatmul)."""
+
+    def forward(self, a, b):
+        return torch.matmul(a, b)
+
+
+# Operand shapes by rank pair, from the sizes (m, k, n, batch): every broadcasting case of
+# torch.matmul that reaches the matmul converter.
+MATMUL_SHAPES = {
+    "vector_matrix": lambda m, k, n, b: ([k], [k, n]),
+    "matrix_vector": lambda m, k, n, b: ([m, k], [k]),
+    "matrix_matrix": lambda m, k, n, b: ([m, k], [k, n]),
+    "batched_matrix": lambda m, k, n, b: ([b, m, k], [k, n]),
+    "batched_batched": lambda m, k, n, b: ([b, m, k], [b, k, n]),
+    "broadcast_batch": lambda m, k, n, b: ([b, 1, m, k], [2, k, n]),
+}
+
+
 # --- cases -----------------------------------------------------------------------------------
 
 @dataclasses.dataclass
@@ -254,6 +300,36 @@ def _division_case(op: str, seed: int, sizes: dict) -> Case:
                 pytorch_dies)
 
 
+def _transcendental_case(op: str, seed: int, sizes: dict) -> Case:
+    rng = random.Random(seed)
+    gen = torch.Generator().manual_seed(seed)
+    # Wide values: exp overflows past 88.7 and reaches subnormals below -87.3.
+    scale = rng.choice([1.0, 10.0, 100.0])
+    shape = [sizes["rows"], sizes["cols"]]
+    x = torch.randn(shape, generator=gen) * scale
+    call_x = x.clone()
+    specials = [float("nan"), float("inf"), float("-inf"), -0.0, 0.0, 88.7, -103.9, 1e-30]
+    for _ in range(rng.randrange(0, 4)):
+        call_x.view(-1)[rng.randrange(call_x.numel())] = rng.choice(specials)
+    dim = rng.randrange(2)
+    return Case("transcendental", op, seed, sizes, lambda: Transcendental(op, dim), (x,),
+                (call_x,))
+
+
+def _matmul_case(op: str, seed: int, sizes: dict) -> Case:
+    rng = random.Random(seed)
+    gen = torch.Generator().manual_seed(seed)
+    dtype = rng.choice([torch.float32, torch.float32, torch.bfloat16])
+    shape_a, shape_b = MATMUL_SHAPES[op](sizes["m"], sizes["k"], sizes["n"], sizes["batch"])
+    a = torch.randn(shape_a, generator=gen).to(dtype)
+    b = torch.randn(shape_b, generator=gen).to(dtype)
+    call_a, call_b = a.clone(), b.clone()
+    if rng.random() < 0.3:
+        call_a.view(-1)[rng.randrange(call_a.numel())] = rng.choice(
+            [float("nan"), float("inf"), float("-inf")])
+    return Case("matmul", op, seed, sizes, Matmul, (a, b), (call_a, call_b))
+
+
 FAMILIES = {
     "indexing": (list(INDEXING), _indexing_case,
                  lambda rng: {"rows": rng.randrange(1, 6), "cols": rng.randrange(1, 6),
@@ -262,9 +338,14 @@ FAMILIES = {
                  lambda rng: {"channels": rng.randrange(1, 4), "height": rng.randrange(2, 5),
                               "width": rng.randrange(2, 5)}),
     "division": (DIVISION, _division_case, lambda rng: {"length": rng.randrange(0, 6)}),
+    "transcendental": (TRANSCENDENTAL, _transcendental_case,
+                       lambda rng: {"rows": rng.randrange(1, 6), "cols": rng.randrange(1, 40)}),
+    "matmul": (list(MATMUL_SHAPES), _matmul_case,
+               lambda rng: {"m": rng.randrange(1, 9), "k": rng.randrange(1, 40),
+                            "n": rng.randrange(1, 9), "batch": rng.randrange(1, 4)}),
 }
 MINIMUM_SIZES = {"rows": 1, "cols": 1, "count": 0, "channels": 1, "height": 2, "width": 2,
-                 "length": 0}
+                 "length": 0, "m": 1, "k": 1, "n": 1, "batch": 1}
 
 
 # --- running ---------------------------------------------------------------------------------
