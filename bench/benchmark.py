@@ -9,14 +9,17 @@ Models: torchvision classifiers at 224x224 for each batch size, and BERT-base
 Contenders (each where its package is installed; `make bench` installs
 requirements-bench.txt): PyTorch eager (no_grad), TorchScript (scripted, frozen,
 optimize_for_inference), torch.compile (Inductor), ONNX Runtime (all graph optimisations),
+OpenVINO (fp32, and bf16 through INFERENCE_PRECISION_HINT), PyTorch eager in bf16 (model cast),
 TVM's own PyTorch path (torch.export -> from_exported_program -> TVM's default pipeline),
 tvmbridge untuned (TVM everywhere, and with the default never-slower check), tvmbridge tuned
 (MetaSchedule, records in the shared tuning database), tvmbridge enable() (the JIT pass on the
 frozen module). Also measured: the per-call overhead of the embedded op (a one-element graph)
 against calling TVM's VM function directly, and enable()'s first calls in a fresh process
 with a cold and a warm disk cache.
-Contenders take turns call by call (interleaved); threads = cores for all. Writes
-bench/results/benchmark.{json,md,png} with the machine's CPU, core count and versions.
+Contenders take turns call by call (interleaved); threads = cores for all. Each row gives its
+ratio to the fastest peer (not tvmbridge or TVM) of the same precision. Writes
+bench/results/<cpu>/benchmark.{json,md,png} with the machine's CPU, flags, core count and
+versions.
 """
 
 from __future__ import annotations
@@ -40,13 +43,13 @@ import torchvision  # noqa: E402
 
 import tvmbridge.torch as tt  # noqa: E402
 from tvmbridge.benchmark import (  # noqa: E402
-    cpu_model, measure_interleaved, per_call_lines, per_call_us, repeated)
+    cpu_flags, cpu_model, cpu_slug, measure_interleaved, per_call_lines, per_call_us, repeated)
 
 
 def versions() -> dict:
     found = {}
     for package in ("torch", "torchvision", "apache-tvm", "apache-tvm-ffi", "onnxruntime",
-                    "onnx", "transformers"):
+                    "onnx", "openvino", "transformers"):
         try:
             found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -96,6 +99,34 @@ def make_onnxruntime(case, args):
     return lambda: session.run(None, feed)
 
 
+def make_eager_bf16(case, args):
+    model = _bf16_copy(case.model)
+    inputs = [i.bfloat16() if i.is_floating_point() else i for i in case.inputs]
+    return lambda: model(*inputs)
+
+
+def _bf16_copy(model):
+    import copy
+
+    return copy.deepcopy(model).to(torch.bfloat16)
+
+
+def _make_openvino(precision):
+    def make(case, args):
+        import openvino as ov
+
+        core = ov.Core()
+        model = ov.convert_model(case.model, example_input=case.inputs)
+        config = {"INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": THREADS,
+                  "PERFORMANCE_HINT": "LATENCY"}
+        compiled = core.compile_model(model, "CPU", config)
+        request = compiled.create_infer_request()
+        feed = [tensor.numpy() for tensor in case.inputs]
+        return lambda: request.infer(feed)[0]
+
+    return make
+
+
 def make_tvm_exported_program(case, args):
     import tvm
     from tvm import relax
@@ -119,6 +150,11 @@ def make_tvmbridge_tvm_only(case, args):
 
 def make_tvmbridge(case, args):
     compiled = tt.compile(case.torchscript, list(case.inputs))
+    return lambda: compiled(*case.inputs)
+
+
+def make_tvmbridge_bf16(case, args):
+    compiled = tt.compile(case.torchscript, list(case.inputs), precision="bf16")
     return lambda: compiled(*case.inputs)
 
 
@@ -146,12 +182,42 @@ CONTENDERS = {
     "TorchScript (frozen, optimize_for_inference)": make_torchscript,
     "torch.compile (Inductor)": make_torch_compile,
     "ONNX Runtime": make_onnxruntime,
+    "OpenVINO fp32": _make_openvino("f32"),
     "TVM from_exported_program (untuned)": make_tvm_exported_program,
     "tvmbridge untuned, TVM only (never_slower=False)": make_tvmbridge_tvm_only,
     "tvmbridge untuned (default: never slower)": make_tvmbridge,
     "tvmbridge enable() (JIT pass, untuned)": make_tvmbridge_enable,
     "tvmbridge tuned": make_tvmbridge_tuned,
+    "PyTorch eager bf16": make_eager_bf16,
+    "OpenVINO bf16": _make_openvino("bf16"),
+    "tvmbridge bf16 (precision=\"bf16\", never slower)": make_tvmbridge_bf16,
 }
+BF16_CONTENDERS = {name for name in CONTENDERS if "bf16" in name}
+
+
+def precision_of(contender: str) -> str:
+    return "bf16" if contender in BF16_CONTENDERS else "fp32"
+
+
+def is_peer(contender: str) -> bool:
+    """The tools a CPU user has today (TVM's own path is not one: tvmbridge replaces it)."""
+    return not contender.startswith(("tvmbridge", "TVM "))
+
+
+def check_accuracy(contender: str, actual: torch.Tensor, expected: torch.Tensor) -> None:
+    """float32 contenders within 1e-3 of eager; bfloat16 ones within README's stated accuracy
+    (cosine similarity >= 0.999, largest error <= 3% of the output's magnitude)."""
+    actual = actual.float()
+    if precision_of(contender) == "fp32":
+        diff = (actual - expected).abs().max().item()
+        if diff > 1e-3:
+            raise RuntimeError(f"output differs from PyTorch by {diff:.3g}")
+        return
+    cosine = torch.nn.functional.cosine_similarity(actual.flatten(), expected.flatten(), dim=0)
+    relative = ((actual - expected).abs().max() / expected.abs().max()).item()
+    if cosine.item() < 0.999 or relative > 0.03:
+        raise RuntimeError(f"bf16 output off: cosine {cosine.item():.5f}, largest error "
+                           f"{relative:.3g} of the output's magnitude")
 
 
 def _first_output(result) -> torch.Tensor:
@@ -212,10 +278,7 @@ def run_case(case: Case, args) -> dict:
                 started = time.perf_counter()
                 result = run()
                 first_call[contender] = time.perf_counter() - started
-                actual = _first_output(result)
-                diff = (actual - expected).abs().max().item()
-                if diff > 1e-3:
-                    raise RuntimeError(f"output differs from PyTorch by {diff:.3g}")
+                check_accuracy(contender, _first_output(result), expected)
                 runs[contender] = run
             except Exception as error:  # report and go on: one broken peer must not end the run
                 errors[contender] = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
@@ -232,14 +295,23 @@ def run_case(case: Case, args) -> dict:
             repeat = max(1, min(SLOW_REPEAT, int(SLOW_BUDGET_SECONDS / first_call[contender])))
             timings.update(measure_interleaved({contender: run}, 0, repeat))
     eager = timings.get("PyTorch eager")
+    best_peer = {}  # precision -> the fastest peer's median
+    for contender, t in timings.items():
+        if is_peer(contender):
+            precision = precision_of(contender)
+            best_peer[precision] = min(best_peer.get(precision, t.median_ms), t.median_ms)
     rows = []
     for contender in CONTENDERS:
         if contender in timings:
             t = timings[contender]
-            rows.append({"contender": contender, "median_ms": round(t.median_ms, 3),
+            peer = best_peer.get(precision_of(contender))
+            rows.append({"contender": contender, "precision": precision_of(contender),
+                         "median_ms": round(t.median_ms, 3),
                          "q1_ms": round(t.q1_ms, 3), "q3_ms": round(t.q3_ms, 3), "runs": t.runs,
                          "speedup_vs_eager": round(eager.median_ms / t.median_ms, 3)
-                         if eager else None})
+                         if eager else None,
+                         # > 1: faster than every peer of its precision.
+                         "vs_best_peer": round(peer / t.median_ms, 3) if peer else None})
         elif contender in errors:
             rows.append({"contender": contender, "error": errors[contender]})
     return {"case": case.label, "rows": rows}
@@ -450,21 +522,24 @@ def measure_enable_first_call() -> dict:
 
 def write_markdown(report: dict, path: Path) -> None:
     lines = [f"# tvmbridge benchmark ({report['date']})", "",
-             f"Machine: {report['cpu']}, {report['cores']} cores; threads = {report['threads']}; "
+             f"Machine: {report['cpu']} ({', '.join(report.get('cpu_flags', []))}), "
+             f"{report['cores']} cores; threads = {report['threads']}; "
              f"{report['repeat']} interleaved runs after {report['warmup']} warm-up, "
              f"{PAUSE_SECONDS * 1e3:.0f} ms pause before each call.", "",
              "Versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()), ""]
     for case in report["cases"]:
         lines += [f"## {case['case']}", "",
-                  "| contender | median ms | IQR ms | runs | vs eager |",
-                  "|---|---:|---:|---:|---:|"]
+                  "| contender | median ms | IQR ms | runs | vs eager | vs best peer, same "
+                  "precision |", "|---|---:|---:|---:|---:|---:|"]
         for row in case["rows"]:
             if "error" in row:
-                lines.append(f"| {row['contender']} | failed: {row['error']} | | | |")
+                lines.append(f"| {row['contender']} | failed: {row['error']} | | | | |")
             else:
+                peer = row.get("vs_best_peer")
                 lines.append(f"| {row['contender']} | {row['median_ms']:.2f} | "
                              f"{row['q1_ms']:.2f}-{row['q3_ms']:.2f} | {row['runs']} | "
-                             f"{row['speedup_vs_eager']:.2f}x |")
+                             f"{row['speedup_vs_eager']:.2f}x | "
+                             f"{f'{peer:.2f}x' if peer else ''} |")
         lines.append("")
     overhead = report.get("overhead")
     if overhead:
@@ -547,12 +622,16 @@ def main(argv=None) -> int:
     parser.add_argument("--time-budget", default="30min", help="per model and batch")
     parser.add_argument("--database", default=None, help="tuning database folder")
     parser.add_argument("--skip", action="append", default=[], help="a contender to leave out")
-    parser.add_argument("--out", default="bench/results")
+    parser.add_argument("--out", default=None,
+                        help="results folder (default bench/results/<cpu>, e.g. intel-xeon-amx)")
+    parser.add_argument("--no-extras", action="store_true",
+                        help="only the model tables (no overhead, enable, concurrency runs)")
     args = parser.parse_args(argv)
     args.tuning_seconds = {}
     torch.set_num_threads(THREADS)
 
-    report = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpu": cpu_model(), "cores": THREADS,
+    report = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpu": cpu_model(),
+              "cpu_flags": cpu_flags(), "cores": THREADS,
               "threads": THREADS, "repeat": args.repeat, "warmup": args.warmup,
               "versions": versions(), "cases": [], "tuning_seconds": args.tuning_seconds}
     for name in args.models.split(","):
@@ -561,12 +640,13 @@ def main(argv=None) -> int:
             case = make_case(name, batch)
             print(case.label, file=sys.stderr, flush=True)
             report["cases"].append(run_case(case, args))
-    report["overhead"] = measure_call_overhead()
-    report["enable_first_call"] = measure_enable_first_call()
-    report["torchscript_region"] = measure_torchscript_region_overhead()
-    report["detection_hybrid"] = measure_detection_hybrid()
-    report["concurrency"] = measure_concurrent_throughput()
-    out = Path(args.out)
+    if not args.no_extras:
+        report["overhead"] = measure_call_overhead()
+        report["enable_first_call"] = measure_enable_first_call()
+        report["torchscript_region"] = measure_torchscript_region_overhead()
+        report["detection_hybrid"] = measure_detection_hybrid()
+        report["concurrency"] = measure_concurrent_throughput()
+    out = Path(args.out or f"bench/results/{cpu_slug()}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "benchmark.json").write_text(json.dumps(report, indent=1) + "\n")
     write_markdown(report, out / "benchmark.md")

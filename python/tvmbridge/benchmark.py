@@ -46,6 +46,32 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+# Instruction-set extensions that decide which kernels a CPU gets (recorded with results).
+_SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16",
+                "amx_int8")
+
+
+def cpu_flags() -> list[str]:
+    """The CPU's speed-relevant flags (Linux), from /proc/cpuinfo."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                present = set(line.split(":", 1)[1].split())
+                return [flag for flag in _SPEED_FLAGS if flag in present]
+    except OSError:
+        pass
+    return []
+
+
+def cpu_slug() -> str:
+    """A folder name for results per CPU kind: vendor and family words of the model name,
+    and ``amx`` where the CPU has AMX ("intel-xeon-amx", "amd-epyc-...")."""
+    words = [w for w in cpu_model().lower().replace("(r)", " ").replace("(tm)", " ").split()
+             if w.isalpha() and w not in ("processor", "cpu", "core", "with")]
+    slug = "-".join(words[:3]) or "unknown-cpu"
+    return slug + ("-amx" if "amx_tile" in cpu_flags() else "")
+
+
 def _timed_ms(run: Callable[[], object]) -> float:
     start = time.perf_counter()
     run()
