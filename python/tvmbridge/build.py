@@ -304,7 +304,7 @@ class _AtenMatmul(relax.PyExprMutator):
         dtype = call.ty.dtype
         if not (a.ty.dtype == b.ty.dtype == dtype and dtype in _ATEN_MATMUL_DTYPES):
             return call
-        if not self.bf16:
+        if not self.bf16 or dtype == "bfloat16":  # already bfloat16: no casts, no copy
             return relax.call_dps_packed(_ATEN_MATMUL, [a, b], call.ty)
         a, b = (relax.op.astype(x, "bfloat16") if isinstance(x, _CONSTANT) else x
                 for x in (a, b))
