@@ -51,8 +51,9 @@ class Input:
 
     ``value_range=(low, high)``: the values the model accepts there, ``low <= v < high`` (token
     ids: ``(0, vocabulary_size)``). Compiling runs the model on examples of each input: the
-    tensor itself where one is given instead of an ``Input``, else random values in this range
-    (default: normal floats, integers in [0, 10))."""
+    tensor itself where one is given instead of an ``Input``, else random values in this range.
+    Without one: normal floats, and integers in [0, rows) where the model indexes a table of
+    that many rows with the input (an embedding's), else in [0, 10)."""
 
     shape: tuple[int, ...]
     dtype: torch.dtype = torch.float32
@@ -90,7 +91,7 @@ class Input:
 
 
 InputLike = Union[Input, torch.Tensor]
-ModuleLike = Union[torch.jit.ScriptModule, str, os.PathLike]
+ModuleLike = Union[torch.jit.ScriptModule, torch.jit.ScriptFunction, str, os.PathLike]
 
 
 def _as_input(item: InputLike, index: int) -> Input:
@@ -125,8 +126,23 @@ def _input_specs(inputs: Sequence[InputLike]):
     return names, shapes, dtypes, examples
 
 
+def _function_module(function: torch.jit.ScriptFunction) -> torch.jit.ScriptModule:
+    """A module whose forward calls `function` (``@torch.jit.script def f`` or
+    ``torch.jit.trace(f, ...)``) with its own parameters, names and types."""
+    arguments = function.schema.arguments
+    parameters = ", ".join(f"{a.name}: {a.type.annotation_str}" for a in arguments)
+    names = ", ".join(a.name for a in arguments)
+    # A class per function: TorchScript types are per class, and each gets its own forward.
+    module = torch.jit.script(type(function.name, (torch.nn.Module,), {})())
+    # define() resolves `function` among this frame's locals.
+    module.define(f"def forward(self, {parameters}):\n    return function({names})\n")
+    return module
+
+
 def _archive(module: ModuleLike) -> bytes:
     """The module as torch.jit.save writes it: what the C++ frontend reads."""
+    if isinstance(module, torch.jit.ScriptFunction):
+        module = _function_module(module)
     if isinstance(module, (str, os.PathLike)):
         with open(module, "rb") as f:
             return f.read()

@@ -158,6 +158,24 @@ def _plan(tasks, flops, budget: int) -> list[int]:
     return plan
 
 
+def _local_builder(ms):
+    """MetaSchedule's LocalBuilder without the `import tvm.s_tir.tensor_intrin` of its default
+    build function. That import parses every target's tensor intrinsics, 30 s on a 2-core
+    Xeon, in each new worker, and LocalBuilder starts new workers for every batch: every
+    build ran past its 30 s timeout and no trial was ever measured. Tensorized schedules
+    carry their intrinsics' code already; building them needs no registrations."""
+
+    def build(mod, target, _params):
+        # Nested, so that cloudpickle sends it by value: the workers import TVM, not tvmbridge.
+        from tvm.driver import build as tvm_build
+        from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+
+        return tvm_build(RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod),
+                         target=target)
+
+    return ms.builder.LocalBuilder(f_build=build)
+
+
 def _record_default_schedule(ms, database, task_mod, target, builder, runner) -> float | None:
     """Measures tvmbridge's default schedule of the task and commits it as a tuning record,
     so the database's best is never worse than what an untuned build would run. Returns its
@@ -236,7 +254,7 @@ def tune(mod, target, tuning: Tuning, precision: str = "fp32"):
         if out_of_time():
             break
         _quiet_meta_schedule()
-        builder = ms.builder.LocalBuilder()
+        builder = _local_builder(ms)
         default_seconds = None
         if ledger.spent.get(keys[i], 0) == 0:  # recorded once, with the task's first trials
             default_seconds = _record_default_schedule(ms, database, tasks[i].dispatched[0],

@@ -270,6 +270,10 @@ int64_t ConversionContext::Rank(const relax::Expr& tensor) const {
   return static_cast<int64_t>(Shape(tensor).size());
 }
 
+bool ConversionContext::IsFloating(const relax::Expr& tensor) const {
+  return c10::isFloatingType(DtypeFromName(Info(tensor).dtype));
+}
+
 Value ConversionContext::Emit(const relax::Expr& expr) { return Value::Tensor(EmitExpr(expr)); }
 
 relax::Expr ConversionContext::EmitExpr(const relax::Expr& expr) { return builder_.Emit(expr); }

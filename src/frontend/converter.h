@@ -102,6 +102,7 @@ class ConversionContext {
   relax::TensorInfo Info(const relax::Expr& tensor) const;
   relax::IntList Shape(const relax::Expr& tensor) const;
   int64_t Rank(const relax::Expr& tensor) const;
+  bool IsFloating(const relax::Expr& tensor) const;  // float16, bfloat16, float32, float64
 
   // Binds `expr` to a new variable and returns it as the node's result.
   Value Emit(const relax::Expr& expr);

@@ -25,9 +25,10 @@ c10::IValue PromotionOperand(ConversionContext& ctx, const torch::jit::Value* va
 
 // The dtype PyTorch computes `a op b` in (at::result_type: categories bool < integer <
 // float, dimensioned tensors before 0-d tensors before numbers).
-std::string PromotedDtype(ConversionContext& ctx, const Node& node) {
-  c10::IValue a = PromotionOperand(ctx, node.input(0));
-  c10::IValue b = PromotionOperand(ctx, node.input(1));
+std::string PromotedDtype(ConversionContext& ctx, const torch::jit::Value* first,
+                          const torch::jit::Value* second) {
+  c10::IValue a = PromotionOperand(ctx, first);
+  c10::IValue b = PromotionOperand(ctx, second);
   c10::ScalarType type;
   if (a.isTensor() && b.isTensor()) {
     type = at::result_type(a.toTensor(), b.toTensor());
@@ -40,6 +41,9 @@ std::string PromotedDtype(ConversionContext& ctx, const Node& node) {
   }
   return DtypeName(type);
 }
+std::string PromotedDtype(ConversionContext& ctx, const Node& node) {
+  return PromotedDtype(ctx, node.input(0), node.input(1));
+}
 
 // An operand as a tensor of `dtype`: numbers become 0-d constants, tensors are cast.
 Expr Operand(ConversionContext& ctx, const torch::jit::Value* value, const std::string& dtype) {
@@ -51,11 +55,47 @@ Expr Operand(ConversionContext& ctx, const torch::jit::Value* value, const std::
   return ctx.EmitExpr(relax::op::AsType(tensor, dtype));
 }
 
-// Arithmetic and comparisons: both operands promoted to PyTorch's common dtype.
+// aten::where(condition, self, other): self and other promoted to their common dtype.
+Value ConvertWhere(ConversionContext& ctx, const Node& node) {
+  TORCH_CHECK(node.inputs().size() == 3, "where(condition) alone is data-dependent");
+  std::string dtype = PromotedDtype(ctx, node.input(1), node.input(2));
+  return ctx.Emit(relax::op::Where(ctx.Tensor(node.input(0)), Operand(ctx, node.input(1), dtype),
+                                   Operand(ctx, node.input(2), dtype)));
+}
+
+// Arithmetic and comparisons: both operands promoted to PyTorch's common dtype. TVM's
+// lowering of comparisons and maxima of bools fails (LLVM rejects the code), so bools are
+// compared as uint8, and a uint8 result is read back as bool (1 + 1 is true, as in PyTorch).
 template <Expr (*Op)(const Expr&, const Expr&)>
 Value ConvertBinary(ConversionContext& ctx, const Node& node) {
   std::string dtype = PromotedDtype(ctx, node);
-  return ctx.Emit(Op(Operand(ctx, node.input(0), dtype), Operand(ctx, node.input(1), dtype)));
+  std::string computed = dtype == "bool" ? "uint8" : dtype;
+  Expr result = ctx.EmitExpr(
+      Op(Operand(ctx, node.input(0), computed), Operand(ctx, node.input(1), computed)));
+  if (computed == dtype || ctx.Info(result).dtype == "bool") return Value::Tensor(result);
+  return ctx.Emit(relax::op::AsType(result, dtype));
+}
+
+// aten::pow(self, exponent). TVM's power is float-only; an integer tensor to a constant
+// non-negative integer power is exact by repeated squaring (wrapping on overflow, as PyTorch
+// does), other integer powers stay in PyTorch (which refuses negative ones).
+Value ConvertPow(ConversionContext& ctx, const Node& node) {
+  std::string dtype = PromotedDtype(ctx, node);
+  if (c10::isFloatingType(DtypeFromName(dtype))) {
+    return ctx.Emit(
+        relax::op::Power(Operand(ctx, node.input(0), dtype), Operand(ctx, node.input(1), dtype)));
+  }
+  const torch::jit::Value* exponent = node.input(1);
+  TORCH_CHECK(ctx.IsConstant(exponent) && ctx.Constant(exponent).isInt() && ctx.Int(exponent) >= 0,
+              "pow: an integer tensor to a tensor or negative power is left to PyTorch");
+  Expr base = Operand(ctx, node.input(0), dtype);
+  std::optional<Expr> result;
+  for (int64_t bits = ctx.Int(exponent); bits > 0; bits >>= 1) {
+    if (bits & 1) result = result ? ctx.EmitExpr(relax::op::Multiply(*result, base)) : base;
+    if (bits > 1) base = ctx.EmitExpr(relax::op::Multiply(base, base));
+  }
+  if (!result) return Value::Tensor(ctx.Filled(1, ctx.Shape(base), dtype));
+  return Value::Tensor(*result);
 }
 
 // aten::add / aten::sub (self, other, alpha): self ± alpha * other; aten::rsub (kReversed):
@@ -294,8 +334,9 @@ void RegisterElementwiseOps(ConverterTable& table) {
   RegisterAll(table, {"aten::__rshift__", "aten::bitwise_right_shift"}, Shift("right_shift"));
   table["aten::rsub"] = ConvertAddSub<relax::op::Subtract, /*kReversed=*/true>;
   table["aten::maximum"] = ConvertBinary<relax::op::Maximum>;
+  table["aten::where"] = ConvertWhere;
   table["aten::minimum"] = ConvertBinary<relax::op::Minimum>;
-  table["aten::pow"] = ConvertBinary<relax::op::Power>;
+  table["aten::pow"] = ConvertPow;
   for (const char* operation : {"and", "or", "xor"}) {
     std::string name(operation);
     table["aten::__" + name + "__"] = Logic(name);

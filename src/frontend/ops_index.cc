@@ -20,6 +20,8 @@ using torch::jit::Node;
 
 // Splits `x` along `axis` at `indices` and returns the pieces as a TorchScript list.
 Value SplitAt(ConversionContext& ctx, const Expr& x, const IntList& indices, int64_t axis) {
+  // One piece: Relax's split then returns the tensor itself, not a tuple of one.
+  if (indices.empty()) return Value::List({Value::Tensor(x)});
   Expr pieces = ctx.EmitExpr(relax::op::Split(x, indices, axis));
   std::vector<Value> items;
   for (size_t i = 0; i <= indices.size(); ++i) {
@@ -163,16 +165,6 @@ Value ConvertExpandAs(ConversionContext& ctx, const Node& node) {
   return BroadcastTo(ctx, node.input(0), ctx.Shape(ctx.Tensor(node.input(1))));
 }
 
-// aten::where(condition, self, other)
-Value ConvertWhere(ConversionContext& ctx, const Node& node) {
-  TORCH_CHECK(node.inputs().size() == 3, "where(condition) alone is data-dependent");
-  bool self_is_tensor = !ctx.IsConstant(node.input(1)) || ctx.Constant(node.input(1)).isTensor();
-  Expr like = ctx.Tensor(node.input(self_is_tensor ? 1 : 2));
-  return ctx.Emit(relax::op::Where(ctx.Tensor(node.input(0)),
-                                   ctx.TensorOrScalar(node.input(1), like),
-                                   ctx.TensorOrScalar(node.input(2), like)));
-}
-
 // aten::argmax / argmin(self, dim, keepdim)
 template <Expr (*Op)(const Expr&, std::optional<int64_t>, bool)>
 Value ConvertArgReduce(ConversionContext& ctx, const Node& node) {
@@ -184,15 +176,45 @@ Value ConvertArgReduce(ConversionContext& ctx, const Node& node) {
   return ctx.Emit(relax::op::AsType(index, "int64"));
 }
 
-// aten::topk(self, k, dim, largest, sorted) -> (values, indices)
+// The permutation that sorts `x` along `axis` as PyTorch's CPU sort does: stable, and with NaN
+// above +inf (last ascending, first descending; topk takes it as the largest). TVM's sort
+// compares with `<`, which leaves NaN anywhere, so a floating tensor is ordered by two stable
+// argsorts, least significant key first: NaN or not, then the value with NaN read as +inf.
+Expr SortOrder(ConversionContext& ctx, const Expr& x, int64_t axis, bool descending) {
+  if (!ctx.IsFloating(x)) return ctx.EmitExpr(relax::op::ArgSort(x, axis, descending));
+  const std::string dtype = ctx.Info(x).dtype;
+  Expr nan = ctx.EmitExpr(relax::op::Unary("isnan", x));
+  Expr by_nan = ctx.EmitExpr(
+      relax::op::ArgSort(ctx.EmitExpr(relax::op::AsType(nan, "int32")), axis, descending));
+  Expr key = ctx.EmitExpr(
+      relax::op::Where(nan, ctx.Scalar(std::numeric_limits<double>::infinity(), dtype), x));
+  Expr by_key = ctx.EmitExpr(relax::op::ArgSort(
+      ctx.EmitExpr(relax::op::GatherElements(key, by_nan, axis)), axis, descending));
+  return ctx.EmitExpr(relax::op::GatherElements(by_nan, by_key, axis));
+}
+
+// Sorting an empty tensor is a no-op TVM cannot build (it makes no gather of an empty index).
+void CheckSortable(ConversionContext& ctx, const Node& node, const Expr& x) {
+  TORCH_CHECK(!IsEmpty(ctx, x), node.kind().toUnqualString(),
+              ": an empty index is left to PyTorch");
+}
+
+// aten::topk(self, k, dim, largest, sorted) -> (values, indices): the first k of the sort order,
+// which is what PyTorch returns for sorted=True, and a valid answer for sorted=False.
 Value ConvertTopK(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
-  auto rank = static_cast<int64_t>(ctx.Shape(x).size());
-  Expr both = ctx.EmitExpr(relax::op::TopK(x, ctx.Int(node.input(1)),
-                                           NormalizeAxis(ctx.Int(node.input(2)), rank),
-                                           ctx.Bool(node.input(3))));
+  IntList shape = ctx.Shape(x);
+  int64_t axis = NormalizeAxis(ctx.Int(node.input(2)), static_cast<int64_t>(shape.size()));
+  int64_t extent = shape.empty() ? 1 : shape[axis];
+  int64_t k = ctx.Int(node.input(1));
+  TORCH_CHECK(k >= 0 && k <= extent, "topk: k (", k, ") is out of range for a dimension of ",
+              extent, " elements; expected 0 <= k <= ", extent);
+  CheckSortable(ctx, node, x);
+  TORCH_CHECK(k > 0, "topk: an empty index is left to PyTorch");
+  Expr order = SortOrder(ctx, x, axis, ctx.Bool(node.input(3)));
+  Expr indices = ctx.EmitExpr(relax::op::StridedSlice(order, {axis}, {0}, {k}, {1}));
   return Value::List(
-      {ctx.Emit(relax::TupleGetItem(both, 0)), ctx.Emit(relax::TupleGetItem(both, 1))});
+      {ctx.Emit(relax::op::GatherElements(x, indices, axis)), Value::Tensor(indices)});
 }
 
 // aten::gather(self, dim, index, sparse_grad)
@@ -410,22 +432,22 @@ Value ConvertIndexPut(ConversionContext& ctx, const Node& node) {
   return ctx.Emit(relax::op::IndexPut(x, indices, values, accumulate));
 }
 
-// aten::sort(self, [stable,] dim, descending) -> (values, int64 indices)
+// aten::sort(self, [stable,] dim, descending) -> (values, int64 indices); always stable, as
+// PyTorch's CPU sort is.
 Value ConvertSort(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
-  int64_t axis =
-      NormalizeAxis(ctx.Int(NamedInput(node, "dim")), static_cast<int64_t>(ctx.Shape(x).size()));
-  bool descending = ctx.Bool(NamedInput(node, "descending"));
-  return Value::List({ctx.Emit(relax::op::Sort(x, axis, descending)),
-                      ctx.Emit(relax::op::ArgSort(x, axis, descending))});
+  int64_t axis = NormalizeAxis(ctx.Int(NamedInput(node, "dim")), ctx.Rank(x));
+  CheckSortable(ctx, node, x);
+  Expr order = SortOrder(ctx, x, axis, ctx.Bool(NamedInput(node, "descending")));
+  return Value::List({ctx.Emit(relax::op::GatherElements(x, order, axis)), Value::Tensor(order)});
 }
 
 // aten::argsort(self, [stable,] dim, descending)
 Value ConvertArgSort(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
-  int64_t axis =
-      NormalizeAxis(ctx.Int(NamedInput(node, "dim")), static_cast<int64_t>(ctx.Shape(x).size()));
-  return ctx.Emit(relax::op::ArgSort(x, axis, ctx.Bool(NamedInput(node, "descending"))));
+  int64_t axis = NormalizeAxis(ctx.Int(NamedInput(node, "dim")), ctx.Rank(x));
+  CheckSortable(ctx, node, x);
+  return Value::Tensor(SortOrder(ctx, x, axis, ctx.Bool(NamedInput(node, "descending"))));
 }
 
 // aten::bucketize(self, boundaries, out_int32, right) and
@@ -517,7 +539,6 @@ void RegisterIndexOps(ConverterTable& table) {
   table["aten::squeeze"] = ConvertSqueeze;
   RegisterAll(table, {"aten::expand", "aten::broadcast_to"}, ConvertExpand);
   table["aten::expand_as"] = ConvertExpandAs;
-  table["aten::where"] = ConvertWhere;
   table["aten::argmax"] = ConvertArgReduce<relax::op::ArgMax>;
   table["aten::argmin"] = ConvertArgReduce<relax::op::ArgMin>;
   table["aten::topk"] = ConvertTopK;

@@ -94,8 +94,7 @@ Value ConvertNumel(ConversionContext& ctx, const Node& node) {
 }
 
 Value ConvertIsFloatingPoint(ConversionContext& ctx, const Node& node) {
-  return Value::Constant(
-      c10::isFloatingType(DtypeFromName(ctx.Info(ctx.Tensor(node.input(0))).dtype)));
+  return Value::Constant(ctx.IsFloating(ctx.Tensor(node.input(0))));
 }
 
 // prim::device(tensor): compiled code runs on the CPU. aten::device(str) parses a name.

@@ -13,12 +13,8 @@ namespace {
 using relax::Expr;
 using torch::jit::Node;
 
-bool IsFloating(ConversionContext& ctx, const Expr& x) {
-  return c10::isFloatingType(DtypeFromName(ctx.Info(x).dtype));
-}
-
 Expr AsFloating(ConversionContext& ctx, const Expr& x) {
-  return IsFloating(ctx, x) ? x : ctx.EmitExpr(relax::op::AsType(x, "float32"));
+  return ctx.IsFloating(x) ? x : ctx.EmitExpr(relax::op::AsType(x, "float32"));
 }
 
 // sin, exp, sigmoid, isnan, ...: computed in a floating dtype.
@@ -39,7 +35,7 @@ Converter KeepingDtype(std::string relax_name) {
 Converter Rounding(std::string relax_name) {
   return [relax_name](ConversionContext& ctx, const Node& node) {
     Expr x = ctx.Tensor(node.input(0));
-    return ctx.Emit(IsFloating(ctx, x) ? relax::op::Unary(relax_name, x) : x);
+    return ctx.Emit(ctx.IsFloating(x) ? relax::op::Unary(relax_name, x) : x);
   };
 }
 
@@ -90,6 +86,13 @@ Value ConvertOneSidedClamp(ConversionContext& ctx, const Node& node) {
                                   kLower ? kInfinity : bound));
 }
 
+// aten::sign: a bool is its own sign (TVM's sign of a bool makes a -1 it cannot hold).
+Value ConvertSign(ConversionContext& ctx, const Node& node) {
+  Expr x = ctx.Tensor(node.input(0));
+  if (ctx.Info(x).dtype == "bool") return Value::Tensor(x);
+  return ctx.Emit(relax::op::Unary("sign", x));
+}
+
 }  // namespace
 
 void RegisterUnaryOps(ConverterTable& table) {
@@ -106,7 +109,7 @@ void RegisterUnaryOps(ConverterTable& table) {
   RegisterWithInplace(table, "aten::silu", Floating("nn.silu"));
   RegisterWithInplace(table, "aten::abs", KeepingDtype("abs"));
   RegisterWithInplace(table, "aten::neg", KeepingDtype("negative"));
-  RegisterWithInplace(table, "aten::sign", KeepingDtype("sign"));
+  RegisterWithInplace(table, "aten::sign", ConvertSign);
   for (const char* name : {"floor", "ceil", "round", "trunc"}) {
     RegisterWithInplace(table, std::string("aten::") + name, Rounding(name));
   }

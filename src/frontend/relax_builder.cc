@@ -349,9 +349,25 @@ Expr GreaterEqual(const Expr& a, const Expr& b) { return Call("relax.op.greater_
 Expr Less(const Expr& a, const Expr& b) { return Call("relax.op.less", a, b); }
 Expr LessEqual(const Expr& a, const Expr& b) { return Call("relax.op.less_equal", a, b); }
 Expr Equal(const Expr& a, const Expr& b) { return Call("relax.op.equal", a, b); }
-Expr NotEqual(const Expr& a, const Expr& b) { return Call("relax.op.not_equal", a, b); }
+// TVM lowers not_equal to LLVM's ordered comparison, false for NaN (and simplifies a negated
+// equality back to it); PyTorch's != is IEEE's, true for NaN.
+Expr NotEqual(const Expr& a, const Expr& b) {
+  Expr different = Call("relax.op.not_equal", a, b);
+  for (const Expr* side : {&a, &b}) {
+    const std::string dtype = InfoOf(*side).dtype;
+    if (dtype.rfind("float", 0) == 0 || dtype == "bfloat16") {
+      different = Call("relax.op.logical_or", different, Unary("isnan", *side));
+    }
+  }
+  return different;
+}
 
 Expr Unary(const std::string& relax_name, const Expr& x) {
+  // TVM lowers no finiteness test of bfloat16; its float32 image has the same class.
+  if ((relax_name == "isnan" || relax_name == "isinf" || relax_name == "isfinite") &&
+      InfoOf(x).dtype == "bfloat16") {
+    return Call("relax.op." + relax_name, AsType(x, "float32"));
+  }
   return Call("relax.op." + relax_name, x);
 }
 Expr Clip(const Expr& x, double low, double high) {

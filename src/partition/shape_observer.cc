@@ -3,6 +3,7 @@
 #include "frontend/graph_prep.h"
 
 #include <algorithm>
+#include <optional>
 #include <unordered_set>
 
 #include <ATen/Functions.h>
@@ -156,10 +157,54 @@ void Instrument(torch::jit::Graph& graph, Block* block,
   }
 }
 
-at::Tensor ExampleInput(const TensorSpec& spec) {
+// The number of rows of the tables an integer input indexes, where the graph shows them: an
+// embedding's (or index_select's) constant weight, reached through ops that keep the values.
+// Example values must stay below it: PyTorch raises for others, and some kernels read out of
+// bounds. nullopt when the graph shows no such use.
+std::optional<int64_t> IndexedRows(const Value* input) {
+  static const std::unordered_set<std::string> keeps_values = {
+      "aten::to",      "aten::view",    "aten::reshape",    "aten::flatten", "aten::unsqueeze",
+      "aten::squeeze", "aten::expand",  "aten::contiguous", "aten::slice",   "aten::select",
+      "aten::clone",   "aten::long",    "aten::int",        "aten::t",       "aten::transpose",
+      "aten::permute", "aten::type_as", "aten::detach",
+  };
+  auto rows_of = [](const Value* table, std::optional<int64_t> dim) -> std::optional<int64_t> {
+    std::optional<c10::IValue> constant = torch::jit::toIValue(table);
+    if (!constant || !constant->isTensor() || !dim) return std::nullopt;
+    const at::Tensor& tensor = constant->toTensor();
+    if (tensor.dim() == 0) return std::nullopt;
+    int64_t axis = *dim < 0 ? *dim + tensor.dim() : *dim;
+    if (axis < 0 || axis >= tensor.dim()) return std::nullopt;
+    return tensor.size(axis);
+  };
+  std::optional<int64_t> rows;
+  std::vector<const Value*> pending{input};
+  while (!pending.empty()) {
+    const Value* value = pending.back();
+    pending.pop_back();
+    for (const torch::jit::Use& use : value->uses()) {
+      const Node* user = use.user;
+      const std::string kind = user->kind().toQualString();
+      std::optional<int64_t> found;
+      if ((kind == "aten::embedding" || kind == "aten::embedding_bag") && use.offset == 1) {
+        found = rows_of(user->input(0), 0);
+      } else if (kind == "aten::index_select" && use.offset == 2) {
+        found = rows_of(user->input(0), torch::jit::constant_as<int64_t>(user->input(1)));
+      } else if (keeps_values.count(kind) != 0 && use.offset == 0) {
+        pending.push_back(user->output(0));
+      }
+      if (found) rows = rows ? std::min(*rows, *found) : *found;
+    }
+  }
+  return rows;
+}
+
+at::Tensor ExampleInput(const TensorSpec& spec, const Value* input) {
   if (c10::isFloatingType(spec.dtype)) return at::randn(spec.shape).to(spec.dtype);
   if (spec.dtype == c10::ScalarType::Bool) return at::randint(0, 2, spec.shape).to(spec.dtype);
-  return at::randint(0, 10, spec.shape).to(spec.dtype);
+  std::optional<int64_t> rows = IndexedRows(input);
+  int64_t high = rows && *rows > 0 ? *rows : 10;
+  return at::randint(0, high, spec.shape).to(spec.dtype);
 }
 
 // Ops that turn tensor values into numbers the graph computes with.
@@ -245,7 +290,8 @@ Observations ObserveTensors(torch::jit::Graph& graph, const c10::IValue& self,
     for (size_t i = 0; i < inputs.size(); ++i) {
       const bool given = !examples.empty() && examples[i].defined();
       // A copy: the model may write to its inputs.
-      stack.emplace_back(given ? examples[i].clone() : ExampleInput(inputs[i]));
+      stack.emplace_back(given ? examples[i].clone()
+                               : ExampleInput(inputs[i], graph.inputs().at(i + 1)));
     }
     current_records = &records;
     current_seen = &seen;

@@ -33,7 +33,9 @@ struct ObservedTensor {
 using Observations = std::unordered_map<const torch::jit::Value*, ObservedTensor>;
 
 // What the example runs feed each input: the caller's tensor, or (undefined) random values of
-// the spec's shape and dtype (floats from a normal distribution, integers in [0, 10)).
+// the spec's shape and dtype (floats from a normal distribution; integers in [0, rows) where
+// the graph indexes a constant table of that many rows with them, an embedding's, else
+// [0, 10)).
 using ExampleInputs = std::vector<at::Tensor>;
 
 // `graph`'s first input is the module (`self`); `inputs` describe the others, `examples`

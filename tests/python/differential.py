@@ -108,12 +108,16 @@ INDEXING = {
 INT32_INDICES = {"embedding", "index_select_0", "index_select_1", "index_0", "index_1"}
 
 
-class Unary(torch.nn.Module):
-    def __init__(self, op: str, dim: int):
+class OpModule(torch.nn.Module):
+    """A module whose forward computes the op it is named after (`op`), along `dim`."""
+
+    def __init__(self, op: str, dim: int = 0):
         super().__init__()
         self.op = op
         self.dim = dim
 
+
+class Unary(OpModule):
     def forward(self, x, y):
         if self.op == "relu":
             return torch.relu(x)
@@ -150,11 +154,7 @@ FLOATING = ["relu", "clamp", "clamp_min", "relu6", "hardtanh", "leaky_relu", "ma
             "max_pool2d", "amax", "amin", "argmax", "argmin", "max_dim", "softmax"]
 
 
-class Divide(torch.nn.Module):
-    def __init__(self, op: str):
-        super().__init__()
-        self.op = op
-
+class Divide(OpModule):
     def forward(self, a, b):
         if self.op == "floor_divide":
             return a // b
@@ -170,13 +170,8 @@ class Divide(torch.nn.Module):
 DIVISION = ["floor_divide", "remainder", "fmod", "div_trunc", "div_floor"]
 
 
-class Transcendental(torch.nn.Module):
+class Transcendental(OpModule):
     """The float ops tvmbridge computes with its own vectorised exp and erf (vector_math.py)."""
-
-    def __init__(self, op: str, dim: int):
-        super().__init__()
-        self.op = op
-        self.dim = dim
 
     def forward(self, x):
         if self.op == "exp":
@@ -195,6 +190,200 @@ class Transcendental(torch.nn.Module):
 
 
 TRANSCENDENTAL = ["exp", "erf", "sigmoid", "silu", "gelu", "softmax", "log_softmax"]
+
+
+class Sorting(OpModule):
+    """sort, argsort and topk: PyTorch orders NaN above +inf and sorts stably on the CPU."""
+
+    def __init__(self, op: str, dim: int, k: int, flag: bool):
+        super().__init__(op, dim)
+        self.k = k
+        self.flag = flag  # descending, or topk's largest
+
+    def forward(self, x):
+        if self.op == "sort_values":
+            return torch.sort(x, self.dim, self.flag)[0]
+        if self.op == "sort_indices":
+            return torch.sort(x, self.dim, self.flag)[1]
+        if self.op == "argsort":
+            return torch.argsort(x, self.dim, self.flag)
+        values, indices = torch.topk(x, self.k, self.dim, self.flag)
+        if self.op == "topk_values":
+            return values
+        # PyTorch leaves the order of tied elements to its kernel: check the indices by what
+        # they select.
+        return torch.gather(x, self.dim, indices)
+
+
+SORTING = ["sort_values", "sort_indices", "argsort", "topk_values", "topk_selected"]
+
+
+class Reduction(torch.nn.Module):
+    """Reductions over one or two dims (negative ones included), with and without keepdim."""
+
+    def __init__(self, op: str, dims: list, keepdim: bool):
+        super().__init__()
+        self.op = op
+        self.dims = dims
+        self.keepdim = keepdim
+
+    def forward(self, x):
+        dims, keep = self.dims, self.keepdim
+        if self.op == "sum":
+            return torch.sum(x, dims, keep)
+        if self.op == "mean":
+            return torch.mean(x, dims, keep)
+        if self.op == "prod":
+            return torch.prod(x, dims[0], keep)
+        if self.op == "amax":
+            return torch.amax(x, dims, keep)
+        if self.op == "amin":
+            return torch.amin(x, dims, keep)
+        if self.op == "min_dim":
+            return torch.min(x, dims[0], keep)[0]
+        if self.op == "argmin":
+            return torch.argmin(x, dims[0], keep)
+        if self.op == "var":
+            return torch.var(x, dims, keepdim=keep)
+        if self.op == "std":
+            return torch.std(x, dims, unbiased=False, keepdim=keep)
+        if self.op == "logsumexp":
+            return torch.logsumexp(x, dims, keep)
+        if self.op == "norm":
+            return torch.linalg.vector_norm(x, 2.0, dims, keep)
+        if self.op == "any":
+            return torch.any(x, dims[0], keep)
+        if self.op == "all":
+            return torch.all(x, dims[0], keep)
+        return torch.cumsum(x, dims[0])
+
+
+REDUCTION = ["sum", "mean", "prod", "amax", "amin", "min_dim", "argmin", "var", "std",
+             "logsumexp", "norm", "any", "all", "cumsum"]
+# The reductions PyTorch computes only for floating tensors.
+FLOATING_REDUCTIONS = {"mean", "var", "std", "logsumexp", "norm"}
+
+
+class Binary(OpModule):
+    """Elementwise ops of two tensors of different dtypes and broadcast shapes: PyTorch's
+    type promotion and broadcasting."""
+
+    def forward(self, a, b):
+        if self.op == "add":
+            return a + b
+        if self.op == "sub":
+            return a - b
+        if self.op == "mul":
+            return a * b
+        if self.op == "div":
+            return a / b
+        if self.op == "pow":
+            return torch.pow(a, b)
+        if self.op == "pow_3":
+            return torch.pow(a, 3)
+        if self.op == "eq":
+            return a == b
+        if self.op == "ne":
+            return a != b
+        if self.op == "lt":
+            return a < b
+        if self.op == "ge":
+            return a >= b
+        if self.op == "where":
+            return torch.where(a > 0, a, b)
+        return torch.maximum(a, b)
+
+
+BINARY = ["add", "sub", "mul", "div", "pow", "pow_3", "eq", "ne", "lt", "ge", "where", "maximum"]
+
+
+class Elementwise(OpModule):
+    """One-input elementwise ops, on every dtype PyTorch takes them in."""
+
+    def forward(self, x):
+        op = self.op
+        if op == "abs":
+            return torch.abs(x)
+        if op == "neg":
+            return torch.neg(x)
+        if op == "sign":
+            return torch.sign(x)
+        if op == "floor":
+            return torch.floor(x)
+        if op == "round":
+            return torch.round(x)
+        if op == "trunc":
+            return torch.trunc(x)
+        if op == "sqrt":
+            return torch.sqrt(x)
+        if op == "rsqrt":
+            return torch.rsqrt(x)
+        if op == "log":
+            return torch.log(x)
+        if op == "log1p":
+            return torch.log1p(x)
+        if op == "tanh":
+            return torch.tanh(x)
+        if op == "reciprocal":
+            return torch.reciprocal(x)
+        if op == "square":
+            return torch.square(x)
+        if op == "hardswish":
+            return torch.nn.functional.hardswish(x)
+        if op == "elu":
+            return torch.nn.functional.elu(x)
+        if op == "softplus":
+            return torch.nn.functional.softplus(x)
+        if op == "isinf":
+            return torch.isinf(x)
+        if op == "logical_not":
+            return torch.logical_not(x)
+        return torch.isfinite(x)
+
+
+ELEMENTWISE = ["abs", "neg", "sign", "floor", "round", "trunc", "sqrt", "rsqrt", "log", "log1p",
+               "tanh", "reciprocal", "square", "hardswish", "elu", "softplus", "isinf",
+               "logical_not", "isfinite"]
+# Ops PyTorch computes only for floating tensors (on the CPU).
+FLOATING_ELEMENTWISE = {"hardswish", "elu", "softplus"}
+
+
+class Shape(OpModule):
+    """Views, copies and joins along a dim given as positive or negative."""
+
+    def forward(self, x, y):
+        op, dim = self.op, self.dim
+        if op == "cat":
+            return torch.cat([x, y], dim)
+        if op == "stack":
+            return torch.stack([x, y], dim)
+        if op == "split":
+            return torch.split(x, 2, dim)[-1]
+        if op == "chunk":
+            return torch.chunk(x, 2, dim)[0]
+        if op == "narrow":
+            return torch.narrow(x, dim, 0, 1)
+        if op == "flip":
+            return torch.flip(x, [dim])
+        if op == "roll":
+            return torch.roll(x, 1, dim)
+        if op == "transpose":
+            return torch.transpose(x, dim, 0) * 2
+        if op == "unsqueeze":
+            return torch.unsqueeze(x, dim) + 1
+        if op == "flatten":
+            return torch.flatten(x, dim) + 1
+        if op == "movedim":
+            return torch.movedim(x, dim, -1) + 1
+        if op == "repeat_interleave":
+            return torch.repeat_interleave(x, 2, dim)
+        if op == "cumsum":
+            return torch.cumsum(x, dim)
+        return torch.tril(x.reshape(x.shape[0], -1))
+
+
+SHAPE = ["cat", "stack", "split", "chunk", "narrow", "flip", "roll", "transpose", "unsqueeze",
+         "flatten", "movedim", "repeat_interleave", "cumsum", "tril"]
 
 
 class Matmul(torch.nn.Module):
@@ -316,6 +505,113 @@ def _transcendental_case(op: str, seed: int, sizes: dict) -> Case:
                 (call_x,))
 
 
+def _sorting_case(op: str, seed: int, sizes: dict) -> Case:
+    rng = random.Random(seed)
+    gen = torch.Generator().manual_seed(seed)
+    dtype = rng.choice([torch.float32, torch.float64, torch.float16, torch.int64, torch.int32])
+    shape = [sizes["rows"], sizes["cols"]]
+    # Few distinct values, so that ties (where stability shows) are common.
+    x = torch.randint(-3, 4, shape, generator=gen).to(dtype)
+    if dtype.is_floating_point and rng.random() < 0.5:
+        x = x + torch.randn(shape, generator=gen).to(dtype)
+    call_x = x.clone()
+    if dtype.is_floating_point:
+        specials = [float("nan"), float("inf"), float("-inf"), -0.0, 0.0]
+        for _ in range(rng.randrange(0, 5)):
+            call_x.view(-1)[rng.randrange(call_x.numel())] = rng.choice(specials)
+    dim = rng.choice([0, 1, -1, -2])
+    k = rng.randrange(1, shape[dim] + 1)
+    flag = rng.random() < 0.5
+    return Case("sorting", op, seed, sizes, lambda: Sorting(op, dim, k, flag), (x,), (call_x,))
+
+
+def _with_specials(rng: random.Random, tensor: torch.Tensor, count: int) -> torch.Tensor:
+    """A copy of `tensor` with up to `count` elements set to NaN, +-inf or -0.0 (floats)."""
+    tensor = tensor.clone()
+    if tensor.is_floating_point() and tensor.numel():
+        for _ in range(rng.randrange(0, count + 1)):
+            tensor.view(-1)[rng.randrange(tensor.numel())] = rng.choice(
+                [float("nan"), float("inf"), float("-inf"), -0.0])
+    return tensor
+
+
+def _random_tensor(gen: torch.Generator, shape: list, dtype: torch.dtype) -> torch.Tensor:
+    if dtype == torch.bool:
+        return torch.rand(shape, generator=gen) < 0.5
+    if dtype.is_floating_point:
+        return torch.randn(shape, generator=gen).to(dtype)
+    return torch.randint(-4, 5, shape, generator=gen).to(dtype)
+
+
+def _reduction_case(op: str, seed: int, sizes: dict) -> Case:
+    rng = random.Random(seed)
+    gen = torch.Generator().manual_seed(seed)
+    floating = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
+    # PyTorch has no argmin of bools.
+    integral = [torch.int64, torch.int32] + ([] if op == "argmin" else [torch.bool])
+    dtype = rng.choice(floating if op in FLOATING_REDUCTIONS else floating + integral)
+    shape = [sizes["rows"], sizes["cols"], sizes["depth"]]
+    x = _random_tensor(gen, shape, dtype)
+    dims = [d - 3 if rng.random() < 0.5 else d for d in rng.sample(range(3), rng.randrange(1, 3))]
+    if op in ("prod", "min_dim", "argmin", "any", "all", "cumsum"):
+        dims = dims[:1]
+    keepdim = rng.random() < 0.5
+    return Case("reduction", op, seed, sizes, lambda: Reduction(op, dims, keepdim), (x,),
+                (_with_specials(rng, x, 3),))
+
+
+def _binary_case(op: str, seed: int, sizes: dict) -> Case:
+    rng = random.Random(seed)
+    gen = torch.Generator().manual_seed(seed)
+    dtypes = [torch.float32, torch.float64, torch.float16, torch.int64, torch.int32, torch.bool]
+    if op in ("sub", "pow", "pow_3"):  # PyTorch has no bool subtraction or power
+        dtypes = dtypes[:-1]
+    shape = [sizes["rows"], sizes["cols"]]
+    shape_b = rng.choice([shape, [1, shape[1]], [shape[0], 1], [shape[1]], []])
+    a = _random_tensor(gen, shape, rng.choice(dtypes))
+    b = _random_tensor(gen, shape_b, rng.choice(dtypes))
+    if op == "pow" and not (a.is_floating_point() or b.is_floating_point()):
+        b = b.abs()  # PyTorch raises for integers to negative integer powers
+    return Case("binary", op, seed, sizes, lambda: Binary(op), (a, b),
+                (_with_specials(rng, a, 2), _with_specials(rng, b, 2)))
+
+
+def _elementwise_case(op: str, seed: int, sizes: dict) -> Case:
+    rng = random.Random(seed)
+    gen = torch.Generator().manual_seed(seed)
+    floating = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
+    dtypes = floating if op in FLOATING_ELEMENTWISE else floating + [torch.int64, torch.int32,
+                                                                     torch.bool]
+    if op in ("abs", "neg", "floor", "round", "trunc"):  # PyTorch has no bool forms of these
+        dtypes = [d for d in dtypes if d != torch.bool]
+    x = _random_tensor(gen, [sizes["rows"], sizes["cols"]], rng.choice(dtypes))
+    if x.is_floating_point():
+        x = x * rng.choice([1.0, 3.0])  # half-integers and large values for rounding
+        if rng.random() < 0.3:
+            x = torch.round(x * 2) / 2
+    return Case("elementwise", op, seed, sizes, lambda: Elementwise(op), (x,),
+                (_with_specials(rng, x, 3),))
+
+
+def _shape_case(op: str, seed: int, sizes: dict) -> Case:
+    rng = random.Random(seed)
+    gen = torch.Generator().manual_seed(seed)
+    dtype = rng.choice([torch.float32, torch.int64, torch.bool, torch.float16])
+    if op == "cumsum" and dtype == torch.bool:
+        dtype = torch.int32
+    shape = [sizes["rows"], sizes["cols"], sizes["depth"]]
+    x = _random_tensor(gen, shape, dtype)
+    y = _random_tensor(gen, shape, dtype)
+    if op in ("transpose", "unsqueeze", "flatten", "movedim") and dtype == torch.bool:
+        x, y = x.int(), y.int()  # these add 1 to force a copy; bool + 1 is int64 anyway
+    rank = len(shape) + (1 if op in ("stack", "unsqueeze") else 0)
+    dim = rng.randrange(rank)
+    if rng.random() < 0.5:
+        dim -= rank
+    return Case("shape", op, seed, sizes, lambda: Shape(op, dim), (x, y),
+                (_with_specials(rng, x, 2), y))
+
+
 def _matmul_case(op: str, seed: int, sizes: dict) -> Case:
     rng = random.Random(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -340,12 +636,24 @@ FAMILIES = {
     "division": (DIVISION, _division_case, lambda rng: {"length": rng.randrange(0, 6)}),
     "transcendental": (TRANSCENDENTAL, _transcendental_case,
                        lambda rng: {"rows": rng.randrange(1, 6), "cols": rng.randrange(1, 40)}),
+    "sorting": (SORTING, _sorting_case,
+                lambda rng: {"rows": rng.randrange(1, 5), "cols": rng.randrange(1, 9)}),
+    "reduction": (REDUCTION, _reduction_case,
+                  lambda rng: {"rows": rng.randrange(1, 4), "cols": rng.randrange(1, 5),
+                               "depth": rng.randrange(1, 6)}),
+    "binary": (BINARY, _binary_case,
+               lambda rng: {"rows": rng.randrange(1, 4), "cols": rng.randrange(1, 6)}),
+    "elementwise": (ELEMENTWISE, _elementwise_case,
+                    lambda rng: {"rows": rng.randrange(1, 4), "cols": rng.randrange(1, 9)}),
+    "shape": (SHAPE, _shape_case,
+              lambda rng: {"rows": rng.randrange(1, 4), "cols": rng.randrange(1, 5),
+                           "depth": rng.randrange(1, 5)}),
     "matmul": (list(MATMUL_SHAPES), _matmul_case,
                lambda rng: {"m": rng.randrange(1, 9), "k": rng.randrange(1, 40),
                             "n": rng.randrange(1, 9), "batch": rng.randrange(1, 4)}),
 }
 MINIMUM_SIZES = {"rows": 1, "cols": 1, "count": 0, "channels": 1, "height": 2, "width": 2,
-                 "length": 0, "m": 1, "k": 1, "n": 1, "batch": 1}
+                 "length": 0, "depth": 1, "m": 1, "k": 1, "n": 1, "batch": 1}
 
 
 # --- running ---------------------------------------------------------------------------------
@@ -354,7 +662,8 @@ MINIMUM_SIZES = {"rows": 1, "cols": 1, "count": 0, "channels": 1, "height": 2, "
 TOLERANCE = {torch.float16: 1e-3, torch.bfloat16: 1e-2}
 
 # Converter refusals the cases may meet (the op then runs in PyTorch, and must still agree).
-KNOWN_REFUSALS = ("an empty index is left to PyTorch",)
+KNOWN_REFUSALS = ("an empty index is left to PyTorch",
+                  "an integer tensor to a tensor or negative power is left to PyTorch")
 
 
 def check(case: Case, refusals: list | None = None) -> str | None:

@@ -19,6 +19,42 @@ def test_example_tensors_work_in_place_of_input_specs(small_model):
         torch.testing.assert_close(compiled(x), small_model(x), rtol=1e-4, atol=1e-4)
 
 
+@torch.jit.script
+def scripted_gate(x, y):
+    if bool(x.sum() > 0):
+        return torch.relu(x * y + 1.0)
+    return torch.sigmoid(x - y)
+
+
+def traced_body(x):
+    return torch.relu(x) * 2.0 + torch.sigmoid(x)
+
+
+def test_script_and_traced_functions_compile_explain_and_convert(tmp_path):
+    """ScriptFunctions (@torch.jit.script def, torch.jit.trace of a function) go wherever a
+    module goes; the scripted one keeps its branch on values, named parameters included."""
+    x, y = torch.randn(2, 5), torch.randn(2, 5)
+    compiled = tt.compile(scripted_gate, [x, y], min_block_size=1, never_slower=False)
+    assert tt.report(compiled).regions
+    for a in (x.abs(), -x.abs()):
+        torch.testing.assert_close(compiled(a, y), scripted_gate(a, y), rtol=1e-6, atol=1e-6)
+    path = tmp_path / "gate.pt"
+    torch.jit.save(compiled, str(path))
+    torch.testing.assert_close(torch.jit.load(str(path))(x, y), scripted_gate(x, y))
+    assert "aten::relu" in str(tt.explain(scripted_gate, [x, y]))
+
+    traced = torch.jit.trace(traced_body, torch.randn(4))
+    compiled = tt.compile(traced, [tt.Input((4,))], never_slower=False)
+    assert len(tt.report(compiled).regions) == 1
+    torch.testing.assert_close(compiled(x[0, :4]), traced(x[0, :4]), rtol=1e-6, atol=1e-6)
+
+    mod, _ = tt.from_torchscript(traced, [tt.Input((4,))], keep_params_as_input=False)
+    executable = tvm.compile(mod, target="llvm")
+    vm = tvm.relax.VirtualMachine(executable, tvm.cpu())
+    got = vm["main"](tvm.runtime.tensor(x[0, :4].numpy())).numpy()
+    np.testing.assert_allclose(got, traced(x[0, :4]).numpy(), rtol=1e-6, atol=1e-6)
+
+
 def test_loaded_module_and_path_compile(tmp_path, small_model):
     path = tmp_path / "small.pt"
     torch.jit.save(torch.jit.script(small_model), str(path))

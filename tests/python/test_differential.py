@@ -5,7 +5,7 @@ import pytest
 
 import differential
 
-CASES_PER_FAMILY = 30
+CASES_PER_FAMILY = 50
 
 
 @pytest.mark.parametrize("family", sorted(differential.FAMILIES))

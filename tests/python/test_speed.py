@@ -140,8 +140,12 @@ def test_tune_then_resume_from_the_database(tmp_path):
     (folder,) = database.iterdir()
     assert json.loads((folder / "target.json").read_text())["kind"] == "llvm"
     assert list(json.loads((folder / "trials.json").read_text()).values()) == [16]
-    records = (folder / "database_tuning_record.json").read_text().splitlines()
-    assert len(records) >= 8  # some candidates may fail to build; most must be measured
+    records = [json.loads(line) for line in
+               (folder / "database_tuning_record.json").read_text().splitlines()]
+    # MetaSchedule records a candidate that failed to build or run at 1e10 s. Some may fail;
+    # most must be measured (every build used to time out in LocalBuilder's new workers).
+    measured = [r for r in records if max(r[1][1]) < 1.0]
+    assert len(measured) >= 8, f"{len(measured)} of {len(records)} candidates measured"
 
     import tvmbridge  # noqa: F401  (registers the runtime class for torch.jit.load)
 

@@ -250,6 +250,33 @@ def test_value_range_gives_the_compile_time_runs_valid_values():
         tt.compile(torch.jit.script(OneHotHead()), [tt.Input((16,), torch.int64)])
 
 
+class TwoTables(torch.nn.Module):
+    """Ids reach a 7-row embedding through a view, and a 3-row index_select."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Embedding(7, 4)
+        self.register_buffer("table", torch.randn(3, 4))
+
+    def forward(self, ids):
+        flat = ids.view(-1)
+        return self.embed(flat) + torch.index_select(self.table, 0, flat)
+
+
+def test_compile_time_runs_draw_ids_below_the_rows_of_the_tables_they_index():
+    """No example and no value_range: integers in [0, 10) would be out of range for both
+    tables (PyTorch raises during the example runs); the graph implies [0, 3)."""
+    model = TwoTables().eval()
+    for module in (torch.jit.script(model), torch.jit.trace(model, torch.zeros(2, 3).long())):
+        compiled = tt.compile(module, [tt.Input((2, 3), torch.int64)], min_block_size=1,
+                              never_slower=False)
+        ids = torch.tensor([[0, 1, 2], [2, 1, 0]])
+        torch.testing.assert_close(compiled(ids), model(ids), rtol=1e-6, atol=1e-6)
+        with pytest.raises(RuntimeError, match="index 5 is out of range for dimension 0 with "
+                                               "size 3"):
+            compiled(torch.tensor([[0, 1, 2], [2, 1, 5]]))
+
+
 @pytest.mark.parametrize("value_range", [(3, 3), (0, 1.5), ("a", 2)])
 def test_bad_value_ranges_are_refused(value_range):
     with pytest.raises(ValueError, match="value_range"):
