@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 
@@ -314,13 +315,16 @@ class _AtenMatmul(relax.PyExprMutator):
 PRECISIONS = ("fp32", "bf16")
 
 
-def fuse(mod: tvm.IRModule, target: tvm.target.Target, precision: str = "fp32") -> tvm.IRModule:
-    """Layout conversion, library dispatch, legalisation to TIR and operator fusion: the
-    module whose PrimFuncs are both the tuning tasks and what the tuning records are applied
-    to (so keys match). Weight layout transforms fold into the constants here."""
+def fuse(mod: tvm.IRModule, target: tvm.target.Target, precision: str = "fp32",
+         packed_layouts: bool = True) -> tvm.IRModule:
+    """Layout conversion (with `packed_layouts`), library dispatch, legalisation to TIR and
+    operator fusion: the module whose PrimFuncs are both the tuning tasks and what the tuning
+    records are applied to (so keys match). Weight layout transforms fold into the constants
+    here."""
+    layouts = [relax.transform.ConvertLayout({}, _conv_layout)] if packed_layouts else []
     passes = [
         _rewrite_relax_functions("tvmbridge.NanPropagatingMinMax", _NanPropagatingMinMax),
-        relax.transform.ConvertLayout({}, _conv_layout),
+        *layouts,
         relax.transform.FoldConstant(),
         # After folding, so that transposed weights are constants (stored in bfloat16 for
         # precision="bf16": the FoldConstant below casts them).
@@ -339,14 +343,14 @@ def fuse(mod: tvm.IRModule, target: tvm.target.Target, precision: str = "fp32") 
         return tvm.transform.Sequential(passes)(mod)
 
 
-def _pipeline(target: tvm.target.Target, database, precision: str):
+def _pipeline(target: tvm.target.Target, database, precision: str, packed_layouts: bool):
     """TVM's CPU pipeline with scheduling added: tuned records where `database` has them,
     tvmbridge's default CPU schedules for every other PrimFunc."""
     from .schedule import default_cpu_schedule
 
     @tvm.transform.module_pass(opt_level=0, name="tvmbridge.pipeline")
     def pipeline(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        mod = fuse(mod, target, precision)
+        mod = fuse(mod, target, precision, packed_layouts)
         with target:
             if database is not None:
                 with database:
@@ -381,8 +385,19 @@ def build_library(mod: tvm.IRModule, target: tvm.target.Target, tuning=None,
         from .tuning import tune
 
         database = tune(mod, target, tuning, precision)
-    executable = tvm.compile(mod, target=target,
-                             relax_pipeline=_pipeline(target, database, precision))
+    try:
+        executable = tvm.compile(mod, target=target,
+                                 relax_pipeline=_pipeline(target, database, precision, True))
+    except (tvm.error.InternalError, ValueError) as error:
+        # TVM 0.27's layout handling fails on some ops after a packed convolution: a
+        # transposed convolution ("Layouts must have the same size"), a mean over channels
+        # ("Could not parse mapping as sum of iterators"), a group norm ("the size of
+        # channel_axis must be divisible by" its groups). NCHW is slower, not wrong.
+        logging.getLogger("tvmbridge").info(
+            "tvmbridge: building with NCHW convolutions (packed layouts failed in TVM: %s)",
+            str(error).splitlines()[-1])
+        executable = tvm.compile(mod, target=target,
+                                 relax_pipeline=_pipeline(target, database, precision, False))
     with tempfile.TemporaryDirectory(prefix="tvmbridge-build-") as work:
         path = os.path.join(work, "module.so")
         executable.export_library(path)

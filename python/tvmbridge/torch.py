@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Sequence, Union
 
@@ -329,6 +330,9 @@ def compile(
     for reason in sorted({n["reason"] for n in summary.nodes
                           if n["reason"].startswith("TVM measured")}):
         _log.info("tvmbridge: a region stays in PyTorch: %s", reason)
+    for failure in summary.build_failures:
+        warnings.warn(f"tvmbridge: TVM could not build a region of {failure['nodes']} node(s); "
+                      f"it runs in PyTorch ({failure['error']})", stacklevel=2)
     loaded = torch.jit.load(io.BytesIO(bytes(compiled)))
     # torch.jit.save(m, path) calls m.save(path): this class makes that the whole-or-nothing
     # save below. torch.jit.load cannot make it, so the class is given to the loaded object.
@@ -490,6 +494,8 @@ class Explanation:
     def __init__(self, report: dict):
         self.regions = report["regions"]
         self.nodes = report["nodes"]
+        # Regions TVM could not build, which run in PyTorch: {"nodes": n, "error": TVM's}.
+        self.build_failures = report.get("build_failures", [])
 
     @property
     def torch_nodes(self) -> list[dict]:

@@ -6,6 +6,7 @@
 
 #include <ATen/Functions.h>
 #include <c10/util/Exception.h>
+#include <tvm/ffi/error.h>
 #include <tvm/ffi/extra/json.h>
 #include <tvm/ffi/function.h>
 #include <tvm/ffi/string.h>
@@ -65,9 +66,28 @@ Analysis Analyse(frontend::PreparedGraph prepared, const std::vector<TensorSpec>
 
 namespace {
 
-// `times[k]`, when given and measured, adds "tvm_ms" and "torch_ms" to region k.
+// A region TVM failed to build, which runs in PyTorch instead.
+struct BuildFailure {
+  size_t nodes = 0;
+  std::string error;  // TVM's error kind and message, without its backtrace
+};
+
+// The error a region's conversion or build raised, in one line.
+std::string BuildErrorText(const std::exception& error) {
+  std::string text;
+  if (const auto* tvm_error = dynamic_cast<const tvm::ffi::Error*>(&error)) {
+    text = tvm_error->kind() + ": " + tvm_error->message();
+  } else {
+    text = frontend::ErrorText(error);
+  }
+  return text.substr(0, text.find('\n'));
+}
+
+// `times[k]`, when given and measured, adds "tvm_ms" and "torch_ms" to region k;
+// `build_failures` lists the regions TVM could not build.
 std::string ReportJson(const partition::Partition& partition,
-                       const std::vector<std::optional<RegionTimes>>& times = {}) {
+                       const std::vector<std::optional<RegionTimes>>& times = {},
+                       const std::vector<BuildFailure>& build_failures = {}) {
   json::Array regions;
   for (size_t k = 0; k < partition.regions.size(); ++k) {
     const partition::Region& region = partition.regions[k];
@@ -89,7 +109,13 @@ std::string ReportJson(const partition::Partition& partition,
                                  {"fallback", placement.fallback},
                                  {"source", String(partition::SourceLocation(*placement.node))}});
   }
-  return std::string(json::Stringify(json::Object{{"regions", regions}, {"nodes", nodes}}));
+  json::Array failures;
+  for (const BuildFailure& failure : build_failures) {
+    failures.push_back(json::Object{{"nodes", static_cast<int64_t>(failure.nodes)},
+                                    {"error", String(failure.error)}});
+  }
+  return std::string(json::Stringify(
+      json::Object{{"regions", regions}, {"nodes", nodes}, {"build_failures", failures}}));
 }
 
 }  // namespace
@@ -133,29 +159,48 @@ CompileResult CompilePrepared(frontend::PreparedGraph prepared,
                               const partition::ExampleInputs& examples) {
   CompilationGroupsSuspended no_nested_groups;
   Analysis analysis = Analyse(std::move(prepared), inputs, options, examples);
-  std::vector<c10::intrusive_ptr<TVMModule>> modules;
+  std::vector<c10::intrusive_ptr<TVMModule>> modules;  // null where the build failed
   std::vector<std::optional<RegionTimes>> times;
+  std::vector<std::string> errors;  // per region: why TVM could not build it, or empty
   for (const partition::Region& region : analysis.partition.regions) {
     ArtifactMetadata metadata;
-    tvm::ffi::ObjectRef ir_module = partition::BuildRegionModule(
-        region, analysis.partition, analysis.observations, metadata.inputs, metadata.outputs);
-    metadata.output_is_tuple = true;
-    modules.push_back(BuildModule(ir_module, std::move(metadata), build));
+    try {
+      tvm::ffi::ObjectRef ir_module = partition::BuildRegionModule(
+          region, analysis.partition, analysis.observations, metadata.inputs, metadata.outputs);
+      metadata.output_is_tuple = true;
+      modules.push_back(BuildModule(ir_module, std::move(metadata), build));
+    } catch (const std::exception& error) {
+      // One region TVM cannot build must not cost the user the others.
+      if (options.require_full_compilation) throw;
+      modules.emplace_back();
+      times.emplace_back();
+      errors.push_back(BuildErrorText(error));
+      continue;
+    }
+    errors.emplace_back();
     times.push_back(TimesRegions(options)
                         ? TimeRegion(region, analysis.observations, *modules.back())
                         : std::nullopt);
   }
+  std::vector<BuildFailure> build_failures;
   for (size_t k = times.size(); k-- > 0;) {  // from the back: removal shifts later indices
-    if (times[k] && times[k]->torch_ms <= times[k]->tvm_ms) {
-      ReturnRegionToPyTorch(analysis.partition, k,
-                            c10::str(kMeasuredSlower, " (", times[k]->tvm_ms, " ms vs PyTorch ",
-                                     times[k]->torch_ms, " ms)"));
-      modules.erase(modules.begin() + static_cast<std::ptrdiff_t>(k));
-      times.erase(times.begin() + static_cast<std::ptrdiff_t>(k));
+    std::string reason;
+    if (!errors[k].empty()) {
+      build_failures.insert(build_failures.begin(),
+                            {analysis.partition.regions[k].nodes.size(), errors[k]});
+      reason = "TVM could not build this region: " + errors[k];
+    } else if (times[k] && times[k]->torch_ms <= times[k]->tvm_ms) {
+      reason = c10::str(kMeasuredSlower, " (", times[k]->tvm_ms, " ms vs PyTorch ",
+                        times[k]->torch_ms, " ms)");
+    } else {
+      continue;
     }
+    ReturnRegionToPyTorch(analysis.partition, k, reason);
+    modules.erase(modules.begin() + static_cast<std::ptrdiff_t>(k));
+    times.erase(times.begin() + static_cast<std::ptrdiff_t>(k));
   }
   CompileResult result;
-  result.report_json = ReportJson(analysis.partition, times);
+  result.report_json = ReportJson(analysis.partition, times, build_failures);
   result.tvm_regions = modules.size();
   for (const partition::NodePlacement& placement : analysis.partition.placements) {
     if (placement.fallback && placement.region < 0 &&

@@ -221,3 +221,78 @@ def test_partitioned_model_runs_from_cpp(tmp_path):
         expected = model(x)
     for actual, wanted in zip(torch.load(out), expected):
         torch.testing.assert_close(actual, wanted, **TOLERANCE)
+
+
+class SmallUNet(nn.Module):
+    """A group norm, a transposed convolution and a channel mean after packed (NCHW16c)
+    convolutions: TVM 0.27's layout handling failed on each, and the whole compile with it."""
+
+    def __init__(self):
+        super().__init__()
+        self.down1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.norm = nn.GroupNorm(4, 8)
+        self.down2 = nn.Conv2d(8, 16, 3, padding=1, stride=2)
+        self.up = nn.ConvTranspose2d(16, 8, 2, stride=2)
+        self.head = nn.Conv2d(16, 2, 1)
+
+    def forward(self, x):
+        skip = torch.relu(self.norm(self.down1(x)))
+        deep = torch.relu(self.down2(skip))
+        upsampled = nn.functional.interpolate(deep, scale_factor=2.0, mode="nearest")
+        joined = torch.cat([skip, self.up(deep)], 1)
+        return self.head(joined) + upsampled.mean(1, keepdim=True)
+
+
+def test_unet_with_group_norm_transposed_convolution_and_channel_mean_compiles_whole():
+    model = randomize_(SmallUNet()).eval()
+    explanation, compiled = compile_and_check(model, [torch.randn(1, 3, 16, 16)])
+    assert not explanation.torch_nodes
+    assert len(tt.report(compiled).regions) == 1 and not tt.report(compiled).build_failures
+
+
+class TwoRegions(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+
+    def forward(self, x):
+        scores = torch.relu(self.conv(x)).mean([2, 3])
+        ranked, _ = torch.cummax(scores, dim=1)  # no converter: splits the regions
+        return torch.sigmoid(ranked) * 2.0 + 1.0
+
+
+def test_a_region_tvm_cannot_build_runs_in_pytorch(monkeypatch):
+    """A TVM build failure costs its region only: the region runs in PyTorch, with a warning
+    and an entry in the report; require_full_compilation makes it an error."""
+    import tvm
+
+    from tvmbridge import build
+
+    real_build = build.build_library
+
+    def failing_for_sigmoid(mod, *args, **kwargs):
+        if "sigmoid" in mod.script():
+            raise tvm.error.InternalError("injected: TVM cannot build sigmoid today")
+        return real_build(mod, *args, **kwargs)
+
+    monkeypatch.setattr(build, "build_library", failing_for_sigmoid)
+    model = randomize_(TwoRegions()).eval()
+    x = torch.randn(1, 3, 8, 8)
+    scripted = torch.jit.script(model)
+    with pytest.warns(UserWarning, match="TVM could not build a region of 3 node"):
+        compiled = tt.compile(scripted, [x], min_block_size=1, never_slower=False)
+    torch.testing.assert_close(compiled(x), model(x), **TOLERANCE)
+    report = tt.report(compiled)
+    assert [f["nodes"] for f in report.build_failures] == [3]
+    assert "injected: TVM cannot build sigmoid today" in report.build_failures[0]["error"]
+    assert report.placement_of("aten::sigmoid") == {"PyTorch"}
+    assert report.placement_of("aten::conv2d") != {"PyTorch"}
+    sigmoid = next(n for n in report.nodes if n["kind"] == "aten::sigmoid")
+    assert sigmoid["fallback"] and sigmoid["reason"].startswith("TVM could not build this region")
+    with pytest.raises(Exception, match="injected"):
+        tt.compile(torch.jit.trace(doubled_sigmoid, x), [x], never_slower=False,
+                   require_full_compilation=True)
+
+
+def doubled_sigmoid(x):
+    return torch.sigmoid(x) * 2.0
