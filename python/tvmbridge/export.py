@@ -233,6 +233,7 @@ class RegionCache:
 
     def __init__(self):
         self._modules = {}
+        self._timings = {}
         self._lock = threading.Lock()
         self.builds = 0
 
@@ -243,9 +244,17 @@ class RegionCache:
                 self.builds += 1
             return self._modules[key]
 
+    def timing(self, key: str, measure: Callable[[], "RegionTiming"]) -> "RegionTiming":
+        """The verdict of ``never_slower`` on a built region, measured once per process."""
+        with self._lock:
+            if key not in self._timings:
+                self._timings[key] = measure()
+            return self._timings[key]
+
     def clear(self) -> None:
         with self._lock:
             self._modules.clear()
+            self._timings.clear()
 
 
 CACHE = RegionCache()
@@ -350,6 +359,38 @@ def _symbolic_dims(node: fx.Node) -> list:
     return [d for d, extent in enumerate(value.shape) if not isinstance(extent, int)]
 
 
+@dataclasses.dataclass(frozen=True)
+class RegionTiming:
+    """A built region timed against PyTorch running its nodes, on the same inputs
+    (``never_slower``): medians of alternating runs, in milliseconds."""
+
+    ops: int
+    tvm_ms: float
+    torch_ms: float
+
+    @property
+    def tvm_faster(self) -> bool:
+        return self.tvm_ms < self.torch_ms
+
+
+def _time_against_pytorch(region: fx.GraphModule, compiled: TVMRegion,
+                          examples: list) -> RegionTiming:
+    """Times `compiled` against `region` in PyTorch on the arguments the example run gave it
+    (token ids and masks as the user gave them), with the loop that times TorchScript regions
+    (``region_timing.cc``)."""
+    time_alternately = _native.global_func("tvmbridge.torch.time_alternately")
+
+    def run_torch() -> None:
+        region(*examples)
+
+    def run_tvm() -> None:
+        compiled(*examples)
+
+    with torch.no_grad():
+        tvm_ms, torch_ms = time_alternately(run_torch, run_tvm)
+    return RegionTiming(_count_ops(region), float(tvm_ms), float(torch_ms))
+
+
 @dataclasses.dataclass
 class PartitionReport:
     regions: int = 0  # compiled with TVM
@@ -357,14 +398,22 @@ class PartitionReport:
     torch_ops: dict = dataclasses.field(default_factory=dict)  # op -> count left to PyTorch
     # Regions TVM's translator or build failed on (they run in PyTorch), with the error.
     failed_regions: list = dataclasses.field(default_factory=list)
+    # never_slower: a RegionTiming per built region; those TVM did not win run in PyTorch.
+    timings: list = dataclasses.field(default_factory=list)
+
+    @property
+    def slower_regions(self) -> list:
+        return [timing for timing in self.timings if not timing.tvm_faster]
 
 
 def partition_and_build(module: fx.GraphModule, example_inputs: Sequence, target=None,
                         tuning=None, min_block_size: int = 3,
-                        torch_executed_ops: Iterable[str] = (), precision: str = "fp32") -> tuple:
+                        torch_executed_ops: Iterable[str] = (), precision: str = "fp32",
+                        never_slower: bool = True) -> tuple:
     """Replaces every region of `module` (an ATen-level GraphModule with weights as
     attributes, as ``ExportedProgram.module()`` gives) that TVM translates by a
-    :class:`TVMRegion`; returns (module, PartitionReport)."""
+    :class:`TVMRegion`; returns (module, PartitionReport). With `never_slower`, a region
+    TVM runs no faster than PyTorch (:func:`_time_against_pytorch`) stays in PyTorch."""
     from . import build
 
     target = build.resolve_target(target)
@@ -398,8 +447,19 @@ def partition_and_build(module: fx.GraphModule, example_inputs: Sequence, target
             report.failed_regions.append(f"{type(error).__name__}: {reason[:300]}")
             continue
         output = [n for n in region.graph.nodes if n.op == "output"][0]
-        single = not isinstance(output.args[0], (tuple, list))
-        setattr(fused, call.target, TVMRegion(compiled, single))
+        tvm_region = TVMRegion(compiled, single_output=not isinstance(output.args[0],
+                                                                      (tuple, list)))
+        if never_slower:
+            timing = CACHE.timing(key, lambda: _time_against_pytorch(region, tvm_region,
+                                                                     examples))
+            report.timings.append(timing)
+            if not timing.tvm_faster:
+                _log.info("tvmbridge: a region of %d op(s) stays in PyTorch: TVM measured "
+                          "%.3f ms against PyTorch's %.3f ms", timing.ops, timing.tvm_ms,
+                          timing.torch_ms)
+                _tally(report.torch_ops, region.graph.nodes)
+                continue
+        setattr(fused, call.target, tvm_region)
         report.regions += 1
         report.tvm_nodes += _count_ops(region)
     fused.recompile()
@@ -416,9 +476,11 @@ def _count_ops(region: fx.GraphModule) -> int:
 def compile_exported(model: torch.nn.Module, inputs: Sequence[torch.Tensor], target=None, *,
                      dynamic_shapes=None, min_block_size: int = 3,
                      torch_executed_ops: Iterable[str] = (), require_full_compilation=False,
-                     tuning=None, precision: str = "fp32") -> fx.GraphModule:
+                     tuning=None, precision: str = "fp32",
+                     never_slower: bool = True) -> fx.GraphModule:
     """``torch.export`` of `model` (eval mode, no grad), partitioned and compiled; see the
-    module docstring. The result is an ``fx.GraphModule`` taking the same inputs; its
+    module docstring. `never_slower` (ignored under `require_full_compilation`): regions TVM
+    runs no faster than PyTorch, timed on `inputs`, stay in PyTorch. The result is an ``fx.GraphModule`` taking the same inputs; its
     ``tvmbridge_report`` says what stayed in PyTorch."""
     from .errors import UnsupportedOperatorError
 
@@ -427,8 +489,9 @@ def compile_exported(model: torch.nn.Module, inputs: Sequence[torch.Tensor], tar
     with torch.no_grad():
         program = torch.export.export(model, tuple(inputs), dynamic_shapes=dynamic_shapes)
         program = program.run_decompositions()
-        module, report = partition_and_build(program.module(), list(inputs), target, tuning,
-                                             min_block_size, torch_executed_ops, precision)
+        module, report = partition_and_build(
+            program.module(), list(inputs), target, tuning, min_block_size, torch_executed_ops,
+            precision, never_slower=never_slower and not require_full_compilation)
     if require_full_compilation and report.torch_ops:
         listed = ", ".join(f"{op} ({n})" for op, n in sorted(report.torch_ops.items()))
         raise UnsupportedOperatorError(
@@ -465,7 +528,8 @@ def _sizes_of_tensor_inputs(graph: fx.Graph, placeholders: list) -> dict:
     return sizes
 
 
-BACKEND_OPTIONS = ("target", "min_block_size", "torch_executed_ops", "tuning", "precision")
+BACKEND_OPTIONS = ("target", "min_block_size", "torch_executed_ops", "tuning", "precision",
+                   "never_slower")
 
 
 def backend(graph_module: fx.GraphModule, example_inputs: list, options: dict | None = None,
@@ -475,7 +539,9 @@ def backend(graph_module: fx.GraphModule, example_inputs: list, options: dict | 
     exported to ATen with the dimensions dynamo marked dynamic kept symbolic, partitioned and
     compiled. Regions are cached (:data:`CACHE`) across recompiles. `options`
     (``torch.compile(..., options={...})``): ``target``, ``min_block_size``,
-    ``torch_executed_ops``, ``tuning``, ``precision``; dynamo passes them as ``options``,
+    ``torch_executed_ops``, ``tuning``, ``precision``, ``never_slower`` (default True: regions
+    TVM runs no faster than PyTorch on the first call's inputs stay in PyTorch); dynamo passes
+    them as ``options``,
     a direct call may pass them as keywords."""
     options = {**(options or {}), **settings}
     unknown = sorted(set(options) - set(BACKEND_OPTIONS))
@@ -520,7 +586,7 @@ def backend(graph_module: fx.GraphModule, example_inputs: list, options: dict | 
             program.module(), user_inputs, options.get("target"),
             options.get("tuning"),
             options.get("min_block_size", 3), options.get("torch_executed_ops", ()),
-            options.get("precision", "fp32"))
+            options.get("precision", "fp32"), options.get("never_slower", True))
 
     def run(*inputs):
         return compiled(*[inputs[p] for p in user_positions])

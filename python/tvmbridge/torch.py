@@ -95,29 +95,48 @@ InputLike = Union[Input, torch.Tensor]
 ModuleLike = Union[torch.jit.ScriptModule, torch.jit.ScriptFunction, str, os.PathLike]
 
 
-def _as_input(item: InputLike, index: int) -> Input:
-    if isinstance(item, Input):
-        return item
+def _as_input(item: InputLike) -> Input:
+    return item if isinstance(item, Input) else Input(tuple(item.shape), item.dtype)
+
+
+def _example_value(item, where: str):
+    """A value of a non-tensor input, as tvm-ffi carries it to C++ (tensors on the CPU,
+    tuples as lists); C++ checks it against forward's declared type."""
     if isinstance(item, torch.Tensor):
-        return Input(tuple(item.shape), item.dtype)
+        return item.detach().to("cpu").contiguous()
+    if isinstance(item, (list, tuple)):
+        return [_example_value(x, f"{where}[{k}]") for k, x in enumerate(item)]
+    if isinstance(item, dict):
+        return {_example_value(k, f"{where} (a key)"): _example_value(v, f"{where}[{k!r}]")
+                for k, v in item.items()}
+    if item is None or isinstance(item, (bool, int, float, str)):
+        return item
     raise TypeError(
-        f"tvmbridge: inputs[{index}] is a {type(item).__name__}; expected tvmbridge.torch.Input "
-        "or an example torch.Tensor"
-    )
+        f"tvmbridge: {where} is a {type(item).__name__}; expected tvmbridge.torch.Input, an "
+        "example torch.Tensor, or the value of an input that is not a tensor (a number, str, "
+        "None, or a list, tuple or dict of them and tensors)")
 
 
-def _input_specs(inputs: Sequence[InputLike]):
-    """(names, shapes, dtypes, examples): examples hold what the compile-time runs feed each
-    input, the caller's tensor or values drawn from the Input's value_range (None: random
-    values of the spec, drawn in C++)."""
+def _input_specs(inputs: Sequence):
+    """(names, shapes, dtypes, examples), one entry per forward input. A tensor input (an
+    :class:`Input` or an example tensor): its spec, and as example the caller's tensor, values
+    drawn from the Input's value_range, or None (random values of the spec, drawn in C++).
+    Any other input (an int, None for an optional, a list of tensors...): its example value,
+    with no dtype (C++ gives it forward's declared type)."""
     if isinstance(inputs, (Input, torch.Tensor)):
         inputs = [inputs]
-    specs = [_as_input(item, i) for i, item in enumerate(inputs)]
-    names = [spec.name or "" for spec in specs]
-    shapes = [list(spec.shape) for spec in specs]
-    dtypes = [_DTYPE_NAMES[spec.dtype] for spec in specs]
-    examples = []
-    for item, spec in zip(inputs, specs):
+    names, shapes, dtypes, examples = [], [], [], []
+    for index, item in enumerate(inputs):
+        if not isinstance(item, (Input, torch.Tensor)):
+            names.append("")
+            shapes.append([])
+            dtypes.append("")
+            examples.append(_example_value(item, f"inputs[{index}]"))
+            continue
+        spec = _as_input(item)
+        names.append(spec.name or "")
+        shapes.append(list(spec.shape))
+        dtypes.append(_DTYPE_NAMES[spec.dtype])
         if isinstance(item, torch.Tensor):
             examples.append(item.detach().to("cpu").contiguous())
         elif spec.value_range is not None:
@@ -182,6 +201,11 @@ def from_torchscript(module: ModuleLike, inputs: Sequence[InputLike],
     function is registered too (``import tvmbridge``, or the runtime library in C++).
     """
     names, shapes, dtypes, examples = _input_specs(inputs)
+    for index, dtype in enumerate(dtypes):
+        if not dtype:
+            raise TypeError(f"tvmbridge: from_torchscript takes tensor inputs (a Relax function's "
+                            f"parameters); inputs[{index}] is a "
+                            f"{type(inputs[index]).__name__} (compile() takes such inputs)")
     if fallback is not None:
         if fallback != "torchscript":
             raise ValueError(f"tvmbridge: fallback must be None or 'torchscript', got {fallback!r}")
@@ -245,7 +269,11 @@ def compile(
     """Compiles a TorchScript module with TVM and returns a TorchScript module that runs it.
 
     ``module``: a scripted, traced or loaded TorchScript module, or the path of a ``.pt`` file.
-    ``inputs``: one :class:`Input` or example tensor per forward argument (static shapes).
+    ``inputs``: per forward argument, an :class:`Input` or an example tensor (static shapes)
+    for a tensor; for any other argument (an ``int``, ``None`` or a tensor for an
+    ``Optional[Tensor]``, a list, tuple or dict of tensors), its example value. Such arguments
+    stay arguments of the result: what reads them runs in TorchScript, and tensors taken out
+    of them are checked against the shapes the example gave, like tensor inputs.
     ``target``: a TVM target (``tvm.target.Target``, dict or JSON); default: this CPU.
 
     Nodes TVM cannot take (unsupported ops, data-dependent shapes and control flow) stay in
@@ -281,8 +309,8 @@ def compile(
     compile serves every size in range); the regions TVM's ExportedProgram translator takes
     are compiled, and the result is an ``fx.GraphModule`` that ``torch.export.export`` /
     ``save`` / ``load`` handle (tvmbridge/export.py). ``torch_executed_ops``,
-    ``min_block_size``, ``require_full_compilation`` and ``tuning`` apply; TorchScript's
-    ``torch_executed_modules`` and ``never_slower`` do not.
+    ``min_block_size``, ``require_full_compilation``, ``never_slower`` (timed on `inputs`),
+    ``tuning`` and ``precision`` apply; TorchScript's ``torch_executed_modules`` does not.
     """
     from . import build
 
@@ -293,12 +321,11 @@ def compile(
             raise TypeError("tvmbridge: ir='export' takes an nn.Module (torch.export captures "
                             "it); TorchScript modules use ir='torchscript'")
         return export.compile_exported(
-            module, [i if isinstance(i, torch.Tensor) else _as_input(i, k).example()
-                     for k, i in enumerate(inputs)],
+            module, [i.example() if isinstance(i, Input) else i for i in inputs],
             target, dynamic_shapes=dynamic_shapes, min_block_size=min_block_size,
             torch_executed_ops=torch_executed_ops,
             require_full_compilation=require_full_compilation, tuning=tuning,
-            precision=precision)
+            precision=precision, never_slower=never_slower)
     if ir != "torchscript":
         raise ValueError(f"tvmbridge: ir must be 'torchscript' or 'export', got {ir!r}")
     if dynamic_shapes is not None:

@@ -1,7 +1,10 @@
 #include "compiler/compile.h"
 
 #include <cstring>
+#include <functional>
 #include <optional>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <ATen/Functions.h>
@@ -31,6 +34,125 @@ bool TimesRegions(const partition::PartitionOptions& options) {
   return options.never_slower && !options.require_full_compilation;
 }
 
+// `value` (an example from Python: lists and tuples arrive as lists of any type) as forward's
+// declared `type`; a TypeError naming `where` when it is not one.
+c10::IValue AsDeclared(const c10::IValue& value, const c10::TypePtr& type,
+                       const std::string& where) {
+  auto mismatch = [&] {
+    return c10::str("tvmbridge: ", where, " is declared ", type->repr_str(),
+                    " by forward; the example given is a ", value.type()->repr_str());
+  };
+  switch (type->kind()) {
+    case c10::TypeKind::OptionalType:
+      return value.isNone() ? value : AsDeclared(value, type->containedType(0), where);
+    case c10::TypeKind::TensorType:
+    case c10::TypeKind::IntType:
+    case c10::TypeKind::NumberType:
+    case c10::TypeKind::BoolType:
+    case c10::TypeKind::StringType:
+      TORCH_CHECK_TYPE(value.type()->isSubtypeOf(*type), mismatch());
+      return value;
+    case c10::TypeKind::FloatType:  // Python's 1 for a float, as TorchScript takes it
+      TORCH_CHECK_TYPE(value.isDouble() || value.isInt(), mismatch());
+      return value.isInt() ? c10::IValue(static_cast<double>(value.toInt())) : value;
+    case c10::TypeKind::ListType: {
+      TORCH_CHECK_TYPE(value.isList(), mismatch());
+      const c10::TypePtr& element = type->containedType(0);
+      c10::impl::GenericList list(element);
+      int64_t k = 0;
+      for (const c10::IValue& item : value.toListRef()) {
+        list.push_back(AsDeclared(item, element, c10::str(where, "[", k++, "]")));
+      }
+      return list;
+    }
+    case c10::TypeKind::TupleType: {
+      const auto elements = type->containedTypes();
+      const bool sequence = value.isList() || value.isTuple();
+      const size_t size = value.isList()    ? value.toListRef().size()
+                          : value.isTuple() ? value.toTupleRef().elements().size()
+                                            : 0;
+      TORCH_CHECK_TYPE(sequence && size == elements.size(), mismatch(), " (", elements.size(),
+                       " elements expected)");
+      std::vector<c10::IValue> items;
+      for (size_t k = 0; k < elements.size(); ++k) {
+        const c10::IValue& item =
+            value.isList() ? value.toListRef()[k] : value.toTupleRef().elements()[k];
+        items.push_back(AsDeclared(item, elements[k], c10::str(where, "[", k, "]")));
+      }
+      return c10::ivalue::Tuple::create(std::move(items));
+    }
+    case c10::TypeKind::DictType: {
+      TORCH_CHECK_TYPE(value.isGenericDict(), mismatch());
+      c10::impl::GenericDict dict(type->containedType(0), type->containedType(1));
+      for (const auto& entry : value.toGenericDict()) {
+        c10::IValue key = AsDeclared(entry.key(), type->containedType(0), where + " (a key)");
+        dict.insert(
+            key, AsDeclared(entry.value(), type->containedType(1), c10::str(where, "[", key, "]")));
+      }
+      return dict;
+    }
+    default:
+      TORCH_CHECK_TYPE(false, "tvmbridge: ", where, " is declared ", type->repr_str(),
+                       " by forward; compile takes tensors, numbers, strings, and optionals, "
+                       "lists, tuples and dicts of them");
+  }
+  TORCH_INTERNAL_ASSERT(false, "unreachable");
+}
+
+// Tensors that come out of a non-tensor input (an optional, a list, a dict; a branch on a
+// bool): the tensor outputs of nodes that read such an input or what was taken from it.
+// Their shapes are specialised like a tensor input's, so the compiled module checks them.
+std::vector<HeldTensor> TensorsHeldByInputs(const torch::jit::Graph& graph,
+                                            const std::vector<TensorSpec>& inputs,
+                                            const partition::Observations& observations) {
+  std::unordered_set<const torch::jit::Value*> containers;
+  std::unordered_map<const torch::jit::Value*, size_t> from_input;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const torch::jit::Value* input = graph.inputs()[i + 1];
+    if (input->type()->kind() == c10::TypeKind::TensorType) continue;
+    containers.insert(input);
+    from_input[input] = i;
+  }
+  std::vector<HeldTensor> held;
+  std::function<void(const torch::jit::Block*)> visit = [&](const torch::jit::Block* block) {
+    for (const torch::jit::Node* node : block->nodes()) {
+      std::optional<size_t> source;
+      for (const torch::jit::Value* input : node->inputs()) {
+        if (containers.count(input)) source = from_input.at(input);
+      }
+      if (source) {
+        // What carries the containers on (a slice of a list, a branch's or a loop's result,
+        // the loop's own view of them) is one too.
+        auto mark = [&](const torch::jit::Value* value) {
+          if (value->type()->kind() == c10::TypeKind::TensorType) return;
+          containers.insert(value);
+          from_input[value] = *source;
+        };
+        for (const torch::jit::Value* output : node->outputs()) mark(output);
+        for (const torch::jit::Block* nested : node->blocks()) {
+          for (const torch::jit::Value* param : nested->inputs()) mark(param);
+        }
+        for (const torch::jit::Value* output : node->outputs()) {
+          auto observed = observations.find(output);
+          if (output->type()->kind() != c10::TypeKind::TensorType ||
+              observed == observations.end() || !observed->second.static_shape) {
+            continue;  // never specialised: nothing to check
+          }
+          TensorSpec spec;
+          spec.name = "a tensor from " + inputs[*source].name;
+          spec.shape = observed->second.shape;
+          spec.dtype = observed->second.dtype;
+          held.push_back({const_cast<torch::jit::Value*>(output), static_cast<int64_t>(*source),
+                          std::move(spec)});
+        }
+      }
+      for (const torch::jit::Block* nested : node->blocks()) visit(nested);
+    }
+  };
+  visit(graph.block());
+  return held;
+}
+
 }  // namespace
 
 Analysis Analyse(frontend::PreparedGraph prepared, const std::vector<TensorSpec>& specs,
@@ -44,22 +166,35 @@ Analysis Analyse(frontend::PreparedGraph prepared, const std::vector<TensorSpec>
                     "takes ",
                     graph.inputs().size() - 1, " input(s) but ", specs.size(),
                     " input spec(s) were given");
+  partition::ExampleInputs values = examples;
   for (size_t i = 0; i < specs.size(); ++i) {
     const torch::jit::Value* input = graph.inputs()[i + 1];
-    TORCH_CHECK_TYPE(input->type()->kind() == c10::TypeKind::TensorType, "tvmbridge: input ", i,
-                     " ('", frontend::UserName(input, i), "') of forward is a ",
-                     input->type()->repr_str(), "; only tensor inputs are supported");
     TensorSpec spec = specs[i];
     if (spec.name.empty()) spec.name = frontend::UserName(input, i);
+    const std::string where = c10::str("input ", i, " ('", spec.name, "')");
+    if (partition::IsValueInput(spec)) {
+      TORCH_CHECK_VALUE(i < examples.size(), "tvmbridge: ", where, " has no example value");
+      TORCH_CHECK_TYPE(input->type()->kind() != c10::TypeKind::TensorType, "tvmbridge: ", where,
+                       " of forward is a Tensor; give a tensor or a tvmbridge.Input "
+                       "for it, not a ",
+                       examples.at(i).type()->repr_str());
+      values.at(i) = AsDeclared(examples.at(i), input->type(), where);
+    } else {
+      // A tensor spec also serves an Optional[Tensor] input (called with a tensor).
+      TORCH_CHECK_TYPE(c10::TensorType::get()->isSubtypeOf(*input->type()), "tvmbridge: ", where,
+                       " of forward is a ", input->type()->repr_str(),
+                       "; give its example value in inputs, not a tensor spec");
+    }
     analysis.inputs.push_back(spec);
   }
   c10::IValue self = analysis.prepared.frozen._ivalue();
   // Observe, fold what the shapes decide, then observe the simplified graph.
-  auto first = partition::ObserveTensors(graph, self, analysis.inputs, examples);
+  auto first = partition::ObserveTensors(graph, self, analysis.inputs, values);
   partition::SpecializeToShapes(analysis.prepared.graph, first);
   frontend::FoldReadOnlyAttributes(analysis.prepared.graph, analysis.prepared.frozen);
   analysis.observations =
-      partition::ObserveTensors(graph, self, analysis.inputs, examples, TimesRegions(options));
+      partition::ObserveTensors(graph, self, analysis.inputs, values, TimesRegions(options));
+  analysis.held_tensors = TensorsHeldByInputs(graph, analysis.inputs, analysis.observations);
   analysis.partition = partition::PartitionGraph(graph, analysis.observations, options);
   return analysis;
 }
@@ -210,7 +345,7 @@ CompileResult CompilePrepared(frontend::PreparedGraph prepared,
     }
   }
   result.archive = EmbedRegions(analysis.prepared.graph, analysis.partition.regions, modules,
-                                analysis.inputs, result.report_json);
+                                analysis.inputs, analysis.held_tensors, result.report_json);
   return result;
 }
 

@@ -7,6 +7,7 @@
 
 #include <tvm/ffi/function.h>
 
+#include "compiler/embed.h"
 #include "frontend/graph_prep.h"
 #include "partition/partitioner.h"
 #include "tvmbridge/artifact.h"
@@ -41,7 +42,8 @@ c10::intrusive_ptr<TVMModule> BuildModule(const tvm::ffi::ObjectRef& ir_module,
 // A model ready to build: frozen, specialised to the input shapes, observed, partitioned.
 struct Analysis {
   frontend::PreparedGraph prepared;
-  std::vector<TensorSpec> inputs;  // named after the graph's inputs where specs had no name
+  std::vector<TensorSpec> inputs;        // named after the graph's inputs where specs had no name
+  std::vector<HeldTensor> held_tensors;  // see TensorsHeldByInputs
   partition::Observations observations;
   partition::Partition partition;
 };

@@ -14,13 +14,24 @@ using torch::jit::Graph;
 using torch::jit::Node;
 using torch::jit::Value;
 
-void GuardInputs(Graph& graph, const std::vector<TensorSpec>& inputs) {
-  torch::jit::WithInsertPoint at_start(graph.block()->param_node()->next());
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    const TensorSpec& spec = inputs[i];
-    graph.insert(
-        c10::Symbol::fromQualString("tvmbridge::expect_input"),
-        {graph.inputs()[i + 1], static_cast<int64_t>(i), spec.name, spec.shape, spec.dtype});
+void Expect(Graph& graph, Value* tensor, int64_t index, const TensorSpec& spec) {
+  graph.insert(c10::Symbol::fromQualString("tvmbridge::expect_input"),
+               {tensor, index, spec.name, spec.shape, spec.dtype});
+}
+
+void GuardInputs(Graph& graph, const std::vector<TensorSpec>& inputs,
+                 const std::vector<HeldTensor>& held) {
+  {
+    torch::jit::WithInsertPoint at_start(graph.block()->param_node()->next());
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      Value* input = graph.inputs()[i + 1];
+      if (input->type()->kind() != c10::TypeKind::TensorType) continue;  // see `held`
+      Expect(graph, input, static_cast<int64_t>(i), inputs[i]);
+    }
+  }
+  for (const HeldTensor& tensor : held) {
+    torch::jit::WithInsertPoint after(tensor.value->node()->next());
+    Expect(graph, tensor.value, tensor.input_index, tensor.spec);
   }
 }
 
@@ -58,7 +69,8 @@ void ReplaceRegion(Graph& graph, Value* self, const partition::Region& region,
 std::string EmbedRegions(const std::shared_ptr<Graph>& graph,
                          const std::vector<partition::Region>& regions,
                          const std::vector<c10::intrusive_ptr<TVMModule>>& modules,
-                         const std::vector<TensorSpec>& inputs, const std::string& report_json) {
+                         const std::vector<TensorSpec>& inputs, const std::vector<HeldTensor>& held,
+                         const std::string& report_json) {
   TORCH_INTERNAL_ASSERT(regions.size() == modules.size());
   torch::jit::Module module = ModuleForGraph("__torch__.tvmbridge.CompiledModule", graph);
   module.register_attribute("tvmbridge_report", c10::StringType::get(), report_json);
@@ -70,7 +82,7 @@ std::string EmbedRegions(const std::shared_ptr<Graph>& graph,
     module.register_attribute(attribute, tvm_module.type(), tvm_module);
     ReplaceRegion(*graph, self, regions[k], attribute, replaced);
   }
-  GuardInputs(*graph, inputs);
+  GuardInputs(*graph, inputs, held);
   torch::jit::EliminateDeadCode(graph);
 
   return SaveWithForward(module, graph);

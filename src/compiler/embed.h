@@ -14,16 +14,27 @@
 
 namespace tvmbridge {
 
+// A tensor the caller hands over inside input `input_index` of forward (an optional, a list,
+// a dict), specialised to `spec` like a tensor input: the compiled forward checks it where it
+// is taken out.
+struct HeldTensor {
+  torch::jit::Value* value = nullptr;
+  int64_t input_index = 0;
+  TensorSpec spec;
+};
+
 // Rewrites `graph` (a prepared forward graph whose first input is `self`): each region
 // becomes `tvmbridge::run(self.tvm_module_<k>, [inputs])`, region inputs computed by PyTorch
-// are made contiguous, and the forward starts by checking its inputs against `inputs`.
+// are made contiguous, and the forward checks its tensor inputs against `inputs` where it
+// starts, and the `held` tensors where they are taken out of their inputs.
 // The module also carries `report_json` (what compile decided, see ReportJson) as its string
 // attribute `tvmbridge_report`, so a saved model still explains itself.
 // Returns the bytes torch.jit.save would write for a module with that forward.
 std::string EmbedRegions(const std::shared_ptr<torch::jit::Graph>& graph,
                          const std::vector<partition::Region>& regions,
                          const std::vector<c10::intrusive_ptr<TVMModule>>& modules,
-                         const std::vector<TensorSpec>& inputs, const std::string& report_json);
+                         const std::vector<TensorSpec>& inputs, const std::vector<HeldTensor>& held,
+                         const std::string& report_json);
 
 // A module of class `qualified_name` (in eval mode) for `graph`, whose first input (`self`)
 // takes the module's type; attributes may be added before SaveWithForward.

@@ -7,6 +7,7 @@
 #include <ATen/Functions.h>
 #include <c10/util/Exception.h>
 #include <tvm/ffi/container/array.h>
+#include <tvm/ffi/container/map.h>
 #include <tvm/ffi/error.h>
 #include <tvm/ffi/extra/json.h>
 #include <tvm/ffi/reflection/registry.h>
@@ -14,6 +15,7 @@
 
 #include "compiler/compilation_group.h"
 #include "compiler/compile.h"
+#include "compiler/region_timing.h"
 #include "compiler/torchscript_fallback.h"
 #include "frontend/converter.h"
 #include "frontend/graph_prep.h"
@@ -38,6 +40,8 @@ auto Guarded(Body&& body) -> decltype(body()) {
     throw;
   } catch (const frontend::ConversionError& error) {
     TVM_FFI_THROW(UnsupportedOperatorError) << error.what();
+  } catch (const c10::TypeError& error) {
+    TVM_FFI_THROW(TypeError) << error.what_without_backtrace();
   } catch (const c10::Error& error) {
     TVM_FFI_THROW(ValueError) << error.what_without_backtrace();
   } catch (const std::exception& error) {
@@ -58,7 +62,9 @@ std::vector<TensorSpec> SpecsFrom(const Array<String>& names, const Array<Array<
       TORCH_CHECK(dim >= 0, "input ", i, " has a negative dimension ", dim);
       spec.shape.push_back(dim);
     }
-    spec.dtype = DtypeFromName(std::string(dtypes[i]));
+    // An input given by its value has no dtype (see partition::IsValueInput).
+    spec.dtype =
+        dtypes[i].empty() ? c10::ScalarType::Undefined : DtypeFromName(std::string(dtypes[i]));
     specs.push_back(spec);
   }
   return specs;
@@ -90,14 +96,47 @@ Array<Any> FromTorchScript(const Bytes& archive, const Array<String>& names,
 
 partition::PartitionOptions OptionsFromJson(const std::string& text);
 
-// The example runs' values: per input a tensor, or None for random values of its spec.
+// An example value from Python: tensors as views of the caller's memory, lent for this call
+// (each example run copies them); lists and tuples as lists of any type, dicts as dicts of
+// any types (Analyse gives them forward's declared types).
+c10::IValue ExampleValue(const Any& value) {
+  switch (value.type_index()) {
+    case kTVMFFINone:
+      return {};
+    case kTVMFFIBool:
+      return value.cast<bool>();
+    case kTVMFFIInt:
+      return value.cast<int64_t>();
+    case kTVMFFIFloat:
+      return value.cast<double>();
+    case kTVMFFISmallStr:
+    case kTVMFFIStr:
+      return std::string(value.cast<String>());
+    case kTVMFFITensor:
+      return ToTorch(value.cast<tvm::ffi::Tensor>());
+    case kTVMFFIArray: {
+      c10::impl::GenericList list(c10::AnyType::get());
+      for (const Any& item : value.cast<Array<Any>>()) list.push_back(ExampleValue(item));
+      return list;
+    }
+    case kTVMFFIMap: {
+      c10::impl::GenericDict dict(c10::AnyType::get(), c10::AnyType::get());
+      for (const auto& [key, item] : value.cast<tvm::ffi::Map<Any, Any>>()) {
+        dict.insert(ExampleValue(key), ExampleValue(item));
+      }
+      return dict;
+    }
+    default:
+      TORCH_CHECK_TYPE(false, "tvmbridge: an example input of type ", value.GetTypeKey(),
+                       " has no TorchScript equivalent");
+  }
+  TORCH_INTERNAL_ASSERT(false, "unreachable");
+}
+
+// The example runs' values, one per input (see partition::ExampleInputs).
 partition::ExampleInputs ExamplesFrom(const Array<Any>& examples) {
   partition::ExampleInputs result;
-  for (const Any& example : examples) {
-    auto tensor = example.try_cast<tvm::ffi::Tensor>();  // None casts to a null Tensor
-    // A view of the caller's buffer, lent for this call; each example run copies it.
-    result.push_back(tensor && tensor->defined() ? ToTorch(*tensor) : at::Tensor());
-  }
+  for (const Any& example : examples) result.push_back(ExampleValue(example));
   return result;
 }
 
@@ -237,6 +276,14 @@ String SealArtifact(const String& metadata_json, const Bytes& library) {
   });
 }
 
+// time_alternately(run_torch, run_tvm) -> [tvm_ms, torch_ms]: the export path's regions timed
+// by the loop that times TorchScript regions.
+Array<double> TimeAlternatelyFfi(const tvm::ffi::Function& run_torch,
+                                 const tvm::ffi::Function& run_tvm) {
+  RegionTimes times = TimeAlternately([&] { run_torch(); }, [&] { run_tvm(); });
+  return Array<double>{times.tvm_ms, times.torch_ms};
+}
+
 }  // namespace
 
 TVM_FFI_STATIC_INIT_BLOCK() {
@@ -250,6 +297,7 @@ TVM_FFI_STATIC_INIT_BLOCK() {
       .def("tvmbridge.torch.compile", CompileFfi)
       .def("tvmbridge.torch.seal_artifact", SealArtifact)
       .def("tvmbridge.torch.explain", ExplainFfi)
+      .def("tvmbridge.torch.time_alternately", TimeAlternatelyFfi)
       .def("tvmbridge.torch.enable", EnableFfi)
       .def("tvmbridge.torch.disable", DisableCompilationGroups)
       .def("tvmbridge.torch.release_enable_settings", ReleaseCompilationSettings)

@@ -81,6 +81,28 @@ constexpr auto kSettle = std::chrono::milliseconds(10);
 
 }  // namespace
 
+RegionTimes TimeAlternately(const std::function<void()>& run_torch,
+                            const std::function<void()>& run_tvm) {
+  // Warm-up doubles as the estimate of how many rounds fit the time target; TorchScript's
+  // profiling executor specialises the graph during its first runs.
+  double slowest = 0;
+  for (int i = 0; i < kWarmupRuns; ++i) {
+    slowest = std::max({slowest, TimedMs(run_torch), TimedMs(run_tvm)});
+  }
+  auto settled = [](const std::function<void()>& run) {
+    std::this_thread::sleep_for(kSettle);
+    return TimedMs(run);
+  };
+  const int rounds =
+      std::clamp(static_cast<int>(kTargetMs / std::max(slowest, 1e-3)), kMinRounds, kMaxRounds);
+  std::vector<double> tvm_ms, torch_ms;
+  for (int i = 0; i < rounds; ++i) {  // interleaved: drifts touch both alike
+    torch_ms.push_back(settled(run_torch));
+    tvm_ms.push_back(settled(run_tvm));
+  }
+  return RegionTimes{MedianMs(tvm_ms), MedianMs(torch_ms)};
+}
+
 std::optional<RegionTimes> TimeRegion(const partition::Region& region,
                                       const partition::Observations& observations,
                                       TVMModule& module) {
@@ -106,30 +128,12 @@ std::optional<RegionTimes> TimeRegion(const partition::Region& region,
   }
 
   torch::jit::GraphExecutor executor(graph, "tvmbridge_region");
-  auto run_torch = [&] {
-    torch::jit::Stack stack(inputs.begin(), inputs.end());
-    executor.run(stack);
-  };
-  auto run_tvm = [&] { module.Run(inputs); };
-
-  // Warm-up doubles as the estimate of how many rounds fit the time target; the profiling
-  // executor specialises the graph during its first runs.
-  double slowest = 0;
-  for (int i = 0; i < kWarmupRuns; ++i) {
-    slowest = std::max({slowest, TimedMs(run_torch), TimedMs(run_tvm)});
-  }
-  auto settled = [](auto& run) {
-    std::this_thread::sleep_for(kSettle);
-    return TimedMs(run);
-  };
-  const int rounds =
-      std::clamp(static_cast<int>(kTargetMs / std::max(slowest, 1e-3)), kMinRounds, kMaxRounds);
-  std::vector<double> tvm_ms, torch_ms;
-  for (int i = 0; i < rounds; ++i) {  // interleaved: drifts touch both alike
-    torch_ms.push_back(settled(run_torch));
-    tvm_ms.push_back(settled(run_tvm));
-  }
-  return RegionTimes{MedianMs(tvm_ms), MedianMs(torch_ms)};
+  return TimeAlternately(
+      [&] {
+        torch::jit::Stack stack(inputs.begin(), inputs.end());
+        executor.run(stack);
+      },
+      [&] { module.Run(inputs); });
 }
 
 void ReturnRegionToPyTorch(partition::Partition& partition, size_t index,

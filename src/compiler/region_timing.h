@@ -2,6 +2,7 @@
 // that compile can keep PyTorch wherever TVM would make the model slower.
 #pragma once
 
+#include <functional>
 #include <optional>
 
 #include "partition/partitioner.h"
@@ -13,6 +14,12 @@ struct RegionTimes {
   double tvm_ms = 0;    // median of TVMModule::Run
   double torch_ms = 0;  // median of the region's nodes in TorchScript's graph executor
 };
+
+// Runs both alternately, with warm-up and a settling pause before each run, as many rounds as
+// fit about 0.3 s per contender (5 to 25), and returns the medians. The one timing loop of
+// both compile paths: TimeRegion below, and the export path's regions (through tvm-ffi).
+RegionTimes TimeAlternately(const std::function<void()>& run_torch,
+                            const std::function<void()>& run_tvm);
 
 // Times both on random inputs of the observed shapes. nullopt when the region cannot be
 // measured safely: a non-floating-point input (made-up indices could read out of bounds), or

@@ -221,6 +221,10 @@ frontend::ConversionResult ConvertWithTorchScriptFallback(
   std::vector<relax::Expr> params;
   for (size_t i = 0; i < analysis.inputs.size(); ++i) {
     const TensorSpec& spec = analysis.inputs[i];
+    const torch::jit::Value* input = graph.inputs()[i + 1];
+    TORCH_CHECK_TYPE(input->type()->kind() == c10::TypeKind::TensorType, "tvmbridge: input ", i,
+                     " ('", spec.name, "') of forward is a ", input->type()->repr_str(),
+                     "; a Relax function takes tensors (compile() takes such inputs)");
     params.push_back(relax::MakeParam(spec.name, spec.shape, DtypeName(spec.dtype)));
     values[graph.inputs()[i + 1]] = Value::Tensor(params.back());
     result.inputs.push_back(spec);

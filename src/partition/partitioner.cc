@@ -100,7 +100,12 @@ class Prober {
     if (forced != forced_.end()) {
       ToTorch(node, forced->second);
     } else if (!node.blocks().empty()) {
-      ToTorch(node, "control flow that depends on tensor values stays in TorchScript");
+      const bool counted = node.kind() == c10::prim::Loop &&
+                           torch::jit::constant_as<int64_t>(node.input(0)).has_value();
+      ToTorch(node, counted ? "a loop too long to unroll stays in TorchScript (its body is "
+                              "compiled once)"
+                            : "control flow decided at run time (by tensor values or by "
+                              "arguments) stays in TorchScript");
     } else if (node.kind() == c10::prim::RaiseException) {
       ToTorch(node, "raises an exception");
     } else {

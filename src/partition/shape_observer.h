@@ -32,11 +32,18 @@ struct ObservedTensor {
 
 using Observations = std::unordered_map<const torch::jit::Value*, ObservedTensor>;
 
-// What the example runs feed each input: the caller's tensor, or (undefined) random values of
-// the spec's shape and dtype (floats from a normal distribution; integers in [0, rows) where
-// the graph indexes a constant table of that many rows with them, an embedding's, else
-// [0, 10)).
-using ExampleInputs = std::vector<at::Tensor>;
+// What the example runs feed each input of forward. A tensor input (its spec has a dtype): the
+// caller's tensor, or None for random values of the spec's shape and dtype (floats from a
+// normal distribution; integers in [0, rows) where the graph indexes a constant table of
+// that many rows with them, an embedding's, else [0, 10)). Any other input (see
+// IsValueInput): the caller's value itself, of forward's declared type.
+using ExampleInputs = std::vector<c10::IValue>;
+
+// An input given by its value (an int, an optional, a list of tensors...) rather than by a
+// tensor spec: its spec carries only a name, and no dtype.
+inline bool IsValueInput(const TensorSpec& spec) {
+  return spec.dtype == c10::ScalarType::Undefined;
+}
 
 // `graph`'s first input is the module (`self`); `inputs` describe the others, `examples`
 // (empty, or one per input) gives their values. With `keep_samples`, each tensor's value in

@@ -72,7 +72,7 @@ def test_export_path_matches_pytorch(name):
     # buffer: those stay in PyTorch, which checks them (with the views between them, too few
     # ops for a region of their own).
     reads_through_indices = name == "bert"
-    compiled = tt.compile(model, [x], ir="export",
+    compiled = tt.compile(model, [x], ir="export", never_slower=False,
                           require_full_compilation=not reads_through_indices)
     report = compiled.tvmbridge_report
     assert report.regions >= 1
@@ -110,7 +110,7 @@ def test_unsupported_op_stays_in_pytorch_on_both_paths():
     assert "cummax.default" not in tx.translatable_ops()
     torch.manual_seed(0)
     model, x = WithUnsupportedOp().eval(), torch.randn(2, 3, 10, 10)
-    compiled = tt.compile(model, [x], ir="export", min_block_size=1)
+    compiled = tt.compile(model, [x], ir="export", min_block_size=1, never_slower=False)
     report = compiled.tvmbridge_report
     assert report.regions >= 2 and report.torch_ops == {"aten::cummax": 1}
     with torch.no_grad():
@@ -121,7 +121,7 @@ def test_unsupported_op_stays_in_pytorch_on_both_paths():
     reports = []
 
     def recording_backend(graph_module, example_inputs):
-        run = tx.backend(graph_module, example_inputs, min_block_size=1)
+        run = tx.backend(graph_module, example_inputs, min_block_size=1, never_slower=False)
         reports.append(run.tvmbridge_report)
         return run
 
@@ -134,7 +134,7 @@ def test_unsupported_op_stays_in_pytorch_on_both_paths():
 
 def test_compiled_module_exports_saves_and_loads(tmp_path):
     model, x = resnet18()
-    compiled = tt.compile(model, [x], ir="export")
+    compiled = tt.compile(model, [x], ir="export", never_slower=False)
     program = torch.export.export(compiled, (x,))
     calls = [n for n in program.graph.nodes if n.target is torch.ops.tvmbridge.run.default]
     assert len(calls) == compiled.tvmbridge_report.regions
@@ -150,7 +150,7 @@ def test_dynamic_batch_is_served_by_one_compile():
     batch = torch.export.Dim("batch", min=1, max=16)
     builds = tx.CACHE.builds
     compiled = tt.compile(model, [torch.randn(4, 3, 64, 64)], ir="export",
-                          dynamic_shapes={"x": {0: batch}})
+                          dynamic_shapes={"x": {0: batch}}, never_slower=False)
     assert tx.CACHE.builds - builds == compiled.tvmbridge_report.regions == 1
     with torch.no_grad():
         for size in range(1, 17):
@@ -160,14 +160,14 @@ def test_dynamic_batch_is_served_by_one_compile():
 
 
 def test_torch_compile_serves_a_dimension_dynamo_marks_dynamic_with_one_build():
-    """Sizes 2..16 of a batch marked dynamic: one region build (dynamo specialises size 1 by
-    design, so that is left out)."""
+    """Batch sizes from 2 to 16, marked dynamic: one region build (dynamo specialises size 1
+    by design, so that is left out)."""
     model, _ = resnet18()
     torch._dynamo.reset()
     optimized = torch.compile(model, backend="tvmbridge")
     builds = tx.CACHE.builds
     with torch.no_grad():
-        for size in range(2, 17):
+        for size in (2, 3, 9, 16):
             x = torch.randn(size, 3, 64, 64)
             torch._dynamo.mark_dynamic(x, 0)
             assert_matches(optimized(x), model(x))
@@ -182,7 +182,7 @@ def test_saved_program_loads_in_a_new_process(tmp_path):
     from conftest import ROOT
 
     model, x = resnet18()
-    compiled = tt.compile(model, [x], ir="export")
+    compiled = tt.compile(model, [x], ir="export", never_slower=False)
     torch.export.save(torch.export.export(compiled, (x,)), tmp_path / "m.pt2")
     torch.save({"x": x, "expected": model(x).detach()}, tmp_path / "io.pt")
     script = (
@@ -210,7 +210,8 @@ def test_compiled_module_packages_with_aot_inductor(tmp_path):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(288, 4)).eval()
     x = torch.randn(1, 3, 8, 8)
-    compiled = tt.compile(model, [x], ir="export")
+    compiled = tt.compile(model, [x], ir="export", never_slower=False)
+    assert compiled.tvmbridge_report.regions == 1
     package = torch._inductor.aoti_compile_and_package(
         torch.export.export(compiled, (x,)), package_path=str(tmp_path / "model.pt2"))
     runner = torch._inductor.aoti_load_package(package)
@@ -258,9 +259,78 @@ class Sum(nn.Module):
 def test_dims_sharing_a_symbol_must_agree_when_the_region_is_called():
     batch = torch.export.Dim("batch", min=1, max=8)
     x, y = torch.randn(4, 3), torch.randn(4, 3)
-    compiled = tt.compile(Sum(), [x, y], ir="export",
+    compiled = tt.compile(Sum(), [x, y], ir="export", never_slower=False,
                           dynamic_shapes={"x": {0: batch}, "y": {0: batch}})
     region = next(m for m in compiled.modules() if isinstance(m, tx.TVMRegion))
     assert len(torch.ops.tvmbridge.run(region.tvm_module, [torch.randn(6, 3)] * 2)) == 1
     with pytest.raises(ValueError, match="where input 0 has 5"):
         torch.ops.tvmbridge.run(region.tvm_module, [torch.randn(5, 3), torch.randn(6, 3)])
+
+
+class SlowInTvm(nn.Module):
+    """Two regions, each with a linear layer, on either side of an op TVM lacks (cummax)."""
+
+    def __init__(self):
+        super().__init__()
+        self.first = nn.Linear(32, 32)
+        self.second = nn.Linear(32, 8)
+
+    def forward(self, x):
+        y = torch.relu(self.first(x))
+        return torch.cummax(y, dim=1)[0] + 1.0, torch.tanh(self.second(y)) * 2.0
+
+
+def test_never_slower_times_regions_on_the_export_path(monkeypatch):
+    """Each built region is timed against PyTorch on the example inputs; a region TVM does not
+    win stays in PyTorch and the report says so with both times."""
+    torch.manual_seed(0)
+    model, x = SlowInTvm().eval(), torch.randn(4, 32)
+    tx.CACHE.clear()
+    measured = tt.compile(model, [x], ir="export", min_block_size=1)
+    report = measured.tvmbridge_report
+    assert report.timings and all(t.tvm_ms > 0 and t.torch_ms > 0 for t in report.timings)
+    assert report.regions == sum(t.tvm_faster for t in report.timings)
+    with torch.no_grad():
+        for actual, expected in zip(measured(x), model(x)):
+            assert_matches(actual, expected)
+
+    # Make TVM lose every comparison: every region must then run in PyTorch.
+    real_run = tx.TVMRegion.forward
+
+    def slow_run(self, *inputs):
+        import time
+
+        time.sleep(0.002)
+        return real_run(self, *inputs)
+
+    monkeypatch.setattr(tx.TVMRegion, "forward", slow_run)
+    tx.CACHE.clear()
+    slow = tt.compile(model, [x], ir="export", min_block_size=1)
+    report = slow.tvmbridge_report
+    assert report.regions == 0 and len(report.slower_regions) == len(report.timings) >= 2
+    assert all(t.tvm_ms >= 2.0 > t.torch_ms for t in report.timings), report.timings
+    assert report.torch_ops.get("aten::addmm") == 2, report.torch_ops
+    assert not any(isinstance(m, tx.TVMRegion) for m in slow.modules())
+    with torch.no_grad():
+        for actual, expected in zip(slow(x), model(x)):
+            assert_matches(actual, expected)
+
+    # The torch.compile backend decides the same way; never_slower=False keeps TVM.
+    reports = []
+
+    def recording_backend(graph_module, example_inputs, never_slower):
+        run = tx.backend(graph_module, example_inputs, min_block_size=1,
+                         never_slower=never_slower)
+        reports.append(run.tvmbridge_report)
+        return run
+
+    for never_slower in (True, False):
+        torch._dynamo.reset()
+        optimized = torch.compile(model, backend=lambda g, e: recording_backend(g, e,
+                                                                                 never_slower))
+        with torch.no_grad():
+            for actual, expected in zip(optimized(x), model(x)):
+                assert_matches(actual, expected)
+    timed, untimed = reports
+    assert timed.regions == 0 and len(timed.slower_regions) >= 2
+    assert untimed.regions >= 2 and not untimed.timings

@@ -198,6 +198,38 @@ def test_static_loop_is_unrolled_by_from_torchscript_and_by_compile():
     assert sum(n["kind"] == "aten::linear" for n in explanation.nodes) == 3
 
 
+class LoopNest(nn.Module):
+    """Both trip counts come from static shapes: 60 x 60 = 3600 copies of the body unrolled."""
+
+    def forward(self, x):
+        total = torch.zeros_like(x)
+        scaled = x * 2.0
+        for i in range(x.size(0)):
+            for j in range(x.size(1)):
+                total = total + scaled * 0.25
+        return total
+
+
+def test_unrolling_has_a_budget():
+    """A loop nest that would unroll past the budget (1024 nodes) keeps its outer loop as a
+    TorchScript loop around the unrolled inner one, compiled once; a small nest unrolls
+    whole."""
+    model = torch.jit.script(LoopNest())
+    big = torch.randn(60, 60)
+    explanation = tt.explain(model, [big], min_block_size=1)
+    (loop,) = [n for n in explanation.nodes if n["kind"] == "prim::Loop"]  # the outer one
+    assert loop["region"] < 0 and "too long to unroll" in loop["reason"]
+    # Before the loop: zeros_like and the scaling; in it: the unrolled inner loop.
+    assert sorted(r["nodes"] for r in explanation.regions) == [2, 120]
+    assert sum(n["kind"] == "aten::add" for n in explanation.nodes) == 60  # the inner, unrolled
+    compiled = tt.compile(model, [big], min_block_size=1, never_slower=False)
+    torch.testing.assert_close(compiled(big), model(big), rtol=1e-4, atol=1e-4)
+    small = torch.randn(4, 5)
+    explanation = tt.explain(model, [small], min_block_size=1)
+    assert explanation.placement_of("prim::Loop") == set()
+    assert sum(n["kind"] == "aten::add" for n in explanation.nodes) == 20
+
+
 def test_partitioned_model_runs_from_cpp(tmp_path):
     import subprocess
 

@@ -1,0 +1,128 @@
+"""Forward signatures beyond tensors (issue 21): optional tensors, numbers, lists, tuples and
+dicts. Their example values go in `inputs`; they stay arguments of the compiled module, what
+reads them runs in TorchScript, and tensors taken out of them are checked like tensor inputs.
+Outputs are compared with PyTorch (float32: rtol 1e-5, atol 1e-5)."""
+
+from typing import Dict, List, Optional, Tuple
+
+import pytest
+import torch
+import torch.nn as nn
+
+import tvmbridge
+import tvmbridge.torch as tt
+
+
+def assert_matches(actual, expected):
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+
+
+class OptionalBias(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x, bias: Optional[torch.Tensor] = None):
+        y = torch.relu(self.fc(x)) * 2.0 + 1.0
+        if bias is not None:
+            y = y + bias
+        return torch.tanh(y) * 3.0 - 1.0
+
+
+class Numbers(nn.Module):
+    """A loop run `steps` times, a scale and a flag the caller picks per call."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x, steps: int, scale: float, flag: bool):
+        for _ in range(steps):
+            x = torch.tanh(self.fc(x)) * 0.5 + 0.1
+        if flag:
+            x = x * scale
+        return torch.sigmoid(x) * 2.0
+
+
+class Containers(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, images: List[torch.Tensor], extra: Dict[str, torch.Tensor],
+                pair: Tuple[torch.Tensor, float]):
+        first, second = images[0], images[1]
+        features = torch.relu(self.conv(first)) * 2.0 + torch.relu(self.conv(second))
+        return features.mean() + extra["bias"].sum() * pair[1] + pair[0].sum()
+
+
+torch.manual_seed(0)
+X = torch.randn(2, 8)
+
+
+@pytest.mark.parametrize("example_bias", [None, torch.randn(2, 8)], ids=["none", "tensor"])
+def test_optional_tensor_input_takes_none_and_tensors(example_bias, tmp_path):
+    model = torch.jit.script(OptionalBias()).eval()
+    compiled = tt.compile(model, [X, example_bias], never_slower=False)
+    assert len(tt.report(compiled).regions) == 2  # before and after the branch on `bias`
+    path = tmp_path / "m.pt"
+    torch.jit.save(compiled, str(path))
+    loaded = torch.jit.load(str(path))
+    for module in (compiled, loaded):
+        for bias in (None, torch.randn(2, 8)):
+            assert_matches(module(X, bias), model(X, bias))
+        if example_bias is None:  # nothing specialised the bias: it broadcasts as in PyTorch
+            row = torch.randn(1, 8)
+            assert_matches(module(X, row), model(X, row))
+        # A bias the example run saw is checked against its shape where it is taken out of
+        # its optional; where it saw none, PyTorch's add refuses it.
+        expected = (r"a tensor from bias.*has shape \[3, 8\]" if example_bias is not None
+                    else "must match the size of tensor b")
+        with pytest.raises(Exception, match=expected):
+            module(X, torch.randn(3, 8))
+
+
+def test_number_inputs_change_per_call():
+    model = torch.jit.script(Numbers()).eval()
+    compiled = tt.compile(model, [X, 3, 0.5, True], never_slower=False)
+    report = tt.report(compiled)
+    assert len(report.regions) >= 1  # the loop's body
+    for steps, scale, flag in [(0, 0.5, True), (1, 2.0, False), (3, 0.5, True), (7, -1.0, True)]:
+        assert_matches(compiled(X, steps, scale, flag), model(X, steps, scale, flag))
+
+
+def test_list_dict_and_tuple_inputs():
+    torch.manual_seed(1)
+    model = torch.jit.script(Containers()).eval()
+    images = [torch.randn(1, 3, 8, 8), torch.randn(1, 3, 8, 8)]
+    arguments = (images, {"bias": torch.randn(4)}, (torch.randn(2), 0.5))
+    compiled = tt.compile(model, list(arguments), never_slower=False)
+    assert len(tt.report(compiled).regions) >= 1
+    for _ in range(3):
+        call = ([torch.randn(1, 3, 8, 8), torch.randn(1, 3, 8, 8)], {"bias": torch.randn(4)},
+                (torch.randn(2), 1.5))
+        assert_matches(compiled(*call), model(*call))
+    wrong = ([torch.randn(1, 3, 9, 9), images[1]],) + arguments[1:]
+    with pytest.raises(Exception, match=r"a tensor from images.*has shape \[1, 3, 9, 9\]"):
+        compiled(*wrong)
+
+
+def test_example_values_are_checked_against_the_declared_types():
+    model = torch.jit.script(Numbers()).eval()
+    with pytest.raises(TypeError, match=r"input 1 \('steps'\) is declared int by forward; the "
+                                        r"example given is a str"):
+        tt.compile(model, [X, "three", 0.5, True])
+    with pytest.raises(TypeError, match=r"input 0 \('x'\) of forward is a Tensor; give a tensor "
+                                        r"or a tvmbridge.Input for it, not a int"):
+        tt.compile(model, [3, 3, 0.5, True])
+    with pytest.raises(TypeError, match=r"input 1 \('steps'\) of forward is a int; give its "
+                                        r"example value"):
+        tt.compile(model, [X, X, 0.5, True])
+    with pytest.raises(TypeError, match=r"inputs\[3\] is a object"):
+        tt.compile(model, [X, 3, 0.5, object()])
+    containers = torch.jit.script(Containers()).eval()
+    with pytest.raises(TypeError, match=r"input 2 \('pair'\) is declared Tuple\[Tensor, float\] "
+                                        r"by forward.*\(2 elements expected\)"):
+        tt.compile(containers, [[X, X], {"bias": X}, (X,)])
+    with pytest.raises(TypeError, match=r"from_torchscript takes tensor inputs"):
+        tt.from_torchscript(model, [X, 3, 0.5, True])
