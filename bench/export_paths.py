@@ -1,7 +1,8 @@
 """The three ways into tvmbridge on the same models, in one run on one machine: TorchScript
 (tvmbridge.torch.compile), torch.export (ir="export") and torch.compile(backend="tvmbridge"),
 against eager PyTorch. Reports compile time, how much each path converts, and latency (median
-and interquartile range of interleaved runs) as ratios to eager.
+and interquartile range of interleaved runs) as ratios to eager. Every path runs with
+never_slower=False: the table compares TVM's code on each path, not the fallback decision.
 
     python bench/export_paths.py [--repeat 30] [--survey] [--out bench/results/export_paths.md]
     make bench-paths BENCH_ARGS=--survey
@@ -56,12 +57,12 @@ def run_model(name: str, repeat: int) -> list[str]:
         expected = model(x)
         traced = torch.jit.trace(model, x, check_trace=False, strict=False)
         torchscript, ts_s = _timed(lambda: tt.compile(traced, [x], never_slower=False))
-        exported, ex_s = _timed(lambda: tt.compile(model, [x], ir="export"))
+        exported, ex_s = _timed(lambda: tt.compile(model, [x], ir="export", never_slower=False))
         torch._dynamo.reset()
         reports = []
 
         def backend(gm, example_inputs):
-            run = tx.backend(gm, example_inputs)
+            run = tx.backend(gm, example_inputs, never_slower=False)
             reports.append(run.tvmbridge_report)
             return run
 
@@ -108,7 +109,8 @@ def survey(names=None) -> list[str]:
         torch.manual_seed(0)
         try:
             model, inputs = spec.build(), spec.inputs()
-            compiled, seconds = _timed(lambda: tt.compile(model, list(inputs), ir="export"))
+            compiled, seconds = _timed(lambda: tt.compile(model, list(inputs), ir="export",
+                                                          never_slower=False))
             with torch.no_grad():
                 expected, actual = model(*inputs), compiled(*inputs)
             pairs = zip(*(torch.utils._pytree.tree_leaves(o) for o in (expected, actual)))
