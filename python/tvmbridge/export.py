@@ -480,8 +480,9 @@ def compile_exported(model: torch.nn.Module, inputs: Sequence[torch.Tensor], tar
                      never_slower: bool = True) -> fx.GraphModule:
     """``torch.export`` of `model` (eval mode, no grad), partitioned and compiled; see the
     module docstring. `never_slower` (ignored under `require_full_compilation`): regions TVM
-    runs no faster than PyTorch, timed on `inputs`, stay in PyTorch. The result is an ``fx.GraphModule`` taking the same inputs; its
-    ``tvmbridge_report`` says what stayed in PyTorch."""
+    runs no faster than PyTorch, timed on `inputs`, stay in PyTorch. The result is an
+    ``fx.GraphModule`` taking the same inputs; its ``tvmbridge_report`` says what stayed in
+    PyTorch."""
     from .errors import UnsupportedOperatorError
 
     register_tracing_support()

@@ -138,7 +138,7 @@ def _input_specs(inputs: Sequence):
         shapes.append(list(spec.shape))
         dtypes.append(_DTYPE_NAMES[spec.dtype])
         if isinstance(item, torch.Tensor):
-            examples.append(item.detach().to("cpu").contiguous())
+            examples.append(_example_value(item, f"inputs[{index}]"))
         elif spec.value_range is not None:
             examples.append(spec.example())
         else:

@@ -4,7 +4,6 @@
 #include <functional>
 #include <optional>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include <ATen/Functions.h>
@@ -105,28 +104,24 @@ c10::IValue AsDeclared(const c10::IValue& value, const c10::TypePtr& type,
 std::vector<HeldTensor> TensorsHeldByInputs(const torch::jit::Graph& graph,
                                             const std::vector<TensorSpec>& inputs,
                                             const partition::Observations& observations) {
-  std::unordered_set<const torch::jit::Value*> containers;
+  // Non-tensor values carrying what an argument passed, with the argument's index.
   std::unordered_map<const torch::jit::Value*, size_t> from_input;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const torch::jit::Value* input = graph.inputs()[i + 1];
-    if (input->type()->kind() == c10::TypeKind::TensorType) continue;
-    containers.insert(input);
-    from_input[input] = i;
+    if (input->type()->kind() != c10::TypeKind::TensorType) from_input[input] = i;
   }
   std::vector<HeldTensor> held;
   std::function<void(const torch::jit::Block*)> visit = [&](const torch::jit::Block* block) {
     for (const torch::jit::Node* node : block->nodes()) {
       std::optional<size_t> source;
       for (const torch::jit::Value* input : node->inputs()) {
-        if (containers.count(input)) source = from_input.at(input);
+        if (auto found = from_input.find(input); found != from_input.end()) source = found->second;
       }
       if (source) {
         // What carries the containers on (a slice of a list, a branch's or a loop's result,
         // the loop's own view of them) is one too.
         auto mark = [&](const torch::jit::Value* value) {
-          if (value->type()->kind() == c10::TypeKind::TensorType) return;
-          containers.insert(value);
-          from_input[value] = *source;
+          if (value->type()->kind() != c10::TypeKind::TensorType) from_input[value] = *source;
         };
         for (const torch::jit::Value* output : node->outputs()) mark(output);
         for (const torch::jit::Block* nested : node->blocks()) {

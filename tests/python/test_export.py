@@ -280,6 +280,12 @@ class SlowInTvm(nn.Module):
         return torch.cummax(y, dim=1)[0] + 1.0, torch.tanh(self.second(y)) * 2.0
 
 
+def assert_all_match(compiled, model, x):
+    with torch.no_grad():
+        for actual, expected in zip(compiled(x), model(x)):
+            assert_matches(actual, expected)
+
+
 def test_never_slower_times_regions_on_the_export_path(monkeypatch):
     """Each built region is timed against PyTorch on the example inputs; a region TVM does not
     win stays in PyTorch and the report says so with both times."""
@@ -290,9 +296,7 @@ def test_never_slower_times_regions_on_the_export_path(monkeypatch):
     report = measured.tvmbridge_report
     assert report.timings and all(t.tvm_ms > 0 and t.torch_ms > 0 for t in report.timings)
     assert report.regions == sum(t.tvm_faster for t in report.timings)
-    with torch.no_grad():
-        for actual, expected in zip(measured(x), model(x)):
-            assert_matches(actual, expected)
+    assert_all_match(measured, model, x)
 
     # Make TVM lose every comparison: every region must then run in PyTorch.
     real_run = tx.TVMRegion.forward
@@ -311,9 +315,7 @@ def test_never_slower_times_regions_on_the_export_path(monkeypatch):
     assert all(t.tvm_ms >= 2.0 > t.torch_ms for t in report.timings), report.timings
     assert report.torch_ops.get("aten::addmm") == 2, report.torch_ops
     assert not any(isinstance(m, tx.TVMRegion) for m in slow.modules())
-    with torch.no_grad():
-        for actual, expected in zip(slow(x), model(x)):
-            assert_matches(actual, expected)
+    assert_all_match(slow, model, x)
 
     # The torch.compile backend decides the same way; never_slower=False keeps TVM.
     reports = []
@@ -328,9 +330,7 @@ def test_never_slower_times_regions_on_the_export_path(monkeypatch):
         torch._dynamo.reset()
         optimized = torch.compile(model, backend=lambda g, e: recording_backend(g, e,
                                                                                  never_slower))
-        with torch.no_grad():
-            for actual, expected in zip(optimized(x), model(x)):
-                assert_matches(actual, expected)
+        assert_all_match(optimized, model, x)
     timed, untimed = reports
     assert timed.regions == 0 and len(timed.slower_regions) >= 2
     assert untimed.regions >= 2 and not untimed.timings
