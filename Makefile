@@ -47,7 +47,7 @@ test-cpp: build
 	@cd $(BUILD_DIR) && TVMBRIDGE_FIXTURES=$(CURDIR)/$(BUILD_DIR)/test-fixtures ctest --output-on-failure
 
 test-python: build
-	@$(PYTHON) -m pytest -q tests/python
+	@$(PYTHON) -m pytest -q -n $(JOBS) --dist loadfile tests/python
 
 test-zoo: build
 	@TVMBRIDGE_ZOO_TABLE=$(CURDIR)/$(BUILD_DIR)/zoo.md $(PYTHON) -m pytest -q tests/zoo $(ZOO_ARGS)
