@@ -13,6 +13,8 @@
 #                FUZZ_OPS_CASES per family (default 500) from FUZZ_OPS_SEED (not in CI)
 #   make bench-paths  the TorchScript, torch.export and torch.compile paths on ResNet-18,
 #                MobileNet v3 and BERT-base, against eager (minutes; not in CI)
+#   make bench-bf16  precision="bf16" against float32 and PyTorch's bfloat16 on CNNs
+#                (minutes; not in CI)
 #   make bench   tvmbridge against PyTorch, TorchScript, torch.compile, ONNX Runtime and TVM's
 #                own frontend, untuned and tuned (tens of minutes; not in CI)
 
@@ -28,7 +30,7 @@ export CCACHE_NOHASHDIR := 1
 # PyTorch deprecates TorchScript; tvmbridge exists for the models people still have in it.
 export PYTHONWARNINGS ?= ignore::FutureWarning
 
-.PHONY: venv build test test-cpp test-python test-zoo demo survey sanitize fuzz fuzz-ops bench bench-paths format clean
+.PHONY: venv build test test-cpp test-python test-zoo demo survey sanitize fuzz fuzz-ops bench bench-paths bench-bf16 format clean
 
 venv:
 	@bash scripts/bootstrap.sh
@@ -68,6 +70,9 @@ fuzz: build
 fuzz-ops: build
 	@PYTHONPATH=$(CURDIR)/python:$(CURDIR)/tests/python $(PYTHON) tests/python/differential.py \
 	  --cases $(or $(FUZZ_OPS_CASES),500) --seed $(or $(FUZZ_OPS_SEED),0)
+
+bench-bf16: build
+	@$(PYTHON) bench/bf16.py --out $(BUILD_DIR)/bf16.md $(BENCH_ARGS)
 
 bench-paths: build
 	@$(PYTHON) bench/export_paths.py --out $(BUILD_DIR)/export_paths.md $(BENCH_ARGS)

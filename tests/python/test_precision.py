@@ -6,10 +6,13 @@ bits of mantissa; products accumulate in float32). Tests that bfloat16 was reall
 that the error is above float32's.
 """
 
+import subprocess
+
 import pytest
 import torch
 
 import tvmbridge.torch as tt
+from conftest import BUILD
 
 
 class Block(torch.nn.Module):
@@ -109,3 +112,105 @@ def test_parallel_loops_follow_torch_threads():
         torch.set_num_threads(threads)
     torch.testing.assert_close(compiled(x), single, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(single, model(x), rtol=1e-5, atol=1e-5)
+
+
+# oneDNN's bfloat16 convolutions need AVX-512 (or AVX-NE-CONVERT); elsewhere convolutions stay
+# TVM's, in float32, and these tests have nothing to check.
+needs_bf16_convolutions = pytest.mark.skipif(
+    not torch.ops.mkldnn._is_mkldnn_bf16_supported(),
+    reason="this CPU has no oneDNN bfloat16 convolutions")
+
+
+class ConvNet(torch.nn.Module):
+    """The convolutions of CNNs: a stem with batch norm and pooling, a residual block, a
+    strided and a dilated convolution, a depthwise and a grouped one, and one with padding
+    on a single side (which stays TVM's, in float32)."""
+
+    def __init__(self, channels: int = 16):
+        super().__init__()
+        c = channels
+        self.stem = torch.nn.Sequential(torch.nn.Conv2d(3, c, 3, padding=1, bias=False),
+                                        torch.nn.BatchNorm2d(c), torch.nn.ReLU(),
+                                        torch.nn.MaxPool2d(2))
+        self.residual = torch.nn.Conv2d(c, c, 3, padding=1)
+        self.strided = torch.nn.Conv2d(c, 2 * c, 3, stride=2, padding=1)
+        self.dilated = torch.nn.Conv2d(2 * c, 2 * c, 3, padding=2, dilation=2)
+        self.depthwise = torch.nn.Conv2d(2 * c, 2 * c, 3, padding=1, groups=2 * c)
+        self.grouped = torch.nn.Conv2d(2 * c, 2 * c, 1, groups=4)
+        self.one_sided = torch.nn.Sequential(torch.nn.ZeroPad2d((0, 1, 0, 1)),
+                                             torch.nn.Conv2d(2 * c, c, 2))
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = torch.relu(x + self.residual(x))
+        x = self.dilated(torch.relu(self.strided(x)))
+        x = self.grouped(torch.nn.functional.relu6(self.depthwise(x)))
+        return self.one_sided(x)
+
+
+def _conv_net_and_input(seed: int = 0):
+    torch.manual_seed(seed)
+    model = ConvNet().eval()
+    with torch.no_grad():  # batch norm statistics that are not the identity
+        model.stem[1].running_mean.uniform_(-0.5, 0.5)
+        model.stem[1].running_var.uniform_(0.5, 2.0)
+    return model, torch.randn(2, 3, 32, 32)
+
+
+@needs_bf16_convolutions
+def test_bf16_convolutions_within_stated_accuracy_and_keep_nan(tmp_path):
+    """Convolutions run in bfloat16 on oneDNN's kernel (src/runtime/aten_kernels.cc): the
+    model has no matrix product, so an error above float32's shows they did. NaN and
+    infinities reach the same outputs as in PyTorch; the saved module loads and agrees, and
+    serves from C++ without Python (tvmbridge-run)."""
+    model, x = _conv_net_and_input()
+    compiled = tt.compile(torch.jit.trace(model, x), [x], never_slower=False, precision="bf16")
+    with torch.no_grad():
+        _assert_bf16_accuracy(compiled(x), model(x))
+        poisoned = x.clone()
+        poisoned[0, 1, 4, 4] = float("nan")
+        poisoned[1, 0, 20, 9] = float("inf")
+        actual, expected = compiled(poisoned), model(poisoned)
+        torch.testing.assert_close(torch.isnan(actual), torch.isnan(expected))
+        torch.testing.assert_close(torch.isinf(actual), torch.isinf(expected))
+        assert torch.isnan(expected).any() and not torch.isnan(expected).all()
+        path = tmp_path / "convnet_bf16.pt"
+        torch.jit.save(compiled, str(path))
+        torch.testing.assert_close(torch.jit.load(str(path))(x), compiled(x), rtol=0, atol=0)
+    served = subprocess.run([str(BUILD / "tvmbridge-run"), str(path), "--input",
+                             "2x3x32x32:float32", "--repeat", "1", "--warmup", "0"],
+                            capture_output=True, text=True, timeout=300)
+    assert served.returncode == 0, served.stderr[-2000:]
+    assert "output 0: shape [2, 16, 8, 8] dtype float32" in served.stdout
+
+
+@needs_bf16_convolutions
+def test_bf16_convolutions_of_two_models_keep_their_own_weights():
+    """Packed weights are cached per weight constant: two models with the same shapes and
+    different weights, alive together, each compute with their own; and a model compiled
+    after another was freed too."""
+    first, x = _conv_net_and_input(seed=0)
+    second, _ = _conv_net_and_input(seed=1)
+    compile_bf16 = lambda model: tt.compile(torch.jit.trace(model, x), [x],  # noqa: E731
+                                            never_slower=False, precision="bf16")
+    compiled_first, compiled_second = compile_bf16(first), compile_bf16(second)
+    with torch.no_grad():
+        _assert_bf16_accuracy(compiled_first(x), first(x))
+        _assert_bf16_accuracy(compiled_second(x), second(x))
+        del compiled_first
+        third, _ = _conv_net_and_input(seed=2)
+        _assert_bf16_accuracy(compile_bf16(third)(x), third(x))
+        _assert_bf16_accuracy(compiled_second(x), second(x))
+
+
+@needs_bf16_convolutions
+def test_bf16_convolutions_serve_every_batch_size_on_the_export_path():
+    """One weight packing serves calls of other batch sizes (a dynamic batch dimension)."""
+    model, x = _conv_net_and_input()
+    batch = torch.export.Dim("batch", min=1, max=8)
+    compiled = tt.compile(model, [x], ir="export", precision="bf16",
+                          dynamic_shapes={"x": {0: batch}})
+    with torch.no_grad():
+        for size in (2, 5, 1):
+            images = torch.randn(size, 3, 32, 32)
+            _assert_bf16_accuracy(compiled(images), model(images))
