@@ -271,10 +271,9 @@ def _rewrite_relax_functions(name: str, make_mutator) -> tvm.transform.Pass:
 
 
 # Registered by the runtime library (src/runtime/aten_kernels.cc), destination-passing:
-# out = torch.matmul(a, b) in the operands' dtype, and in bfloat16 whatever theirs and out's;
-# out = conv2d(x, w) in bfloat16 for float32 NHWC x and out and a bfloat16 OIHW weight.
+# out = torch.matmul(a, b) in the operands' dtype; out = conv2d(x, w) in bfloat16 for NHWC x
+# and out and a bfloat16 OIHW weight.
 _ATEN_MATMUL = "tvmbridge.aten.matmul"
-_ATEN_MATMUL_BF16 = "tvmbridge.aten.matmul_bf16"
 _ATEN_CONV2D_BF16 = "tvmbridge.aten.conv2d_bf16"
 # Matrix products PyTorch's kernels compute (MKL, oneDNN); others stay TVM's.
 _ATEN_MATMUL_DTYPES = ("float32", "bfloat16")
@@ -318,14 +317,15 @@ class _AtenKernels(relax.PyExprMutator):
     backend cannot emit AMX or AVX512-BF16 dot products at all. So ``matmul`` (linear layers,
     attention) runs ``torch.matmul`` through a destination-passing call; TVM fuses what
     surrounds it (bias, activations). With ``precision="bf16"`` the product is computed in
-    bfloat16 (oneDNN: AMX tiles or AVX512-BF16, float32 accumulation) and returned in float32,
-    constant operands (weights) stored in bfloat16 (cast once, at build time, by
-    FoldConstant); everything around it (softmax, normalisation) stays float32. Convolutions
-    in NHWC (see :func:`_bf16_conv_layout`) run oneDNN's bfloat16 convolution on weights it
-    packs once. Their inputs and outputs are bfloat16, cast by TVM in the fused kernels
-    around them: the convolution rounds its input to bfloat16 anyway, and ATen's casts in the
-    call cost more (MobileNet-V2, 2-core AMX Xeon: 15.1 ms with float32 in and out against
-    9.9 ms, TVM's float32 13.2-14.7 ms in both runs).
+    bfloat16 (oneDNN: AMX tiles or AVX512-BF16, float32 accumulation), constant operands
+    (weights) stored in bfloat16 (cast once, at build time, by FoldConstant); everything
+    around it (softmax, normalisation) stays float32. Convolutions in NHWC (see
+    :func:`_bf16_conv_layout`) run oneDNN's bfloat16 convolution on weights it packs once.
+
+    Both take and give bfloat16 (:func:`_in_bfloat16`), cast by TVM in the fused kernels
+    around the call: the kernel rounds its operands to bfloat16 anyway, and ATen's casts in
+    the call cost more (2-core AMX Xeon: MobileNet-V2 15.1 -> 9.9 ms, BERT-base 403 -> 338 ms
+    in a run on a loaded machine, both interleaved, the same outputs).
     """
 
     _matmul = tvm.ir.Op.get("relax.matmul")
@@ -347,9 +347,7 @@ class _AtenKernels(relax.PyExprMutator):
             return call
         if not self.bf16 or dtype == "bfloat16":  # already bfloat16: no casts, no copy
             return relax.call_dps_packed(_ATEN_MATMUL, [a, b], call.ty)
-        a, b = (relax.op.astype(x, "bfloat16") if isinstance(x, _CONSTANT) else x
-                for x in (a, b))
-        return relax.call_dps_packed(_ATEN_MATMUL_BF16, [a, b], call.ty)
+        return _in_bfloat16(_ATEN_MATMUL, [a, b], call.ty)
 
     def _convolution(self, call: relax.Call) -> relax.Expr:
         attrs = call.attrs
@@ -359,11 +357,18 @@ class _AtenKernels(relax.PyExprMutator):
         top, left, _, _ = (int(v) for v in attrs.padding)
         geometry = relax.ShapeExpr([*(int(v) for v in attrs.strides), top, left,
                                     *(int(v) for v in attrs.dilation), int(attrs.groups)])
-        weight = relax.op.astype(call.args[1], "bfloat16")
-        data = relax.op.astype(call.args[0], "bfloat16")
-        out_ty = relax.TensorType(call.ty.shape, "bfloat16")
-        product = relax.call_dps_packed(_ATEN_CONV2D_BF16, [data, weight, geometry], out_ty)
-        return relax.op.astype(product, "float32")
+        return _in_bfloat16(_ATEN_CONV2D_BF16, [*call.args, geometry], call.ty)
+
+
+def _in_bfloat16(function: str, args: list, ty: relax.TensorType) -> relax.Expr:
+    """A destination-passing call of `function` on bfloat16 tensors, for a float32 result of
+    type `ty`: tensor arguments are cast to bfloat16 (constants once, by FoldConstant; others
+    inside the fused TVM kernel that produces them), and the result back to `ty`'s dtype
+    inside the kernel that consumes it."""
+    cast = [relax.op.astype(x, "bfloat16") if isinstance(x.ty, relax.TensorType) else x
+            for x in args]
+    result = relax.call_dps_packed(function, cast, relax.TensorType(ty.shape, "bfloat16"))
+    return relax.op.astype(result, ty.dtype)
 
 
 PRECISIONS = ("fp32", "bf16")

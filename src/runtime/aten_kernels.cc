@@ -23,7 +23,8 @@
 namespace tvmbridge {
 namespace {
 
-// The names build.py emits the calls under.
+// The names build.py emits the calls under; matmul_bf16 only in libraries built before its
+// casts moved into TVM's kernels, which saved modules still hold.
 constexpr const char* kMatmulFunction = "tvmbridge.aten.matmul";
 constexpr const char* kMatmulBf16Function = "tvmbridge.aten.matmul_bf16";
 constexpr const char* kConv2dBf16Function = "tvmbridge.aten.conv2d_bf16";
@@ -38,8 +39,7 @@ void Matmul(tvm::ffi::Tensor a, tvm::ffi::Tensor b, tvm::ffi::Tensor out) {
 }
 
 // `out` = a @ b computed in bfloat16 (oneDNN: AMX tiles or AVX512-BF16 dot products, float32
-// accumulation), whatever the dtypes of a, b and out. The casts are ATen's, vectorised; TVM's
-// own bfloat16 casts run element by element.
+// accumulation), whatever the dtypes of a, b and out, casting with ATen.
 void MatmulBf16(tvm::ffi::Tensor a, tvm::ffi::Tensor b, tvm::ffi::Tensor out) {
   c10::InferenceMode no_autograd;
   at::Tensor result = ToTorch(out);

@@ -211,7 +211,7 @@ def test_bf16_convolutions_serve_every_batch_size_on_the_export_path():
     """One weight packing serves calls of other batch sizes (a dynamic batch dimension)."""
     model, x = _conv_net_and_input()
     batch = torch.export.Dim("batch", min=1, max=8)
-    compiled = tt.compile(model, [x], ir="export", precision="bf16",
+    compiled = tt.compile(model, [x], ir="export", precision="bf16", never_slower=False,
                           dynamic_shapes={"x": {0: batch}})
     with torch.no_grad():
         for size in (2, 5, 1):
