@@ -20,19 +20,8 @@ import torch
 import torchvision
 
 import tvmbridge.torch as tt
+from bench_models import Bert
 from tvmbridge.benchmark import cpu_flags, cpu_model, measure_interleaved
-
-class Bert(torch.nn.Module):
-    """BERT-base's shape with random weights (no downloads)."""
-
-    def __init__(self):
-        super().__init__()
-        from transformers import BertConfig, BertModel
-
-        self.bert = BertModel(BertConfig(), add_pooling_layer=False).eval()
-
-    def forward(self, ids):
-        return self.bert(input_ids=ids).last_hidden_state
 
 
 def _image_model(name: str):

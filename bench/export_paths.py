@@ -19,19 +19,8 @@ import torchvision
 
 import tvmbridge.export as tx
 import tvmbridge.torch as tt
+from bench_models import Bert
 from tvmbridge.benchmark import cpu_model, measure_interleaved
-
-
-class Bert(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        from transformers import BertConfig, BertModel
-
-        self.bert = BertModel(BertConfig(), add_pooling_layer=False).eval()  # BERT-base shape
-
-    def forward(self, ids):
-        return self.bert(input_ids=ids).last_hidden_state
-
 
 MODELS = {
     "resnet18": (lambda: torchvision.models.resnet18(weights=None),

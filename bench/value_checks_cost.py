@@ -24,6 +24,7 @@ import tvm
 from tvm import relax
 
 import tvmbridge.torch as tt
+from bench_models import Bert
 from tvmbridge import build
 
 warnings.simplefilter("ignore")
@@ -31,19 +32,10 @@ warnings.simplefilter("ignore")
 
 def models():
     import torchvision
-    from transformers import BertConfig, BertModel
 
     torch.manual_seed(0)
     resnet = torchvision.models.resnet18(weights=None).eval()
     mobilenet = torchvision.models.mobilenet_v2(weights=None).eval()
-
-    class Bert(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.bert = BertModel(BertConfig(), add_pooling_layer=False).eval()
-
-        def forward(self, ids):
-            return self.bert(input_ids=ids).last_hidden_state
 
     bert = Bert().eval()
     image = torch.randn(1, 3, 224, 224)

@@ -376,15 +376,15 @@ PRECISIONS = ("fp32", "bf16")
 
 def fuse(mod: tvm.IRModule, target: tvm.target.Target, precision: str = "fp32",
          packed_layouts: bool = True) -> tvm.IRModule:
-    """Layout conversion (with `packed_layouts`), library dispatch, legalisation to TIR and
-    operator fusion: the module whose PrimFuncs are both the tuning tasks and what the tuning
-    records are applied to (so keys match). Weight layout transforms fold into the constants
-    here."""
-    bf16_convolutions = precision == "bf16" and _bf16_convolutions_supported()
-    if bf16_convolutions:
-        layouts = [relax.transform.ConvertLayout({}, _bf16_conv_layout)]
-    else:
-        layouts = [relax.transform.ConvertLayout({}, _conv_layout)] if packed_layouts else []
+    """Layout conversion (with `packed_layouts`: NCHW16c, or NHWC for bfloat16 convolutions),
+    library dispatch, legalisation to TIR and operator fusion: the module whose PrimFuncs are
+    both the tuning tasks and what the tuning records are applied to (so keys match). Weight
+    layout transforms fold into the constants here. Without `packed_layouts` (build_library's
+    retry when TVM's layout handling fails) convolutions stay NCHW and TVM's, in float32."""
+    layouts = []
+    if packed_layouts:
+        bf16 = precision == "bf16" and _bf16_convolutions_supported()
+        layouts = [relax.transform.ConvertLayout({}, _bf16_conv_layout if bf16 else _conv_layout)]
     passes = [
         _rewrite_relax_functions("tvmbridge.NanPropagatingMinMax", _NanPropagatingMinMax),
         *layouts,

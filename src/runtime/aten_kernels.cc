@@ -15,6 +15,7 @@
 #include <tvm/ffi/reflection/registry.h>
 
 #include <mutex>
+#include <shared_mutex>
 #include <unordered_map>
 #include <vector>
 
@@ -69,8 +70,14 @@ class PackedConvWeights {
  public:
   at::Tensor Get(const tvm::ffi::Tensor& weight, const ConvGeometry& geometry,
                  at::IntArrayRef input_size) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto found = entries_.find(weight.data_ptr());
+    {
+      // Every call after the first finds its weight: readers do not wait for each other.
+      std::shared_lock<std::shared_mutex> reading(mutex_);
+      auto found = entries_.find(weight.data_ptr());
+      if (found != entries_.end()) return found->second.packed;
+    }
+    std::unique_lock<std::shared_mutex> writing(mutex_);
+    auto found = entries_.find(weight.data_ptr());  // packed by another thread meanwhile
     if (found != entries_.end()) return found->second.packed;
     for (auto it = entries_.begin(); it != entries_.end();) {
       it = it->second.weight.use_count() == 1 ? entries_.erase(it) : std::next(it);
@@ -87,7 +94,7 @@ class PackedConvWeights {
     tvm::ffi::Tensor weight;
     at::Tensor packed;
   };
-  std::mutex mutex_;
+  std::shared_mutex mutex_;
   std::unordered_map<const void*, Entry> entries_;
 };
 

@@ -217,3 +217,29 @@ def test_bf16_convolutions_serve_every_batch_size_on_the_export_path():
         for size in (2, 5, 1):
             images = torch.randn(size, 3, 32, 32)
             _assert_bf16_accuracy(compiled(images), model(images))
+
+
+class UpsamplingHead(torch.nn.Module):
+    """A convolution feeding a group norm and a transposed convolution: TVM 0.27's layout
+    handling fails on the transposed convolution's NHWC input."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 16, 3, padding=1)
+        self.norm = torch.nn.GroupNorm(4, 16)
+        self.up = torch.nn.ConvTranspose2d(16, 8, 2, stride=2)
+
+    def forward(self, x):
+        return self.up(self.norm(torch.relu(self.conv(x)))).mean(1)
+
+
+@needs_bf16_convolutions
+def test_bf16_build_falls_back_to_nchw_when_tvm_layouts_fail():
+    """The build's retry without layout conversion also drops the NHWC of bfloat16
+    convolutions: the model compiles whole, its convolutions TVM's in float32."""
+    torch.manual_seed(0)
+    model, x = UpsamplingHead().eval(), torch.randn(1, 3, 16, 16)
+    compiled = tt.compile(torch.jit.trace(model, x), [x], precision="bf16", never_slower=False,
+                          require_full_compilation=True)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-5)
