@@ -11,7 +11,7 @@ import tvm
 from tvm import relax
 from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
 
-from . import vector_math
+from . import extrema, vector_math
 
 
 def host_target() -> tvm.target.Target:
@@ -167,11 +167,11 @@ def _isnan(x: relax.Expr) -> relax.Expr:
 
 @relax.expr_functor.mutator
 class _NanPropagatingMinMax(relax.PyExprMutator):
-    """Clamps, maxima and minima that keep NaN and infinities, as PyTorch's do.
+    """Clamps, maxima and arg-extremes that keep NaN and infinities, as PyTorch's do.
 
     TVM lowers max(a, b) to ``a > b ? a : b`` (and min alike), which gives b when a is NaN: a
-    ReLU, clamp or max pool of NaN came out as a number. Rewritten here, once for every path
-    that builds (TorchScript regions, ``enable()`` groups, the export path):
+    ReLU or clamp of NaN came out as a number. Rewritten here, once for every path that builds
+    (TorchScript regions, ``enable()`` groups, the export path):
 
     - ``relu(x)`` -> ``maximum(0, x)``, ``clip(x, lo, hi)`` -> ``minimum(hi, maximum(lo, x))``
       and a maximum or minimum with a constant get the constant first, so the comparison's
@@ -179,20 +179,17 @@ class _NanPropagatingMinMax(relax.PyExprMutator):
       ConvertLayout knows (it has no rule for clip, and would unpack every ReLU6 from the
       packed convolution layout), at no cost;
     - ``maximum(a, b)`` of two tensors keeps a's NaN explicitly (b's comes through already);
-    - max pooling and max/min reductions get a correction from the same pooling or reduction
-      of a mask, which restores NaN and the infinities TVM's finite start value loses;
     - argmax/argmin give the first NaN's position where a row holds one, and no longer -1 for
       a row of -inf (+inf).
+
+    Max pooling and max/min reductions keep NaN in their own lowering
+    (:mod:`tvmbridge.extrema`).
     """
 
     _clip = tvm.ir.Op.get("relax.clip")
     _relu = tvm.ir.Op.get("relax.nn.relu")
     _maximum = tvm.ir.Op.get("relax.maximum")
     _minimum = tvm.ir.Op.get("relax.minimum")
-    _max = tvm.ir.Op.get("relax.max")
-    _min = tvm.ir.Op.get("relax.min")
-    _windowed = {tvm.ir.Op.get(f"relax.{name}") for name in (
-        "nn.max_pool1d", "nn.max_pool2d", "nn.max_pool3d", "max", "min")}
     _argmin = tvm.ir.Op.get("relax.argmin")
     _arg_extremes = {tvm.ir.Op.get("relax.argmax"), _argmin}
 
@@ -214,31 +211,14 @@ class _NanPropagatingMinMax(relax.PyExprMutator):
             if isinstance(b, _CONSTANT):
                 return relax.Call(call.op, [b, a], call.attrs)
             return relax.op.where(_isnan(a), a, call)
-        if call.op not in self._windowed and call.op not in self._arg_extremes:
+        if call.op not in self._arg_extremes:
             return call
         x = call.args[0]
-        # The infinity a max (argmax) can only lose to, -inf; +inf for a min (argmin).
-        losing = float("inf") if call.op in (self._min, self._argmin) else float("-inf")
-        # Masks in x's dtype where they correct its values, else float32 (argmax of a
-        # bfloat16 tensor fails TVM 0.27's type check).
-        mask_dtype = dtype if call.op in self._windowed else "float32"
+        # The infinity an argmax can only lose to, -inf; +inf for an argmin. Masks in float32
+        # (argmax of a bfloat16 tensor fails TVM 0.27's type check).
+        losing = float("inf") if call.op == self._argmin else float("-inf")
         other_than_losing = relax.op.astype(relax.op.not_equal(x, relax.const(losing, dtype)),
-                                            mask_dtype)
-        if call.op in self._windowed:
-            # m per window or row: 0 when it holds only the losing infinity (TVM starts from
-            # the lowest finite float and keeps it: max([-inf]) came out -3.4e38), 1 otherwise,
-            # 3 when it holds a NaN. log(m (2.5 - 1.5 m)) is -inf, 0 and NaN for those: added to
-            # a max (subtracted from a min) it restores the infinity and the NaN, and changes
-            # nothing else. Only ops ConvertLayout knows, so packed pooling stays packed.
-            mask = relax.op.add(relax.op.multiply(relax.op.astype(_isnan(x), dtype),
-                                                  relax.const(2, dtype)), other_than_losing)
-            mask_op = self._max if call.op == self._min else call.op  # min's attrs are max's
-            m = relax.Call(mask_op, [mask], call.attrs)
-            correction = relax.op.log(relax.op.multiply(m, relax.op.subtract(
-                relax.const(2.5, dtype), relax.op.multiply(relax.const(1.5, dtype), m))))
-            if call.op == self._min:
-                return relax.op.subtract(call, correction)
-            return relax.op.add(call, correction)
+                                            "float32")
         if dtype == "bfloat16":  # TVM 0.27 builds no argmax/argmin of bfloat16; float32 is exact
             call = relax.Call(call.op, [relax.op.astype(x, "float32")], call.attrs)
         axis = None if call.attrs.axis is None else int(call.attrs.axis)
@@ -248,10 +228,10 @@ class _NanPropagatingMinMax(relax.PyExprMutator):
         found = relax.op.where(relax.op.less(call, relax.const(0, "int64")),
                                relax.op.argmax(other_than_losing, axis=axis, keepdims=keepdims),
                                call)
-        nan_mask = relax.op.astype(_isnan(x), mask_dtype)
+        nan_mask = relax.op.astype(_isnan(x), "float32")
         any_nan = relax.op.max(nan_mask, axis=axis, keepdims=keepdims)
         first_nan = relax.op.argmax(nan_mask, axis=axis, keepdims=keepdims)
-        return relax.op.where(relax.op.greater(any_nan, relax.const(0, mask_dtype)), first_nan,
+        return relax.op.where(relax.op.greater(any_nan, relax.const(0, "float32")), first_nan,
                               found)
 
 
@@ -396,7 +376,7 @@ def fuse(mod: tvm.IRModule, target: tvm.target.Target, precision: str = "fp32",
         # cpu_generic.legalize_passes with the packed convolution's legalisation, and
         # vectorised exp/erf for the float32 ops built on them, added.
         relax.transform.LegalizeOps({"relax.nn.conv2d": _legalize_conv2d,
-                                     **vector_math.LEGALIZATIONS}),
+                                     **vector_math.LEGALIZATIONS, **extrema.LEGALIZATIONS}),
         relax.transform.AnnotateTIROpPattern(),
         relax.transform.FoldConstant(),
         relax.transform.FuseOps(),
@@ -442,7 +422,7 @@ def build_library(mod: tvm.IRModule, target: tvm.target.Target, tuning=None,
                   precision: str = "fp32") -> bytes:
     """Compiles `mod` (tuning it first when `tuning` is a :class:`tvmbridge.Tuning`) and
     returns the exported shared library. `precision` is the matrix products' (see
-    :class:`_AtenMatmul`)."""
+    :class:`_AtenKernels`)."""
     database = None
     if tuning is not None:
         from .tuning import tune

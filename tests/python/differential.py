@@ -405,6 +405,32 @@ MATMUL_SHAPES = {
 }
 
 
+class Pooling(torch.nn.Module):
+    """Max pooling with a drawn window, stride, padding, dilation and ceil mode; after a
+    16-channel convolution for "conv_max_pool2d", so it pools the packed layout."""
+
+    def __init__(self, op: str, channels: int, kernel: int, stride: int, padding: int,
+                 dilation: int, ceil_mode: bool):
+        super().__init__()
+        self.op = op
+        self.conv = torch.nn.Conv2d(channels, 16, 1)
+        self.kernel, self.stride, self.padding = kernel, stride, padding
+        self.dilation, self.ceil_mode = dilation, ceil_mode
+
+    def forward(self, x):
+        window = (self.kernel, self.stride, self.padding, self.dilation, self.ceil_mode)
+        if self.op == "max_pool1d":
+            return torch.nn.functional.max_pool1d(x, *window)
+        if self.op == "max_pool3d":
+            return torch.nn.functional.max_pool3d(x, *window)
+        if self.op == "conv_max_pool2d":
+            x = self.conv(x)
+        return torch.nn.functional.max_pool2d(x, *window)
+
+
+POOLING = ["max_pool1d", "max_pool2d", "max_pool3d", "conv_max_pool2d"]
+
+
 # --- cases -----------------------------------------------------------------------------------
 
 @dataclasses.dataclass
@@ -626,6 +652,23 @@ def _matmul_case(op: str, seed: int, sizes: dict) -> Case:
     return Case("matmul", op, seed, sizes, Matmul, (a, b), (call_a, call_b))
 
 
+def _pooling_case(op: str, seed: int, sizes: dict) -> Case:
+    rng = random.Random(seed)
+    gen = torch.Generator().manual_seed(seed)
+    spatial_dims = {"max_pool1d": 1, "max_pool3d": 3}.get(op, 2)
+    kernel, stride, dilation = rng.randrange(1, 4), rng.randrange(1, 4), rng.choice([1, 1, 2])
+    span = (kernel - 1) * dilation + 1
+    padding = rng.randrange(0, kernel // 2 + 1)  # PyTorch's limit: half the window
+    ceil_mode = rng.random() < 0.5
+    dtype = torch.float32 if op == "conv_max_pool2d" else rng.choice(
+        [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+    # Every extent at least the window, so there is an output; the conv's input small.
+    shape = [1, sizes["channels"]] + [sizes["length"] + span + i for i in range(spatial_dims)]
+    x = torch.randn(shape, generator=gen).to(dtype)
+    make = lambda: Pooling(op, sizes["channels"], kernel, stride, padding, dilation, ceil_mode)
+    return Case("pooling", op, seed, sizes, make, (x,), (_with_specials(rng, x, 4),))
+
+
 FAMILIES = {
     "indexing": (list(INDEXING), _indexing_case,
                  lambda rng: {"rows": rng.randrange(1, 6), "cols": rng.randrange(1, 6),
@@ -648,6 +691,8 @@ FAMILIES = {
     "shape": (SHAPE, _shape_case,
               lambda rng: {"rows": rng.randrange(1, 4), "cols": rng.randrange(1, 5),
                            "depth": rng.randrange(1, 5)}),
+    "pooling": (POOLING, _pooling_case,
+                lambda rng: {"channels": rng.randrange(1, 4), "length": rng.randrange(0, 5)}),
     "matmul": (list(MATMUL_SHAPES), _matmul_case,
                lambda rng: {"m": rng.randrange(1, 9), "k": rng.randrange(1, 40),
                             "n": rng.randrange(1, 9), "batch": rng.randrange(1, 4)}),
