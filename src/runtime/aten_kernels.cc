@@ -1,9 +1,10 @@
 // PyTorch's own CPU kernels, called from generated code: TVM's build pipeline replaces the
-// matrix products of a region, and with precision="bf16" its convolutions, with calls to these
-// (see python/tvmbridge/build.py, _AtenKernels). PyTorch reaches MKL for float32 and oneDNN
-// for bfloat16, whose AMX and AVX512-BF16 kernels TVM's LLVM backend cannot generate; TVM keeps
-// everything around them (bias, normalisation, activations) in its own fused kernels.
-// Registered in the runtime library so a deployed model needs nothing else, and no Python.
+// matrix products of a region, and with precision="bf16" its convolutions and products with
+// constant weights, with calls to these (see python/tvmbridge/build.py, _AtenKernels). PyTorch
+// reaches MKL for float32 and oneDNN for bfloat16, whose AMX and AVX512-BF16 kernels TVM's LLVM
+// backend cannot generate; TVM keeps everything around them (bias, normalisation, activations) in
+// its own fused kernels. Registered in the runtime library so a deployed model needs nothing else,
+// and no Python.
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/stack.h>
@@ -24,9 +25,11 @@
 namespace tvmbridge {
 namespace {
 
-// The names build.py emits the calls under; matmul_bf16 only in libraries built before its
-// casts moved into TVM's kernels, which saved modules still hold.
+// The names build.py emits the calls under. matmul_bf16 and conv2d_bf16 only in libraries
+// built before the packed kernels returned their results (saved modules still hold them).
 constexpr const char* kMatmulFunction = "tvmbridge.aten.matmul";
+constexpr const char* kPackedLinearFunction = "tvmbridge.aten.packed_linear_bf16";
+constexpr const char* kPackedConv2dFunction = "tvmbridge.aten.packed_conv2d_bf16";
 constexpr const char* kMatmulBf16Function = "tvmbridge.aten.matmul_bf16";
 constexpr const char* kConv2dBf16Function = "tvmbridge.aten.conv2d_bf16";
 
@@ -61,15 +64,17 @@ ConvGeometry ReadGeometry(const tvm::ffi::Shape& values) {
   return {{values[0], values[1]}, {values[2], values[3]}, {values[4], values[5]}, values[6]};
 }
 
-// Convolution weights in oneDNN's blocked layout for AMX/AVX512-BF16, packed once per weight
-// constant: packing costs as much as the convolution (ResNet-18: 8 ms of convolutions with packed
-// weights, 20 ms with packing on every call). Keyed by the constant's address; each entry holds
-// the constant, so the address cannot be reused while it is cached, and entries whose constant
-// nobody else holds any more (its module was freed) are dropped when the next one is added.
-class PackedConvWeights {
+// Weights in oneDNN's blocked layout for AMX/AVX512-BF16, packed once per weight constant:
+// packing costs as much as the product (ResNet-18: 8 ms of convolutions with packed weights, 20
+// ms with packing on every call; BERT-base's linear layers 58 -> 46 ms). Keyed by the
+// constant's address; each entry holds the constant, so the address cannot be reused while it
+// is cached, and entries whose constant nobody else holds any more (its module was freed) are
+// dropped when the next one is added.
+class PackedWeights {
  public:
-  at::Tensor Get(const tvm::ffi::Tensor& weight, const ConvGeometry& geometry,
-                 at::IntArrayRef input_size) {
+  // `pack(weight)` makes the packed form, on the first call for this constant only.
+  template <typename Pack>
+  at::Tensor Get(const tvm::ffi::Tensor& weight, Pack&& pack) {
     {
       // Every call after the first finds its weight: readers do not wait for each other.
       std::shared_lock<std::shared_mutex> reading(mutex_);
@@ -82,9 +87,7 @@ class PackedConvWeights {
     for (auto it = entries_.begin(); it != entries_.end();) {
       it = it->second.weight.use_count() == 1 ? entries_.erase(it) : std::next(it);
     }
-    at::Tensor packed = at::mkldnn_reorder_conv2d_weight(
-        ToTorch(weight).to_mkldnn(), geometry.padding, geometry.stride, geometry.dilation,
-        geometry.groups, input_size);
+    at::Tensor packed = pack(ToTorch(weight));
     entries_.emplace(weight.data_ptr(), Entry{weight, packed});
     return packed;
   }
@@ -98,20 +101,20 @@ class PackedConvWeights {
   std::unordered_map<const void*, Entry> entries_;
 };
 
-// `out` = conv2d(x, weight) computed in bfloat16 by oneDNN (the kernel Inductor uses for frozen
-// models), with float32 accumulation. x and out are NHWC, oneDNN's own activation layout;
-// build.py passes them in bfloat16, casting in TVM's fused kernels around the call (float32
-// works too, cast here). weight is bfloat16 OIHW, a constant of the module.
-void Conv2dBf16(tvm::ffi::Tensor x, tvm::ffi::Tensor weight, tvm::ffi::Shape geometry_values,
-                tvm::ffi::Tensor out) {
-  static PackedConvWeights packed_weights;
+// conv2d(x, weight) computed in bfloat16 by oneDNN (the kernel Inductor uses for frozen
+// models), with float32 accumulation; NCHW views of x and of the result, whose memory is NHWC
+// (channels-last, as ATen names it).
+at::Tensor ConvolveBf16(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
+                        const tvm::ffi::Shape& geometry_values) {
+  static PackedWeights packed_weights;
   static const c10::OperatorHandle convolution =
       c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn::_convolution_pointwise", "");
-  c10::InferenceMode no_autograd;
   const ConvGeometry geometry = ReadGeometry(geometry_values);
-  // NCHW views of NHWC memory: channels-last tensors, as ATen names that layout.
   at::Tensor input = ToTorch(x).permute({0, 3, 1, 2}).to(at::kBFloat16);
-  at::Tensor packed = packed_weights.Get(weight, geometry, input.sizes());
+  at::Tensor packed = packed_weights.Get(weight, [&](const at::Tensor& plain) {
+    return at::mkldnn_reorder_conv2d_weight(plain.to_mkldnn(), geometry.padding, geometry.stride,
+                                            geometry.dilation, geometry.groups, input.sizes());
+  });
   torch::jit::Stack stack{input,
                           packed,
                           c10::IValue(),  // bias: TVM adds it, fused with what follows
@@ -123,7 +126,56 @@ void Conv2dBf16(tvm::ffi::Tensor x, tvm::ffi::Tensor weight, tvm::ffi::Shape geo
                           c10::List<std::optional<at::Scalar>>(),
                           c10::IValue()};
   convolution.callBoxed(&stack);
-  ToTorch(out).permute({0, 3, 1, 2}).copy_(stack.at(0).toTensor());
+  return stack.at(0).toTensor();
+}
+
+// Returns conv2d(x, weight) as ConvolveBf16 computes it: x and the result are bfloat16 NHWC,
+// weight a bfloat16 OIHW constant of the module. The result is oneDNN's own buffer, handed to
+// TVM without a copy (build.py calls this with call_pure_packed).
+tvm::ffi::Tensor PackedConv2dBf16(tvm::ffi::Tensor x, tvm::ffi::Tensor weight,
+                                  tvm::ffi::Shape geometry) {
+  c10::InferenceMode no_autograd;
+  return ToTvm(ConvolveBf16(x, weight, geometry).permute({0, 2, 3, 1}));
+}
+
+// Destination-passing form of PackedConv2dBf16 (float32 x and out are cast here), for
+// libraries built before it.
+void Conv2dBf16(tvm::ffi::Tensor x, tvm::ffi::Tensor weight, tvm::ffi::Shape geometry,
+                tvm::ffi::Tensor out) {
+  c10::InferenceMode no_autograd;
+  ToTorch(out).permute({0, 3, 1, 2}).copy_(ConvolveBf16(x, weight, geometry));
+}
+
+// Returns x @ weight computed in bfloat16 by oneDNN on weights packed once (the kernel
+// Inductor uses for frozen linear layers): x is bfloat16 [..., K], weight a bfloat16 [K, N]
+// constant of the module (a linear layer's transposed weight, as TVM folds it). Like
+// PackedConv2dBf16, the result is oneDNN's buffer.
+tvm::ffi::Tensor PackedLinearBf16(tvm::ffi::Tensor x, tvm::ffi::Tensor weight) {
+  static PackedWeights packed_weights;
+  static const c10::OperatorHandle linear =
+      c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn::_linear_pointwise", "");
+  static const c10::OperatorHandle reorder =
+      c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn::_reorder_linear_weight", "");
+  c10::InferenceMode no_autograd;
+  at::Tensor input = ToTorch(x);
+  TORCH_CHECK(weight.ndim() == 2 && input.dim() >= 1 && input.size(-1) == weight.size(0) &&
+                  weight.size(0) > 0,
+              "tvmbridge: packed_linear_bf16 takes x [..., K] and a weight [K, N] with K > 0, got ",
+              input.sizes(), " and [", weight.size(0), ", ", weight.size(1), "]");
+  at::Tensor packed = packed_weights.Get(weight, [&](const at::Tensor& plain) {
+    // Packed for this call's row count; other row counts (a symbolic batch) work too.
+    torch::jit::Stack stack{plain.t().contiguous(), input.numel() / input.size(-1)};
+    reorder.callBoxed(&stack);
+    return stack.at(0).toTensor();
+  });
+  torch::jit::Stack stack{input,
+                          packed,
+                          c10::IValue(),
+                          std::string("none"),
+                          c10::List<std::optional<at::Scalar>>(),
+                          c10::IValue()};
+  linear.callBoxed(&stack);
+  return ToTvm(stack.at(0).toTensor());
 }
 
 }  // namespace
@@ -131,6 +183,8 @@ void Conv2dBf16(tvm::ffi::Tensor x, tvm::ffi::Tensor weight, tvm::ffi::Shape geo
 TVM_FFI_STATIC_INIT_BLOCK() {
   tvm::ffi::reflection::GlobalDef()
       .def(kMatmulFunction, Matmul)
+      .def(kPackedLinearFunction, PackedLinearBf16)
+      .def(kPackedConv2dFunction, PackedConv2dBf16)
       .def(kMatmulBf16Function, MatmulBf16)
       .def(kConv2dBf16Function, Conv2dBf16);
 }

@@ -219,6 +219,51 @@ def test_bf16_convolutions_serve_every_batch_size_on_the_export_path():
             _assert_bf16_accuracy(compiled(images), model(images))
 
 
+@needs_bf16_convolutions
+def test_packed_linear_serves_other_row_counts_and_keeps_each_weight():
+    """tvmbridge.aten.packed_linear_bf16, the linear layers' kernel with precision="bf16",
+    packs a weight for its first call's row count: calls with other row counts (a symbolic
+    batch) and more dimensions agree with PyTorch, two weights of the same shape keep their
+    own packing, and a weight of the wrong shape is refused by name."""
+    import tvm_ffi
+
+    from tvmbridge import _native
+
+    linear = _native.runtime_func("tvmbridge.aten.packed_linear_bf16")
+    torch.manual_seed(0)
+    weights = [torch.randn(64, 48).to(torch.bfloat16) for _ in range(2)]
+    constants = [tvm_ffi.from_dlpack(w) for w in weights]  # alive, as a module's constants
+    for shape in ([5, 64], [2, 64], [3, 7, 64], [1, 64]):
+        x = torch.randn(shape).to(torch.bfloat16)
+        for weight, constant in zip(weights, constants):
+            result = torch.from_dlpack(linear(tvm_ffi.from_dlpack(x), constant))
+            expected = x.float() @ weight.float()
+            assert result.shape == expected.shape and result.dtype == torch.bfloat16
+            torch.testing.assert_close(result.float(), expected, rtol=1e-2, atol=1e-1)
+    with pytest.raises(Exception, match=r"takes x \[\.\.\., K\] and a weight \[K, N\]"):
+        linear(tvm_ffi.from_dlpack(torch.randn(5, 32).to(torch.bfloat16)), constants[0])
+
+
+@needs_bf16_convolutions
+def test_convolutions_of_libraries_built_before_packed_results_still_run():
+    """Saved modules built before the convolution returned oneDNN's result call
+    tvmbridge.aten.conv2d_bf16, which writes into a float32 NHWC output; it stays."""
+    import tvm_ffi
+
+    from tvmbridge import _native
+
+    torch.manual_seed(0)
+    x, weight = torch.randn(1, 8, 10, 10), torch.randn(4, 8, 3, 3)
+    out = torch.empty(1, 5, 5, 4)  # NHWC: stride 2 and padding 1 over 10 x 10
+    conv = _native.runtime_func("tvmbridge.aten.conv2d_bf16")
+    # geometry: stride (2, 2), padding (1, 1), dilation (1, 1), groups 1
+    conv(tvm_ffi.from_dlpack(x.permute(0, 2, 3, 1).contiguous()),
+         tvm_ffi.from_dlpack(weight.to(torch.bfloat16)), tvm_ffi.Shape([2, 2, 1, 1, 1, 1, 1]),
+         tvm_ffi.from_dlpack(out))
+    expected = torch.nn.functional.conv2d(x, weight, stride=2, padding=1)
+    _assert_bf16_accuracy(out.permute(0, 3, 1, 2), expected)
+
+
 class UpsamplingHead(torch.nn.Module):
     """A convolution feeding a group norm and a transposed convolution: TVM 0.27's layout
     handling fails on the transposed convolution's NHWC input."""
