@@ -255,7 +255,7 @@ def _rewrite_relax_functions(name: str, make_mutator) -> tvm.transform.Pass:
 # packs once: x @ w in bfloat16 for a constant [K, N] weight; conv2d(x, w) in bfloat16 for NHWC
 # x and a constant OIHW weight.
 _ATEN_MATMUL = "tvmbridge.aten.matmul"
-_PACKED_LINEAR_BF16 = "tvmbridge.aten.packed_linear_bf16"
+_PACKED_LINEAR = "tvmbridge.aten.packed_linear"
 _PACKED_CONV2D_BF16 = "tvmbridge.aten.packed_conv2d_bf16"
 # Matrix products PyTorch's kernels compute (MKL, oneDNN); others stay TVM's.
 _ATEN_MATMUL_DTYPES = ("float32", "bfloat16")
@@ -268,6 +268,13 @@ def _onednn_bf16_supported() -> bool:
     import torch
 
     return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def _mkl_supported() -> bool:
+    """Whether PyTorch has MKL, whose packed sgemm runs float32 linear layers."""
+    import torch
+
+    return torch.backends.mkl.is_available()
 
 
 def _is_bf16_convolution(call: relax.Call) -> bool:
@@ -298,20 +305,23 @@ class _AtenKernels(relax.PyExprMutator):
 
     Untuned TVM schedules reach a fraction of MKL's speed on matrix products, and TVM's LLVM
     backend cannot emit AMX or AVX512-BF16 dot products at all. So ``matmul`` (linear layers,
-    attention) runs ``torch.matmul`` through a destination-passing call; TVM fuses what
-    surrounds it (bias, activations). With ``precision="bf16"`` the product is computed in
-    bfloat16 (oneDNN: AMX tiles or AVX512-BF16, float32 accumulation), constant operands
-    (weights) stored in bfloat16 (cast once, at build time, by FoldConstant); everything
-    around it (softmax, normalisation) stays float32. Where oneDNN has bfloat16 kernels,
-    products with a constant weight (linear layers) and convolutions in NHWC (see
-    :func:`_bf16_conv_layout`) run on weights oneDNN packs once, and return oneDNN's result
-    without a copy (2-core AMX Xeon, interleaved: BERT-base 101.6 -> 86.5 ms, MobileNet-V2
-    12.7 -> 11.2 ms against ATen's product and a copied convolution result).
+    attention) runs PyTorch's kernels; TVM fuses what surrounds them (bias, activations).
+    A product with a constant weight (a linear layer) runs on the weight packed once: MKL's
+    packed sgemm in float32 (BERT-base 193.6 -> 151.8 ms on a 2-core AMX Xeon, interleaved,
+    for about 20% more memory), oneDNN in bfloat16. Such calls return the kernel's own result
+    (``call_pure_packed``) instead of copying it into a destination. Other products (attention)
+    call ``torch.matmul`` destination-passing.
 
-    All take and give bfloat16 (:func:`_in_bfloat16`), cast by TVM in the fused kernels
-    around the call: the kernel rounds its operands to bfloat16 anyway, and ATen's casts in
-    the call cost more (MobileNet-V2 15.1 -> 9.9 ms, BERT-base 403 -> 338 ms in a run on a
-    loaded machine, both interleaved, the same outputs).
+    With ``precision="bf16"`` products are computed in bfloat16 (oneDNN: AMX tiles or
+    AVX512-BF16, float32 accumulation), constant operands (weights) stored in bfloat16 (cast
+    once, at build time, by FoldConstant); everything around them (softmax, normalisation)
+    stays float32. Convolutions in NHWC (see :func:`_bf16_conv_layout`) run oneDNN's bfloat16
+    convolution on weights it packs once (BERT-base 101.6 -> 86.5 ms, MobileNet-V2 12.7 ->
+    11.2 ms against ATen's product and a copied convolution result). They take and give
+    bfloat16 (:func:`_in_bfloat16`), cast by TVM in the fused kernels around the call: the
+    kernel rounds its operands to bfloat16 anyway, and ATen's casts in the call cost more
+    (MobileNet-V2 15.1 -> 9.9 ms, BERT-base 403 -> 338 ms in a run on a loaded machine, both
+    interleaved, the same outputs).
     """
 
     _matmul = tvm.ir.Op.get("relax.matmul")
@@ -320,7 +330,8 @@ class _AtenKernels(relax.PyExprMutator):
     def __init__(self, precision: str):
         super().__init__()
         self.bf16 = precision == "bf16"
-        self.packed = self.bf16 and _onednn_bf16_supported()
+        # Whether products with a constant weight run on packed weights, per dtype computed.
+        self.packs = {"bfloat16": _onednn_bf16_supported(), "float32": _mkl_supported()}
 
     def visit_call_(self, call: relax.Call) -> relax.Expr:
         call = super().visit_call_(call)
@@ -332,10 +343,13 @@ class _AtenKernels(relax.PyExprMutator):
         dtype = call.ty.dtype
         if not (a.ty.dtype == b.ty.dtype == dtype and dtype in _ATEN_MATMUL_DTYPES):
             return call
-        if not self.bf16 or dtype == "bfloat16":  # already bfloat16: no casts, no copy
+        computed_in = "bfloat16" if self.bf16 or dtype == "bfloat16" else "float32"
+        if _is_linear_weight(b) and self.packs[computed_in]:
+            if computed_in == dtype:
+                return relax.op.call_pure_packed(_PACKED_LINEAR, a, b, ty_args=call.ty)
+            return _in_bfloat16(_PACKED_LINEAR, [a, b], call.ty, returns_result=True)
+        if computed_in == dtype:  # no casts, no copy
             return relax.call_dps_packed(_ATEN_MATMUL, [a, b], call.ty)
-        if self.packed and _is_linear_weight(b):
-            return _in_bfloat16(_PACKED_LINEAR_BF16, [a, b], call.ty, returns_result=True)
         return _in_bfloat16(_ATEN_MATMUL, [a, b], call.ty)
 
     def _convolution(self, call: relax.Call) -> relax.Expr:

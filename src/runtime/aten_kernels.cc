@@ -28,7 +28,7 @@ namespace {
 // The names build.py emits the calls under. matmul_bf16 and conv2d_bf16 only in libraries
 // built before the packed kernels returned their results (saved modules still hold them).
 constexpr const char* kMatmulFunction = "tvmbridge.aten.matmul";
-constexpr const char* kPackedLinearFunction = "tvmbridge.aten.packed_linear_bf16";
+constexpr const char* kPackedLinearFunction = "tvmbridge.aten.packed_linear";
 constexpr const char* kPackedConv2dFunction = "tvmbridge.aten.packed_conv2d_bf16";
 constexpr const char* kMatmulBf16Function = "tvmbridge.aten.matmul_bf16";
 constexpr const char* kConv2dBf16Function = "tvmbridge.aten.conv2d_bf16";
@@ -70,11 +70,12 @@ ConvGeometry ReadGeometry(const tvm::ffi::Shape& values) {
 // constant's address; each entry holds the constant, so the address cannot be reused while it
 // is cached, and entries whose constant nobody else holds any more (its module was freed) are
 // dropped when the next one is added.
+template <typename Packed = at::Tensor>
 class PackedWeights {
  public:
   // `pack(weight)` makes the packed form, on the first call for this constant only.
   template <typename Pack>
-  at::Tensor Get(const tvm::ffi::Tensor& weight, Pack&& pack) {
+  Packed Get(const tvm::ffi::Tensor& weight, Pack&& pack) {
     {
       // Every call after the first finds its weight: readers do not wait for each other.
       std::shared_lock<std::shared_mutex> reading(mutex_);
@@ -87,7 +88,7 @@ class PackedWeights {
     for (auto it = entries_.begin(); it != entries_.end();) {
       it = it->second.weight.use_count() == 1 ? entries_.erase(it) : std::next(it);
     }
-    at::Tensor packed = pack(ToTorch(weight));
+    Packed packed = pack(ToTorch(weight));
     entries_.emplace(weight.data_ptr(), Entry{weight, packed});
     return packed;
   }
@@ -95,7 +96,7 @@ class PackedWeights {
  private:
   struct Entry {
     tvm::ffi::Tensor weight;
-    at::Tensor packed;
+    Packed packed;
   };
   std::shared_mutex mutex_;
   std::unordered_map<const void*, Entry> entries_;
@@ -106,7 +107,7 @@ class PackedWeights {
 // (channels-last, as ATen names it).
 at::Tensor ConvolveBf16(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
                         const tvm::ffi::Shape& geometry_values) {
-  static PackedWeights packed_weights;
+  static PackedWeights<> packed_weights;
   static const c10::OperatorHandle convolution =
       c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn::_convolution_pointwise", "");
   const ConvGeometry geometry = ReadGeometry(geometry_values);
@@ -146,24 +147,15 @@ void Conv2dBf16(tvm::ffi::Tensor x, tvm::ffi::Tensor weight, tvm::ffi::Shape geo
   ToTorch(out).permute({0, 3, 1, 2}).copy_(ConvolveBf16(x, weight, geometry));
 }
 
-// Returns x @ weight computed in bfloat16 by oneDNN on weights packed once (the kernel
-// Inductor uses for frozen linear layers): x is bfloat16 [..., K], weight a bfloat16 [K, N]
-// constant of the module (a linear layer's transposed weight, as TVM folds it). Like
-// PackedConv2dBf16, the result is oneDNN's buffer.
-tvm::ffi::Tensor PackedLinearBf16(tvm::ffi::Tensor x, tvm::ffi::Tensor weight) {
-  static PackedWeights packed_weights;
+// x @ weight in bfloat16 by oneDNN on weights packed once (the kernel Inductor uses for frozen
+// linear layers); a packing made for one row count serves every other.
+at::Tensor OneDnnLinear(const at::Tensor& input, const tvm::ffi::Tensor& weight) {
+  static PackedWeights<> packed_weights;
   static const c10::OperatorHandle linear =
       c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn::_linear_pointwise", "");
   static const c10::OperatorHandle reorder =
       c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn::_reorder_linear_weight", "");
-  c10::InferenceMode no_autograd;
-  at::Tensor input = ToTorch(x);
-  TORCH_CHECK(weight.ndim() == 2 && input.dim() >= 1 && input.size(-1) == weight.size(0) &&
-                  weight.size(0) > 0,
-              "tvmbridge: packed_linear_bf16 takes x [..., K] and a weight [K, N] with K > 0, got ",
-              input.sizes(), " and [", weight.size(0), ", ", weight.size(1), "]");
   at::Tensor packed = packed_weights.Get(weight, [&](const at::Tensor& plain) {
-    // Packed for this call's row count; other row counts (a symbolic batch) work too.
     torch::jit::Stack stack{plain.t().contiguous(), input.numel() / input.size(-1)};
     reorder.callBoxed(&stack);
     return stack.at(0).toTensor();
@@ -175,7 +167,53 @@ tvm::ffi::Tensor PackedLinearBf16(tvm::ffi::Tensor x, tvm::ffi::Tensor weight) {
                           c10::List<std::optional<at::Scalar>>(),
                           c10::IValue()};
   linear.callBoxed(&stack);
-  return ToTvm(stack.at(0).toTensor());
+  return stack.at(0).toTensor();
+}
+
+// MKL's packed sgemm keeps its packing for one row count: calls with others run ATen's linear
+// on the plain weight.
+struct MklPackedWeight {
+  at::Tensor packed;
+  int64_t rows;
+};
+
+// x @ weight in float32 by MKL on weights packed once for the first call's row count (the
+// kernel Inductor uses for frozen float32 linear layers).
+at::Tensor MklLinear(const at::Tensor& input, const tvm::ffi::Tensor& weight) {
+  static PackedWeights<MklPackedWeight> packed_weights;
+  static const c10::OperatorHandle linear =
+      c10::Dispatcher::singleton().findSchemaOrThrow("mkl::_mkl_linear", "");
+  static const c10::OperatorHandle reorder =
+      c10::Dispatcher::singleton().findSchemaOrThrow("mkl::_mkl_reorder_linear_weight", "");
+  const MklPackedWeight packed = packed_weights.Get(weight, [&](const at::Tensor& plain) {
+    const int64_t rows = input.numel() / input.size(-1);
+    torch::jit::Stack stack{plain.t().contiguous(), rows};
+    reorder.callBoxed(&stack);
+    return MklPackedWeight{stack.at(0).toTensor(), rows};
+  });
+  torch::jit::Stack stack{input, packed.packed, ToTorch(weight).t(), c10::IValue(), packed.rows};
+  linear.callBoxed(&stack);
+  return stack.at(0).toTensor();
+}
+
+// Returns x @ weight for x [..., K] and a constant [K, N] weight of the module (a linear
+// layer's transposed weight, as TVM folds it), both bfloat16 (oneDNN) or both float32 (MKL),
+// computed on the weight packed once. The result is the kernel's own buffer, handed to TVM
+// without a copy (build.py calls this with call_pure_packed).
+tvm::ffi::Tensor PackedLinear(tvm::ffi::Tensor x, tvm::ffi::Tensor weight) {
+  c10::InferenceMode no_autograd;
+  at::Tensor input = ToTorch(x);
+  TORCH_CHECK(weight.ndim() == 2 && input.dim() >= 1 && input.size(-1) == weight.size(0) &&
+                  weight.size(0) > 0,
+              "tvmbridge: packed_linear takes x [..., K] and a weight [K, N] with K > 0, got ",
+              input.sizes(), " and [", weight.size(0), ", ", weight.size(1), "]");
+  const at::ScalarType weight_dtype = ToTorch(weight).scalar_type();
+  TORCH_CHECK(input.scalar_type() == weight_dtype &&
+                  (weight_dtype == at::kBFloat16 || weight_dtype == at::kFloat),
+              "tvmbridge: packed_linear takes bfloat16 or float32 x and weight of one dtype, got ",
+              input.scalar_type(), " and ", weight_dtype);
+  return ToTvm(weight_dtype == at::kBFloat16 ? OneDnnLinear(input, weight)
+                                             : MklLinear(input, weight));
 }
 
 }  // namespace
@@ -183,7 +221,7 @@ tvm::ffi::Tensor PackedLinearBf16(tvm::ffi::Tensor x, tvm::ffi::Tensor weight) {
 TVM_FFI_STATIC_INIT_BLOCK() {
   tvm::ffi::reflection::GlobalDef()
       .def(kMatmulFunction, Matmul)
-      .def(kPackedLinearFunction, PackedLinearBf16)
+      .def(kPackedLinearFunction, PackedLinear)
       .def(kPackedConv2dFunction, PackedConv2dBf16)
       .def(kMatmulBf16Function, MatmulBf16)
       .def(kConv2dBf16Function, Conv2dBf16);

@@ -219,29 +219,37 @@ def test_bf16_convolutions_serve_every_batch_size_on_the_export_path():
             _assert_bf16_accuracy(compiled(images), model(images))
 
 
-@needs_bf16_convolutions
-def test_packed_linear_serves_other_row_counts_and_keeps_each_weight():
-    """tvmbridge.aten.packed_linear_bf16, the linear layers' kernel with precision="bf16",
-    packs a weight for its first call's row count: calls with other row counts (a symbolic
-    batch) and more dimensions agree with PyTorch, two weights of the same shape keep their
-    own packing, and a weight of the wrong shape is refused by name."""
+@pytest.mark.parametrize("dtype", [
+    pytest.param(torch.bfloat16, marks=needs_bf16_convolutions),
+    pytest.param(torch.float32, marks=pytest.mark.skipif(
+        not torch.backends.mkl.is_available(), reason="PyTorch without MKL")),
+])
+def test_packed_linear_serves_other_row_counts_and_keeps_each_weight(dtype):
+    """tvmbridge.aten.packed_linear, the linear layers' kernel (oneDNN for bfloat16, MKL's
+    packed sgemm for float32), packs a weight for its first call's row count: calls with
+    other row counts (a symbolic batch) and more dimensions agree with PyTorch, two weights
+    of the same shape keep their own packing, and a weight of the wrong shape or dtype is
+    refused by name."""
     import tvm_ffi
 
     from tvmbridge import _native
 
-    linear = _native.runtime_func("tvmbridge.aten.packed_linear_bf16")
+    linear = _native.runtime_func("tvmbridge.aten.packed_linear")
     torch.manual_seed(0)
-    weights = [torch.randn(64, 48).to(torch.bfloat16) for _ in range(2)]
+    weights = [torch.randn(64, 48).to(dtype) for _ in range(2)]
     constants = [tvm_ffi.from_dlpack(w) for w in weights]  # alive, as a module's constants
-    for shape in ([5, 64], [2, 64], [3, 7, 64], [1, 64]):
-        x = torch.randn(shape).to(torch.bfloat16)
+    tolerance = {"rtol": 1e-2, "atol": 1e-1} if dtype == torch.bfloat16 else {}
+    for shape in ([5, 64], [2, 64], [3, 7, 64], [1, 64], [5, 64]):
+        x = torch.randn(shape).to(dtype)
         for weight, constant in zip(weights, constants):
             result = torch.from_dlpack(linear(tvm_ffi.from_dlpack(x), constant))
-            expected = x.float() @ weight.float()
-            assert result.shape == expected.shape and result.dtype == torch.bfloat16
-            torch.testing.assert_close(result.float(), expected, rtol=1e-2, atol=1e-1)
+            expected = (x.double() @ weight.double()).to(dtype)
+            assert result.shape == expected.shape and result.dtype == dtype
+            torch.testing.assert_close(result, expected, **tolerance)
     with pytest.raises(Exception, match=r"takes x \[\.\.\., K\] and a weight \[K, N\]"):
-        linear(tvm_ffi.from_dlpack(torch.randn(5, 32).to(torch.bfloat16)), constants[0])
+        linear(tvm_ffi.from_dlpack(torch.randn(5, 32).to(dtype)), constants[0])
+    with pytest.raises(Exception, match="bfloat16 or float32 x and weight of one dtype"):
+        linear(tvm_ffi.from_dlpack(torch.randn(5, 64).double()), constants[0])
 
 
 @needs_bf16_convolutions
