@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -256,7 +257,7 @@ def _rewrite_relax_functions(name: str, make_mutator) -> tvm.transform.Pass:
 # x and a constant OIHW weight.
 _ATEN_MATMUL = "tvmbridge.aten.matmul"
 _PACKED_LINEAR = "tvmbridge.aten.packed_linear"
-_PACKED_CONV2D_BF16 = "tvmbridge.aten.packed_conv2d_bf16"
+_PACKED_CONV2D = "tvmbridge.aten.packed_conv2d"
 # Matrix products PyTorch's kernels compute (MKL, oneDNN); others stay TVM's.
 _ATEN_MATMUL_DTYPES = ("float32", "bfloat16")
 
@@ -277,9 +278,35 @@ def _mkl_supported() -> bool:
     return torch.backends.mkl.is_available()
 
 
-def _is_bf16_convolution(call: relax.Call) -> bool:
-    """A float32 2-D convolution the bfloat16 oneDNN kernel takes: constant weight, padding
-    the same on both sides (ATen's convolution has no other)."""
+@functools.cache
+def _intel_with_avx512() -> bool:
+    """An Intel CPU with AVX-512 (/proc/cpuinfo), the kind oneDNN's float32 convolutions were
+    measured faster than TVM's schedules on."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            text = cpuinfo.read()
+    except OSError:
+        return False
+    return "GenuineIntel" in text and " avx512f" in text
+
+
+def _onednn_convolutions(precision: str, tuning: bool = False) -> bool:
+    """Whether convolutions run on oneDNN (NHWC activations, weights packed once) instead of
+    TVM's NCHW16c schedules: in bfloat16 wherever oneDNN has bfloat16 kernels; in float32 on
+    Intel CPUs with AVX-512, where it was measured (2-core AMX Xeon, interleaved, same outputs
+    within 5e-7: ResNet-18 31.6 -> 28.5 ms, MobileNet-V2 16.1 -> 13.9 ms), unless `tuning`
+    (MetaSchedule was asked to tune them). Not yet measured on AMD, so TVM's schedules stay
+    there."""
+    import torch
+
+    if precision == "bf16":
+        return _onednn_bf16_supported()
+    return not tuning and torch.backends.mkldnn.is_available() and _intel_with_avx512()
+
+
+def _is_onednn_convolution(call: relax.Call) -> bool:
+    """A float32 2-D convolution oneDNN's kernel takes: constant weight, padding the same on
+    both sides (ATen's convolution has no other)."""
     attrs = call.attrs
     if (call.op != tvm.ir.Op.get("relax.nn.conv2d") or call.ty.dtype != "float32"
             or call.args[0].ty.dtype != "float32" or not isinstance(call.args[1], _CONSTANT)):
@@ -288,11 +315,11 @@ def _is_bf16_convolution(call: relax.Call) -> bool:
     return top == bottom and left == right
 
 
-def _bf16_conv_layout(call: relax.Call) -> dict:
-    """ConvertLayout's choice with precision="bf16": NHWC, oneDNN's activation layout, for the
-    convolutions _AtenKernels hands to it (the weights are packed for oneDNN at their first
-    call, so their layout is left as it is); other calls keep their layouts."""
-    if isinstance(call.op, tvm.ir.Op) and _is_bf16_convolution(call):
+def _onednn_conv_layout(call: relax.Call) -> dict:
+    """ConvertLayout's choice where convolutions run on oneDNN: NHWC, oneDNN's activation
+    layout, for the convolutions _AtenKernels hands to it (the weights are packed for oneDNN
+    at their first call, so their layout is left as it is); other calls keep their layouts."""
+    if isinstance(call.op, tvm.ir.Op) and _is_onednn_convolution(call):
         if call.attrs.data_layout == "NCHW" and call.attrs.kernel_layout == "OIHW":
             return {"relax.nn.conv2d": ["NHWC", "OIHW"]}
     return {}
@@ -315,8 +342,8 @@ class _AtenKernels(relax.PyExprMutator):
     With ``precision="bf16"`` products are computed in bfloat16 (oneDNN: AMX tiles or
     AVX512-BF16, float32 accumulation), constant operands (weights) stored in bfloat16 (cast
     once, at build time, by FoldConstant); everything around them (softmax, normalisation)
-    stays float32. Convolutions in NHWC (see :func:`_bf16_conv_layout`) run oneDNN's bfloat16
-    convolution on weights it packs once (BERT-base 101.6 -> 86.5 ms, MobileNet-V2 12.7 ->
+    stays float32. Convolutions in NHWC (see :func:`_onednn_conv_layout`; in float32 too where
+    :func:`_onednn_convolutions` says) run oneDNN's convolution on weights it packs once (BERT-base 101.6 -> 86.5 ms, MobileNet-V2 12.7 ->
     11.2 ms against ATen's product and a copied convolution result). They take and give
     bfloat16 (:func:`_in_bfloat16`), cast by TVM in the fused kernels around the call: the
     kernel rounds its operands to bfloat16 anyway, and ATen's casts in the call cost more
@@ -354,14 +381,16 @@ class _AtenKernels(relax.PyExprMutator):
 
     def _convolution(self, call: relax.Call) -> relax.Expr:
         attrs = call.attrs
-        if not (self.bf16 and _is_bf16_convolution(call) and attrs.data_layout == "NHWC"
+        if not (_is_onednn_convolution(call) and attrs.data_layout == "NHWC"
                 and attrs.out_layout == "NHWC" and attrs.kernel_layout == "OIHW"):
             return call
         top, left, _, _ = (int(v) for v in attrs.padding)
         geometry = relax.ShapeExpr([*(int(v) for v in attrs.strides), top, left,
                                     *(int(v) for v in attrs.dilation), int(attrs.groups)])
-        return _in_bfloat16(_PACKED_CONV2D_BF16, [*call.args, geometry], call.ty,
-                            returns_result=True)
+        if self.bf16:
+            return _in_bfloat16(_PACKED_CONV2D, [*call.args, geometry], call.ty,
+                                returns_result=True)
+        return relax.op.call_pure_packed(_PACKED_CONV2D, *call.args, geometry, ty_args=call.ty)
 
 
 def _is_linear_weight(b: relax.Expr) -> bool:
@@ -393,16 +422,19 @@ PRECISIONS = ("fp32", "bf16")
 
 
 def fuse(mod: tvm.IRModule, target: tvm.target.Target, precision: str = "fp32",
-         packed_layouts: bool = True) -> tvm.IRModule:
-    """Layout conversion (with `packed_layouts`: NCHW16c, or NHWC for bfloat16 convolutions),
+         packed_layouts: bool = True, onednn_convolutions: bool | None = None) -> tvm.IRModule:
+    """Layout conversion (with `packed_layouts`: NCHW16c, or NHWC for oneDNN's convolutions),
     library dispatch, legalisation to TIR and operator fusion: the module whose PrimFuncs are
     both the tuning tasks and what the tuning records are applied to (so keys match). Weight
     layout transforms fold into the constants here. Without `packed_layouts` (build_library's
-    retry when TVM's layout handling fails) convolutions stay NCHW and TVM's, in float32."""
+    retry when TVM's layout handling fails) convolutions stay NCHW and TVM's, in float32.
+    `onednn_convolutions` overrides :func:`_onednn_convolutions`'s choice."""
+    if onednn_convolutions is None:
+        onednn_convolutions = _onednn_convolutions(precision)
     layouts = []
     if packed_layouts:
-        bf16 = precision == "bf16" and _onednn_bf16_supported()
-        layouts = [relax.transform.ConvertLayout({}, _bf16_conv_layout if bf16 else _conv_layout)]
+        choose = _onednn_conv_layout if onednn_convolutions else _conv_layout
+        layouts = [relax.transform.ConvertLayout({}, choose)]
     passes = [
         _rewrite_relax_functions("tvmbridge.NanPropagatingMinMax", _NanPropagatingMinMax),
         *layouts,
@@ -431,7 +463,8 @@ def _pipeline(target: tvm.target.Target, database, precision: str, packed_layout
 
     @tvm.transform.module_pass(opt_level=0, name="tvmbridge.pipeline")
     def pipeline(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        mod = fuse(mod, target, precision, packed_layouts)
+        mod = fuse(mod, target, precision, packed_layouts,
+                   _onednn_convolutions(precision, tuning=database is not None))
         with target:
             if database is not None:
                 with database:

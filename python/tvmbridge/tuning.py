@@ -208,7 +208,7 @@ def tune(mod, target, tuning: Tuning, precision: str = "fp32"):
     from tvm.s_tir.analysis import estimate_tir_flops
     import tvm_ffi
 
-    from .build import fuse
+    from .build import _onednn_convolutions, fuse
 
     folder = tuning.folder(target)
     folder.mkdir(parents=True, exist_ok=True)
@@ -216,7 +216,9 @@ def tune(mod, target, tuning: Tuning, precision: str = "fp32"):
     database = ms.database.JSONDatabase(work_dir=str(folder))
     ledger = _Ledger(folder / "trials.json")
 
-    tasks = ms.relax_integration.extract_tasks(fuse(mod, target, precision), target)
+    fused = fuse(mod, target, precision,
+                 onednn_convolutions=_onednn_convolutions(precision, tuning=True))
+    tasks = ms.relax_integration.extract_tasks(fused, target)
     flops = [float(estimate_tir_flops(task.dispatched[0])) for task in tasks]
     order = sorted(range(len(tasks)), key=lambda i: -flops[i] * tasks[i].weight)
     plan = _plan(tasks, flops, tuning.trials)

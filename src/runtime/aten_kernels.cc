@@ -29,7 +29,7 @@ namespace {
 // built before the packed kernels returned their results (saved modules still hold them).
 constexpr const char* kMatmulFunction = "tvmbridge.aten.matmul";
 constexpr const char* kPackedLinearFunction = "tvmbridge.aten.packed_linear";
-constexpr const char* kPackedConv2dFunction = "tvmbridge.aten.packed_conv2d_bf16";
+constexpr const char* kPackedConv2dFunction = "tvmbridge.aten.packed_conv2d";
 constexpr const char* kMatmulBf16Function = "tvmbridge.aten.matmul_bf16";
 constexpr const char* kConv2dBf16Function = "tvmbridge.aten.conv2d_bf16";
 
@@ -59,7 +59,7 @@ struct ConvGeometry {
 };
 
 ConvGeometry ReadGeometry(const tvm::ffi::Shape& values) {
-  TORCH_CHECK(values.size() == 7, "tvmbridge: conv2d_bf16 takes 7 geometry values (stride, ",
+  TORCH_CHECK(values.size() == 7, "tvmbridge: conv2d takes 7 geometry values (stride, ",
               "padding, dilation, groups), got ", values.size());
   return {{values[0], values[1]}, {values[2], values[3]}, {values[4], values[5]}, values[6]};
 }
@@ -102,16 +102,19 @@ class PackedWeights {
   std::unordered_map<const void*, Entry> entries_;
 };
 
-// conv2d(x, weight) computed in bfloat16 by oneDNN (the kernel Inductor uses for frozen
-// models), with float32 accumulation; NCHW views of x and of the result, whose memory is NHWC
-// (channels-last, as ATen names it).
-at::Tensor ConvolveBf16(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
-                        const tvm::ffi::Shape& geometry_values) {
+// conv2d(x, weight) computed by oneDNN (the kernel Inductor uses for frozen models) in the
+// weight's dtype, bfloat16 (float32 accumulation) or float32; NCHW views of x and of the
+// result, whose memory is NHWC (channels-last, as ATen names it).
+at::Tensor Convolve(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
+                    const tvm::ffi::Shape& geometry_values) {
   static PackedWeights<> packed_weights;
   static const c10::OperatorHandle convolution =
       c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn::_convolution_pointwise", "");
   const ConvGeometry geometry = ReadGeometry(geometry_values);
-  at::Tensor input = ToTorch(x).permute({0, 3, 1, 2}).to(at::kBFloat16);
+  const at::ScalarType dtype = ToTorch(weight).scalar_type();
+  TORCH_CHECK(dtype == at::kBFloat16 || dtype == at::kFloat,
+              "tvmbridge: packed_conv2d takes a bfloat16 or float32 weight, got ", dtype);
+  at::Tensor input = ToTorch(x).permute({0, 3, 1, 2}).to(dtype);
   at::Tensor packed = packed_weights.Get(weight, [&](const at::Tensor& plain) {
     return at::mkldnn_reorder_conv2d_weight(plain.to_mkldnn(), geometry.padding, geometry.stride,
                                             geometry.dilation, geometry.groups, input.sizes());
@@ -130,21 +133,21 @@ at::Tensor ConvolveBf16(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weigh
   return stack.at(0).toTensor();
 }
 
-// Returns conv2d(x, weight) as ConvolveBf16 computes it: x and the result are bfloat16 NHWC,
-// weight a bfloat16 OIHW constant of the module. The result is oneDNN's own buffer, handed to
-// TVM without a copy (build.py calls this with call_pure_packed).
-tvm::ffi::Tensor PackedConv2dBf16(tvm::ffi::Tensor x, tvm::ffi::Tensor weight,
-                                  tvm::ffi::Shape geometry) {
+// Returns conv2d(x, weight) as Convolve computes it: x and the result are NHWC, weight an OIHW
+// constant of the module, all bfloat16 or all float32. The result is oneDNN's own buffer,
+// handed to TVM without a copy (build.py calls this with call_pure_packed).
+tvm::ffi::Tensor PackedConv2d(tvm::ffi::Tensor x, tvm::ffi::Tensor weight,
+                              tvm::ffi::Shape geometry) {
   c10::InferenceMode no_autograd;
-  return ToTvm(ConvolveBf16(x, weight, geometry).permute({0, 2, 3, 1}));
+  return ToTvm(Convolve(x, weight, geometry).permute({0, 2, 3, 1}));
 }
 
-// Destination-passing form of PackedConv2dBf16 (float32 x and out are cast here), for
-// libraries built before it.
+// Destination-passing form of PackedConv2d with a bfloat16 weight (float32 x and out are cast
+// here), for libraries built before it.
 void Conv2dBf16(tvm::ffi::Tensor x, tvm::ffi::Tensor weight, tvm::ffi::Shape geometry,
                 tvm::ffi::Tensor out) {
   c10::InferenceMode no_autograd;
-  ToTorch(out).permute({0, 3, 1, 2}).copy_(ConvolveBf16(x, weight, geometry));
+  ToTorch(out).permute({0, 3, 1, 2}).copy_(Convolve(x, weight, geometry));
 }
 
 // x @ weight in bfloat16 by oneDNN on weights packed once (the kernel Inductor uses for frozen
@@ -222,7 +225,7 @@ TVM_FFI_STATIC_INIT_BLOCK() {
   tvm::ffi::reflection::GlobalDef()
       .def(kMatmulFunction, Matmul)
       .def(kPackedLinearFunction, PackedLinear)
-      .def(kPackedConv2dFunction, PackedConv2dBf16)
+      .def(kPackedConv2dFunction, PackedConv2d)
       .def(kMatmulBf16Function, MatmulBf16)
       .def(kConv2dBf16Function, Conv2dBf16);
 }
