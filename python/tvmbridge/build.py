@@ -252,9 +252,9 @@ def _rewrite_relax_functions(name: str, make_mutator) -> tvm.transform.Pass:
 
 
 # Registered by the runtime library (src/runtime/aten_kernels.cc). Destination-passing:
-# out = torch.matmul(a, b) in the operands' dtype. Returning oneDNN's result, on weights it
-# packs once: x @ w in bfloat16 for a constant [K, N] weight; conv2d(x, w) in bfloat16 for NHWC
-# x and a constant OIHW weight.
+# out = torch.matmul(a, b) in the operands' dtype. Returning the kernel's own result, on
+# weights packed once, in the operands' dtype (bfloat16 or float32): x @ w for a constant
+# [K, N] weight (oneDNN, MKL); conv2d(x, w) for NHWC x and a constant OIHW weight (oneDNN).
 _ATEN_MATMUL = "tvmbridge.aten.matmul"
 _PACKED_LINEAR = "tvmbridge.aten.packed_linear"
 _PACKED_CONV2D = "tvmbridge.aten.packed_conv2d"
@@ -284,10 +284,11 @@ def _intel_with_avx512() -> bool:
     measured faster than TVM's schedules on."""
     try:
         with open("/proc/cpuinfo") as cpuinfo:
-            text = cpuinfo.read()
+            fields = dict(map(str.strip, line.split(":", 1)) for line in cpuinfo if ":" in line)
     except OSError:
         return False
-    return "GenuineIntel" in text and " avx512f" in text
+    return (fields.get("vendor_id") == "GenuineIntel"
+            and "avx512f" in fields.get("flags", "").split())
 
 
 def _onednn_convolutions(precision: str, tuning: bool = False) -> bool:
@@ -343,8 +344,9 @@ class _AtenKernels(relax.PyExprMutator):
     AVX512-BF16, float32 accumulation), constant operands (weights) stored in bfloat16 (cast
     once, at build time, by FoldConstant); everything around them (softmax, normalisation)
     stays float32. Convolutions in NHWC (see :func:`_onednn_conv_layout`; in float32 too where
-    :func:`_onednn_convolutions` says) run oneDNN's convolution on weights it packs once (BERT-base 101.6 -> 86.5 ms, MobileNet-V2 12.7 ->
-    11.2 ms against ATen's product and a copied convolution result). They take and give
+    :func:`_onednn_convolutions` says) run oneDNN's convolution on weights it packs once
+    (BERT-base 101.6 -> 86.5 ms, MobileNet-V2 12.7 -> 11.2 ms against ATen's product and a
+    copied convolution result). They take and give
     bfloat16 (:func:`_in_bfloat16`), cast by TVM in the fused kernels around the call: the
     kernel rounds its operands to bfloat16 anyway, and ATen's casts in the call cost more
     (MobileNet-V2 15.1 -> 9.9 ms, BERT-base 403 -> 338 ms in a run on a loaded machine, both

@@ -1,10 +1,10 @@
 // PyTorch's own CPU kernels, called from generated code: TVM's build pipeline replaces the
-// matrix products of a region, and with precision="bf16" its convolutions and products with
-// constant weights, with calls to these (see python/tvmbridge/build.py, _AtenKernels). PyTorch
-// reaches MKL for float32 and oneDNN for bfloat16, whose AMX and AVX512-BF16 kernels TVM's LLVM
-// backend cannot generate; TVM keeps everything around them (bias, normalisation, activations) in
-// its own fused kernels. Registered in the runtime library so a deployed model needs nothing else,
-// and no Python.
+// matrix products of a region, and its convolutions where oneDNN runs them (bfloat16, or float32
+// where that was measured faster), with calls to these (see python/tvmbridge/build.py,
+// _AtenKernels). PyTorch reaches MKL for float32 and oneDNN for bfloat16, whose AMX and
+// AVX512-BF16 kernels TVM's LLVM backend cannot generate; TVM keeps everything around them (bias,
+// normalisation, activations) in its own fused kernels. Registered in the runtime library so a
+// deployed model needs nothing else, and no Python.
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/stack.h>
@@ -64,7 +64,7 @@ ConvGeometry ReadGeometry(const tvm::ffi::Shape& values) {
   return {{values[0], values[1]}, {values[2], values[3]}, {values[4], values[5]}, values[6]};
 }
 
-// Weights in oneDNN's blocked layout for AMX/AVX512-BF16, packed once per weight constant:
+// Weights in oneDNN's blocked layouts or MKL's packed form, packed once per weight constant:
 // packing costs as much as the product (ResNet-18: 8 ms of convolutions with packed weights, 20
 // ms with packing on every call; BERT-base's linear layers 58 -> 46 ms). Keyed by the
 // constant's address; each entry holds the constant, so the address cannot be reused while it
@@ -139,7 +139,9 @@ at::Tensor Convolve(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
 tvm::ffi::Tensor PackedConv2d(tvm::ffi::Tensor x, tvm::ffi::Tensor weight,
                               tvm::ffi::Shape geometry) {
   c10::InferenceMode no_autograd;
-  return ToTvm(Convolve(x, weight, geometry).permute({0, 2, 3, 1}));
+  // Already dense NHWC for channels-last input; contiguous() copies only where oneDNN chose
+  // otherwise (an input whose strides fit both layouts).
+  return ToTvm(Convolve(x, weight, geometry).permute({0, 2, 3, 1}).contiguous());
 }
 
 // Destination-passing form of PackedConv2d with a bfloat16 weight (float32 x and out are cast
