@@ -6,7 +6,7 @@ against float32 eager (cosine similarity, largest error over the output's larges
 and latency (median and interquartile range of interleaved runs), with ratios to the fastest
 PyTorch contender.
 
-    python bench/bf16.py [--models resnet18 bert_base] [--repeat 30] [--out FILE]
+    python bench/bf16.py [--models resnet18 bert_base] [--batch 8] [--repeat 30] [--out FILE]
     make bench-bf16
 """
 
@@ -26,15 +26,15 @@ from tvmbridge.benchmark import cpu_flags, cpu_model, measure_interleaved
 
 def _image_model(name: str):
     return (lambda: getattr(torchvision.models, name)(weights=None),
-            lambda: torch.randn(1, 3, 224, 224))
+            lambda batch: torch.randn(batch, 3, 224, 224))
 
 
-# name -> (build the model, make its input). PyTorch's bfloat16 contenders run image models
-# channels-last, as oneDNN prefers.
+# name -> (build the model, make its input for a batch size). PyTorch's bfloat16 contenders run
+# image models channels-last, as oneDNN prefers.
 MODELS = {
     **{name: _image_model(name)
        for name in ("resnet18", "mobilenet_v2", "resnet50", "efficientnet_b0")},
-    "bert_base": (Bert, lambda: torch.randint(0, 30522, (1, 128))),
+    "bert_base": (Bert, lambda batch: torch.randint(0, 30522, (batch, 128))),
 }
 
 
@@ -44,10 +44,10 @@ def _accuracy(actual: torch.Tensor, expected: torch.Tensor) -> tuple[float, floa
     return cosine.item(), ((actual.float() - expected).abs().max() / expected.abs().max()).item()
 
 
-def run_model(name: str, repeat: int) -> list[str]:
+def run_model(name: str, repeat: int, batch: int = 1) -> list[str]:
     torch.manual_seed(0)
     build, make_input = MODELS[name]
-    model, x = build().eval(), make_input()
+    model, x = build().eval(), make_input(batch)
     lines = []
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -91,12 +91,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=["resnet18", "mobilenet_v2", "bert_base"],
                         choices=sorted(MODELS))
+    parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--out", help="also write the table to this file")
     args = parser.parse_args()
     header = [
         f"Machine: {cpu_model()}, flags {' '.join(cpu_flags())}, {torch.get_num_threads()} "
-        f"threads; torch {torch.__version__}; batch 1, 224 px images, 128 tokens; {args.repeat} "
+        f"threads; torch {torch.__version__}; batch {args.batch}, 224 px images, 128 tokens; "
+        f"{args.repeat} "
         "interleaved runs "
         "per contender after 5 warm-up runs. Accuracy against eager float32 on the same "
         "random weights.",
@@ -108,7 +110,7 @@ def main() -> None:
     print("\n".join(header), flush=True)
     lines = list(header)
     for name in args.models:
-        rows = run_model(name, args.repeat)
+        rows = run_model(name, args.repeat, args.batch)
         print("\n".join(rows), flush=True)
         lines += rows
     if args.out:
