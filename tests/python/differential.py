@@ -431,6 +431,28 @@ class Pooling(torch.nn.Module):
 POOLING = ["max_pool1d", "max_pool2d", "max_pool3d", "conv_max_pool2d"]
 
 
+class LinearLayer(torch.nn.Module):
+    """A linear layer, weight and optional bias in the input's dtype: after freezing, its
+    weight is a constant, which the packed kernels (MKL, oneDNN) take."""
+
+    def __init__(self, weight: torch.Tensor, bias, dtype: torch.dtype):
+        super().__init__()
+        self.weight = torch.nn.Parameter(weight.to(dtype), requires_grad=False)
+        self.bias = None if bias is None else torch.nn.Parameter(bias.to(dtype),
+                                                                 requires_grad=False)
+
+    def forward(self, x):
+        return torch.nn.functional.linear(x, self.weight, self.bias)
+
+
+# Input shapes of the linear family, from (rows, in features, batch).
+LINEAR_SHAPES = {
+    "linear_vector": lambda m, k, b: [k],
+    "linear_matrix": lambda m, k, b: [m, k],
+    "linear_batched": lambda m, k, b: [b, m, k],
+}
+
+
 # --- cases -----------------------------------------------------------------------------------
 
 @dataclasses.dataclass
@@ -669,6 +691,18 @@ def _pooling_case(op: str, seed: int, sizes: dict) -> Case:
     return Case("pooling", op, seed, sizes, make, (x,), (_with_specials(rng, x, 4),))
 
 
+def _linear_case(op: str, seed: int, sizes: dict) -> Case:
+    rng = random.Random(seed)
+    gen = torch.Generator().manual_seed(seed)
+    dtype = rng.choice([torch.float32, torch.float32, torch.bfloat16])
+    x = torch.randn(LINEAR_SHAPES[op](sizes["m"], sizes["k"], sizes["batch"]),
+                    generator=gen).to(dtype)
+    weight = torch.randn(sizes["n"], sizes["k"], generator=gen)
+    bias = torch.randn(sizes["n"], generator=gen) if rng.random() < 0.5 else None
+    return Case("linear", op, seed, sizes, lambda: LinearLayer(weight, bias, dtype), (x,),
+                (_with_specials(rng, x, 2),))
+
+
 FAMILIES = {
     "indexing": (list(INDEXING), _indexing_case,
                  lambda rng: {"rows": rng.randrange(1, 6), "cols": rng.randrange(1, 6),
@@ -693,6 +727,9 @@ FAMILIES = {
                            "depth": rng.randrange(1, 5)}),
     "pooling": (POOLING, _pooling_case,
                 lambda rng: {"channels": rng.randrange(1, 4), "length": rng.randrange(0, 5)}),
+    "linear": (list(LINEAR_SHAPES), _linear_case,
+               lambda rng: {"m": rng.randrange(1, 9), "k": rng.randrange(1, 40),
+                            "n": rng.randrange(1, 9), "batch": rng.randrange(1, 4)}),
     "matmul": (list(MATMUL_SHAPES), _matmul_case,
                lambda rng: {"m": rng.randrange(1, 9), "k": rng.randrange(1, 40),
                             "n": rng.randrange(1, 9), "batch": rng.randrange(1, 4)}),
