@@ -397,7 +397,7 @@ class _AtenKernels(relax.PyExprMutator):
 
 def _is_linear_weight(b: relax.Expr) -> bool:
     """A constant [K, N] matrix with K, N > 0: a linear layer's weight, which the packed
-    oneDNN product takes."""
+    products (MKL, oneDNN) take."""
     if not isinstance(b, _CONSTANT) or len(b.ty.shape) != 2:
         return False
     return all(isinstance(d, tvm.tirx.IntImm) and int(d) > 0 for d in b.ty.shape)

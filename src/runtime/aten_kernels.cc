@@ -111,14 +111,16 @@ at::Tensor Convolve(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
   static const c10::OperatorHandle convolution =
       c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn::_convolution_pointwise", "");
   const ConvGeometry geometry = ReadGeometry(geometry_values);
-  const at::ScalarType dtype = ToTorch(weight).scalar_type();
-  TORCH_CHECK(dtype == at::kBFloat16 || dtype == at::kFloat,
-              "tvmbridge: packed_conv2d takes a bfloat16 or float32 weight, got ", dtype);
-  at::Tensor input = ToTorch(x).permute({0, 3, 1, 2}).to(dtype);
+  at::Tensor input = ToTorch(x).permute({0, 3, 1, 2});
+  // The packed weight keeps the constant's dtype: the input is computed in it.
   at::Tensor packed = packed_weights.Get(weight, [&](const at::Tensor& plain) {
+    TORCH_CHECK(plain.scalar_type() == at::kBFloat16 || plain.scalar_type() == at::kFloat,
+                "tvmbridge: packed_conv2d takes a bfloat16 or float32 weight, got ",
+                plain.scalar_type());
     return at::mkldnn_reorder_conv2d_weight(plain.to_mkldnn(), geometry.padding, geometry.stride,
                                             geometry.dilation, geometry.groups, input.sizes());
   });
+  input = input.to(packed.scalar_type());
   torch::jit::Stack stack{input,
                           packed,
                           c10::IValue(),  // bias: TVM adds it, fused with what follows
@@ -152,6 +154,13 @@ void Conv2dBf16(tvm::ffi::Tensor x, tvm::ffi::Tensor weight, tvm::ffi::Shape geo
   ToTorch(out).permute({0, 3, 1, 2}).copy_(Convolve(x, weight, geometry));
 }
 
+// Checked when a weight is packed for a kernel, so once: later calls reach it by the cache.
+void CheckLinearDtypes(const at::Tensor& input, const at::Tensor& weight) {
+  TORCH_CHECK(input.scalar_type() == weight.scalar_type(),
+              "tvmbridge: packed_linear takes bfloat16 or float32 x and weight of one dtype, got ",
+              input.scalar_type(), " and ", weight.scalar_type());
+}
+
 // x @ weight in bfloat16 by oneDNN on weights packed once (the kernel Inductor uses for frozen
 // linear layers); a packing made for one row count serves every other.
 at::Tensor OneDnnLinear(const at::Tensor& input, const tvm::ffi::Tensor& weight) {
@@ -161,6 +170,7 @@ at::Tensor OneDnnLinear(const at::Tensor& input, const tvm::ffi::Tensor& weight)
   static const c10::OperatorHandle reorder =
       c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn::_reorder_linear_weight", "");
   at::Tensor packed = packed_weights.Get(weight, [&](const at::Tensor& plain) {
+    CheckLinearDtypes(input, plain);
     torch::jit::Stack stack{plain.t().contiguous(), input.numel() / input.size(-1)};
     reorder.callBoxed(&stack);
     return stack.at(0).toTensor();
@@ -179,6 +189,7 @@ at::Tensor OneDnnLinear(const at::Tensor& input, const tvm::ffi::Tensor& weight)
 // on the plain weight.
 struct MklPackedWeight {
   at::Tensor packed;
+  at::Tensor plain;  // [N, K], as ATen's linear takes it
   int64_t rows;
 };
 
@@ -191,12 +202,13 @@ at::Tensor MklLinear(const at::Tensor& input, const tvm::ffi::Tensor& weight) {
   static const c10::OperatorHandle reorder =
       c10::Dispatcher::singleton().findSchemaOrThrow("mkl::_mkl_reorder_linear_weight", "");
   const MklPackedWeight packed = packed_weights.Get(weight, [&](const at::Tensor& plain) {
+    CheckLinearDtypes(input, plain);
     const int64_t rows = input.numel() / input.size(-1);
     torch::jit::Stack stack{plain.t().contiguous(), rows};
     reorder.callBoxed(&stack);
-    return MklPackedWeight{stack.at(0).toTensor(), rows};
+    return MklPackedWeight{stack.at(0).toTensor(), plain.t(), rows};
   });
-  torch::jit::Stack stack{input, packed.packed, ToTorch(weight).t(), c10::IValue(), packed.rows};
+  torch::jit::Stack stack{input, packed.packed, packed.plain, c10::IValue(), packed.rows};
   linear.callBoxed(&stack);
   return stack.at(0).toTensor();
 }
@@ -212,13 +224,11 @@ tvm::ffi::Tensor PackedLinear(tvm::ffi::Tensor x, tvm::ffi::Tensor weight) {
                   weight.size(0) > 0,
               "tvmbridge: packed_linear takes x [..., K] and a weight [K, N] with K > 0, got ",
               input.sizes(), " and [", weight.size(0), ", ", weight.size(1), "]");
-  const at::ScalarType weight_dtype = ToTorch(weight).scalar_type();
-  TORCH_CHECK(input.scalar_type() == weight_dtype &&
-                  (weight_dtype == at::kBFloat16 || weight_dtype == at::kFloat),
+  const at::ScalarType dtype = input.scalar_type();
+  TORCH_CHECK(dtype == at::kBFloat16 || dtype == at::kFloat,
               "tvmbridge: packed_linear takes bfloat16 or float32 x and weight of one dtype, got ",
-              input.scalar_type(), " and ", weight_dtype);
-  return ToTvm(weight_dtype == at::kBFloat16 ? OneDnnLinear(input, weight)
-                                             : MklLinear(input, weight));
+              dtype, " x");
+  return ToTvm(dtype == at::kBFloat16 ? OneDnnLinear(input, weight) : MklLinear(input, weight));
 }
 
 }  // namespace

@@ -272,6 +272,9 @@ def test_packed_linear_serves_other_row_counts_and_keeps_each_weight(dtype):
         linear(tvm_ffi.from_dlpack(torch.randn(5, 32).to(dtype)), constants[0])
     with pytest.raises(Exception, match="bfloat16 or float32 x and weight of one dtype"):
         linear(tvm_ffi.from_dlpack(torch.randn(5, 64).double()), constants[0])
+    other = torch.float32 if dtype == torch.bfloat16 else torch.bfloat16
+    with pytest.raises(Exception, match="of one dtype, got"):
+        linear(tvm_ffi.from_dlpack(torch.randn(5, 64).to(other)), constants[0])
 
 
 @needs_bf16_convolutions
