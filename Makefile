@@ -15,6 +15,7 @@
 #                MobileNet v3 and BERT-base, against eager (minutes; not in CI)
 #   make bench-bf16  precision="bf16" against float32 and PyTorch's bfloat16 on CNNs
 #                (minutes; not in CI)
+#   make bench-int8  quantized CNNs against PyTorch's int8 kernels (minutes; not in CI)
 #   make bench   tvmbridge against PyTorch, TorchScript, torch.compile, ONNX Runtime and TVM's
 #                own frontend, untuned and tuned (tens of minutes; not in CI)
 
@@ -30,7 +31,7 @@ export CCACHE_NOHASHDIR := 1
 # PyTorch deprecates TorchScript; tvmbridge exists for the models people still have in it.
 export PYTHONWARNINGS ?= ignore::FutureWarning
 
-.PHONY: venv build test test-cpp test-python test-zoo demo survey sanitize fuzz fuzz-ops bench bench-paths bench-bf16 format clean
+.PHONY: venv build test test-cpp test-python test-zoo demo survey sanitize fuzz fuzz-ops bench bench-paths bench-bf16 bench-int8 format clean
 
 venv:
 	@bash scripts/bootstrap.sh
@@ -73,6 +74,9 @@ fuzz-ops: build
 
 bench-bf16: build
 	@$(PYTHON) bench/bf16.py --out $(BUILD_DIR)/bf16.md $(BENCH_ARGS)
+
+bench-int8: build
+	@$(PYTHON) bench/int8.py --out $(BUILD_DIR)/int8.md $(BENCH_ARGS)
 
 bench-paths: build
 	@$(PYTHON) bench/export_paths.py --out $(BUILD_DIR)/export_paths.md $(BENCH_ARGS)

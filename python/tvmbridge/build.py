@@ -12,7 +12,7 @@ import tvm
 from tvm import relax
 from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
 
-from . import extrema, vector_math
+from . import extrema, quantized, vector_math
 
 
 def host_target() -> tvm.target.Target:
@@ -279,16 +279,30 @@ def _mkl_supported() -> bool:
 
 
 @functools.cache
+def _cpuinfo() -> dict:
+    """This machine's /proc/cpuinfo fields (of its last CPU); empty where there is none."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return dict(map(str.strip, line.split(":", 1)) for line in cpuinfo if ":" in line)
+    except OSError:
+        return {}
+
+
 def _intel_with_avx512() -> bool:
     """An Intel CPU with AVX-512 (/proc/cpuinfo), the kind oneDNN's float32 convolutions were
     measured faster than TVM's schedules on."""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            fields = dict(map(str.strip, line.split(":", 1)) for line in cpuinfo if ":" in line)
-    except OSError:
-        return False
+    fields = _cpuinfo()
     return (fields.get("vendor_id") == "GenuineIntel"
             and "avx512f" in fields.get("flags", "").split())
+
+
+def _integer_convolutions() -> bool:
+    """Whether quantized convolutions run on PyTorch's int8 kernels (quantized.py): where its
+    quantized engine is one for x86 (x86, fbgemm, onednn), whose kernels use AMX-INT8 or VNNI
+    where the CPU has them."""
+    import torch
+
+    return torch.backends.quantized.engine in ("x86", "fbgemm", "onednn")
 
 
 def _onednn_convolutions(precision: str, tuning: bool = False) -> bool:
@@ -424,20 +438,30 @@ PRECISIONS = ("fp32", "bf16")
 
 
 def fuse(mod: tvm.IRModule, target: tvm.target.Target, precision: str = "fp32",
-         packed_layouts: bool = True, onednn_convolutions: bool | None = None) -> tvm.IRModule:
+         packed_layouts: bool = True, onednn_convolutions: bool | None = None,
+         integer_convolutions: bool | None = None) -> tvm.IRModule:
     """Layout conversion (with `packed_layouts`: NCHW16c, or NHWC for oneDNN's convolutions),
     library dispatch, legalisation to TIR and operator fusion: the module whose PrimFuncs are
     both the tuning tasks and what the tuning records are applied to (so keys match). Weight
     layout transforms fold into the constants here. Without `packed_layouts` (build_library's
     retry when TVM's layout handling fails) convolutions stay NCHW and TVM's, in float32.
-    `onednn_convolutions` overrides :func:`_onednn_convolutions`'s choice."""
+    `onednn_convolutions` overrides :func:`_onednn_convolutions`'s choice, and
+    `integer_convolutions` :func:`_integer_convolutions`'s for quantized ones."""
     if onednn_convolutions is None:
         onednn_convolutions = _onednn_convolutions(precision)
+    if integer_convolutions is None:
+        integer_convolutions = _integer_convolutions()
+    integer = []
+    if integer_convolutions:
+        integer = [_rewrite_relax_functions("tvmbridge.IntegerConvolutions",
+                                            quantized.IntegerConvolutions),
+                   relax.transform.DeadCodeElimination()]
     layouts = []
     if packed_layouts:
         choose = _onednn_conv_layout if onednn_convolutions else _conv_layout
         layouts = [relax.transform.ConvertLayout({}, choose)]
     passes = [
+        *integer,  # before relu becomes a NaN-keeping maximum
         _rewrite_relax_functions("tvmbridge.NanPropagatingMinMax", _NanPropagatingMinMax),
         *layouts,
         relax.transform.FoldConstant(),

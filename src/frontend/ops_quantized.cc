@@ -6,7 +6,10 @@
 // computes in float32 and rounds its result onto the output's quantization grid the way
 // PyTorch's kernels do (round half to even, clamp to the integer range), so results agree
 // with PyTorch's int8 kernels to within one quantization step where their integer
-// accumulation rounds differently. Quantized tensors never cross a region boundary: the
+// accumulation rounds differently. For 8-bit tensors the rounding is Relax's quantize then
+// dequantize, and weights are dequantize(int8 constant), the form in which TVM's build finds
+// the convolutions it runs on integer kernels (python/tvmbridge/quantized.py); elsewhere it
+// computes exactly the float32 form. Quantized tensors never cross a region boundary: the
 // partitioner keeps their producers and users together (see partitioner.cc).
 #include <ATen/native/quantized/PackedParams.h>
 #include <c10/util/Exception.h>
@@ -56,10 +59,22 @@ Expr RoundTrip(ConversionContext& ctx, const Expr& x, const Expr& scale, const E
   return m.Mul(m.Sub(q, zero_point), scale);
 }
 
+bool IsEightBit(c10::ScalarType dtype) {
+  return dtype == c10::ScalarType::QUInt8 || dtype == c10::ScalarType::QInt8;
+}
+
 Value Quantized(ConversionContext& ctx, const Expr& x, const QuantParams& params) {
-  Expr values =
-      RoundTrip(ctx, x, ctx.Scalar(params.scale, "float32"),
-                ctx.Scalar(static_cast<double>(params.zero_point), "float32"), params.dtype);
+  Expr values;
+  if (IsEightBit(params.dtype) && ctx.Rank(x) > 0) {
+    Expr scale = ctx.Scalar(params.scale, "float32");
+    Expr zero_point = ctx.Scalar(static_cast<double>(params.zero_point), "int32");
+    const char* dtype = params.dtype == c10::ScalarType::QUInt8 ? "uint8" : "int8";
+    Expr q = ctx.EmitExpr(relax::op::Quantize(x, scale, zero_point, -1, dtype));
+    values = ctx.EmitExpr(relax::op::Dequantize(q, scale, zero_point, -1));
+  } else {
+    values = RoundTrip(ctx, x, ctx.Scalar(params.scale, "float32"),
+                       ctx.Scalar(static_cast<double>(params.zero_point), "float32"), params.dtype);
+  }
   Value result = Value::Tensor(values);
   result.quantization = params;
   return result;
@@ -85,6 +100,32 @@ Expr Relu(ConversionContext& ctx, const Expr& x) {
 
 Expr FloatConstant(const at::Tensor& tensor) {
   return relax::MakeConstant(ToTvm(tensor.to(at::kFloat).contiguous()));
+}
+
+// The float32 values of a quantized weight, as dequantize(its int8 values): per tensor, or per
+// channel along the weight's axis (or `transposed` for a [K, N] matrix from an [N, K] one).
+Expr DequantizedWeight(ConversionContext& ctx, const at::Tensor& weight, bool transposed = false) {
+  at::Tensor values = weight.int_repr();
+  if (transposed) values = values.t();
+  Expr integers = relax::MakeConstant(ToTvm(values.contiguous()));
+  switch (weight.qscheme()) {
+    case at::kPerTensorAffine:
+    case at::kPerTensorSymmetric:
+      return ctx.EmitExpr(relax::op::Dequantize(
+          integers, ctx.Scalar(weight.q_scale(), "float32"),
+          ctx.Scalar(static_cast<double>(weight.q_zero_point()), "int32"), 0));
+    case at::kPerChannelAffine:
+    case at::kPerChannelSymmetric: {
+      int64_t axis = weight.q_per_channel_axis();
+      if (transposed) axis = 1 - axis;
+      return ctx.EmitExpr(relax::op::Dequantize(
+          integers, FloatConstant(weight.q_per_channel_scales()),
+          relax::MakeConstant(ToTvm(weight.q_per_channel_zero_points().to(at::kInt).contiguous())),
+          axis));
+    }
+    default:
+      return FloatConstant(transposed ? weight.dequantize().t() : weight.dequantize());
+  }
 }
 
 // aten::quantize_per_tensor(self, scale, zero_point, dtype)
@@ -118,8 +159,8 @@ Value ConvertQuantizedConv(ConversionContext& ctx, const Node& node, bool relu) 
   }
   std::optional<Expr> bias_expr;
   if (bias) bias_expr = FloatConstant(*bias);
-  Expr out = EmitConv(ctx, ctx.Tensor(node.input(0)), FloatConstant(weight.dequantize()), bias_expr,
-                      geometry);
+  Expr out =
+      EmitConv(ctx, ctx.Tensor(node.input(0)), DequantizedWeight(ctx, weight), bias_expr, geometry);
   if (relu) out = Relu(ctx, out);
   return Quantized(ctx, out, OutputQuantization(ctx, node, node.inputs().size() - 2));
 }
@@ -127,8 +168,7 @@ Value ConvertQuantizedConv(ConversionContext& ctx, const Node& node, bool relu) 
 Expr DequantizedLinear(ConversionContext& ctx, const Expr& x, const torch::jit::Value* packed) {
   auto params = ctx.Constant(packed).toCustomClass<LinearPackedParamsBase>();
   auto [weight, bias] = params->unpack();
-  Expr out =
-      ctx.EmitExpr(relax::op::Matmul(x, FloatConstant(weight.dequantize().t().contiguous())));
+  Expr out = ctx.EmitExpr(relax::op::Matmul(x, DequantizedWeight(ctx, weight, true)));
   if (bias) out = ctx.EmitExpr(relax::op::Add(out, FloatConstant(*bias)));
   return out;
 }
@@ -239,10 +279,11 @@ Value ConvertQuantizedHardswish(ConversionContext& ctx, const Node& node) {
   return Quantized(ctx, out, OutputQuantization(ctx, node, 1));
 }
 
-// aten ops that quantized tensors flow through, by what PyTorch's quantized kernels do with
-// the quantization: keep it with the values unchanged (max, relu, views), or round the
-// result onto the input's grid (averages, interpolation).
-const std::unordered_set<std::string>& KeepsQuantization() {
+// aten ops that quantized tensors flow through whose results PyTorch's quantized kernels give
+// the input's quantization: with the values unchanged (max, relu, views), or rounded onto the
+// input's grid (averages, interpolation). Either way the result is rounded onto that grid
+// (exact for the values already on it).
+const std::unordered_set<std::string>& TakesInputQuantization() {
   static const std::unordered_set<std::string> ops = {
       "aten::relu",
       "aten::relu_",
@@ -267,14 +308,12 @@ const std::unordered_set<std::string>& KeepsQuantization() {
       "aten::adaptive_max_pool2d",
       "aten::clone",
       "aten::narrow",
-  };
-  return ops;
-}
-
-const std::unordered_set<std::string>& RoundsOntoInputGrid() {
-  static const std::unordered_set<std::string> ops = {
-      "aten::adaptive_avg_pool1d", "aten::adaptive_avg_pool2d", "aten::adaptive_avg_pool3d",
-      "aten::avg_pool2d",          "aten::avg_pool3d",          "aten::mean",
+      "aten::adaptive_avg_pool1d",
+      "aten::adaptive_avg_pool2d",
+      "aten::adaptive_avg_pool3d",
+      "aten::avg_pool2d",
+      "aten::avg_pool3d",
+      "aten::mean",
       "aten::upsample_bilinear2d",
   };
   return ops;
@@ -286,15 +325,15 @@ const std::unordered_set<std::string>& FixedUnitQuantization() {
   return ops;
 }
 
-Value WithQuantization(ConversionContext& ctx, Value value, const QuantParams& params, bool round) {
+Value WithQuantization(ConversionContext& ctx, Value value, const QuantParams& params) {
   if (value.kind == Value::Kind::kList) {
-    for (Value& item : value.items) item = WithQuantization(ctx, std::move(item), params, round);
+    for (Value& item : value.items) item = WithQuantization(ctx, std::move(item), params);
     return value;
   }
   if (value.kind != Value::Kind::kTensor) return value;
-  if (round) return Quantized(ctx, value.tensor, params);
-  value.quantization = params;
-  return value;
+  // Values already on the grid (`round` false) round onto it exactly; the rounding makes them
+  // dequantize(integers) again, the form integer kernels take.
+  return Quantized(ctx, value.tensor, params);
 }
 
 }  // namespace
@@ -322,15 +361,11 @@ Value AdjustForQuantizedInputs(ConversionContext& ctx, const Node& node, Value c
       });
   if (!tensor_result) return converted;  // sizes and other metadata
   const std::string kind = node.kind().toQualString();
-  if (KeepsQuantization().count(kind)) {
-    return WithQuantization(ctx, std::move(converted), *input_quantization, false);
-  }
-  if (RoundsOntoInputGrid().count(kind)) {
-    return WithQuantization(ctx, std::move(converted), *input_quantization, true);
+  if (TakesInputQuantization().count(kind)) {
+    return WithQuantization(ctx, std::move(converted), *input_quantization);
   }
   if (FixedUnitQuantization().count(kind) && input_quantization->dtype == c10::ScalarType::QUInt8) {
-    return WithQuantization(ctx, std::move(converted), {1.0 / 256.0, 0, c10::ScalarType::QUInt8},
-                            true);
+    return WithQuantization(ctx, std::move(converted), {1.0 / 256.0, 0, c10::ScalarType::QUInt8});
   }
   throw std::runtime_error(kind + " of a quantized tensor is not supported");
 }

@@ -451,6 +451,14 @@ Expr AsType(const Expr& x, const std::string& dtype) {
   return Call("relax.op.astype", x, String(dtype));
 }
 
+Expr Quantize(const Expr& x, const Expr& scale, const Expr& zero_point, int64_t axis,
+              const std::string& dtype) {
+  return Call("relax.op.quantize", x, scale, zero_point, axis, String(dtype));
+}
+Expr Dequantize(const Expr& q, const Expr& scale, const Expr& zero_point, int64_t axis) {
+  return Call("relax.op.dequantize", q, scale, zero_point, axis, String("float32"));
+}
+
 Expr Power(const Expr& a, const Expr& b) { return Call("relax.op.power", a, b); }
 Expr Where(const Expr& condition, const Expr& a, const Expr& b) {
   return Call("relax.op.where", condition, a, b);

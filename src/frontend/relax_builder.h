@@ -121,6 +121,11 @@ Expr Concat(const std::vector<Expr>& tensors, int64_t axis);
 Expr Mean(const Expr& x, const IntList& axes, bool keepdims);
 Expr Sum(const Expr& x, const IntList& axes, bool keepdims);
 Expr AsType(const Expr& x, const std::string& dtype);
+// round(x / scale) + zero_point clamped to `dtype`'s range, and back: (q - zero_point) * scale,
+// in float32. `scale` and `zero_point` are 0-d, or 1-D along `axis`.
+Expr Quantize(const Expr& x, const Expr& scale, const Expr& zero_point, int64_t axis,
+              const std::string& dtype);
+Expr Dequantize(const Expr& q, const Expr& scale, const Expr& zero_point, int64_t axis);
 // "sum", "mean", "max", "min", "prod", "variance" (population), "std" over `axes`.
 Expr Reduce(const std::string& relax_name, const Expr& x, const IntList& axes, bool keepdims);
 Expr CumSum(const Expr& x, int64_t axis, const std::string& dtype);

@@ -453,6 +453,37 @@ LINEAR_SHAPES = {
 }
 
 
+class QuantizedConv(torch.nn.Module):
+    """A quantized 2-D convolution with drawn geometry (eager-mode static quantization, x86
+    qconfig), in the patterns TVM hands to PyTorch's int8 kernels: alone, with a fused ReLU,
+    followed by an integer max pooling, or followed by a 1x1 convolution and a residual
+    add_relu of the two."""
+
+    def __init__(self, op: str, conv: torch.nn.Conv2d):
+        super().__init__()
+        self.op = op
+        self.quant, self.dequant = torch.ao.quantization.QuantStub(), \
+            torch.ao.quantization.DeQuantStub()
+        self.conv = conv
+        self.relu = torch.nn.ReLU()
+        self.pool = torch.nn.MaxPool2d(2, stride=1, padding=1)
+        self.pointwise = torch.nn.Conv2d(conv.out_channels, conv.out_channels, 1)
+        self.residual = torch.ao.nn.quantized.FloatFunctional()
+
+    def forward(self, x):
+        y = self.conv(self.quant(x))
+        if self.op == "conv2d_relu":
+            y = self.relu(y)
+        elif self.op == "conv2d_max_pool2d":
+            y = self.pool(y)
+        elif self.op == "conv2d_add_relu":
+            y = self.residual.add_relu(y, self.pointwise(y))
+        return self.dequant(y)
+
+
+QUANTIZED = ["conv2d", "conv2d_relu", "conv2d_max_pool2d", "conv2d_add_relu"]
+
+
 # --- cases -----------------------------------------------------------------------------------
 
 @dataclasses.dataclass
@@ -465,6 +496,7 @@ class Case:
     example: tuple  # valid values of the call's shapes, to compile with
     call: tuple  # the values the case calls with
     pytorch_dies: bool = False  # PyTorch's own kernel traps on these values
+    atol: float | None = None  # floating results' tolerance, where not TOLERANCE's
 
     def describe(self) -> str:
         def show(t):
@@ -703,6 +735,39 @@ def _linear_case(op: str, seed: int, sizes: dict) -> Case:
                 (_with_specials(rng, x, 2),))
 
 
+def _quantized_case(op: str, seed: int, sizes: dict) -> Case:
+    """The model is quantized here (calibrated on seeded random inputs) and its values compared
+    within one step of its output's scale (PyTorch's kernels on both sides, where TVM hands them
+    the convolutions; TVM's float32 form, exact on the grid, elsewhere)."""
+    rng = random.Random(seed)
+    gen = torch.Generator().manual_seed(seed)
+    channels = sizes["channels"]
+    groups = rng.choice([1, 1, channels])
+    out_channels = groups * rng.randrange(1, 4)
+    kernel, stride, dilation = rng.randrange(1, 4), rng.randrange(1, 3), rng.choice([1, 1, 2])
+    padding = rng.randrange(0, kernel)
+    conv = torch.nn.Conv2d(channels, out_channels, kernel, stride, padding, dilation, groups,
+                           bias=rng.random() < 0.7)
+    with torch.no_grad():
+        for parameter in conv.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=gen) * 0.5)
+    model = QuantizedConv(op, conv).eval()
+    if op == "conv2d_relu":
+        torch.ao.quantization.fuse_modules(model, [["conv", "relu"]], inplace=True)
+    model.qconfig = torch.ao.quantization.get_default_qconfig("x86")
+    torch.ao.quantization.prepare(model, inplace=True)
+    extent = (kernel - 1) * dilation + 1 + sizes["length"]
+    shape = [1, channels, extent, extent + 1]
+    with torch.no_grad():
+        for _ in range(2):
+            model(torch.randn(shape, generator=gen))
+    torch.ao.quantization.convert(model, inplace=True)
+    x = torch.randn(shape, generator=gen) * rng.choice([0.5, 1.0, 3.0])  # beyond calibration too
+    last = model.residual if op == "conv2d_add_relu" else model.conv  # sets the output's scale
+    return Case("quantized", op, seed, sizes, lambda: model, (x,), (x,),
+                atol=1.001 * float(last.scale))
+
+
 FAMILIES = {
     "indexing": (list(INDEXING), _indexing_case,
                  lambda rng: {"rows": rng.randrange(1, 6), "cols": rng.randrange(1, 6),
@@ -730,6 +795,8 @@ FAMILIES = {
     "linear": (list(LINEAR_SHAPES), _linear_case,
                lambda rng: {"m": rng.randrange(1, 9), "k": rng.randrange(1, 40),
                             "n": rng.randrange(1, 9), "batch": rng.randrange(1, 4)}),
+    "quantized": (QUANTIZED, _quantized_case,
+                  lambda rng: {"channels": rng.randrange(1, 9), "length": rng.randrange(0, 6)}),
     "matmul": (list(MATMUL_SHAPES), _matmul_case,
                lambda rng: {"m": rng.randrange(1, 9), "k": rng.randrange(1, 40),
                             "n": rng.randrange(1, 9), "batch": rng.randrange(1, 4)}),
@@ -791,7 +858,8 @@ def check(case: Case, refusals: list | None = None) -> str | None:
         if not torch.equal(torch.isnan(actual), torch.isnan(expected)):
             return f"NaN mask differs: {actual.flatten()[:12].tolist()} vs {expected.flatten()[:12].tolist()}"
         tolerance = TOLERANCE.get(actual.dtype, 1e-5)
-        if not torch.allclose(actual, expected, rtol=tolerance, atol=tolerance, equal_nan=True):
+        rtol, atol = (tolerance, tolerance) if case.atol is None else (0.0, case.atol)
+        if not torch.allclose(actual, expected, rtol=rtol, atol=atol, equal_nan=True):
             return f"values differ: {actual.flatten()[:12].tolist()} vs {expected.flatten()[:12].tolist()}"
     elif not torch.equal(actual, expected):
         return f"values differ: {actual.flatten()[:12].tolist()} vs {expected.flatten()[:12].tolist()}"

@@ -1,9 +1,10 @@
-"""Quantized models (PyTorch eager-mode static and dynamic quantization, fbgemm), traced and
-scripted: every quantized op of the old TVM frontend converts, the whole model compiles with
-no fallback, and the result matches PyTorch's int8 kernels. tvmbridge computes each op in
-float32 and rounds onto the output's grid, so a value may land one quantization step away
-where PyTorch's integer arithmetic rounds a near-tie the other way: the check allows one step
-of the output's scale, on at most 5% of the values (or one value)."""
+"""Quantized models (PyTorch eager-mode static and dynamic quantization, fbgemm and x86),
+traced and scripted: every quantized op of the old TVM frontend converts, the whole model
+compiles with no fallback, and the result matches PyTorch's int8 kernels. Convolutions run on
+PyTorch's int8 kernels where its engine is x86's; elsewhere, and for the other ops, tvmbridge
+computes in float32 and rounds onto the output's grid, so a value may land one quantization step
+away where PyTorch's integer arithmetic rounds a near-tie the other way: the check allows one
+step of the output's scale, on at most 5% of the values (or one value)."""
 
 import warnings
 
@@ -14,6 +15,7 @@ import torch.ao.quantization as tq
 import torch.nn as nn
 
 import tvmbridge.torch as tt
+from tvmbridge import build
 
 
 class ConvBlock(nn.Module):
@@ -169,6 +171,56 @@ def test_quantized_model_matches_pytorch(name, way):
     for a, e, scale in zip(actual, expected, scales):
         assert a.dtype == e.dtype == torch.float32 and a.shape == e.shape
         assert_within_one_step(a, e, scale)
+
+
+class ResidualBlock(nn.Module):
+    """A ResNet basic block after a strided stem with max pooling, and a depthwise convolution:
+    the patterns whose convolutions, pooling and residual addition TVM runs on integers."""
+
+    def __init__(self):
+        super().__init__()
+        self.quant, self.dequant = tq.QuantStub(), tq.DeQuantStub()
+        self.stem, self.relu = nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.ReLU()
+        self.pool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.conv1, self.relu1 = nn.Conv2d(16, 16, 3, padding=1), nn.ReLU()
+        self.conv2 = nn.Conv2d(16, 16, 3, padding=1)
+        self.residual = nnq.FloatFunctional()
+        self.depthwise = nn.Conv2d(16, 16, 3, padding=1, groups=16, bias=False)
+
+    def forward(self, x):
+        y = self.pool(self.relu(self.stem(self.quant(x))))
+        y = self.residual.add_relu(self.conv2(self.relu1(self.conv1(y))), y)
+        return self.dequant(self.depthwise(y))
+
+    fuse = [["stem", "relu"], ["conv1", "relu1"]]
+    qconfig = tq.get_default_qconfig("x86")
+
+
+def test_convolutions_run_on_pytorch_int8_kernels(monkeypatch):
+    """Every quantized convolution becomes one call of PyTorch's int8 kernel, the pooling and
+    the residual addition TVM's integer code, and the result equals PyTorch's int8 model's to a
+    step; TVM's float32 form of the same model (where the kernels are not taken) agrees too."""
+    torch.manual_seed(0)
+    model = quantize_static(ResidualBlock(), torch.randn(4, 1, 3, 32, 32))
+    x = torch.randn(1, 3, 32, 32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mod, _ = tt.from_torchscript(torch.jit.trace(model, x), [x], keep_params_as_input=False)
+    fused = build.fuse(mod, build.host_target(), integer_convolutions=True)
+    calls = fused["main"].script().count('"tvmbridge.aten.quantized_conv2d"')
+    assert calls == 4
+    kernels = [gv.name_hint for gv, f in fused.functions.items()
+               if not isinstance(f, type(fused["main"]))]
+    assert not [k for k in kernels if "conv2d" in k], kernels  # no float32 convolution left
+    assert "max_pool2d" in kernels, kernels  # pools integers: no quantize/dequantize around it
+    additions = [k for k in kernels if "_add" in k]
+    assert additions and not [k for k in additions if "transpose" in k], kernels  # NHWC
+    with torch.no_grad():
+        expected = model(x)
+    scale = output_scales(model, x)[0]
+    assert_within_one_step(compile_whole(model, x, "trace")(x), expected, scale)
+    monkeypatch.setattr(build, "_integer_convolutions", lambda: False)
+    assert_within_one_step(compile_whole(model, x, "trace")(x), expected, scale)
 
 
 class DynamicModel(nn.Module):

@@ -1,0 +1,107 @@
+"""Quantized (int8) models against PyTorch's int8 kernels, in one run on one machine: torchvision's
+quantizable CNNs, eager-mode static quantization (fused, ``x86`` qconfig, calibrated on random
+images, random weights), run by PyTorch eager and frozen TorchScript, and by tvmbridge with the
+default settings (never_slower) and with TVM's code alone (never_slower=False). Reports how many
+nodes TVM runs, the largest difference from PyTorch's int8 output in steps of its output scale,
+and latency (median and interquartile range of interleaved runs) with ratios to the fastest
+PyTorch contender.
+
+    python bench/int8.py [--models resnet18] [--batch 8] [--repeat 30] [--out FILE]
+    make bench-int8
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import torch
+import torch.ao.quantization as tq
+import torchvision.models.quantization as quantizable
+
+import tvmbridge.torch as tt
+from tvmbridge.benchmark import cpu_flags, cpu_model, measure_interleaved
+
+MODELS = ("resnet18", "mobilenet_v2", "shufflenet_v2_x1_0")
+
+
+def quantized_model(name: str) -> torch.nn.Module:
+    """torchvision's quantizable `name`, statically quantized for x86 on random weights."""
+    model = getattr(quantizable, name)(weights=None, quantize=False).eval()
+    model.fuse_model()
+    model.qconfig = tq.get_default_qconfig("x86")
+    tq.prepare(model, inplace=True)
+    with torch.no_grad():
+        for _ in range(4):
+            model(torch.randn(2, 3, 224, 224))
+    return tq.convert(model)
+
+
+def run_model(name: str, repeat: int, batch: int = 1) -> list[str]:
+    torch.manual_seed(0)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = quantized_model(name)
+        x = torch.randn(batch, 3, 224, 224)
+        expected = model(x)
+        traced = torch.jit.trace(model, x, check_trace=False)
+        frozen = torch.jit.freeze(torch.jit.trace(model, x, check_trace=False))
+        compiled, compile_s = {}, {}
+        for label, never_slower in (("tvmbridge default", True), ("tvmbridge TVM", False)):
+            started = time.perf_counter()
+            compiled[label] = tt.compile(traced, [x], never_slower=never_slower)
+            compile_s[label] = time.perf_counter() - started
+        runs = {"PyTorch int8 eager": lambda: model(x),
+                "PyTorch int8 frozen TorchScript": lambda: frozen(x),
+                **{label: (lambda module=module: module(x)) for label, module in compiled.items()}}
+        timings = measure_interleaved(runs, warmup=5, repeat=repeat)
+        best_pytorch = min(t.median_ms for k, t in timings.items() if k.startswith("PyTorch"))
+        output_scale = model.fc.scale if hasattr(model, "fc") else model.classifier[-1].scale
+        lines = []
+        for label, run in runs.items():
+            steps = ((run() - expected).abs().max() / output_scale).item()
+            in_tvm = "-"
+            if label in compiled:
+                nodes = tt.report(compiled[label]).nodes
+                in_tvm = f"{sum(n['region'] >= 0 for n in nodes)} of {len(nodes)}"
+            timing = timings[label]
+            seconds = compile_s.get(label)
+            lines.append(f"| {name} | {label} | {in_tvm} | "
+                         f"{f'{seconds:.1f}' if seconds is not None else '-'} | "
+                         f"{timing.median_ms:.2f} | {timing.iqr} | "
+                         f"{best_pytorch / timing.median_ms:.2f}x | {steps:.0f} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--out", help="also write the table to this file")
+    args = parser.parse_args()
+    header = [
+        f"Machine: {cpu_model()}, flags {' '.join(cpu_flags())}, {torch.get_num_threads()} "
+        f"threads; torch {torch.__version__}, quantized engine "
+        f"{torch.backends.quantized.engine}; batch {args.batch}, 224 px images; {args.repeat} "
+        "interleaved runs per contender after 5 warm-up runs. Difference: the largest, in steps "
+        "of the output's scale, from PyTorch's int8 eager output.",
+        "",
+        "| model | contender | nodes in TVM | compile s | median ms | IQR ms | "
+        "speed vs best PyTorch | difference (steps) |",
+        "|---|---|---|---:|---:|---|---:|---:|",
+    ]
+    print("\n".join(header), flush=True)
+    lines = list(header)
+    for name in args.models:
+        rows = run_model(name, args.repeat, args.batch)
+        print("\n".join(rows), flush=True)
+        lines += rows
+    if args.out:
+        with open(args.out, "w") as out:
+            out.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
