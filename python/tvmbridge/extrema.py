@@ -4,8 +4,10 @@ TOPI starts a max from the lowest finite float and keeps ``a > b ? a : b``: a wi
 NaN gave a number, and one holding only -inf gave -3.4e38. The reducer here starts from -inf
 (+inf for a min) and lets a NaN win every comparison, so the result is PyTorch's in one pass
 over the input. :data:`LEGALIZATIONS` puts it into ``LegalizeOps`` for floating-point max
-pooling (1-D to 3-D, any layout, packed NCHW16c included) and max/min reductions; other dtypes
-keep TVM's lowering, which is exact for them.
+pooling (1-D to 3-D, any layout, packed NCHW16c included) and max/min reductions. Integer max
+pooling (quantized models) takes the same one kernel, padding with the dtype's least value:
+TOPI's materialises the padded input first. Integer reductions keep TVM's lowering, exact for
+them.
 
 It replaced a rewrite that pooled a NaN/infinity mask beside the data and corrected the result
 with a log: three kernels where one does (2-core AMX Xeon, ResNet-18's max pool, float32:
@@ -18,6 +20,13 @@ import tvm
 from tvm import te, tirx
 
 _FLOATS = ("float16", "bfloat16", "float32", "float64")
+# Integers pool in the same one kernel (quantized models' max pooling, quantized.py).
+_POOLED = _FLOATS + ("uint8", "int8", "int16", "int32", "int64")
+
+
+def _least(dtype: str) -> tirx.PrimExpr:
+    """What every value beats: -inf, or an integer dtype's least value."""
+    return tirx.const(float("-inf"), dtype) if dtype in _FLOATS else tirx.min_value(dtype)
 
 
 def _reducer(is_max: bool, dtype: str) -> te.CommReducer:
@@ -26,11 +35,15 @@ def _reducer(is_max: bool, dtype: str) -> te.CommReducer:
 
     def combine(accumulated, value):
         beats = value > accumulated if is_max else value < accumulated
+        if dtype not in _FLOATS:
+            return tirx.Select(beats, value, accumulated)
         # TVM 0.27's isnan skips bfloat16: through float32, exactly.
         is_nan = tirx.isnan(value.astype("float32") if dtype == "bfloat16" else value)
         return tirx.Select(tirx.Or(beats, is_nan), value, accumulated)
 
     def identity(dtype):
+        if dtype not in _FLOATS:
+            return tirx.min_value(dtype) if is_max else tirx.max_value(dtype)
         return tirx.const(float("-inf") if is_max else float("inf"), dtype)
 
     return te.comm_reducer(combine, identity, name="nan_max" if is_max else "nan_min")
@@ -41,7 +54,8 @@ def max_pool(data: te.Tensor, out_shape, layout: str, pool_size, strides, dilati
     """Max pooling over the layout's D/H/W axes (``NCHW``, ``NHWC``, ``NCHW16c``...).
 
     `out_shape` is Relax's (it already applies ceil mode); window positions outside the input
-    (padding, and the ragged last window of ceil mode) count as -inf."""
+    (padding, and the ragged last window of ceil mode) count as -inf (an integer dtype's least
+    value)."""
     spatial = [layout.index(axis) for axis in "DHW" if axis in layout]
     taps = [te.reduce_axis((0, int(size)), name=f"k{i}") for i, size in enumerate(pool_size)]
     before = [int(p) for p in padding[:len(spatial)]]
@@ -53,8 +67,7 @@ def max_pool(data: te.Tensor, out_shape, layout: str, pool_size, strides, dilati
             at = index[axis] * int(strides[i]) + taps[i] * int(dilation[i]) - before[i]
             position[axis] = at
             inside += [at >= 0, at < data.shape[axis]]
-        value = tirx.if_then_else(tirx.all(*inside), data[tuple(position)],
-                                  tirx.const(float("-inf"), data.dtype))
+        value = tirx.if_then_else(tirx.all(*inside), data[tuple(position)], _least(data.dtype))
         return _reducer(True, data.dtype)(value, axis=taps)
 
     return te.compute(out_shape, window, name="max_pool")
@@ -89,7 +102,7 @@ def _legalize_max_pool(op_name: str):
 
     def legalize(bb, call):
         attrs = call.attrs
-        if call.ty.dtype not in _FLOATS or attrs.layout != attrs.out_layout:
+        if call.ty.dtype not in _POOLED or attrs.layout != attrs.out_layout:
             return tvm_legalize(bb, call)
         return bb.call_te(max_pool, call.args[0], list(call.ty.shape.values), attrs.layout,
                           attrs.pool_size, attrs.strides, attrs.dilation, attrs.padding,

@@ -165,7 +165,12 @@ def _schedule_reduction(sch: s_tir.Schedule, block) -> None:
         except RuntimeError:
             pass
     # Loop annotations go on before the init is split off: they need the whole reduction.
-    _parallelize(sch, outer[:-1], lanes * tile_size)
+    # An iteration of the parallel loop computes the last outer loop's outputs, each over the
+    # whole reduction.
+    work = lanes * tile_size * (_extent(sch, outer[-1]) or 1)
+    for loop in reduce:
+        work *= _extent(sch, loop) or 1
+    _parallelize(sch, outer[:-1], work)
     if lanes > 1:
         sch.vectorize(vector)
     if row_tile is not None:
