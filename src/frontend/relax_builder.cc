@@ -258,6 +258,10 @@ Expr MakeConstant(const tvm::ffi::Tensor& value) {
 
 Expr MakeString(const std::string& text) { return Call("ir.StringImm", String(text), Any()); }
 
+Expr MakeBool(bool value) {
+  return Call("ir.IntImm", DLDataTypeOf("bool"), static_cast<int64_t>(value), Any());
+}
+
 Expr MakeTuple(const std::vector<Expr>& fields) {
   return Call("relax.Tuple", Array<Expr>(fields.begin(), fields.end()), Any());
 }

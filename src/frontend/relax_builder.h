@@ -44,6 +44,7 @@ Expr CallPurePacked(const std::string& function, const std::vector<Expr>& args,
                     const std::vector<TensorInfo>& outputs);
 Expr TupleGetItem(const Expr& tuple, int index);
 Expr MakeString(const std::string& text);  // a string argument of a packed call
+Expr MakeBool(bool value);                 // a bool argument of a packed call
 
 // Builds one Relax function, mirroring Python's `with bb.function(...):`. Bindings go into
 // plain binding blocks, which can hold control flow and checks (impure); Finish turns each run

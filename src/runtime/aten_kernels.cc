@@ -10,6 +10,7 @@
 #include <ATen/core/stack.h>
 #include <ATen/quantized/Quantizer.h>
 #include <c10/core/InferenceMode.h>
+#include <tvm/ffi/container/array.h>
 #include <tvm/ffi/container/shape.h>
 #include <tvm/ffi/container/tensor.h>
 #include <tvm/ffi/error.h>
@@ -33,6 +34,7 @@ constexpr const char* kMatmulFunction = "tvmbridge.aten.matmul";
 constexpr const char* kPackedLinearFunction = "tvmbridge.aten.packed_linear";
 constexpr const char* kPackedConv2dFunction = "tvmbridge.aten.packed_conv2d";
 constexpr const char* kQuantizedConv2dFunction = "tvmbridge.aten.quantized_conv2d";
+constexpr const char* kQuantizedLinearDynamicFunction = "tvmbridge.aten.quantized_linear_dynamic";
 constexpr const char* kMatmulBf16Function = "tvmbridge.aten.matmul_bf16";
 constexpr const char* kConv2dBf16Function = "tvmbridge.aten.conv2d_bf16";
 
@@ -230,6 +232,48 @@ tvm::ffi::Tensor QuantizedConv2d(tvm::ffi::Tensor x, tvm::ffi::Tensor weight,
       result.data_ptr(), result.sizes(), [result](void*) {}, at::TensorOptions(at::kByte)));
 }
 
+// Returns x @ dequantize(weight).T + bias with x quantized on this call (PyTorch's dynamic
+// quantization: uint8 with the scale and zero point x's range gives, over half the range with
+// `reduce_range`), computed by PyTorch's quantized::linear_dynamic, the kernel of its own
+// dynamically quantized models, on weights packed once by the engine in use at the first call.
+// `weight` is a constant [N, K] int8 tensor quantized per output channel with `weight_scales`
+// (zero points 0), `bias` float32 [N], both constants of the module; x is [..., K] float32.
+// The result, the kernel's own buffer, comes as a one-tensor tuple, the form the frontend's
+// packed calls return.
+tvm::ffi::Array<tvm::ffi::Tensor> QuantizedLinearDynamic(tvm::ffi::Tensor x,
+                                                         tvm::ffi::Tensor weight,
+                                                         tvm::ffi::Tensor weight_scales,
+                                                         tvm::ffi::Tensor bias, bool reduce_range) {
+  c10::InferenceMode no_autograd;
+  static PackedWeights<c10::IValue> packed_weights;
+  static const c10::OperatorHandle linear =
+      c10::Dispatcher::singleton().findSchemaOrThrow("quantized::linear_dynamic", "");
+  static const c10::OperatorHandle prepack =
+      c10::Dispatcher::singleton().findSchemaOrThrow("quantized::linear_prepack", "");
+  const at::Tensor input = ToTorch(x);
+  TORCH_CHECK(input.scalar_type() == at::kFloat && input.dim() >= 1 && weight.ndim() == 2 &&
+                  input.size(-1) == weight.size(1),
+              "tvmbridge: quantized_linear_dynamic takes float32 x [..., K] and an int8 weight ",
+              "[N, K], got ", input.scalar_type(), " ", input.sizes(), " and [",
+              weight.ndim() == 2 ? weight.size(0) : -1, ", ",
+              weight.ndim() == 2 ? weight.size(1) : -1, "]");
+  const c10::IValue packed = packed_weights.Get(weight, [&](const at::Tensor& plain) {
+    const at::Tensor scales = ToTorch(weight_scales);
+    TORCH_CHECK(
+        plain.scalar_type() == at::kChar && scales.dim() == 1 && scales.size(0) == plain.size(0),
+        "tvmbridge: quantized_linear_dynamic takes an int8 weight and one scale per ",
+        "output, got ", plain.scalar_type(), " and ", scales.sizes(), " scales");
+    const at::Tensor quantized_weight = at::_make_per_channel_quantized_tensor(
+        plain, scales.to(at::kDouble), at::zeros({plain.size(0)}, at::kLong), 0);
+    torch::jit::Stack stack{quantized_weight, ToTorch(bias).clone()};
+    prepack.callBoxed(&stack);
+    return stack.at(0);
+  });
+  torch::jit::Stack stack{input, packed, reduce_range};
+  linear.callBoxed(&stack);
+  return {ToTvm(stack.at(0).toTensor().contiguous())};
+}
+
 // Checked when a weight is packed for a kernel, so once: later calls reach it by the cache.
 void CheckLinearDtypes(const at::Tensor& input, const at::Tensor& weight) {
   TORCH_CHECK(input.scalar_type() == weight.scalar_type(),
@@ -315,6 +359,7 @@ TVM_FFI_STATIC_INIT_BLOCK() {
       .def(kPackedLinearFunction, PackedLinear)
       .def(kPackedConv2dFunction, PackedConv2d)
       .def(kQuantizedConv2dFunction, QuantizedConv2d)
+      .def(kQuantizedLinearDynamicFunction, QuantizedLinearDynamic)
       .def(kMatmulBf16Function, MatmulBf16)
       .def(kConv2dBf16Function, Conv2dBf16);
 }

@@ -232,19 +232,31 @@ class DynamicModel(nn.Module):
         return self.fc2(torch.relu(self.fc1(x)))
 
 
+@pytest.mark.parametrize("engine", ["x86", "qnnpack"])
 @pytest.mark.parametrize("way", ["trace", "script"])
-def test_dynamically_quantized_linear_matches_pytorch(way):
+def test_dynamically_quantized_linear_matches_pytorch(way, engine, monkeypatch):
     """quantized::linear_dynamic: the input's quantization is chosen per call from its range,
-    so a compiled module serves inputs of any range."""
+    so a compiled module serves inputs of any range. With x86's engine the compiled code calls
+    PyTorch's own kernel (the same results); converted under another, it computes the same
+    in float32 on the grids (within a step of the input's grid)."""
     torch.manual_seed(0)
     model = tq.quantize_dynamic(DynamicModel().eval(), {nn.Linear}, dtype=torch.qint8)
-    compiled = compile_whole(model, torch.randn(4, 16), way)
+    x = torch.randn(4, 16)
+    monkeypatch.setattr(torch.backends.quantized, "engine", engine)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module = torch.jit.trace(model, x) if way == "trace" else torch.jit.script(model)
+        relax_text = tt.from_torchscript(module, [x])[0].script()
+    assert relax_text.count('"tvmbridge.aten.quantized_linear_dynamic"') == (
+        2 if engine == "x86" else 0)
+    compiled = tt.compile(module, [x], require_full_compilation=True, never_slower=False)
+    monkeypatch.setattr(torch.backends.quantized, "engine", "x86")
     for spread in (0.1, 1.0, 20.0):
         x = torch.randn(4, 16) * spread
         with torch.no_grad():
             expected = model(x)
             # One step of the input grid times the weights' size bounds the difference.
-            bound = 2e-2 * spread * max(1.0, expected.abs().max().item())
+            bound = 0 if engine == "x86" else 2e-2 * spread * max(1.0, expected.abs().max().item())
             torch.testing.assert_close(compiled(x), expected, rtol=0, atol=bound)
 
 
