@@ -12,7 +12,7 @@ import tvm
 from tvm import relax
 from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
 
-from . import extrema, quantized, vector_math
+from . import attention, extrema, quantized, relax_patterns, vector_math
 
 
 def host_target() -> tvm.target.Target:
@@ -150,7 +150,7 @@ def _legalize_conv2d(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
                       call.ty.dtype, primfunc_name_hint="conv2d_NCHWc")
 
 
-_CONSTANT = type(relax.const(0.0))  # Relax constants' class (tvm.ir.expr.GenericConst)
+_CONSTANT = relax_patterns.CONSTANT
 
 
 def _is_float(expr: relax.Expr) -> bool:
@@ -465,6 +465,9 @@ def fuse(mod: tvm.IRModule, target: tvm.target.Target, precision: str = "fp32",
         _rewrite_relax_functions("tvmbridge.NanPropagatingMinMax", _NanPropagatingMinMax),
         *layouts,
         relax.transform.FoldConstant(),
+        _rewrite_relax_functions("tvmbridge.FusedAttention",
+                                 lambda: attention.FusedAttention(precision == "bf16")),
+        relax.transform.DeadCodeElimination(),
         # After folding, so that transposed weights are constants (stored in bfloat16 for
         # precision="bf16": the FoldConstant below casts them).
         _rewrite_relax_functions("tvmbridge.AtenKernels", lambda: _AtenKernels(precision)),

@@ -20,10 +20,11 @@ import numpy as np
 import tvm
 from tvm import relax
 
+from .relax_patterns import CONSTANT as _CONSTANT, bound_call
+
 QUANTIZED_CONV2D = "tvmbridge.aten.quantized_conv2d"
 _NCHW_TO_NHWC = [0, 2, 3, 1]
 _NHWC_TO_NCHW = [0, 3, 1, 2]
-_CONSTANT = type(relax.const(0.0))  # Relax constants' class (tvm.ir.expr.GenericConst)
 
 
 def _constant_array(expr: relax.Expr) -> np.ndarray | None:
@@ -65,10 +66,7 @@ class IntegerConvolutions(relax.PyExprMutator):
         return call
 
     def _bound(self, expr: relax.Expr, op: tvm.ir.Op) -> relax.Call | None:
-        """The call of `op` that `expr` is, or that the variable `expr` is bound to."""
-        if isinstance(expr, relax.Var):
-            expr = self.lookup_binding(expr)
-        return expr if isinstance(expr, relax.Call) and expr.op == op else None
+        return bound_call(self, expr, op)
 
     def _integer_convolution(self, quantize: relax.Call) -> relax.Expr | None:
         if quantize.attrs.out_dtype != "uint8":

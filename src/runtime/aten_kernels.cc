@@ -18,6 +18,7 @@
 #include <tvm/ffi/reflection/registry.h>
 
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <unordered_map>
 #include <vector>
@@ -34,6 +35,8 @@ constexpr const char* kMatmulFunction = "tvmbridge.aten.matmul";
 constexpr const char* kPackedLinearFunction = "tvmbridge.aten.packed_linear";
 constexpr const char* kPackedConv2dFunction = "tvmbridge.aten.packed_conv2d";
 constexpr const char* kQuantizedConv2dFunction = "tvmbridge.aten.quantized_conv2d";
+constexpr const char* kAttentionFunction = "tvmbridge.aten.attention";
+constexpr const char* kAttentionMaskedFunction = "tvmbridge.aten.attention_masked";
 constexpr const char* kQuantizedLinearDynamicFunction = "tvmbridge.aten.quantized_linear_dynamic";
 constexpr const char* kMatmulBf16Function = "tvmbridge.aten.matmul_bf16";
 constexpr const char* kConv2dBf16Function = "tvmbridge.aten.conv2d_bf16";
@@ -274,6 +277,30 @@ tvm::ffi::Array<tvm::ffi::Tensor> QuantizedLinearDynamic(tvm::ffi::Tensor x,
   return {ToTvm(stack.at(0).toTensor().contiguous())};
 }
 
+// Returns softmax(query @ key^T * scale [+ mask]) @ value as PyTorch's
+// scaled_dot_product_attention computes it (on CPU a tiled, flash-attention kernel that never
+// writes the scores out): query, key, value [batch, heads, steps, head_dim] of one dtype
+// (float32 or bfloat16), the mask additive and broadcastable to the scores. The result is
+// dense, in the operands' dtype (build.py calls this with call_pure_packed; attention.py).
+tvm::ffi::Tensor Attend(const tvm::ffi::Tensor& query, const tvm::ffi::Tensor& key,
+                        const tvm::ffi::Tensor& value, const std::optional<at::Tensor>& mask,
+                        double scale) {
+  c10::InferenceMode no_autograd;
+  return ToTvm(at::scaled_dot_product_attention(ToTorch(query), ToTorch(key), ToTorch(value), mask,
+                                                0.0, false, scale)
+                   .contiguous());
+}
+
+tvm::ffi::Tensor Attention(tvm::ffi::Tensor query, tvm::ffi::Tensor key, tvm::ffi::Tensor value,
+                           double scale) {
+  return Attend(query, key, value, std::nullopt, scale);
+}
+
+tvm::ffi::Tensor AttentionMasked(tvm::ffi::Tensor query, tvm::ffi::Tensor key,
+                                 tvm::ffi::Tensor value, tvm::ffi::Tensor mask, double scale) {
+  return Attend(query, key, value, ToTorch(mask), scale);
+}
+
 // Checked when a weight is packed for a kernel, so once: later calls reach it by the cache.
 void CheckLinearDtypes(const at::Tensor& input, const at::Tensor& weight) {
   TORCH_CHECK(input.scalar_type() == weight.scalar_type(),
@@ -359,6 +386,8 @@ TVM_FFI_STATIC_INIT_BLOCK() {
       .def(kPackedLinearFunction, PackedLinear)
       .def(kPackedConv2dFunction, PackedConv2d)
       .def(kQuantizedConv2dFunction, QuantizedConv2d)
+      .def(kAttentionFunction, Attention)
+      .def(kAttentionMaskedFunction, AttentionMasked)
       .def(kQuantizedLinearDynamicFunction, QuantizedLinearDynamic)
       .def(kMatmulBf16Function, MatmulBf16)
       .def(kConv2dBf16Function, Conv2dBf16);

@@ -79,3 +79,44 @@ def test_identity_of_a_tensor_handed_back_is_not_assumed():
         x = torch.randn(shape)
         compiled = tt.compile(scripted, [x], never_slower=False)
         torch.testing.assert_close(compiled(x), HandedBack()(x))
+
+
+class ScaledDotProduct(nn.Module):
+    def forward(self, q, k, v, mask):
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+class ScaledDotProductUnmasked(nn.Module):
+    def forward(self, q, k, v):
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("masked", [True, False])
+def test_attention_runs_on_pytorch_fused_kernel(masked, precision):
+    """scaled_dot_product_attention, written out by the frontend, becomes one call of PyTorch's
+    fused attention in TVM's build (attention.py), and matches PyTorch, rows masked out whole
+    (NaN in PyTorch's own kernel) included."""
+    from tvmbridge import build
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, HEADS, 6, 8) for _ in range(3))
+    mask = torch.randn(2, 1, 6, 6)
+    inputs = [q, k, v] + ([mask] if masked else [])
+    model = ScaledDotProduct() if masked else ScaledDotProductUnmasked()
+    scripted = torch.jit.script(model)
+    mod, _ = tt.from_torchscript(scripted, inputs)
+    fused = build.fuse(mod, build.host_target(), precision)
+    name = "tvmbridge.aten.attention_masked" if masked else "tvmbridge.aten.attention"
+    assert fused["main"].script().count(f'"{name}"') == 1
+    assert "softmax" not in " ".join(gv.name_hint for gv in fused.functions)
+    compiled = tt.compile(scripted, inputs, precision=precision, never_slower=False,
+                          require_full_compilation=True)
+    if masked:
+        mask[0, 0, 2] = float("-inf")  # a query that sees no key
+        inputs[3] = mask
+    with torch.no_grad():
+        expected, actual = model(*inputs), compiled(*inputs)
+    assert torch.equal(torch.isnan(actual), torch.isnan(expected))
+    tolerance = 1e-5 if precision == "fp32" else 3e-2
+    torch.testing.assert_close(actual, expected, rtol=tolerance, atol=tolerance, equal_nan=True)
