@@ -21,7 +21,7 @@ import torchvision
 
 import tvmbridge.torch as tt
 from bench_models import Bert
-from tvmbridge.benchmark import cpu_flags, cpu_model, measure_interleaved
+from tvmbridge.benchmark import cpu_flags, cpu_model, measure_interleaved, print_table
 
 
 def _image_model(name: str):
@@ -107,15 +107,8 @@ def main() -> None:
         "cosine | max error |",
         "|---|---|---:|---:|---|---:|---:|---:|",
     ]
-    print("\n".join(header), flush=True)
-    lines = list(header)
-    for name in args.models:
-        rows = run_model(name, args.repeat, args.batch)
-        print("\n".join(rows), flush=True)
-        lines += rows
-    if args.out:
-        with open(args.out, "w") as out:
-            out.write("\n".join(lines) + "\n")
+    print_table(header, lambda name: run_model(name, args.repeat, args.batch), args.models,
+                args.out)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import torchvision.models.quantization as quantizable
 
 import tvmbridge.torch as tt
 from bench_models import Bert
-from tvmbridge.benchmark import cpu_flags, cpu_model, measure_interleaved
+from tvmbridge.benchmark import cpu_flags, cpu_model, measure_interleaved, print_table
 
 MODELS = ("resnet18", "mobilenet_v2", "shufflenet_v2_x1_0", "bert_base_dynamic")
 
@@ -110,15 +110,8 @@ def main() -> None:
         "speed vs best PyTorch | difference |",
         "|---|---|---|---:|---:|---|---:|---:|",
     ]
-    print("\n".join(header), flush=True)
-    lines = list(header)
-    for name in args.models:
-        rows = run_model(name, args.repeat, args.batch)
-        print("\n".join(rows), flush=True)
-        lines += rows
-    if args.out:
-        with open(args.out, "w") as out:
-            out.write("\n".join(lines) + "\n")
+    print_table(header, lambda name: run_model(name, args.repeat, args.batch), args.models,
+                args.out)
 
 
 if __name__ == "__main__":

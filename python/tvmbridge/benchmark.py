@@ -124,3 +124,18 @@ def per_call_lines(title: str, per_call: Mapping[str, dict]) -> list[str]:
     for name, t in per_call.items():
         lines.append(f"| {name} | {t['median_us']:.2f} | {t['q1_us']:.2f}-{t['q3_us']:.2f} |")
     return lines
+
+
+def print_table(header: list[str], rows_of: Callable[[str], list[str]], names,
+                out: str | None = None) -> None:
+    """Prints `header`, then each name's rows (``rows_of(name)``) as soon as they are measured,
+    and writes the whole table to `out` too."""
+    print("\n".join(header), flush=True)
+    lines = list(header)
+    for name in names:
+        rows = rows_of(name)
+        print("\n".join(rows), flush=True)
+        lines += rows
+    if out:
+        with open(out, "w") as file:
+            file.write("\n".join(lines) + "\n")

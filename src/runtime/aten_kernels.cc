@@ -162,6 +162,19 @@ void Conv2dBf16(tvm::ffi::Tensor x, tvm::ffi::Tensor weight, tvm::ffi::Shape geo
   ToTorch(out).permute({0, 3, 1, 2}).copy_(Convolve(x, weight, geometry));
 }
 
+// `plain` (int8, [outputs, ...]) as the per-channel quantized weight PyTorch's prepacking takes,
+// with `weight_scales` (one per output) and zero points 0; `kernel` names the caller in errors.
+at::Tensor PerChannelInt8Weight(const char* kernel, const at::Tensor& plain,
+                                const tvm::ffi::Tensor& weight_scales) {
+  const at::Tensor scales = ToTorch(weight_scales);
+  TORCH_CHECK(plain.scalar_type() == at::kChar && plain.dim() >= 2 && scales.dim() == 1 &&
+                  scales.size(0) == plain.size(0),
+              "tvmbridge: ", kernel, " takes an int8 weight and one scale per output, got ",
+              plain.scalar_type(), " ", plain.sizes(), " and ", scales.sizes(), " scales");
+  return at::_make_per_channel_quantized_tensor(plain, scales.to(at::kDouble),
+                                                at::zeros({plain.size(0)}, at::kLong), 0);
+}
+
 // Sets PyTorch's quantized engine (which packs weights for its kernels) for its lifetime.
 class QuantizedEngineGuard {
  public:
@@ -210,15 +223,11 @@ tvm::ffi::Tensor QuantizedConv2d(tvm::ffi::Tensor x, tvm::ffi::Tensor weight,
       {nhwc.stride(0), nhwc.stride(3), nhwc.stride(1), nhwc.stride(2)}, [nhwc](void*) {},
       static_cast<float>(input_scale), input_zero_point, at::TensorOptions(at::kQUInt8));
   const c10::IValue packed = packed_weights.Get(weight, [&](const at::Tensor& plain) {
-    const at::Tensor scales = ToTorch(weight_scales);
-    TORCH_CHECK(plain.scalar_type() == at::kChar && plain.dim() == 4 && scales.dim() == 1 &&
-                    scales.size(0) == plain.size(0),
-                "tvmbridge: quantized_conv2d takes an int8 OIHW weight and one scale per output ",
-                "channel, got ", plain.scalar_type(), " ", plain.sizes(), " and ", scales.sizes(),
-                " scales");
+    TORCH_CHECK(plain.dim() == 4, "tvmbridge: quantized_conv2d takes an OIHW weight, got ",
+                plain.sizes());
+    const at::Tensor quantized_weight =
+        PerChannelInt8Weight("quantized_conv2d", plain, weight_scales);
     const ConvGeometry geometry = ReadGeometry(geometry_values);
-    const at::Tensor quantized_weight = at::_make_per_channel_quantized_tensor(
-        plain, scales.to(at::kDouble), at::zeros({plain.size(0)}, at::kLong), 0);
     const QuantizedEngineGuard engine(CpuHasFeature("avx512vnni") ? at::QEngine::ONEDNN
                                                                   : at::globalContext().qEngine());
     torch::jit::Stack stack{quantized_weight, ToTorch(bias).clone(), geometry.stride,
@@ -261,13 +270,8 @@ tvm::ffi::Array<tvm::ffi::Tensor> QuantizedLinearDynamic(tvm::ffi::Tensor x,
               weight.ndim() == 2 ? weight.size(0) : -1, ", ",
               weight.ndim() == 2 ? weight.size(1) : -1, "]");
   const c10::IValue packed = packed_weights.Get(weight, [&](const at::Tensor& plain) {
-    const at::Tensor scales = ToTorch(weight_scales);
-    TORCH_CHECK(
-        plain.scalar_type() == at::kChar && scales.dim() == 1 && scales.size(0) == plain.size(0),
-        "tvmbridge: quantized_linear_dynamic takes an int8 weight and one scale per ",
-        "output, got ", plain.scalar_type(), " and ", scales.sizes(), " scales");
-    const at::Tensor quantized_weight = at::_make_per_channel_quantized_tensor(
-        plain, scales.to(at::kDouble), at::zeros({plain.size(0)}, at::kLong), 0);
+    const at::Tensor quantized_weight =
+        PerChannelInt8Weight("quantized_linear_dynamic", plain, weight_scales);
     torch::jit::Stack stack{quantized_weight, ToTorch(bias).clone()};
     prepack.callBoxed(&stack);
     return stack.at(0);
