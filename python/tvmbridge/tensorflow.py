@@ -55,9 +55,10 @@ class Module:
         """The library's function ``name`` as a TensorFlow-callable.
 
         ``output_dtype``: a dtype, or a list of them for a function with several outputs.
-        ``output_shape``: for each output a list of ints, a ``tf.TensorShape``, or an int64
-        shape tensor computed in the graph (``tf.shape(x)``); for several outputs, a list
-        with one per output. It may be omitted for Relax VM functions, which allocate their
+        ``output_shape``: for each output a list of ints, a ``tf.TensorShape``, a shape
+        tensor computed in the graph (``tf.shape(x)``), or a list mixing ints and scalar
+        tensors (``[tf.shape(x)[0], 4]``, as TVMDSOOp's users wrote it); for several outputs,
+        a list with one per output. It may be omitted for Relax VM functions, which allocate their
         outputs (then it is only checked when given); destination-passing functions (TIR,
         TE) need it, since TensorFlow allocates what they write into.
         """
@@ -69,6 +70,22 @@ class Module:
 
 def _is_shape_tensor(value) -> bool:
     return isinstance(value, (tf.Tensor, tf.Variable)) or hasattr(value, "graph")
+
+
+def _is_computed_shape(shape) -> bool:
+    """A shape known only when the graph runs: a shape tensor, or a list holding a tensor."""
+    return _is_shape_tensor(shape) or (
+        isinstance(shape, (list, tuple)) and any(_is_shape_tensor(e) for e in shape))
+
+
+def _as_shape_tensor(shape) -> tf.Tensor:
+    if _is_shape_tensor(shape):
+        return tf.cast(shape, tf.int64)
+    for extent in shape:
+        if _is_shape_tensor(extent) and extent.shape.rank != 0:
+            raise ValueError(f"tvmbridge: an output shape given as a list takes ints and "
+                             f"scalar tensors; got a tensor of shape {extent.shape}")
+    return tf.stack([tf.cast(extent, tf.int64) for extent in shape])
 
 
 class Function:
@@ -84,7 +101,7 @@ class Function:
             raise ValueError("tvmbridge: output_dtype lists no outputs")
         self.dtypes = [tf.as_dtype(d) for d in dtypes]
         shapes = self._shapes_per_output(output_shape, len(self.dtypes))
-        self.shape_tensors = [s for s in shapes if s is not None and _is_shape_tensor(s)]
+        self.shape_tensors = [s for s in shapes if s is not None and _is_computed_shape(s)]
         if self.shape_tensors and len(self.shape_tensors) != len(shapes):
             raise ValueError("tvmbridge: give every output shape as a list or every one as a "
                              "tensor, not a mix")
@@ -105,7 +122,7 @@ class Function:
         return list(output_shape)
 
     def __call__(self, *args):
-        shapes = [tf.cast(s, tf.int64) for s in self.shape_tensors]
+        shapes = [_as_shape_tensor(s) for s in self.shape_tensors]
         outputs = _op_library().tvmdso_op(
             args=[tf.convert_to_tensor(a) for a in args], output_shapes=shapes, Tout=self.dtypes,
             static_output_shapes=self.static_shapes, lib_path=self.path, func_name=self.name)

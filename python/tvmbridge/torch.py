@@ -402,6 +402,7 @@ def enable(
     tuning: "Tuning | None" = None,
     precision="fp32",
     cache_dir: "str | os.PathLike | None" = DEFAULT_CACHE_DIR,
+    require_full_compilation: bool = False,
 ) -> None:
     """Lets TorchScript hand supported subgraphs to TVM by itself, for every TorchScript
     module in the process (scripted, traced, loaded, frozen) whose graph is optimised from now
@@ -417,6 +418,10 @@ def enable(
     grad run TorchScript (use ``torch.no_grad()``); under grad mode, modules with trainable
     parameters get differentiable graphs from TorchScript and no groups.
 
+    ``require_full_compilation=True`` (torch_tvm's ``strict=True``): a group that cannot run
+    wholly in TVM raises at its first call instead of running in TorchScript (ops outside
+    groups, which tvmbridge has no converter for, still run in TorchScript).
+
     ``target``, ``min_block_size``, ``never_slower``, ``tuning`` and ``precision`` mean what
     they mean for :func:`compile`. Calling it again replaces the settings for graphs optimised later.
     """
@@ -429,7 +434,7 @@ def enable(
                          f"an llvm target, got '{resolved.kind.name}'")
     if tuning is not None and not isinstance(tuning, Tuning):
         raise TypeError(f"tvmbridge: tuning must be a tvmbridge.Tuning, got {type(tuning).__name__}")
-    options = _options_json(min_block_size, (), (), False, never_slower)
+    options = _options_json(min_block_size, (), (), require_full_compilation, never_slower)
     precision = build.check_precision(precision)
     folder = "" if cache_dir is None else os.path.abspath(os.path.expanduser(os.fspath(cache_dir)))
     from ._version import __version__

@@ -433,6 +433,11 @@ class CompilationGroup {
       }
     }
     if (!version->runs_tvm) {
+      TORCH_CHECK(!SettingsById(settings_id_)->options.require_full_compilation,
+                  "tvmbridge: a compilation group (", Describe(),
+                  ") cannot run in TVM, and enable(require_full_compilation=True) does not let "
+                  "it run in TorchScript instead: ",
+                  why_not.empty() ? "TVM took none of its nodes" : why_not);
       ++Statistics().fallbacks;
       if (!why_not.empty()) {
         TORCH_WARN("tvmbridge: a compilation group (", Describe(),

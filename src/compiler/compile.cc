@@ -252,7 +252,7 @@ std::string ReportJson(const partition::Partition& partition,
 
 frontend::PreparedGraph PrepareArchive(const std::string& archive) {
   return frontend::PrepareForConversion(frontend::LoadModule(archive), /*fold_weights=*/true,
-                                        /*local_mutation_only=*/false);
+                                        frontend::InputWrites::kWriteBack);
 }
 
 std::string Explain(const std::string& archive, const std::vector<TensorSpec>& inputs,
@@ -340,7 +340,8 @@ CompileResult CompilePrepared(frontend::PreparedGraph prepared,
     }
   }
   result.archive = EmbedRegions(analysis.prepared.graph, analysis.partition.regions, modules,
-                                analysis.inputs, analysis.held_tensors, result.report_json);
+                                analysis.inputs, analysis.held_tensors,
+                                analysis.prepared.written_back_inputs, result.report_json);
   return result;
 }
 

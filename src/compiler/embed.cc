@@ -1,5 +1,6 @@
 #include "compiler/embed.h"
 
+#include <algorithm>
 #include <sstream>
 #include <unordered_map>
 #include <unordered_set>
@@ -20,13 +21,28 @@ void Expect(Graph& graph, Value* tensor, int64_t index, const TensorSpec& spec) 
 }
 
 void GuardInputs(Graph& graph, const std::vector<TensorSpec>& inputs,
-                 const std::vector<HeldTensor>& held) {
+                 const std::vector<HeldTensor>& held,
+                 const std::vector<size_t>& written_back_inputs) {
   {
     torch::jit::WithInsertPoint at_start(graph.block()->param_node()->next());
+    std::vector<Value*> tensors;
+    std::vector<int64_t> indices;
+    std::vector<std::string> names;
     for (size_t i = 0; i < inputs.size(); ++i) {
       Value* input = graph.inputs()[i + 1];
       if (input->type()->kind() != c10::TypeKind::TensorType) continue;  // see `held`
       Expect(graph, input, static_cast<int64_t>(i), inputs[i]);
+      tensors.push_back(input);
+      indices.push_back(static_cast<int64_t>(i));
+      names.push_back(inputs[i].name);
+    }
+    if (tensors.size() > 1) {
+      Value* list = graph.insertNode(graph.createList(c10::TensorType::get(), tensors))->output();
+      for (size_t written : written_back_inputs) {
+        auto position = std::find(indices.begin(), indices.end(), static_cast<int64_t>(written));
+        graph.insert(c10::Symbol::fromQualString("tvmbridge::expect_unshared"),
+                     {list, indices, names, std::distance(indices.begin(), position)});
+      }
     }
   }
   for (const HeldTensor& tensor : held) {
@@ -70,6 +86,7 @@ std::string EmbedRegions(const std::shared_ptr<Graph>& graph,
                          const std::vector<partition::Region>& regions,
                          const std::vector<c10::intrusive_ptr<TVMModule>>& modules,
                          const std::vector<TensorSpec>& inputs, const std::vector<HeldTensor>& held,
+                         const std::vector<size_t>& written_back_inputs,
                          const std::string& report_json) {
   TORCH_INTERNAL_ASSERT(regions.size() == modules.size());
   torch::jit::Module module = ModuleForGraph("__torch__.tvmbridge.CompiledModule", graph);
@@ -82,7 +99,7 @@ std::string EmbedRegions(const std::shared_ptr<Graph>& graph,
     module.register_attribute(attribute, tvm_module.type(), tvm_module);
     ReplaceRegion(*graph, self, regions[k], attribute, replaced);
   }
-  GuardInputs(*graph, inputs, held);
+  GuardInputs(*graph, inputs, held, written_back_inputs);
   torch::jit::EliminateDeadCode(graph);
 
   return SaveWithForward(module, graph);

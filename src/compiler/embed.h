@@ -26,7 +26,8 @@ struct HeldTensor {
 // Rewrites `graph` (a prepared forward graph whose first input is `self`): each region
 // becomes `tvmbridge::run(self.tvm_module_<k>, [inputs])`, region inputs computed by PyTorch
 // are made contiguous, and the forward checks its tensor inputs against `inputs` where it
-// starts, and the `held` tensors where they are taken out of their inputs.
+// starts (and that each of `written_back_inputs` shares no memory with the others, see
+// frontend::WriteBackInputs), and the `held` tensors where they are taken out of their inputs.
 // The module also carries `report_json` (what compile decided, see ReportJson) as its string
 // attribute `tvmbridge_report`, so a saved model still explains itself.
 // Returns the bytes torch.jit.save would write for a module with that forward.
@@ -34,6 +35,7 @@ std::string EmbedRegions(const std::shared_ptr<torch::jit::Graph>& graph,
                          const std::vector<partition::Region>& regions,
                          const std::vector<c10::intrusive_ptr<TVMModule>>& modules,
                          const std::vector<TensorSpec>& inputs, const std::vector<HeldTensor>& held,
+                         const std::vector<size_t>& written_back_inputs,
                          const std::string& report_json);
 
 // A module of class `qualified_name` (in eval mode) for `graph`, whose first input (`self`)

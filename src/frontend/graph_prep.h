@@ -17,6 +17,17 @@ struct PreparedGraph {
   std::shared_ptr<torch::jit::Graph> graph;
   // Parameter and buffer names of the original module, by data pointer, to name weights.
   std::unordered_map<const void*, std::string> weight_names;
+  // Forward's inputs (0 is the first after `self`) that the graph writes into by copying its
+  // result back at the end (see WriteBackInputs).
+  std::vector<size_t> written_back_inputs;
+};
+
+// What graph preparation does with in-place ops that write into forward's inputs.
+enum class InputWrites {
+  // Refuse them: a Relax function (from_torchscript) cannot write into its arguments.
+  kRefuse,
+  // Keep PyTorch's semantics for a compiled TorchScript module: see WriteBackInputs.
+  kWriteBack,
 };
 
 // An aten op that writes into its first argument ("aten::add_").
@@ -46,6 +57,22 @@ void FoldNoneChecks(const std::shared_ptr<torch::jit::Graph>& graph,
 // fresh tensors through slices and selects (rewritten as scatters), in every block.
 void RemoveLocalMutation(const std::shared_ptr<torch::jit::Graph>& graph);
 
+// For each tensor input of `graph` that in-place ops write into (directly or through views,
+// and only data: no change of shape), the graph works on a clone of it taken where it starts,
+// and copies the clone's final value into the caller's tensor where it ends; a result that is
+// the input itself (`return x.add_(1)`) is the caller's tensor again. So the writes become
+// local mutation, which RemoveLocalMutation turns into functional ops that TVM compiles, and
+// only the copy back runs in PyTorch. Inputs written in ways the graph cannot follow keep
+// their in-place ops (PyTorch runs them). Returns the inputs rewritten (0 is the first after
+// `self`). The caller must ensure a written input shares no memory with another input: the
+// clone would hide the write from it.
+std::vector<size_t> WriteBackInputs(torch::jit::Graph& graph);
+
+// A copy into one of forward's inputs with nothing but such copies, constants and the packing
+// of results after it:
+// what WriteBackInputs leaves at the end. It runs in PyTorch as bookkeeping, not as a fallback.
+bool IsWriteBack(const torch::jit::Node& node);
+
 // Freezing keeps an attribute as a prim::GetAttr when its alias analysis cannot rule out a
 // write to it (scripted nn.MultiheadAttention passes `self.in_proj_weight` through tuples and
 // comprehensions in its fast-path checks). Tensor attributes of `self` (the frozen module)
@@ -61,11 +88,10 @@ torch::jit::Module LoadModule(const std::string& archive);
 // mutation where TorchScript can, constant-propagate and drop dead code.
 // `fold_weights`: also let freezing fold batch norms and scalings into convolution weights
 // (faster code, but the folded weights lose their parameter names).
-// `local_mutation_only`: refuse in-place ops whose effect would be visible outside the
-// converted graph, on inputs or through views (a whole-graph conversion cannot express them;
-// the partitioner instead leaves them to PyTorch).
+// `input_writes`: what to do with in-place ops whose effect the caller sees (on inputs or
+// through views of them).
 PreparedGraph PrepareForConversion(torch::jit::Module module, bool fold_weights = true,
-                                   bool local_mutation_only = true);
+                                   InputWrites input_writes = InputWrites::kRefuse);
 
 // The same preparation for a graph that is already flat and has its weights as constants
 // (a compilation group's subgraph; first input `self`, unused): batch norms and scalings fold

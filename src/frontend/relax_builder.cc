@@ -491,8 +491,9 @@ Expr GatherElements(const Expr& x, const Expr& indices, int64_t axis) {
   return Call("relax.op.gather_elements", x, indices, axis);
 }
 Expr Full(const IntList& shape, const Expr& value, const std::string& dtype) {
-  return Call("relax.op.full", Global("relax.ShapeExpr")(ToArray(shape), Any()), value,
-              String(dtype));
+  // Not relax.op.full: TVM 0.27 legalizes a NaN or infinite fill value by testing
+  // `"float" in dtype` on a DataType object, which raises TypeError.
+  return BroadcastTo(AsType(value, dtype), shape);
 }
 Expr ArgMax(const Expr& x, std::optional<int64_t> axis, bool keepdims) {
   return Call("relax.op.argmax", x, axis ? Any(*axis) : Any(), keepdims);

@@ -29,22 +29,25 @@ std::string FirstLine(const std::string& text) { return text.substr(0, text.find
 // Plain bookkeeping nodes: they do not count towards min_block_size.
 bool IsStructural(const Node& node) { return node.kind().is_prim(); }
 
-// Why a tuple or list construction that hands tensors to PyTorch runs there; such nodes are
-// bookkeeping, not ops TVM failed to take.
-constexpr const char* kPacksForPyTorch = "packs tensors for PyTorch code";
+// Why a node runs in PyTorch, and whether that is a fallback (TVM could not or may not take
+// it) or bookkeeping around PyTorch code (packing its tensors, writing results back).
+struct TorchCause {
+  std::string reason;
+  bool fallback = true;
+};
+using TorchCauses = std::unordered_map<const Node*, TorchCause>;
 
 // The result of trying every node: where it can run, why not TVM, and the values known at
 // compile time (constants, folded scalars) that regions may use.
 struct Probe {
   std::unordered_map<const Node*, Placement> placement;
-  std::unordered_map<const Node*, std::string> reason;
+  TorchCauses cause;
   ValueMap values;
 };
 
 class Prober {
  public:
-  Prober(const Observations& observations,
-         const std::unordered_map<const Node*, std::string>& forced)
+  Prober(const Observations& observations, const TorchCauses& forced)
       : observations_(observations),
         forced_(forced),
         builder_({}),
@@ -57,8 +60,12 @@ class Prober {
 
  private:
   void ToTorch(const Node& node, std::string reason) {
+    ToTorch(node, TorchCause{std::move(reason)});
+  }
+
+  void ToTorch(const Node& node, TorchCause cause) {
     probe_.placement[&node] = Placement::kTorch;
-    probe_.reason[&node] = std::move(reason);
+    probe_.cause[&node] = std::move(cause);
   }
 
   // Makes a value computed by PyTorch available to a converter as a region input; returns
@@ -129,7 +136,7 @@ class Prober {
   }
 
   const Observations& observations_;
-  const std::unordered_map<const Node*, std::string>& forced_;
+  const TorchCauses& forced_;
   relax::FunctionBuilder builder_;  // never finished: conversions here are trials
   std::unordered_map<const torch::jit::Value*, relax::Expr> no_weights_;
   Probe probe_;
@@ -181,29 +188,29 @@ void FormRegions(Block& block, const Probe& probe, std::vector<Region>& regions)
 
 // Nodes a region cannot keep: producers of non-tensor or quantized results that PyTorch
 // reads, and all nodes of regions smaller than min_block_size.
-std::unordered_map<const Node*, std::string> Evictions(const std::vector<Region>& regions,
-                                                       int64_t min_block_size,
-                                                       const Observations& observations) {
-  std::unordered_map<const Node*, std::string> evict;
+TorchCauses Evictions(const std::vector<Region>& regions, int64_t min_block_size,
+                      const Observations& observations) {
+  TorchCauses evict;
   for (const Region& region : regions) {
     for (const torch::jit::Value* output : region.outputs) {
       auto observed = observations.find(output);
       if (observed != observations.end() && c10::isQIntType(observed->second.dtype)) {
         // Inside a region a quantized tensor is its float values (ops_quantized.cc).
-        evict[output->node()] = "its quantized result is used by PyTorch code";
+        evict[output->node()] = {"its quantized result is used by PyTorch code"};
+      } else if (IsStructural(*output->node()) && !IsTensor(output)) {
+        evict[output->node()] = {"packs tensors for PyTorch code", /*fallback=*/false};
       } else if (!IsTensor(output)) {
-        evict[output->node()] =
-            IsStructural(*output->node())
-                ? kPacksForPyTorch
-                : "its " + output->type()->repr_str() + " result is used by PyTorch code";
+        evict[output->node()] = {"its " + output->type()->repr_str() +
+                                 " result is used by PyTorch code"};
       }
     }
     auto ops = std::count_if(region.nodes.begin(), region.nodes.end(),
                              [](const Node* node) { return !IsStructural(*node); });
     if (ops < min_block_size) {
       for (const Node* node : region.nodes) {
-        evict.emplace(node, "in a block of " + std::to_string(ops) +
-                                " op(s), below min_block_size=" + std::to_string(min_block_size));
+        evict.emplace(node,
+                      TorchCause{"in a block of " + std::to_string(ops) +
+                                 " op(s), below min_block_size=" + std::to_string(min_block_size)});
       }
     }
   }
@@ -230,8 +237,7 @@ bool InModule(const Node& node, const std::unordered_set<std::string>& modules,
   return false;
 }
 
-void ForceUserChoices(const Block& block, const PartitionOptions& options,
-                      std::unordered_map<const Node*, std::string>& forced,
+void ForceUserChoices(const Block& block, const PartitionOptions& options, TorchCauses& forced,
                       std::unordered_set<std::string>& modules_seen) {
   for (const Node* node : block.nodes()) {
     for (const Block* nested : node->blocks()) {
@@ -239,18 +245,23 @@ void ForceUserChoices(const Block& block, const PartitionOptions& options,
     }
     std::string kind = node->kind().toQualString();
     std::string module;
-    if (frontend::IsInPlace(*node)) {
+    if (frontend::IsWriteBack(*node)) {
+      const torch::jit::Value* input = node->input(0);
+      forced[node] = {"writes the result back into input '" +
+                          frontend::UserName(input, input->offset() - 1) + "', as PyTorch would",
+                      /*fallback=*/false};
+    } else if (frontend::IsInPlace(*node)) {
       // TorchScript could not make it functional, so its effect is observed elsewhere: keep
       // it, and the views it writes through, where the aliasing is real.
-      forced[node] = "in-place op on an aliased tensor (its effect must stay visible)";
+      forced[node] = {"in-place op on an aliased tensor (its effect must stay visible)"};
       for (const Node* view = node->input(0)->node(); frontend::IsViewOp(*view);
            view = view->input(0)->node()) {
-        forced[view] = "view written to by an in-place op";
+        forced[view] = {"view written to by an in-place op"};
       }
     } else if (options.torch_executed_ops.count(kind)) {
-      forced[node] = "listed in torch_executed_ops";
+      forced[node] = {"listed in torch_executed_ops"};
     } else if (InModule(*node, options.torch_executed_modules, module)) {
-      forced[node] = "inside module '" + module + "' (torch_executed_modules)";
+      forced[node] = {"inside module '" + module + "' (torch_executed_modules)"};
       modules_seen.insert(module);
     }
   }
@@ -279,8 +290,9 @@ void CollectPlacements(const Block& block, const Probe& probe,
     if (region != region_of.end()) {
       placement.region = region->second;
     } else if (probe.placement.at(node) == Placement::kTorch) {
-      placement.reason = probe.reason.at(node);
-      placement.fallback = placement.reason != kPacksForPyTorch;
+      const TorchCause& cause = probe.cause.at(node);
+      placement.reason = cause.reason;
+      placement.fallback = cause.fallback;
     } else {
       placement.reason = "computed from constants";
     }
@@ -304,8 +316,7 @@ bool IsCheck(const Node& node) {
 }
 
 // Placements from op kinds alone (see RegionsByOpKind).
-Probe ProbeKinds(const Block& block, const std::unordered_map<const Node*, std::string>& forced,
-                 Probe probe = {}) {
+Probe ProbeKinds(const Block& block, const TorchCauses& forced, Probe probe = {}) {
   for (const Node* node : block.nodes()) {
     std::string kind = node->kind().toQualString();
     if (node->kind() == c10::prim::Constant) {
@@ -332,7 +343,7 @@ Probe ProbeKinds(const Block& block, const std::unordered_map<const Node*, std::
 }  // namespace
 
 std::vector<Region> RegionsByOpKind(torch::jit::Graph& graph, int64_t min_block_size) {
-  std::unordered_map<const Node*, std::string> forced;
+  TorchCauses forced;
   std::unordered_set<std::string> no_modules;
   ForceUserChoices(*graph.block(), PartitionOptions{}, forced, no_modules);
   std::vector<Region> regions;
@@ -357,7 +368,7 @@ std::string SourceLocation(const Node& node) {
 Partition PartitionGraph(torch::jit::Graph& graph, const Observations& observations,
                          const PartitionOptions& options) {
   CheckOpNames(options.torch_executed_ops);
-  std::unordered_map<const Node*, std::string> forced;
+  TorchCauses forced;
   std::unordered_set<std::string> modules_seen;
   ForceUserChoices(*graph.block(), options, forced, modules_seen);
   for (const std::string& module : options.torch_executed_modules) {

@@ -1,5 +1,6 @@
-// TorchScript registration of the runtime: the class tvmbridge.TVMModule and the op
-// tvmbridge::run, the only two names a compiled model's graph refers to.
+// TorchScript registration of the runtime: the class tvmbridge.TVMModule, the op tvmbridge::run
+// and the checks a compiled forward makes of its inputs, the only names its graph refers to.
+#include <ATen/MemoryOverlap.h>
 #include <torch/custom_class.h>
 #include <torch/library.h>
 
@@ -16,6 +17,27 @@ std::vector<at::Tensor> RunOp(const c10::intrusive_ptr<TVMModule>& module,
 void ExpectInputOp(const at::Tensor& input, int64_t index, c10::string_view name,
                    c10::IntArrayRef shape, c10::ScalarType dtype) {
   CheckInput(input, index, std::string_view(name.data(), name.size()), shape, dtype);
+}
+
+// A compiled forward that writes into input `inputs[written]` works on a copy of it and copies
+// the result back at the end (frontend::WriteBackInputs), so another input sharing its memory
+// would not see the write happen where PyTorch shows it: such calls are refused.
+void ExpectUnsharedOp(const std::vector<at::Tensor>& inputs, c10::IntArrayRef indices,
+                      const std::vector<std::string>& names, int64_t written) {
+  const at::Tensor& target = inputs.at(static_cast<size_t>(written));
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (static_cast<int64_t>(i) == written || !inputs[i].defined()) continue;
+    TORCH_CHECK_VALUE(at::get_overlap_status(target, inputs[i]) == at::MemOverlapStatus::No,
+                      "tvmbridge: input ", indices[written], " ('", names[written],
+                      "') shares memory with input ", indices[i], " ('", names[i],
+                      "'), and the model writes into '", names[written],
+                      "'; the compiled module copies that write back only when forward ends, "
+                      "so '",
+                      names[i],
+                      "' would not see it where PyTorch shows it. Pass "
+                      "tensors that do not share memory (for example ",
+                      names[i], ".clone())");
+  }
 }
 
 }  // namespace
@@ -48,6 +70,10 @@ TORCH_LIBRARY(tvmbridge, m) {
                       "ScalarType dtype) -> ()",
                       c10::AliasAnalysisKind::CONSERVATIVE),
         ExpectInputOp);
+  m.def(torch::schema("expect_unshared(Tensor[] inputs, int[] indices, str[] names, "
+                      "int written) -> ()",
+                      c10::AliasAnalysisKind::CONSERVATIVE),
+        ExpectUnsharedOp);
 }
 
 }  // namespace tvmbridge

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 #include <torch/csrc/jit/ir/irparser.h>
+#include <torch/csrc/jit/testing/file_check.h>
 #include <torch/script.h>
 #include <tvm/ffi/function.h>
 
@@ -190,6 +191,57 @@ TEST(GraphPrep, InPlaceOpOnAnInputIsRefused) {
     EXPECT_NE(std::string(error.what()).find("modifies a model input"), std::string::npos)
         << error.what();
   }
+}
+
+// The compile path keeps PyTorch's semantics instead: the graph computes on a clone and
+// copies the result into the caller's tensor at the end; the write itself becomes functional.
+TEST(GraphPrep, WritesIntoAnInputAreCopiedBackAtTheEnd) {
+  torch::jit::Module module("Net");
+  module.register_attribute("training", c10::BoolType::get(), true);
+  module.define(R"(
+    def forward(self, x, y):
+        x.relu_()
+        x[0].fill_(1.0)
+        return x.add_(y), y * 2
+  )");
+  PreparedGraph prepared = PrepareForConversion(module, true, InputWrites::kWriteBack);
+  EXPECT_EQ(prepared.written_back_inputs, (std::vector<size_t>{0}));
+  const torch::jit::Graph& graph = *prepared.graph;
+  torch::jit::testing::FileCheck()
+      .check("aten::clone(%x")
+      ->check("aten::relu(")
+      ->check("aten::select_scatter(")
+      ->check("aten::add(")
+      ->check("aten::copy_(%x")
+      ->check_next("prim::TupleConstruct")
+      ->check_next("return")
+      ->run(graph);
+  torch::jit::testing::FileCheck().check_not("relu_")->check_not("fill_")->run(graph);
+  // `return x.add_(y)` is the caller's tensor, as in PyTorch; `y` is only read.
+  const torch::jit::Node* results = graph.return_node()->input(0)->node();
+  ASSERT_EQ(results->kind(), c10::prim::TupleConstruct);
+  const torch::jit::Node* copy_back = results->input(0)->node();
+  EXPECT_EQ(copy_back->kind(), c10::aten::copy_);
+  EXPECT_TRUE(IsWriteBack(*copy_back));
+  EXPECT_EQ(copy_back->input(0), graph.inputs()[1]);
+}
+
+// A write that changes the input's shape cannot be copied back: PyTorch runs it, as before.
+TEST(GraphPrep, ShapeChangingWritesIntoAnInputStayInPlace) {
+  torch::jit::Module module("Net");
+  module.register_attribute("training", c10::BoolType::get(), true);
+  module.define(R"(
+    def forward(self, x):
+        x.unsqueeze_(0)
+        return x.relu_()
+  )");
+  PreparedGraph prepared = PrepareForConversion(module, true, InputWrites::kWriteBack);
+  EXPECT_TRUE(prepared.written_back_inputs.empty());
+  torch::jit::testing::FileCheck()
+      .check("aten::unsqueeze_(%x")
+      ->check("aten::relu_(")
+      ->check_not("aten::copy_")
+      ->run(*prepared.graph);
 }
 
 TEST(Converter, DataDependentBranchBecomesRelaxIf) {

@@ -23,7 +23,8 @@ Analysed Analyse(const std::string& source, std::vector<TensorSpec> inputs,
   torch::jit::Module module("Net");
   module.register_attribute("training", c10::BoolType::get(), true);
   module.define(source);
-  Analysed result{frontend::PrepareForConversion(module, true, false), {}, {}};
+  Analysed result{
+      frontend::PrepareForConversion(module, true, frontend::InputWrites::kWriteBack), {}, {}};
   auto& graph = result.prepared.graph;
   c10::IValue self = result.prepared.frozen._ivalue();
   SpecializeToShapes(graph, ObserveTensors(*graph, self, inputs));

@@ -484,6 +484,44 @@ class QuantizedConv(torch.nn.Module):
 QUANTIZED = ["conv2d", "conv2d_relu", "conv2d_max_pool2d", "conv2d_add_relu"]
 
 
+class InputWrites(torch.nn.Module):
+    """In-place writes into the caller's tensors (`steps`: (op, target) pairs, applied in
+    order; target 0 is x, 1 is y), then a result from them. Traced: PyTorch's own in-place
+    forms, as users' traced models carry them."""
+
+    def __init__(self, steps, result):
+        super().__init__()
+        self.steps, self.result = steps, result
+
+    def forward(self, x, y):
+        tensors = [x, y]
+        for op, target in self.steps:
+            INPUT_WRITES[op](tensors[target], tensors[1 - target])
+        return {"x": lambda: x, "x_plus_y": lambda: x + y,
+                "mixed": lambda: torch.tanh(y) * 2.0 + x.sum()}[self.result]()
+
+
+# Each writes into `t`, reading `other` (of the same shape) where it needs a second tensor.
+INPUT_WRITES = {
+    "add_": lambda t, other: t.add_(other, alpha=0.5),
+    "mul_": lambda t, other: t.mul_(other),
+    "div_": lambda t, other: t.div_(2.0),
+    "clamp_": lambda t, other: t.clamp_(-0.5, 0.75),
+    "relu_": lambda t, other: t.relu_(),
+    "sigmoid_": lambda t, other: t.sigmoid_(),
+    "neg_": lambda t, other: t.neg_(),
+    "fill_": lambda t, other: t.fill_(1.5),
+    "zero_": lambda t, other: t.zero_(),
+    "masked_fill_": lambda t, other: t.masked_fill_(other > 0, -1.0),
+    "copy_rows": lambda t, other: t[: max(1, t.shape[0] // 2)].copy_(
+        other[: max(1, t.shape[0] // 2)] * 3.0),
+    "copy_column": lambda t, other: t[:, 0].copy_(other[:, -1]),
+    "setitem": lambda t, other: t.__setitem__((0, slice(None)), 7.0),
+    "setitem_nan": lambda t, other: t.__setitem__((slice(None), -1), float("nan")),
+    "fill_inf": lambda t, other: t.fill_(float("-inf")),
+}
+
+
 # --- cases -----------------------------------------------------------------------------------
 
 @dataclasses.dataclass
@@ -768,7 +806,30 @@ def _quantized_case(op: str, seed: int, sizes: dict) -> Case:
                 atol=1.001 * float(last.scale))
 
 
+def _input_writes_case(op: str, seed: int, sizes: dict) -> Case:
+    rng = random.Random(seed)
+    gen = torch.Generator().manual_seed(seed)
+    shape = [sizes["rows"], sizes["cols"]]
+    x, y = torch.randn(shape, generator=gen), torch.randn(shape, generator=gen)
+    steps = [(op, 0)] + [(rng.choice(list(INPUT_WRITES)), rng.choice([0, 0, 1]))
+                         for _ in range(rng.randrange(0, 3))]
+    result = rng.choice(["x", "x_plus_y", "mixed"])
+    call_x, call_y = x.clone(), y.clone()
+    if rng.random() < 0.4:
+        call_x.view(-1)[rng.randrange(call_x.numel())] = rng.choice(
+            [float("nan"), float("inf"), float("-inf")])
+
+    def make_module():
+        # Traced on copies: tracing runs the writes.
+        return torch.jit.trace(InputWrites(steps, result), (x.clone(), y.clone()),
+                               check_trace=False)
+
+    return Case("input_writes", op, seed, sizes, make_module, (x, y), (call_x, call_y))
+
+
 FAMILIES = {
+    "input_writes": (list(INPUT_WRITES), _input_writes_case,
+                     lambda rng: {"rows": rng.randrange(1, 5), "cols": rng.randrange(1, 6)}),
     "indexing": (list(INDEXING), _indexing_case,
                  lambda rng: {"rows": rng.randrange(1, 6), "cols": rng.randrange(1, 6),
                               "count": rng.randrange(0, 5)}),
@@ -821,8 +882,8 @@ def check(case: Case, refusals: list | None = None) -> str | None:
     appended to `refusals`); any other node left to PyTorch is a finding."""
     model = case.make_module().eval()
     try:
-        compiled = tt.compile(torch.jit.script(model), list(case.example), min_block_size=1,
-                              never_slower=False)
+        compiled = tt.compile(torch.jit.script(model), [t.clone() for t in case.example],
+                              min_block_size=1, never_slower=False)
     except Exception as error:  # noqa: BLE001 (a compile that fails is a finding)
         return f"does not compile: {str(error).splitlines()[0][:300]}"
     for node in tt.report(compiled).nodes:
@@ -835,14 +896,18 @@ def check(case: Case, refusals: list | None = None) -> str | None:
     expected, expected_error = None, None
     if case.pytorch_dies:
         expected_error = "PyTorch traps (SIGFPE)"
-    else:
+    # Each side gets its own copy of the call: what a model writes into its inputs is compared
+    # too.
+    expected_inputs = [t.clone() for t in case.call]
+    actual_inputs = [t.clone() for t in case.call]
+    if not case.pytorch_dies:
         try:
             with torch.no_grad():
-                expected = model(*case.call)
+                expected = model(*expected_inputs)
         except Exception as error:  # noqa: BLE001
             expected_error = f"{type(error).__name__}: {error}"
     try:
-        actual = compiled(*case.call)
+        actual = compiled(*actual_inputs)
     except Exception as error:  # noqa: BLE001
         if expected_error is None:
             return f"raises where PyTorch answers: {str(error).splitlines()[-1][:300]}"
@@ -852,6 +917,16 @@ def check(case: Case, refusals: list | None = None) -> str | None:
         return None
     if expected_error is not None:
         return f"answers where PyTorch raises ({expected_error.splitlines()[0][:200]})"
+    for index, (after, expected_after) in enumerate(zip(actual_inputs, expected_inputs)):
+        problem = _difference(after, expected_after, case)
+        if problem is not None:
+            return f"input {index} after the call: {problem}"
+    return _difference(actual, expected, case)
+
+
+def _difference(actual: torch.Tensor, expected: torch.Tensor, case: Case) -> str | None:
+    """What differs between a result and PyTorch's (dtype, shape, NaN mask, values within the
+    case's tolerance), or None."""
     if actual.dtype != expected.dtype or actual.shape != expected.shape:
         return f"gives {actual.dtype}{list(actual.shape)}, PyTorch {expected.dtype}{list(expected.shape)}"
     if actual.is_floating_point():

@@ -191,6 +191,30 @@ def test_partial_conversion_warns_and_matches(enabled):
     assert any("aten::where" in message for message in messages), messages
 
 
+def test_require_full_compilation_makes_a_fallback_an_error(tmp_path):
+    """torch_tvm's enable(strict=True): a group TVM cannot run whole raises instead of running
+    in TorchScript; a group it can run is not affected."""
+    class DataDependent(torch.nn.Module):
+        def forward(self, x):
+            y = torch.relu(x) * 2.0 + 1.0
+            return torch.where(y > 1.5)[0].float() * 3.0
+
+    class Dense(torch.nn.Module):
+        def forward(self, x):
+            return torch.tanh(torch.relu(x) * 2.0 + 1.0) - 0.5
+
+    x = torch.randn(64)
+    with tt.enabled(cache_dir=tmp_path / "cache", never_slower=False,
+                    require_full_compilation=True):
+        with pytest.raises(RuntimeError, match=r"cannot run in TVM, and "
+                                               r"enable\(require_full_compilation=True\)"
+                                               r"(.|\n)*aten::where"):
+            run_until_grouped(torch.jit.script(DataDependent()), x)
+        dense = torch.jit.script(Dense())
+        torch.testing.assert_close(run_until_grouped(dense, x), Dense()(x), **TOLERANCE)
+        assert has_groups(dense, x)
+
+
 def test_requires_grad_inputs_run_torchscript(enabled):
     torch.manual_seed(0)
     model = randomize_(SmallNet())

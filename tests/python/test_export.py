@@ -312,7 +312,8 @@ def test_never_slower_times_regions_on_the_export_path(monkeypatch):
     slow = tt.compile(model, [x], ir="export", min_block_size=1)
     report = slow.tvmbridge_report
     assert report.regions == 0 and len(report.slower_regions) == len(report.timings) >= 2
-    assert all(t.tvm_ms >= 2.0 > t.torch_ms for t in report.timings), report.timings
+    # The 2 ms delay makes TVM lose; PyTorch's own time depends on the machine's load.
+    assert all(t.tvm_ms >= 2.0 and t.tvm_ms > t.torch_ms for t in report.timings), report.timings
     assert report.torch_ops.get("aten::addmm") == 2, report.torch_ops
     assert not any(isinstance(m, tx.TVMRegion) for m in slow.modules())
     assert_all_match(slow, model, x)

@@ -50,6 +50,40 @@ def test_two_inputs_with_a_shape_computed_in_the_graph(libraries):
         np.testing.assert_allclose(add_any_length(a, b).numpy(), (a + b).numpy(), rtol=1e-6)
 
 
+def test_output_shape_as_a_list_of_scalar_tensors(libraries):
+    """TVMDSOOp's users wrote `output_shape=[tf.shape(x)[0]]`: a list holding scalar tensors."""
+    x = vector(1, 2, 3)
+    addone = libraries["te"].func("addone", output_shape=[tf.shape(x)[0]])
+    np.testing.assert_array_equal(addone(x).numpy(), [2, 3, 4])
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+    def addone_any_length(a):
+        return libraries["te"].func("addone", output_shape=[tf.shape(a)[0]])(a)
+
+    for n in (1, 7):
+        a = tf.random.normal([n])
+        np.testing.assert_allclose(addone_any_length(a).numpy(), (a + 1).numpy(), rtol=1e-6)
+    with pytest.raises(ValueError, match="ints and scalar tensors"):
+        libraries["te"].func("addone", output_shape=[tf.shape(x)])(x)
+
+
+def test_tf_compat_v1_placeholders_and_session(libraries):
+    """Graphs built as TVMDSOOp's users built them: placeholders, run in a v1 Session."""
+    graph = tf.Graph()
+    with graph.as_default():
+        left = tf.compat.v1.placeholder(tf.float32, shape=[None])
+        right = tf.compat.v1.placeholder(tf.float32, shape=[None])
+        vector_add = libraries["te"].func("vector_add", output_shape=[tf.shape(left)[0]])
+        total = vector_add(left, right) * 2.0
+        relax_doubled = libraries["relax"].func("main")(left)  # main(x) = 2 * x
+    with tf.compat.v1.Session(graph=graph) as session:
+        for n in (2, 5):
+            a, b = np.arange(n, dtype=np.float32), np.full(n, 10, np.float32)
+            doubled_sum, doubled = session.run([total, relax_doubled], {left: a, right: b})
+            np.testing.assert_array_equal(doubled_sum, (a + b) * 2.0)
+            np.testing.assert_array_equal(doubled, a * 2.0)
+
+
 def test_twelve_inputs(libraries):
     inputs = [tf.fill([7], float(k)) for k in range(12)]
     add12 = libraries["te"].func("add12", output_shape=[7])
