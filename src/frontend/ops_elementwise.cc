@@ -1,4 +1,5 @@
 // Elementwise arithmetic and activations.
+#include <ATen/native/TypeProperties.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/result_type.h>
 #include <c10/util/Exception.h>
@@ -200,7 +201,35 @@ Converter Shift(const std::string& relax_name) {
   };
 }
 
+// clamp(self, min?, max?) with tensor bounds: minimum(maximum(self, min), max) in the dtype
+// PyTorch promotes all three to, so NaN anywhere gives NaN and min > max gives max.
+Value ConvertClampByTensors(ConversionContext& ctx, const Node& node) {
+  at::native::ResultTypeState state{};
+  for (size_t i = 0; i < 3; ++i) {
+    if (ctx.IsNone(node.input(i))) continue;
+    c10::IValue operand = PromotionOperand(ctx, node.input(i));
+    state = operand.isTensor() ? at::native::update_result_type_state(operand.toTensor(), state)
+                               : at::native::update_result_type_state(operand.toScalar(), state);
+  }
+  std::string dtype = DtypeName(at::native::result_type(state));
+  Expr result = Operand(ctx, node.input(0), dtype);
+  if (!ctx.IsNone(node.input(1))) {
+    result = ctx.EmitExpr(relax::op::Maximum(result, Operand(ctx, node.input(1), dtype)));
+  }
+  if (!ctx.IsNone(node.input(2))) {
+    result = ctx.EmitExpr(relax::op::Minimum(result, Operand(ctx, node.input(2), dtype)));
+  }
+  return Value::Tensor(result);
+}
+
 Value ConvertClamp(ConversionContext& ctx, const Node& node) {
+  auto is_tensor = [](const torch::jit::Value* bound) {
+    return bound->type()->isSubtypeOf(*c10::OptionalType::ofTensor()) &&
+           bound->type()->kind() != c10::TypeKind::NoneType;
+  };
+  if (is_tensor(node.input(1)) || is_tensor(node.input(2))) {
+    return ConvertClampByTensors(ctx, node);
+  }
   Expr x = ctx.Tensor(node.input(0));
   double low = ctx.IsNone(node.input(1)) ? -std::numeric_limits<double>::infinity()
                                          : ctx.Double(node.input(1));

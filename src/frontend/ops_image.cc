@@ -130,15 +130,18 @@ Value ConvertInterpolate(ConversionContext& ctx, const Node& node) {
 // PyTorch's enums: modes bilinear/nearest/bicubic, padding zeros/border/reflection.
 Value ConvertGridSampler(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
-  TORCH_CHECK(ctx.Shape(x).size() == 4, "grid_sample is supported for 4-d input");
+  const size_t rank = ctx.Shape(x).size();
+  TORCH_CHECK(rank == 4 || rank == 5, "grid_sample takes 4-d or 5-d input, got ", rank, "-d");
   static const char* const kModes[] = {"bilinear", "nearest", "bicubic"};
   static const char* const kPadding[] = {"zeros", "border", "reflection"};
   int64_t mode = ctx.Int(node.input(2));
   int64_t padding = ctx.Int(node.input(3));
   TORCH_CHECK(mode >= 0 && mode < 3 && padding >= 0 && padding < 3,
               "grid_sample: unknown interpolation or padding mode");
-  // PyTorch's grid is [N, H, W, 2]; TVM's is [N, 2, H, W].
-  Expr grid = ctx.EmitExpr(relax::op::PermuteDims(ctx.Tensor(node.input(1)), {0, 3, 1, 2}));
+  // PyTorch's grid is [N, H, W, 2] ([N, D, H, W, 3]); TVM's has the coordinates second.
+  Expr grid = ctx.EmitExpr(
+      relax::op::PermuteDims(ctx.Tensor(node.input(1)), rank == 4 ? relax::IntList{0, 3, 1, 2}
+                                                                  : relax::IntList{0, 4, 1, 2, 3}));
   return ctx.Emit(
       relax::op::GridSample(x, grid, kModes[mode], kPadding[padding], ctx.Bool(node.input(4))));
 }

@@ -4,7 +4,11 @@
 #include <algorithm>
 #include <limits>
 
+#include <ATen/Dispatch.h>
 #include <ATen/ops/arange.h>
+#include <ATen/ops/ones.h>
+#include <ATen/ops/scalar_tensor.h>
+#include <ATen/ops/zeros.h>
 #include <c10/util/Exception.h>
 
 #include "frontend/converter.h"
@@ -331,6 +335,51 @@ Expr CoveredPart(ConversionContext& ctx, const Expr& src, const IntList& index_s
 }
 
 // scatter(self, dim, index, src | value[, reduce]), scatter_add(self, dim, index, src) and
+// The value no element changes under `reduction` ("add", "mul", "max", "min") in `dtype`.
+at::Tensor ReductionIdentity(const std::string& reduction, c10::ScalarType dtype) {
+  auto options = at::TensorOptions().dtype(dtype);
+  if (reduction == "add") return at::zeros({}, options);
+  if (reduction == "mul") return at::ones({}, options);
+  bool lowest = reduction == "max";
+  if (c10::isFloatingType(dtype)) {
+    constexpr double kInfinity = std::numeric_limits<double>::infinity();
+    return at::scalar_tensor(lowest ? -kInfinity : kInfinity, options);
+  }
+  return AT_DISPATCH_INTEGRAL_TYPES_AND(at::kBool, dtype, "reduction identity", [&] {
+    return at::scalar_tensor(
+        lowest ? std::numeric_limits<scalar_t>::lowest() : std::numeric_limits<scalar_t>::max(),
+        options);
+  });
+}
+
+// scatter_reduce with include_self=False, or with "mean": the targets start from the
+// reduction's identity instead of self's value (self stays where nothing is scattered), and a
+// mean divides by how many values met at each target (self counting as one when included).
+Expr ScatterReduced(ConversionContext& ctx, const Expr& self, const Expr& index,
+                    const Expr& updates, int64_t axis, const std::string& reduction,
+                    bool include_self) {
+  std::string dtype = ctx.Info(self).dtype;
+  IntList shape = ctx.Shape(self);
+  std::string combine = reduction == "mean" ? "add" : reduction;
+  Expr start = self;
+  if (!include_self) {
+    Expr identity = relax::MakeConstant(ToTvm(ReductionIdentity(combine, DtypeFromName(dtype))));
+    Expr fill = ctx.EmitExpr(relax::op::BroadcastTo(identity, ctx.Shape(index)));
+    start = ctx.EmitExpr(relax::op::ScatterElements(self, index, fill, axis, "update"));
+  }
+  Expr combined = ctx.EmitExpr(relax::op::ScatterElements(start, index, updates, axis, combine));
+  if (reduction != "mean") return combined;
+  TORCH_CHECK(c10::isFloatingType(DtypeFromName(dtype)),
+              "scatter_reduce: 'mean' of integers is left to PyTorch (it rounds the quotient)");
+  Expr counted_self = ctx.Filled(include_self ? 1.0 : 0.0, shape, dtype);
+  Expr ones = ctx.Filled(1.0, ctx.Shape(index), dtype);
+  Expr counts = ctx.EmitExpr(relax::op::ScatterElements(counted_self, index, ones, axis, "add"));
+  Expr mean = ctx.EmitExpr(relax::op::Divide(combined, counts));
+  // Where nothing met (only possible without self), self stays.
+  Expr met = ctx.EmitExpr(relax::op::Greater(counts, ctx.Scalar(0.0, dtype)));
+  return ctx.EmitExpr(relax::op::Where(met, mean, self));
+}
+
 // scatter_reduce(self, dim, index, src, reduce, include_self).
 Value ConvertScatter(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
@@ -351,21 +400,25 @@ Value ConvertScatter(ConversionContext& ctx, const Node& node) {
     updates = CoveredPart(ctx, ctx.Tensor(NamedInput(node, "src")), index_shape);
   }
   std::string reduction = "update";
+  bool include_self = true;
   if (node.kind() == c10::Symbol::fromQualString("aten::scatter_add")) {
     reduction = "add";
   } else if (const torch::jit::Value* reduce = NamedInput(node, "reduce")) {
     std::string given = ctx.String(reduce);
-    const torch::jit::Value* include_self = NamedInput(node, "include_self");
-    TORCH_CHECK(include_self == nullptr || ctx.Bool(include_self),
-                "scatter_reduce with include_self=False is not supported yet");
+    const torch::jit::Value* include = NamedInput(node, "include_self");
+    include_self = include == nullptr || ctx.Bool(include);
     reduction = given == "add" || given == "sum"         ? "add"
                 : given == "multiply" || given == "prod" ? "mul"
                 : given == "amax"                        ? "max"
                 : given == "amin"                        ? "min"
+                : given == "mean"                        ? "mean"
                                                          : "";
     TORCH_CHECK(!reduction.empty(), "scatter: reduction '", given, "' is not supported");
   }
-  return ctx.Emit(relax::op::ScatterElements(x, index, updates, axis, reduction));
+  if (reduction == "update" || (include_self && reduction != "mean")) {
+    return ctx.Emit(relax::op::ScatterElements(x, index, updates, axis, reduction));
+  }
+  return Value::Tensor(ScatterReduced(ctx, x, index, updates, axis, reduction, include_self));
 }
 
 // index_put(self, indices, values, accumulate): integer index tensors for the leading dims,

@@ -208,7 +208,29 @@ Value ConvertInstanceNorm(ConversionContext& ctx, const Node& node) {
                                                         ctx.Tensor(node.input(4)), 1, epsilon));
     return ctx.Emit(relax::TupleGetItem(normalized, 0));
   }
-  return ctx.Emit(relax::op::InstanceNorm(x, gamma, beta, SpatialAxes(ctx, x), epsilon));
+  if (dtype == "float32") {
+    return ctx.Emit(relax::op::InstanceNorm(x, gamma, beta, SpatialAxes(ctx, x), epsilon));
+  }
+  // TVM's instance_norm takes float32 and float16 only, and computes float16 in float16; PyTorch
+  // computes half precision in float32 and double in double.
+  std::string computed = dtype == "float64" ? "float64" : "float32";
+  Expr wide = ctx.EmitExpr(relax::op::AsType(x, computed));
+  IntList axes = SpatialAxes(ctx, x);
+  Expr centered =
+      ctx.EmitExpr(relax::op::Subtract(wide, ctx.EmitExpr(relax::op::Mean(wide, axes, true))));
+  Expr variance = ctx.EmitExpr(
+      relax::op::Mean(ctx.EmitExpr(relax::op::Multiply(centered, centered)), axes, true));
+  Expr deviation = ctx.EmitExpr(relax::op::Unary(
+      "sqrt", ctx.EmitExpr(relax::op::Add(variance, ctx.Scalar(epsilon, computed)))));
+  Expr normalized = ctx.EmitExpr(relax::op::Divide(centered, deviation));
+  IntList per_channel(axes.size() + 2, 1);
+  per_channel[1] = channels;
+  auto channel_param = [&](const Expr& param) {
+    return ctx.EmitExpr(relax::op::Reshape(relax::op::AsType(param, computed), per_channel));
+  };
+  Expr scaled = ctx.EmitExpr(relax::op::Add(
+      ctx.EmitExpr(relax::op::Multiply(normalized, channel_param(gamma))), channel_param(beta)));
+  return ctx.Emit(relax::op::AsType(scaled, dtype));
 }
 
 // aten::group_norm(input, num_groups, weight?, bias?, eps, cudnn_enabled)
@@ -262,8 +284,10 @@ Value ConvertMaxPoolWithIndices(ConversionContext& ctx, const Node& node) {
   return Value::List({values, Value::Constant(c10::IValue())});
 }
 
-// aten::adaptive_max_pool{1,2,3}d(input, output_size) -> (values, indices): PyTorch's windows
-// are a plain max pool when each output size divides its input size.
+// aten::adaptive_max_pool{1,2,3}d(input, output_size) -> (values, indices). Output cell i of
+// an axis of n inputs and o outputs covers [floor(i * n / o), ceil((i + 1) * n / o)): a plain
+// max pool when o divides n; otherwise, since a maximum over a box is the maximum over each of
+// its axes in turn, one reduction per output cell and axis.
 Value ConvertAdaptiveMaxPool(ConversionContext& ctx, const Node& node) {
   TORCH_CHECK(!node.output(1)->hasUses(),
               "the indices of adaptive max pooling are used; only the values can be converted");
@@ -271,17 +295,32 @@ Value ConvertAdaptiveMaxPool(ConversionContext& ctx, const Node& node) {
   IntList shape = ctx.Shape(x);
   size_t spatial = shape.size() - 2;
   IntList output_size = Expand(ctx.Ints(node.input(1)), spatial, "output_size");
-  IntList kernel;
+  bool even = true;
   for (size_t i = 0; i < spatial; ++i) {
-    TORCH_CHECK(output_size[i] > 0 && shape[2 + i] % output_size[i] == 0,
-                "adaptive_max_pool: output size ", output_size[i], " does not divide input size ",
-                shape[2 + i], " (uneven windows are not supported yet)");
-    kernel.push_back(shape[2 + i] / output_size[i]);
+    TORCH_CHECK(output_size[i] > 0, "adaptive_max_pool: output size ", output_size[i],
+                " must be positive");
+    even = even && shape[2 + i] % output_size[i] == 0;
   }
-  IntList no_padding(2 * spatial, 0), no_dilation(spatial, 1);
-  Value values = ctx.Emit(relax::op::MaxPool(static_cast<int>(spatial), x, kernel, kernel,
-                                             no_padding, no_dilation, false));
-  return Value::List({values, Value::Constant(c10::IValue())});
+  if (even) {
+    IntList kernel;
+    for (size_t i = 0; i < spatial; ++i) kernel.push_back(shape[2 + i] / output_size[i]);
+    IntList no_padding(2 * spatial, 0), no_dilation(spatial, 1);
+    Value values = ctx.Emit(relax::op::MaxPool(static_cast<int>(spatial), x, kernel, kernel,
+                                               no_padding, no_dilation, false));
+    return Value::List({values, Value::Constant(c10::IValue())});
+  }
+  for (size_t i = 0; i < spatial; ++i) {
+    auto axis = static_cast<int64_t>(2 + i);
+    int64_t n = shape[axis], o = output_size[i];
+    std::vector<Expr> cells;
+    for (int64_t cell = 0; cell < o; ++cell) {
+      int64_t begin = cell * n / o, end = ((cell + 1) * n + o - 1) / o;
+      Expr window = ctx.EmitExpr(relax::op::StridedSlice(x, {axis}, {begin}, {end}, {1}));
+      cells.push_back(ctx.EmitExpr(relax::op::Reduce("max", window, {axis}, true)));
+    }
+    x = ctx.EmitExpr(relax::op::Concat(cells, axis));
+  }
+  return Value::List({Value::Tensor(x), Value::Constant(c10::IValue())});
 }
 
 // aten::avg_pool{1,2,3}d(input, kernel_size, stride, padding, ceil_mode, count_include_pad

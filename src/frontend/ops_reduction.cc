@@ -258,13 +258,31 @@ Value ConvertNllLoss(ConversionContext& ctx, const Node& node) {
 // class-index targets: nll_loss of log_softmax over the class axis.
 Value ConvertCrossEntropy(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
-  TORCH_CHECK(ctx.Double(NamedInput(node, "label_smoothing")) == 0.0,
-              "cross_entropy with label_smoothing is not supported yet");
-  TORCH_CHECK(!ctx.IsFloating(ctx.Tensor(node.input(1))),
-              "cross_entropy with class probabilities as targets is not supported yet");
-  int class_axis = ctx.Rank(x) > 1 ? 1 : 0;
+  int64_t class_axis = ctx.Rank(x) > 1 ? 1 : 0;
   Expr log_probabilities = ctx.EmitExpr(relax::op::LogSoftmax(x, class_axis));
-  return Value::Tensor(NllLoss(ctx, node, log_probabilities));
+  double smoothing = ctx.Double(NamedInput(node, "label_smoothing"));
+  if (!ctx.IsFloating(ctx.Tensor(node.input(1)))) {
+    TORCH_CHECK(smoothing == 0.0,
+                "cross_entropy with label_smoothing and class indices is not supported yet");
+    return Value::Tensor(NllLoss(ctx, node, log_probabilities));
+  }
+  // Class probabilities ([N, C, ...] like x): -sum over classes of weight * target * log p,
+  // the target smoothed towards uniform; "mean" averages over every position.
+  EmitMath m = EmitMath::Like(ctx, log_probabilities);
+  Expr target = ctx.Tensor(node.input(1));
+  if (smoothing != 0.0) {
+    double classes = static_cast<double>(ctx.Shape(x)[class_axis]);
+    target = m.Add(m.Mul(target, m.Number(1.0 - smoothing)), m.Number(smoothing / classes));
+  }
+  Expr terms = m.Mul(log_probabilities, target);
+  const torch::jit::Value* weight = NamedInput(node, "weight");
+  if (weight != nullptr && !ctx.IsNone(weight)) {
+    IntList per_class(ctx.Rank(x) - class_axis, 1);
+    per_class[0] = ctx.Shape(x)[class_axis];
+    terms = m.Mul(terms, ctx.EmitExpr(relax::op::Reshape(ctx.Tensor(weight), per_class)));
+  }
+  Expr loss = m.Neg(ctx.EmitExpr(relax::op::Sum(terms, {class_axis}, false)));
+  return Value::Tensor(ReduceLoss(ctx, loss, ctx.Int(NamedInput(node, "reduction"))));
 }
 
 }  // namespace

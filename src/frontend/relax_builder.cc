@@ -560,7 +560,8 @@ Expr Resize(const Expr& x, const IntList& size, const std::string& method,
 }
 Expr GridSample(const Expr& x, const Expr& grid, const std::string& method,
                 const std::string& padding_mode, bool align_corners) {
-  return Call("relax.op.image.grid_sample", x, grid, String(method), String("NCHW"),
+  const char* layout = InfoOf(x).ndim == 5 ? "NCDHW" : "NCHW";
+  return Call("relax.op.image.grid_sample", x, grid, String(method), String(layout),
               String(padding_mode), align_corners);
 }
 Expr ScatterElements(const Expr& x, const Expr& indices, const Expr& updates, int64_t axis,

@@ -309,6 +309,37 @@ def _images(x):
             F.pixel_unshuffle(img[:, :, :, :6], 2))
 
 
+def _op_variants(x):
+    # Argument forms of the deleted frontend's suite (issue 21): adaptive max pooling with
+    # uneven windows, instance norm in float64, scatter_reduce's mean and include_self=False,
+    # clamp with tensor bounds, cross_entropy with class probabilities, 5-d grid_sample.
+    img = x.reshape(1, 1, 4, 7).expand(1, 2, 4, 7) * torch.tensor([1.0, -2.0]).reshape(1, 2, 1, 1)
+    vol = img.reshape(1, 2, 2, 2, 7)
+    idx = torch.tensor([[0, 6, 6], [1, 1, 5], [2, 3, 3], [6, 5, 6]])
+    src = x[:, :3] * 10
+    grid = torch.tanh(x[:3, :6].reshape(1, 1, 2, 3, 3)) * 1.2
+    return (F.adaptive_max_pool2d(img, (3, 5)), F.adaptive_max_pool3d(vol, (1, 2, 3)),
+            F.adaptive_max_pool1d(x.reshape(1, 4, 7), 4),
+            F.instance_norm(img.double() + x[0, :1].double() * torch.arange(7.0, dtype=torch.float64)),
+            x.scatter_reduce(1, idx, src, "mean"),
+            x.scatter_reduce(1, idx, src, "mean", include_self=False),
+            x.scatter_reduce(1, idx, src, "amax", include_self=False),
+            x.scatter_reduce(1, idx, src, "prod", include_self=False),
+            (x * 4).long().scatter_reduce(1, idx, (src * 3).long(), "amin", include_self=False),
+            torch.clamp(x, x[0], x[1].abs()), torch.clamp(x, min=x[:, :1]),
+            torch.clamp((x * 3).long(), max=x[2]),
+            # class probabilities as targets, with weights and label smoothing
+            F.cross_entropy(x, torch.softmax(x.flip(0), 1)),
+            F.cross_entropy(x, torch.softmax(x * 2, 1), weight=x[0].abs() + 0.5,
+                            reduction="sum", label_smoothing=0.2),
+            F.cross_entropy(x.reshape(1, 4, 7), torch.softmax(x.reshape(1, 4, 7) * 3, 1),
+                            reduction="none"),
+            # 5-d grid sampling (volumes), coordinates beyond [-1, 1] included
+            F.grid_sample(vol, grid, align_corners=False),
+            F.grid_sample(vol, grid, mode="nearest", padding_mode="border", align_corners=True),
+            F.grid_sample(vol, grid, padding_mode="reflection", align_corners=True))
+
+
 CASES = {
     "chunk": _chunk, "split": _split, "split_size": _split_size, "slice": _slices,
     "select_unsqueeze": _select_unsqueeze, "squeeze_expand": _squeeze_expand,
@@ -338,6 +369,7 @@ CASES = {
     "norm_layers": _norm_layers,
     "pools_linalg": _pools_linalg,
     "images": _images,
+    "op_variants": _op_variants,
 }
 
 
@@ -445,3 +477,38 @@ def test_deform_conv2d_matches_torchvision(case, way):
         expected = model(x)
         torch.testing.assert_close(compiled(x), expected, rtol=1e-5,
                                    atol=1e-5 * expected.abs().max().item())
+
+
+def _half_instance_norm(x):
+    return F.instance_norm(x.reshape(2, 2, 7) * 50.0 + 3.0)
+
+
+def test_half_precision_instance_norm_computes_in_float32():
+    """PyTorch normalises float16 and bfloat16 in float32 and rounds once; TVM's own
+    instance_norm would compute float16 in float16 (and refuses bfloat16 and float64)."""
+    torch.manual_seed(0)
+    model = Op(_half_instance_norm)
+    for dtype, tolerance in ((torch.float16, 1e-3), (torch.bfloat16, 8e-3)):
+        x = torch.randn(4, 7).to(dtype)
+        compiled = tt.compile(torch.jit.script(model), inputs=[x], require_full_compilation=True,
+                              never_slower=False)
+        expected, actual = model(x), compiled(x)
+        assert actual.dtype == dtype
+        torch.testing.assert_close(actual.float(), expected.float(), rtol=tolerance, atol=tolerance)
+
+
+def test_tensor_clamp_bounds_keep_nan():
+    """clamp with tensor bounds is minimum(maximum(x, min), max): NaN anywhere gives NaN."""
+    model = torch.jit.script(Op3())
+    x = torch.tensor([float("nan"), 1.0, 2.0, -3.0, 0.5])
+    low = torch.tensor([0.0, float("nan"), 0.0, 0.0, 2.0])
+    high = torch.tensor([1.0, 1.0, -1.0, 1.0, 1.0])  # low > high: high, as PyTorch
+    compiled = tt.compile(model, inputs=[x, low, high], require_full_compilation=True,
+                          never_slower=False)
+    torch.testing.assert_close(compiled(x, low, high), model(x, low, high), equal_nan=True)
+    assert compiled(x, low, high).isnan().tolist() == [True, True, False, False, False]
+
+
+class Op3(nn.Module):
+    def forward(self, x, low, high):
+        return torch.clamp(x, low, high)
