@@ -53,6 +53,7 @@ test-python: build
 	@$(PYTHON) -m pytest -q -n $(JOBS) --dist loadfile tests/python
 
 test-zoo: build
+	@$(PYTHON) -m pip install --quiet -r requirements-zoo.txt 2>&1 | grep -v "is ignored" || true
 	@TVMBRIDGE_ZOO_TABLE=$(CURDIR)/$(BUILD_DIR)/zoo.md $(PYTHON) -m pytest -q tests/zoo $(ZOO_ARGS)
 
 demo: build

@@ -19,6 +19,7 @@
 #include "compiler/torchscript_fallback.h"
 #include "frontend/converter.h"
 #include "frontend/graph_prep.h"
+#include "partition/shape_observer.h"
 #include "runtime/sha256.h"
 #include "tvmbridge/tensor_bridge.h"
 
@@ -70,6 +71,26 @@ std::vector<TensorSpec> SpecsFrom(const Array<String>& names, const Array<Array<
   return specs;
 }
 
+// A whole-graph conversion is for the given input shapes only: their sizes fold as compile's
+// observation folds them, so loops over them (`[x[i] for i in range(x.size(0))]`) unroll and
+// the lists they grow become functional. Nothing runs: shapes of intermediate tensors are
+// the converters' to know.
+void SpecializeToInputShapes(frontend::PreparedGraph& prepared,
+                             const std::vector<TensorSpec>& specs) {
+  const auto& inputs = prepared.graph->inputs();
+  if (inputs.size() != specs.size() + 1) return;  // ConvertGraph says what is wrong
+  partition::Observations shapes;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    if (inputs[i + 1]->type()->kind() != c10::TypeKind::TensorType) continue;
+    partition::ObservedTensor observed;
+    observed.shape = specs[i].shape;
+    observed.dtype = specs[i].dtype;
+    observed.seen_defined = true;
+    shapes[inputs[i + 1]] = observed;
+  }
+  partition::SpecializeToShapes(prepared.graph, shapes);
+}
+
 // from_torchscript(archive, names, shapes, dtypes, keep_params_as_input)
 //   -> [IRModule, param names, param tensors]
 Array<Any> FromTorchScript(const Bytes& archive, const Array<String>& names,
@@ -80,6 +101,7 @@ Array<Any> FromTorchScript(const Bytes& archive, const Array<String>& names,
     // Weights returned as named parameters keep PyTorch's names, so nothing is folded then.
     frontend::PreparedGraph prepared = frontend::PrepareForConversion(
         frontend::LoadModule(std::string(archive)), /*fold_weights=*/!keep_params_as_input);
+    SpecializeToInputShapes(prepared, specs);
     frontend::ConversionOptions options;
     options.keep_params_as_input = keep_params_as_input;
     frontend::ConversionResult converted =

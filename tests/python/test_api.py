@@ -250,3 +250,21 @@ def test_tvm_uses_every_core_unless_the_user_chose():
     kept = subprocess.run([sys.executable, "-c", code], env=dict(base, TVM_NUM_THREADS="1"),
                           capture_output=True, text=True, check=True).stdout.split()[0]
     assert kept == "1"
+
+
+class RowsByIndex(torch.nn.Module):
+    def forward(self, x):
+        rows = [x[i] * float(i + 1) for i in range(x.size(0))]  # a list grown in a loop
+        first, second, third = rows                             # unpacked where it is made
+        return first - second + third * 0.5
+
+
+def test_loops_over_input_sizes_unroll_in_relax():
+    """from_torchscript knows the input shapes: `range(x.size(0))` has a known trip count, so
+    the loop unrolls and the list it grows becomes functional."""
+    scripted = torch.jit.script(RowsByIndex())
+    mod, _ = tt.from_torchscript(scripted, inputs=[tt.Input((3, 5))])
+    vm = tvm.relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
+    x = torch.randn(3, 5)
+    actual = vm["main"](tvm.runtime.tensor(x.numpy())).numpy()
+    np.testing.assert_allclose(actual, scripted(x).numpy(), rtol=1e-6, atol=1e-6)

@@ -114,6 +114,64 @@ def _gpt2() -> Spec:
     return Spec(build=build, inputs=lambda: (torch.randint(0, 50257, (1, 32)),), ways=("trace",))
 
 
+def _timm(name: str, size: int = 64, **kwargs) -> Spec:
+    """A timm model (requirements-zoo.txt pins timm), random weights."""
+
+    def build():
+        import timm
+
+        return randomize_(timm.create_model(name, pretrained=False, **kwargs))
+
+    return Spec(build=build, inputs=lambda: (torch.randn(1, 3, size, size),), ways=("trace",))
+
+
+TIMM = {  # issue 21's list, the smallest of each family
+    "timm_convnext_atto": _timm("convnext_atto"),
+    "timm_efficientnet_b0": _timm("efficientnet_b0"),
+    "timm_mobilevitv2_050": _timm("mobilevitv2_050"),
+    "timm_deit_tiny": _timm("deit_tiny_patch16_224", img_size=64),
+    "timm_regnety_002": _timm("regnety_002"),
+    "timm_resnest14d": _timm("resnest14d"),
+    "timm_ghostnet_100": _timm("ghostnet_100"),
+    "timm_levit_128s": _timm("levit_128s", size=224),
+}
+
+
+def _transformers_encoder(family: str) -> Spec:
+    """Encoders of issue 21's list, from their transformers configs (base sizes, random
+    weights): token ids and an attention mask with padding, or features for Whisper's audio
+    encoder and pixels for CLIP's vision tower."""
+
+    def build():
+        import transformers as hf
+
+        if family == "distilbert":
+            model, keys = hf.DistilBertModel(hf.DistilBertConfig()), ("last_hidden_state",)
+        elif family == "roberta":
+            model, keys = hf.RobertaModel(hf.RobertaConfig()), ("last_hidden_state", "pooler_output")
+        elif family == "t5_encoder":
+            model, keys = hf.T5EncoderModel(hf.T5Config()), ("last_hidden_state",)
+        elif family == "whisper_encoder":
+            config = hf.WhisperConfig(max_source_positions=32)  # 64 mel frames
+            model, keys = hf.WhisperModel(config).get_encoder(), ("last_hidden_state",)
+        else:  # clip_vision
+            config = hf.CLIPVisionConfig(image_size=64, patch_size=16)
+            model, keys = hf.CLIPVisionModel(config), ("last_hidden_state", "pooler_output")
+        return _Outputs(model.eval(), keys)
+
+    def inputs():
+        if family == "whisper_encoder":
+            return (torch.randn(1, 80, 64),)
+        if family == "clip_vision":
+            return (torch.randn(1, 3, 64, 64),)
+        ids = torch.randint(3, 30000, (1, 32))
+        mask = torch.ones(1, 32, dtype=torch.int64)
+        mask[0, 28:] = 0
+        return ids, mask
+
+    return Spec(build=build, inputs=inputs, ways=("trace",))
+
+
 class _Encoder(nn.Module):
     """nn.TransformerEncoder called with its source only (its other arguments are optional,
     and compiled modules take tensors)."""
@@ -190,6 +248,8 @@ ZOO.update({
     "r3d_18": _video(),
     "bert_base": _bert(),
     "gpt2": _gpt2(),
+    **{name: _transformers_encoder(name) for name in
+       ["distilbert", "roberta", "t5_encoder", "whisper_encoder", "clip_vision"]},
     "transformer_encoder": _transformer_encoder(),
     "transformer_encoder_norm_first": _transformer_encoder(norm_first=True),
     "lstm_bidirectional": _recurrent(lambda: nn.LSTM(16, 32, 2, batch_first=True,
@@ -197,6 +257,7 @@ ZOO.update({
     "gru": _recurrent(lambda: nn.GRU(16, 32, 2, batch_first=True)),
     "rnn_relu": _recurrent(lambda: nn.RNN(16, 32, nonlinearity="relu", batch_first=True)),
 })
+ZOO.update(TIMM)
 ZOO.update({f"quantized_{name}": _quantized_vision(name) for name in
             ["resnet18", "mobilenet_v2", "mobilenet_v3_large", "shufflenet_v2_x0_5"]})
 
