@@ -156,24 +156,38 @@ Analysis Analyse(frontend::PreparedGraph prepared, const std::vector<TensorSpec>
   Analysis analysis;
   analysis.prepared = std::move(prepared);
   torch::jit::Graph& graph = *analysis.prepared.graph;
-  TORCH_CHECK_VALUE(graph.inputs().size() - 1 == specs.size(),
-                    "tvmbridge: the model's forward "
-                    "takes ",
-                    graph.inputs().size() - 1, " input(s) but ", specs.size(),
-                    " input spec(s) were given");
+  const size_t declared = graph.inputs().size() - 1;
+  TORCH_CHECK_VALUE(declared >= specs.size(), "tvmbridge: the model's forward takes ", declared,
+                    " input(s) but ", specs.size(), " input spec(s) were given");
+  std::vector<TensorSpec> given = specs;
   partition::ExampleInputs values = examples;
-  for (size_t i = 0; i < specs.size(); ++i) {
+  if (given.size() < declared) {
+    // Arguments left out take forward's defaults (torchvision detectors' `targets=None`).
+    const std::vector<c10::Argument>& arguments =
+        analysis.prepared.frozen.get_method("forward").function().getSchema().arguments();
+    values.resize(given.size());
+    for (size_t i = given.size(); i < declared; ++i) {
+      const c10::Argument& argument = arguments.at(i + 1);
+      TORCH_CHECK_VALUE(argument.default_value().has_value(),
+                        "tvmbridge: the model's forward takes ", declared, " input(s) but ",
+                        specs.size(), " were given, and input ", i, " ('", argument.name(),
+                        "') has no default value to take instead");
+      given.push_back(TensorSpec{argument.name(), {}, c10::ScalarType::Undefined});
+      values.push_back(*argument.default_value());
+    }
+  }
+  for (size_t i = 0; i < given.size(); ++i) {
     const torch::jit::Value* input = graph.inputs()[i + 1];
-    TensorSpec spec = specs[i];
+    TensorSpec spec = given[i];
     if (spec.name.empty()) spec.name = frontend::UserName(input, i);
     const std::string where = c10::str("input ", i, " ('", spec.name, "')");
     if (partition::IsValueInput(spec)) {
-      TORCH_CHECK_VALUE(i < examples.size(), "tvmbridge: ", where, " has no example value");
+      TORCH_CHECK_VALUE(i < values.size(), "tvmbridge: ", where, " has no example value");
       TORCH_CHECK_TYPE(input->type()->kind() != c10::TypeKind::TensorType, "tvmbridge: ", where,
                        " of forward is a Tensor; give a tensor or a tvmbridge.Input "
                        "for it, not a ",
-                       examples.at(i).type()->repr_str());
-      values.at(i) = AsDeclared(examples.at(i), input->type(), where);
+                       values.at(i).type()->repr_str());
+      values.at(i) = AsDeclared(values.at(i), input->type(), where);
     } else {
       // A tensor spec also serves an Optional[Tensor] input (called with a tensor).
       TORCH_CHECK_TYPE(c10::TensorType::get()->isSubtypeOf(*input->type()), "tvmbridge: ", where,
@@ -195,6 +209,17 @@ Analysis Analyse(frontend::PreparedGraph prepared, const std::vector<TensorSpec>
 }
 
 namespace {
+
+// The default value of each of forward's inputs after `self`; none for a graph that is not a
+// module's forward (a compilation group's).
+std::vector<std::optional<c10::IValue>> ForwardDefaults(const torch::jit::Module& module) {
+  std::vector<std::optional<c10::IValue>> defaults;
+  std::optional<torch::jit::Method> forward = module.find_method("forward");
+  if (!forward) return defaults;
+  const std::vector<c10::Argument>& arguments = forward->function().getSchema().arguments();
+  for (size_t i = 1; i < arguments.size(); ++i) defaults.push_back(arguments[i].default_value());
+  return defaults;
+}
 
 // A region TVM failed to build, which runs in PyTorch instead.
 struct BuildFailure {
@@ -339,9 +364,11 @@ CompileResult CompilePrepared(frontend::PreparedGraph prepared,
                                       placement.reason);
     }
   }
+  ForwardSignature signature{analysis.inputs, analysis.held_tensors,
+                             analysis.prepared.written_back_inputs,
+                             ForwardDefaults(analysis.prepared.frozen)};
   result.archive = EmbedRegions(analysis.prepared.graph, analysis.partition.regions, modules,
-                                analysis.inputs, analysis.held_tensors,
-                                analysis.prepared.written_back_inputs, result.report_json);
+                                signature, analysis.prepared.frozen, result.report_json);
   return result;
 }
 

@@ -20,9 +20,8 @@ void Expect(Graph& graph, Value* tensor, int64_t index, const TensorSpec& spec) 
                {tensor, index, spec.name, spec.shape, spec.dtype});
 }
 
-void GuardInputs(Graph& graph, const std::vector<TensorSpec>& inputs,
-                 const std::vector<HeldTensor>& held,
-                 const std::vector<size_t>& written_back_inputs) {
+void GuardInputs(Graph& graph, const ForwardSignature& signature) {
+  const std::vector<TensorSpec>& inputs = signature.inputs;
   {
     torch::jit::WithInsertPoint at_start(graph.block()->param_node()->next());
     std::vector<Value*> tensors;
@@ -38,14 +37,14 @@ void GuardInputs(Graph& graph, const std::vector<TensorSpec>& inputs,
     }
     if (tensors.size() > 1) {
       Value* list = graph.insertNode(graph.createList(c10::TensorType::get(), tensors))->output();
-      for (size_t written : written_back_inputs) {
+      for (size_t written : signature.written_back_inputs) {
         auto position = std::find(indices.begin(), indices.end(), static_cast<int64_t>(written));
         graph.insert(c10::Symbol::fromQualString("tvmbridge::expect_unshared"),
                      {list, indices, names, std::distance(indices.begin(), position)});
       }
     }
   }
-  for (const HeldTensor& tensor : held) {
+  for (const HeldTensor& tensor : signature.held) {
     torch::jit::WithInsertPoint after(tensor.value->node()->next());
     Expect(graph, tensor.value, tensor.input_index, tensor.spec);
   }
@@ -85,11 +84,24 @@ void ReplaceRegion(Graph& graph, Value* self, const partition::Region& region,
 std::string EmbedRegions(const std::shared_ptr<Graph>& graph,
                          const std::vector<partition::Region>& regions,
                          const std::vector<c10::intrusive_ptr<TVMModule>>& modules,
-                         const std::vector<TensorSpec>& inputs, const std::vector<HeldTensor>& held,
-                         const std::vector<size_t>& written_back_inputs,
+                         const ForwardSignature& signature, const torch::jit::Module& original,
                          const std::string& report_json) {
   TORCH_INTERNAL_ASSERT(regions.size() == modules.size());
+  // State the graph still reads or writes on `self` (attributes freezing kept because the
+  // model assigns them, torchvision's `_has_warned`) moves to the compiled module.
+  std::vector<std::pair<std::string, c10::IValue>> kept;
+  for (const torch::jit::Use& use : graph->inputs()[0]->uses()) {
+    const Node* user = use.user;
+    if (user->kind() != c10::prim::GetAttr && user->kind() != c10::prim::SetAttr) continue;
+    const std::string& name = user->s(c10::attr::name);
+    TORCH_CHECK(original.hasattr(name), "tvmbridge: the compiled forward uses self.", name,
+                ", which the model does not have");
+    kept.emplace_back(name, original.attr(name));
+  }
   torch::jit::Module module = ModuleForGraph("__torch__.tvmbridge.CompiledModule", graph);
+  for (const auto& [name, value] : kept) {
+    if (!module.hasattr(name)) module.register_attribute(name, value.type(), value);
+  }
   module.register_attribute("tvmbridge_report", c10::StringType::get(), report_json);
   Value* self = graph->inputs()[0];
   std::unordered_map<Value*, Value*> replaced;
@@ -99,10 +111,10 @@ std::string EmbedRegions(const std::shared_ptr<Graph>& graph,
     module.register_attribute(attribute, tvm_module.type(), tvm_module);
     ReplaceRegion(*graph, self, regions[k], attribute, replaced);
   }
-  GuardInputs(*graph, inputs, held, written_back_inputs);
+  GuardInputs(*graph, signature);
   torch::jit::EliminateDeadCode(graph);
 
-  return SaveWithForward(module, graph);
+  return SaveWithForward(module, graph, signature.defaults);
 }
 
 torch::jit::Module ModuleForGraph(const std::string& qualified_name,
@@ -113,9 +125,19 @@ torch::jit::Module ModuleForGraph(const std::string& qualified_name,
   return module;
 }
 
-std::string SaveWithForward(torch::jit::Module& module, const std::shared_ptr<Graph>& graph) {
+std::string SaveWithForward(torch::jit::Module& module, const std::shared_ptr<Graph>& graph,
+                            const std::vector<std::optional<c10::IValue>>& defaults) {
   auto* forward = module._ivalue()->compilation_unit()->create_function(
       c10::QualifiedName(*module.type()->name(), "forward"), graph);
+  std::vector<c10::Argument> arguments = forward->getSchema().arguments();
+  for (size_t i = 0; i < defaults.size() && i + 1 < arguments.size(); ++i) {
+    const c10::Argument& argument = arguments[i + 1];
+    if (defaults[i]) {
+      arguments[i + 1] = c10::Argument(argument.name(), argument.type(), argument.N(), defaults[i],
+                                       argument.kwarg_only());
+    }
+  }
+  forward->setSchema(forward->getSchema().cloneWithArguments(std::move(arguments)));
   module.type()->addMethod(forward);
   std::ostringstream archive;
   module.save(archive);

@@ -43,8 +43,16 @@ const std::unordered_set<std::string>& DataDependentOps() {
       "aten::repeat_interleave",
       "aten::bincount",
       "aten::histc",
+      "torchvision::nms",  // the boxes kept
   };
   return ops;
+}
+
+// An op of `DataDependentOps`, or one of its overloads that is: `where(condition)` alone is
+// `nonzero(condition, as_tuple=True)`.
+bool IsDataDependentOp(const Node& node) {
+  return DataDependentOps().count(node.kind().toQualString()) != 0 ||
+         (node.kind() == c10::aten::where && node.inputs().size() == 1);
 }
 
 // aten::index takes its indices in a list, which observations do not cover: its shape is
@@ -224,10 +232,11 @@ bool ReadsTensorValues(const Node& node) {
 // example runs alone cannot vouch for. `from_values` collects those numbers. A branch on a
 // value keeps what the runs saw: its results are dynamic only when their shapes differed.
 void MarkDataDependent(const Block* block, Observations& observations,
-                       std::unordered_set<const Value*>& from_values) {
+                       std::unordered_set<const Value*>& from_values,
+                       std::unordered_set<const Value*>& dynamic_containers) {
   for (const Node* node : block->nodes()) {
     for (const Block* nested : node->blocks()) {
-      MarkDataDependent(nested, observations, from_values);
+      MarkDataDependent(nested, observations, from_values, dynamic_containers);
     }
     bool dynamic_input = false;
     bool reads_values = ReadsTensorValues(*node);
@@ -235,7 +244,8 @@ void MarkDataDependent(const Block* block, Observations& observations,
     for (size_t i = 0; i < node->inputs().size(); ++i) {
       const Value* input = node->input(i);
       auto it = observations.find(input);
-      dynamic_input = dynamic_input || (it != observations.end() && !it->second.static_shape);
+      dynamic_input = dynamic_input || (it != observations.end() && !it->second.static_shape) ||
+                      dynamic_containers.count(input) != 0;
       if (from_values.count(input) == 0 || (node->kind() == c10::prim::If && i == 0)) continue;
       reads_values = true;
       const c10::TypePtr& type = input->type();
@@ -249,12 +259,15 @@ void MarkDataDependent(const Block* block, Observations& observations,
       }
     }
     dynamic_input = dynamic_input || (sized_by_values && node->kind() != c10::prim::NumToTensor);
-    bool data_dependent = DataDependentOps().count(node->kind().toQualString()) != 0 ||
-                          IndexShapeIsDataDependent(*node, observations);
+    bool data_dependent =
+        IsDataDependentOp(*node) || IndexShapeIsDataDependent(*node, observations);
     if (!data_dependent && !dynamic_input) continue;
     for (const Value* output : node->outputs()) {
       auto it = observations.find(output);
       if (it != observations.end()) it->second.static_shape = false;
+      // A list or tuple holding such tensors (where(condition)'s): what is taken out of it is
+      // dynamic too, though the example runs may have agreed on its shape.
+      if (!IsTensor(output)) dynamic_containers.insert(output);
     }
   }
 }
@@ -393,7 +406,8 @@ Observations ObserveTensors(torch::jit::Graph& graph, const c10::IValue& self,
     const Value* input = graph.inputs().at(i + 1);
     if (!IsTensor(input)) from_values.insert(input);
   }
-  MarkDataDependent(graph.block(), observations, from_values);
+  std::unordered_set<const Value*> dynamic_containers;
+  MarkDataDependent(graph.block(), observations, from_values, dynamic_containers);
   return observations;
 }
 

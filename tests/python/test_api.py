@@ -268,3 +268,21 @@ def test_loops_over_input_sizes_unroll_in_relax():
     x = torch.randn(3, 5)
     actual = vm["main"](tvm.runtime.tensor(x.numpy())).numpy()
     np.testing.assert_allclose(actual, scripted(x).numpy(), rtol=1e-6, atol=1e-6)
+
+
+class Positives(torch.nn.Module):
+    def forward(self, x):
+        (where,) = torch.where(x > 0)        # a list holding a data-dependent tensor
+        picked = torch.tanh(x[where] * 2.0)  # so is everything computed from it
+        return picked * 3.0 + 1.0, x * 2.0
+
+
+def test_tensors_taken_from_a_data_dependent_list_stay_dynamic():
+    """The example runs use the caller's tensor twice, so they agree on every size; sizes that
+    come out of where(condition) must still not be specialised."""
+    scripted = torch.jit.script(Positives())
+    example = torch.tensor([1.0, -1.0, 2.0, -3.0, 0.5])
+    compiled = tt.compile(scripted, [example], min_block_size=1, never_slower=False)
+    for x in (example, torch.tensor([1.0, 2.0, 3.0, -4.0, 5.0]), -torch.ones(5)):
+        for actual, expected in zip(compiled(x), scripted(x)):
+            torch.testing.assert_close(actual, expected)

@@ -3,6 +3,7 @@ dicts. Their example values go in `inputs`; they stay arguments of the compiled 
 reads them runs in TorchScript, and tensors taken out of them are checked like tensor inputs.
 Outputs are compared with PyTorch (float32: rtol 1e-5, atol 1e-5)."""
 
+import sys
 from typing import Dict, List, Optional, Tuple
 
 import pytest
@@ -11,6 +12,7 @@ import torch.nn as nn
 
 import tvmbridge
 import tvmbridge.torch as tt
+from conftest import ROOT
 
 
 def assert_matches(actual, expected):
@@ -126,3 +128,74 @@ def test_example_values_are_checked_against_the_declared_types():
         tt.compile(containers, [[X, X], {"bias": X}, (X,)])
     with pytest.raises(TypeError, match=r"from_torchscript takes tensor inputs"):
         tt.from_torchscript(model, [X, 3, 0.5, True])
+
+
+class Defaults(nn.Module):
+    def forward(self, x, bias: Optional[torch.Tensor] = None, scale: float = 2.0):
+        y = torch.tanh(x) * scale
+        if bias is not None:
+            y = y + bias
+        return y * 3.0 + 1.0
+
+
+def test_arguments_left_out_take_forwards_defaults(tmp_path):
+    """`inputs` may stop before forward's arguments with defaults (a detector's `targets=None`):
+    those take their defaults, and the compiled forward keeps them, also after saving."""
+    model = torch.jit.script(Defaults())
+    compiled = tt.compile(model, [X], min_block_size=1, never_slower=False)
+    assert "Tensor? bias=None, float scale=2." in str(compiled.forward.schema)
+    tt.save(compiled, tmp_path / "defaults.pt")
+    loaded = torch.jit.load(str(tmp_path / "defaults.pt"))
+    bias = torch.randn(2, 8)
+    for module in (compiled, loaded):
+        assert_matches(module(X), model(X))
+        assert_matches(module(X, bias), model(X, bias))
+        assert_matches(module(X, None, 0.5), model(X, None, 0.5))
+
+    class Required(nn.Module):
+        def forward(self, x, y):
+            return x + y
+
+    with pytest.raises(ValueError, match=r"input 1 \('y'\) has no default value"):
+        tt.compile(torch.jit.script(Required()), [X])
+
+
+def test_scripted_detector_with_list_input_and_list_of_dict_output():
+    """torchvision's Faster R-CNN, scripted as its users script it: forward(images:
+    List[Tensor], targets=None) returning (losses, List[Dict[str, Tensor]]). The backbone runs
+    in TVM; NMS and what follows (data-dependent sizes) in PyTorch, and a new image, with other
+    sizes kept, still works. Random weights give a few tied scores, whose boxes may come in
+    another order, so detections are compared by score: sorted scores within 1e-5, the same
+    labels, and the same box and label for each score no other comes near."""
+    import torchvision
+
+    sys.path.insert(0, str(ROOT / "tests" / "zoo"))
+    from models import randomize_
+
+    torch.manual_seed(0)
+    model = randomize_(torchvision.models.get_model(
+        "fasterrcnn_mobilenet_v3_large_320_fpn", weights=None, weights_backbone=None,
+        num_classes=5))
+    scripted = torch.jit.script(model)
+    compiled = tt.compile(scripted, [[torch.rand(3, 160, 160)]], never_slower=False)
+    assert tt.report(compiled).regions
+    with torch.no_grad():
+        image = torch.rand(3, 160, 160)
+        (expected,) = scripted([image])[1]
+        (actual,) = compiled([image])[1]
+    assert set(actual) == set(expected) == {"boxes", "labels", "scores"}
+    assert expected["scores"].numel() > 10
+    order_e, order_a = expected["scores"].argsort(), actual["scores"].argsort()
+    torch.testing.assert_close(actual["scores"][order_a], expected["scores"][order_e],
+                               rtol=1e-5, atol=1e-5)
+    assert torch.equal(actual["labels"].sort()[0], expected["labels"].sort()[0])
+    # Scores at least 1e-6 from every other score (float noise here: 3e-8) name their box.
+    scores = expected["scores"]
+    gaps = (scores[:, None] - scores[None, :]).abs() + torch.eye(len(scores)) * 1.0
+    isolated = (gaps.min(1).values > 1e-6).nonzero().flatten()
+    assert len(isolated) > 5
+    for k in isolated:
+        nearest = (actual["scores"] - scores[k]).abs().argmin()
+        torch.testing.assert_close(actual["boxes"][nearest], expected["boxes"][k],
+                                   rtol=1e-4, atol=1e-3)
+        assert actual["labels"][nearest] == expected["labels"][k]
