@@ -87,14 +87,19 @@ Value Value::List(std::vector<Value> items) {
   return value;
 }
 
+void ConverterTable::Register(const std::string& kind, Converter converter) {
+  bool added = converters_.emplace(kind, std::move(converter)).second;
+  TORCH_CHECK(added, "tvmbridge: two converters are registered for ", kind);
+}
+
 void RegisterWithInplace(ConverterTable& table, const std::string& name, Converter converter) {
-  table[name + "_"] = converter;
-  table[name] = std::move(converter);
+  table.Register(name + "_", converter);
+  table.Register(name, std::move(converter));
 }
 
 void RegisterAll(ConverterTable& table, std::initializer_list<const char*> kinds,
                  const Converter& converter) {
-  for (const char* kind : kinds) table[kind] = converter;
+  for (const char* kind : kinds) table.Register(kind, converter);
 }
 
 int64_t NormalizeAxis(int64_t axis, int64_t rank) {

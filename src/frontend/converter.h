@@ -43,7 +43,20 @@ struct Value {
 class ConversionContext;
 using ValueMap = std::unordered_map<const torch::jit::Value*, Value>;
 using Converter = std::function<Value(ConversionContext&, const torch::jit::Node&)>;
-using ConverterTable = std::unordered_map<std::string, Converter>;  // key: "aten::conv2d"
+// The converters by op kind ("aten::conv2d"). A kind is registered once: a second
+// registration would silently replace the first, so Register throws, naming the kind.
+class ConverterTable {
+ public:
+  using Map = std::unordered_map<std::string, Converter>;
+  void Register(const std::string& kind, Converter converter);
+  Map::const_iterator find(const std::string& kind) const { return converters_.find(kind); }
+  size_t count(const std::string& kind) const { return converters_.count(kind); }
+  Map::const_iterator begin() const { return converters_.begin(); }
+  Map::const_iterator end() const { return converters_.end(); }
+
+ private:
+  Map converters_;
+};
 
 // Registers `converter` under each of `kinds`.
 void RegisterAll(ConverterTable& table, std::initializer_list<const char*> kinds,

@@ -109,11 +109,11 @@ void RegisterActivationOps(ConverterTable& table) {
   RegisterWithInplace(table, "aten::elu", ConvertElu);
   RegisterWithInplace(table, "aten::selu", ConvertSelu);
   RegisterWithInplace(table, "aten::celu", ConvertCelu);
-  table["aten::softplus"] = ConvertSoftplus;
-  table["aten::log_sigmoid"] = ConvertLogSigmoid;
+  table.Register("aten::softplus", ConvertSoftplus);
+  table.Register("aten::log_sigmoid", ConvertLogSigmoid);
   RegisterWithInplace(table, "aten::threshold", ConvertThreshold);
-  table["aten::prelu"] = ConvertPrelu;
-  table["aten::glu"] = ConvertGlu;
+  table.Register("aten::prelu", ConvertPrelu);
+  table.Register("aten::glu", ConvertGlu);
 }
 
 }  // namespace tvmbridge::frontend

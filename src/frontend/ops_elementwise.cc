@@ -361,39 +361,39 @@ void RegisterElementwiseOps(ConverterTable& table) {
   RegisterWithInplace(table, "aten::masked_fill", ConvertMaskedFill);
   RegisterAll(table, {"aten::__lshift__", "aten::bitwise_left_shift"}, Shift("left_shift"));
   RegisterAll(table, {"aten::__rshift__", "aten::bitwise_right_shift"}, Shift("right_shift"));
-  table["aten::rsub"] = ConvertAddSub<relax::op::Subtract, /*kReversed=*/true>;
-  table["aten::maximum"] = ConvertBinary<relax::op::Maximum>;
-  table["aten::where"] = ConvertWhere;
-  table["aten::minimum"] = ConvertBinary<relax::op::Minimum>;
-  table["aten::pow"] = ConvertPow;
+  table.Register("aten::rsub", ConvertAddSub<relax::op::Subtract, /*kReversed=*/true>);
+  table.Register("aten::maximum", ConvertBinary<relax::op::Maximum>);
+  table.Register("aten::where", ConvertWhere);
+  table.Register("aten::minimum", ConvertBinary<relax::op::Minimum>);
+  table.Register("aten::pow", ConvertPow);
   for (const char* operation : {"and", "or", "xor"}) {
     std::string name(operation);
-    table["aten::__" + name + "__"] = Logic(name);
-    table["aten::__i" + name + "__"] = Logic(name);  // x |= y, made functional
-    table["aten::bitwise_" + name] = Logic(name);
+    table.Register("aten::__" + name + "__", Logic(name));
+    table.Register("aten::__i" + name + "__", Logic(name));  // x |= y, made functional
+    table.Register("aten::bitwise_" + name, Logic(name));
   }
   RegisterAll(table, {"aten::bitwise_not", "aten::logical_not"}, ConvertNot);
   for (const std::string name : {"and", "or", "xor"}) {
     RegisterWithInplace(table, "aten::logical_" + name, LogicalOf(name));
   }
-  table["aten::gt"] = ConvertBinary<relax::op::Greater>;
-  table["aten::ge"] = ConvertBinary<relax::op::GreaterEqual>;
-  table["aten::lt"] = ConvertBinary<relax::op::Less>;
-  table["aten::le"] = ConvertBinary<relax::op::LessEqual>;
-  table["aten::eq"] = ConvertBinary<relax::op::Equal>;
-  table["aten::ne"] = ConvertBinary<relax::op::NotEqual>;
+  table.Register("aten::gt", ConvertBinary<relax::op::Greater>);
+  table.Register("aten::ge", ConvertBinary<relax::op::GreaterEqual>);
+  table.Register("aten::lt", ConvertBinary<relax::op::Less>);
+  table.Register("aten::le", ConvertBinary<relax::op::LessEqual>);
+  table.Register("aten::eq", ConvertBinary<relax::op::Equal>);
+  table.Register("aten::ne", ConvertBinary<relax::op::NotEqual>);
 
   RegisterWithInplace(table, "aten::clamp", ConvertClamp);
   RegisterWithInplace(table, "aten::hardtanh", ConvertHardtanh);
   RegisterWithInplace(table, "aten::relu6", ConvertRelu6);
   RegisterWithInplace(table, "aten::hardsigmoid", ConvertHardsigmoid);
   RegisterWithInplace(table, "aten::hardswish", ConvertHardswish);
-  table["aten::gelu"] = ConvertGelu;
+  table.Register("aten::gelu", ConvertGelu);
   RegisterWithInplace(table, "aten::leaky_relu", ConvertLeakyRelu);
-  table["aten::Bool"] = ConvertTensorToBool;
+  table.Register("aten::Bool", ConvertTensorToBool);
   RegisterAll(table, {"aten::to", "aten::type_as"}, ConvertTo);
-  table["aten::softmax"] = ConvertSoftmax<relax::op::Softmax>;
-  table["aten::log_softmax"] = ConvertSoftmax<relax::op::LogSoftmax>;
+  table.Register("aten::softmax", ConvertSoftmax<relax::op::Softmax>);
+  table.Register("aten::log_softmax", ConvertSoftmax<relax::op::LogSoftmax>);
 }
 
 }  // namespace tvmbridge::frontend

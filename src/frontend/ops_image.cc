@@ -306,13 +306,13 @@ void RegisterImageOps(ConverterTable& table) {
   RegisterAll(
       table, {"aten::upsample_linear1d", "aten::upsample_bilinear2d", "aten::upsample_trilinear3d"},
       UpsampleWith("linear"));
-  table["aten::upsample_bicubic2d"] = UpsampleWith("cubic");
-  table["aten::__interpolate"] = ConvertInterpolate;
-  table["aten::grid_sampler"] = ConvertGridSampler;
-  table["aten::pixel_shuffle"] = ConvertPixelShuffle;
-  table["aten::pixel_unshuffle"] = ConvertPixelUnshuffle;
-  table["torchvision::roi_align"] = ConvertRoiAlign;
-  table["torchvision::deform_conv2d"] = ConvertDeformConv2d;
+  table.Register("aten::upsample_bicubic2d", UpsampleWith("cubic"));
+  table.Register("aten::__interpolate", ConvertInterpolate);
+  table.Register("aten::grid_sampler", ConvertGridSampler);
+  table.Register("aten::pixel_shuffle", ConvertPixelShuffle);
+  table.Register("aten::pixel_unshuffle", ConvertPixelUnshuffle);
+  table.Register("torchvision::roi_align", ConvertRoiAlign);
+  table.Register("torchvision::deform_conv2d", ConvertDeformConv2d);
 }
 
 }  // namespace tvmbridge::frontend

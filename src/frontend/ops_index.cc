@@ -584,29 +584,29 @@ void RegisterIndexOps(ConverterTable& table) {
               {"aten::split", "aten::split_with_sizes", "aten::unsafe_split",
                "aten::unsafe_split_with_sizes"},
               ConvertSplit);
-  table["aten::slice"] = ConvertSlice;
-  table["aten::select"] = ConvertSelect;
-  table["aten::index_select"] = ConvertIndexSelect;
-  table["aten::embedding"] = ConvertEmbedding;
-  table["aten::unsqueeze"] = ConvertUnsqueeze;
-  table["aten::squeeze"] = ConvertSqueeze;
+  table.Register("aten::slice", ConvertSlice);
+  table.Register("aten::select", ConvertSelect);
+  table.Register("aten::index_select", ConvertIndexSelect);
+  table.Register("aten::embedding", ConvertEmbedding);
+  table.Register("aten::unsqueeze", ConvertUnsqueeze);
+  table.Register("aten::squeeze", ConvertSqueeze);
   RegisterAll(table, {"aten::expand", "aten::broadcast_to"}, ConvertExpand);
-  table["aten::expand_as"] = ConvertExpandAs;
-  table["aten::argmax"] = ConvertArgReduce<relax::op::ArgMax>;
-  table["aten::argmin"] = ConvertArgReduce<relax::op::ArgMin>;
-  table["aten::topk"] = ConvertTopK;
-  table["aten::gather"] = ConvertGather;
-  table["aten::index"] = ConvertIndex;
+  table.Register("aten::expand_as", ConvertExpandAs);
+  table.Register("aten::argmax", ConvertArgReduce<relax::op::ArgMax>);
+  table.Register("aten::argmin", ConvertArgReduce<relax::op::ArgMin>);
+  table.Register("aten::topk", ConvertTopK);
+  table.Register("aten::gather", ConvertGather);
+  table.Register("aten::index", ConvertIndex);
   RegisterAll(table,
               {"aten::scatter", "aten::scatter_", "aten::scatter_add", "aten::scatter_add_",
                "aten::scatter_reduce", "aten::scatter_reduce_"},
               ConvertScatter);
   RegisterWithInplace(table, "aten::index_put", ConvertIndexPut);
-  table["aten::sort"] = ConvertSort;
-  table["aten::argsort"] = ConvertArgSort;
+  table.Register("aten::sort", ConvertSort);
+  table.Register("aten::argsort", ConvertArgSort);
   RegisterAll(table, {"aten::bucketize", "aten::searchsorted"}, ConvertBucketize);
-  table["aten::take"] = ConvertTake;
-  table["aten::one_hot"] = ConvertOneHot;
+  table.Register("aten::take", ConvertTake);
+  table.Register("aten::one_hot", ConvertOneHot);
   RegisterAll(table, {"aten::slice_scatter", "aten::select_scatter"}, ConvertSliceScatter);
 }
 

@@ -325,23 +325,23 @@ Converter ModePad(std::string mode) {
 
 void RegisterLayoutOps(ConverterTable& table) {
   RegisterAll(table, {"aten::repeat", "aten::tile"}, ConvertTile);
-  table["aten::repeat_interleave"] = ConvertRepeatInterleave;
-  table["aten::stack"] = ConvertStack;
-  table["aten::unbind"] = ConvertUnbind;
-  table["aten::narrow"] = ConvertNarrow;
-  table["aten::flip"] = ConvertFlip;
-  table["aten::roll"] = ConvertRoll;
-  table["aten::unflatten"] = ConvertUnflatten;
+  table.Register("aten::repeat_interleave", ConvertRepeatInterleave);
+  table.Register("aten::stack", ConvertStack);
+  table.Register("aten::unbind", ConvertUnbind);
+  table.Register("aten::narrow", ConvertNarrow);
+  table.Register("aten::flip", ConvertFlip);
+  table.Register("aten::roll", ConvertRoll);
+  table.Register("aten::unflatten", ConvertUnflatten);
   RegisterAll(table, {"aten::movedim", "aten::moveaxis"}, ConvertMovedim);
-  table["aten::broadcast_tensors"] = ConvertBroadcastTensors;
-  table["aten::tensor_split"] = ConvertTensorSplit;
-  table["aten::meshgrid"] = ConvertMeshgrid;
+  table.Register("aten::broadcast_tensors", ConvertBroadcastTensors);
+  table.Register("aten::tensor_split", ConvertTensorSplit);
+  table.Register("aten::meshgrid", ConvertMeshgrid);
   RegisterWithInplace(table, "aten::tril", ConvertTriangle<false>);
   RegisterWithInplace(table, "aten::triu", ConvertTriangle<true>);
   RegisterAll(table, {"aten::pad", "aten::constant_pad_nd"}, ConvertPad);
   for (const char* dims : {"1d", "2d", "3d"}) {
-    table[std::string("aten::reflection_pad") + dims] = ModePad("reflect");
-    table[std::string("aten::replication_pad") + dims] = ModePad("replicate");
+    table.Register(std::string("aten::reflection_pad") + dims, ModePad("reflect"));
+    table.Register(std::string("aten::replication_pad") + dims, ModePad("replicate"));
   }
 }
 

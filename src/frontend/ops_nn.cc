@@ -567,27 +567,27 @@ void RegisterNNOps(ConverterTable& table) {
   RegisterAll(table, {"aten::conv1d", "aten::conv2d", "aten::conv3d"}, ConvertConv);
   RegisterAll(table, {"aten::conv_transpose1d", "aten::conv_transpose2d", "aten::conv_transpose3d"},
               ConvertConvTranspose);
-  table["aten::_convolution"] = ConvertUnderscoreConvolution;
-  table["aten::batch_norm"] = ConvertBatchNorm;
-  table["aten::layer_norm"] = ConvertLayerNorm;
+  table.Register("aten::_convolution", ConvertUnderscoreConvolution);
+  table.Register("aten::batch_norm", ConvertBatchNorm);
+  table.Register("aten::layer_norm", ConvertLayerNorm);
   RegisterAll(table, {"aten::max_pool1d", "aten::max_pool2d", "aten::max_pool3d"}, ConvertMaxPool);
   RegisterAll(table, {"aten::avg_pool1d", "aten::avg_pool2d", "aten::avg_pool3d"}, ConvertAvgPool);
   RegisterAll(
       table,
       {"aten::adaptive_avg_pool1d", "aten::adaptive_avg_pool2d", "aten::adaptive_avg_pool3d"},
       ConvertAdaptiveAvgPool);
-  table["aten::linear"] = ConvertLinear;
-  table["aten::scaled_dot_product_attention"] = ConvertScaledDotProductAttention;
+  table.Register("aten::linear", ConvertLinear);
+  table.Register("aten::scaled_dot_product_attention", ConvertScaledDotProductAttention);
   // baddbmm(self, batch1, batch2, beta, alpha) has addmm's arguments.
   RegisterAll(table, {"aten::addmm", "aten::baddbmm"}, ConvertAddmm);
   RegisterAll(table, {"aten::matmul", "aten::mm", "aten::bmm", "aten::dot", "aten::mv"},
               ConvertMatmul);
   RegisterAll(table, {"aten::outer", "aten::ger"}, ConvertOuter);
-  table["aten::_transformer_encoder_layer_fwd"] = ConvertTransformerEncoderLayer;
-  table["aten::_native_multi_head_attention"] = ConvertNativeMultiHeadAttention;
-  table["aten::instance_norm"] = ConvertInstanceNorm;
-  table["aten::group_norm"] = ConvertGroupNorm;
-  table["aten::_weight_norm"] = ConvertWeightNorm;
+  table.Register("aten::_transformer_encoder_layer_fwd", ConvertTransformerEncoderLayer);
+  table.Register("aten::_native_multi_head_attention", ConvertNativeMultiHeadAttention);
+  table.Register("aten::instance_norm", ConvertInstanceNorm);
+  table.Register("aten::group_norm", ConvertGroupNorm);
+  table.Register("aten::_weight_norm", ConvertWeightNorm);
   RegisterAll(table,
               {"aten::max_pool1d_with_indices", "aten::max_pool2d_with_indices",
                "aten::max_pool3d_with_indices"},
@@ -596,7 +596,7 @@ void RegisterNNOps(ConverterTable& table) {
       table,
       {"aten::adaptive_max_pool1d", "aten::adaptive_max_pool2d", "aten::adaptive_max_pool3d"},
       ConvertAdaptiveMaxPool);
-  table["aten::einsum"] = ConvertEinsum;
+  table.Register("aten::einsum", ConvertEinsum);
 }
 
 }  // namespace tvmbridge::frontend

@@ -418,36 +418,36 @@ Value AdjustForQuantizedInputs(ConversionContext& ctx, const Node& node, Value c
 }
 
 void RegisterQuantizedOps(ConverterTable& table) {
-  table["aten::quantize_per_tensor"] = ConvertQuantizePerTensor;
-  table["aten::dequantize"] = ConvertDequantize;
+  table.Register("aten::quantize_per_tensor", ConvertQuantizePerTensor);
+  table.Register("aten::dequantize", ConvertDequantize);
   auto conv = [](bool relu) {
     return [relu](ConversionContext& ctx, const Node& node) {
       return ConvertQuantizedConv(ctx, node, relu);
     };
   };
   RegisterAll(table, {"quantized::conv2d", "quantized::conv_transpose2d"}, conv(false));
-  table["quantized::conv2d_relu"] = conv(true);
+  table.Register("quantized::conv2d_relu", conv(true));
   auto linear = [](bool relu) {
     return [relu](ConversionContext& ctx, const Node& node) {
       return ConvertQuantizedLinear(ctx, node, relu);
     };
   };
-  table["quantized::linear"] = linear(false);
-  table["quantized::linear_relu"] = linear(true);
-  table["quantized::linear_dynamic"] = ConvertQuantizedLinearDynamic;
+  table.Register("quantized::linear", linear(false));
+  table.Register("quantized::linear_relu", linear(true));
+  table.Register("quantized::linear_dynamic", ConvertQuantizedLinearDynamic);
   auto binary = [](bool multiply, bool relu) {
     return [multiply, relu](ConversionContext& ctx, const Node& node) {
       return ConvertQuantizedBinary(ctx, node, multiply, relu);
     };
   };
   RegisterAll(table, {"quantized::add", "quantized::add_scalar"}, binary(false, false));
-  table["quantized::add_relu"] = binary(false, true);
+  table.Register("quantized::add_relu", binary(false, true));
   RegisterAll(table, {"quantized::mul", "quantized::mul_scalar"}, binary(true, false));
-  table["quantized::mul_relu"] = binary(true, true);
-  table["quantized::cat"] = ConvertQuantizedCat;
-  table["quantized::relu6"] = ConvertQuantizedRelu6;
-  table["quantized::leaky_relu"] = ConvertQuantizedLeakyRelu;
-  table["quantized::hardswish"] = ConvertQuantizedHardswish;
+  table.Register("quantized::mul_relu", binary(true, true));
+  table.Register("quantized::cat", ConvertQuantizedCat);
+  table.Register("quantized::relu6", ConvertQuantizedRelu6);
+  table.Register("quantized::leaky_relu", ConvertQuantizedLeakyRelu);
+  table.Register("quantized::hardswish", ConvertQuantizedHardswish);
 }
 
 }  // namespace tvmbridge::frontend

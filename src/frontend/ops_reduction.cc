@@ -288,27 +288,27 @@ Value ConvertCrossEntropy(ConversionContext& ctx, const Node& node) {
 }  // namespace
 
 void RegisterReductionOps(ConverterTable& table) {
-  table["aten::sum"] = Reduction("sum", true);
-  table["aten::mean"] = Reduction("mean", false);
-  table["aten::prod"] = Reduction("prod", true);
-  table["aten::amax"] = Reduction("max", false);
-  table["aten::amin"] = Reduction("min", false);
-  table["aten::max"] = ConvertExtreme<true>;
-  table["aten::min"] = ConvertExtreme<false>;
-  table["aten::var"] = ConvertMoments<false, false>;
-  table["aten::std"] = ConvertMoments<true, false>;
-  table["aten::var_mean"] = ConvertMoments<false, true>;
-  table["aten::std_mean"] = ConvertMoments<true, true>;
+  table.Register("aten::sum", Reduction("sum", true));
+  table.Register("aten::mean", Reduction("mean", false));
+  table.Register("aten::prod", Reduction("prod", true));
+  table.Register("aten::amax", Reduction("max", false));
+  table.Register("aten::amin", Reduction("min", false));
+  table.Register("aten::max", ConvertExtreme<true>);
+  table.Register("aten::min", ConvertExtreme<false>);
+  table.Register("aten::var", ConvertMoments<false, false>);
+  table.Register("aten::std", ConvertMoments<true, false>);
+  table.Register("aten::var_mean", ConvertMoments<false, true>);
+  table.Register("aten::std_mean", ConvertMoments<true, true>);
   RegisterAll(table, {"aten::norm", "aten::frobenius_norm", "aten::linalg_vector_norm"},
               ConvertNorm);
-  table["aten::logsumexp"] = ConvertLogSumExp;
-  table["aten::all"] = ConvertAllAny<true>;
-  table["aten::any"] = ConvertAllAny<false>;
+  table.Register("aten::logsumexp", ConvertLogSumExp);
+  table.Register("aten::all", ConvertAllAny<true>);
+  table.Register("aten::any", ConvertAllAny<false>);
   RegisterWithInplace(table, "aten::cumsum", ConvertCumSum);
-  table["aten::l1_loss"] = ConvertPointwiseLoss<false>;
-  table["aten::mse_loss"] = ConvertPointwiseLoss<true>;
+  table.Register("aten::l1_loss", ConvertPointwiseLoss<false>);
+  table.Register("aten::mse_loss", ConvertPointwiseLoss<true>);
   RegisterAll(table, {"aten::nll_loss", "aten::nll_loss2d", "aten::nll_loss_nd"}, ConvertNllLoss);
-  table["aten::cross_entropy_loss"] = ConvertCrossEntropy;
+  table.Register("aten::cross_entropy_loss", ConvertCrossEntropy);
 }
 
 }  // namespace tvmbridge::frontend

@@ -142,16 +142,16 @@ void RegisterScalarOps(ConverterTable& table) {
               {"aten::Int", "aten::Float", "aten::IntImplicit", "aten::FloatImplicit",
                "aten::ScalarImplicit", "prim::ImplicitTensorToNum"},
               ConvertTensorToNumber);
-  table["prim::NumToTensor"] = ConvertNumberToTensor;
+  table.Register("prim::NumToTensor", ConvertNumberToTensor);
   RegisterAll(table, {"aten::tensor", "aten::as_tensor"}, ConvertTensorOfNumbers);
-  table["aten::numel"] = ConvertNumel;
-  table["aten::is_floating_point"] = ConvertIsFloatingPoint;
+  table.Register("aten::numel", ConvertNumel);
+  table.Register("aten::is_floating_point", ConvertIsFloatingPoint);
   RegisterAll(table, {"prim::device", "aten::device"}, ConvertDevice);
-  table["prim::dtype"] = ConvertDtype;
-  table["prim::layout"] = ConvertLayout;
-  table["aten::_shape_as_tensor"] = ConvertShapeAsTensor;
-  table["aten::__not__"] = ConvertNot;
-  table["aten::warn"] = ConvertWarn;
+  table.Register("prim::dtype", ConvertDtype);
+  table.Register("prim::layout", ConvertLayout);
+  table.Register("aten::_shape_as_tensor", ConvertShapeAsTensor);
+  table.Register("aten::__not__", ConvertNot);
+  table.Register("aten::warn", ConvertWarn);
 }
 
 }  // namespace tvmbridge::frontend

@@ -165,22 +165,22 @@ Value ConvertCat(ConversionContext& ctx, const Node& node) {
 void RegisterShapeOps(ConverterTable& table) {
   RegisterAll(table, {"prim::ListConstruct", "prim::TupleConstruct"}, ConvertListConstruct);
   RegisterAll(table, {"prim::ListUnpack", "prim::TupleUnpack"}, ConvertUnpack);
-  table["prim::DictConstruct"] = ConvertDictConstruct;
-  table["aten::__getitem__"] = ConvertListGetItem;
-  table["aten::len"] = ConvertListLen;
-  table["aten::size"] = ConvertSize;
-  table["aten::dim"] = ConvertDim;
+  table.Register("prim::DictConstruct", ConvertDictConstruct);
+  table.Register("aten::__getitem__", ConvertListGetItem);
+  table.Register("aten::len", ConvertListLen);
+  table.Register("aten::size", ConvertSize);
+  table.Register("aten::dim", ConvertDim);
   RegisterAll(table, {"aten::contiguous", "aten::detach", "aten::clone"}, PassThrough);
   RegisterAll(table,
               {"aten::dropout", "aten::dropout_", "aten::feature_dropout", "aten::alpha_dropout"},
               ConvertDropout);
   RegisterAll(table, {"aten::view", "aten::reshape"}, ConvertReshape);
   RegisterAll(table, {"aten::view_as", "aten::reshape_as"}, ConvertReshapeAs);
-  table["aten::flatten"] = ConvertFlatten;
-  table["aten::permute"] = ConvertPermute;
+  table.Register("aten::flatten", ConvertFlatten);
+  table.Register("aten::permute", ConvertPermute);
   RegisterAll(table, {"aten::transpose", "aten::t", "aten::swapaxes", "aten::swapdims"},
               ConvertTranspose);
-  table["aten::numpy_T"] = ConvertReverseAxes;
+  table.Register("aten::numpy_T", ConvertReverseAxes);
   RegisterAll(table, {"aten::cat", "aten::concat"}, ConvertCat);
 }
 

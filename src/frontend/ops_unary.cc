@@ -103,7 +103,7 @@ void RegisterUnaryOps(ConverterTable& table) {
   RegisterWithInplace(table, "aten::sinh", ConvertHyperbolic<false>);
   RegisterWithInplace(table, "aten::cosh", ConvertHyperbolic<true>);
   for (const char* name : {"isfinite", "isinf", "isnan"}) {
-    table[std::string("aten::") + name] = Floating(name);
+    table.Register(std::string("aten::") + name, Floating(name));
   }
   RegisterWithInplace(table, "aten::relu", KeepingDtype("nn.relu"));
   RegisterWithInplace(table, "aten::silu", Floating("nn.silu"));

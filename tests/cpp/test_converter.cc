@@ -314,3 +314,26 @@ TEST(Converter, DataDependentLoopIsRefusedWithAReason) {
 
 }  // namespace
 }  // namespace tvmbridge::frontend
+
+namespace tvmbridge::frontend {
+
+TEST(ConverterTable, ASecondRegistrationOfAKindFailsLoudly) {
+  ConverterTable table;
+  Converter identity = [](ConversionContext& ctx, const torch::jit::Node& node) {
+    return ctx.Get(node.input(0));
+  };
+  table.Register("aten::relu", identity);
+  EXPECT_EQ(table.count("aten::relu"), 1u);
+  try {
+    RegisterWithInplace(table, "aten::relu", identity);
+    FAIL() << "expected an error";
+  } catch (const c10::Error& error) {
+    EXPECT_NE(std::string(error.what()).find("two converters are registered for aten::relu"),
+              std::string::npos)
+        << error.what();
+  }
+  // The shipped table registers each kind once (building it would have thrown otherwise).
+  EXPECT_GT(Converters().count("aten::conv2d"), 0u);
+}
+
+}  // namespace tvmbridge::frontend
