@@ -13,6 +13,13 @@ namespace tvmbridge {
 // 2: one SHA-256 covers the metadata and the library together.
 constexpr int64_t kArtifactFormatVersion = 2;
 
+// The extents one dynamic dim takes: min <= extent <= max; compiled and timed at opt.
+struct ExtentRange {
+  int64_t min = 0;
+  int64_t opt = 0;
+  int64_t max = 0;
+};
+
 struct TensorSpec {
   std::string name;
   std::vector<int64_t> shape;  // kDynamicExtent where the extent varies between calls
@@ -20,11 +27,16 @@ struct TensorSpec {
   // Empty when every extent is static; otherwise one entry per dim: "" for a static extent,
   // the symbol of a dynamic one ("batch"; dims with one symbol have one extent per call).
   std::vector<std::string> dim_symbols = {};
+  // Empty when unbounded or static; otherwise one per dim (a static extent n: n, n, n).
+  std::vector<ExtentRange> dim_ranges = {};
 
   std::string Describe() const;  // "x: float32[batch, 3, 224, 224]"
 };
 
 constexpr int64_t kDynamicExtent = -1;
+
+// The concrete shape of `spec` with each ranged extent at its `which` (&ExtentRange::opt...).
+std::vector<int64_t> ShapeAt(const TensorSpec& spec, int64_t ExtentRange::*which);
 
 struct ArtifactMetadata {
   int64_t format_version = kArtifactFormatVersion;

@@ -25,12 +25,11 @@
 
 namespace tvmbridge {
 
-// Checks that `input` (argument `index`, called `name`) is a defined, contiguous CPU tensor of
-// exactly `dtype` and `shape`; otherwise throws a c10::Error naming the input and what was
-// expected. Shared by TVMModule::Run and the op tvmbridge::expect_input that guards compiled
-// forwards whose first ops run in PyTorch.
-void CheckInput(const at::Tensor& input, int64_t index, std::string_view name,
-                c10::IntArrayRef shape, c10::ScalarType dtype);
+// Checks that `input` (argument `index`) is a defined, contiguous CPU tensor of exactly the
+// spec's dtype and shape, its dynamic extents within their ranges; otherwise throws a
+// c10::Error naming the input and what was expected. Shared by TVMModule::Run and the op
+// tvmbridge::expect_input that guards every compiled forward.
+void CheckInput(const at::Tensor& input, int64_t index, const TensorSpec& spec);
 
 // Generated code checks the values that select memory (indices, integer divisors) before it
 // uses them, by calling this packed function, which this library registers (so a deployed

@@ -48,7 +48,14 @@ _DTYPE_NAMES = {
 
 @dataclass(frozen=True)
 class Input:
-    """The static shape and dtype of one model input (Torch-TensorRT users know this one).
+    """The shape and dtype of one model input (Torch-TensorRT users know this one).
+
+    A fixed shape: ``Input((1, 3, 224, 224))``. A range of shapes, compiled into one program:
+    ``Input(min_shape=(1, 1), opt_shape=(1, 128), max_shape=(8, 512), dtype=torch.int64)``;
+    each dim where min and max differ is symbolic, ``min <= extent <= max`` at every call, and
+    compile measures and tunes at ``opt_shape``. Dims at the same position with the same range
+    are one symbol across inputs (token ids and their mask have one length); ``dim_names``
+    names them (``("batch", "seq")``, None for a fixed dim) to say otherwise.
 
     ``value_range=(low, high)``: the values the model accepts there, ``low <= v < high`` (token
     ids: ``(0, vocabulary_size)``). Compiling runs the model on examples of each input: the
@@ -56,12 +63,24 @@ class Input:
     Without one: normal floats, and integers in [0, rows) where the model indexes a table of
     that many rows with the input (an embedding's), else in [0, 10)."""
 
-    shape: tuple[int, ...]
+    shape: tuple[int, ...] | None = None
     dtype: torch.dtype = torch.float32
     name: str | None = None
     value_range: tuple | None = None
+    min_shape: tuple[int, ...] | None = None
+    opt_shape: tuple[int, ...] | None = None
+    max_shape: tuple[int, ...] | None = None
+    dim_names: tuple | None = None
 
     def __post_init__(self):
+        ranged = (self.min_shape, self.opt_shape, self.max_shape)
+        if any(r is not None for r in ranged):
+            self._check_ranges()
+        elif self.shape is None:
+            raise ValueError("tvmbridge.Input: give a shape, or min_shape, opt_shape and max_shape")
+        elif self.dim_names is not None:
+            raise ValueError("tvmbridge.Input: dim_names name the dims of a range of shapes "
+                             "(min_shape, opt_shape, max_shape)")
         shape = tuple(self.shape)
         if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
             raise ValueError(f"tvmbridge.Input: shape must be non-negative ints, got {self.shape!r}")
@@ -77,6 +96,45 @@ class Input:
                 raise ValueError(f"tvmbridge.Input: value_range of a {self.dtype} input must be "
                                  f"integers, got {self.value_range!r}")
         object.__setattr__(self, "shape", shape)
+
+    def _check_ranges(self):
+        if any(r is None for r in (self.min_shape, self.opt_shape, self.max_shape)):
+            raise ValueError("tvmbridge.Input: a range of shapes needs all of min_shape, "
+                             "opt_shape and max_shape")
+        low, opt, high = (tuple(r) for r in (self.min_shape, self.opt_shape, self.max_shape))
+        for label, r in (("min_shape", low), ("opt_shape", opt), ("max_shape", high)):
+            if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in r):
+                raise ValueError(f"tvmbridge.Input: {label} must be non-negative ints, got {r!r}")
+        if not len(low) == len(opt) == len(high):
+            raise ValueError(f"tvmbridge.Input: min_shape {low}, opt_shape {opt} and max_shape "
+                             f"{high} differ in rank")
+        if not all(a <= b <= c for a, b, c in zip(low, opt, high)):
+            raise ValueError(f"tvmbridge.Input: expected min_shape <= opt_shape <= max_shape in "
+                             f"every dim, got {low}, {opt}, {high}")
+        if self.shape is not None and tuple(self.shape) != opt:
+            raise ValueError(f"tvmbridge.Input: shape {tuple(self.shape)} is not opt_shape {opt}")
+        if self.value_range is not None:
+            raise ValueError("tvmbridge.Input: value_range with a range of shapes is not "
+                             "supported yet (integer examples come from the model's tables)")
+        if self.dim_names is not None:
+            names = tuple(self.dim_names)
+            if len(names) != len(opt) or not all(n is None or (isinstance(n, str) and
+                                                                n.isidentifier()) for n in names):
+                raise ValueError(f"tvmbridge.Input: dim_names must hold one identifier (or None) "
+                                 f"per dim, got {self.dim_names!r}")
+            for n, a, c in zip(names, low, high):
+                if n is not None and a == c:
+                    raise ValueError(f"tvmbridge.Input: dim_names names '{n}' a fixed dim "
+                                     f"(min = max = {a})")
+            object.__setattr__(self, "dim_names", names)
+        for label, r in (("min_shape", low), ("opt_shape", opt), ("max_shape", high)):
+            object.__setattr__(self, label, r)
+        object.__setattr__(self, "shape", opt)
+
+    @property
+    def is_dynamic(self) -> bool:
+        """Whether some dim takes a range of extents."""
+        return self.min_shape is not None and self.min_shape != self.max_shape
 
     def example(self) -> torch.Tensor:
         """A random tensor of this shape and dtype, in ``value_range`` when given."""
@@ -117,33 +175,55 @@ def _example_value(item, where: str):
         "None, or a list, tuple or dict of them and tensors)")
 
 
+def _dim_symbol(symbols: dict, position: int, extents: tuple, name: "str | None") -> str:
+    """The symbol of a dynamic dim: `name` where given, else one per (position, range) across
+    the inputs, "d<position>" (then "d<position>_2", ... for other ranges there)."""
+    key = (position, *extents)
+    if name is not None:
+        symbols.setdefault(key, name)
+        return name
+    if key not in symbols:
+        taken, suffix, symbol = set(symbols.values()), 2, f"d{position}"
+        while symbol in taken:
+            symbol, suffix = f"d{position}_{suffix}", suffix + 1
+        symbols[key] = symbol
+    return symbols[key]
+
+
 def _input_specs(inputs: Sequence):
-    """(names, shapes, dtypes, examples), one entry per forward input. A tensor input (an
-    :class:`Input` or an example tensor): its spec, and as example the caller's tensor, values
-    drawn from the Input's value_range, or None (random values of the spec, drawn in C++).
-    Any other input (an int, None for an optional, a list of tensors...): its example value,
-    with no dtype (C++ gives it forward's declared type)."""
+    """(specs, examples), one entry per forward input; a spec is the dict C++ reads
+    (``name``, ``dtype``, ``shape``, and for a range of shapes ``ranges`` as [min, opt, max]
+    per dim and ``symbols``, "" for a fixed dim). A tensor input (an :class:`Input` or an
+    example tensor): its spec, and as example the caller's tensor, values drawn from the
+    Input's value_range, or None (random values of the spec, drawn in C++). Any other input (an
+    int, None for an optional, a list of tensors...): its example value, with an empty dtype
+    (C++ gives it forward's declared type)."""
     if isinstance(inputs, (Input, torch.Tensor)):
         inputs = [inputs]
-    names, shapes, dtypes, examples = [], [], [], []
+    specs, examples = [], []
+    symbols = {}  # (position, min, opt, max) -> its symbol
     for index, item in enumerate(inputs):
         if not isinstance(item, (Input, torch.Tensor)):
-            names.append("")
-            shapes.append([])
-            dtypes.append("")
+            specs.append({"name": "", "dtype": "", "shape": []})
             examples.append(_example_value(item, f"inputs[{index}]"))
             continue
         spec = _as_input(item)
-        names.append(spec.name or "")
-        shapes.append(list(spec.shape))
-        dtypes.append(_DTYPE_NAMES[spec.dtype])
+        entry = {"name": spec.name or "", "dtype": _DTYPE_NAMES[spec.dtype],
+                 "shape": list(spec.shape)}
+        if spec.is_dynamic:
+            ranges = list(zip(spec.min_shape, spec.opt_shape, spec.max_shape))
+            names = spec.dim_names or (None,) * len(ranges)
+            entry["ranges"] = [list(r) for r in ranges]
+            entry["symbols"] = ["" if r[0] == r[2] else _dim_symbol(symbols, d, r, named)
+                                for d, (r, named) in enumerate(zip(ranges, names))]
+        specs.append(entry)
         if isinstance(item, torch.Tensor):
             examples.append(_example_value(item, f"inputs[{index}]"))
         elif spec.value_range is not None:
             examples.append(spec.example())
         else:
             examples.append(None)
-    return names, shapes, dtypes, examples
+    return specs, examples
 
 
 def _function_module(function: torch.jit.ScriptFunction) -> torch.jit.ScriptModule:
@@ -200,9 +280,9 @@ def from_torchscript(module: ModuleLike, inputs: Sequence[InputLike],
     (or RuntimeError) for a value PyTorch would refuse; a module with such ops runs where that
     function is registered too (``import tvmbridge``, or the runtime library in C++).
     """
-    names, shapes, dtypes, examples = _input_specs(inputs)
-    for index, dtype in enumerate(dtypes):
-        if not dtype:
+    specs, examples = _input_specs(inputs)
+    for index, spec in enumerate(specs):
+        if not spec["dtype"]:
             raise TypeError(f"tvmbridge: from_torchscript takes tensor inputs (a Relax function's "
                             f"parameters); inputs[{index}] is a "
                             f"{type(inputs[index]).__name__} (compile() takes such inputs)")
@@ -215,10 +295,10 @@ def from_torchscript(module: ModuleLike, inputs: Sequence[InputLike],
                              "cannot be honoured")
         options = _options_json(min_block_size, (), (), False)
         convert = _native.global_func("tvmbridge.frontend.from_torchscript_with_fallback")
-        return convert(_archive(module), names, shapes, dtypes, options, examples), {}
+        return convert(_archive(module), specs, options, examples), {}
     keep = True if keep_params_as_input is None else bool(keep_params_as_input)
     convert = _native.global_func("tvmbridge.frontend.from_torchscript")
-    mod, param_names, values = convert(_archive(module), names, shapes, dtypes, keep)
+    mod, param_names, values = convert(_archive(module), specs, keep)
     return mod, dict(zip((str(n) for n in param_names), values))
 
 
@@ -340,7 +420,7 @@ def compile(
     if resolved.kind.name != "llvm":
         raise ValueError(f"tvmbridge: compiled modules run on the CPU so far; the target must be "
                          f"an llvm target, got '{resolved.kind.name}'")
-    names, shapes, dtypes, examples = _input_specs(inputs)
+    specs, examples = _input_specs(inputs)
     if tuning is not None and not isinstance(tuning, Tuning):
         raise TypeError(f"tvmbridge: tuning must be a tvmbridge.Tuning, got {type(tuning).__name__}")
     started = time.perf_counter()
@@ -348,7 +428,7 @@ def compile(
     import tvm
 
     compile_native = _native.global_func("tvmbridge.torch.compile")
-    compiled, report = compile_native(archive, names, shapes, dtypes, options,
+    compiled, report = compile_native(archive, specs, options,
                                       build.library_builder(resolved, tuning, precision),
                                       build.target_description(resolved), tvm.__version__,
                                       build.required_cpu_features(resolved), examples)
@@ -511,9 +591,9 @@ def explain(
     """Where :func:`compile` would run each node (TVM region k or PyTorch) and why; prints as
     a table per op kind. Nothing is compiled."""
     options = _options_json(min_block_size, torch_executed_ops, torch_executed_modules, False)
-    names, shapes, dtypes, examples = _input_specs(inputs)
+    specs, examples = _input_specs(inputs)
     explain_native = _native.global_func("tvmbridge.torch.explain")
-    return Explanation(json.loads(str(explain_native(_archive(module), names, shapes, dtypes,
+    return Explanation(json.loads(str(explain_native(_archive(module), specs,
                                                      options, examples))))
 
 

@@ -133,10 +133,8 @@ std::vector<HeldTensor> TensorsHeldByInputs(const torch::jit::Graph& graph,
               observed == observations.end() || !observed->second.static_shape) {
             continue;  // never specialised: nothing to check
           }
-          TensorSpec spec;
-          spec.name = "a tensor from " + inputs[*source].name;
-          spec.shape = observed->second.shape;
-          spec.dtype = observed->second.dtype;
+          TensorSpec spec =
+              partition::ObservedSpec("a tensor from " + inputs[*source].name, observed->second);
           held.push_back({const_cast<torch::jit::Value*>(output), static_cast<int64_t>(*source),
                           std::move(spec)});
         }

@@ -16,8 +16,17 @@ using torch::jit::Node;
 using torch::jit::Value;
 
 void Expect(Graph& graph, Value* tensor, int64_t index, const TensorSpec& spec) {
-  graph.insert(c10::Symbol::fromQualString("tvmbridge::expect_input"),
-               {tensor, index, spec.name, spec.shape, spec.dtype});
+  std::vector<torch::jit::NamedValue> arguments{tensor, index, spec.name, spec.shape, spec.dtype};
+  if (!spec.dim_ranges.empty()) {
+    std::vector<int64_t> min_extents, max_extents;
+    for (const ExtentRange& range : spec.dim_ranges) {
+      min_extents.push_back(range.min);
+      max_extents.push_back(range.max);
+    }
+    arguments.emplace_back(min_extents);
+    arguments.emplace_back(max_extents);
+  }
+  graph.insert(c10::Symbol::fromQualString("tvmbridge::expect_input"), arguments);
 }
 
 void GuardInputs(Graph& graph, const ForwardSignature& signature) {

@@ -29,6 +29,7 @@ namespace {
 using tvm::ffi::Any;
 using tvm::ffi::Array;
 using tvm::ffi::Bytes;
+using tvm::ffi::Map;
 using tvm::ffi::String;
 
 // Runs `body`, turning C++ exceptions into tvm-ffi errors that reach Python as exceptions
@@ -51,22 +52,46 @@ auto Guarded(Body&& body) -> decltype(body()) {
   TVM_FFI_UNREACHABLE();
 }
 
-std::vector<TensorSpec> SpecsFrom(const Array<String>& names, const Array<Array<int64_t>>& shapes,
-                                  const Array<String>& dtypes) {
-  TORCH_CHECK(names.size() == shapes.size() && shapes.size() == dtypes.size(),
-              "input names, shapes and dtypes differ in length");
+using InputDescriptions = Array<Map<String, Any>>;
+
+template <typename T>
+T Entry(const Map<String, Any>& description, const char* key, size_t index) {
+  auto found = description.find(key);
+  TORCH_CHECK(found != description.end(), "tvmbridge: input ", index, " has no '", key, "'");
+  auto value = (*found).second.try_cast<T>();
+  TORCH_CHECK(value.has_value(), "tvmbridge: input ", index, "'s '", key, "' has the wrong type");
+  return *value;
+}
+
+// The inputs as Python's _input_specs describes them: name, dtype ("" for an input given by
+// its value, see partition::IsValueInput), shape, and for a range of shapes the [min, opt,
+// max] of each dim and each dynamic dim's symbol.
+std::vector<TensorSpec> SpecsFrom(const InputDescriptions& descriptions) {
   std::vector<TensorSpec> specs;
-  for (size_t i = 0; i < names.size(); ++i) {
+  for (size_t i = 0; i < descriptions.size(); ++i) {
+    const Map<String, Any>& description = descriptions[i];
     TensorSpec spec;
-    spec.name = std::string(names[i]);
-    for (int64_t dim : shapes[i]) {
+    spec.name = std::string(Entry<String>(description, "name", i));
+    for (int64_t dim : Entry<Array<int64_t>>(description, "shape", i)) {
       TORCH_CHECK(dim >= 0, "input ", i, " has a negative dimension ", dim);
       spec.shape.push_back(dim);
     }
-    // An input given by its value has no dtype (see partition::IsValueInput).
-    spec.dtype =
-        dtypes[i].empty() ? c10::ScalarType::Undefined : DtypeFromName(std::string(dtypes[i]));
-    specs.push_back(spec);
+    const std::string dtype(Entry<String>(description, "dtype", i));
+    spec.dtype = dtype.empty() ? c10::ScalarType::Undefined : DtypeFromName(dtype);
+    if (description.count("ranges") != 0) {
+      auto ranges = Entry<Array<Array<int64_t>>>(description, "ranges", i);
+      auto symbols = Entry<Array<String>>(description, "symbols", i);
+      TORCH_CHECK(ranges.size() == spec.shape.size() && symbols.size() == spec.shape.size(),
+                  "tvmbridge: input ", i, " has ranges or symbols that do not match its rank");
+      for (size_t d = 0; d < ranges.size(); ++d) {
+        TORCH_CHECK(ranges[d].size() == 3, "tvmbridge: input ", i, " dim ", d,
+                    ": a range is [min, opt, max]");
+        spec.dim_ranges.push_back({ranges[d][0], ranges[d][1], ranges[d][2]});
+        spec.dim_symbols.emplace_back(symbols[d]);
+        if (!symbols[d].empty()) spec.shape[d] = kDynamicExtent;
+      }
+    }
+    specs.push_back(std::move(spec));
   }
   return specs;
 }
@@ -84,6 +109,7 @@ void SpecializeToInputShapes(frontend::PreparedGraph& prepared,
     if (inputs[i + 1]->type()->kind() != c10::TypeKind::TensorType) continue;
     partition::ObservedTensor observed;
     observed.shape = specs[i].shape;
+    observed.dim_symbols = specs[i].dim_symbols;  // symbolic sizes stay sizes
     observed.dtype = specs[i].dtype;
     observed.seen_defined = true;
     shapes[inputs[i + 1]] = observed;
@@ -91,13 +117,12 @@ void SpecializeToInputShapes(frontend::PreparedGraph& prepared,
   partition::SpecializeToShapes(prepared.graph, shapes);
 }
 
-// from_torchscript(archive, names, shapes, dtypes, keep_params_as_input)
+// from_torchscript(archive, inputs, keep_params_as_input)
 //   -> [IRModule, param names, param tensors]
-Array<Any> FromTorchScript(const Bytes& archive, const Array<String>& names,
-                           const Array<Array<int64_t>>& shapes, const Array<String>& dtypes,
+Array<Any> FromTorchScript(const Bytes& archive, const InputDescriptions& inputs,
                            bool keep_params_as_input) {
   return Guarded([&] {
-    std::vector<TensorSpec> specs = SpecsFrom(names, shapes, dtypes);
+    std::vector<TensorSpec> specs = SpecsFrom(inputs);
     // Weights returned as named parameters keep PyTorch's names, so nothing is folded then.
     frontend::PreparedGraph prepared = frontend::PrepareForConversion(
         frontend::LoadModule(std::string(archive)), /*fold_weights=*/!keep_params_as_input);
@@ -162,15 +187,14 @@ partition::ExampleInputs ExamplesFrom(const Array<Any>& examples) {
   return result;
 }
 
-// from_torchscript(archive, names, shapes, dtypes, options JSON, examples) with
+// from_torchscript(archive, inputs, options JSON, examples) with
 // fallback="torchscript" -> IRModule (weights embedded)
-tvm::ffi::ObjectRef FromTorchScriptWithFallback(const Bytes& archive, const Array<String>& names,
-                                                const Array<Array<int64_t>>& shapes,
-                                                const Array<String>& dtypes,
+tvm::ffi::ObjectRef FromTorchScriptWithFallback(const Bytes& archive,
+                                                const InputDescriptions& inputs,
                                                 const String& options_json,
                                                 const Array<Any>& examples) {
   return Guarded([&] {
-    return ConvertWithTorchScriptFallback(std::string(archive), SpecsFrom(names, shapes, dtypes),
+    return ConvertWithTorchScriptFallback(std::string(archive), SpecsFrom(inputs),
                                           OptionsFromJson(std::string(options_json)),
                                           ExamplesFrom(examples))
         .ir_module;
@@ -196,11 +220,10 @@ partition::PartitionOptions OptionsFromJson(const std::string& text) {
   return options;
 }
 
-// compile(archive, names, shapes, dtypes, options JSON, build_library, target JSON,
+// compile(archive, inputs, options JSON, build_library, target JSON,
 //         tvm version, CPU features the target uses, examples)
 //   -> [compiled module bytes, report JSON]
-Array<Any> CompileFfi(const Bytes& archive, const Array<String>& names,
-                      const Array<Array<int64_t>>& shapes, const Array<String>& dtypes,
+Array<Any> CompileFfi(const Bytes& archive, const InputDescriptions& inputs,
                       const String& options_json, const tvm::ffi::Function& build_library,
                       const String& target_json, const String& tvm_version,
                       const Array<String>& cpu_features, const Array<Any>& examples) {
@@ -208,8 +231,8 @@ Array<Any> CompileFfi(const Bytes& archive, const Array<String>& names,
     BuildSettings build{build_library, std::string(target_json), std::string(tvm_version),
                         std::vector<std::string>(cpu_features.begin(), cpu_features.end())};
     CompileResult result =
-        Compile(std::string(archive), SpecsFrom(names, shapes, dtypes),
-                OptionsFromJson(std::string(options_json)), build, ExamplesFrom(examples));
+        Compile(std::string(archive), SpecsFrom(inputs), OptionsFromJson(std::string(options_json)),
+                build, ExamplesFrom(examples));
     return Array<Any>{Bytes(result.archive), String(result.report_json)};
   });
 }
@@ -243,12 +266,11 @@ String GroupStatisticsJson() {
                                       {"grad_calls", stats.grad_calls}});
 }
 
-// explain(archive, names, shapes, dtypes, options JSON, examples) -> report JSON
-String ExplainFfi(const Bytes& archive, const Array<String>& names,
-                  const Array<Array<int64_t>>& shapes, const Array<String>& dtypes,
-                  const String& options_json, const Array<Any>& examples) {
+// explain(archive, inputs, options JSON, examples) -> report JSON
+String ExplainFfi(const Bytes& archive, const InputDescriptions& inputs, const String& options_json,
+                  const Array<Any>& examples) {
   return Guarded([&] {
-    return String(Explain(std::string(archive), SpecsFrom(names, shapes, dtypes),
+    return String(Explain(std::string(archive), SpecsFrom(inputs),
                           OptionsFromJson(std::string(options_json)), ExamplesFrom(examples)));
   });
 }

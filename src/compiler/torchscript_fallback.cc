@@ -190,7 +190,9 @@ class HybridConverter {
     relax::TensorInfo info;
     info.dtype = DtypeName(observed->second.dtype);
     info.ndim = static_cast<int>(observed->second.shape.size());
-    if (observed->second.static_shape) info.shape = observed->second.shape;
+    if (observed->second.static_shape && observed->second.dim_symbols.empty()) {
+      info.shape = observed->second.shape;
+    }
     return info;
   }
 
@@ -219,13 +221,14 @@ frontend::ConversionResult ConvertWithTorchScriptFallback(
   frontend::ConversionResult result;
   frontend::ValueMap values = analysis.partition.constants;
   std::vector<relax::Expr> params;
+  std::unordered_map<std::string, relax::Dim> symbols;
   for (size_t i = 0; i < analysis.inputs.size(); ++i) {
     const TensorSpec& spec = analysis.inputs[i];
     const torch::jit::Value* input = graph.inputs()[i + 1];
     TORCH_CHECK_TYPE(input->type()->kind() == c10::TypeKind::TensorType, "tvmbridge: input ", i,
                      " ('", spec.name, "') of forward is a ", input->type()->repr_str(),
                      "; a Relax function takes tensors (compile() takes such inputs)");
-    params.push_back(relax::MakeParam(spec.name, spec.shape, DtypeName(spec.dtype)));
+    params.push_back(frontend::MakeInputParam(spec, symbols));
     values[graph.inputs()[i + 1]] = Value::Tensor(params.back());
     result.inputs.push_back(spec);
   }

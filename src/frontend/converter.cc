@@ -87,6 +87,14 @@ Value Value::List(std::vector<Value> items) {
   return value;
 }
 
+Value Value::Size(relax::Dim size) {
+  if (size.IsStatic()) return Constant(size.Static());
+  Value value;
+  value.kind = Kind::kSize;
+  value.size = std::move(size);
+  return value;
+}
+
 void ConverterTable::Register(const std::string& kind, Converter converter) {
   bool added = converters_.emplace(kind, std::move(converter)).second;
   TORCH_CHECK(added, "tvmbridge: two converters are registered for ", kind);
@@ -230,6 +238,36 @@ relax::IntList ConversionContext::Ints(const torch::jit::Value* value) const {
   return constant.toIntVector();
 }
 
+namespace {
+
+relax::Dim SizeOf(const Value& value, const torch::jit::Value* source) {
+  if (value.kind == Value::Kind::kSize) return value.size;
+  TORCH_CHECK(value.kind == Value::Kind::kConstant &&
+                  (value.constant.isInt() ||
+                   (value.constant.isTensor() && value.constant.toTensor().dim() == 0 &&
+                    !c10::isFloatingType(value.constant.toTensor().scalar_type()))),
+              "argument %", source->debugName(), " must be an int known at compile time or a size");
+  return value.constant.isInt() ? value.constant.toInt()
+                                : value.constant.toTensor().item<int64_t>();
+}
+
+}  // namespace
+
+relax::Dim ConversionContext::SizeArgument(const torch::jit::Value* value) const {
+  return SizeOf(Get(value), value);
+}
+
+relax::Dims ConversionContext::SizesArgument(const torch::jit::Value* value) const {
+  const Value& converted = Get(value);
+  if (converted.kind == Value::Kind::kSize) return {converted.size};
+  if (converted.kind == Value::Kind::kList) {
+    relax::Dims dims;
+    for (const Value& item : converted.items) dims.push_back(SizeOf(item, value));
+    return dims;
+  }
+  return relax::ToDims(Ints(value));
+}
+
 const torch::jit::Value* NamedInput(const Node& node, const char* name) {
   auto index = node.schema().argumentIndexWithName(name);
   return index ? node.input(*index) : nullptr;
@@ -267,12 +305,34 @@ relax::TensorInfo ConversionContext::Info(const relax::Expr& tensor) const {
 
 relax::IntList ConversionContext::Shape(const relax::Expr& tensor) const {
   relax::TensorInfo info = Info(tensor);
-  TORCH_CHECK(info.shape.has_value(), "the shape of this tensor is not static");
+  if (info.dims && !info.shape) {
+    std::string shape;
+    for (const relax::Dim& dim : *info.dims) shape += (shape.empty() ? "" : ", ") + dim.ToString();
+    TORCH_CHECK(false, "this op needs a static shape, and its input's shape [", shape,
+                "] is symbolic");
+  }
+  TORCH_CHECK(info.shape.has_value(), "the shape of this tensor is not known");
   return *info.shape;
 }
 
+relax::Dims ConversionContext::Dims(const relax::Expr& tensor) const {
+  relax::TensorInfo info = Info(tensor);
+  TORCH_CHECK(info.dims.has_value(), "the shape of this tensor is not known");
+  return *info.dims;
+}
+
+int64_t ConversionContext::Extent(const relax::Expr& tensor, int64_t axis) const {
+  relax::Dims dims = Dims(tensor);
+  const relax::Dim& dim = dims.at(static_cast<size_t>(axis));
+  TORCH_CHECK(dim.IsStatic(), "this op needs a static extent in dim ", axis, ", and it is ",
+              dim.ToString());
+  return dim.Static();
+}
+
 int64_t ConversionContext::Rank(const relax::Expr& tensor) const {
-  return static_cast<int64_t>(Shape(tensor).size());
+  relax::TensorInfo info = Info(tensor);
+  TORCH_CHECK(info.ndim >= 0, "the rank of this tensor is not known");
+  return info.ndim;
 }
 
 bool ConversionContext::IsFloating(const relax::Expr& tensor) const {
@@ -341,14 +401,45 @@ relax::Expr ConvertGraphOutput(const torch::jit::Graph& graph, ConversionContext
     output_tensors.push_back(context.Tensor(graph_output));
   }
   for (size_t i = 0; i < output_tensors.size(); ++i) {
-    relax::TensorInfo info = relax::InfoOf(output_tensors[i]);
-    TensorSpec spec;
-    spec.name = "output_" + std::to_string(i);
-    spec.shape = info.shape.value_or(std::vector<int64_t>{});
-    spec.dtype = DtypeFromName(info.dtype);
-    result.outputs.push_back(spec);
+    result.outputs.push_back(ResultSpec("output_" + std::to_string(i), output_tensors[i]));
   }
   return result.output_is_tuple ? relax::MakeTuple(output_tensors) : output_tensors[0];
+}
+
+relax::Expr MakeInputParam(const TensorSpec& spec,
+                           std::unordered_map<std::string, relax::Dim>& symbols) {
+  relax::Dims dims;
+  for (size_t d = 0; d < spec.shape.size(); ++d) {
+    if (spec.shape[d] != kDynamicExtent) {
+      dims.emplace_back(spec.shape[d]);
+      continue;
+    }
+    TORCH_CHECK(d < spec.dim_symbols.size() && !spec.dim_symbols[d].empty(), "tvmbridge: dim ", d,
+                " of input '", spec.name, "' is dynamic but has no symbol");
+    const std::string& symbol = spec.dim_symbols[d];
+    auto known = symbols.find(symbol);
+    if (known == symbols.end()) known = symbols.emplace(symbol, relax::SymbolicDim(symbol)).first;
+    dims.push_back(known->second);
+  }
+  return relax::MakeParam(spec.name, dims, DtypeName(spec.dtype));
+}
+
+TensorSpec ResultSpec(const std::string& name, const relax::Expr& result) {
+  relax::TensorInfo info = relax::InfoOf(result);
+  TensorSpec spec;
+  spec.name = name;
+  spec.dtype = DtypeFromName(info.dtype);
+  if (info.shape || !info.dims) {
+    spec.shape = info.shape.value_or(std::vector<int64_t>{});
+    return spec;
+  }
+  spec.dim_symbols.resize(info.dims->size());
+  for (size_t d = 0; d < info.dims->size(); ++d) {
+    const relax::Dim& dim = (*info.dims)[d];
+    spec.shape.push_back(dim.IsStatic() ? dim.Static() : kDynamicExtent);
+    if (!dim.IsStatic()) spec.dim_symbols[d] = dim.ToString();
+  }
+  return spec;
 }
 
 std::vector<std::string> UnsupportedOps(const torch::jit::Graph& graph) {
@@ -368,6 +459,41 @@ bool IsScalarTensorArithmetic(const Node& node, const ConversionContext& context
     const c10::IValue& constant = context.Get(in).constant;
     return !constant.isTensor() || constant.toTensor().dim() == 0;
   });
+}
+
+// Int arithmetic on symbolic extents (`x.size(0) * 4`, and the traced form: NumToTensor, add,
+// Int) stays symbolic; nullopt when no input is a symbolic extent.
+std::optional<Value> ConvertSizeArithmetic(const Node& node, const ConversionContext& context) {
+  bool symbolic =
+      std::any_of(node.inputs().begin(), node.inputs().end(), [&](const torch::jit::Value* input) {
+        return context.Get(input).kind == Value::Kind::kSize;
+      });
+  if (!symbolic || node.outputs().size() != 1) return std::nullopt;
+  const std::string kind = node.kind().toQualString();
+  auto size = [&](size_t i) { return context.SizeArgument(node.input(i)); };
+  if (kind == "prim::NumToTensor" || kind == "aten::Int" || kind == "aten::IntImplicit" ||
+      kind == "aten::ScalarImplicit" || kind == "aten::detach" || kind == "aten::clone") {
+    return Value::Size(size(0));
+  }
+  if (kind == "aten::add" || kind == "aten::sub") {
+    TORCH_CHECK(node.inputs().size() == 2 || size(2).Static() == 1,
+                "size arithmetic with alpha other than 1 is not supported");
+    return Value::Size(kind == "aten::add" ? size(0) + size(1) : size(0) - size(1));
+  }
+  if (kind == "aten::mul") return Value::Size(size(0) * size(1));
+  if (kind == "aten::floordiv" || kind == "aten::floor_divide" ||
+      (kind == "aten::div" && node.inputs().size() == 3 &&
+       context.Constant(node.input(2)).isString() &&
+       context.Constant(node.input(2)).toStringRef() == "floor")) {
+    return Value::Size(relax::FloorDivide(size(0), size(1)));
+  }
+  if (kind == "prim::min" && node.inputs().size() == 2) {
+    return Value::Size(relax::Minimum(size(0), size(1)));
+  }
+  if (kind == "prim::max" && node.inputs().size() == 2) {
+    return Value::Size(relax::Maximum(size(0), size(1)));
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -390,6 +516,10 @@ void ConvertNode(const Node& node, ConversionContext& context, ValueMap& values)
     for (size_t i = 0; i < node.outputs().size(); ++i) {
       values[node.output(i)] = Value::Constant(stack[i]);
     }
+    return;
+  }
+  if (std::optional<Value> size = ConvertSizeArithmetic(node, context)) {
+    values[node.output()] = std::move(*size);
     return;
   }
   auto converter = Converters().find(node.kind().toQualString());
@@ -549,6 +679,7 @@ ConversionResult ConvertGraph(const torch::jit::Graph& graph, const std::vector<
   std::unordered_map<const torch::jit::Value*, Value> values;
   std::unordered_map<const torch::jit::Value*, relax::Expr> weight_params;
   std::vector<relax::Expr> params;
+  std::unordered_map<std::string, relax::Dim> symbols;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const torch::jit::Value* input = graph_inputs[i + 1];
     TORCH_CHECK_TYPE(input->type()->kind() == c10::TypeKind::TensorType, "tvmbridge: input ", i,
@@ -556,7 +687,7 @@ ConversionResult ConvertGraph(const torch::jit::Graph& graph, const std::vector<
                      "; only tensor inputs are supported");
     TensorSpec spec = inputs[i];
     if (spec.name.empty()) spec.name = UserName(input, i);
-    params.push_back(relax::MakeParam(spec.name, spec.shape, DtypeName(spec.dtype)));
+    params.push_back(MakeInputParam(spec, symbols));
     values[input] = Value::Tensor(params.back());
     result.inputs.push_back(spec);
   }

@@ -26,11 +26,14 @@ struct QuantParams {
 
 // What a TorchScript value became during conversion.
 struct Value {
-  enum class Kind { kTensor, kConstant, kList };
+  enum class Kind { kTensor, kConstant, kList, kSize };
   Kind kind = Kind::kConstant;
   relax::Expr tensor;        // kTensor: an emitted Relax variable
   c10::IValue constant;      // kConstant: known at conversion (ints, floats, lists, weights)
   std::vector<Value> items;  // kList: a list or tuple holding at least one non-constant
+  // kSize: an int that is a symbolic extent, or arithmetic on extents (`x.size(0) * 4`); the
+  // traced form, a 0-d tensor made from one (prim::NumToTensor), is a kSize too.
+  relax::Dim size = 0;
   // kTensor of a quantized tensor: `tensor` holds its float32 values, (q - zero_point) * scale
   // (ops_quantized.cc).
   std::optional<QuantParams> quantization;
@@ -38,6 +41,7 @@ struct Value {
   static Value Tensor(relax::Expr expr);
   static Value Constant(c10::IValue value);
   static Value List(std::vector<Value> items);
+  static Value Size(relax::Dim size);  // a number becomes a kConstant int
 };
 
 class ConversionContext;
@@ -110,10 +114,18 @@ class ConversionContext {
   bool Bool(const torch::jit::Value* value) const;
   std::string String(const torch::jit::Value* value) const;
   relax::IntList Ints(const torch::jit::Value* value) const;
+  // An int, or a list of ints, that may hold symbolic extents (kSize).
+  relax::Dim SizeArgument(const torch::jit::Value* value) const;
+  relax::Dims SizesArgument(const torch::jit::Value* value) const;
 
-  // Static shape, dtype and rank of a Relax tensor; throws if the shape is not static.
+  // Shape, dtype and rank of a Relax tensor, as TVM inferred them.
   relax::TensorInfo Info(const relax::Expr& tensor) const;
+  // The static shape; throws (the op stays in PyTorch) when an extent is symbolic.
   relax::IntList Shape(const relax::Expr& tensor) const;
+  // The shape with symbolic extents, for ops that handle them.
+  relax::Dims Dims(const relax::Expr& tensor) const;
+  // The static extent of one axis (normalised); throws when that one is symbolic.
+  int64_t Extent(const relax::Expr& tensor, int64_t axis) const;
   int64_t Rank(const relax::Expr& tensor) const;
   bool IsFloating(const relax::Expr& tensor) const;  // float16, bfloat16, float32, float64
 
@@ -176,6 +188,14 @@ void ConvertNode(const torch::jit::Node& node, ConversionContext& context, Value
 // meaning here, so they stay in PyTorch (ops_quantized.cc).
 Value AdjustForQuantizedInputs(ConversionContext& ctx, const torch::jit::Node& node,
                                Value converted);
+
+// The Relax parameter for an input described by `spec`: its dynamic extents become the int64
+// variables of their symbols, one per symbol name in `symbols` (shared by a function's inputs).
+relax::Expr MakeInputParam(const TensorSpec& spec,
+                           std::unordered_map<std::string, relax::Dim>& symbols);
+// The spec of a converted result: dtype and shape as TVM inferred them, a symbolic extent as
+// kDynamicExtent named by its expression ("batch * 4").
+TensorSpec ResultSpec(const std::string& name, const relax::Expr& result);
 
 // "%y : Tensor = aten::relu(%x)": a node for error messages.
 std::string Describe(const torch::jit::Node& node);

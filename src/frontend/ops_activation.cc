@@ -80,12 +80,12 @@ Value ConvertPrelu(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
   Expr weight = ctx.Tensor(node.input(1));
   EmitMath m = EmitMath::Like(ctx, x);
-  const auto rank = static_cast<int64_t>(ctx.Shape(x).size());
+  const auto rank = ctx.Rank(x);
   const int64_t channels = ctx.Shape(weight).empty() ? 1 : ctx.Shape(weight)[0];
   if (rank >= 2 && channels > 1) {
     relax::IntList shape(rank - 1, 1);  // [C, 1, ...]: broadcasts along dim 1
     shape[0] = channels;
-    weight = ctx.EmitExpr(relax::op::Reshape(weight, shape));
+    weight = ctx.EmitExpr(relax::op::Reshape(weight, relax::ToDims(shape)));
   }
   return ctx.Emit(relax::op::Where(m.Above(x, 0), x, m.Mul(x, weight)));
 }

@@ -41,7 +41,8 @@ Value ConvertFilledFrom(ConversionContext& ctx, const Node& node) {
   std::string dtype = DtypeArgument(ctx, node).value_or(info.dtype);
   CheckCpuDevice(ctx, node);
   // relax full, not a constant: a graph-sized constant would be stored in the library.
-  return ctx.Emit(relax::op::Full(shape, ctx.Scalar(FillValue<kFill>(ctx, node), dtype), dtype));
+  return ctx.Emit(
+      relax::op::Full(relax::ToDims(shape), ctx.Scalar(FillValue<kFill>(ctx, node), dtype), dtype));
 }
 
 // fill_(self, value: number | 0-d tensor): self's shape and dtype, every element `value`.
@@ -52,7 +53,7 @@ Value ConvertFill(ConversionContext& ctx, const Node& node) {
   if (ctx.Info(value).dtype != info.dtype)
     value = ctx.EmitExpr(relax::op::AsType(value, info.dtype));
   if (!ctx.Shape(value).empty()) value = ctx.EmitExpr(relax::op::Reshape(value, {}));
-  return ctx.Emit(relax::op::Full(ctx.Shape(self), value, info.dtype));
+  return ctx.Emit(relax::op::Full(ctx.Dims(self), value, info.dtype));
 }
 
 }  // namespace

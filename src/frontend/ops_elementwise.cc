@@ -19,7 +19,7 @@ using torch::jit::Node;
 c10::IValue PromotionOperand(ConversionContext& ctx, const torch::jit::Value* value) {
   if (ctx.IsConstant(value) && ctx.Constant(value).isScalar()) return ctx.Constant(value);
   Expr tensor = ctx.Tensor(value);
-  relax::IntList shape(ctx.Shape(tensor).size(), 1);
+  relax::IntList shape(static_cast<size_t>(ctx.Rank(tensor)), 1);
   relax::TensorInfo info = ctx.Info(tensor);
   return at::empty(shape, at::TensorOptions().device(at::kMeta).dtype(DtypeFromName(info.dtype)));
 }
@@ -281,7 +281,7 @@ Value ConvertSoftmax(ConversionContext& ctx, const Node& node) {
   TORCH_CHECK(node.inputs().size() < 3 || ctx.IsNone(node.input(2)),
               "softmax with a dtype argument is not supported yet");
   Expr x = ctx.Tensor(node.input(0));
-  auto rank = static_cast<int64_t>(ctx.Shape(x).size());
+  auto rank = ctx.Rank(x);
   int64_t axis = ctx.Int(node.input(1));
   return ctx.Emit(Op(x, static_cast<int>(axis < 0 ? axis + rank : axis)));
 }

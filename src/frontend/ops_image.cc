@@ -130,7 +130,7 @@ Value ConvertInterpolate(ConversionContext& ctx, const Node& node) {
 // PyTorch's enums: modes bilinear/nearest/bicubic, padding zeros/border/reflection.
 Value ConvertGridSampler(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
-  const size_t rank = ctx.Shape(x).size();
+  const size_t rank = static_cast<size_t>(ctx.Rank(x));
   TORCH_CHECK(rank == 4 || rank == 5, "grid_sample takes 4-d or 5-d input, got ", rank, "-d");
   static const char* const kModes[] = {"bilinear", "nearest", "bicubic"};
   static const char* const kPadding[] = {"zeros", "border", "reflection"};
@@ -273,7 +273,7 @@ Value ConvertDeformConv2d(ConversionContext& ctx, const Node& node) {
                        clamped(cx, width)));
     index = ctx.EmitExpr(relax::op::Reshape(index, {n, offset_groups, 1, places}));
     Expr values = ctx.EmitExpr(relax::op::GatherElements(
-        flat_input, ctx.EmitExpr(relax::op::BroadcastTo(index, gathered_shape)), 3));
+        flat_input, ctx.EmitExpr(relax::op::BroadcastTo(index, relax::ToDims(gathered_shape))), 3));
     Expr factor = m.Where(inside, m.Mul(weight_y, weight_x), m.Number(0));
     return m.Mul(values, ctx.EmitExpr(relax::op::Reshape(factor, {n, offset_groups, 1, places})));
   };

@@ -37,26 +37,26 @@ Value SplitAt(ConversionContext& ctx, const Expr& x, const IntList& indices, int
 // aten::chunk(self, chunks, dim): pieces of ceil(n / chunks), the last one smaller.
 Value ConvertChunk(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
-  IntList shape = ctx.Shape(x);
-  int64_t axis = NormalizeAxis(ctx.Int(node.input(2)), static_cast<int64_t>(shape.size()));
+  int64_t axis = NormalizeAxis(ctx.Int(node.input(2)), ctx.Rank(x));
+  int64_t extent = ctx.Extent(x, axis);
   int64_t chunks = ctx.Int(node.input(1));
   TORCH_CHECK(chunks > 0, "chunk expects a positive number of chunks");
-  int64_t size = (shape[axis] + chunks - 1) / chunks;
+  int64_t size = (extent + chunks - 1) / chunks;
   IntList indices;
-  for (int64_t at = size; at < shape[axis]; at += size) indices.push_back(at);
+  for (int64_t at = size; at < extent; at += size) indices.push_back(at);
   return SplitAt(ctx, x, indices, axis);
 }
 
 // aten::split(self, split_size: int | int[], dim) and aten::split_with_sizes(self, sizes, dim)
 Value ConvertSplit(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
-  IntList shape = ctx.Shape(x);
-  int64_t axis = NormalizeAxis(ctx.Int(node.input(2)), static_cast<int64_t>(shape.size()));
+  int64_t axis = NormalizeAxis(ctx.Int(node.input(2)), ctx.Rank(x));
+  int64_t extent = ctx.Extent(x, axis);
   c10::IValue sizes = ctx.Constant(node.input(1));
   IntList indices;
   if (sizes.isInt()) {
     TORCH_CHECK(sizes.toInt() > 0, "split expects a positive size");
-    for (int64_t at = sizes.toInt(); at < shape[axis]; at += sizes.toInt()) indices.push_back(at);
+    for (int64_t at = sizes.toInt(); at < extent; at += sizes.toInt()) indices.push_back(at);
   } else {
     int64_t at = 0;
     IntList lengths = sizes.toIntVector();
@@ -77,38 +77,66 @@ std::pair<int64_t, int64_t> SliceBounds(ConversionContext& ctx, const torch::jit
   return {bound(start, 0), bound(end, extent)};
 }
 
+// Slice ends at or past this mean "to the end" (traced `x[a:]` ends at 2^63 - 1).
+constexpr int64_t kUnboundedSliceEnd = int64_t{1} << 62;
+
 // aten::slice(self, dim, start, end, step)
 Value ConvertSlice(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
-  IntList shape = ctx.Shape(x);
-  int64_t axis = NormalizeAxis(ctx.Int(node.input(1)), static_cast<int64_t>(shape.size()));
-  auto [begin, end] = SliceBounds(ctx, node.input(2), node.input(3), shape[axis]);
+  int64_t axis = NormalizeAxis(ctx.Int(node.input(1)), ctx.Rank(x));
   int64_t step = ctx.Int(node.input(4));
   TORCH_CHECK(step > 0, "slice step must be positive");
-  if (begin == 0 && end == shape[axis] && step == 1) return ctx.Get(node.input(0));
-  end = std::max(begin, end);
-  return ctx.Emit(relax::op::StridedSlice(x, {axis}, {begin}, {end}, {step}));
+  const relax::Dim extent = ctx.Dims(x).at(static_cast<size_t>(axis));
+  const bool static_bounds = ctx.Get(node.input(2)).kind != Value::Kind::kSize &&
+                             ctx.Get(node.input(3)).kind != Value::Kind::kSize;
+  if (extent.IsStatic() && static_bounds) {
+    auto [begin, end] = SliceBounds(ctx, node.input(2), node.input(3), extent.Static());
+    if (begin == 0 && end == extent.Static() && step == 1) return ctx.Get(node.input(0));
+    end = std::max(begin, end);
+    return ctx.Emit(
+        relax::op::StridedSlice(x, {axis}, relax::Dims{begin}, relax::Dims{end}, {step}));
+  }
+  // A symbolic extent n or bound (`x[:, :seq]`, `x[:, 1:]`): bounds clamped to [0, n] as
+  // PyTorch clamps them; a negative number counts from n. The bounds `:` traces (0, and the
+  // largest int64) are exact: TVM cannot simplify min(n, 2^63 - 1) to n on its own.
+  auto bound = [&](const torch::jit::Value* value, const relax::Dim& fallback) {
+    if (ctx.IsNone(value)) return fallback;
+    relax::Dim position = ctx.SizeArgument(value);
+    if (position.IsStatic()) {
+      if (position.Static() == 0) return relax::Dim(0);
+      if (position.Static() >= kUnboundedSliceEnd) return extent;
+      if (position.Static() < 0) position = extent + position;
+    }
+    return relax::Maximum(relax::Minimum(position, extent), 0);
+  };
+  const relax::Dim begin = bound(node.input(2), 0);
+  const relax::Dim end = bound(node.input(3), extent);
+  if (begin.IsStatic() && begin.Static() == 0 && step == 1 && relax::ProvablyEqual(end, extent)) {
+    return ctx.Get(node.input(0));
+  }
+  return ctx.Emit(relax::op::StridedSlice(x, {axis}, relax::Dims{begin},
+                                          relax::Dims{relax::Maximum(begin, end)}, {step}));
 }
 
 // aten::select(self, dim, index): one slice along dim, without that dim.
 Value ConvertSelect(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
-  IntList shape = ctx.Shape(x);
-  int64_t axis = NormalizeAxis(ctx.Int(node.input(1)), static_cast<int64_t>(shape.size()));
+  int64_t axis = NormalizeAxis(ctx.Int(node.input(1)), ctx.Rank(x));
+  int64_t extent = ctx.Extent(x, axis);
   int64_t index = ctx.Int(node.input(2));
-  if (index < 0) index += shape[axis];
-  TORCH_CHECK(index >= 0 && index < shape[axis], "select index ", ctx.Int(node.input(2)),
-              " is out of range for size ", shape[axis]);
-  Expr one = ctx.EmitExpr(relax::op::StridedSlice(x, {axis}, {index}, {index + 1}, {1}));
+  if (index < 0) index += extent;
+  TORCH_CHECK(index >= 0 && index < extent, "select index ", ctx.Int(node.input(2)),
+              " is out of range for size ", extent);
+  Expr one = ctx.EmitExpr(
+      relax::op::StridedSlice(x, {axis}, relax::Dims{index}, relax::Dims{index + 1}, {1}));
   return ctx.Emit(relax::op::Squeeze(one, {axis}));
 }
 
 // aten::index_select(self, dim, index)
 Value ConvertIndexSelect(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
-  IntList shape = ctx.Shape(x);
-  int64_t axis = NormalizeAxis(ctx.Int(node.input(1)), static_cast<int64_t>(shape.size()));
-  Expr index = CheckedIndices(ctx, node, ctx.Tensor(node.input(2)), shape[axis], axis,
+  int64_t axis = NormalizeAxis(ctx.Int(node.input(1)), ctx.Rank(x));
+  Expr index = CheckedIndices(ctx, node, ctx.Tensor(node.input(2)), ctx.Extent(x, axis), axis,
                               NegativeIndices::kRejected);
   return ctx.Emit(relax::op::Take(x, index, axis));
 }
@@ -116,7 +144,7 @@ Value ConvertIndexSelect(ConversionContext& ctx, const Node& node) {
 // aten::embedding(weight, indices, padding_idx, scale_grad_by_freq, sparse)
 Value ConvertEmbedding(ConversionContext& ctx, const Node& node) {
   Expr weight = ctx.Tensor(node.input(0));
-  Expr indices = CheckedIndices(ctx, node, ctx.Tensor(node.input(1)), ctx.Shape(weight).at(0), 0,
+  Expr indices = CheckedIndices(ctx, node, ctx.Tensor(node.input(1)), ctx.Extent(weight, 0), 0,
                                 NegativeIndices::kRejected);
   return ctx.Emit(relax::op::Take(weight, indices, 0));
 }
@@ -124,7 +152,7 @@ Value ConvertEmbedding(ConversionContext& ctx, const Node& node) {
 // aten::unsqueeze(self, dim)
 Value ConvertUnsqueeze(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
-  auto rank = static_cast<int64_t>(ctx.Shape(x).size());
+  auto rank = ctx.Rank(x);
   return ctx.Emit(relax::op::ExpandDims(x, {NormalizeAxis(ctx.Int(node.input(1)), rank + 1)}));
 }
 
@@ -147,33 +175,36 @@ Value ConvertSqueeze(ConversionContext& ctx, const Node& node) {
   return ctx.Emit(relax::op::Squeeze(x, axes));
 }
 
-Value BroadcastTo(ConversionContext& ctx, const torch::jit::Value* input, IntList target) {
+Value BroadcastTo(ConversionContext& ctx, const torch::jit::Value* input, relax::Dims target) {
   Expr x = ctx.Tensor(input);
-  IntList shape = ctx.Shape(x);
+  relax::Dims shape = ctx.Dims(x);
+  TORCH_CHECK(target.size() >= shape.size(), "expand: the target has fewer dims than the input");
   size_t offset = target.size() - shape.size();
+  bool unchanged = offset == 0;
   for (size_t i = 0; i < target.size(); ++i) {
-    if (target[i] == -1) {
+    if (target[i].IsStatic() && target[i].Static() == -1) {
       TORCH_CHECK(i >= offset, "expand: -1 is not allowed in a new leading dimension");
       target[i] = shape[i - offset];
     }
+    unchanged = unchanged && relax::ProvablyEqual(target[i], shape[i - offset]);
   }
-  if (target == shape) return ctx.Get(input);
+  if (unchanged) return ctx.Get(input);
   return ctx.Emit(relax::op::BroadcastTo(x, target));
 }
 
 // aten::expand(self, size, implicit) and aten::expand_as(self, other)
 Value ConvertExpand(ConversionContext& ctx, const Node& node) {
-  return BroadcastTo(ctx, node.input(0), ctx.Ints(node.input(1)));
+  return BroadcastTo(ctx, node.input(0), ctx.SizesArgument(node.input(1)));
 }
 Value ConvertExpandAs(ConversionContext& ctx, const Node& node) {
-  return BroadcastTo(ctx, node.input(0), ctx.Shape(ctx.Tensor(node.input(1))));
+  return BroadcastTo(ctx, node.input(0), ctx.Dims(ctx.Tensor(node.input(1))));
 }
 
 // aten::argmax / argmin(self, dim, keepdim)
 template <Expr (*Op)(const Expr&, std::optional<int64_t>, bool)>
 Value ConvertArgReduce(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
-  auto rank = static_cast<int64_t>(ctx.Shape(x).size());
+  auto rank = ctx.Rank(x);
   std::optional<int64_t> axis;
   if (!ctx.IsNone(node.input(1))) axis = NormalizeAxis(ctx.Int(node.input(1)), rank);
   Expr index = ctx.EmitExpr(Op(x, axis, ctx.Bool(node.input(2))));
@@ -291,7 +322,7 @@ Value ConvertIndex(ConversionContext& ctx, const Node& node) {
   for (int64_t axis : axes) flat_extent *= shape[axis];
   IntList flat_shape{flat_extent};
   flat_shape.insert(flat_shape.end(), rest_shape.begin(), rest_shape.end());
-  Expr flat = ctx.EmitExpr(relax::op::Reshape(permuted, flat_shape));
+  Expr flat = ctx.EmitExpr(relax::op::Reshape(permuted, relax::ToDims(flat_shape)));
   Expr offset;
   int64_t stride = 1;
   for (size_t i = axes.size(); i-- > 0;) {
@@ -305,7 +336,7 @@ Value ConvertIndex(ConversionContext& ctx, const Node& node) {
   }
   IntList index_shape = BroadcastShapes(index_shapes);
   if (ctx.Shape(offset) != index_shape) {
-    offset = ctx.EmitExpr(relax::op::BroadcastTo(offset, index_shape));
+    offset = ctx.EmitExpr(relax::op::BroadcastTo(offset, relax::ToDims(index_shape)));
   }
   Expr taken = ctx.EmitExpr(relax::op::Take(flat, offset, 0));
   bool adjacent = axes.back() - axes.front() + 1 == static_cast<int64_t>(axes.size());
@@ -331,7 +362,8 @@ Expr CoveredPart(ConversionContext& ctx, const Expr& src, const IntList& index_s
     TORCH_CHECK(index_shape[axis] <= shape[axis], "scatter: index is larger than src");
     axes.push_back(static_cast<int64_t>(axis));
   }
-  return ctx.EmitExpr(relax::op::StridedSlice(src, axes, begin, index_shape, strides));
+  return ctx.EmitExpr(relax::op::StridedSlice(src, axes, relax::ToDims(begin),
+                                              relax::ToDims(index_shape), strides));
 }
 
 // scatter(self, dim, index, src | value[, reduce]), scatter_add(self, dim, index, src) and
@@ -364,7 +396,7 @@ Expr ScatterReduced(ConversionContext& ctx, const Expr& self, const Expr& index,
   Expr start = self;
   if (!include_self) {
     Expr identity = relax::MakeConstant(ToTvm(ReductionIdentity(combine, DtypeFromName(dtype))));
-    Expr fill = ctx.EmitExpr(relax::op::BroadcastTo(identity, ctx.Shape(index)));
+    Expr fill = ctx.EmitExpr(relax::op::BroadcastTo(identity, ctx.Dims(index)));
     start = ctx.EmitExpr(relax::op::ScatterElements(self, index, fill, axis, "update"));
   }
   Expr combined = ctx.EmitExpr(relax::op::ScatterElements(start, index, updates, axis, combine));
@@ -395,7 +427,7 @@ Value ConvertScatter(ConversionContext& ctx, const Node& node) {
     Expr filler = ctx.TensorOrScalar(value, x);
     if (ctx.Info(filler).dtype != info.dtype)
       filler = ctx.EmitExpr(relax::op::AsType(filler, info.dtype));
-    updates = ctx.EmitExpr(relax::op::BroadcastTo(filler, index_shape));
+    updates = ctx.EmitExpr(relax::op::BroadcastTo(filler, relax::ToDims(index_shape)));
   } else {
     updates = CoveredPart(ctx, ctx.Tensor(NamedInput(node, "src")), index_shape);
   }
@@ -471,17 +503,18 @@ Value ConvertIndexPut(ConversionContext& ctx, const Node& node) {
     IntList placed = ctx.Shape(index);
     placed.insert(placed.begin(), index_shape.size() - placed.size(), 1);
     placed.insert(placed.end(), rest.size(), 1);
-    index =
-        ctx.EmitExpr(relax::op::BroadcastTo(ctx.EmitExpr(relax::op::Reshape(index, placed)), full));
+    index = ctx.EmitExpr(relax::op::BroadcastTo(
+        ctx.EmitExpr(relax::op::Reshape(index, relax::ToDims(placed))), relax::ToDims(full)));
   }
   for (size_t k = 0; k < rest.size(); ++k) {
     IntList placed(full.size(), 1);
     placed[index_shape.size() + k] = rest[k];
     at::Tensor positions = at::arange(rest[k], at::kLong).reshape(placed);
-    indices.push_back(ctx.EmitExpr(
-        relax::op::BroadcastTo(relax::MakeConstant(ToTvm(positions.contiguous())), full)));
+    indices.push_back(ctx.EmitExpr(relax::op::BroadcastTo(
+        relax::MakeConstant(ToTvm(positions.contiguous())), relax::ToDims(full))));
   }
-  if (ctx.Shape(values) != full) values = ctx.EmitExpr(relax::op::BroadcastTo(values, full));
+  if (ctx.Shape(values) != full)
+    values = ctx.EmitExpr(relax::op::BroadcastTo(values, relax::ToDims(full)));
   return ctx.Emit(relax::op::IndexPut(x, indices, values, accumulate));
 }
 
@@ -509,7 +542,7 @@ Value ConvertBucketize(ConversionContext& ctx, const Node& node) {
   bool searchsorted = node.kind() == c10::Symbol::fromQualString("aten::searchsorted");
   Expr boundaries = ctx.Tensor(node.input(searchsorted ? 0 : 1));
   Expr values = ctx.TensorOrScalar(node.input(searchsorted ? 1 : 0), boundaries);
-  TORCH_CHECK(ctx.Shape(boundaries).size() == 1,
+  TORCH_CHECK(static_cast<size_t>(ctx.Rank(boundaries)) == 1,
               "searchsorted: only a 1-d sorted sequence is "
               "supported");
   bool right = ctx.Bool(NamedInput(node, "right"));
@@ -568,8 +601,9 @@ Value ConvertSliceScatter(ConversionContext& ctx, const Node& node) {
               " elements along dim ", axis, " but the slice has ", positions.numel());
   IntList spread(src_shape.size(), 1);
   spread[axis] = src_shape[axis];
-  Expr index = ctx.EmitExpr(relax::op::BroadcastTo(
-      relax::MakeConstant(ToTvm(positions.reshape(spread).contiguous())), src_shape));
+  Expr index = ctx.EmitExpr(
+      relax::op::BroadcastTo(relax::MakeConstant(ToTvm(positions.reshape(spread).contiguous())),
+                             relax::ToDims(src_shape)));
   if (ctx.Info(src).dtype != ctx.Info(x).dtype) {
     src = ctx.EmitExpr(relax::op::AsType(src, ctx.Info(x).dtype));
   }

@@ -116,7 +116,7 @@ Value ConvertRoll(ConversionContext& ctx, const Node& node) {
     TORCH_CHECK(shifts.size() == 1, "roll without dims takes one shift");
     int64_t count = std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<>());
     Expr flat = ctx.EmitExpr(relax::op::Reshape(x, {count}));
-    return ctx.Emit(relax::op::Reshape(Roll(ctx, flat, shifts[0], 0), shape));
+    return ctx.Emit(relax::op::Reshape(Roll(ctx, flat, shifts[0], 0), relax::ToDims(shape)));
   }
   TORCH_CHECK(shifts.size() == dims.size(), "roll: ", shifts.size(), " shifts for ", dims.size(),
               " dims");
@@ -140,7 +140,7 @@ Value ConvertUnflatten(ConversionContext& ctx, const Node& node) {
   IntList target(shape.begin(), shape.begin() + axis);
   target.insert(target.end(), sizes.begin(), sizes.end());
   target.insert(target.end(), shape.begin() + axis + 1, shape.end());
-  return ctx.Emit(relax::op::Reshape(x, target));
+  return ctx.Emit(relax::op::Reshape(x, relax::ToDims(target)));
 }
 
 // aten::movedim / moveaxis(self, source, destination) with ints or lists of them.
@@ -172,7 +172,7 @@ Value ConvertMovedim(ConversionContext& ctx, const Node& node) {
 Value ConvertBroadcastTensors(ConversionContext& ctx, const Node& node) {
   std::vector<Expr> tensors = ctx.Tensors(node.input(0));
   size_t rank = 0;
-  for (const Expr& tensor : tensors) rank = std::max(rank, ctx.Shape(tensor).size());
+  for (const Expr& tensor : tensors) rank = std::max(rank, static_cast<size_t>(ctx.Rank(tensor)));
   IntList common(rank, 1);
   for (const Expr& tensor : tensors) {
     IntList shape = ctx.Shape(tensor);
@@ -185,8 +185,9 @@ Value ConvertBroadcastTensors(ConversionContext& ctx, const Node& node) {
   }
   std::vector<Value> items;
   for (const Expr& tensor : tensors) {
-    items.push_back(ctx.Shape(tensor) == common ? Value::Tensor(tensor)
-                                                : ctx.Emit(relax::op::BroadcastTo(tensor, common)));
+    items.push_back(ctx.Shape(tensor) == common
+                        ? Value::Tensor(tensor)
+                        : ctx.Emit(relax::op::BroadcastTo(tensor, relax::ToDims(common))));
   }
   return Value::List(std::move(items));
 }
@@ -248,8 +249,8 @@ Value ConvertMeshgrid(ConversionContext& ctx, const Node& node) {
     size_t position = swap && i < 2 ? 1 - i : i;
     IntList spread(tensors.size(), 1);
     spread[position] = extents[i];
-    Expr placed = ctx.EmitExpr(relax::op::Reshape(tensors[i], spread));
-    items.push_back(ctx.Emit(relax::op::BroadcastTo(placed, grid)));
+    Expr placed = ctx.EmitExpr(relax::op::Reshape(tensors[i], relax::ToDims(spread)));
+    items.push_back(ctx.Emit(relax::op::BroadcastTo(placed, relax::ToDims(grid))));
   }
   return Value::List(std::move(items));
 }

@@ -49,8 +49,8 @@ ConvGeometry ConvGeometry::Symmetric(size_t spatial_dims, const IntList& strides
 
 Expr EmitConv(ConversionContext& ctx, const Expr& data, const Expr& weight,
               const std::optional<Expr>& bias, const ConvGeometry& geometry) {
-  size_t spatial = ctx.Shape(weight).size() - 2;
-  TORCH_CHECK(ctx.Shape(data).size() == spatial + 2,
+  size_t spatial = static_cast<size_t>(ctx.Rank(weight)) - 2;
+  TORCH_CHECK(static_cast<size_t>(ctx.Rank(data)) == spatial + 2,
               "unbatched convolution input is not supported");
   auto dims = static_cast<int>(spatial);
   Expr out =
@@ -63,7 +63,8 @@ Expr EmitConv(ConversionContext& ctx, const Expr& data, const Expr& weight,
   if (!bias) return out;
   IntList bias_shape(spatial + 2, 1);
   bias_shape[1] = -1;
-  return ctx.EmitExpr(relax::op::Add(out, ctx.EmitExpr(relax::op::Reshape(*bias, bias_shape))));
+  return ctx.EmitExpr(
+      relax::op::Add(out, ctx.EmitExpr(relax::op::Reshape(*bias, relax::ToDims(bias_shape)))));
 }
 
 namespace {
@@ -158,7 +159,7 @@ Value ConvertBatchNorm(ConversionContext& ctx, const Node& node) {
               "batch norm without running statistics is not supported");
   Expr x = ctx.Tensor(node.input(0));
   relax::TensorInfo info = ctx.Info(x);
-  int64_t channels = ctx.Shape(x).at(1);
+  int64_t channels = ctx.Dims(x).at(1).Static();
   Expr mean = ctx.Tensor(node.input(3));
   Expr var = ctx.Tensor(node.input(4));
   Expr gamma = ChannelParam(ctx, node.input(1), channels, 1.0, info.dtype);
@@ -171,8 +172,7 @@ Value ConvertBatchNorm(ConversionContext& ctx, const Node& node) {
 // aten::layer_norm(input, normalized_shape, weight?, bias?, eps, cudnn_enable)
 Value ConvertLayerNorm(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
-  IntList shape = ctx.Shape(x);
-  auto rank = static_cast<int64_t>(shape.size());
+  int64_t rank = ctx.Rank(x);
   IntList normalized_shape = ctx.Ints(node.input(1));
   auto normalized = static_cast<int64_t>(normalized_shape.size());
   IntList axes;
@@ -188,7 +188,7 @@ Value ConvertLayerNorm(ConversionContext& ctx, const Node& node) {
 // The spatial axes 2..rank-1 of an NC... tensor.
 IntList SpatialAxes(ConversionContext& ctx, const Expr& x) {
   IntList axes;
-  for (int64_t axis = 2; axis < static_cast<int64_t>(ctx.Shape(x).size()); ++axis) {
+  for (int64_t axis = 2; axis < ctx.Rank(x); ++axis) {
     axes.push_back(axis);
   }
   return axes;
@@ -226,7 +226,8 @@ Value ConvertInstanceNorm(ConversionContext& ctx, const Node& node) {
   IntList per_channel(axes.size() + 2, 1);
   per_channel[1] = channels;
   auto channel_param = [&](const Expr& param) {
-    return ctx.EmitExpr(relax::op::Reshape(relax::op::AsType(param, computed), per_channel));
+    return ctx.EmitExpr(
+        relax::op::Reshape(relax::op::AsType(param, computed), relax::ToDims(per_channel)));
   };
   Expr scaled = ctx.EmitExpr(relax::op::Add(
       ctx.EmitExpr(relax::op::Multiply(normalized, channel_param(gamma))), channel_param(beta)));
@@ -251,7 +252,7 @@ Value ConvertGroupNorm(ConversionContext& ctx, const Node& node) {
 Value ConvertWeightNorm(ConversionContext& ctx, const Node& node) {
   Expr v = ctx.Tensor(node.input(0));
   Expr g = ctx.Tensor(node.input(1));
-  auto rank = static_cast<int64_t>(ctx.Shape(v).size());
+  auto rank = ctx.Rank(v);
   int64_t dim = ctx.Int(node.input(2));
   IntList axes;
   for (int64_t axis = 0; axis < rank; ++axis) {
@@ -265,7 +266,7 @@ Value ConvertWeightNorm(ConversionContext& ctx, const Node& node) {
 // aten::max_pool{1,2,3}d(input, kernel_size, stride, padding, dilation, ceil_mode)
 Value ConvertMaxPool(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
-  size_t spatial = ctx.Shape(x).size() - 2;
+  size_t spatial = static_cast<size_t>(ctx.Rank(x)) - 2;
   IntList kernel = Expand(ctx.Ints(node.input(1)), spatial, "kernel_size");
   IntList stride = ctx.Ints(node.input(2));
   stride = stride.empty() ? kernel : Expand(stride, spatial, "stride");
@@ -327,7 +328,7 @@ Value ConvertAdaptiveMaxPool(ConversionContext& ctx, const Node& node) {
 //                        [, divisor_override])
 Value ConvertAvgPool(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
-  size_t spatial = ctx.Shape(x).size() - 2;
+  size_t spatial = static_cast<size_t>(ctx.Rank(x)) - 2;
   TORCH_CHECK(node.inputs().size() < 7 || ctx.IsNone(node.input(6)),
               "avg_pool with divisor_override is not supported yet");
   IntList kernel = Expand(ctx.Ints(node.input(1)), spatial, "kernel_size");
@@ -341,14 +342,13 @@ Value ConvertAvgPool(ConversionContext& ctx, const Node& node) {
 // aten::adaptive_avg_pool{1,2,3}d(input, output_size)
 Value ConvertAdaptiveAvgPool(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
-  IntList shape = ctx.Shape(x);
-  size_t spatial = shape.size() - 2;
+  auto spatial = static_cast<size_t>(ctx.Rank(x) - 2);
   IntList output_size = Expand(ctx.Ints(node.input(1)), spatial, "output_size");
   return ctx.Emit(relax::op::AdaptiveAvgPool(static_cast<int>(spatial), x, output_size));
 }
 
 Expr TransposeLastTwo(ConversionContext& ctx, const Expr& x) {
-  auto rank = static_cast<int64_t>(ctx.Shape(x).size());
+  auto rank = ctx.Rank(x);
   if (rank < 2) return x;
   return ctx.EmitExpr(relax::op::PermuteDims(x, SwappedAxes(rank, rank - 1, rank - 2)));
 }
@@ -403,10 +403,9 @@ Value ConvertScaledDotProductAttention(ConversionContext& ctx, const Node& node)
     TORCH_CHECK(!ctx.Bool(node.input(7)) || ctx.Shape(query) == ctx.Shape(key),
                 "scaled_dot_product_attention: enable_gqa with fewer key heads is not supported");
   }
-  IntList query_shape = ctx.Shape(query);
   std::string dtype = ctx.Info(query).dtype;
   double scale = ctx.IsNone(node.input(6))
-                     ? 1.0 / std::sqrt(static_cast<double>(query_shape.back()))
+                     ? 1.0 / std::sqrt(static_cast<double>(ctx.Dims(query).back().Static()))
                      : ctx.Double(node.input(6));
   Expr scores = ctx.EmitExpr(relax::op::Matmul(query, TransposeLastTwo(ctx, key)));
   scores = ctx.EmitExpr(relax::op::Multiply(scores, ctx.Scalar(scale, dtype)));
@@ -423,7 +422,7 @@ Value ConvertScaledDotProductAttention(ConversionContext& ctx, const Node& node)
                  ? ctx.EmitExpr(relax::op::Where(mask, scores, masked_out))
                  : ctx.EmitExpr(relax::op::Add(scores, mask));
   }
-  auto rank = static_cast<int>(ctx.Shape(scores).size());
+  auto rank = static_cast<int>(ctx.Rank(scores));
   Expr weights = ctx.EmitExpr(relax::op::Softmax(scores, rank - 1));
   return ctx.Emit(relax::op::Matmul(weights, value));
 }

@@ -279,7 +279,8 @@ Value ConvertCrossEntropy(ConversionContext& ctx, const Node& node) {
   if (weight != nullptr && !ctx.IsNone(weight)) {
     IntList per_class(ctx.Rank(x) - class_axis, 1);
     per_class[0] = ctx.Shape(x)[class_axis];
-    terms = m.Mul(terms, ctx.EmitExpr(relax::op::Reshape(ctx.Tensor(weight), per_class)));
+    terms = m.Mul(terms,
+                  ctx.EmitExpr(relax::op::Reshape(ctx.Tensor(weight), relax::ToDims(per_class))));
   }
   Expr loss = m.Neg(ctx.EmitExpr(relax::op::Sum(terms, {class_axis}, false)));
   return Value::Tensor(ReduceLoss(ctx, loss, ctx.Int(NamedInput(node, "reduction"))));

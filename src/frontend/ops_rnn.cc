@@ -145,7 +145,7 @@ Value ConvertRecurrent(ConversionContext& ctx, const Node& node) {
   } else {
     initial = {ctx.Tensor(node.input(1))};
   }
-  bool unbatched = ctx.Shape(input).size() == 2;
+  bool unbatched = static_cast<size_t>(ctx.Rank(input)) == 2;
   if (unbatched) {
     input = ctx.EmitExpr(relax::op::ExpandDims(input, {1}));
     for (Expr& state : initial) state = ctx.EmitExpr(relax::op::ExpandDims(state, {1}));

@@ -63,15 +63,23 @@ Value ConvertListLen(ConversionContext& ctx, const Node& node) {
   return Value::Constant(static_cast<int64_t>(list.items.size()));
 }
 
+// A symbolic extent is a kSize (see Value); static ones are constants.
 Value ConvertSize(ConversionContext& ctx, const Node& node) {
-  relax::IntList shape = ctx.Shape(ctx.Tensor(node.input(0)));
-  if (node.inputs().size() == 1) return Value::Constant(c10::IValue(shape));
-  int64_t axis = NormalizeAxis(ctx.Int(node.input(1)), static_cast<int64_t>(shape.size()));
-  return Value::Constant(shape[axis]);
+  relax::Dims dims = ctx.Dims(ctx.Tensor(node.input(0)));
+  if (node.inputs().size() == 1) {
+    if (std::optional<relax::IntList> shape = relax::StaticExtents(dims)) {
+      return Value::Constant(c10::IValue(*shape));
+    }
+    std::vector<Value> sizes;
+    for (const relax::Dim& dim : dims) sizes.push_back(Value::Size(dim));
+    return Value::List(std::move(sizes));
+  }
+  int64_t axis = NormalizeAxis(ctx.Int(node.input(1)), static_cast<int64_t>(dims.size()));
+  return Value::Size(dims[axis]);
 }
 
 Value ConvertDim(ConversionContext& ctx, const Node& node) {
-  return Value::Constant(static_cast<int64_t>(ctx.Shape(ctx.Tensor(node.input(0))).size()));
+  return Value::Constant(ctx.Rank(ctx.Tensor(node.input(0))));
 }
 
 Value PassThrough(ConversionContext& ctx, const Node& node) { return ctx.Get(node.input(0)); }
@@ -82,53 +90,61 @@ Value ConvertDropout(ConversionContext& ctx, const Node& node) {
   return ctx.Get(node.input(0));
 }
 
-// Resolves one -1 in a target shape the way torch.view does.
-relax::IntList ResolveShape(relax::IntList target, const relax::IntList& source) {
-  int64_t known = 1;
+relax::Dim Product(relax::Dims::const_iterator begin, relax::Dims::const_iterator end) {
+  return std::accumulate(begin, end, relax::Dim(1), std::multiplies<>());
+}
+
+// Resolves one -1 in a target shape the way torch.view does. With symbolic extents the
+// inferred one is total / known (TVM checks at run time that the element counts agree).
+relax::Dims ResolveShape(relax::Dims target, const relax::Dims& source) {
+  relax::Dim known = 1;
   int64_t inferred = -1;
   for (size_t i = 0; i < target.size(); ++i) {
-    if (target[i] == -1) {
+    if (target[i].IsStatic() && target[i].Static() == -1) {
       TORCH_CHECK(inferred < 0, "only one dimension can be inferred (-1)");
       inferred = static_cast<int64_t>(i);
     } else {
-      known *= target[i];
+      known = known * target[i];
     }
   }
-  int64_t total = std::accumulate(source.begin(), source.end(), int64_t{1}, std::multiplies<>());
+  relax::Dim total = Product(source.begin(), source.end());
   if (inferred >= 0) {
-    TORCH_CHECK(known != 0 && total % known == 0, "cannot view ", total, " elements as the shape");
-    target[inferred] = total / known;
+    if (total.IsStatic() && known.IsStatic()) {
+      TORCH_CHECK(known.Static() != 0 && total.Static() % known.Static() == 0, "cannot view ",
+                  total.Static(), " elements as the shape");
+    }
+    target[inferred] = relax::FloorDivide(total, known);
   }
   return target;
 }
 
 Value ConvertReshape(ConversionContext& ctx, const Node& node) {
   relax::Expr x = ctx.Tensor(node.input(0));
-  return ctx.Emit(relax::op::Reshape(x, ResolveShape(ctx.Ints(node.input(1)), ctx.Shape(x))));
+  return ctx.Emit(
+      relax::op::Reshape(x, ResolveShape(ctx.SizesArgument(node.input(1)), ctx.Dims(x))));
 }
 
 Value ConvertReshapeAs(ConversionContext& ctx, const Node& node) {
   return ctx.Emit(
-      relax::op::Reshape(ctx.Tensor(node.input(0)), ctx.Shape(ctx.Tensor(node.input(1)))));
+      relax::op::Reshape(ctx.Tensor(node.input(0)), ctx.Dims(ctx.Tensor(node.input(1)))));
 }
 
 Value ConvertFlatten(ConversionContext& ctx, const Node& node) {
   relax::Expr x = ctx.Tensor(node.input(0));
-  relax::IntList shape = ctx.Shape(x);
+  relax::Dims shape = ctx.Dims(x);
   auto rank = static_cast<int64_t>(shape.size());
-  if (rank == 0) return ctx.Emit(relax::op::Reshape(x, {1}));
+  if (rank == 0) return ctx.Emit(relax::op::Reshape(x, relax::Dims{1}));
   int64_t start = NormalizeAxis(ctx.Int(node.input(1)), rank);
   int64_t end = NormalizeAxis(ctx.Int(node.input(2)), rank);
-  relax::IntList target(shape.begin(), shape.begin() + start);
-  target.push_back(std::accumulate(shape.begin() + start, shape.begin() + end + 1, int64_t{1},
-                                   std::multiplies<>()));
+  relax::Dims target(shape.begin(), shape.begin() + start);
+  target.push_back(Product(shape.begin() + start, shape.begin() + end + 1));
   target.insert(target.end(), shape.begin() + end + 1, shape.end());
   return ctx.Emit(relax::op::Reshape(x, target));
 }
 
 Value ConvertPermute(ConversionContext& ctx, const Node& node) {
   relax::Expr x = ctx.Tensor(node.input(0));
-  auto rank = static_cast<int64_t>(ctx.Shape(x).size());
+  int64_t rank = ctx.Rank(x);
   relax::IntList axes = ctx.Ints(node.input(1));
   for (int64_t& axis : axes) axis = NormalizeAxis(axis, rank);
   return ctx.Emit(relax::op::PermuteDims(x, axes));
@@ -137,7 +153,7 @@ Value ConvertPermute(ConversionContext& ctx, const Node& node) {
 // aten::transpose(self, dim0, dim1) and aten::t(self)
 Value ConvertTranspose(ConversionContext& ctx, const Node& node) {
   relax::Expr x = ctx.Tensor(node.input(0));
-  auto rank = static_cast<int64_t>(ctx.Shape(x).size());
+  int64_t rank = ctx.Rank(x);
   if (node.inputs().size() == 1 && rank < 2) return ctx.Get(node.input(0));  // t() of a vector
   int64_t a = node.inputs().size() == 1 ? 0 : NormalizeAxis(ctx.Int(node.input(1)), rank);
   int64_t b = node.inputs().size() == 1 ? 1 : NormalizeAxis(ctx.Int(node.input(2)), rank);
@@ -147,7 +163,7 @@ Value ConvertTranspose(ConversionContext& ctx, const Node& node) {
 // aten::numpy_T(self) (x.T): every axis reversed.
 Value ConvertReverseAxes(ConversionContext& ctx, const Node& node) {
   relax::Expr x = ctx.Tensor(node.input(0));
-  auto rank = static_cast<int64_t>(ctx.Shape(x).size());
+  int64_t rank = ctx.Rank(x);
   relax::IntList axes(rank);
   for (int64_t i = 0; i < rank; ++i) axes[i] = rank - 1 - i;
   return ctx.Emit(relax::op::PermuteDims(x, axes));
@@ -156,7 +172,7 @@ Value ConvertReverseAxes(ConversionContext& ctx, const Node& node) {
 Value ConvertCat(ConversionContext& ctx, const Node& node) {
   std::vector<relax::Expr> tensors = ctx.Tensors(node.input(0));
   TORCH_CHECK(!tensors.empty(), "cat of an empty list");
-  auto rank = static_cast<int64_t>(ctx.Shape(tensors[0]).size());
+  int64_t rank = ctx.Rank(tensors[0]);
   return ctx.Emit(relax::op::Concat(tensors, NormalizeAxis(ctx.Int(node.input(1)), rank)));
 }
 

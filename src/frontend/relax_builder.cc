@@ -1,5 +1,6 @@
 #include "frontend/relax_builder.h"
 
+#include <algorithm>
 #include <mutex>
 #include <stdexcept>
 #include <unordered_map>
@@ -115,6 +116,17 @@ const char* const kOpGlobals[] = {
     "relax.op.bucketize",
     "relax.op.vision.roi_align",
     "ir.IntImm",
+    "ir.PrimType",
+    "relax.op.arange",
+    "prim._OpAdd",
+    "prim._OpSub",
+    "prim._OpMul",
+    "prim._OpFloorDiv",
+    "prim._OpMin",
+    "prim._OpMax",
+    "sym.Analyzer",
+    "sym.AnalyzerCanProveEqual",
+    "ffi.ReprPrint",
 };
 // Binary ops reached through op::Binary, named by their suffix after "relax.op.".
 const char* const kBinaryOps[] = {
@@ -156,6 +168,12 @@ Expr Call(const std::string& name, Args&&... args) {
 Array<Any> ToArray(const IntList& values) {
   Array<Any> array;
   for (int64_t value : values) array.push_back(value);
+  return array;
+}
+
+Array<Any> ToArray(const Dims& dims) {
+  Array<Any> array;
+  for (const Dim& dim : dims) array.push_back(dim.ToExpr());
   return array;
 }
 
@@ -217,29 +235,115 @@ TensorInfo InfoOf(const Expr& expr) {
   }
   Any shape = GetField(type_object, "relax.TensorType", "shape");
   if (shape == nullptr || shape.GetTypeKey() != std::string("relax.expr.ShapeExpr")) return info;
-  IntList extents;
+  Dims dims;
   for (const Any& value :
        GetField(shape.cast<ObjectRef>(), "relax.expr.ShapeExpr", "values").cast<Array<Any>>()) {
-    if (value.GetTypeKey() != std::string("ir.IntImm")) return info;
-    extents.push_back(GetField(value.cast<ObjectRef>(), "ir.IntImm", "value").cast<int64_t>());
+    dims.emplace_back(value.cast<Expr>());
   }
-  info.shape = std::move(extents);
+  info.shape = StaticExtents(dims);
+  info.dims = std::move(dims);
   return info;
 }
 
 namespace {
 
-// relax.TensorType of `info`: with its static shape, or with its rank alone.
+// relax.TensorType of `info`: with its shape (symbolic or static), or with its rank alone.
 Any TensorTypeOf(const TensorInfo& info) {
-  Any shape = info.shape ? Global("relax.ShapeExpr")(ToArray(*info.shape), Any()) : Any();
-  int64_t ndim = info.shape ? -1 : info.ndim;
+  std::optional<Dims> dims = info.dims;
+  if (!dims && info.shape) dims = ToDims(*info.shape);
+  Any shape = dims ? Global("relax.ShapeExpr")(ToArray(*dims), Any()) : Any();
+  int64_t ndim = dims ? -1 : info.ndim;
   return Global("relax.TensorType")(shape, String(info.dtype), ndim, Any(), Any());
+}
+
+Expr Int64Imm(int64_t value) { return Call("ir.IntImm", DLDataTypeOf("int64"), value, Any()); }
+
+// a op b: folded where both are numbers, else TVM's simplifying constructor (`prim._OpAdd`).
+template <typename Fold>
+Dim Arithmetic(const char* global, const Dim& a, const Dim& b, Fold fold) {
+  if (a.IsStatic() && b.IsStatic()) return Dim(fold(a.Static(), b.Static()));
+  return Dim(Call(global, a.ToExpr(), b.ToExpr(), Any()));
 }
 
 }  // namespace
 
+Dim::Dim(const Expr& expression) {
+  if (expression.GetTypeKey() == std::string("ir.IntImm")) {
+    extent_ = GetField(expression, "ir.IntImm", "value").cast<int64_t>();
+  } else {
+    symbolic_ = expression;
+  }
+}
+
+int64_t Dim::Static() const {
+  if (!IsStatic()) {
+    throw std::runtime_error("the extent " + ToString() +
+                             " is symbolic here; this op needs a number");
+  }
+  return extent_;
+}
+
+Expr Dim::ToExpr() const { return IsStatic() ? Int64Imm(extent_) : symbolic_; }
+
+std::string Dim::ToString() const {
+  if (IsStatic()) return std::to_string(extent_);
+  return std::string(Global("ffi.ReprPrint")(symbolic_).cast<String>());
+}
+
+Dim SymbolicDim(const std::string& name) {
+  Any int64 = Global("ir.PrimType")(DLDataTypeOf("int64"));
+  return Dim(Call("ir.Var", String(name), int64, Any()));
+}
+
+Dim operator+(const Dim& a, const Dim& b) {
+  return Arithmetic("prim._OpAdd", a, b, [](int64_t x, int64_t y) { return x + y; });
+}
+Dim operator-(const Dim& a, const Dim& b) {
+  return Arithmetic("prim._OpSub", a, b, [](int64_t x, int64_t y) { return x - y; });
+}
+Dim operator*(const Dim& a, const Dim& b) {
+  return Arithmetic("prim._OpMul", a, b, [](int64_t x, int64_t y) { return x * y; });
+}
+Dim FloorDivide(const Dim& a, const Dim& b) {
+  return Arithmetic("prim._OpFloorDiv", a, b, [](int64_t x, int64_t y) {
+    if (y == 0) throw std::runtime_error("integer division by zero in a size");
+    int64_t quotient = x / y;
+    return (x % y != 0 && ((x < 0) != (y < 0))) ? quotient - 1 : quotient;
+  });
+}
+Dim Minimum(const Dim& a, const Dim& b) {
+  return Arithmetic("prim._OpMin", a, b, [](int64_t x, int64_t y) { return std::min(x, y); });
+}
+Dim Maximum(const Dim& a, const Dim& b) {
+  return Arithmetic("prim._OpMax", a, b, [](int64_t x, int64_t y) { return std::max(x, y); });
+}
+
+bool ProvablyEqual(const Dim& a, const Dim& b) {
+  if (a.IsStatic() && b.IsStatic()) return a.Static() == b.Static();
+  Any analyzer = Global("sym.Analyzer")();
+  return Global("sym.AnalyzerCanProveEqual")(analyzer, a.ToExpr(), b.ToExpr()).cast<bool>();
+}
+
+Dims ToDims(const IntList& extents) { return Dims(extents.begin(), extents.end()); }
+
+std::optional<IntList> StaticExtents(const Dims& dims) {
+  IntList extents;
+  for (const Dim& dim : dims) {
+    if (!dim.IsStatic()) return std::nullopt;
+    extents.push_back(dim.Static());
+  }
+  return extents;
+}
+
+Expr MakeParam(const std::string& name, const Dims& shape, const std::string& dtype) {
+  TensorInfo info;
+  info.dims = shape;
+  info.dtype = dtype;
+  return Call("ir.Var", String(name), TensorTypeOf(info), Any());
+}
+
 Expr MakeParam(const std::string& name, const IntList& shape, const std::string& dtype) {
-  return Call("ir.Var", String(name), TensorTypeOf({shape, dtype, -1}), Any());
+  return MakeParam(name, ToDims(shape), dtype);
 }
 
 Expr CallPurePacked(const std::string& function, const std::vector<Expr>& args,
@@ -433,7 +537,7 @@ Expr AdaptiveAvgPool(int spatial_dims, const Expr& data, const IntList& output_s
 }
 
 Expr Matmul(const Expr& a, const Expr& b) { return Call("relax.op.matmul", a, b, Any()); }
-Expr Reshape(const Expr& x, const IntList& shape) {
+Expr Reshape(const Expr& x, const Dims& shape) {
   return Call("relax.op.reshape", x, ToArray(shape));
 }
 Expr PermuteDims(const Expr& x, const IntList& axes) {
@@ -473,15 +577,16 @@ Expr ExpandDims(const Expr& x, const IntList& axes) {
 Expr Squeeze(const Expr& x, const IntList& axes) {
   return Call("relax.op.squeeze", x, ToArray(axes));
 }
-Expr BroadcastTo(const Expr& x, const IntList& shape) {
+Expr BroadcastTo(const Expr& x, const Dims& shape) {
   return Call("relax.op.broadcast_to", x, Global("relax.ShapeExpr")(ToArray(shape), Any()));
 }
 Expr Split(const Expr& x, const IntList& indices, int64_t axis) {
   return Call("relax.op.split", x, ToArray(indices), axis);
 }
-Expr StridedSlice(const Expr& x, const IntList& axes, const IntList& begin, const IntList& end,
+Expr StridedSlice(const Expr& x, const IntList& axes, const Dims& begin, const Dims& end,
                   const IntList& strides) {
-  return Call("relax.op.strided_slice", x, IntTuple(axes), IntTuple(begin), IntTuple(end),
+  auto tuple = [](const Dims& dims) { return Global("relax.Tuple")(ToArray(dims), Any()); };
+  return Call("relax.op.strided_slice", x, IntTuple(axes), tuple(begin), tuple(end),
               IntTuple(strides), false);
 }
 Expr Take(const Expr& x, const Expr& indices, int64_t axis) {
@@ -490,10 +595,13 @@ Expr Take(const Expr& x, const Expr& indices, int64_t axis) {
 Expr GatherElements(const Expr& x, const Expr& indices, int64_t axis) {
   return Call("relax.op.gather_elements", x, indices, axis);
 }
-Expr Full(const IntList& shape, const Expr& value, const std::string& dtype) {
+Expr Full(const Dims& shape, const Expr& value, const std::string& dtype) {
   // Not relax.op.full: TVM 0.27 legalizes a NaN or infinite fill value by testing
   // `"float" in dtype` on a DataType object, which raises TypeError.
   return BroadcastTo(AsType(value, dtype), shape);
+}
+Expr Arange(const Dim& start, const Dim& end, const Dim& step, const std::string& dtype) {
+  return Call("relax.op.arange", start.ToExpr(), end.ToExpr(), step.ToExpr(), DLDataTypeOf(dtype));
 }
 Expr ArgMax(const Expr& x, std::optional<int64_t> axis, bool keepdims) {
   return Call("relax.op.argmax", x, axis ? Any(*axis) : Any(), keepdims);

@@ -25,15 +25,49 @@ using IntList = std::vector<int64_t>;
 // Every registry name this module calls, for the test that checks them against the wheel.
 const std::vector<std::string>& RequiredGlobalNames();
 
+// One extent of a shape: a number, or an int64 expression over the input symbols (a TVM
+// PrimExpr such as `batch * 128`) where compile is asked for one program for many sizes.
+class Dim {
+ public:
+  Dim(int64_t extent) : extent_(extent) {}  // NOLINT(runtime/explicit): numbers are dims
+  // An IntImm becomes the number it holds.
+  explicit Dim(const Expr& expression);
+  bool IsStatic() const { return !symbolic_.defined(); }
+  int64_t Static() const;  // throws ConversionError-like std::runtime_error when symbolic
+  Expr ToExpr() const;     // an int64 IntImm or the expression
+  std::string ToString() const;
+
+ private:
+  int64_t extent_ = 0;
+  Expr symbolic_;
+};
+using Dims = std::vector<Dim>;
+
+// An int64 variable named `name`: one symbolic extent of the inputs ("batch", "seq").
+Dim SymbolicDim(const std::string& name);
+Dim operator+(const Dim& a, const Dim& b);
+Dim operator-(const Dim& a, const Dim& b);
+Dim operator*(const Dim& a, const Dim& b);
+Dim FloorDivide(const Dim& a, const Dim& b);
+Dim Minimum(const Dim& a, const Dim& b);
+Dim Maximum(const Dim& a, const Dim& b);
+// Whether TVM's arithmetic analyzer proves a == b (numbers: equal; `n * 2` and `n + n`: yes).
+bool ProvablyEqual(const Dim& a, const Dim& b);
+Dims ToDims(const IntList& extents);
+// The numbers, when every dim is one.
+std::optional<IntList> StaticExtents(const Dims& dims);
+
 struct TensorInfo {
   std::optional<IntList> shape;  // absent when the rank or an extent is not static
   std::string dtype;             // "float32", ...
   int ndim = -1;                 // -1: unknown rank
+  std::optional<Dims> dims;      // the shape with symbolic extents; absent when unknown
 };
 
 // The type of an emitted or parameter expression, as TVM inferred it.
 TensorInfo InfoOf(const Expr& expr);
 
+Expr MakeParam(const std::string& name, const Dims& shape, const std::string& dtype);
 Expr MakeParam(const std::string& name, const IntList& shape, const std::string& dtype);
 Expr MakeConstant(const tvm::ffi::Tensor& value);
 Expr MakeTuple(const std::vector<Expr>& fields);
@@ -116,7 +150,7 @@ Expr AvgPool(int spatial_dims, const Expr& data, const IntList& kernel, const In
 Expr AdaptiveAvgPool(int spatial_dims, const Expr& data, const IntList& output_size);
 
 Expr Matmul(const Expr& a, const Expr& b);
-Expr Reshape(const Expr& x, const IntList& shape);
+Expr Reshape(const Expr& x, const Dims& shape);
 Expr PermuteDims(const Expr& x, const IntList& axes);
 Expr Concat(const std::vector<Expr>& tensors, int64_t axis);
 Expr Mean(const Expr& x, const IntList& axes, bool keepdims);
@@ -164,15 +198,17 @@ Expr Power(const Expr& a, const Expr& b);
 Expr Where(const Expr& condition, const Expr& a, const Expr& b);
 Expr ExpandDims(const Expr& x, const IntList& axes);
 Expr Squeeze(const Expr& x, const IntList& axes);
-Expr BroadcastTo(const Expr& x, const IntList& shape);
+Expr BroadcastTo(const Expr& x, const Dims& shape);
 // Splits at the given indices along `axis`; returns a tuple.
 Expr Split(const Expr& x, const IntList& indices, int64_t axis);
-Expr StridedSlice(const Expr& x, const IntList& axes, const IntList& begin, const IntList& end,
+Expr StridedSlice(const Expr& x, const IntList& axes, const Dims& begin, const Dims& end,
                   const IntList& strides);
 Expr Take(const Expr& x, const Expr& indices, int64_t axis);
 Expr GatherElements(const Expr& x, const Expr& indices, int64_t axis);
 // A tensor of `shape` filled with the 0-d tensor `value`, as `dtype`.
-Expr Full(const IntList& shape, const Expr& value, const std::string& dtype);
+Expr Full(const Dims& shape, const Expr& value, const std::string& dtype);
+// 0, step, 2 * step, ... below `end`, from `start` (int64 or float32 etc., as `dtype`).
+Expr Arange(const Dim& start, const Dim& end, const Dim& step, const std::string& dtype);
 Expr ArgMax(const Expr& x, std::optional<int64_t> axis, bool keepdims);
 Expr ArgMin(const Expr& x, std::optional<int64_t> axis, bool keepdims);
 // (values, int64 indices) of the k largest (or smallest) along `axis`.

@@ -34,8 +34,10 @@ void EmitCheck(ConversionContext& ctx, const Expr& condition, const char* error_
 }  // namespace
 
 bool IsEmpty(ConversionContext& ctx, const Expr& x) {
-  for (int64_t extent : ctx.Shape(x)) {
-    if (extent == 0) return true;
+  // A symbolic extent may be 0 at run time too; the checks stay, and pass there: a min
+  // reduction of nothing is the dtype's largest value, a max its smallest.
+  for (const relax::Dim& extent : ctx.Dims(x)) {
+    if (extent.IsStatic() && extent.Static() == 0) return true;
   }
   return false;
 }

@@ -88,8 +88,8 @@ class Prober {
              " is a quantized tensor computed by PyTorch (quantized tensors stay inside one "
              "side)";
     }
-    probe_.values[input] = Value::Tensor(relax::MakeParam(
-        input->debugName(), observed->second.shape, DtypeName(observed->second.dtype)));
+    probe_.values[input] = Value::Tensor(
+        frontend::MakeInputParam(ObservedSpec(input->debugName(), observed->second), symbols_));
     return "";
   }
 
@@ -139,6 +139,7 @@ class Prober {
   const TorchCauses& forced_;
   relax::FunctionBuilder builder_;  // never finished: conversions here are trials
   std::unordered_map<const torch::jit::Value*, relax::Expr> no_weights_;
+  std::unordered_map<std::string, relax::Dim> symbols_;  // the trial parameters' extents
   Probe probe_;
   frontend::ConversionContext context_;
 };
@@ -431,11 +432,12 @@ tvm::ffi::ObjectRef BuildRegionModule(const Region& region, const Partition& par
                                       std::vector<TensorSpec>& output_specs) {
   ValueMap values = partition.constants;
   std::vector<relax::Expr> params;
+  std::unordered_map<std::string, relax::Dim> symbols;
   for (size_t i = 0; i < region.inputs.size(); ++i) {
     const torch::jit::Value* input = region.inputs[i];
     const ObservedTensor& observed = observations.at(input);
-    TensorSpec spec{frontend::UserName(input, i), observed.shape, observed.dtype};
-    params.push_back(relax::MakeParam(spec.name, spec.shape, DtypeName(spec.dtype)));
+    TensorSpec spec = ObservedSpec(frontend::UserName(input, i), observed);
+    params.push_back(frontend::MakeInputParam(spec, symbols));
     values[input] = Value::Tensor(params.back());
     input_specs.push_back(spec);
   }
@@ -446,9 +448,7 @@ tvm::ffi::ObjectRef BuildRegionModule(const Region& region, const Partition& par
   std::vector<relax::Expr> outputs;
   for (size_t i = 0; i < region.outputs.size(); ++i) {
     outputs.push_back(context.Tensor(region.outputs[i]));
-    relax::TensorInfo info = relax::InfoOf(outputs.back());
-    output_specs.push_back({"output_" + std::to_string(i), info.shape.value_or(relax::IntList{}),
-                            DtypeFromName(info.dtype)});
+    output_specs.push_back(frontend::ResultSpec("output_" + std::to_string(i), outputs.back()));
   }
   return builder.Finish(relax::MakeTuple(outputs), "main");
 }

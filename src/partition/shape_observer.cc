@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <map>
 #include <optional>
 #include <unordered_set>
 
@@ -75,6 +76,10 @@ bool IndexShapeIsDataDependent(const Node& node, const Observations& observation
 // Where the probe op records; one observation run at a time per thread.
 thread_local std::vector<ObservedTensor>* current_records = nullptr;
 thread_local std::vector<bool>* current_seen = nullptr;
+// Per probe, the shape each run saw first (a run that never reached it: nullopt).
+using RunShapes = std::vector<std::optional<std::vector<int64_t>>>;
+thread_local std::vector<RunShapes>* current_run_shapes = nullptr;
+thread_local size_t current_run = 0;
 // Bytes of floating-point samples still to keep in this run; negative: keep none.
 thread_local int64_t sample_budget = -1;
 
@@ -108,12 +113,70 @@ void Observe(const at::Tensor& tensor, int64_t id) {
   record.seen_defined = true;
   KeepSample(record, tensor);
   std::vector<int64_t> shape = tensor.sizes().vec();
+  RunShapes& runs = (*current_run_shapes)[id];
+  if (runs.size() <= current_run) runs.resize(current_run + 1);
+  if (!runs[current_run]) {
+    runs[current_run] = shape;
+  } else if (*runs[current_run] != shape) {  // loop iterations of one run disagree
+    record.static_shape = false;
+  }
   if (!(*current_seen)[id]) {
     (*current_seen)[id] = true;
-    record.shape = shape;
     record.dtype = tensor.scalar_type();
-  } else if (record.shape != shape || record.dtype != tensor.scalar_type()) {
+  } else if (record.dtype != tensor.scalar_type()) {
     record.static_shape = false;
+  }
+  record.shape = shape;
+}
+
+// The extents of one dim in each run, keyed to the input symbol they belong to.
+using RunExtents = std::vector<int64_t>;
+
+// What the runs' shapes say of a tensor (see ObserveTensors): `symbols` gives the input
+// symbols by their extents in the runs; an extent that matches none, or two, is dynamic.
+void ResolveRunShapes(ObservedTensor& record, const RunShapes& runs, size_t run_count,
+                      const std::map<RunExtents, std::vector<std::string>>& symbols,
+                      const std::map<std::string, ExtentRange>& ranges) {
+  if (!record.static_shape) return;
+  if (runs.size() != run_count ||
+      std::any_of(runs.begin(), runs.end(), [](const auto& shape) { return !shape; })) {
+    // Not reached in every run (a branch): nothing says how its shape follows the inputs.
+    if (std::any_of(runs.begin(), runs.end(),
+                    [&](const auto& shape) { return shape && *shape != record.shape; })) {
+      record.static_shape = false;
+    }
+    return;
+  }
+  const size_t rank = runs[0]->size();
+  for (const auto& shape : runs) {
+    if (shape->size() != rank) {
+      record.static_shape = false;
+      return;
+    }
+  }
+  std::vector<std::string> dim_symbols(rank);
+  std::vector<ExtentRange> dim_ranges;
+  bool symbolic = false;
+  for (size_t d = 0; d < rank; ++d) {
+    RunExtents extents;
+    for (const auto& shape : runs) extents.push_back((*shape)[d]);
+    if (std::all_of(extents.begin(), extents.end(),
+                    [&](int64_t extent) { return extent == extents[0]; })) {
+      dim_ranges.push_back({extents[0], extents[0], extents[0]});
+      continue;
+    }
+    auto symbol = symbols.find(extents);
+    if (symbol == symbols.end() || symbol->second.size() != 1) {
+      record.static_shape = false;
+      return;
+    }
+    dim_symbols[d] = symbol->second[0];
+    dim_ranges.push_back(ranges.at(dim_symbols[d]));
+    symbolic = true;
+  }
+  if (symbolic) {
+    record.dim_symbols = std::move(dim_symbols);
+    record.dim_ranges = std::move(dim_ranges);
   }
 }
 
@@ -208,12 +271,13 @@ std::optional<int64_t> IndexedRows(const Value* input) {
   return rows;
 }
 
-at::Tensor ExampleInput(const TensorSpec& spec, const Value* input) {
-  if (c10::isFloatingType(spec.dtype)) return at::randn(spec.shape).to(spec.dtype);
-  if (spec.dtype == c10::ScalarType::Bool) return at::randint(0, 2, spec.shape).to(spec.dtype);
+at::Tensor ExampleInput(const TensorSpec& spec, const Value* input, int64_t ExtentRange::*extents) {
+  const std::vector<int64_t> shape = ShapeAt(spec, extents);
+  if (c10::isFloatingType(spec.dtype)) return at::randn(shape).to(spec.dtype);
+  if (spec.dtype == c10::ScalarType::Bool) return at::randint(0, 2, shape).to(spec.dtype);
   std::optional<int64_t> rows = IndexedRows(input);
   int64_t high = rows && *rows > 0 ? *rows : 10;
-  return at::randint(0, high, spec.shape).to(spec.dtype);
+  return at::randint(0, high, shape).to(spec.dtype);
 }
 
 // Ops that turn tensor values into numbers the graph computes with.
@@ -239,7 +303,12 @@ void MarkDataDependent(const Block* block, Observations& observations,
       MarkDataDependent(nested, observations, from_values, dynamic_containers);
     }
     bool dynamic_input = false;
-    bool reads_values = ReadsTensorValues(*node);
+    // Int(NumToTensor(n)), traced code's way to pass a size on, reads back the number n.
+    const Node* producer = node->inputs().empty() ? nullptr : node->input(0)->node();
+    const bool number_round_trip = producer != nullptr &&
+                                   producer->kind() == c10::prim::NumToTensor &&
+                                   from_values.count(producer->input(0)) == 0;
+    bool reads_values = ReadsTensorValues(*node) && !number_round_trip;
     bool sized_by_values = false;  // an int argument (a size, a count) comes from values
     for (size_t i = 0; i < node->inputs().size(); ++i) {
       const Value* input = node->input(i);
@@ -364,13 +433,30 @@ Observations ObserveTensors(torch::jit::Graph& graph, const c10::IValue& self,
 
   std::vector<ObservedTensor> records(ids.size());
   std::vector<bool> seen(ids.size(), false);
+  std::vector<RunShapes> run_shapes(ids.size());
+  // Ranged inputs run at their min, max and opt extents (opt last: its values are the samples
+  // timing uses); fixed ones twice, to catch shapes that change from run to run.
+  std::map<RunExtents, std::vector<std::string>> symbols;
+  std::map<std::string, ExtentRange> symbol_ranges;
+  std::vector<int64_t ExtentRange::*> runs{&ExtentRange::opt, &ExtentRange::opt};
+  for (const TensorSpec& spec : inputs) {
+    for (size_t d = 0; d < spec.dim_ranges.size(); ++d) {
+      const ExtentRange& range = spec.dim_ranges[d];
+      if (spec.dim_symbols.empty() || spec.dim_symbols[d].empty()) continue;
+      runs = {&ExtentRange::min, &ExtentRange::max, &ExtentRange::opt};
+      symbol_ranges[spec.dim_symbols[d]] = range;
+      std::vector<std::string>& named = symbols[{range.min, range.max, range.opt}];
+      if (std::find(named.begin(), named.end(), spec.dim_symbols[d]) == named.end()) {
+        named.push_back(spec.dim_symbols[d]);
+      }
+    }
+  }
   torch::jit::Code code(instrumented, "tvmbridge_observe");
   // The example runs take the paths compiled code takes: inference, no autocast
   // (SpecializeToShapes folds the checks for both).
   at::NoGradGuard no_grad;
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
-  constexpr int kRuns = 2;
-  for (int run = 0; run < kRuns; ++run) {
+  for (size_t run = 0; run < runs.size(); ++run) {
     torch::jit::Stack stack{self};
     for (size_t i = 0; i < inputs.size(); ++i) {
       // Copies: the model may write to its inputs (and to tensors in them).
@@ -379,16 +465,19 @@ Observations ObserveTensors(torch::jit::Graph& graph, const c10::IValue& self,
       } else if (!examples.empty() && examples[i].isTensor()) {
         stack.emplace_back(examples[i].toTensor().clone());
       } else {
-        stack.emplace_back(ExampleInput(inputs[i], graph.inputs().at(i + 1)));
+        stack.emplace_back(ExampleInput(inputs[i], graph.inputs().at(i + 1), runs[run]));
       }
     }
     current_records = &records;
     current_seen = &seen;
-    sample_budget = keep_samples && run == kRuns - 1 ? kMaxSampleBytes : -1;
+    current_run_shapes = &run_shapes;
+    current_run = run;
+    sample_budget = keep_samples && run == runs.size() - 1 ? kMaxSampleBytes : -1;
     struct Reset {
       ~Reset() {
         current_records = nullptr;
         current_seen = nullptr;
+        current_run_shapes = nullptr;
         sample_budget = -1;
       }
     } reset;
@@ -397,7 +486,9 @@ Observations ObserveTensors(torch::jit::Graph& graph, const c10::IValue& self,
 
   Observations observations;
   for (const auto& [value, id] : ids) {
-    if (seen[id]) observations.emplace(value, records[id]);
+    if (!seen[id]) continue;
+    ResolveRunShapes(records[id], run_shapes[id], runs.size(), symbols, symbol_ranges);
+    observations.emplace(value, records[id]);
   }
   // Numbers the caller passes (an int input, the ints in a list input) size tensors as
   // numbers read from tensors do: the example runs cannot vouch for those shapes.
@@ -409,6 +500,17 @@ Observations ObserveTensors(torch::jit::Graph& graph, const c10::IValue& self,
   std::unordered_set<const Value*> dynamic_containers;
   MarkDataDependent(graph.block(), observations, from_values, dynamic_containers);
   return observations;
+}
+
+TensorSpec ObservedSpec(const std::string& name, const ObservedTensor& observed) {
+  TensorSpec spec{name, observed.shape, observed.dtype};
+  if (observed.dim_symbols.empty()) return spec;
+  spec.dim_symbols = observed.dim_symbols;
+  spec.dim_ranges = observed.dim_ranges;
+  for (size_t d = 0; d < spec.shape.size(); ++d) {
+    if (!spec.dim_symbols[d].empty()) spec.shape[d] = kDynamicExtent;
+  }
+  return spec;
 }
 
 void SpecializeToShapes(const std::shared_ptr<torch::jit::Graph>& graph,
@@ -460,6 +562,19 @@ void SpecializeToShapes(const std::shared_ptr<torch::jit::Graph>& graph,
       continue;
     } else if (node->kind() == c10::aten::dim) {
       value = static_cast<int64_t>(shape.size());
+    } else if (!it->second.dim_symbols.empty() && node->inputs().size() == 2) {
+      // A size of a symbolic tensor folds where that extent is fixed.
+      auto dim = torch::jit::toIValue(node->input(1));
+      if (node->kind() != c10::aten::size || !dim || !dim->isInt()) continue;
+      int64_t axis =
+          dim->toInt() < 0 ? dim->toInt() + static_cast<int64_t>(shape.size()) : dim->toInt();
+      if (axis < 0 || axis >= static_cast<int64_t>(shape.size()) ||
+          !it->second.dim_symbols[axis].empty()) {
+        continue;
+      }
+      value = shape[axis];
+    } else if (!it->second.dim_symbols.empty()) {
+      continue;  // numel, or the whole shape, of a symbolic tensor
     } else if (node->kind() == c10::aten::numel) {
       int64_t elements = 1;
       for (int64_t extent : shape) elements *= extent;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -21,11 +22,17 @@
 namespace tvmbridge::partition {
 
 struct ObservedTensor {
+  // The shape of the last run: at the inputs' opt extents where they are ranged.
   std::vector<int64_t> shape;
   c10::ScalarType dtype = c10::ScalarType::Float;
+  // The shape follows from the input shapes alone: fixed, or with extents that are the inputs'
+  // symbols (`dim_symbols`).
   bool static_shape = true;
-  bool seen_defined = false;    // some run saw a tensor here
-  bool seen_undefined = false;  // some run saw an undefined tensor (an absent optional)
+  // Empty, or one per dim: "" where fixed, else the input symbol the extent is.
+  std::vector<std::string> dim_symbols;
+  std::vector<ExtentRange> dim_ranges;  // with dim_symbols: the extents each dim takes
+  bool seen_defined = false;            // some run saw a tensor here
+  bool seen_undefined = false;          // some run saw an undefined tensor (an absent optional)
   // The value of the last run, when kept (see ObserveTensors): what timing feeds a region.
   at::Tensor sample;
 };
@@ -45,9 +52,14 @@ inline bool IsValueInput(const TensorSpec& spec) {
   return spec.dtype == c10::ScalarType::Undefined;
 }
 
+// The spec of a tensor the runs observed: its extents that are input symbols dynamic.
+TensorSpec ObservedSpec(const std::string& name, const ObservedTensor& observed);
+
 // `graph`'s first input is the module (`self`); `inputs` describe the others, `examples`
-// (empty, or one per input) gives their values. With `keep_samples`, each tensor's value in
-// the last run is kept (integer tensors always; floating ones while they total under
+// (empty, or one per input) gives their values. Inputs with ranged extents (dim_ranges) run at
+// their min, max and opt extents; an extent that varies with them as one input symbol does
+// is that symbol, any other variation makes the tensor dynamic. With `keep_samples`, each tensor's
+// value in the last run is kept (integer tensors always; floating ones while they total under
 // kMaxSampleBytes).
 Observations ObserveTensors(torch::jit::Graph& graph, const c10::IValue& self,
                             const std::vector<TensorSpec>& inputs,

@@ -34,9 +34,17 @@ json::Object SpecToJson(const TensorSpec& spec) {
       shape.push_back(spec.shape[i]);
     }
   }
-  return json::Object{{"name", tvm::ffi::String(spec.name)},
+  json::Object object{{"name", tvm::ffi::String(spec.name)},
                       {"shape", shape},
                       {"dtype", tvm::ffi::String(DtypeName(spec.dtype))}};
+  if (!spec.dim_ranges.empty()) {
+    json::Array ranges;
+    for (const ExtentRange& range : spec.dim_ranges) {
+      ranges.push_back(json::Array{range.min, range.opt, range.max});
+    }
+    object.Set(tvm::ffi::String("ranges"), ranges);
+  }
+  return object;
 }
 
 // Reads one key of a JSON object as T, with an error that names the key when absent or wrong.
@@ -77,6 +85,24 @@ TensorSpec SpecFromJson(const tvm::ffi::Any& value, const char* where) {
                              [](const std::string& symbol) { return !symbol.empty(); });
   if (dynamic) spec.dim_symbols = std::move(symbols);
   spec.dtype = DtypeFromName(std::string(Field<tvm::ffi::String>(*object, "dtype", where)));
+  if (object->count(tvm::ffi::String("ranges")) != 0) {
+    json::Array ranges = Field<json::Array>(*object, "ranges", where);
+    TORCH_CHECK(ranges.size() == spec.shape.size(),
+                "tvmbridge: corrupted artifact metadata: ", where, ".ranges has ", ranges.size(),
+                " entries for ", spec.shape.size(), " dims");
+    for (const tvm::ffi::Any& entry : ranges) {
+      auto bounds = entry.try_cast<json::Array>();
+      TORCH_CHECK(bounds.has_value() && bounds->size() == 3,
+                  "tvmbridge: corrupted artifact "
+                  "metadata: ",
+                  where, ".ranges holds something other than [min, opt, max]");
+      ExtentRange range{(*bounds)[0].cast<int64_t>(), (*bounds)[1].cast<int64_t>(),
+                        (*bounds)[2].cast<int64_t>()};
+      TORCH_CHECK(0 <= range.min && range.min <= range.opt && range.opt <= range.max,
+                  "tvmbridge: corrupted artifact metadata: ", where, ".ranges has a bad range");
+      spec.dim_ranges.push_back(range);
+    }
+  }
   return spec;
 }
 
@@ -120,8 +146,28 @@ std::string ShapeString(const std::vector<int64_t>& shape,
   return out.str();
 }
 
+std::vector<int64_t> ShapeAt(const TensorSpec& spec, int64_t ExtentRange::*which) {
+  if (spec.dim_ranges.empty()) return spec.shape;
+  std::vector<int64_t> shape;
+  for (const ExtentRange& range : spec.dim_ranges) shape.push_back(range.*which);
+  return shape;
+}
+
 std::string TensorSpec::Describe() const {
-  return name + ": " + DtypeName(dtype) + ShapeString(shape, dim_symbols);
+  if (dim_ranges.empty()) return name + ": " + DtypeName(dtype) + ShapeString(shape, dim_symbols);
+  std::ostringstream out;  // each dynamic extent with its range: "[batch=1..8, 3, 224, 224]"
+  out << name << ": " << DtypeName(dtype) << "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    out << (i ? ", " : "");
+    if (shape[i] != kDynamicExtent && dim_ranges[i].min == dim_ranges[i].max) {
+      out << shape[i];
+      continue;
+    }
+    if (i < dim_symbols.size() && !dim_symbols[i].empty()) out << dim_symbols[i] << "=";
+    out << dim_ranges[i].min << ".." << dim_ranges[i].max;
+  }
+  out << "]";
+  return out.str();
 }
 
 std::string ArtifactMetadata::ToJson() const {

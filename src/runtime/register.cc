@@ -14,9 +14,18 @@ std::vector<at::Tensor> RunOp(const c10::intrusive_ptr<TVMModule>& module,
   return module->Run(inputs);
 }
 
+// `min_extents` and `max_extents` (empty for a fixed shape) bound each dim.
 void ExpectInputOp(const at::Tensor& input, int64_t index, c10::string_view name,
-                   c10::IntArrayRef shape, c10::ScalarType dtype) {
-  CheckInput(input, index, std::string_view(name.data(), name.size()), shape, dtype);
+                   c10::IntArrayRef shape, c10::ScalarType dtype, c10::IntArrayRef min_extents,
+                   c10::IntArrayRef max_extents) {
+  TensorSpec spec{std::string(name.data(), name.size()), shape.vec(), dtype};
+  TORCH_CHECK(min_extents.size() == max_extents.size() &&
+                  (min_extents.empty() || min_extents.size() == shape.size()),
+              "tvmbridge: expect_input: extent bounds do not match the shape");
+  for (size_t d = 0; d < min_extents.size(); ++d) {
+    spec.dim_ranges.push_back({min_extents[d], min_extents[d], max_extents[d]});
+  }
+  CheckInput(input, index, spec);
 }
 
 // A compiled forward that writes into input `inputs[written]` works on a copy of it and copies
@@ -67,7 +76,7 @@ TORCH_LIBRARY(tvmbridge, m) {
   m.impl("run", torch::dispatch(c10::DispatchKey::CompositeExplicitAutograd, RunOp));
   // A check with no result: conservative alias analysis keeps dead-code elimination away.
   m.def(torch::schema("expect_input(Tensor input, int index, str name, int[] shape, "
-                      "ScalarType dtype) -> ()",
+                      "ScalarType dtype, int[] min_extents=[], int[] max_extents=[]) -> ()",
                       c10::AliasAnalysisKind::CONSERVATIVE),
         ExpectInputOp);
   m.def(torch::schema("expect_unshared(Tensor[] inputs, int[] indices, str[] names, "

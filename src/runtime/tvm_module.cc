@@ -136,11 +136,11 @@ TVMModule::TVMModule(const std::string& metadata_json, at::Tensor library)
   machines_ = 1;
 }
 
-void CheckInput(const at::Tensor& input, int64_t index, std::string_view name,
-                c10::IntArrayRef shape, c10::ScalarType dtype) {
-  auto expected = [&] {
-    return std::string(name) + ": " + DtypeName(dtype) + ShapeString(shape.vec());
-  };
+void CheckInput(const at::Tensor& input, int64_t index, const TensorSpec& spec) {
+  const std::string& name = spec.name;
+  const std::vector<int64_t>& shape = spec.shape;
+  const c10::ScalarType dtype = spec.dtype;
+  auto expected = [&] { return spec.Describe(); };
   TORCH_CHECK_VALUE(input.defined(), "tvmbridge: input ", index, " ('", name,
                     "') is an undefined tensor; expected ", expected());
   TORCH_CHECK_VALUE(input.device().is_cpu(), "tvmbridge: input ", index, " ('", name, "') is on ",
@@ -156,11 +156,18 @@ void CheckInput(const at::Tensor& input, int64_t index, std::string_view name,
   TORCH_CHECK_VALUE(input.is_contiguous(), "tvmbridge: input ", index, " ('", name,
                     "') is not contiguous (strides ", input.strides(),
                     "); call .contiguous() on it first");
+  for (size_t d = 0; d < spec.dim_ranges.size(); ++d) {
+    const ExtentRange& range = spec.dim_ranges[d];
+    const int64_t extent = input.size(static_cast<int64_t>(d));
+    TORCH_CHECK_VALUE(range.min <= extent && extent <= range.max, "tvmbridge: input ", index, " ('",
+                      name, "') has ", extent, " in dim ", d, "; this module was compiled for ",
+                      range.min, "..", range.max, " there (", expected(), ")");
+  }
 }
 
 at::Tensor TVMModule::PrepareInput(const at::Tensor& input, size_t index) {
   const TensorSpec& spec = metadata_.inputs[index];
-  CheckInput(input, static_cast<int64_t>(index), spec.name, spec.shape, spec.dtype);
+  CheckInput(input, static_cast<int64_t>(index), spec);
   if (reinterpret_cast<uintptr_t>(input.data_ptr()) % kTvmAlignment != 0) {
     alignment_copies_.fetch_add(1, std::memory_order_relaxed);
     return input.clone();  // fresh storage from PyTorch's allocator is 64-byte aligned

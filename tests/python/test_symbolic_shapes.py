@@ -1,0 +1,156 @@
+"""One compiled program for a range of shapes on the TorchScript path: tt.Input(min_shape,
+opt_shape, max_shape) makes the dims that vary symbolic in Relax (issue 22)."""
+
+import pytest
+import torch
+import tvm
+from torch import nn
+
+import tvmbridge.torch as tt
+from conftest import randomize_
+
+TOLERANCE = dict(rtol=1e-4, atol=1e-5)
+
+
+class SmallCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
+        self.fc = nn.Linear(16, 5)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.features(x), 1))
+
+
+class TinyEncoder(nn.Module):
+    """Token ids and a mask of one length; heads split with view() of computed sizes, as
+    traced transformers do."""
+
+    def __init__(self, vocabulary=50, width=16, heads=2):
+        super().__init__()
+        self.heads = heads
+        self.embed = nn.Embedding(vocabulary, width)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.out = nn.Linear(width, width)
+        self.norm = nn.LayerNorm(width)
+
+    def forward(self, ids, mask):
+        x = self.embed(ids)
+        batch, length, width = x.size(0), x.size(1), x.size(2)
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        split = lambda t: t.view(batch, length, self.heads, width // self.heads).transpose(1, 2)
+        scores = split(q) @ split(k).transpose(-1, -2) / (width // self.heads) ** 0.5
+        scores = scores + (1.0 - mask[:, None, None, :].to(scores.dtype)) * -1e4
+        mixed = (scores.softmax(-1) @ split(v)).transpose(1, 2).reshape(batch, length, width)
+        return self.norm(x + self.out(mixed))
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    torch.manual_seed(0)
+    model = randomize_(SmallCNN().eval())
+    return model, torch.jit.trace(model, torch.randn(2, 3, 16, 16))
+
+
+BATCH = tt.Input(min_shape=(1, 3, 16, 16), opt_shape=(2, 3, 16, 16), max_shape=(8, 3, 16, 16))
+
+
+def test_from_torchscript_gives_symbolic_relax_that_runs_at_every_batch(cnn):
+    model, traced = cnn
+    mod, params = tt.from_torchscript(traced, [BATCH], keep_params_as_input=False)
+    assert not params
+    assert "d0" in mod["main"].script()  # the batch is a variable, not a number
+    vm = tvm.relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
+    for batch in (1, 3, 8):
+        x = torch.randn(batch, 3, 16, 16)
+        got = torch.from_numpy(vm["main"](tvm.runtime.tensor(x.numpy())).numpy())
+        torch.testing.assert_close(got, model(x).detach(), **TOLERANCE)
+
+
+@pytest.fixture(scope="module")
+def compiled_cnn(cnn):
+    return tt.compile(cnn[1], inputs=[BATCH], never_slower=False)
+
+
+def test_one_compiled_module_serves_every_batch_in_range(cnn, compiled_cnn):
+    model, _ = cnn
+    report = tt.report(compiled_cnn)
+    assert len(report.regions) == 1 and not report.torch_nodes
+    with torch.no_grad():
+        for batch in (1, 2, 5, 8):
+            x = torch.randn(batch, 3, 16, 16)
+            x[0, 0, 0, 0] = float("nan")  # NaN stays NaN through the symbolic program
+            got, want = compiled_cnn(x), model(x)
+            assert torch.equal(got.isnan(), want.isnan())
+            torch.testing.assert_close(got, want, equal_nan=True, **TOLERANCE)
+
+
+def test_batch_outside_the_range_is_refused_and_the_module_keeps_working(compiled_cnn):
+    # Errors of ops inside a TorchScript forward reach Python as RuntimeError.
+    with pytest.raises(RuntimeError, match=r"has 9 in dim 0; this module was compiled for 1\.\.8 "
+                                           r"there \(x: float32\[1\.\.8, 3, 16, 16\]\)"):
+        compiled_cnn(torch.randn(9, 3, 16, 16))
+    with pytest.raises(RuntimeError, match="has shape"):
+        compiled_cnn(torch.randn(2, 3, 17, 16))  # a fixed dim stays fixed
+    assert compiled_cnn(torch.randn(4, 3, 16, 16)).shape == (4, 5)
+
+
+def test_saved_module_keeps_its_ranges(cnn, compiled_cnn, tmp_path):
+    path = tmp_path / "cnn_dynamic.pt"
+    torch.jit.save(compiled_cnn, str(path))
+    loaded = torch.jit.load(str(path))
+    x = torch.randn(6, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), cnn[0](x), **TOLERANCE)
+    with pytest.raises(RuntimeError, match=r"compiled for 1\.\.8"):
+        loaded(torch.randn(0, 3, 16, 16))
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    torch.manual_seed(0)
+    model = randomize_(TinyEncoder().eval())
+    ids = torch.randint(0, 50, (2, 8))
+    mask = torch.ones(2, 8, dtype=torch.int64)
+    traced = torch.jit.trace(model, (ids, mask))
+    tokens = dict(min_shape=(1, 1), opt_shape=(1, 8), max_shape=(4, 32), dtype=torch.int64)
+    compiled = tt.compile(traced, inputs=[tt.Input(**tokens), tt.Input(**tokens)],
+                          never_slower=False)
+    return model, compiled
+
+
+def test_token_model_compiles_once_for_every_length(encoder):
+    model, compiled = encoder
+    report = tt.report(compiled)
+    assert len(report.regions) == 1 and not report.torch_nodes
+    with torch.no_grad():
+        for batch, length in ((1, 1), (1, 8), (3, 5), (4, 32), (2, 17)):
+            ids = torch.randint(0, 50, (batch, length))
+            mask = torch.ones(batch, length, dtype=torch.int64)
+            mask[:, length // 2 + 1:] = 0
+            torch.testing.assert_close(compiled(ids, mask), model(ids, mask), **TOLERANCE)
+
+
+def test_inputs_of_one_symbol_must_agree(encoder):
+    _, compiled = encoder
+    ids = torch.randint(0, 50, (2, 6))
+    with pytest.raises(RuntimeError, match="has 5 in dim 1 where input 0 has 6"):
+        compiled(ids, torch.ones(2, 5, dtype=torch.int64))
+    with pytest.raises(RuntimeError, match="out of range"):  # ids still checked against the table
+        compiled(torch.full((2, 6), 50), torch.ones(2, 6, dtype=torch.int64))
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(min_shape=(1, 3), max_shape=(4, 3)), "needs all of min_shape, opt_shape and max_shape"),
+    (dict(min_shape=(2, 3), opt_shape=(1, 3), max_shape=(4, 3)), "min_shape <= opt_shape"),
+    (dict(min_shape=(1,), opt_shape=(1, 3), max_shape=(4, 3)), "differ in rank"),
+    (dict(shape=(2, 3), min_shape=(1, 3), opt_shape=(1, 3), max_shape=(4, 3)), "is not opt_shape"),
+    (dict(min_shape=(1, 3), opt_shape=(1, 3), max_shape=(4, 3), dim_names=("n", "c")),
+     "names 'c' a fixed dim"),
+    (dict(), "give a shape"),
+])
+def test_bad_ranges_are_named(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        tt.Input(**arguments)
