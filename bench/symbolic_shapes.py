@@ -38,7 +38,8 @@ def main() -> None:
     header = [f"# ResNet-18, one artifact for batch {low}..{high} (opt {low}) against static "
               f"compiles", "", f"CPU: {benchmark.cpu_model()}; flags: "
               f"{' '.join(f for f in benchmark.cpu_flags() if 'avx' in f or 'amx' in f)}",
-              f"Compile: ranged {ranged_compile_s:.1f} s", "",
+              f"Compile: ranged {ranged_compile_s:.1f} s; ranged module: "
+              f"{tt.report(ranged).summary()}", "",
               "| batch | static ms (IQR) | ranged ms (IQR) | ranged / static | eager ms | "
               "static compile s | max abs diff ranged vs eager |",
               "|---:|---:|---:|---:|---:|---:|---:|"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 
 import tvm
-from tvm import s_tir, tirx
+from tvm import s_tir, sym, tirx
 from tvm.s_tir import dlight
 from tvm.tirx.analysis import undefined_vars
 
@@ -39,6 +39,20 @@ _MIN_PARALLEL_WORK = 4096
 def _extent(sch: s_tir.Schedule, loop) -> int | None:
     extent = sch.get(loop).extent
     return int(extent) if isinstance(extent, tirx.IntImm) else None
+
+
+def _least_extent(sch: s_tir.Schedule, loop) -> int:
+    """The loop's extent; for a symbolic one (a batch of 1..8), its value with every symbol at
+    1, the least it can be: what decides whether the loop is worth threads and how much work an
+    iteration does. Without this, programs over symbolic shapes ran on one core."""
+    extent = sch.get(loop).extent
+    if isinstance(extent, tirx.IntImm):
+        return int(extent)
+    analyzer = sym.Analyzer()
+    for var in undefined_vars(extent):
+        analyzer.bind(var, tirx.IntImm(str(var.ty.dtype), 1))
+    least = analyzer.simplify(extent)
+    return max(int(least), 1) if isinstance(least, tirx.IntImm) else 1
 
 
 def _vector_width(extent: int | None) -> int:
@@ -63,8 +77,9 @@ def _parallelize(sch: s_tir.Schedule, loops: list, work_per_iteration: int) -> N
     if not loops:
         return
     fused = sch.fuse(*loops) if len(loops) > 1 else loops[0]
-    extent = _extent(sch, fused)
-    if extent is not None and extent > 1 and extent * work_per_iteration >= _MIN_PARALLEL_WORK:
+    extent = _least_extent(sch, fused)
+    symbolic = _extent(sch, fused) is None
+    if (extent > 1 or symbolic) and extent * work_per_iteration >= _MIN_PARALLEL_WORK:
         sch.parallel(fused)
 
 
@@ -167,9 +182,9 @@ def _schedule_reduction(sch: s_tir.Schedule, block) -> None:
     # Loop annotations go on before the init is split off: they need the whole reduction.
     # An iteration of the parallel loop computes the last outer loop's outputs, each over the
     # whole reduction.
-    work = lanes * tile_size * (_extent(sch, outer[-1]) or 1)
+    work = lanes * tile_size * _least_extent(sch, outer[-1])
     for loop in reduce:
-        work *= _extent(sch, loop) or 1
+        work *= _least_extent(sch, loop)
     _parallelize(sch, outer[:-1], work)
     if lanes > 1:
         sch.vectorize(vector)
