@@ -2,6 +2,7 @@
 
     tvmbridge report model.pt --input 1x3x224x224:float32 [--min-block-size N]
     tvmbridge compile model.pt --input 1x3x224x224:float32 -o model_tvm.pt
+    tvmbridge compile model.pt --input 1..8x3x224x224:float32 -o model_tvm.pt   (batch 1 to 8)
     tvmbridge tune model.pt --input 1x3x224x224 --trials 2000 [--time-budget 30min] -o out.pt
     tvmbridge coverage [--against docs/coverage/old-tvm-frontend-ops.txt]
 """
@@ -13,26 +14,41 @@ import sys
 
 
 def parse_input(text: str):
-    """'1x3x224x224:float32' -> tvmbridge.torch.Input (dtype defaults to float32)."""
+    """'1x3x224x224:float32' -> tvmbridge.torch.Input (dtype defaults to float32). A dim
+    written MIN..MAX (opt at MIN) or MIN..OPT..MAX makes a range of shapes:
+    '1..8x3x224x224' compiles one module for batches 1 to 8."""
     import torch
 
     from .torch import Input
 
     shape_text, _, dtype_text = text.partition(":")
     try:
-        shape = tuple(int(d) for d in shape_text.split("x"))
+        dims = [tuple(int(part) for part in d.split("..")) for d in shape_text.split("x")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"bad shape in '{text}': expected like 1x3x224x224")
+        raise argparse.ArgumentTypeError(f"bad shape in '{text}': expected like 1x3x224x224 "
+                                         "or 1..8x3x224x224")
+    if any(len(d) > 3 for d in dims):
+        raise argparse.ArgumentTypeError(f"bad range in '{text}': expected MIN..MAX or "
+                                         "MIN..OPT..MAX")
     dtype = getattr(torch, dtype_text or "float32", None)
     if not isinstance(dtype, torch.dtype):
         raise argparse.ArgumentTypeError(f"unknown dtype '{dtype_text}' in '{text}'")
-    return Input(shape, dtype)
+    try:
+        if all(len(d) == 1 for d in dims):
+            return Input(tuple(d[0] for d in dims), dtype)
+        ranges = [(d[0], d[0], d[0]) if len(d) == 1 else (d[0], d[0], d[1]) if len(d) == 2
+                  else d for d in dims]
+        return Input(min_shape=tuple(r[0] for r in ranges), opt_shape=tuple(r[1] for r in ranges),
+                     max_shape=tuple(r[2] for r in ranges), dtype=dtype)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"'{text}': {error}")
 
 
 def _add_partition_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a TorchScript .pt file")
     parser.add_argument("--input", action="append", required=True, type=parse_input,
-                        help="SHAPE:DTYPE of one forward argument, e.g. 1x3x224x224:float32")
+                        help="SHAPE:DTYPE of one forward argument, e.g. 1x3x224x224:float32; "
+                             "a dim MIN..MAX (or MIN..OPT..MAX) compiles for a range of shapes")
     parser.add_argument("--min-block-size", type=int, default=3)
     parser.add_argument("--torch-executed-op", action="append", default=[],
                         help="an op to leave to PyTorch, e.g. aten::topk")

@@ -1,8 +1,10 @@
 """The command line: tvmbridge report / compile."""
 
+import subprocess
+
 import torch
 
-from conftest import SmallNet, randomize_, run_python
+from conftest import BUILD, SmallNet, randomize_, run_python
 from test_partition import DetectionHead
 
 
@@ -61,3 +63,46 @@ def test_coverage_lists_converted_ops_and_compares_with_a_list(tmp_path):
         "aten::no_such_op"]
     missing_file = run_python(cli, "coverage", "--against", str(tmp_path / "none.txt"))
     assert missing_file.returncode == 1 and "none.txt" in missing_file.stderr
+
+
+def test_compile_for_a_range_of_batches(tmp_path):
+    torch.manual_seed(0)
+    model = randomize_(SmallNet())
+    small = tmp_path / "small.pt"
+    torch.jit.save(torch.jit.script(model), str(small))
+    out = tmp_path / "small_ranged.pt"
+    result = run_python("import sys; from tvmbridge.cli import main; sys.exit(main())",
+                        "compile", str(small), "--input", "1..4x3x16x16", "-o", str(out),
+                        "--keep-slower-regions")
+    assert result.returncode == 0, result.stderr
+    import tvmbridge  # noqa: F401  (registers the runtime class for torch.jit.load)
+
+    loaded = torch.jit.load(str(out))
+    with torch.no_grad():
+        for batch in (1, 3, 4):
+            x = torch.randn(batch, 3, 16, 16)
+            torch.testing.assert_close(loaded(x), model(x), rtol=1e-4, atol=1e-4)
+    # From C++ too: any batch in range runs, one past it is refused.
+    runner = str(BUILD / "tvmbridge-run")
+    ran = subprocess.run([runner, str(out), "--input", "3x3x16x16:float32"], capture_output=True,
+                         text=True, timeout=300)
+    assert ran.returncode == 0 and "shape [3, " in ran.stdout, ran.stderr
+    refused = subprocess.run([runner, str(out), "--input", "5x3x16x16:float32"],
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0 and "compiled for 1..4" in refused.stderr
+
+
+def test_ranged_input_flags_parse():
+    import argparse
+
+    import pytest
+
+    from tvmbridge.cli import parse_input
+
+    ranged = parse_input("1..2..8x3x224x224:float32")
+    assert (ranged.min_shape, ranged.opt_shape, ranged.max_shape) == (
+        (1, 3, 224, 224), (2, 3, 224, 224), (8, 3, 224, 224))
+    assert parse_input("1..8x128:int64").opt_shape == (1, 128)
+    for bad, message in [("8..1x3", "min_shape <= opt_shape"), ("1..2..3..4x3", "bad range")]:
+        with pytest.raises(argparse.ArgumentTypeError, match=message):
+            parse_input(bad)
