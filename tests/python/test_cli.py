@@ -8,6 +8,20 @@ from conftest import BUILD, SmallNet, randomize_, run_python
 from test_partition import DetectionHead
 
 
+def _compile_small_net(tmp_path, input_flag: str):
+    """SmallNet saved, compiled by `tvmbridge compile --input <input_flag>`: (model, output)."""
+    model = randomize_(SmallNet())
+    small = tmp_path / "small.pt"
+    torch.jit.save(torch.jit.script(model), str(small))
+    out = tmp_path / "small_tvm.pt"
+    result = run_python("import sys; from tvmbridge.cli import main; sys.exit(main())",
+                        "compile", str(small), "--input", input_flag, "-o", str(out),
+                        "--keep-slower-regions")
+    assert result.returncode == 0, result.stderr
+    import tvmbridge  # noqa: F401  (registers the runtime class for torch.jit.load)
+    return model, out
+
+
 def test_report_and_compile(tmp_path):
     torch.manual_seed(0)
     path = tmp_path / "head.pt"
@@ -17,15 +31,7 @@ def test_report_and_compile(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "TVM block 0" in result.stdout and "aten::topk" in result.stdout
 
-    model = randomize_(SmallNet())
-    small = tmp_path / "small.pt"
-    torch.jit.save(torch.jit.script(model), str(small))
-    out = tmp_path / "small_tvm.pt"
-    result = run_python("import sys; from tvmbridge.cli import main; sys.exit(main())",
-                        "compile", str(small), "--input", "2x3x16x16", "-o", str(out),
-                        "--keep-slower-regions")
-    assert result.returncode == 0, result.stderr
-    import tvmbridge  # noqa: F401  (registers the runtime class for torch.jit.load)
+    model, out = _compile_small_net(tmp_path, "2x3x16x16")
 
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
@@ -67,15 +73,7 @@ def test_coverage_lists_converted_ops_and_compares_with_a_list(tmp_path):
 
 def test_compile_for_a_range_of_batches(tmp_path):
     torch.manual_seed(0)
-    model = randomize_(SmallNet())
-    small = tmp_path / "small.pt"
-    torch.jit.save(torch.jit.script(model), str(small))
-    out = tmp_path / "small_ranged.pt"
-    result = run_python("import sys; from tvmbridge.cli import main; sys.exit(main())",
-                        "compile", str(small), "--input", "1..4x3x16x16", "-o", str(out),
-                        "--keep-slower-regions")
-    assert result.returncode == 0, result.stderr
-    import tvmbridge  # noqa: F401  (registers the runtime class for torch.jit.load)
+    model, out = _compile_small_net(tmp_path, "1..4x3x16x16")
 
     loaded = torch.jit.load(str(out))
     with torch.no_grad():
