@@ -89,3 +89,21 @@ class WithCustomOp(nn.Module):
         y = torch.relu(self.conv2(y))          # trunk: 4 ops once batch norm is folded
         y = torch.ops.tvmbridge_test.scale_shift(y, 0.5)
         return self.fc(y.mean([2, 3]))
+
+
+class BertEncoder(torch.nn.Module):
+    """A transformers BERT (random weights; 2 layers by default: the same ops as BERT-base,
+    smaller) returning its last hidden state."""
+
+    def __init__(self, vocab_size=1000, max_positions=512):
+        super().__init__()
+        import transformers
+
+        config = transformers.BertConfig(hidden_size=64, num_hidden_layers=2,
+                                         num_attention_heads=4, intermediate_size=128,
+                                         vocab_size=vocab_size,
+                                         max_position_embeddings=max_positions)
+        self.bert = transformers.BertModel(config).eval()
+
+    def forward(self, ids, mask):
+        return self.bert(input_ids=ids, attention_mask=mask).last_hidden_state

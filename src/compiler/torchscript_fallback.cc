@@ -221,7 +221,7 @@ frontend::ConversionResult ConvertWithTorchScriptFallback(
   frontend::ConversionResult result;
   frontend::ValueMap values = analysis.partition.constants;
   std::vector<relax::Expr> params;
-  std::unordered_map<std::string, relax::Dim> symbols;
+  relax::Symbols symbols;
   for (size_t i = 0; i < analysis.inputs.size(); ++i) {
     const TensorSpec& spec = analysis.inputs[i];
     const torch::jit::Value* input = graph.inputs()[i + 1];
@@ -234,7 +234,7 @@ frontend::ConversionResult ConvertWithTorchScriptFallback(
   }
   relax::FunctionBuilder builder(params);
   std::unordered_map<const torch::jit::Value*, relax::Expr> no_weight_params;
-  frontend::ConversionContext context(builder, values, no_weight_params);
+  frontend::ConversionContext context(builder, symbols, values, no_weight_params);
   HybridConverter(analysis, values, context).ConvertTopBlock();
   relax::Expr body = frontend::ConvertGraphOutput(graph, context, values, result);
   result.ir_module = builder.Finish(body, "main");

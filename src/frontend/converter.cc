@@ -146,9 +146,10 @@ const ConverterTable& Converters() {
 }
 
 ConversionContext::ConversionContext(
-    relax::FunctionBuilder& builder, std::unordered_map<const torch::jit::Value*, Value>& values,
+    relax::FunctionBuilder& builder, const relax::Symbols& symbols,
+    std::unordered_map<const torch::jit::Value*, Value>& values,
     std::unordered_map<const torch::jit::Value*, relax::Expr>& weight_params)
-    : builder_(builder), values_(values), weight_params_(weight_params) {}
+    : builder_(builder), symbols_(symbols), values_(values), weight_params_(weight_params) {}
 
 const Value& ConversionContext::Get(const torch::jit::Value* value) const {
   auto it = values_.find(value);
@@ -348,6 +349,13 @@ relax::Expr ConversionContext::Scalar(double value, const std::string& dtype) {
   return relax::MakeConstant(ToTvm(scalar));
 }
 
+relax::Expr ConversionContext::SizeScalar(const relax::Dim& size, const std::string& dtype) {
+  if (size.IsStatic()) return Scalar(static_cast<double>(size.Static()), dtype);
+  // arange(n, n + 1) holds n: Relax has no op that makes a tensor of a shape variable.
+  relax::Expr counted = EmitExpr(relax::op::Arange(size, size + 1, 1, dtype));
+  return EmitExpr(relax::op::Reshape(counted, {}));
+}
+
 relax::Expr ConversionContext::Filled(double value, const relax::IntList& shape,
                                       const std::string& dtype) {
   at::Tensor filled = at::full(shape, value, at::TensorOptions().dtype(DtypeFromName(dtype)));
@@ -406,8 +414,7 @@ relax::Expr ConvertGraphOutput(const torch::jit::Graph& graph, ConversionContext
   return result.output_is_tuple ? relax::MakeTuple(output_tensors) : output_tensors[0];
 }
 
-relax::Expr MakeInputParam(const TensorSpec& spec,
-                           std::unordered_map<std::string, relax::Dim>& symbols) {
+relax::Expr MakeInputParam(const TensorSpec& spec, relax::Symbols& symbols) {
   relax::Dims dims;
   for (size_t d = 0; d < spec.shape.size(); ++d) {
     if (spec.shape[d] != kDynamicExtent) {
@@ -417,9 +424,9 @@ relax::Expr MakeInputParam(const TensorSpec& spec,
     TORCH_CHECK(d < spec.dim_symbols.size() && !spec.dim_symbols[d].empty(), "tvmbridge: dim ", d,
                 " of input '", spec.name, "' is dynamic but has no symbol");
     const std::string& symbol = spec.dim_symbols[d];
-    auto known = symbols.find(symbol);
-    if (known == symbols.end()) known = symbols.emplace(symbol, relax::SymbolicDim(symbol)).first;
-    dims.push_back(known->second);
+    dims.push_back(d < spec.dim_ranges.size()
+                       ? symbols.Get(symbol, spec.dim_ranges[d].min, spec.dim_ranges[d].max)
+                       : symbols.Get(symbol));
   }
   return relax::MakeParam(spec.name, dims, DtypeName(spec.dtype));
 }
@@ -488,10 +495,10 @@ std::optional<Value> ConvertSizeArithmetic(const Node& node, const ConversionCon
     return Value::Size(relax::FloorDivide(size(0), size(1)));
   }
   if (kind == "prim::min" && node.inputs().size() == 2) {
-    return Value::Size(relax::Minimum(size(0), size(1)));
+    return Value::Size(context.Simplify(relax::Minimum(size(0), size(1))));
   }
   if (kind == "prim::max" && node.inputs().size() == 2) {
-    return Value::Size(relax::Maximum(size(0), size(1)));
+    return Value::Size(context.Simplify(relax::Maximum(size(0), size(1))));
   }
   return std::nullopt;
 }
@@ -679,7 +686,7 @@ ConversionResult ConvertGraph(const torch::jit::Graph& graph, const std::vector<
   std::unordered_map<const torch::jit::Value*, Value> values;
   std::unordered_map<const torch::jit::Value*, relax::Expr> weight_params;
   std::vector<relax::Expr> params;
-  std::unordered_map<std::string, relax::Dim> symbols;
+  relax::Symbols symbols;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const torch::jit::Value* input = graph_inputs[i + 1];
     TORCH_CHECK_TYPE(input->type()->kind() == c10::TypeKind::TensorType, "tvmbridge: input ", i,
@@ -710,7 +717,7 @@ ConversionResult ConvertGraph(const torch::jit::Graph& graph, const std::vector<
   }
 
   relax::FunctionBuilder builder(params);
-  ConversionContext context(builder, values, weight_params);
+  ConversionContext context(builder, symbols, values, weight_params);
   ConvertBlock(*graph.block(), context, values);
   relax::Expr body = ConvertGraphOutput(graph, context, values, result);
   result.ir_module = builder.Finish(body, options.function_name);

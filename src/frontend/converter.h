@@ -92,7 +92,7 @@ const ConverterTable& Converters();
 // What converters use to read their inputs and emit Relax.
 class ConversionContext {
  public:
-  ConversionContext(relax::FunctionBuilder& builder,
+  ConversionContext(relax::FunctionBuilder& builder, const relax::Symbols& symbols,
                     std::unordered_map<const torch::jit::Value*, Value>& values,
                     std::unordered_map<const torch::jit::Value*, relax::Expr>& weight_params);
 
@@ -127,17 +127,25 @@ class ConversionContext {
   // The static extent of one axis (normalised); throws when that one is symbolic.
   int64_t Extent(const relax::Expr& tensor, int64_t axis) const;
   int64_t Rank(const relax::Expr& tensor) const;
+  // Size arithmetic, simplified knowing the input symbols' ranges (`min(seq, 512)` is seq).
+  relax::Dim Simplify(const relax::Dim& dim) const { return symbols_.Simplify(dim); }
+  bool ProvablyEqual(const relax::Dim& a, const relax::Dim& b) const {
+    return symbols_.ProvablyEqual(a, b);
+  }
   bool IsFloating(const relax::Expr& tensor) const;  // float16, bfloat16, float32, float64
 
   // Binds `expr` to a new variable and returns it as the node's result.
   Value Emit(const relax::Expr& expr);
   relax::Expr EmitExpr(const relax::Expr& expr);
   relax::Expr Scalar(double value, const std::string& dtype);
+  // A size as a 0-d tensor (a symbolic one is computed when the program runs).
+  relax::Expr SizeScalar(const relax::Dim& size, const std::string& dtype);
   relax::FunctionBuilder& builder() { return builder_; }
   relax::Expr Filled(double value, const relax::IntList& shape, const std::string& dtype);
 
  private:
   relax::FunctionBuilder& builder_;
+  const relax::Symbols& symbols_;
   std::unordered_map<const torch::jit::Value*, Value>& values_;
   std::unordered_map<const torch::jit::Value*, relax::Expr>& weight_params_;
 };
@@ -191,8 +199,7 @@ Value AdjustForQuantizedInputs(ConversionContext& ctx, const torch::jit::Node& n
 
 // The Relax parameter for an input described by `spec`: its dynamic extents become the int64
 // variables of their symbols, one per symbol name in `symbols` (shared by a function's inputs).
-relax::Expr MakeInputParam(const TensorSpec& spec,
-                           std::unordered_map<std::string, relax::Dim>& symbols);
+relax::Expr MakeInputParam(const TensorSpec& spec, relax::Symbols& symbols);
 // The spec of a converted result: dtype and shape as TVM inferred them, a symbolic extent as
 // kDynamicExtent named by its expression ("batch * 4").
 TensorSpec ResultSpec(const std::string& name, const relax::Expr& result);

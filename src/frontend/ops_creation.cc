@@ -1,5 +1,6 @@
 // Tensor creation: arange, zeros/ones/full/empty, linspace, eye (evaluated by PyTorch
-// when their arguments are known, which static shapes make the rule), and the *_like / new_*
+// when their arguments are known, which static shapes make the rule; arange also up to a
+// symbolic extent), and the *_like / new_*
 // family, zero_ and fill_, which take only the shape and dtype of a tensor computed in the graph.
 #include <c10/util/Exception.h>
 
@@ -17,6 +18,25 @@ using torch::jit::Node;
 Value RequireConstantArguments(ConversionContext&, const Node& node) {
   TORCH_CHECK(false, node.kind().toQualString(),
               " needs its arguments known at compile time, but one is computed from tensors");
+}
+
+// arange with a computed bound: traced models count positions up to a symbolic extent
+// (`arange(seq_len)`). Integer bounds only; constant ones never get here (see above).
+Value ConvertArange(ConversionContext& ctx, const Node& node) {
+  const torch::jit::Value* start = NamedInput(node, "start");
+  const torch::jit::Value* step = NamedInput(node, "step");
+  for (const torch::jit::Value* bound : {start, NamedInput(node, "end"), step}) {
+    TORCH_CHECK(bound == nullptr || bound->type()->kind() == c10::TypeKind::IntType,
+                "aten::arange with computed bounds takes ints only, got a ",
+                bound->type()->repr_str());
+  }
+  CheckCpuDevice(ctx, node);
+  relax::Dim begin = start != nullptr ? ctx.SizeArgument(start) : relax::Dim(0);
+  relax::Dim stride = step != nullptr ? ctx.SizeArgument(step) : relax::Dim(1);
+  TORCH_CHECK(stride.IsStatic() && stride.Static() > 0,
+              "aten::arange with computed bounds needs a constant positive step");
+  return ctx.Emit(relax::op::Arange(begin, ctx.SizeArgument(NamedInput(node, "end")), stride,
+                                    DtypeArgument(ctx, node).value_or("int64")));
 }
 
 // The value an op fills with: ones, zeros, or its fill_value argument.
@@ -60,9 +80,10 @@ Value ConvertFill(ConversionContext& ctx, const Node& node) {
 
 void RegisterCreationOps(ConverterTable& table) {
   RegisterAll(table,
-              {"aten::arange", "aten::zeros", "aten::ones", "aten::full", "aten::empty",
-               "aten::linspace", "aten::eye", "aten::scalar_tensor"},
+              {"aten::zeros", "aten::ones", "aten::full", "aten::empty", "aten::linspace",
+               "aten::eye", "aten::scalar_tensor"},
               RequireConstantArguments);
+  table.Register("aten::arange", ConvertArange);
   RegisterAll(table, {"aten::zero_", "aten::zero"}, ConvertFilledFrom<0>);
   RegisterAll(table, {"aten::fill_", "aten::fill"}, ConvertFill);
   RegisterAll(table, {"aten::zeros_like", "aten::new_zeros", "aten::empty_like", "aten::new_empty"},

@@ -107,15 +107,16 @@ Value ConvertSlice(ConversionContext& ctx, const Node& node) {
       if (position.Static() >= kUnboundedSliceEnd) return extent;
       if (position.Static() < 0) position = extent + position;
     }
-    return relax::Maximum(relax::Minimum(position, extent), 0);
+    return ctx.Simplify(relax::Maximum(relax::Minimum(position, extent), 0));
   };
   const relax::Dim begin = bound(node.input(2), 0);
   const relax::Dim end = bound(node.input(3), extent);
-  if (begin.IsStatic() && begin.Static() == 0 && step == 1 && relax::ProvablyEqual(end, extent)) {
+  if (begin.IsStatic() && begin.Static() == 0 && step == 1 && ctx.ProvablyEqual(end, extent)) {
     return ctx.Get(node.input(0));
   }
   return ctx.Emit(relax::op::StridedSlice(x, {axis}, relax::Dims{begin},
-                                          relax::Dims{relax::Maximum(begin, end)}, {step}));
+                                          relax::Dims{ctx.Simplify(relax::Maximum(begin, end))},
+                                          {step}, relax::op::SliceBounds::kInRange));
 }
 
 // aten::select(self, dim, index): one slice along dim, without that dim.
@@ -186,7 +187,7 @@ Value BroadcastTo(ConversionContext& ctx, const torch::jit::Value* input, relax:
       TORCH_CHECK(i >= offset, "expand: -1 is not allowed in a new leading dimension");
       target[i] = shape[i - offset];
     }
-    unchanged = unchanged && relax::ProvablyEqual(target[i], shape[i - offset]);
+    unchanged = unchanged && ctx.ProvablyEqual(target[i], shape[i - offset]);
   }
   if (unchanged) return ctx.Get(input);
   return ctx.Emit(relax::op::BroadcastTo(x, target));
@@ -264,20 +265,32 @@ Value ConvertGather(ConversionContext& ctx, const Node& node) {
   return ctx.Emit(relax::op::GatherElements(x, index, axis));
 }
 
-// The shape integer index tensors broadcast to (NumPy rules, as PyTorch's indexing).
-IntList BroadcastShapes(const std::vector<IntList>& shapes) {
+bool IsOne(const relax::Dim& extent) { return extent.IsStatic() && extent.Static() == 1; }
+
+// The shape integer index tensors broadcast to (NumPy rules, as PyTorch's indexing). Two
+// symbolic extents must be provably equal: one of them being 1 at run time is not handled.
+relax::Dims BroadcastShapes(const ConversionContext& ctx, const std::vector<relax::Dims>& shapes) {
   size_t rank = 0;
-  for (const IntList& shape : shapes) rank = std::max(rank, shape.size());
-  IntList result(rank, 1);
-  for (const IntList& shape : shapes) {
+  for (const relax::Dims& shape : shapes) rank = std::max(rank, shape.size());
+  relax::Dims result(rank, 1);
+  for (const relax::Dims& shape : shapes) {
     for (size_t i = 0; i < shape.size(); ++i) {
-      int64_t& into = result[rank - shape.size() + i];
-      TORCH_CHECK(shape[i] == into || shape[i] == 1 || into == 1,
-                  "index: shape mismatch, indexing tensors could not be broadcast together");
-      if (shape[i] != 1) into = shape[i];
+      relax::Dim& into = result[rank - shape.size() + i];
+      TORCH_CHECK(IsOne(shape[i]) || IsOne(into) || ctx.ProvablyEqual(shape[i], into),
+                  "index: shape mismatch, indexing tensors could not be broadcast together (",
+                  shape[i].ToString(), " and ", into.ToString(), ")");
+      if (!IsOne(shape[i])) into = shape[i];
     }
   }
   return result;
+}
+
+bool SameShape(const ConversionContext& ctx, const relax::Dims& a, const relax::Dims& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!ctx.ProvablyEqual(a[i], b[i])) return false;
+  }
+  return true;
 }
 
 // aten::index(self, Tensor?[] indices) with integer index tensors (advanced indexing; a
@@ -286,14 +299,14 @@ IntList BroadcastShapes(const std::vector<IntList>& shapes) {
 // replaces the indexed dims where they are adjacent, and leads the result where they are not.
 Value ConvertIndex(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
-  IntList shape = ctx.Shape(x);
+  relax::Dims shape = ctx.Dims(x);
   auto rank = static_cast<int64_t>(shape.size());
   std::vector<std::optional<Expr>> entries = ctx.OptionalTensors(node.input(1));
   TORCH_CHECK(static_cast<int64_t>(entries.size()) <= rank, "index: too many indices (",
               entries.size(), ") for a tensor of rank ", rank);
   IntList axes;
   std::vector<Expr> indices;
-  std::vector<IntList> index_shapes;
+  std::vector<relax::Dims> index_shapes;
   for (size_t axis = 0; axis < entries.size(); ++axis) {
     if (!entries[axis]) continue;
     std::string dtype = ctx.Info(*entries[axis]).dtype;
@@ -304,13 +317,14 @@ Value ConvertIndex(ConversionContext& ctx, const Node& node) {
                                 NegativeIndices::kWrapped);
     axes.push_back(static_cast<int64_t>(axis));
     indices.push_back(index);
-    index_shapes.push_back(ctx.Shape(index));
+    index_shapes.push_back(ctx.Dims(index));
   }
   TORCH_CHECK(!axes.empty(), "index: no index tensors");
   if (axes.size() == 1) return ctx.Emit(relax::op::Take(x, indices[0], axes[0]));
 
   // The indexed dims first, flattened to one; the flat index is their row-major offset.
-  IntList order(axes), rest_shape;
+  IntList order(axes);
+  relax::Dims rest_shape;
   for (int64_t axis = 0; axis < rank; ++axis) {
     if (std::find(axes.begin(), axes.end(), axis) == axes.end()) {
       order.push_back(axis);
@@ -318,25 +332,24 @@ Value ConvertIndex(ConversionContext& ctx, const Node& node) {
     }
   }
   Expr permuted = ctx.EmitExpr(relax::op::PermuteDims(x, order));
-  int64_t flat_extent = 1;
-  for (int64_t axis : axes) flat_extent *= shape[axis];
-  IntList flat_shape{flat_extent};
+  relax::Dim flat_extent = 1;
+  for (int64_t axis : axes) flat_extent = flat_extent * shape[axis];
+  relax::Dims flat_shape{flat_extent};
   flat_shape.insert(flat_shape.end(), rest_shape.begin(), rest_shape.end());
-  Expr flat = ctx.EmitExpr(relax::op::Reshape(permuted, relax::ToDims(flat_shape)));
+  Expr flat = ctx.EmitExpr(relax::op::Reshape(permuted, flat_shape));
   Expr offset;
-  int64_t stride = 1;
+  relax::Dim stride = 1;
   for (size_t i = axes.size(); i-- > 0;) {
     Expr index = ctx.EmitExpr(relax::op::AsType(indices[i], "int64"));
-    if (stride != 1) {
-      index = ctx.EmitExpr(
-          relax::op::Multiply(index, ctx.Scalar(static_cast<double>(stride), "int64")));
+    if (!IsOne(stride)) {
+      index = ctx.EmitExpr(relax::op::Multiply(index, ctx.SizeScalar(stride, "int64")));
     }
     offset = offset.defined() ? ctx.EmitExpr(relax::op::Add(offset, index)) : index;
-    stride *= shape[axes[i]];
+    stride = stride * shape[axes[i]];
   }
-  IntList index_shape = BroadcastShapes(index_shapes);
-  if (ctx.Shape(offset) != index_shape) {
-    offset = ctx.EmitExpr(relax::op::BroadcastTo(offset, relax::ToDims(index_shape)));
+  relax::Dims index_shape = BroadcastShapes(ctx, index_shapes);
+  if (!SameShape(ctx, ctx.Dims(offset), index_shape)) {
+    offset = ctx.EmitExpr(relax::op::BroadcastTo(offset, index_shape));
   }
   Expr taken = ctx.EmitExpr(relax::op::Take(flat, offset, 0));
   bool adjacent = axes.back() - axes.front() + 1 == static_cast<int64_t>(axes.size());
@@ -478,8 +491,8 @@ Value ConvertIndexPut(ConversionContext& ctx, const Node& node) {
   // Relax's index_put takes one index per dim: the dims after the indexed ones get aranges,
   // laid out after the broadcast index shape, as PyTorch's x[i, j] = v reads.
   std::vector<Expr> indices;
-  std::vector<IntList> index_shapes;
-  IntList shape = *info.shape;
+  std::vector<relax::Dims> index_shapes;
+  IntList shape = ctx.Shape(x);
   TORCH_CHECK(entries.size() <= shape.size(), "index_put: too many indices (", entries.size(),
               ") for a tensor of rank ", shape.size());
   for (size_t dim = 0; dim < entries.size(); ++dim) {
@@ -489,9 +502,9 @@ Value ConvertIndexPut(ConversionContext& ctx, const Node& node) {
                                 NegativeIndices::kWrapped);
     if (ctx.Info(index).dtype != "int64") index = ctx.EmitExpr(relax::op::AsType(index, "int64"));
     indices.push_back(index);
-    index_shapes.push_back(ctx.Shape(*entry));
+    index_shapes.push_back(relax::ToDims(ctx.Shape(*entry)));
   }
-  IntList index_shape = BroadcastShapes(index_shapes);
+  IntList index_shape = *relax::StaticExtents(BroadcastShapes(ctx, index_shapes));
   // Nothing to write (TVM's index_put fails to build on empty indices).
   if (std::find(index_shape.begin(), index_shape.end(), 0) != index_shape.end()) {
     return ctx.Get(node.input(0));

@@ -95,25 +95,35 @@ relax::Dim Product(relax::Dims::const_iterator begin, relax::Dims::const_iterato
 }
 
 // Resolves one -1 in a target shape the way torch.view does. With symbolic extents the
-// inferred one is total / known (TVM checks at run time that the element counts agree).
-relax::Dims ResolveShape(relax::Dims target, const relax::Dims& source) {
+// inferred one is total / known (TVM checks at run time that the element counts agree), after
+// cancelling the extents both share: [b, s, 64] viewed as [b, s, -1, 16] infers 4.
+relax::Dims ResolveShape(const ConversionContext& ctx, relax::Dims target,
+                         const relax::Dims& source) {
+  relax::Dims uncancelled(source);
   relax::Dim known = 1;
   int64_t inferred = -1;
   for (size_t i = 0; i < target.size(); ++i) {
     if (target[i].IsStatic() && target[i].Static() == -1) {
       TORCH_CHECK(inferred < 0, "only one dimension can be inferred (-1)");
       inferred = static_cast<int64_t>(i);
+      continue;
+    }
+    auto shared = std::find_if(uncancelled.begin(), uncancelled.end(), [&](const relax::Dim& dim) {
+      return !dim.IsStatic() && ctx.ProvablyEqual(dim, target[i]);
+    });
+    if (shared != uncancelled.end()) {
+      uncancelled.erase(shared);
     } else {
       known = known * target[i];
     }
   }
-  relax::Dim total = Product(source.begin(), source.end());
+  relax::Dim total = Product(uncancelled.begin(), uncancelled.end());
   if (inferred >= 0) {
     if (total.IsStatic() && known.IsStatic()) {
       TORCH_CHECK(known.Static() != 0 && total.Static() % known.Static() == 0, "cannot view ",
                   total.Static(), " elements as the shape");
     }
-    target[inferred] = relax::FloorDivide(total, known);
+    target[inferred] = ctx.Simplify(relax::FloorDivide(total, known));
   }
   return target;
 }
@@ -121,7 +131,7 @@ relax::Dims ResolveShape(relax::Dims target, const relax::Dims& source) {
 Value ConvertReshape(ConversionContext& ctx, const Node& node) {
   relax::Expr x = ctx.Tensor(node.input(0));
   return ctx.Emit(
-      relax::op::Reshape(x, ResolveShape(ctx.SizesArgument(node.input(1)), ctx.Dims(x))));
+      relax::op::Reshape(x, ResolveShape(ctx, ctx.SizesArgument(node.input(1)), ctx.Dims(x))));
 }
 
 Value ConvertReshapeAs(ConversionContext& ctx, const Node& node) {

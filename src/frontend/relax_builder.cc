@@ -126,6 +126,9 @@ const char* const kOpGlobals[] = {
     "prim._OpMax",
     "sym.Analyzer",
     "sym.AnalyzerCanProveEqual",
+    "sym.AnalyzerBind",
+    "sym.AnalyzerSimplify",
+    "ir.Range",
     "ffi.ReprPrint",
 };
 // Binary ops reached through op::Binary, named by their suffix after "relax.op.".
@@ -290,11 +293,6 @@ std::string Dim::ToString() const {
   return std::string(Global("ffi.ReprPrint")(symbolic_).cast<String>());
 }
 
-Dim SymbolicDim(const std::string& name) {
-  Any int64 = Global("ir.PrimType")(DLDataTypeOf("int64"));
-  return Dim(Call("ir.Var", String(name), int64, Any()));
-}
-
 Dim operator+(const Dim& a, const Dim& b) {
   return Arithmetic("prim._OpAdd", a, b, [](int64_t x, int64_t y) { return x + y; });
 }
@@ -318,10 +316,33 @@ Dim Maximum(const Dim& a, const Dim& b) {
   return Arithmetic("prim._OpMax", a, b, [](int64_t x, int64_t y) { return std::max(x, y); });
 }
 
-bool ProvablyEqual(const Dim& a, const Dim& b) {
+Symbols::Symbols() : analyzer_(Global("sym.Analyzer")()) {}
+
+Dim Symbols::Get(const std::string& name) {
+  auto known = variables_.find(name);
+  if (known != variables_.end()) return known->second;
+  Any int64 = Global("ir.PrimType")(DLDataTypeOf("int64"));
+  return variables_.emplace(name, Dim(Call("ir.Var", String(name), int64, Any()))).first->second;
+}
+
+Dim Symbols::Get(const std::string& name, int64_t min, int64_t max) {
+  const bool made = variables_.count(name) == 0;
+  Dim variable = Get(name);
+  if (made) {
+    Any extents = Global("ir.Range")(Int64Imm(min), Int64Imm(max + 1), Any());
+    Global("sym.AnalyzerBind")(analyzer_, variable.ToExpr(), extents, false);
+  }
+  return variable;
+}
+
+Dim Symbols::Simplify(const Dim& dim) const {
+  if (dim.IsStatic()) return dim;
+  return Dim(Global("sym.AnalyzerSimplify")(analyzer_, dim.ToExpr(), 2).cast<Expr>());
+}
+
+bool Symbols::ProvablyEqual(const Dim& a, const Dim& b) const {
   if (a.IsStatic() && b.IsStatic()) return a.Static() == b.Static();
-  Any analyzer = Global("sym.Analyzer")();
-  return Global("sym.AnalyzerCanProveEqual")(analyzer, a.ToExpr(), b.ToExpr()).cast<bool>();
+  return Global("sym.AnalyzerCanProveEqual")(analyzer_, a.ToExpr(), b.ToExpr()).cast<bool>();
 }
 
 Dims ToDims(const IntList& extents) { return Dims(extents.begin(), extents.end()); }
@@ -584,10 +605,10 @@ Expr Split(const Expr& x, const IntList& indices, int64_t axis) {
   return Call("relax.op.split", x, ToArray(indices), axis);
 }
 Expr StridedSlice(const Expr& x, const IntList& axes, const Dims& begin, const Dims& end,
-                  const IntList& strides) {
+                  const IntList& strides, SliceBounds bounds) {
   auto tuple = [](const Dims& dims) { return Global("relax.Tuple")(ToArray(dims), Any()); };
   return Call("relax.op.strided_slice", x, IntTuple(axes), tuple(begin), tuple(end),
-              IntTuple(strides), false);
+              IntTuple(strides), bounds == SliceBounds::kInRange);
 }
 Expr Take(const Expr& x, const Expr& indices, int64_t axis) {
   return Call("relax.op.take", x, indices, axis, String("fast"));

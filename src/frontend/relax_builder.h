@@ -10,6 +10,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <tvm/ffi/any.h>
@@ -43,19 +44,33 @@ class Dim {
 };
 using Dims = std::vector<Dim>;
 
-// An int64 variable named `name`: one symbolic extent of the inputs ("batch", "seq").
-Dim SymbolicDim(const std::string& name);
 Dim operator+(const Dim& a, const Dim& b);
 Dim operator-(const Dim& a, const Dim& b);
 Dim operator*(const Dim& a, const Dim& b);
 Dim FloorDivide(const Dim& a, const Dim& b);
 Dim Minimum(const Dim& a, const Dim& b);
 Dim Maximum(const Dim& a, const Dim& b);
-// Whether TVM's arithmetic analyzer proves a == b (numbers: equal; `n * 2` and `n + n`: yes).
-bool ProvablyEqual(const Dim& a, const Dim& b);
 Dims ToDims(const IntList& extents);
 // The numbers, when every dim is one.
 std::optional<IntList> StaticExtents(const Dims& dims);
+
+// The symbolic extents of a function's inputs, one int64 variable per name ("batch", "seq"),
+// and TVM's arithmetic analyzer told their ranges: with seq in [1, 512], `min(seq, 512)`
+// simplifies to `seq`, which is what lets a slice of a 512-row table meet a seq-long tensor.
+class Symbols {
+ public:
+  Symbols();
+  // The variable named `name`, made on first use (with extents in [min, max], when given).
+  Dim Get(const std::string& name);
+  Dim Get(const std::string& name, int64_t min, int64_t max);
+  Dim Simplify(const Dim& dim) const;
+  // Whether the analyzer proves a == b (numbers: equal; `n * 2` and `n + n`: yes).
+  bool ProvablyEqual(const Dim& a, const Dim& b) const;
+
+ private:
+  std::unordered_map<std::string, Dim> variables_;
+  tvm::ffi::Any analyzer_;
+};
 
 struct TensorInfo {
   std::optional<IntList> shape;  // absent when the rank or an extent is not static
@@ -201,8 +216,11 @@ Expr Squeeze(const Expr& x, const IntList& axes);
 Expr BroadcastTo(const Expr& x, const Dims& shape);
 // Splits at the given indices along `axis`; returns a tuple.
 Expr Split(const Expr& x, const IntList& indices, int64_t axis);
+// Who keeps a strided slice's bounds inside the tensor: TVM clamps them, or the caller has
+// (then symbolic bounds give the plain extent `end - begin`, not TVM's clamp of it).
+enum class SliceBounds { kClampedByTvm, kInRange };
 Expr StridedSlice(const Expr& x, const IntList& axes, const Dims& begin, const Dims& end,
-                  const IntList& strides);
+                  const IntList& strides, SliceBounds bounds = SliceBounds::kClampedByTvm);
 Expr Take(const Expr& x, const Expr& indices, int64_t axis);
 Expr GatherElements(const Expr& x, const Expr& indices, int64_t axis);
 // A tensor of `shape` filled with the 0-d tensor `value`, as `dtype`.

@@ -43,26 +43,33 @@ bool IsEmpty(ConversionContext& ctx, const Expr& x) {
 }
 
 Expr CheckedIndices(ConversionContext& ctx, const torch::jit::Node& node, const Expr& indices,
-                    int64_t extent, int64_t dim, NegativeIndices negatives) {
+                    const relax::Dim& extent, int64_t dim, NegativeIndices negatives) {
   const std::string dtype = ctx.Info(indices).dtype;
   TORCH_CHECK(dtype == "int64" || dtype == "int32", node.kind().toQualString(),
               ": indices must be int64 or int32, got ", dtype);
   if (IsEmpty(ctx, indices)) return indices;
   const bool wraps = negatives == NegativeIndices::kWrapped;
-  const int64_t lowest = wraps ? -extent : 0;
+  const relax::Dim lowest = wraps ? ctx.Simplify(relax::Dim(0) - extent) : relax::Dim(0);
   Expr low = Extreme(ctx, "min", indices), high = Extreme(ctx, "max", indices);
-  Expr end = ctx.Scalar(static_cast<double>(extent), dtype);
+  Expr end = ctx.SizeScalar(extent, dtype);
+  Expr start = ctx.SizeScalar(lowest, dtype);
   Expr high_out = ctx.EmitExpr(relax::op::GreaterEqual(high, end));
-  Expr low_in =
-      ctx.EmitExpr(relax::op::GreaterEqual(low, ctx.Scalar(static_cast<double>(lowest), dtype)));
+  Expr low_in = ctx.EmitExpr(relax::op::GreaterEqual(low, start));
   Expr in_range = ctx.EmitExpr(
       relax::op::Binary("logical_and", low_in, ctx.EmitExpr(relax::op::Less(high, end))));
   // The index to name: the largest when it is too large, else the smallest.
   Expr offending = ctx.EmitExpr(relax::op::Where(high_out, high, low));
-  EmitCheck(ctx, in_range, "IndexError",
-            c10::str(node.kind().toQualString(), ": index {} is out of range for dimension ", dim,
-                     " with size ", extent, " (expected ", lowest, " <= index < ", extent, ")"),
-            {offending});
+  const std::string message =
+      c10::str(node.kind().toQualString(), ": index {} is out of range for dimension ", dim);
+  if (extent.IsStatic()) {
+    EmitCheck(ctx, in_range, "IndexError",
+              c10::str(message, " with size ", extent.Static(), " (expected ", lowest.Static(),
+                       " <= index < ", extent.Static(), ")"),
+              {offending});
+  } else {  // the size this call has
+    EmitCheck(ctx, in_range, "IndexError", message + " with size {} (expected {} <= index < {})",
+              {offending, end, start, end});
+  }
   if (!wraps) return indices;
   Expr negative = ctx.EmitExpr(relax::op::Less(indices, ctx.Scalar(0, dtype)));
   return ctx.EmitExpr(

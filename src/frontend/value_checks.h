@@ -25,7 +25,7 @@ enum class NegativeIndices { kRejected, kWrapped };
 // node's op, the offending index and the range otherwise. Returns the indices to read with:
 // negative ones wrapped to extent + index where PyTorch wraps them.
 relax::Expr CheckedIndices(ConversionContext& ctx, const torch::jit::Node& node,
-                           const relax::Expr& indices, int64_t extent, int64_t dim,
+                           const relax::Expr& indices, const relax::Dim& extent, int64_t dim,
                            NegativeIndices negatives);
 
 // Checks at run time that `dividend / divisor` (integers, broadcast) cannot trap: no divisor

@@ -51,7 +51,7 @@ class Prober {
       : observations_(observations),
         forced_(forced),
         builder_({}),
-        context_(builder_, probe_.values, no_weights_) {}
+        context_(builder_, symbols_, probe_.values, no_weights_) {}
 
   Probe Run(const torch::jit::Graph& graph) {
     ProbeBlock(*graph.block());
@@ -139,7 +139,7 @@ class Prober {
   const TorchCauses& forced_;
   relax::FunctionBuilder builder_;  // never finished: conversions here are trials
   std::unordered_map<const torch::jit::Value*, relax::Expr> no_weights_;
-  std::unordered_map<std::string, relax::Dim> symbols_;  // the trial parameters' extents
+  relax::Symbols symbols_;  // the trial parameters' extents
   Probe probe_;
   frontend::ConversionContext context_;
 };
@@ -432,7 +432,7 @@ tvm::ffi::ObjectRef BuildRegionModule(const Region& region, const Partition& par
                                       std::vector<TensorSpec>& output_specs) {
   ValueMap values = partition.constants;
   std::vector<relax::Expr> params;
-  std::unordered_map<std::string, relax::Dim> symbols;
+  relax::Symbols symbols;
   for (size_t i = 0; i < region.inputs.size(); ++i) {
     const torch::jit::Value* input = region.inputs[i];
     const ObservedTensor& observed = observations.at(input);
@@ -443,7 +443,7 @@ tvm::ffi::ObjectRef BuildRegionModule(const Region& region, const Partition& par
   }
   relax::FunctionBuilder builder(params);
   std::unordered_map<const torch::jit::Value*, relax::Expr> no_weights;
-  frontend::ConversionContext context(builder, values, no_weights);
+  frontend::ConversionContext context(builder, symbols, values, no_weights);
   for (const Node* node : region.nodes) frontend::ConvertNode(*node, context, values);
   std::vector<relax::Expr> outputs;
   for (size_t i = 0; i < region.outputs.size(); ++i) {

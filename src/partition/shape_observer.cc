@@ -290,6 +290,30 @@ bool ReadsTensorValues(const Node& node) {
   return ops.count(node.kind().toQualString()) != 0;
 }
 
+// Whether `node` makes a 0-d tensor holding a number the shapes decide: NumToTensor of an int
+// not read from tensor values, or arithmetic on such tensors and constants (traced code
+// computes `seq_length + past_length` this way).
+bool HoldsSizeNumber(const Node& node, const std::unordered_set<const Value*>& from_values,
+                     const std::unordered_set<const Value*>& size_numbers) {
+  static const std::unordered_set<std::string> arithmetic = {
+      "aten::add",          "aten::sub",       "aten::rsub",  "aten::mul",     "aten::div",
+      "aten::floor_divide", "aten::remainder", "aten::neg",   "aten::maximum", "aten::minimum",
+      "aten::to",           "aten::detach",    "aten::clone",
+  };
+  if (node.outputs().size() != 1 || !IsTensor(node.output())) return false;
+  if (node.kind() == c10::prim::NumToTensor) return from_values.count(node.input(0)) == 0;
+  if (arithmetic.count(node.kind().toQualString()) == 0) return false;
+  bool from_a_size = false;
+  for (const Value* input : node.inputs()) {
+    if (size_numbers.count(input) != 0) {
+      from_a_size = true;
+    } else if (input->node()->kind() != c10::prim::Constant) {
+      return false;
+    }
+  }
+  return from_a_size;
+}
+
 // Outputs of data-dependent ops, and of anything computed from a dynamic tensor by an op
 // without a static shape rule, are dynamic; so are tensors made with numbers read from tensor
 // values (`torch.zeros(int(x.max()))`, a loop running `int(n)` times), whose shape the
@@ -297,17 +321,18 @@ bool ReadsTensorValues(const Node& node) {
 // value keeps what the runs saw: its results are dynamic only when their shapes differed.
 void MarkDataDependent(const Block* block, Observations& observations,
                        std::unordered_set<const Value*>& from_values,
-                       std::unordered_set<const Value*>& dynamic_containers) {
+                       std::unordered_set<const Value*>& dynamic_containers,
+                       std::unordered_set<const Value*>& size_numbers) {
   for (const Node* node : block->nodes()) {
     for (const Block* nested : node->blocks()) {
-      MarkDataDependent(nested, observations, from_values, dynamic_containers);
+      MarkDataDependent(nested, observations, from_values, dynamic_containers, size_numbers);
     }
     bool dynamic_input = false;
-    // Int(NumToTensor(n)), traced code's way to pass a size on, reads back the number n.
-    const Node* producer = node->inputs().empty() ? nullptr : node->input(0)->node();
-    const bool number_round_trip = producer != nullptr &&
-                                   producer->kind() == c10::prim::NumToTensor &&
-                                   from_values.count(producer->input(0)) == 0;
+    if (HoldsSizeNumber(*node, from_values, size_numbers)) size_numbers.insert(node->output());
+    // Int(NumToTensor(n) + 1), traced code's way to pass a size on, reads back a number the
+    // shapes decide.
+    const bool number_round_trip =
+        !node->inputs().empty() && size_numbers.count(node->input(0)) != 0;
     bool reads_values = ReadsTensorValues(*node) && !number_round_trip;
     bool sized_by_values = false;  // an int argument (a size, a count) comes from values
     for (size_t i = 0; i < node->inputs().size(); ++i) {
@@ -498,7 +523,8 @@ Observations ObserveTensors(torch::jit::Graph& graph, const c10::IValue& self,
     if (!IsTensor(input)) from_values.insert(input);
   }
   std::unordered_set<const Value*> dynamic_containers;
-  MarkDataDependent(graph.block(), observations, from_values, dynamic_containers);
+  std::unordered_set<const Value*> size_numbers;
+  MarkDataDependent(graph.block(), observations, from_values, dynamic_containers, size_numbers);
   return observations;
 }
 

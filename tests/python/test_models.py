@@ -6,6 +6,7 @@ import torchvision
 
 import tvmbridge.torch as tt
 from conftest import randomize_
+from shared_models import BertEncoder
 
 TOLERANCE = dict(rtol=1e-4, atol=1e-4)
 SHAPE = (1, 3, 224, 224)
@@ -29,23 +30,6 @@ def test_matches_pytorch(name, how):
     x2 = torch.randn(SHAPE)
     with torch.no_grad():
         torch.testing.assert_close(compiled(x2), model(x2), **TOLERANCE)
-
-
-class BertEncoder(torch.nn.Module):
-    """A transformers BERT (random weights, 2 layers: the same ops as BERT-base, smaller)
-    returning its last hidden state."""
-
-    def __init__(self):
-        super().__init__()
-        import transformers
-
-        config = transformers.BertConfig(hidden_size=64, num_hidden_layers=2,
-                                         num_attention_heads=4, intermediate_size=128,
-                                         vocab_size=1000)
-        self.bert = transformers.BertModel(config).eval()
-
-    def forward(self, ids, mask):
-        return self.bert(input_ids=ids, attention_mask=mask).last_hidden_state
 
 
 def test_transformers_bert_compiles_whole_and_matches_pytorch():

@@ -8,6 +8,7 @@ from torch import nn
 
 import tvmbridge.torch as tt
 from conftest import randomize_
+from shared_models import BertEncoder
 
 TOLERANCE = dict(rtol=1e-4, atol=1e-5)
 
@@ -140,6 +141,73 @@ def test_inputs_of_one_symbol_must_agree(encoder):
         compiled(ids, torch.ones(2, 5, dtype=torch.int64))
     with pytest.raises(RuntimeError, match="out of range"):  # ids still checked against the table
         compiled(torch.full((2, 6), 50), torch.ones(2, 6, dtype=torch.int64))
+
+
+@pytest.fixture(scope="module")
+def bert():
+    """transformers' BERT traced at one length: positions sliced to the length, the mask
+    built with arange and advanced indexing, heads split with view(-1) of computed sizes."""
+    torch.manual_seed(0)
+    model = BertEncoder(max_positions=64).eval()
+    ids = torch.randint(0, 1000, (1, 16))
+    with torch.no_grad():
+        traced = torch.jit.trace(model, (ids, torch.ones_like(ids)))
+    tokens = dict(min_shape=(1, 1), opt_shape=(1, 16), max_shape=(4, 64), dtype=torch.int64)
+    return model, traced, [tt.Input(**tokens), tt.Input(**tokens)]
+
+
+def padded_batch(batch, length):
+    ids = torch.randint(0, 1000, (batch, length))
+    mask = torch.ones(batch, length, dtype=torch.int64)
+    mask[0, length // 2 + 1:] = 0
+    return ids, mask
+
+
+def test_transformers_bert_compiles_whole_for_every_length(bert):
+    model, traced, tokens = bert
+    compiled = tt.compile(traced, tokens, require_full_compilation=True, never_slower=False)
+    assert len(tt.report(compiled).regions) == 1
+    with torch.no_grad():
+        for batch, length in ((1, 1), (1, 16), (3, 5), (2, 33), (4, 64)):
+            ids, mask = padded_batch(batch, length)
+            torch.testing.assert_close(compiled(ids, mask), model(ids, mask), **TOLERANCE)
+    with pytest.raises(RuntimeError, match=r"has 65 in dim 1; this module was compiled for "
+                                           r"1\.\.64"):
+        compiled(*padded_batch(1, 65))
+
+
+def test_transformers_bert_from_torchscript_runs_on_the_relax_vm(bert):
+    model, traced, tokens = bert
+    mod, _ = tt.from_torchscript(traced, tokens, keep_params_as_input=False)
+    assert "R.arange(0, d1" in mod["main"].script()  # positions count to the length symbol
+    vm = tvm.relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
+    for batch, length in ((1, 7), (3, 64)):
+        ids, mask = padded_batch(batch, length)
+        got = vm["main"](tvm.runtime.tensor(ids.numpy()), tvm.runtime.tensor(mask.numpy()))
+        with torch.no_grad():
+            torch.testing.assert_close(torch.from_numpy(got.numpy()), model(ids, mask),
+                                       **TOLERANCE)
+
+
+class Lookup(nn.Module):
+    def forward(self, table, rows):
+        return table[rows] * 2
+
+
+def test_indices_are_checked_against_the_extent_of_this_call():
+    # The table's row count is a symbol: the check compares with the extent the call has.
+    traced = torch.jit.trace(Lookup(), (torch.randn(12, 3), torch.tensor([0, 3])))
+    table = tt.Input(min_shape=(10, 3), opt_shape=(12, 3), max_shape=(16, 3))
+    compiled = tt.compile(traced, [table, tt.Input((2,), dtype=torch.int64)],
+                          require_full_compilation=True, never_slower=False)
+    x = torch.randn(11, 3)
+    torch.testing.assert_close(compiled(x, torch.tensor([10, -11])), x[[10, -11]] * 2)
+    for rows in ([0, 11], [-12, 0]):
+        with pytest.raises(RuntimeError, match=rf"index {rows[0] or rows[1]} is out of range "
+                                               r"for dimension 0 with size 11 \(expected -11 <= "
+                                               r"index < 11\)"):
+            compiled(x, torch.tensor(rows))
+    torch.testing.assert_close(compiled(x, torch.tensor([1, 2])), x[[1, 2]] * 2)
 
 
 @pytest.mark.parametrize("arguments, message", [
