@@ -132,6 +132,9 @@ class ConversionContext {
   bool ProvablyEqual(const relax::Dim& a, const relax::Dim& b) const {
     return symbols_.ProvablyEqual(a, b);
   }
+  bool ProvablyAtMost(const relax::Dim& a, const relax::Dim& b) const {
+    return symbols_.ProvablyAtMost(a, b);
+  }
   bool IsFloating(const relax::Expr& tensor) const;  // float16, bfloat16, float32, float64
 
   // Binds `expr` to a new variable and returns it as the node's result.

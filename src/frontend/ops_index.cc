@@ -253,13 +253,21 @@ Value ConvertTopK(ConversionContext& ctx, const Node& node) {
       {ctx.Emit(relax::op::GatherElements(x, indices, axis)), Value::Tensor(indices)});
 }
 
-// aten::gather(self, dim, index, sparse_grad)
+// aten::gather(self, dim, index, sparse_grad). TVM reads self at the index's position in the
+// other dims, so the index may not be larger there (PyTorch raises): proven at conversion.
 Value ConvertGather(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
-  IntList shape = ctx.Shape(x);
+  relax::Dims shape = ctx.Dims(x);
   int64_t axis = NormalizeAxis(ctx.Int(node.input(1)), static_cast<int64_t>(shape.size()));
   Expr index = CheckedIndices(ctx, node, ctx.Tensor(node.input(2)), shape[axis], axis,
                               NegativeIndices::kRejected);
+  relax::Dims index_shape = ctx.Dims(index);
+  TORCH_CHECK(index_shape.size() == shape.size(), "gather: index and self differ in rank");
+  for (size_t d = 0; d < shape.size(); ++d) {
+    TORCH_CHECK(static_cast<int64_t>(d) == axis || ctx.ProvablyAtMost(index_shape[d], shape[d]),
+                "gather: index size ", index_shape[d].ToString(), " in dim ", d,
+                " may exceed self's ", shape[d].ToString());
+  }
   // TVM builds no gather of an empty index, nor a module returning an empty constant.
   TORCH_CHECK(!IsEmpty(ctx, index), "gather: an empty index is left to PyTorch");
   return ctx.Emit(relax::op::GatherElements(x, index, axis));

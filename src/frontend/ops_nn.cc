@@ -392,7 +392,10 @@ Value ConvertMatmul(ConversionContext& ctx, const Node& node) {
 
 // aten::scaled_dot_product_attention(query, key, value, attn_mask, dropout_p, is_causal,
 // scale, enable_gqa): softmax(q @ k^T * scale + mask) @ v, written out so that the matmuls
-// and the softmax get the CPU schedules every other matmul gets.
+// and the softmax get the CPU schedules every other matmul gets. A query that sees no key
+// (every score -inf: a fully padded sequence) gets zeros, as from PyTorch's kernels, not the
+// NaN a plain softmax gives. The build hands the whole pattern back to PyTorch's fused kernel
+// (attention.py).
 Value ConvertScaledDotProductAttention(ConversionContext& ctx, const Node& node) {
   Expr query = ctx.Tensor(node.input(0));
   Expr key = ctx.Tensor(node.input(1));
@@ -424,6 +427,13 @@ Value ConvertScaledDotProductAttention(ConversionContext& ctx, const Node& node)
   }
   auto rank = static_cast<int>(ctx.Rank(scores));
   Expr weights = ctx.EmitExpr(relax::op::Softmax(scores, rank - 1));
+  // Every score -inf, counted exactly: TVM's max starts from the lowest finite number, and a
+  // row at that number (an additive mask of finfo.min) is one PyTorch's softmax still spreads.
+  Expr blocked =
+      ctx.EmitExpr(relax::op::AsType(ctx.EmitExpr(relax::op::Equal(scores, masked_out)), dtype));
+  Expr all_blocked = ctx.EmitExpr(relax::op::Reduce("min", blocked, {rank - 1}, true));
+  Expr sees_no_key = ctx.EmitExpr(relax::op::Equal(all_blocked, ctx.Scalar(1, dtype)));
+  weights = ctx.EmitExpr(relax::op::Where(sees_no_key, ctx.Scalar(0, dtype), weights));
   return ctx.Emit(relax::op::Matmul(weights, value));
 }
 

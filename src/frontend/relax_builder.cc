@@ -126,6 +126,8 @@ const char* const kOpGlobals[] = {
     "prim._OpMax",
     "sym.Analyzer",
     "sym.AnalyzerCanProveEqual",
+    "sym.AnalyzerCanProve",
+    "prim._OpLE",
     "sym.AnalyzerBind",
     "sym.AnalyzerSimplify",
     "ir.Range",
@@ -343,6 +345,13 @@ Dim Symbols::Simplify(const Dim& dim) const {
 bool Symbols::ProvablyEqual(const Dim& a, const Dim& b) const {
   if (a.IsStatic() && b.IsStatic()) return a.Static() == b.Static();
   return Global("sym.AnalyzerCanProveEqual")(analyzer_, a.ToExpr(), b.ToExpr()).cast<bool>();
+}
+
+bool Symbols::ProvablyAtMost(const Dim& a, const Dim& b) const {
+  if (a.IsStatic() && b.IsStatic()) return a.Static() <= b.Static();
+  Any at_most = Global("prim._OpLE")(a.ToExpr(), b.ToExpr(), Any());
+  constexpr int kDefaultStrength = 0;
+  return Global("sym.AnalyzerCanProve")(analyzer_, at_most, kDefaultStrength).cast<bool>();
 }
 
 Dims ToDims(const IntList& extents) { return Dims(extents.begin(), extents.end()); }

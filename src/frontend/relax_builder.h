@@ -66,6 +66,7 @@ class Symbols {
   Dim Simplify(const Dim& dim) const;
   // Whether the analyzer proves a == b (numbers: equal; `n * 2` and `n + n`: yes).
   bool ProvablyEqual(const Dim& a, const Dim& b) const;
+  bool ProvablyAtMost(const Dim& a, const Dim& b) const;  // a <= b for every value in range
 
  private:
   std::unordered_map<std::string, Dim> variables_;

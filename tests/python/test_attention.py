@@ -91,17 +91,34 @@ class ScaledDotProductUnmasked(nn.Module):
         return torch.nn.functional.scaled_dot_product_attention(q, k, v)
 
 
+def attention_mask(kind):
+    """An additive or boolean mask (kind "additive", "bool") for scores [2, 1, 6, 6], or None."""
+    if kind == "additive":
+        return torch.randn(2, 1, 6, 6)
+    if kind == "bool":
+        return torch.rand(2, 1, 6, 6) > 0.3
+    return None
+
+
+def mask_out_a_query(mask):
+    """The mask with query 2 of the first sequence seeing no key (a fully padded sequence)."""
+    mask = mask.clone()
+    mask[0, 0, 2] = False if mask.dtype == torch.bool else float("-inf")
+    return mask
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-@pytest.mark.parametrize("masked", [True, False])
-def test_attention_runs_on_pytorch_fused_kernel(masked, precision):
+@pytest.mark.parametrize("mask_kind", ["additive", "bool", None])
+def test_attention_runs_on_pytorch_fused_kernel(mask_kind, precision):
     """scaled_dot_product_attention, written out by the frontend, becomes one call of PyTorch's
-    fused attention in TVM's build (attention.py), and matches PyTorch, rows masked out whole
-    (NaN in PyTorch's own kernel) included."""
+    fused attention in TVM's build (attention.py), and matches PyTorch, a query that sees no
+    key (zeros from PyTorch's kernel) included."""
     from tvmbridge import build
 
     torch.manual_seed(0)
+    masked = mask_kind is not None
     q, k, v = (torch.randn(2, HEADS, 6, 8) for _ in range(3))
-    mask = torch.randn(2, 1, 6, 6)
+    mask = attention_mask(mask_kind)
     inputs = [q, k, v] + ([mask] if masked else [])
     model = ScaledDotProduct() if masked else ScaledDotProductUnmasked()
     scripted = torch.jit.script(model)
@@ -113,10 +130,27 @@ def test_attention_runs_on_pytorch_fused_kernel(masked, precision):
     compiled = tt.compile(scripted, inputs, precision=precision, never_slower=False,
                           require_full_compilation=True)
     if masked:
-        mask[0, 0, 2] = float("-inf")  # a query that sees no key
-        inputs[3] = mask
+        inputs[3] = mask_out_a_query(mask)
     with torch.no_grad():
         expected, actual = model(*inputs), compiled(*inputs)
     assert torch.equal(torch.isnan(actual), torch.isnan(expected))
     tolerance = 1e-5 if precision == "fp32" else 3e-2
     torch.testing.assert_close(actual, expected, rtol=tolerance, atol=tolerance, equal_nan=True)
+
+
+@pytest.mark.parametrize("mask_kind", ["additive", "bool"])
+def test_a_query_that_sees_no_key_gets_zeros_in_plain_relax(mask_kind):
+    """from_torchscript's Relax, built by TVM alone (no fused kernel), gives what PyTorch's
+    attention gives a query whose keys are all masked out: zeros, not a softmax's NaN."""
+    import tvm
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, HEADS, 6, 8) for _ in range(3))
+    mask = mask_out_a_query(attention_mask(mask_kind))
+    mod, _ = tt.from_torchscript(torch.jit.script(ScaledDotProduct()), [q, k, v, mask])
+    vm = tvm.relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
+    actual = torch.from_numpy(vm["main"](*(tvm.runtime.tensor(t.numpy())
+                                           for t in (q, k, v, mask))).numpy())
+    expected = ScaledDotProduct()(q, k, v, mask)
+    assert not actual.isnan().any() and not actual[0, :, 2].any()
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
