@@ -487,18 +487,20 @@ def fuse(mod: tvm.IRModule, target: tvm.target.Target, precision: str = "fp32",
 
 def _pipeline(target: tvm.target.Target, database, precision: str, packed_layouts: bool):
     """TVM's CPU pipeline with scheduling added: tuned records where `database` has them,
-    tvmbridge's default CPU schedules for every other PrimFunc."""
-    from .schedule import default_cpu_schedule
+    tvmbridge's default CPU schedules for every other PrimFunc (for programs over a range of
+    shapes, judged at the extents of its opt_shape)."""
+    from .schedule import default_cpu_schedule, opt_extents_of
 
     @tvm.transform.module_pass(opt_level=0, name="tvmbridge.pipeline")
     def pipeline(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        opt_extents = opt_extents_of(mod)
         mod = fuse(mod, target, precision, packed_layouts,
                    _onednn_convolutions(precision, tuning=database is not None))
         with target:
             if database is not None:
                 with database:
                     mod = relax.transform.MetaScheduleApplyDatabase()(mod)
-            mod = default_cpu_schedule()(mod)
+            mod = default_cpu_schedule(opt_extents)(mod)
             lower = cpu_generic.dataflow_lower_passes(target) + cpu_generic.finalize_passes(target)
             return tvm.transform.Sequential(lower)(mod)
 

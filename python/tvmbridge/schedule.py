@@ -13,11 +13,16 @@ each function a schedule that is safe for any shape and fast enough to be a sane
 
 MetaSchedule does far better for the shapes it has tuned (see :mod:`tvmbridge.tuning`); a rule
 that cannot apply to a function leaves it as it was, which is always correct.
+
+Programs over a range of shapes have symbolic loop extents. Whether a loop is worth threads is
+judged at the extents the range's ``opt_shape`` gives (``opt_extents``: symbol name -> extent,
+from the Relax function's ``tvmbridge.opt_extents`` attribute), symbols without one at 1.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Mapping
 
 import tvm
 from tvm import s_tir, sym, tirx
@@ -32,6 +37,8 @@ _VECTOR_LANES = 16
 # vector each fit AVX-512's 32 registers; measured on ResNet-18 (untuned, NCHW): tiles of
 # 4 -> 8 -> 16 output channels took the model from 52 to 35 to 30 ms.
 _ROW_TILE = 16
+# The Relax function attribute naming the extents to optimise for (relax_builder.h).
+OPT_EXTENTS_ATTRIBUTE = "tvmbridge.opt_extents"
 # Below this many iterations a parallel loop costs more than it saves.
 _MIN_PARALLEL_WORK = 4096
 
@@ -41,18 +48,19 @@ def _extent(sch: s_tir.Schedule, loop) -> int | None:
     return int(extent) if isinstance(extent, tirx.IntImm) else None
 
 
-def _least_extent(sch: s_tir.Schedule, loop) -> int:
-    """The loop's extent; for a symbolic one (a batch of 1..8), its value with every symbol at
-    1, the least it can be: what decides whether the loop is worth threads and how much work an
-    iteration does. Without this, programs over symbolic shapes ran on one core."""
+def _typical_extent(sch: s_tir.Schedule, loop, opt_extents: Mapping[str, int]) -> int:
+    """The loop's extent; for a symbolic one (a batch of 1..8), its value at the symbols'
+    `opt_extents` (1 where a symbol has none): what decides whether the loop is worth threads
+    and how much work an iteration does. Without this, programs over symbolic shapes ran on
+    one core."""
     extent = sch.get(loop).extent
     if isinstance(extent, tirx.IntImm):
         return int(extent)
     analyzer = sym.Analyzer()
     for var in undefined_vars(extent):
-        analyzer.bind(var, tirx.IntImm(str(var.ty.dtype), 1))
-    least = analyzer.simplify(extent)
-    return max(int(least), 1) if isinstance(least, tirx.IntImm) else 1
+        analyzer.bind(var, tirx.IntImm(str(var.ty.dtype), opt_extents.get(var.name, 1)))
+    typical = analyzer.simplify(extent)
+    return max(int(typical), 1) if isinstance(typical, tirx.IntImm) else 1
 
 
 def _vector_width(extent: int | None) -> int:
@@ -72,18 +80,19 @@ def _loops_match_iters(sch: s_tir.Schedule, block) -> bool:
     return len(sch.get_loops(block)) == len(sch.get(block).iter_vars)
 
 
-def _parallelize(sch: s_tir.Schedule, loops: list, work_per_iteration: int) -> None:
+def _parallelize(sch: s_tir.Schedule, loops: list, work_per_iteration: int,
+                 opt_extents: Mapping[str, int]) -> None:
     """Fuses the leading loops and runs them in parallel, when that is worth a thread."""
     if not loops:
         return
     fused = sch.fuse(*loops) if len(loops) > 1 else loops[0]
-    extent = _least_extent(sch, fused)
+    extent = _typical_extent(sch, fused, opt_extents)
     symbolic = _extent(sch, fused) is None
     if (extent > 1 or symbolic) and extent * work_per_iteration >= _MIN_PARALLEL_WORK:
         sch.parallel(fused)
 
 
-def _schedule_injective(sch: s_tir.Schedule, block) -> None:
+def _schedule_injective(sch: s_tir.Schedule, block, opt_extents: Mapping[str, int]) -> None:
     loops = sch.get_loops(block)
     if not loops:
         return
@@ -96,7 +105,7 @@ def _schedule_injective(sch: s_tir.Schedule, block) -> None:
     else:
         loops = loops[:-1] + [inner]
         lanes = 1
-    _parallelize(sch, loops, lanes)
+    _parallelize(sch, loops, lanes, opt_extents)
 
 
 def _largest_divisor(extent: int | None, limit: int) -> int:
@@ -141,7 +150,7 @@ def _vars_of(region) -> set:
     return used
 
 
-def _schedule_reduction(sch: s_tir.Schedule, block) -> None:
+def _schedule_reduction(sch: s_tir.Schedule, block, opt_extents: Mapping[str, int]) -> None:
     kinds = _iter_kinds(sch, block)
     loops = sch.get_loops(block)
     spatial = [loop for loop, kind in zip(loops, kinds) if kind == "S"]
@@ -182,10 +191,10 @@ def _schedule_reduction(sch: s_tir.Schedule, block) -> None:
     # Loop annotations go on before the init is split off: they need the whole reduction.
     # An iteration of the parallel loop computes the last outer loop's outputs, each over the
     # whole reduction.
-    work = lanes * tile_size * _least_extent(sch, outer[-1])
+    work = lanes * tile_size * _typical_extent(sch, outer[-1], opt_extents)
     for loop in reduce:
-        work *= _least_extent(sch, loop)
-    _parallelize(sch, outer[:-1], work)
+        work *= _typical_extent(sch, loop, opt_extents)
+    _parallelize(sch, outer[:-1], work, opt_extents)
     if lanes > 1:
         sch.vectorize(vector)
     if row_tile is not None:
@@ -198,7 +207,12 @@ def _schedule_reduction(sch: s_tir.Schedule, block) -> None:
 
 class CPUDefault(dlight.base.ScheduleRule):
     """Schedules every block of a PrimFunc; declines (returns None) when any block does not
-    fit, so that the function stays correct if unscheduled."""
+    fit, so that the function stays correct if unscheduled. `opt_extents`: see the module's
+    docstring."""
+
+    def __init__(self, opt_extents: Mapping[str, int] | None = None):
+        super().__init__()
+        self.opt_extents = dict(opt_extents or {})
 
     def apply(self, func: tirx.PrimFunc, target: tvm.target.Target, _tunable: bool):
         if not isinstance(func, tirx.PrimFunc) or target.kind.name != "llvm":
@@ -217,9 +231,9 @@ class CPUDefault(dlight.base.ScheduleRule):
                     return None
                 kinds = _iter_kinds(sch, block)
                 if all(kind == "S" for kind in kinds):
-                    _schedule_injective(sch, block)
+                    _schedule_injective(sch, block, self.opt_extents)
                 else:
-                    _schedule_reduction(sch, block)
+                    _schedule_reduction(sch, block, self.opt_extents)
             return sch
         except (RuntimeError, ValueError) as error:
             _log.debug("tvmbridge: default schedule skipped %s: %s", func.attrs, error)
@@ -269,26 +283,39 @@ class _GEMV(dlight.cpu.GEMV):
             return None
 
 
-def _rules() -> list:
+def _rules(opt_extents: Mapping[str, int] | None = None) -> list:
     """The first rule that takes a function schedules it: TVM's dlight GEMV rule
     (matrix-vector products read rows contiguously, which CPUDefault does not), then
     :class:`CPUDefault`, then dlight's row-reduction rule for what CPUDefault declines.
     (dlight's reduction rule also claims convolutions fused with padding and epilogues, and
     runs them ~40x slower than CPUDefault: it must not come first.)"""
-    return [_GEMV(), CPUDefault(), dlight.cpu.Reduction()]
+    return [_GEMV(), CPUDefault(opt_extents), dlight.cpu.Reduction()]
 
 
-def default_schedule(func: tirx.PrimFunc, target: tvm.target.Target):
+def default_schedule(func: tirx.PrimFunc, target: tvm.target.Target,
+                     opt_extents: Mapping[str, int] | None = None):
     """The default schedule of one function (an ``s_tir.Schedule`` with its trace), or None
     when no rule applies."""
-    for rule in _rules():
+    for rule in _rules(opt_extents):
         scheduled = rule.apply(func, target, False)
         if scheduled is not None:
             return scheduled[0] if isinstance(scheduled, list) else scheduled
     return None
 
 
-def default_cpu_schedule() -> tvm.transform.Pass:
+def default_cpu_schedule(opt_extents: Mapping[str, int] | None = None) -> tvm.transform.Pass:
     """Schedules every PrimFunc not scheduled yet (by tuning records) with
     :func:`default_schedule`'s rules."""
-    return dlight.ApplyDefaultSchedule(*_rules())
+    return dlight.ApplyDefaultSchedule(*_rules(opt_extents))
+
+
+def opt_extents_of(mod: tvm.IRModule) -> dict[str, int]:
+    """The extents to optimise for that `mod`'s Relax functions carry (tvmbridge's frontend
+    sets them from the inputs' ``opt_shape``)."""
+    extents = {}
+    for function in mod.functions.values():
+        attrs = getattr(function, "attrs", None)
+        if attrs is not None and OPT_EXTENTS_ATTRIBUTE in attrs:
+            extents.update({str(name): int(extent)
+                            for name, extent in attrs[OPT_EXTENTS_ATTRIBUTE].items()})
+    return extents

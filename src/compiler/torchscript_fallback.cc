@@ -237,7 +237,7 @@ frontend::ConversionResult ConvertWithTorchScriptFallback(
   frontend::ConversionContext context(builder, symbols, values, no_weight_params);
   HybridConverter(analysis, values, context).ConvertTopBlock();
   relax::Expr body = frontend::ConvertGraphOutput(graph, context, values, result);
-  result.ir_module = builder.Finish(body, "main");
+  result.ir_module = builder.Finish(body, "main", symbols);
   return result;
 }
 

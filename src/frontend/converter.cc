@@ -425,7 +425,8 @@ relax::Expr MakeInputParam(const TensorSpec& spec, relax::Symbols& symbols) {
                 " of input '", spec.name, "' is dynamic but has no symbol");
     const std::string& symbol = spec.dim_symbols[d];
     dims.push_back(d < spec.dim_ranges.size()
-                       ? symbols.Get(symbol, spec.dim_ranges[d].min, spec.dim_ranges[d].max)
+                       ? symbols.Get(symbol, spec.dim_ranges[d].min, spec.dim_ranges[d].opt,
+                                     spec.dim_ranges[d].max)
                        : symbols.Get(symbol));
   }
   return relax::MakeParam(spec.name, dims, DtypeName(spec.dtype));
@@ -720,7 +721,7 @@ ConversionResult ConvertGraph(const torch::jit::Graph& graph, const std::vector<
   ConversionContext context(builder, symbols, values, weight_params);
   ConvertBlock(*graph.block(), context, values);
   relax::Expr body = ConvertGraphOutput(graph, context, values, result);
-  result.ir_module = builder.Finish(body, options.function_name);
+  result.ir_module = builder.Finish(body, options.function_name, symbols);
   return result;
 }
 

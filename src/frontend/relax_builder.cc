@@ -327,10 +327,11 @@ Dim Symbols::Get(const std::string& name) {
   return variables_.emplace(name, Dim(Call("ir.Var", String(name), int64, Any()))).first->second;
 }
 
-Dim Symbols::Get(const std::string& name, int64_t min, int64_t max) {
+Dim Symbols::Get(const std::string& name, int64_t min, int64_t opt, int64_t max) {
   const bool made = variables_.count(name) == 0;
   Dim variable = Get(name);
   if (made) {
+    opt_extents_[name] = opt;
     Any extents = Global("ir.Range")(Int64Imm(min), Int64Imm(max + 1), Any());
     Global("sym.AnalyzerBind")(analyzer_, variable.ToExpr(), extents, false);
   }
@@ -447,7 +448,8 @@ Expr FunctionBuilder::Emit(const Expr& value, const std::string& name_hint) {
   return Call("relax.BlockBuilderEmit", builder_, value, String(name_hint));
 }
 
-ObjectRef FunctionBuilder::Finish(const Expr& output, const std::string& name) {
+ObjectRef FunctionBuilder::Finish(const Expr& output, const std::string& name,
+                                  const Symbols& symbols) {
   finished_ = true;
   Any block = Global("relax.BlockBuilderEndBlock")(builder_);
   Any body = Global("relax.SeqExpr")(Array<Any>{block}, output, Any());
@@ -463,6 +465,11 @@ ObjectRef FunctionBuilder::Finish(const Expr& output, const std::string& name) {
   }();
   Any function = Global("relax.Function")(params_, body, Any(), true, no_attrs, Any());
   function = Global("ir.BaseFuncWithAttr")(function, String("global_symbol"), String(name));
+  if (!symbols.OptExtents().empty()) {
+    tvm::ffi::Map<String, int64_t> opt_extents;
+    for (const auto& [symbol, extent] : symbols.OptExtents()) opt_extents.Set(symbol, extent);
+    function = Global("ir.BaseFuncWithAttr")(function, String(kOptExtentsAttribute), opt_extents);
+  }
   Global("relax.BlockBuilderEndScope")(builder_);
   Global("relax.BlockBuilderAddFunction")(builder_, function, String(name));
   Any module = Global("relax.BlockBuilderFinalize")(builder_);

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -60,16 +61,20 @@ std::optional<IntList> StaticExtents(const Dims& dims);
 class Symbols {
  public:
   Symbols();
-  // The variable named `name`, made on first use (with extents in [min, max], when given).
+  // The variable named `name`, made on first use (with extents in [min, max], when given, and
+  // `opt` the one to optimise for).
   Dim Get(const std::string& name);
-  Dim Get(const std::string& name, int64_t min, int64_t max);
+  Dim Get(const std::string& name, int64_t min, int64_t opt, int64_t max);
   Dim Simplify(const Dim& dim) const;
   // Whether the analyzer proves a == b (numbers: equal; `n * 2` and `n + n`: yes).
   bool ProvablyEqual(const Dim& a, const Dim& b) const;
   bool ProvablyAtMost(const Dim& a, const Dim& b) const;  // a <= b for every value in range
+  // The extent to optimise for, per symbol that has a range.
+  const std::map<std::string, int64_t>& OptExtents() const { return opt_extents_; }
 
  private:
   std::unordered_map<std::string, Dim> variables_;
+  std::map<std::string, int64_t> opt_extents_;
   tvm::ffi::Any analyzer_;
 };
 
@@ -96,6 +101,10 @@ Expr TupleGetItem(const Expr& tuple, int index);
 Expr MakeString(const std::string& text);  // a string argument of a packed call
 Expr MakeBool(bool value);                 // a bool argument of a packed call
 
+// The Relax function attribute mapping each symbolic extent to the one schedules optimise
+// for (build.py reads it).
+inline constexpr const char* kOptExtentsAttribute = "tvmbridge.opt_extents";
+
 // Builds one Relax function, mirroring Python's `with bb.function(...):`. Bindings go into
 // plain binding blocks, which can hold control flow and checks (impure); Finish turns each run
 // of pure bindings into a dataflow block, which is what TVM fuses.
@@ -115,8 +124,9 @@ class FunctionBuilder {
   // Calls the packed function `function` (found in tvm-ffi's registry when the program runs)
   // for its effect, which may be to raise: bindings after it run only when it returns.
   void EmitEffect(const std::string& function, const std::vector<Expr>& args);
-  // Ends the function with `output`, adds it as `name` and returns the IRModule.
-  tvm::ffi::ObjectRef Finish(const Expr& output, const std::string& name);
+  // Ends the function with `output`, adds it as `name` and returns the IRModule. The extents
+  // of `symbols` to optimise for go with the function (attribute kOptExtentsAttribute).
+  tvm::ffi::ObjectRef Finish(const Expr& output, const std::string& name, const Symbols& symbols);
 
  private:
   tvm::ffi::ObjectRef builder_;

@@ -450,7 +450,7 @@ tvm::ffi::ObjectRef BuildRegionModule(const Region& region, const Partition& par
     outputs.push_back(context.Tensor(region.outputs[i]));
     output_specs.push_back(frontend::ResultSpec("output_" + std::to_string(i), outputs.back()));
   }
-  return builder.Finish(relax::MakeTuple(outputs), "main");
+  return builder.Finish(relax::MakeTuple(outputs), "main", symbols);
 }
 
 }  // namespace tvmbridge::partition

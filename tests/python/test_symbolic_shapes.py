@@ -210,6 +210,26 @@ def test_indices_are_checked_against_the_extent_of_this_call():
     torch.testing.assert_close(compiled(x, torch.tensor([1, 2])), x[[1, 2]] * 2)
 
 
+def test_schedules_judge_threads_at_the_opt_extents():
+    """The Relax function carries opt_shape's extents; the default schedules decide threading
+    there: the passes of a layer norm over [batch, seq, 768] at opt seq 128 are
+    worth two threads, at 1 not."""
+    from tvmbridge import build, schedule
+
+    traced = torch.jit.trace(nn.LayerNorm(768).eval(), torch.randn(1, 128, 768))
+    rows = tt.Input(min_shape=(1, 1, 768), opt_shape=(1, 128, 768), max_shape=(8, 512, 768))
+    mod, _ = tt.from_torchscript(traced, [rows], keep_params_as_input=False)
+    opt_extents = schedule.opt_extents_of(mod)
+    assert opt_extents == {"d0": 1, "d1": 128}
+
+    def threaded(extents):
+        fused = build.fuse(mod, build.host_target())  # each schedule on its own copy
+        with build.host_target():
+            return schedule.default_cpu_schedule(extents)(fused).script().count("T.parallel")
+
+    assert threaded(opt_extents) == 3 and threaded({}) == 0  # mean, variance, normalised
+
+
 @pytest.mark.parametrize("arguments, message", [
     (dict(min_shape=(1, 3), max_shape=(4, 3)), "needs all of min_shape, opt_shape and max_shape"),
     (dict(min_shape=(2, 3), opt_shape=(1, 3), max_shape=(4, 3)), "min_shape <= opt_shape"),
