@@ -4,6 +4,7 @@
 #include <numeric>
 #include <set>
 #include <sstream>
+#include <unordered_set>
 #include <utility>
 
 #include <ATen/Functions.h>
@@ -456,6 +457,16 @@ std::vector<std::string> UnsupportedOps(const torch::jit::Graph& graph) {
   return {missing.begin(), missing.end()};
 }
 
+bool IsSizeArithmetic(const Node& node) {
+  static const std::unordered_set<std::string> ops = {
+      "prim::NumToTensor", "aten::Int",   "aten::IntImplicit",  "aten::ScalarImplicit",
+      "aten::detach",      "aten::clone", "aten::add",          "aten::sub",
+      "aten::mul",         "aten::div",   "aten::floor_divide", "aten::floordiv",
+      "prim::min",         "prim::max",
+  };
+  return ops.count(node.kind().toQualString()) != 0;
+}
+
 namespace {
 
 // Nodes PyTorch evaluates at conversion when their inputs are constants: creation ops
@@ -472,6 +483,7 @@ bool IsScalarTensorArithmetic(const Node& node, const ConversionContext& context
 // Int arithmetic on symbolic extents (`x.size(0) * 4`, and the traced form: NumToTensor, add,
 // Int) stays symbolic; nullopt when no input is a symbolic extent.
 std::optional<Value> ConvertSizeArithmetic(const Node& node, const ConversionContext& context) {
+  if (!IsSizeArithmetic(node)) return std::nullopt;
   bool symbolic =
       std::any_of(node.inputs().begin(), node.inputs().end(), [&](const torch::jit::Value* input) {
         return context.Get(input).kind == Value::Kind::kSize;

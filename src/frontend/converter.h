@@ -200,6 +200,11 @@ void ConvertNode(const torch::jit::Node& node, ConversionContext& context, Value
 Value AdjustForQuantizedInputs(ConversionContext& ctx, const torch::jit::Node& node,
                                Value converted);
 
+// Whether `node` is arithmetic that stays a size when its operands are sizes (ints, or the 0-d
+// tensors traced code keeps them in: NumToTensor, add, Int): the ops ConvertNode keeps
+// symbolic, and whose results the shape observer counts as decided by shapes.
+bool IsSizeArithmetic(const torch::jit::Node& node);
+
 // The Relax parameter for an input described by `spec`: its dynamic extents become the int64
 // variables of their symbols, one per symbol name in `symbols` (shared by a function's inputs).
 relax::Expr MakeInputParam(const TensorSpec& spec, relax::Symbols& symbols);

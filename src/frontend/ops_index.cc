@@ -176,20 +176,27 @@ Value ConvertSqueeze(ConversionContext& ctx, const Node& node) {
   return ctx.Emit(relax::op::Squeeze(x, axes));
 }
 
+// Whether the analyzer proves two shapes equal.
+bool SameShape(const ConversionContext& ctx, const relax::Dims& a, const relax::Dims& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!ctx.ProvablyEqual(a[i], b[i])) return false;
+  }
+  return true;
+}
+
 Value BroadcastTo(ConversionContext& ctx, const torch::jit::Value* input, relax::Dims target) {
   Expr x = ctx.Tensor(input);
   relax::Dims shape = ctx.Dims(x);
   TORCH_CHECK(target.size() >= shape.size(), "expand: the target has fewer dims than the input");
   size_t offset = target.size() - shape.size();
-  bool unchanged = offset == 0;
   for (size_t i = 0; i < target.size(); ++i) {
     if (target[i].IsStatic() && target[i].Static() == -1) {
       TORCH_CHECK(i >= offset, "expand: -1 is not allowed in a new leading dimension");
       target[i] = shape[i - offset];
     }
-    unchanged = unchanged && ctx.ProvablyEqual(target[i], shape[i - offset]);
   }
-  if (unchanged) return ctx.Get(input);
+  if (SameShape(ctx, target, shape)) return ctx.Get(input);
   return ctx.Emit(relax::op::BroadcastTo(x, target));
 }
 
@@ -291,14 +298,6 @@ relax::Dims BroadcastShapes(const ConversionContext& ctx, const std::vector<rela
     }
   }
   return result;
-}
-
-bool SameShape(const ConversionContext& ctx, const relax::Dims& a, const relax::Dims& b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (!ctx.ProvablyEqual(a[i], b[i])) return false;
-  }
-  return true;
 }
 
 // aten::index(self, Tensor?[] indices) with integer index tensors (advanced indexing; a

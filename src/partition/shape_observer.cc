@@ -1,5 +1,6 @@
 #include "partition/shape_observer.h"
 
+#include "frontend/converter.h"
 #include "frontend/graph_prep.h"
 
 #include <algorithm>
@@ -291,18 +292,13 @@ bool ReadsTensorValues(const Node& node) {
 }
 
 // Whether `node` makes a 0-d tensor holding a number the shapes decide: NumToTensor of an int
-// not read from tensor values, or arithmetic on such tensors and constants (traced code
+// not read from tensor values, or size arithmetic on such tensors and constants (traced code
 // computes `seq_length + past_length` this way).
 bool HoldsSizeNumber(const Node& node, const std::unordered_set<const Value*>& from_values,
                      const std::unordered_set<const Value*>& size_numbers) {
-  static const std::unordered_set<std::string> arithmetic = {
-      "aten::add",          "aten::sub",       "aten::rsub",  "aten::mul",     "aten::div",
-      "aten::floor_divide", "aten::remainder", "aten::neg",   "aten::maximum", "aten::minimum",
-      "aten::to",           "aten::detach",    "aten::clone",
-  };
   if (node.outputs().size() != 1 || !IsTensor(node.output())) return false;
   if (node.kind() == c10::prim::NumToTensor) return from_values.count(node.input(0)) == 0;
-  if (arithmetic.count(node.kind().toQualString()) == 0) return false;
+  if (!frontend::IsSizeArithmetic(node)) return false;
   bool from_a_size = false;
   for (const Value* input : node.inputs()) {
     if (size_numbers.count(input) != 0) {
