@@ -522,6 +522,43 @@ INPUT_WRITES = {
 }
 
 
+# Ops compiled once for a range of shapes (tt.Input(min_shape, opt_shape, max_shape)) and called
+# at sizes in it: the table's rows are a symbol, so index checks, arange, slices with computed
+# bounds and attention run over symbolic extents.
+RANGED_ROWS = (10, 12, 16)  # min, opt, max; at least 10, so the example indices (< 10) are valid
+RANGED_COLS = 10
+
+
+class RangedIndexRows(torch.nn.Module):
+    def forward(self, table, i):
+        return table[i]
+
+
+class RangedIndexPair(torch.nn.Module):
+    def forward(self, table, i, j):
+        return table[i, j]
+
+
+class RangedGather0(torch.nn.Module):
+    def forward(self, table, i):
+        return torch.gather(table, 0, i)
+
+
+class RangedPositions(torch.nn.Module):
+    def forward(self, table):
+        rows = table.size(0) - 1
+        return table[:rows] * torch.arange(rows).unsqueeze(1).to(table.dtype)
+
+
+class RangedAttention(torch.nn.Module):
+    def forward(self, q, k, v, mask):
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+RANGED = ["index_rows", "index_pair", "gather_0", "positions", "attention_bool",
+          "attention_additive"]
+
+
 # --- cases -----------------------------------------------------------------------------------
 
 @dataclasses.dataclass
@@ -535,6 +572,7 @@ class Case:
     call: tuple  # the values the case calls with
     pytorch_dies: bool = False  # PyTorch's own kernel traps on these values
     atol: float | None = None  # floating results' tolerance, where not TOLERANCE's
+    inputs: list | None = None  # tt.Input ranges to compile with instead of `example`'s shapes
 
     def describe(self) -> str:
         def show(t):
@@ -559,13 +597,67 @@ def _indexing_case(op: str, seed: int, sizes: dict) -> Case:
     low = -extent if wraps else 0
     dtype = rng.choice([torch.int64, torch.int32]) if op in INT32_INDICES else torch.int64
     valid = torch.randint(low, extent, shape, generator=gen, dtype=dtype)
+    return Case("indexing", op, seed, sizes, module, (x, valid),
+                (x, _maybe_out_of_range(rng, valid, extent, low)))
+
+
+def _maybe_out_of_range(rng: random.Random, valid: torch.Tensor, extent: int,
+                        low: int) -> torch.Tensor:
+    """`valid` (indices in [low, extent)), often with one value at or beyond a bound."""
     call = valid.clone()
-    if call.numel() and rng.random() < 0.6:  # one value at or beyond a bound
-        info = torch.iinfo(dtype)
+    if call.numel() and rng.random() < 0.6:
+        info = torch.iinfo(call.dtype)
         bad = rng.choice([extent, extent + rng.randrange(1, 50), -extent - 1, 10**9,
                           info.min, info.max, -1, low])
         call.view(-1)[rng.randrange(call.numel())] = bad
-    return Case("indexing", op, seed, sizes, module, (x, valid), (x, call))
+    return call
+
+
+def _ranged_case(op: str, seed: int, sizes: dict) -> Case:
+    rng = random.Random(seed)
+    gen = torch.Generator().manual_seed(seed)
+    rows = RANGED_ROWS[0] - 1 + sizes["rows"]
+    low_rows, opt_rows, high_rows = RANGED_ROWS
+    if op.startswith("attention"):
+        steps = (1, 2, rows, 4)
+        # Specials in the queries only: one in a key or value spreads NaN over every row.
+        q = _with_specials(rng, torch.randn(steps, generator=gen), 2)
+        k, v = torch.randn(steps, generator=gen), torch.randn(steps, generator=gen)
+        sees = torch.rand(1, 1, rows, rows, generator=gen) > 0.3
+        sees[..., rng.randrange(rows), :] = rng.random() < 0.5  # a query that sees no key, or all
+        mask = sees if op == "attention_bool" else torch.where(sees, 0.0, float("-inf"))
+        ranged = dict(dim_names=(None, None, "steps", None))
+        inputs = [tt.Input(min_shape=(1, 2, low_rows, 4), opt_shape=(1, 2, opt_rows, 4),
+                           max_shape=(1, 2, high_rows, 4), **ranged) for _ in range(3)]
+        inputs.append(tt.Input(min_shape=(1, 1, low_rows, low_rows),
+                               opt_shape=(1, 1, opt_rows, opt_rows),
+                               max_shape=(1, 1, high_rows, high_rows), dtype=mask.dtype,
+                               dim_names=(None, None, "steps", "steps")))
+        call = (q, k, v, mask)
+        return Case("ranged", op, seed, sizes, RangedAttention, call, call, inputs=inputs)
+    table = _with_specials(rng, torch.randn(rows, RANGED_COLS, generator=gen), 3)
+    table_input = tt.Input(min_shape=(low_rows, RANGED_COLS), opt_shape=(opt_rows, RANGED_COLS),
+                           max_shape=(high_rows, RANGED_COLS))
+    count = sizes["count"]
+    if op == "positions":
+        return Case("ranged", op, seed, sizes, RangedPositions, (table,), (table,),
+                    inputs=[table_input])
+    if op == "gather_0":
+        valid = torch.randint(0, rows, (count, RANGED_COLS), generator=gen)
+        call = (table, _maybe_out_of_range(rng, valid, rows, 0))
+        return Case("ranged", op, seed, sizes, RangedGather0, call, call,
+                    inputs=[table_input, tt.Input(tuple(valid.shape), dtype=torch.int64)])
+    valid_rows = torch.randint(-rows, rows, (count,), generator=gen)
+    index = tt.Input((count,), dtype=torch.int64)
+    if op == "index_rows":
+        call = (table, _maybe_out_of_range(rng, valid_rows, rows, -rows))
+        return Case("ranged", op, seed, sizes, RangedIndexRows, call, call,
+                    inputs=[table_input, index])
+    valid_cols = torch.randint(-RANGED_COLS, RANGED_COLS, (count,), generator=gen)
+    call = (table, _maybe_out_of_range(rng, valid_rows, rows, -rows),
+            _maybe_out_of_range(rng, valid_cols, RANGED_COLS, -RANGED_COLS))
+    return Case("ranged", op, seed, sizes, RangedIndexPair, call, call,
+                inputs=[table_input, index, index])
 
 
 def _floating_case(op: str, seed: int, sizes: dict) -> Case:
@@ -856,6 +948,9 @@ FAMILIES = {
     "linear": (list(LINEAR_SHAPES), _linear_case,
                lambda rng: {"m": rng.randrange(1, 9), "k": rng.randrange(1, 40),
                             "n": rng.randrange(1, 9), "batch": rng.randrange(1, 4)}),
+    "ranged": (RANGED, _ranged_case,
+               lambda rng: {"rows": rng.randrange(1, RANGED_ROWS[2] - RANGED_ROWS[0] + 2),
+                            "count": rng.randrange(0, 5)}),
     "quantized": (QUANTIZED, _quantized_case,
                   lambda rng: {"channels": rng.randrange(1, 9), "length": rng.randrange(0, 6)}),
     "matmul": (list(MATMUL_SHAPES), _matmul_case,
@@ -882,8 +977,9 @@ def check(case: Case, refusals: list | None = None) -> str | None:
     appended to `refusals`); any other node left to PyTorch is a finding."""
     model = case.make_module().eval()
     try:
-        compiled = tt.compile(torch.jit.script(model), [t.clone() for t in case.example],
-                              min_block_size=1, never_slower=False)
+        inputs = case.inputs or [t.clone() for t in case.example]
+        compiled = tt.compile(torch.jit.script(model), inputs, min_block_size=1,
+                              never_slower=False)
     except Exception as error:  # noqa: BLE001 (a compile that fails is a finding)
         return f"does not compile: {str(error).splitlines()[0][:300]}"
     for node in tt.report(compiled).nodes:
