@@ -483,6 +483,7 @@ def enable(
     precision="fp32",
     cache_dir: "str | os.PathLike | None" = DEFAULT_CACHE_DIR,
     require_full_compilation: bool = False,
+    dynamic: bool = False,
 ) -> None:
     """Lets TorchScript hand supported subgraphs to TVM by itself, for every TorchScript
     module in the process (scripted, traced, loaded, frozen) whose graph is optimised from now
@@ -502,6 +503,13 @@ def enable(
     wholly in TVM raises at its first call instead of running in TorchScript (ops outside
     groups, which tvmbridge has no converter for, still run in TorchScript).
 
+    ``dynamic=True`` (``torch.compile``'s automatic dynamic shapes): a group compiles its first
+    shape exactly; when a later call changes some extents (a sequence length, a batch), it
+    compiles one version over ranges for them instead, symbolic in those dims, and widens it
+    when a call falls outside (ranges grow to the next power of two, so a run of ever longer
+    inputs costs a logarithmic number of compiles). Extents that changed together share one
+    symbol. A group that cannot compile over ranges warns and goes on per shape.
+
     ``target``, ``min_block_size``, ``never_slower``, ``tuning`` and ``precision`` mean what
     they mean for :func:`compile`. Calling it again replaces the settings for graphs optimised later.
     """
@@ -514,6 +522,8 @@ def enable(
                          f"an llvm target, got '{resolved.kind.name}'")
     if tuning is not None and not isinstance(tuning, Tuning):
         raise TypeError(f"tvmbridge: tuning must be a tvmbridge.Tuning, got {type(tuning).__name__}")
+    if not isinstance(dynamic, bool):
+        raise TypeError(f"tvmbridge.enable: dynamic must be True or False, got {dynamic!r}")
     options = _options_json(min_block_size, (), (), require_full_compilation, never_slower)
     precision = build.check_precision(precision)
     folder = "" if cache_dir is None else os.path.abspath(os.path.expanduser(os.fspath(cache_dir)))
@@ -527,7 +537,7 @@ def enable(
     _native.global_func("tvmbridge.torch.enable")(
         options, build.library_builder(resolved, tuning, precision),
         build.target_description(resolved),
-        tvm.__version__, build.required_cpu_features(resolved), folder, fingerprint)
+        tvm.__version__, build.required_cpu_features(resolved), folder, fingerprint, dynamic)
 
 
 @functools.cache
@@ -566,7 +576,8 @@ def is_enabled() -> bool:
 
 def enable_statistics() -> dict:
     """Counters of :func:`enable` in this process: ``groups`` made by the pass, ``compiles``
-    (one per group and input signature), ``disk_loads`` (compiled groups read from the cache
+    (one per group and input signature), ``symbolic_compiles`` (those over ranges of extents,
+    under ``dynamic=True``), ``disk_loads`` (compiled groups read from the cache
     instead), ``fallbacks`` (signatures running TorchScript) and ``grad_calls``."""
     return json.loads(str(_native.global_func("tvmbridge.torch.enable_statistics")()))
 

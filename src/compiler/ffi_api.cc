@@ -238,12 +238,12 @@ Array<Any> CompileFfi(const Bytes& archive, const InputDescriptions& inputs,
 }
 
 // enable(options JSON, build_library, target JSON, tvm version, CPU features, cache folder
-//        ("" for none), fingerprint): graphs TorchScript optimises from now on get
-//        compilation groups (see compilation_group.h).
+//        ("" for none), fingerprint, dynamic shapes): graphs TorchScript optimises from now on
+//        get compilation groups (see compilation_group.h).
 void EnableFfi(const String& options_json, const tvm::ffi::Function& build_library,
                const String& target_json, const String& tvm_version,
                const Array<String>& cpu_features, const String& cache_dir,
-               const String& fingerprint) {
+               const String& fingerprint, bool dynamic_shapes) {
   Guarded([&] {
     GroupSettings settings;
     settings.options = OptionsFromJson(std::string(options_json));
@@ -251,6 +251,7 @@ void EnableFfi(const String& options_json, const tvm::ffi::Function& build_libra
                       std::vector<std::string>(cpu_features.begin(), cpu_features.end())};
     settings.cache_dir = std::string(cache_dir);
     settings.fingerprint = std::string(fingerprint);
+    settings.dynamic_shapes = dynamic_shapes;
     EnableCompilationGroups(std::move(settings));
   });
 }
@@ -261,6 +262,7 @@ String GroupStatisticsJson() {
   GroupStats stats = CompilationGroupStatistics();
   return json::Stringify(json::Object{{"groups", stats.groups},
                                       {"compiles", stats.compiles},
+                                      {"symbolic_compiles", stats.symbolic_compiles},
                                       {"disk_loads", stats.disk_loads},
                                       {"fallbacks", stats.fallbacks},
                                       {"grad_calls", stats.grad_calls}});

@@ -11,6 +11,7 @@ import torchvision
 
 import tvmbridge.torch as tt
 from conftest import SmallNet, randomize_, run_python
+from shared_models import BertEncoder
 
 TOLERANCE = dict(rtol=1e-4, atol=1e-4)
 
@@ -94,6 +95,106 @@ def test_shape_change_compiles_once_per_shape(enabled):
     delta = stats_delta(before)
     assert delta["compiles"] == 2 * groups  # one per group and shape, none again
     assert delta["groups"] == groups
+
+
+@pytest.fixture
+def dynamic(tmp_path):
+    """enable(dynamic=True) for one test (see `enabled`)."""
+    tt.enable(cache_dir=tmp_path / "cache", never_slower=False, dynamic=True)
+    yield tmp_path / "cache"
+    tt.disable()
+
+
+def token_call(batch: int, length: int, seed: int):
+    """Token ids and an attention mask with the last two positions of row 0 padded."""
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, 1000, (batch, length), generator=generator)
+    mask = torch.ones(batch, length, dtype=torch.int64)
+    mask[0, max(length - 2, 1):] = 0
+    return ids, mask
+
+
+def test_dynamic_groups_compile_once_over_ranges(dynamic):
+    """A transformers BERT called at varying lengths compiles its first shape exactly, then
+    one version over a range of lengths, widened only when a call falls outside it."""
+    torch.manual_seed(0)
+    model = BertEncoder(max_positions=64).eval()
+    module = torch.jit.trace(model, token_call(1, 8, 0), strict=False)
+    before = tt.enable_statistics()
+    run_until_grouped(module, *token_call(1, 8, 0))
+    groups = stats_delta(before)["groups"]
+    assert groups >= 1
+    # (batch, length, compiles so far, of which over ranges)
+    calls = [(1, 5, 2, 1),   # length 2..8 (0 and 1 stay exact until seen)
+             (1, 7, 2, 1), (1, 2, 2, 1), (1, 8, 2, 1),
+             (1, 30, 3, 2),  # widened to 2..32
+             (1, 17, 3, 2), (1, 32, 3, 2),
+             (1, 1, 4, 3),   # 1..32
+             (3, 12, 5, 4)]  # the batch becomes a symbol too
+    with torch.no_grad():
+        for seed, (batch, length, compiles, symbolic) in enumerate(calls):
+            ids, mask = token_call(batch, length, seed)
+            actual = module(ids, mask)
+            expected = model(ids, mask)
+            torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-5)
+            assert torch.equal(actual.isnan(), expected.isnan())
+            delta = stats_delta(before)
+            assert (delta["compiles"], delta["symbolic_compiles"]) == (
+                groups * compiles, groups * symbolic), (batch, length, delta)
+    assert delta["fallbacks"] == 0 and delta["groups"] == groups
+
+
+class PositionTable(torch.nn.Module):
+    """Token and position embeddings: lengths beyond the table's 6 rows are out of range."""
+
+    def __init__(self):
+        super().__init__()
+        self.tokens = torch.nn.Embedding(50, 8)
+        self.positions = torch.nn.Embedding(6, 8)
+
+    def forward(self, ids):
+        positions = torch.arange(ids.size(1)).unsqueeze(0)
+        return torch.tanh(self.tokens(ids) + self.positions(positions)) * 2.0
+
+
+def test_dynamic_range_ends_at_the_longest_input_where_the_model_refuses_more(dynamic):
+    """A range to the next power of two (8) would take the position table past its rows, so
+    the group compiles the range up to the longest length seen instead."""
+    torch.manual_seed(0)
+    model = PositionTable().eval()
+    module = torch.jit.trace(model, torch.randint(0, 50, (1, 3)))
+    before = tt.enable_statistics()
+    run_until_grouped(module, torch.randint(0, 50, (1, 3)))
+    with torch.no_grad():
+        for length, symbolic in [(5, 1), (4, 1), (2, 1), (6, 2), (3, 2)]:
+            ids = torch.randint(0, 50, (2, length))
+            torch.testing.assert_close(module(ids), model(ids), rtol=1e-5, atol=1e-6)
+            assert stats_delta(before)["symbolic_compiles"] == symbolic, length
+        with pytest.raises(Exception, match="out of range"):
+            module(torch.randint(0, 50, (1, 7)))  # as the model itself refuses
+
+
+def test_dynamic_group_that_cannot_compile_over_ranges_compiles_per_shape(dynamic):
+    """Padding needs static shapes in TVM: the group warns once and compiles each shape."""
+
+    class Padded(torch.nn.Module):
+        def forward(self, x):
+            return torch.nn.functional.pad(x, (1, 1)) * 2.0 + 1.0
+
+    module = torch.jit.trace(Padded(), torch.randn(2, 6))
+    before = tt.enable_statistics()
+    run_until_grouped(module, torch.randn(2, 6))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with torch.no_grad():
+            for length in (5, 7, 5, 9):
+                x = torch.randn(2, length)
+                torch.testing.assert_close(module(x), Padded()(x))
+    messages = [str(w.message) for w in caught if "over a range of shapes" in str(w.message)]
+    assert len(messages) == 1 and "aten::pad" in messages[0], messages
+    delta = stats_delta(before)
+    assert delta["symbolic_compiles"] == 0 and delta["fallbacks"] == 0
+    assert delta["compiles"] == 1 + 1 + 3  # exact 6; the try over 2..8; exact 5, 7 and 9
 
 
 def test_concurrent_first_calls_compile_once(enabled):
@@ -275,4 +376,6 @@ def test_enable_rejects_bad_settings():
         tt.enable(tuning="fast")
     with pytest.raises(ValueError, match="min_block_size"):
         tt.enable(min_block_size=0)
+    with pytest.raises(TypeError, match="dynamic must be True or False"):
+        tt.enable(dynamic="auto")
     assert not tt.is_enabled()
