@@ -107,3 +107,30 @@ class BertEncoder(torch.nn.Module):
 
     def forward(self, ids, mask):
         return self.bert(input_ids=ids, attention_mask=mask).last_hidden_state
+
+
+class TransformersEncoder(torch.nn.Module):
+    """A small transformers encoder (2 layers, width 64, random weights) of `kind`
+    ("distilbert" or "roberta"), returning its last hidden state."""
+
+    def __init__(self, kind: str, vocab_size=1000, max_positions=64):
+        super().__init__()
+        import transformers
+
+        if kind == "distilbert":
+            config = transformers.DistilBertConfig(dim=64, n_layers=2, n_heads=4, hidden_dim=128,
+                                                   vocab_size=vocab_size,
+                                                   max_position_embeddings=max_positions)
+            self.encoder = transformers.DistilBertModel(config).eval()
+        elif kind == "roberta":
+            # RoBERTa counts positions from its padding id + 1: two rows more.
+            config = transformers.RobertaConfig(hidden_size=64, num_hidden_layers=2,
+                                                num_attention_heads=4, intermediate_size=128,
+                                                vocab_size=vocab_size,
+                                                max_position_embeddings=max_positions + 2)
+            self.encoder = transformers.RobertaModel(config).eval()
+        else:
+            raise ValueError(f"unknown encoder kind {kind!r}")
+
+    def forward(self, ids, mask):
+        return self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state

@@ -141,13 +141,14 @@ const ConverterTable& Converters() {
     RegisterScalarOps(all);
     RegisterImageOps(all);
     RegisterQuantizedOps(all);
+    RegisterDataDependentOps(all);
     return all;
   }();
   return table;
 }
 
 ConversionContext::ConversionContext(
-    relax::FunctionBuilder& builder, const relax::Symbols& symbols,
+    relax::FunctionBuilder& builder, relax::Symbols& symbols,
     std::unordered_map<const torch::jit::Value*, Value>& values,
     std::unordered_map<const torch::jit::Value*, relax::Expr>& weight_params)
     : builder_(builder), symbols_(symbols), values_(values), weight_params_(weight_params) {}
@@ -355,6 +356,40 @@ relax::Expr ConversionContext::SizeScalar(const relax::Dim& size, const std::str
   // arange(n, n + 1) holds n: Relax has no op that makes a tensor of a shape variable.
   relax::Expr counted = EmitExpr(relax::op::Arange(size, size + 1, 1, dtype));
   return EmitExpr(relax::op::Reshape(counted, {}));
+}
+
+relax::Expr ConversionContext::MatchShape(const relax::Expr& value, const relax::Dims& shape) {
+  relax::TensorInfo type;
+  type.dtype = Info(value).dtype;
+  type.dims = shape;
+  return builder_.EmitMatchCast(value, type);
+}
+
+bool IsOne(const relax::Dim& extent) { return extent.IsStatic() && extent.Static() == 1; }
+
+bool SameShape(const ConversionContext& ctx, const relax::Dims& a, const relax::Dims& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!ctx.ProvablyEqual(a[i], b[i])) return false;
+  }
+  return true;
+}
+
+relax::Dims BroadcastShapes(const ConversionContext& ctx, const std::vector<relax::Dims>& shapes,
+                            const std::string& what) {
+  size_t rank = 0;
+  for (const relax::Dims& shape : shapes) rank = std::max(rank, shape.size());
+  relax::Dims result(rank, 1);
+  for (const relax::Dims& shape : shapes) {
+    for (size_t i = 0; i < shape.size(); ++i) {
+      relax::Dim& into = result[rank - shape.size() + i];
+      TORCH_CHECK(IsOne(shape[i]) || IsOne(into) || ctx.ProvablyEqual(shape[i], into), what,
+                  " could not be broadcast together (", shape[i].ToString(), " and ",
+                  into.ToString(), ")");
+      if (!IsOne(shape[i])) into = shape[i];
+    }
+  }
+  return result;
 }
 
 relax::Expr ConversionContext::Filled(double value, const relax::IntList& shape,

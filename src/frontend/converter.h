@@ -87,12 +87,13 @@ void RegisterRecurrentOps(ConverterTable& table);
 void RegisterScalarOps(ConverterTable& table);
 void RegisterImageOps(ConverterTable& table);
 void RegisterQuantizedOps(ConverterTable& table);
+void RegisterDataDependentOps(ConverterTable& table);
 const ConverterTable& Converters();
 
 // What converters use to read their inputs and emit Relax.
 class ConversionContext {
  public:
-  ConversionContext(relax::FunctionBuilder& builder, const relax::Symbols& symbols,
+  ConversionContext(relax::FunctionBuilder& builder, relax::Symbols& symbols,
                     std::unordered_map<const torch::jit::Value*, Value>& values,
                     std::unordered_map<const torch::jit::Value*, relax::Expr>& weight_params);
 
@@ -136,6 +137,12 @@ class ConversionContext {
     return symbols_.ProvablyAtMost(a, b);
   }
   bool IsFloating(const relax::Expr& tensor) const;  // float16, bfloat16, float32, float64
+  // `value` (a tensor whose shape TVM cannot infer: nonzero's, unique's) bound with `shape`,
+  // which holds extents made by DataDependentExtent.
+  relax::Expr MatchShape(const relax::Expr& value, const relax::Dims& shape);
+  relax::Dim DataDependentExtent(const std::string& stem, const relax::Dim& most) {
+    return symbols_.DataDependent(stem, most);
+  }
 
   // Binds `expr` to a new variable and returns it as the node's result.
   Value Emit(const relax::Expr& expr);
@@ -148,10 +155,24 @@ class ConversionContext {
 
  private:
   relax::FunctionBuilder& builder_;
-  const relax::Symbols& symbols_;
+  relax::Symbols& symbols_;
   std::unordered_map<const torch::jit::Value*, Value>& values_;
   std::unordered_map<const torch::jit::Value*, relax::Expr>& weight_params_;
 };
+
+// Shapes with symbolic extents, compared and broadcast by what the analyzer proves.
+bool IsOne(const relax::Dim& extent);
+bool SameShape(const ConversionContext& ctx, const relax::Dims& a, const relax::Dims& b);
+// The shape `shapes` broadcast to (NumPy rules, as PyTorch's). Two symbolic extents must be
+// provably equal: one of them being 1 at run time is not handled. `what` ("index: indexing
+// tensors") starts the error.
+relax::Dims BroadcastShapes(const ConversionContext& ctx, const std::vector<relax::Dims>& shapes,
+                            const std::string& what);
+
+// Ops whose result extents tensor values decide (ops_data_dependent.cc), for the converters
+// that share an op kind with them: where(condition) alone, and indexing by a boolean mask.
+Value ConvertNonzeroColumns(ConversionContext& ctx, const torch::jit::Node& node);
+Value ConvertIndexByMask(ConversionContext& ctx, const torch::jit::Node& node);
 
 // The node's input for the schema argument `name`; nullptr when its schema has none (ops
 // with several overloads are told apart this way).

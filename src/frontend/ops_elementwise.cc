@@ -58,7 +58,7 @@ Expr Operand(ConversionContext& ctx, const torch::jit::Value* value, const std::
 
 // aten::where(condition, self, other): self and other promoted to their common dtype.
 Value ConvertWhere(ConversionContext& ctx, const Node& node) {
-  TORCH_CHECK(node.inputs().size() == 3, "where(condition) alone is data-dependent");
+  if (node.inputs().size() == 1) return ConvertNonzeroColumns(ctx, node);  // where(condition)
   std::string dtype = PromotedDtype(ctx, node.input(1), node.input(2));
   return ctx.Emit(relax::op::Where(ctx.Tensor(node.input(0)), Operand(ctx, node.input(1), dtype),
                                    Operand(ctx, node.input(2), dtype)));

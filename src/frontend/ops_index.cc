@@ -176,15 +176,6 @@ Value ConvertSqueeze(ConversionContext& ctx, const Node& node) {
   return ctx.Emit(relax::op::Squeeze(x, axes));
 }
 
-// Whether the analyzer proves two shapes equal.
-bool SameShape(const ConversionContext& ctx, const relax::Dims& a, const relax::Dims& b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (!ctx.ProvablyEqual(a[i], b[i])) return false;
-  }
-  return true;
-}
-
 Value BroadcastTo(ConversionContext& ctx, const torch::jit::Value* input, relax::Dims target) {
   Expr x = ctx.Tensor(input);
   relax::Dims shape = ctx.Dims(x);
@@ -280,28 +271,8 @@ Value ConvertGather(ConversionContext& ctx, const Node& node) {
   return ctx.Emit(relax::op::GatherElements(x, index, axis));
 }
 
-bool IsOne(const relax::Dim& extent) { return extent.IsStatic() && extent.Static() == 1; }
-
-// The shape integer index tensors broadcast to (NumPy rules, as PyTorch's indexing). Two
-// symbolic extents must be provably equal: one of them being 1 at run time is not handled.
-relax::Dims BroadcastShapes(const ConversionContext& ctx, const std::vector<relax::Dims>& shapes) {
-  size_t rank = 0;
-  for (const relax::Dims& shape : shapes) rank = std::max(rank, shape.size());
-  relax::Dims result(rank, 1);
-  for (const relax::Dims& shape : shapes) {
-    for (size_t i = 0; i < shape.size(); ++i) {
-      relax::Dim& into = result[rank - shape.size() + i];
-      TORCH_CHECK(IsOne(shape[i]) || IsOne(into) || ctx.ProvablyEqual(shape[i], into),
-                  "index: shape mismatch, indexing tensors could not be broadcast together (",
-                  shape[i].ToString(), " and ", into.ToString(), ")");
-      if (!IsOne(shape[i])) into = shape[i];
-    }
-  }
-  return result;
-}
-
 // aten::index(self, Tensor?[] indices) with integer index tensors (advanced indexing; a
-// boolean mask has a data-dependent shape and stays in PyTorch). The indexed dims are
+// boolean mask is ConvertIndexByMask's). The indexed dims are
 // flattened into one and read with a single take; like PyTorch, the broadcast index shape
 // replaces the indexed dims where they are adjacent, and leads the result where they are not.
 Value ConvertIndex(ConversionContext& ctx, const Node& node) {
@@ -309,6 +280,11 @@ Value ConvertIndex(ConversionContext& ctx, const Node& node) {
   relax::Dims shape = ctx.Dims(x);
   auto rank = static_cast<int64_t>(shape.size());
   std::vector<std::optional<Expr>> entries = ctx.OptionalTensors(node.input(1));
+  for (const std::optional<Expr>& entry : entries) {
+    if (entry && (ctx.Info(*entry).dtype == "bool" || ctx.Info(*entry).dtype == "uint8")) {
+      return ConvertIndexByMask(ctx, node);
+    }
+  }
   TORCH_CHECK(static_cast<int64_t>(entries.size()) <= rank, "index: too many indices (",
               entries.size(), ") for a tensor of rank ", rank);
   IntList axes;
@@ -318,8 +294,7 @@ Value ConvertIndex(ConversionContext& ctx, const Node& node) {
     if (!entries[axis]) continue;
     std::string dtype = ctx.Info(*entries[axis]).dtype;
     TORCH_CHECK(dtype == "int64" || dtype == "int32",
-                "index: tensors used as indices must be int64 or int32 (a ", dtype,
-                " mask gives a data-dependent shape)");
+                "index: tensors used as indices must be int64, int32 or bool, got ", dtype);
     Expr index = CheckedIndices(ctx, node, *entries[axis], shape[axis], static_cast<int64_t>(axis),
                                 NegativeIndices::kWrapped);
     axes.push_back(static_cast<int64_t>(axis));
@@ -354,7 +329,8 @@ Value ConvertIndex(ConversionContext& ctx, const Node& node) {
     offset = offset.defined() ? ctx.EmitExpr(relax::op::Add(offset, index)) : index;
     stride = stride * shape[axes[i]];
   }
-  relax::Dims index_shape = BroadcastShapes(ctx, index_shapes);
+  relax::Dims index_shape =
+      BroadcastShapes(ctx, index_shapes, "index: shape mismatch, indexing tensors");
   if (!SameShape(ctx, ctx.Dims(offset), index_shape)) {
     offset = ctx.EmitExpr(relax::op::BroadcastTo(offset, index_shape));
   }
@@ -511,7 +487,8 @@ Value ConvertIndexPut(ConversionContext& ctx, const Node& node) {
     indices.push_back(index);
     index_shapes.push_back(relax::ToDims(ctx.Shape(*entry)));
   }
-  IntList index_shape = *relax::StaticExtents(BroadcastShapes(ctx, index_shapes));
+  IntList index_shape = *relax::StaticExtents(
+      BroadcastShapes(ctx, index_shapes, "index_put: shape mismatch, indexing tensors"));
   // Nothing to write (TVM's index_put fails to build on empty indices).
   if (std::find(index_shape.begin(), index_shape.end(), 0) != index_shape.end()) {
     return ctx.Get(node.input(0));

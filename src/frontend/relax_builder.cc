@@ -30,6 +30,7 @@ const char* const kBuilderGlobals[] = {
     "relax.BlockBuilderEndScope",
     "relax.BlockBuilderBeginBindingBlock",
     "relax.BlockBuilderEmit",
+    "relax.BlockBuilderEmitMatchCast",
     "relax.BlockBuilderEndBlock",
     "relax.BlockBuilderNormalize",
     "relax.BlockBuilderAddFunction",
@@ -55,6 +56,8 @@ const char* const kBuilderGlobals[] = {
 };
 const char* const kOpGlobals[] = {
     "relax.op.add",
+    "relax.op.nonzero",
+    "relax.op.unique",
     "relax.op.subtract",
     "relax.op.multiply",
     "relax.op.divide",
@@ -338,6 +341,17 @@ Dim Symbols::Get(const std::string& name, int64_t min, int64_t opt, int64_t max)
   return variable;
 }
 
+Dim Symbols::DataDependent(const std::string& stem, const Dim& most) {
+  std::string name;
+  do {
+    name = stem + "_" + std::to_string(data_dependent_++);
+  } while (variables_.count(name) != 0);
+  Dim variable = Get(name);
+  Any extents = Global("ir.Range")(Int64Imm(0), (most + 1).ToExpr(), Any());
+  Global("sym.AnalyzerBind")(analyzer_, variable.ToExpr(), extents, false);
+  return variable;
+}
+
 Dim Symbols::Simplify(const Dim& dim) const {
   if (dim.IsStatic()) return dim;
   return Dim(Global("sym.AnalyzerSimplify")(analyzer_, dim.ToExpr(), 2).cast<Expr>());
@@ -353,6 +367,12 @@ bool Symbols::ProvablyAtMost(const Dim& a, const Dim& b) const {
   Any at_most = Global("prim._OpLE")(a.ToExpr(), b.ToExpr(), Any());
   constexpr int kDefaultStrength = 0;
   return Global("sym.AnalyzerCanProve")(analyzer_, at_most, kDefaultStrength).cast<bool>();
+}
+
+std::string ToString(const Dims& dims) {
+  std::string text = "[";
+  for (size_t i = 0; i < dims.size(); ++i) text += (i ? ", " : "") + dims[i].ToString();
+  return text + "]";
 }
 
 Dims ToDims(const IntList& extents) { return Dims(extents.begin(), extents.end()); }
@@ -446,6 +466,10 @@ FunctionBuilder::~FunctionBuilder() {
 
 Expr FunctionBuilder::Emit(const Expr& value, const std::string& name_hint) {
   return Call("relax.BlockBuilderEmit", builder_, value, String(name_hint));
+}
+
+Expr FunctionBuilder::EmitMatchCast(const Expr& value, const TensorInfo& type) {
+  return Call("relax.BlockBuilderEmitMatchCast", builder_, value, TensorTypeOf(type), String(""));
 }
 
 ObjectRef FunctionBuilder::Finish(const Expr& output, const std::string& name,
@@ -661,6 +685,11 @@ Expr Sort(const Expr& x, int64_t axis, bool descending) {
 }
 Expr ArgSort(const Expr& x, int64_t axis, bool descending) {
   return Call("relax.op.argsort", x, axis, descending, DLDataTypeOf("int64"));
+}
+Expr Nonzero(const Expr& condition) { return Call("relax.op.nonzero", condition); }
+Expr Unique(const Expr& x, bool return_inverse, bool return_counts) {
+  return Call("relax.op.unique", x, MakeBool(true), MakeBool(false), MakeBool(return_inverse),
+              MakeBool(return_counts), Any());
 }
 Expr Flip(const Expr& x, int64_t axis) { return Call("relax.op.flip", x, axis); }
 Expr Tile(const Expr& x, const IntList& repeats) {

@@ -52,6 +52,7 @@ Dim FloorDivide(const Dim& a, const Dim& b);
 Dim Minimum(const Dim& a, const Dim& b);
 Dim Maximum(const Dim& a, const Dim& b);
 Dims ToDims(const IntList& extents);
+std::string ToString(const Dims& dims);  // "[batch, 3, 224, 224]"
 // The numbers, when every dim is one.
 std::optional<IntList> StaticExtents(const Dims& dims);
 
@@ -69,6 +70,9 @@ class Symbols {
   // Whether the analyzer proves a == b (numbers: equal; `n * 2` and `n + n`: yes).
   bool ProvablyEqual(const Dim& a, const Dim& b) const;
   bool ProvablyAtMost(const Dim& a, const Dim& b) const;  // a <= b for every value in range
+  // A new variable for an extent that tensor values decide (how many elements are nonzero),
+  // named `stem`_N, known to lie in [0, most].
+  Dim DataDependent(const std::string& stem, const Dim& most);
   // The extent to optimise for, per symbol that has a range.
   const std::map<std::string, int64_t>& OptExtents() const { return opt_extents_; }
 
@@ -76,6 +80,7 @@ class Symbols {
   std::unordered_map<std::string, Dim> variables_;
   std::map<std::string, int64_t> opt_extents_;
   tvm::ffi::Any analyzer_;
+  int data_dependent_ = 0;
 };
 
 struct TensorInfo {
@@ -117,6 +122,9 @@ class FunctionBuilder {
   FunctionBuilder& operator=(const FunctionBuilder&) = delete;
   // Binds `value` to a fresh variable (TVM infers its type) and returns the variable.
   Expr Emit(const Expr& value, const std::string& name_hint = "");
+  // Binds `value`, whose shape TVM cannot infer, with the type `type`: its symbolic extents
+  // are defined from the value when the program runs (Relax's match_cast).
+  Expr EmitMatchCast(const Expr& value, const TensorInfo& type);
   // Binds `if cond: then_branch() else: else_branch()` (cond: a 0-d bool tensor); each
   // branch emits its bindings into its own scope and returns its result.
   Expr EmitIf(const Expr& cond, const std::function<Expr()>& then_branch,
@@ -192,6 +200,11 @@ Expr Reduce(const std::string& relax_name, const Expr& x, const IntList& axes, b
 Expr CumSum(const Expr& x, int64_t axis, const std::string& dtype);
 Expr Sort(const Expr& x, int64_t axis, bool descending);
 Expr ArgSort(const Expr& x, int64_t axis, bool descending);  // int64 indices
+// The indices of the nonzero elements: int64 [rank, count], count decided by the values.
+Expr Nonzero(const Expr& condition);
+// The sorted distinct values of flattened `x`; with the flags, a tuple that also holds the
+// index of each element's value (inverse, x's element count) and each value's count.
+Expr Unique(const Expr& x, bool return_inverse, bool return_counts);
 Expr Flip(const Expr& x, int64_t axis);
 Expr Tile(const Expr& x, const IntList& repeats);
 Expr Repeat(const Expr& x, int64_t repeats, int64_t axis);

@@ -115,6 +115,12 @@ class Prober {
                               "arguments) stays in TorchScript");
     } else if (node.kind() == c10::prim::RaiseException) {
       ToTorch(node, "raises an exception");
+    } else if (IsDataDependentOp(node) || IndexShapeIsDataDependent(node, observations_)) {
+      // TVM computes these through Python callbacks (relax.run.nonzero, relax.run.unique),
+      // which a compiled module served from C++ does not have.
+      ToTorch(node,
+              "its result's extent depends on tensor values: PyTorch's kernel runs it (TVM's "
+              "needs Python; from_torchscript converts it)");
     } else {
       for (const torch::jit::Value* input : node.inputs()) {
         std::string problem = Bind(input);

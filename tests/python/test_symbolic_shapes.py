@@ -8,7 +8,7 @@ from torch import nn
 
 import tvmbridge.torch as tt
 from conftest import randomize_
-from shared_models import BertEncoder
+from shared_models import BertEncoder, TransformersEncoder
 
 TOLERANCE = dict(rtol=1e-4, atol=1e-5)
 
@@ -174,6 +174,27 @@ def test_transformers_bert_compiles_whole_for_every_length(bert):
     with pytest.raises(RuntimeError, match=r"has 65 in dim 1; this module was compiled for "
                                            r"1\.\.64"):
         compiled(*padded_batch(1, 65))
+
+
+@pytest.mark.parametrize("kind", ["distilbert", "roberta"])
+def test_transformers_encoders_compile_whole_for_every_length(kind):
+    """DistilBERT (its own mask and position code) and RoBERTa (positions counted from the
+    ids that are not padding) stay one region over batch 1..4 x length 1..64 too."""
+    torch.manual_seed(0)
+    model = TransformersEncoder(kind, max_positions=64).eval()
+    with torch.no_grad():
+        traced = torch.jit.trace(model, padded_batch(1, 16), strict=False)
+    tokens = tt.Input(min_shape=(1, 1), opt_shape=(1, 16), max_shape=(4, 64), dtype=torch.int64)
+    compiled = tt.compile(traced, [tokens, tokens], require_full_compilation=True,
+                          never_slower=False)
+    assert len(tt.report(compiled).regions) == 1
+    with torch.no_grad():
+        for batch, length in ((1, 1), (3, 5), (2, 40), (4, 64)):
+            ids, mask = padded_batch(batch, length)
+            expected = model(ids, mask)
+            actual = compiled(ids, mask)
+            assert torch.equal(actual.isnan(), expected.isnan())
+            torch.testing.assert_close(actual, expected, **TOLERANCE)
 
 
 def test_transformers_bert_from_torchscript_runs_on_the_relax_vm(bert):

@@ -1,0 +1,204 @@
+// Ops whose result extents tensor values decide: nonzero, where(condition), masked_select,
+// indexing by a boolean mask, unique.
+//
+// Relax computes them with ops of unknown result shape (R.nonzero, R.unique). Each result is
+// bound with match_cast to a shape holding a fresh symbol (`nonzero_0`) that the analyzer
+// knows lies in [0, element count]; later converters treat it as any symbolic extent. The
+// partitioner keeps these ops in PyTorch (their shapes are data-dependent, see
+// shape_observer.cc), so this is what lets from_torchscript run such a model whole on
+// TVM's VM.
+#include "frontend/converter.h"
+
+namespace tvmbridge::frontend {
+namespace {
+
+using relax::Expr;
+using torch::jit::Node;
+
+relax::Dim ElementCount(const relax::Dims& dims) {
+  relax::Dim count = 1;
+  for (const relax::Dim& dim : dims) count = count * dim;
+  return count;
+}
+
+// The int64 indices [rank, count] of the nonzero elements of `condition`, in row-major order;
+// NaN counts as nonzero, as in PyTorch.
+Expr NonzeroIndices(ConversionContext& ctx, const Expr& condition, const char* op) {
+  relax::Dims dims = ctx.Dims(condition);
+  TORCH_CHECK(!dims.empty(), op, " of a 0-d tensor is not supported; give it at least one dim");
+  std::string dtype = ctx.Info(condition).dtype;
+  Expr truth = dtype == "bool" ? condition
+                               : ctx.EmitExpr(relax::op::NotEqual(condition, ctx.Scalar(0, dtype)));
+  Expr indices = ctx.EmitExpr(relax::op::Nonzero(truth));
+  relax::Dim count = ctx.DataDependentExtent("nonzero", ctx.Simplify(ElementCount(dims)));
+  return ctx.MatchShape(indices, {static_cast<int64_t>(dims.size()), count});
+}
+
+// The flat positions [count] of the true elements of `mask`.
+Expr TruePositions(ConversionContext& ctx, const Expr& mask, const char* op) {
+  relax::Dims dims = ctx.Dims(mask);
+  Expr flat = ctx.EmitExpr(relax::op::Reshape(mask, {ctx.Simplify(ElementCount(dims))}));
+  Expr indices = NonzeroIndices(ctx, flat, op);
+  return ctx.EmitExpr(relax::op::Reshape(indices, {ctx.Dims(indices)[1]}));
+}
+
+void CheckMask(ConversionContext& ctx, const Expr& mask, const char* op) {
+  std::string dtype = ctx.Info(mask).dtype;
+  TORCH_CHECK(dtype == "bool" || dtype == "uint8", op, ": the mask must be bool (or uint8), got ",
+              dtype);
+}
+
+// nonzero(self) and argwhere(self): [count, rank].
+Value ConvertNonzero(ConversionContext& ctx, const Node& node) {
+  Expr indices = NonzeroIndices(ctx, ctx.Tensor(node.input(0)), node.kind().toUnqualString());
+  return ctx.Emit(relax::op::PermuteDims(indices, {1, 0}));
+}
+
+// masked_select(self, mask): self's elements where the mask (broadcast with self) is true.
+Value ConvertMaskedSelect(ConversionContext& ctx, const Node& node) {
+  Expr x = ctx.Tensor(node.input(0));
+  Expr mask = ctx.Tensor(node.input(1));
+  CheckMask(ctx, mask, "masked_select");
+  relax::Dims shape =
+      BroadcastShapes(ctx, {ctx.Dims(x), ctx.Dims(mask)}, "masked_select: self and mask");
+  if (!SameShape(ctx, ctx.Dims(x), shape)) x = ctx.EmitExpr(relax::op::BroadcastTo(x, shape));
+  if (!SameShape(ctx, ctx.Dims(mask), shape)) {
+    mask = ctx.EmitExpr(relax::op::BroadcastTo(mask, shape));
+  }
+  Expr flat = ctx.EmitExpr(relax::op::Reshape(x, {ctx.Simplify(ElementCount(shape))}));
+  return ctx.Emit(relax::op::Take(flat, TruePositions(ctx, mask, "masked_select"), 0));
+}
+
+// TVM's unique of the flattened `flat` (no NaN in it): the values [count], the index of each
+// element's value [elements] and each value's count [count].
+struct UniqueParts {
+  Expr values, inverse, counts;
+  relax::Dim count = 0;
+};
+
+UniqueParts UniqueOf(ConversionContext& ctx, const Expr& flat, bool inverse, bool counts) {
+  relax::Dim elements = ctx.Dims(flat)[0];
+  Expr unique = ctx.EmitExpr(relax::op::Unique(flat, inverse, counts));
+  UniqueParts parts;
+  parts.count = ctx.DataDependentExtent("unique", elements);
+  auto field = [&](int index) {
+    return inverse || counts ? ctx.EmitExpr(relax::TupleGetItem(unique, index)) : unique;
+  };
+  parts.values = ctx.MatchShape(field(0), {parts.count});
+  if (inverse) parts.inverse = ctx.MatchShape(field(1), {elements});
+  if (counts) parts.counts = ctx.MatchShape(field(inverse ? 2 : 1), {parts.count});
+  return parts;
+}
+
+// PyTorch's unique keeps every NaN apart, after the other values, each counted once; TVM's
+// merges them. So NaNs are set aside, the rest goes through TVM's unique, and the NaNs are
+// appended, the inverse of the k-th NaN being count + k.
+UniqueParts UniqueKeepingNaNs(ConversionContext& ctx, const Expr& flat, bool inverse, bool counts) {
+  Expr is_nan = ctx.EmitExpr(relax::op::Unary("isnan", flat));
+  Expr is_number = ctx.EmitExpr(relax::op::Unary("logical_not", is_nan));
+  Expr numbers = ctx.EmitExpr(relax::op::Take(flat, TruePositions(ctx, is_number, "unique"), 0));
+  Expr nans = ctx.EmitExpr(relax::op::Take(flat, TruePositions(ctx, is_nan, "unique"), 0));
+  relax::Dim nan_count = ctx.Dims(nans)[0];
+  UniqueParts parts = UniqueOf(ctx, numbers, inverse, counts);
+  parts.values = ctx.EmitExpr(relax::op::Concat({parts.values, nans}, 0));
+  if (counts) {
+    Expr ones = ctx.EmitExpr(relax::op::Full({nan_count}, ctx.Scalar(1, "int64"), "int64"));
+    parts.counts = ctx.EmitExpr(relax::op::Concat({parts.counts, ones}, 0));
+  }
+  if (inverse) {
+    // Element i is the r-th number or the r-th NaN, r = (running count of its kind) - 1.
+    auto rank_among = [&](const Expr& mask) {
+      Expr running = ctx.EmitExpr(relax::op::CumSum(mask, 0, "int64"));
+      return ctx.EmitExpr(relax::op::Subtract(running, ctx.Scalar(1, "int64")));
+    };
+    // Padded with one entry so that the index read for a NaN (clamped to [0, numbers]) is
+    // inside the buffer even when there are no numbers at all.
+    Expr padded = ctx.EmitExpr(relax::op::Concat({parts.inverse, ctx.Filled(0, {1}, "int64")}, 0));
+    Expr number_rank =
+        ctx.EmitExpr(relax::op::Maximum(rank_among(is_number), ctx.Scalar(0, "int64")));
+    Expr of_numbers = ctx.EmitExpr(relax::op::Take(padded, number_rank, 0));
+    Expr of_nans =
+        ctx.EmitExpr(relax::op::Add(rank_among(is_nan), ctx.SizeScalar(parts.count, "int64")));
+    parts.inverse = ctx.EmitExpr(relax::op::Where(is_nan, of_nans, of_numbers));
+  }
+  parts.count = parts.count + nan_count;
+  return parts;
+}
+
+// unique(self, sorted, return_inverse[, return_counts]) of the flattened input: the values,
+// sorted (PyTorch leaves the order of sorted=False unspecified), the index of each element's
+// value in them (self's shape), and each value's count. Outputs not asked for are empty, as
+// PyTorch's.
+Value ConvertUnique(ConversionContext& ctx, const Node& node) {
+  Expr x = ctx.Tensor(node.input(0));
+  relax::Dims dims = ctx.Dims(x);
+  const bool inverse = ctx.Bool(node.input(2));
+  const bool counts = node.inputs().size() > 3 && ctx.Bool(node.input(3));
+  Expr flat = ctx.EmitExpr(relax::op::Reshape(x, {ctx.Simplify(ElementCount(dims))}));
+  UniqueParts parts = ctx.IsFloating(x) ? UniqueKeepingNaNs(ctx, flat, inverse, counts)
+                                        : UniqueOf(ctx, flat, inverse, counts);
+  Expr empty = ctx.Filled(0, {0}, "int64");
+  std::vector<Value> outputs{Value::Tensor(parts.values)};
+  outputs.push_back(
+      Value::Tensor(inverse ? ctx.EmitExpr(relax::op::Reshape(parts.inverse, dims)) : empty));
+  if (node.outputs().size() > 2) outputs.push_back(Value::Tensor(counts ? parts.counts : empty));
+  return Value::List(std::move(outputs));
+}
+
+}  // namespace
+
+// where(condition) and nonzero_numpy(self): one [count] tensor of indices per dim.
+Value ConvertNonzeroColumns(ConversionContext& ctx, const Node& node) {
+  Expr indices = NonzeroIndices(ctx, ctx.Tensor(node.input(0)), node.kind().toUnqualString());
+  std::vector<Value> columns;
+  for (int64_t axis = 0; axis < ctx.Rank(ctx.Tensor(node.input(0))); ++axis) {
+    columns.push_back(ctx.Emit(relax::op::Take(indices, ctx.Scalar(axis, "int64"), 0)));
+  }
+  return Value::List(std::move(columns));
+}
+
+// index(self, indices) where the one index is a boolean mask over the dims from its position
+// on (`x[mask]`, `x[:, mask]`): those dims become one of the mask's true count.
+Value ConvertIndexByMask(ConversionContext& ctx, const Node& node) {
+  Expr x = ctx.Tensor(node.input(0));
+  relax::Dims shape = ctx.Dims(x);
+  std::vector<std::optional<Expr>> entries = ctx.OptionalTensors(node.input(1));
+  std::optional<size_t> first;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (!entries[i]) continue;
+    TORCH_CHECK(!first, "index: a boolean mask with other index tensors is not supported");
+    first = i;
+  }
+  Expr mask = *entries.at(*first);
+  CheckMask(ctx, mask, "index");
+  relax::Dims mask_shape = ctx.Dims(mask);
+  TORCH_CHECK(!mask_shape.empty(), "index: a 0-d boolean mask is not supported");
+  TORCH_CHECK(*first + mask_shape.size() <= shape.size(),
+              "index: too many indices for a tensor of rank ", shape.size(), " (a mask of rank ",
+              mask_shape.size(), " at dim ", *first, ")");
+  for (size_t i = 0; i < mask_shape.size(); ++i) {
+    TORCH_CHECK(ctx.ProvablyEqual(mask_shape[i], shape[*first + i]),
+                "index: the shape of the mask ", relax::ToString(mask_shape), " at index ", i,
+                " does not match the shape of the indexed tensor ", relax::ToString(shape),
+                " at index ", *first + i);
+  }
+  relax::Dims flat_shape(shape.begin(), shape.begin() + static_cast<std::ptrdiff_t>(*first));
+  flat_shape.push_back(ctx.Simplify(ElementCount(mask_shape)));
+  flat_shape.insert(flat_shape.end(),
+                    shape.begin() + static_cast<std::ptrdiff_t>(*first + mask_shape.size()),
+                    shape.end());
+  Expr flat = ctx.EmitExpr(relax::op::Reshape(x, flat_shape));
+  return ctx.Emit(
+      relax::op::Take(flat, TruePositions(ctx, mask, "index"), static_cast<int64_t>(*first)));
+}
+
+void RegisterDataDependentOps(ConverterTable& table) {
+  table.Register("aten::nonzero", ConvertNonzero);
+  table.Register("aten::argwhere", ConvertNonzero);
+  table.Register("aten::nonzero_numpy", ConvertNonzeroColumns);
+  table.Register("aten::masked_select", ConvertMaskedSelect);
+  table.Register("aten::_unique2", ConvertUnique);
+  table.Register("aten::_unique", ConvertUnique);
+}
+
+}  // namespace tvmbridge::frontend
