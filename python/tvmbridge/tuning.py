@@ -144,13 +144,26 @@ def _quiet_meta_schedule() -> None:
     logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
 
 
-def _plan(tasks, flops, budget: int) -> list[int]:
-    """Trials per task: by share of the work, at least a couple of batches, whole batches."""
+def _has_symbolic_shapes(task_mod) -> bool:
+    """Whether a task's TIR function has buffers of symbolic extents (tt.Input ranges):
+    MetaSchedule measures candidates on buffers of fixed shapes only."""
+    import tvm
+
+    return any(not isinstance(extent, tvm.tirx.IntImm)
+               for func in task_mod.functions.values() if isinstance(func, tvm.tirx.PrimFunc)
+               for param in func.params if hasattr(param.ty, "shape")
+               for extent in param.ty.shape)
+
+
+def _plan(tasks, flops, budget: int, symbolic: list[bool]) -> list[int]:
+    """Trials per task: by share of the work, at least a couple of batches, whole batches;
+    none for tasks too small to gain, nor for symbolic ones."""
     work = [f * t.weight for f, t in zip(flops, tasks)]
-    total = sum(w for w, f in zip(work, flops) if f >= _MIN_TASK_FLOPS) or 1.0
+    total = sum(w for w, f, s in zip(work, flops, symbolic)
+                if f >= _MIN_TASK_FLOPS and not s) or 1.0
     plan = []
-    for w, f in zip(work, flops):
-        if f < _MIN_TASK_FLOPS or budget == 0:
+    for w, f, s in zip(work, flops, symbolic):
+        if f < _MIN_TASK_FLOPS or s or budget == 0:
             plan.append(0)
             continue
         share = max(_MIN_TRIALS_PER_TASK, budget * w / total)
@@ -221,14 +234,19 @@ def tune(mod, target, tuning: Tuning, precision: str = "fp32"):
     tasks = ms.relax_integration.extract_tasks(fused, target)
     flops = [float(estimate_tir_flops(task.dispatched[0])) for task in tasks]
     order = sorted(range(len(tasks)), key=lambda i: -flops[i] * tasks[i].weight)
-    plan = _plan(tasks, flops, tuning.trials)
+    symbolic = [_has_symbolic_shapes(task.dispatched[0]) for task in tasks]
+    plan = _plan(tasks, flops, tuning.trials, symbolic)
+    if tuning.progress and any(symbolic):
+        print(f"tvmbridge tuning: {sum(symbolic)} of {len(tasks)} tasks have symbolic shapes "
+              "(tt.Input ranges); MetaSchedule measures fixed shapes only, so they keep the "
+              "default schedules, which are made for the opt extents", file=sys.stderr)
     keys = [str(tvm_ffi.structural_hash(task.dispatched[0])) for task in tasks]
     remaining = {i: max(0, plan[i] - ledger.spent.get(keys[i], 0)) for i in order}
     to_tune = [i for i in order if remaining[i] > 0]
     progress = _Progress(tuning.progress, len(to_tune), sum(remaining[i] for i in to_tune))
-    if tuning.progress and not to_tune and tuning.trials:
-        print(f"tvmbridge tuning: all {len(tasks)} tasks already tuned in {folder}",
-              file=sys.stderr)
+    if tuning.progress and not to_tune and tuning.trials and any(plan):
+        print(f"tvmbridge tuning: all {sum(1 for p in plan if p)} tasks worth tuning already "
+              f"tuned in {folder}", file=sys.stderr)
 
     best: dict[int, float] = {}
 

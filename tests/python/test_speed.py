@@ -161,6 +161,24 @@ def test_tune_then_resume_from_the_database(tmp_path):
     assert list(json.loads((folder / "trials.json").read_text()).values()) == [16]
 
 
+def test_tuning_says_symbolic_tasks_keep_the_default_schedules(tmp_path, capfd):
+    """MetaSchedule measures fixed shapes only: a module over ranges is compiled with its
+    default schedules (made for opt), and tuning says so instead of claiming the work done."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.GELU(),
+                                torch.nn.LayerNorm(64)).eval()
+    traced = torch.jit.trace(model, torch.randn(4, 64))
+    rows = tt.Input(min_shape=(1, 64), opt_shape=(16, 64), max_shape=(64, 64))
+    compiled = tt.compile(traced, [rows], never_slower=False,
+                          tuning=tt.Tuning(trials=32, database=tmp_path / "records"))
+    stderr = capfd.readouterr().err
+    assert "have symbolic shapes" in stderr and "already tuned" not in stderr
+    with torch.no_grad():
+        for batch in (1, 16, 50):
+            x = torch.randn(batch, 64)
+            torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-5)
+
+
 def _measured_slower(reason: str):
     """(tvm ms, torch ms) from a 'TVM measured slower here (a ms vs PyTorch b ms)' reason."""
     numbers = re.findall(r"([0-9.]+(?:e-?[0-9]+)?) ms", reason)
