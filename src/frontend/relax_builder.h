@@ -73,6 +73,7 @@ class Symbols {
   // A new variable for an extent that tensor values decide (how many elements are nonzero),
   // named `stem`_N, known to lie in [0, most].
   Dim DataDependent(const std::string& stem, const Dim& most);
+  int DataDependentCount() const { return data_dependent_; }  // how many were made
   // The extent to optimise for, per symbol that has a range.
   const std::map<std::string, int64_t>& OptExtents() const { return opt_extents_; }
 

@@ -115,19 +115,23 @@ class Prober {
                               "arguments) stays in TorchScript");
     } else if (node.kind() == c10::prim::RaiseException) {
       ToTorch(node, "raises an exception");
-    } else if (IsDataDependentOp(node) || IndexShapeIsDataDependent(node, observations_)) {
-      // TVM computes these through Python callbacks (relax.run.nonzero, relax.run.unique),
-      // which a compiled module served from C++ does not have.
-      ToTorch(node,
-              "its result's extent depends on tensor values: PyTorch's kernel runs it (TVM's "
-              "needs Python; from_torchscript converts it)");
+
     } else {
       for (const torch::jit::Value* input : node.inputs()) {
         std::string problem = Bind(input);
         if (!problem.empty()) return ToTorch(node, problem);
       }
       try {
+        const int value_decided = symbols_.DataDependentCount();
         frontend::ConvertNode(node, context_, probe_.values);
+        if (symbols_.DataDependentCount() != value_decided) {
+          // TVM computes extents that values decide (nonzero, unique) through Python
+          // callbacks (relax.run.nonzero), which a module served from C++ does not have.
+          for (const torch::jit::Value* output : node.outputs()) probe_.values.erase(output);
+          return ToTorch(node,
+                         "its result's extent depends on tensor values: PyTorch's kernel runs "
+                         "it (TVM's needs Python; from_torchscript converts it)");
+        }
         bool constant = std::all_of(
             node.outputs().begin(), node.outputs().end(), [&](const torch::jit::Value* output) {
               return probe_.values.at(output).kind == Value::Kind::kConstant;

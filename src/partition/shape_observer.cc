@@ -50,8 +50,6 @@ const std::unordered_set<std::string>& DataDependentOps() {
   return ops;
 }
 
-}  // namespace
-
 // An op of `DataDependentOps`, or one of its overloads that is: `where(condition)` alone is
 // `nonzero(condition, as_tuple=True)`.
 bool IsDataDependentOp(const Node& node) {
@@ -75,8 +73,6 @@ bool IndexShapeIsDataDependent(const Node& node, const Observations& observation
   }
   return false;
 }
-
-namespace {
 
 // Where the probe op records; one observation run at a time per thread.
 thread_local std::vector<ObservedTensor>* current_records = nullptr;

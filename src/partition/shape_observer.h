@@ -52,11 +52,6 @@ inline bool IsValueInput(const TensorSpec& spec) {
   return spec.dtype == c10::ScalarType::Undefined;
 }
 
-// Whether `node`'s result extents depend on tensor values: an op such as nonzero, unique or
-// where(condition) alone, or aten::index with a boolean mask (or an index of such a shape).
-bool IsDataDependentOp(const torch::jit::Node& node);
-bool IndexShapeIsDataDependent(const torch::jit::Node& node, const Observations& observations);
-
 // The spec of a tensor the runs observed: its extents that are input symbols dynamic.
 TensorSpec ObservedSpec(const std::string& name, const ObservedTensor& observed);
 

@@ -134,10 +134,12 @@ def test_mask_of_the_wrong_shape_is_refused_with_both_shapes():
 def test_compile_keeps_data_dependent_ops_in_pytorch(tmp_path):
     """TVM computes these ops through Python callbacks, which a compiled module served from
     C++ does not have: compile runs them in PyTorch, with the reason in the report."""
-    scripted = torch.jit.script(MaskIndex())
-    compiled = tt.compile(scripted, [tt.Input((4, 5))], min_block_size=1, never_slower=False)
-    placement = {node["kind"]: node for node in tt.report(compiled).nodes}
-    assert placement["aten::index"]["region"] < 0
-    assert "depends on tensor values" in placement["aten::index"]["reason"]
-    for x in (torch.randn(4, 5), -torch.ones(4, 5), torch.ones(4, 5)):
-        torch.testing.assert_close(compiled(x), MaskIndex()(x))
+    for module, kind in ((Nonzero(), "aten::nonzero"), (MaskIndex(), "aten::index")):
+        compiled = tt.compile(torch.jit.script(module), [tt.Input((4, 5))], min_block_size=1,
+                              never_slower=False)
+        placement = {node["kind"]: node for node in tt.report(compiled).nodes}
+        assert placement[kind]["region"] < 0
+        if kind == "aten::nonzero":
+            assert "depends on tensor values" in placement[kind]["reason"]
+        for x in (torch.randn(4, 5), -torch.ones(4, 5), torch.ones(4, 5)):
+            torch.testing.assert_close(compiled(x), module(x))
