@@ -127,15 +127,12 @@ class CompilationGroup {
     for (GroupSignature& signature : tries) {
       auto version = std::make_shared<Version>();
       version->signature = std::move(signature);
-      try {
-        // No examples: the runs at min and max need tensors no call has sent, so all runs
-        // take random values valid for the graph (as tvmbridge.torch.compile's for ranges).
-        why_not = CompileInto(*version, {});
-      } catch (const std::exception& error) {
-        // The model refused the range's end (a position table too short): a shorter end may do.
-        why_not = frontend::ErrorText(error);
-        continue;
-      }
+      // No examples: the runs at min and max need tensors no call has sent, so all runs
+      // take random values valid for the graph (as tvmbridge.torch.compile's for ranges).
+      CompileOutcome outcome = CompileInto(*version, {});
+      why_not = std::move(outcome.why_not);
+      // The model refused the range's end (a position table too short): a shorter end may do.
+      if (outcome.refused) continue;
       if (version->converted) {
         ++Statistics().symbolic_compiles;
         return version;
@@ -153,18 +150,14 @@ class CompilationGroup {
     auto version = std::make_shared<Version>();
     std::string why_not = GroupSignature::Of(arguments, attribute_inputs_, version->signature);
     if (why_not.empty()) {
-      try {
-        // The example runs use this call's tensors: nothing runs on values nobody sent.
-        partition::ExampleInputs examples;
-        for (size_t i = 0; i < arguments.size(); ++i) {
-          if (version->signature.arguments()[i].kind == ExpectedArgument::Kind::kTensor) {
-            examples.push_back(arguments[i].toTensor().detach());
-          }
+      // The example runs use this call's tensors: nothing runs on values nobody sent.
+      partition::ExampleInputs examples;
+      for (size_t i = 0; i < arguments.size(); ++i) {
+        if (version->signature.arguments()[i].kind == ExpectedArgument::Kind::kTensor) {
+          examples.push_back(arguments[i].toTensor().detach());
         }
-        why_not = CompileInto(*version, examples);
-      } catch (const std::exception& error) {
-        why_not = frontend::ErrorText(error);
       }
+      why_not = CompileInto(*version, examples).why_not;
     }
     if (!version->runs_tvm) {
       TORCH_CHECK(!SettingsById(settings_id_)->options.require_full_compilation,
@@ -213,8 +206,22 @@ class CompilationGroup {
     return graph;
   }
 
-  // Compiles (or loads from the disk cache) the version; returns why it cannot run TVM code.
-  std::string CompileInto(Version& version, const partition::ExampleInputs& examples) {
+  struct CompileOutcome {
+    std::string why_not;   // why the version leaves nodes to PyTorch; empty when it does not
+    bool refused = false;  // compiling threw: the model refuses these shapes
+  };
+
+  // Compiles (or loads from the disk cache) the version.
+  CompileOutcome CompileInto(Version& version, const partition::ExampleInputs& examples) {
+    try {
+      return {CompileOrLoad(version, examples), false};
+    } catch (const std::exception& error) {
+      return {frontend::ErrorText(error), true};
+    }
+  }
+
+  // CompileInto's work; returns why the version cannot run TVM code alone.
+  std::string CompileOrLoad(Version& version, const partition::ExampleInputs& examples) {
     c10::AutoGradMode no_grad(false);
     std::lock_guard<std::mutex> lock(CompileMutex());
     std::shared_ptr<const GroupSettings> settings = SettingsById(settings_id_);

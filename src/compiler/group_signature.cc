@@ -42,8 +42,8 @@ bool CompiledInMatches(const ExpectedArgument& expected, const c10::IValue& argu
   return IsCompilableScalar(argument) && argument == expected.value;
 }
 
-bool TensorMatches(const TensorSpec& spec, const at::Tensor& tensor,
-                   std::map<std::string, int64_t>& symbol_extents) {
+// Dtype, rank, fixed extents and ranges; symbols shared between dims are checked by the caller.
+bool TensorMatches(const TensorSpec& spec, const at::Tensor& tensor) {
   if (tensor.scalar_type() != spec.dtype || !tensor.is_cpu() ||
       tensor.dim() != static_cast<int64_t>(spec.shape.size())) {
     return false;
@@ -56,8 +56,6 @@ bool TensorMatches(const TensorSpec& spec, const at::Tensor& tensor,
     }
     const ExtentRange& range = spec.dim_ranges[d];
     if (extent < range.min || extent > range.max) return false;
-    auto [bound, inserted] = symbol_extents.emplace(spec.dim_symbols[d], extent);
-    if (!inserted && bound->second != extent) return false;
   }
   return true;
 }
@@ -90,18 +88,35 @@ std::string GroupSignature::Of(const std::vector<c10::IValue>& arguments,
 }
 
 bool GroupSignature::Matches(const std::vector<c10::IValue>& arguments) const {
-  std::map<std::string, int64_t> symbol_extents;
   for (size_t i = 0; i < arguments_.size(); ++i) {
     const ExpectedArgument& expected = arguments_[i];
     const c10::IValue& argument = arguments[i];
     const bool matches =
         expected.kind == ExpectedArgument::Kind::kTensor
-            ? argument.isTensor() &&
-                  TensorMatches(expected.tensor, argument.toTensor(), symbol_extents)
+            ? argument.isTensor() && TensorMatches(expected.tensor, argument.toTensor())
             : CompiledInMatches(expected, argument);
     if (!matches) return false;
   }
-  return true;
+  // Every argument named in shared_extents_ is a tensor: TensorMatches said so above.
+  auto extent = [&](size_t argument, size_t dim) {
+    return arguments[argument].toTensor().size(static_cast<int64_t>(dim));
+  };
+  return std::all_of(shared_extents_.begin(), shared_extents_.end(), [&](const SharedExtent& s) {
+    return extent(s.argument, s.dim) == extent(s.first_argument, s.first_dim);
+  });
+}
+
+void GroupSignature::IndexSharedExtents() {
+  shared_extents_.clear();
+  std::map<std::string, std::pair<size_t, size_t>> first_use;
+  for (size_t i = 0; i < arguments_.size(); ++i) {
+    const TensorSpec& spec = arguments_[i].tensor;
+    for (size_t d = 0; d < spec.dim_symbols.size(); ++d) {
+      if (spec.dim_symbols[d].empty()) continue;
+      auto [first, inserted] = first_use.emplace(spec.dim_symbols[d], std::make_pair(i, d));
+      if (!inserted) shared_extents_.push_back({i, d, first->second.first, first->second.second});
+    }
+  }
 }
 
 std::optional<GroupSignature> GroupSignature::WidenedTo(const std::vector<c10::IValue>& arguments,
@@ -168,6 +183,7 @@ std::optional<GroupSignature> GroupSignature::WidenedTo(const std::vector<c10::I
     any_symbol = any_symbol || symbolic;
   }
   if (!any_symbol) return std::nullopt;
+  widened.IndexSharedExtents();
   return widened;
 }
 

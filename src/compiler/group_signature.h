@@ -58,7 +58,16 @@ class GroupSignature {
   const std::vector<ExpectedArgument>& arguments() const { return arguments_; }
 
  private:
+  // Records, for each symbolic dim after its symbol's first, where that first one is, so that
+  // Matches checks shared symbols without building a symbol table per call.
+  void IndexSharedExtents();
+
+  struct SharedExtent {
+    size_t argument, dim;              // a dim whose symbol appeared before
+    size_t first_argument, first_dim;  // where it first appeared
+  };
   std::vector<ExpectedArgument> arguments_;
+  std::vector<SharedExtent> shared_extents_;
 };
 
 }  // namespace tvmbridge

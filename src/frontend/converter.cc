@@ -1,6 +1,7 @@
 #include "frontend/converter.h"
 
 #include <algorithm>
+#include <functional>
 #include <numeric>
 #include <set>
 #include <sstream>
@@ -366,6 +367,10 @@ relax::Expr ConversionContext::MatchShape(const relax::Expr& value, const relax:
 }
 
 bool IsOne(const relax::Dim& extent) { return extent.IsStatic() && extent.Static() == 1; }
+
+relax::Dim Product(relax::Dims::const_iterator begin, relax::Dims::const_iterator end) {
+  return std::accumulate(begin, end, relax::Dim(1), std::multiplies<>());
+}
 
 bool SameShape(const ConversionContext& ctx, const relax::Dims& a, const relax::Dims& b) {
   if (a.size() != b.size()) return false;

@@ -162,6 +162,11 @@ class ConversionContext {
 
 // Shapes with symbolic extents, compared and broadcast by what the analyzer proves.
 bool IsOne(const relax::Dim& extent);
+// The product of extents (unsimplified; ctx.Simplify it where it is emitted).
+relax::Dim Product(relax::Dims::const_iterator begin, relax::Dims::const_iterator end);
+inline relax::Dim ElementCount(const relax::Dims& dims) {
+  return Product(dims.begin(), dims.end());
+}
 bool SameShape(const ConversionContext& ctx, const relax::Dims& a, const relax::Dims& b);
 // The shape `shapes` broadcast to (NumPy rules, as PyTorch's). Two symbolic extents must be
 // provably equal: one of them being 1 at run time is not handled. `what` ("index: indexing

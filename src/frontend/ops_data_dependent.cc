@@ -15,12 +15,6 @@ namespace {
 using relax::Expr;
 using torch::jit::Node;
 
-relax::Dim ElementCount(const relax::Dims& dims) {
-  relax::Dim count = 1;
-  for (const relax::Dim& dim : dims) count = count * dim;
-  return count;
-}
-
 // The int64 indices [rank, count] of the nonzero elements of `condition`, in row-major order;
 // NaN counts as nonzero, as in PyTorch.
 Expr NonzeroIndices(ConversionContext& ctx, const Expr& condition, const char* op) {
@@ -149,9 +143,10 @@ Value ConvertUnique(ConversionContext& ctx, const Node& node) {
 
 // where(condition) and nonzero_numpy(self): one [count] tensor of indices per dim.
 Value ConvertNonzeroColumns(ConversionContext& ctx, const Node& node) {
-  Expr indices = NonzeroIndices(ctx, ctx.Tensor(node.input(0)), node.kind().toUnqualString());
+  Expr x = ctx.Tensor(node.input(0));
+  Expr indices = NonzeroIndices(ctx, x, node.kind().toUnqualString());
   std::vector<Value> columns;
-  for (int64_t axis = 0; axis < ctx.Rank(ctx.Tensor(node.input(0))); ++axis) {
+  for (int64_t axis = 0; axis < ctx.Rank(x); ++axis) {
     columns.push_back(ctx.Emit(relax::op::Take(indices, ctx.Scalar(axis, "int64"), 0)));
   }
   return Value::List(std::move(columns));

@@ -1,6 +1,4 @@
 // Lists, tuples, static sizes and views: view/reshape/flatten, permute, transpose, cat.
-#include <numeric>
-
 #include <c10/util/Exception.h>
 
 #include "frontend/converter.h"
@@ -88,10 +86,6 @@ Value PassThrough(ConversionContext& ctx, const Node& node) { return ctx.Get(nod
 Value ConvertDropout(ConversionContext& ctx, const Node& node) {
   TORCH_CHECK(!ctx.Bool(node.input(2)), "dropout in training mode; call model.eval() first");
   return ctx.Get(node.input(0));
-}
-
-relax::Dim Product(relax::Dims::const_iterator begin, relax::Dims::const_iterator end) {
-  return std::accumulate(begin, end, relax::Dim(1), std::multiplies<>());
 }
 
 // Resolves one -1 in a target shape the way torch.view does. With symbolic extents the
