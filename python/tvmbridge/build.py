@@ -98,14 +98,13 @@ def _conv_layout(call: relax.Call) -> dict:
     return {"relax.nn.conv2d": ["NCHW", "OIHW", "NCHW"]}
 
 
-def _is_depthwise(call: relax.Call) -> bool:
-    """groups == input channels == output channels, a static multiple of the block."""
+def _is_depthwise(call: relax.Call, block: int = _CHANNEL_BLOCK) -> bool:
+    """groups == input channels == output channels (NCHW), a static multiple of `block`."""
     try:
         in_channels, out_channels = int(call.args[0].ty.shape[1]), int(call.ty.shape[1])
     except (TypeError, AttributeError):  # symbolic or unknown channel counts
         return False
-    return (call.attrs.groups == in_channels == out_channels
-            and out_channels % _CHANNEL_BLOCK == 0)
+    return call.attrs.groups == in_channels == out_channels and out_channels % block == 0
 
 
 def _depthwise_conv2d_nchwc(data, weight, strides, padding, dilation, out_dtype):
@@ -288,12 +287,10 @@ def _cpuinfo() -> dict:
         return {}
 
 
-def _intel_with_avx512() -> bool:
-    """An Intel CPU with AVX-512 (/proc/cpuinfo), the kind oneDNN's float32 convolutions were
-    measured faster than TVM's schedules on."""
+def _avx512_vendor() -> str | None:
+    """The CPU's vendor id ("GenuineIntel", "AuthenticAMD") where it has AVX-512, else None."""
     fields = _cpuinfo()
-    return (fields.get("vendor_id") == "GenuineIntel"
-            and "avx512f" in fields.get("flags", "").split())
+    return fields.get("vendor_id") if "avx512f" in fields.get("flags", "").split() else None
 
 
 def _integer_convolutions() -> bool:
@@ -305,18 +302,42 @@ def _integer_convolutions() -> bool:
     return torch.backends.quantized.engine in ("x86", "fbgemm", "onednn")
 
 
-def _onednn_convolutions(precision: str, tuning: bool = False) -> bool:
-    """Whether convolutions run on oneDNN (NHWC activations, weights packed once) instead of
-    TVM's NCHW16c schedules: in bfloat16 wherever oneDNN has bfloat16 kernels; in float32 on
-    Intel CPUs with AVX-512, where it was measured (2-core AMX Xeon, interleaved, same outputs
-    within 5e-7: ResNet-18 31.6 -> 28.5 ms, MobileNet-V2 16.1 -> 13.9 ms), unless `tuning`
-    (MetaSchedule was asked to tune them). Not yet measured on AMD, so TVM's schedules stay
-    there."""
+def _onednn_convolutions(precision: str, mod: tvm.IRModule, tuning: bool = False) -> bool:
+    """Whether `mod`'s convolutions run on oneDNN (NHWC activations, weights packed once)
+    instead of TVM's NCHW16c schedules: in bfloat16 wherever oneDNN has bfloat16 kernels; in
+    float32 (unless `tuning`: MetaSchedule was asked to tune them) on CPUs with AVX-512 where
+    that was measured faster, interleaved, outputs within 2e-4 of eager's either way:
+    - Intel (2-core AMX Xeon): ResNet-18 31.6 -> 28.5 ms, MobileNet-V2 16.1 -> 13.9 ms;
+    - AMD (2-core EPYC Zen 4, bench/conv_choice.py) for models without depthwise convolutions:
+      ResNet-18 25.9 -> 19.8 ms, ResNet-50 46.9 -> 44.4 ms. With them TVM's schedules win
+      there (MobileNet-V2 7.5 against 8.7 ms on oneDNN, MobileNet-V3 7.2 against 7.3,
+      EfficientNet-B0 9.9 against 11.1), and mixing layouts in one model costs more than
+      either.
+    CPUs without AVX-512 keep TVM's schedules (not measured)."""
     import torch
 
     if precision == "bf16":
         return _onednn_bf16_supported()
-    return not tuning and torch.backends.mkldnn.is_available() and _intel_with_avx512()
+    if tuning or not torch.backends.mkldnn.is_available():
+        return False
+    vendor = _avx512_vendor()
+    return vendor == "GenuineIntel" or (vendor == "AuthenticAMD"
+                                        and not _has_depthwise_convolutions(mod))
+
+
+def _has_depthwise_convolutions(mod: tvm.IRModule) -> bool:
+    """Whether a Relax function of `mod` has a convolution with one filter per channel."""
+    found = []
+
+    def visit(expr):
+        if (isinstance(expr, relax.Call) and expr.op == tvm.ir.Op.get("relax.nn.conv2d")
+                and expr.attrs.groups > 1 and _is_depthwise(expr, block=1)):
+            found.append(expr)
+
+    for function in mod.functions.values():
+        if isinstance(function, relax.Function):
+            relax.analysis.post_order_visit(function, visit)
+    return bool(found)
 
 
 def _is_onednn_convolution(call: relax.Call) -> bool:
@@ -448,7 +469,7 @@ def fuse(mod: tvm.IRModule, target: tvm.target.Target, precision: str = "fp32",
     `onednn_convolutions` overrides :func:`_onednn_convolutions`'s choice, and
     `integer_convolutions` :func:`_integer_convolutions`'s for quantized ones."""
     if onednn_convolutions is None:
-        onednn_convolutions = _onednn_convolutions(precision)
+        onednn_convolutions = _onednn_convolutions(precision, mod)
     if integer_convolutions is None:
         integer_convolutions = _integer_convolutions()
     integer = []
@@ -495,7 +516,7 @@ def _pipeline(target: tvm.target.Target, database, precision: str, packed_layout
     def pipeline(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
         opt_extents = opt_extents_of(mod)
         mod = fuse(mod, target, precision, packed_layouts,
-                   _onednn_convolutions(precision, tuning=database is not None))
+                   _onednn_convolutions(precision, mod, tuning=database is not None))
         with target:
             if database is not None:
                 with database:

@@ -230,7 +230,7 @@ def tune(mod, target, tuning: Tuning, precision: str = "fp32"):
     ledger = _Ledger(folder / "trials.json")
 
     fused = fuse(mod, target, precision,
-                 onednn_convolutions=_onednn_convolutions(precision, tuning=True))
+                 onednn_convolutions=_onednn_convolutions(precision, mod, tuning=True))
     tasks = ms.relax_integration.extract_tasks(fused, target)
     flops = [float(estimate_tir_flops(task.dispatched[0])) for task in tasks]
     order = sorted(range(len(tasks)), key=lambda i: -flops[i] * tasks[i].weight)

@@ -129,7 +129,7 @@ class ConvNet(torch.nn.Module):
     strided and a dilated convolution, a depthwise and a grouped one, and one with padding
     on a single side (which stays TVM's, in float32)."""
 
-    def __init__(self, channels: int = 16):
+    def __init__(self, channels: int = 16, depthwise: bool = True):
         super().__init__()
         c = channels
         self.stem = torch.nn.Sequential(torch.nn.Conv2d(3, c, 3, padding=1, bias=False),
@@ -138,7 +138,8 @@ class ConvNet(torch.nn.Module):
         self.residual = torch.nn.Conv2d(c, c, 3, padding=1)
         self.strided = torch.nn.Conv2d(c, 2 * c, 3, stride=2, padding=1)
         self.dilated = torch.nn.Conv2d(2 * c, 2 * c, 3, padding=2, dilation=2)
-        self.depthwise = torch.nn.Conv2d(2 * c, 2 * c, 3, padding=1, groups=2 * c)
+        self.depthwise = torch.nn.Conv2d(2 * c, 2 * c, 3, padding=1,
+                                         groups=2 * c if depthwise else 1)
         self.grouped = torch.nn.Conv2d(2 * c, 2 * c, 1, groups=4)
         self.one_sided = torch.nn.Sequential(torch.nn.ZeroPad2d((0, 1, 0, 1)),
                                              torch.nn.Conv2d(2 * c, c, 2))
@@ -151,35 +152,61 @@ class ConvNet(torch.nn.Module):
         return self.one_sided(x)
 
 
-def _conv_net_and_input(seed: int = 0):
+def _conv_net_and_input(seed: int = 0, depthwise: bool = True):
     torch.manual_seed(seed)
-    model = ConvNet().eval()
+    model = ConvNet(depthwise=depthwise).eval()
     with torch.no_grad():  # batch norm statistics that are not the identity
         model.stem[1].running_mean.uniform_(-0.5, 0.5)
         model.stem[1].running_var.uniform_(0.5, 2.0)
     return model, torch.randn(2, 3, 32, 32)
 
 
-def test_fp32_convolutions_run_where_measured_faster_and_match_pytorch():
-    """float32 convolutions run on oneDNN (NHWC, packed weights) on Intel CPUs with AVX-512,
-    where that was measured faster than TVM's schedules, and TVM's elsewhere; either way the
-    outputs, NaN and infinities included, are PyTorch's."""
+@pytest.mark.parametrize("depthwise", [True, False], ids=["depthwise", "dense"])
+def test_fp32_convolutions_run_where_measured_faster_and_match_pytorch(depthwise):
+    """float32 convolutions run on oneDNN (NHWC, packed weights) where build's choice says
+    (this CPU and whether the model has depthwise convolutions), and TVM's otherwise; either
+    way the outputs, NaN and infinities included, are PyTorch's."""
     from tvmbridge import build
 
-    model, x = _conv_net_and_input()
-    compiled = tt.compile(torch.jit.trace(model, x), [x], never_slower=False)
+    model, x = _conv_net_and_input(depthwise=depthwise)
+    traced = torch.jit.trace(model, x)
+    mod, _ = tt.from_torchscript(traced, [x])
+    compiled = tt.compile(traced, [x], never_slower=False)
     poisoned = x.clone()
     poisoned[0, 1, 4, 4], poisoned[1, 0, 20, 9] = float("nan"), float("inf")
     with torch.no_grad(), torch.profiler.profile() as profile:
         actual, actual_poisoned = compiled(x), compiled(poisoned)
     on_onednn = any(e.name == "mkldnn::_convolution_pointwise" for e in profile.events())
-    assert on_onednn == build._onednn_convolutions("fp32")
+    assert on_onednn == build._onednn_convolutions("fp32", mod)
     with torch.no_grad():
         torch.testing.assert_close(actual, model(x), rtol=1e-4, atol=1e-5)
         expected_poisoned = model(poisoned)
     torch.testing.assert_close(torch.isnan(actual_poisoned), torch.isnan(expected_poisoned))
     torch.testing.assert_close(torch.isinf(actual_poisoned), torch.isinf(expected_poisoned))
     assert torch.isnan(expected_poisoned).any()
+
+
+@pytest.mark.parametrize("vendor, flags, depthwise, expected", [
+    ("GenuineIntel", "avx2 avx512f", True, True),
+    ("GenuineIntel", "avx2 avx512f", False, True),
+    ("AuthenticAMD", "avx2 avx512f", True, False),
+    ("AuthenticAMD", "avx2 avx512f", False, True),
+    ("AuthenticAMD", "avx2", False, False),
+    ("GenuineIntel", "avx2", False, False),
+])
+def test_fp32_convolution_choice_follows_what_was_measured_per_cpu(monkeypatch, vendor, flags,
+                                                                    depthwise, expected):
+    """oneDNN for float32 convolutions on Intel with AVX-512; on AMD with AVX-512 only for
+    models without depthwise convolutions (bench/results/amd-epyc-zen4/conv_choice.md); never
+    without AVX-512, nor when MetaSchedule tunes them."""
+    from tvmbridge import build
+
+    model, x = _conv_net_and_input(depthwise=depthwise)
+    mod, _ = tt.from_torchscript(torch.jit.trace(model, x), [x])
+    monkeypatch.setattr(build, "_cpuinfo", lambda: {"vendor_id": vendor, "flags": flags})
+    assert build._onednn_convolutions("fp32", mod) == (
+        expected and torch.backends.mkldnn.is_available())
+    assert not build._onednn_convolutions("fp32", mod, tuning=True)
 
 
 @needs_bf16_convolutions
