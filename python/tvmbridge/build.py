@@ -255,7 +255,8 @@ def _rewrite_relax_functions(name: str, make_mutator) -> tvm.transform.Pass:
 # weights packed once, in the operands' dtype (bfloat16 or float32): x @ w for a constant
 # [K, N] weight (oneDNN, MKL); conv2d(x, w) for NHWC x and a constant OIHW weight (oneDNN).
 _ATEN_MATMUL = "tvmbridge.aten.matmul"
-_PACKED_LINEAR = "tvmbridge.aten.packed_linear"
+_PACKED_LINEAR = "tvmbridge.aten.packed_linear"  # float32 on MKL, bfloat16 on oneDNN
+_ONEDNN_LINEAR = "tvmbridge.aten.onednn_linear"  # both on oneDNN
 _PACKED_CONV2D = "tvmbridge.aten.packed_conv2d"
 # Matrix products PyTorch's kernels compute (MKL, oneDNN); others stay TVM's.
 _ATEN_MATMUL_DTYPES = ("float32", "bfloat16")
@@ -293,6 +294,19 @@ def _avx512_vendor() -> str | None:
     return fields.get("vendor_id") if "avx512f" in fields.get("flags", "").split() else None
 
 
+def _float32_linear_kernel() -> str | None:
+    """The packed kernel float32 linear layers run on, None where there is none: oneDNN on
+    AMD CPUs with AVX-512, where MKL's sgemm takes slower code (2-core EPYC Zen 4, BERT-base's
+    products at 128 rows, interleaved: 768x768 1.02 -> 0.77 ms, 768x3072 4.9 -> 3.1,
+    3072x768 4.5 -> 3.1); MKL's packed sgemm elsewhere (measured on Intel: BERT-base
+    193.6 -> 151.8 ms against ATen's product on a 2-core AMX Xeon)."""
+    import torch
+
+    if _avx512_vendor() == "AuthenticAMD" and torch.backends.mkldnn.is_available():
+        return _ONEDNN_LINEAR
+    return _PACKED_LINEAR if _mkl_supported() else None
+
+
 def _integer_convolutions() -> bool:
     """Whether quantized convolutions run on PyTorch's int8 kernels (quantized.py): where its
     quantized engine is one for x86 (x86, fbgemm, onednn), whose kernels use AMX-INT8 or VNNI
@@ -308,7 +322,7 @@ def _onednn_convolutions(precision: str, mod: tvm.IRModule, tuning: bool = False
     float32 (unless `tuning`: MetaSchedule was asked to tune them) on CPUs with AVX-512 where
     that was measured faster, interleaved, outputs within 2e-4 of eager's either way:
     - Intel (2-core AMX Xeon): ResNet-18 31.6 -> 28.5 ms, MobileNet-V2 16.1 -> 13.9 ms;
-    - AMD (2-core EPYC Zen 4, bench/conv_choice.py) for models without depthwise convolutions:
+    - AMD (2-core EPYC Zen 4, bench/kernel_choice.py) for models without depthwise convolutions:
       ResNet-18 25.9 -> 19.8 ms, ResNet-50 46.9 -> 44.4 ms. With them TVM's schedules win
       there (MobileNet-V2 7.5 against 8.7 ms on oneDNN, MobileNet-V3 7.2 against 7.3,
       EfficientNet-B0 9.9 against 11.1), and mixing layouts in one model costs more than
@@ -369,9 +383,10 @@ class _AtenKernels(relax.PyExprMutator):
     Untuned TVM schedules reach a fraction of MKL's speed on matrix products, and TVM's LLVM
     backend cannot emit AMX or AVX512-BF16 dot products at all. So ``matmul`` (linear layers,
     attention) runs PyTorch's kernels; TVM fuses what surrounds them (bias, activations).
-    A product with a constant weight (a linear layer) runs on the weight packed once: MKL's
-    packed sgemm in float32 (BERT-base 193.6 -> 151.8 ms on a 2-core AMX Xeon, interleaved,
-    for about 20% more memory), oneDNN in bfloat16. Such calls return the kernel's own result
+    A product with a constant weight (a linear layer) runs on the weight packed once: in
+    float32 on the kernel :func:`_float32_linear_kernel` picks per CPU (MKL's packed sgemm:
+    BERT-base 193.6 -> 151.8 ms on a 2-core AMX Xeon, interleaved, for about 20% more memory;
+    oneDNN on AMD), in bfloat16 on oneDNN. Such calls return the kernel's own result
     (``call_pure_packed``) instead of copying it into a destination. Other products (attention)
     call ``torch.matmul`` destination-passing.
 
@@ -394,8 +409,9 @@ class _AtenKernels(relax.PyExprMutator):
     def __init__(self, precision: str):
         super().__init__()
         self.bf16 = precision == "bf16"
-        # Whether products with a constant weight run on packed weights, per dtype computed.
-        self.packs = {"bfloat16": _onednn_bf16_supported(), "float32": _mkl_supported()}
+        # The kernel products with a constant weight run on, packed, per dtype computed.
+        self.packed_kernel = {"bfloat16": _PACKED_LINEAR if _onednn_bf16_supported() else None,
+                              "float32": _float32_linear_kernel()}
 
     def visit_call_(self, call: relax.Call) -> relax.Expr:
         call = super().visit_call_(call)
@@ -408,10 +424,11 @@ class _AtenKernels(relax.PyExprMutator):
         if not (a.ty.dtype == b.ty.dtype == dtype and dtype in _ATEN_MATMUL_DTYPES):
             return call
         computed_in = "bfloat16" if self.bf16 or dtype == "bfloat16" else "float32"
-        if _is_linear_weight(b) and self.packs[computed_in]:
+        packed_kernel = self.packed_kernel[computed_in]
+        if _is_linear_weight(b) and packed_kernel:
             if computed_in == dtype:
-                return relax.op.call_pure_packed(_PACKED_LINEAR, a, b, ty_args=call.ty)
-            return _in_bfloat16(_PACKED_LINEAR, [a, b], call.ty, returns_result=True)
+                return relax.op.call_pure_packed(packed_kernel, a, b, ty_args=call.ty)
+            return _in_bfloat16(packed_kernel, [a, b], call.ty, returns_result=True)
         if computed_in == dtype:  # no casts, no copy
             return relax.call_dps_packed(_ATEN_MATMUL, [a, b], call.ty)
         return _in_bfloat16(_ATEN_MATMUL, [a, b], call.ty)

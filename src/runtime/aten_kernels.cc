@@ -33,6 +33,7 @@ namespace {
 // built before the packed kernels returned their results (saved modules still hold them).
 constexpr const char* kMatmulFunction = "tvmbridge.aten.matmul";
 constexpr const char* kPackedLinearFunction = "tvmbridge.aten.packed_linear";
+constexpr const char* kOneDnnLinearFunction = "tvmbridge.aten.onednn_linear";
 constexpr const char* kPackedConv2dFunction = "tvmbridge.aten.packed_conv2d";
 constexpr const char* kQuantizedConv2dFunction = "tvmbridge.aten.quantized_conv2d";
 constexpr const char* kAttentionFunction = "tvmbridge.aten.attention";
@@ -305,15 +306,15 @@ tvm::ffi::Tensor AttentionMasked(tvm::ffi::Tensor query, tvm::ffi::Tensor key,
   return Attend(query, key, value, ToTorch(mask), scale);
 }
 
-// Checked when a weight is packed for a kernel, so once: later calls reach it by the cache.
 void CheckLinearDtypes(const at::Tensor& input, const at::Tensor& weight) {
   TORCH_CHECK(input.scalar_type() == weight.scalar_type(),
-              "tvmbridge: packed_linear takes bfloat16 or float32 x and weight of one dtype, got ",
+              "tvmbridge: a packed linear layer takes bfloat16 or float32 x and weight of one "
+              "dtype, got ",
               input.scalar_type(), " and ", weight.scalar_type());
 }
 
-// x @ weight in bfloat16 by oneDNN on weights packed once (the kernel Inductor uses for frozen
-// linear layers); a packing made for one row count serves every other.
+// x @ weight by oneDNN (bfloat16 or float32) on weights packed once (the kernel Inductor uses
+// for frozen linear layers); a packing made for one row count serves every other.
 at::Tensor OneDnnLinear(const at::Tensor& input, const tvm::ffi::Tensor& weight) {
   static PackedWeights<> packed_weights;
   static const c10::OperatorHandle linear =
@@ -321,11 +322,12 @@ at::Tensor OneDnnLinear(const at::Tensor& input, const tvm::ffi::Tensor& weight)
   static const c10::OperatorHandle reorder =
       c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn::_reorder_linear_weight", "");
   at::Tensor packed = packed_weights.Get(weight, [&](const at::Tensor& plain) {
-    CheckLinearDtypes(input, plain);
     torch::jit::Stack stack{plain.t().contiguous(), input.numel() / input.size(-1)};
     reorder.callBoxed(&stack);
     return stack.at(0).toTensor();
   });
+  // Checked per call: both dtypes reach this kernel, and a weight is packed once.
+  CheckLinearDtypes(input, packed);
   torch::jit::Stack stack{input,
                           packed,
                           c10::IValue(),
@@ -364,22 +366,36 @@ at::Tensor MklLinear(const at::Tensor& input, const tvm::ffi::Tensor& weight) {
   return stack.at(0).toTensor();
 }
 
-// Returns x @ weight for x [..., K] and a constant [K, N] weight of the module (a linear
-// layer's transposed weight, as TVM folds it), both bfloat16 (oneDNN) or both float32 (MKL),
-// computed on the weight packed once. The result is the kernel's own buffer, handed to TVM
-// without a copy (build.py calls this with call_pure_packed).
-tvm::ffi::Tensor PackedLinear(tvm::ffi::Tensor x, tvm::ffi::Tensor weight) {
-  c10::InferenceMode no_autograd;
+// x as ATen takes it, checked against a constant [K, N] weight of the module (a linear
+// layer's transposed weight, as TVM folds it): `function` names the caller in errors.
+at::Tensor LinearInput(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
+                       const char* function) {
   at::Tensor input = ToTorch(x);
   TORCH_CHECK(weight.ndim() == 2 && input.dim() >= 1 && input.size(-1) == weight.size(0) &&
                   weight.size(0) > 0,
-              "tvmbridge: packed_linear takes x [..., K] and a weight [K, N] with K > 0, got ",
+              "tvmbridge: ", function, " takes x [..., K] and a weight [K, N] with K > 0, got ",
               input.sizes(), " and [", weight.size(0), ", ", weight.size(1), "]");
-  const at::ScalarType dtype = input.scalar_type();
-  TORCH_CHECK(dtype == at::kBFloat16 || dtype == at::kFloat,
-              "tvmbridge: packed_linear takes bfloat16 or float32 x and weight of one dtype, got ",
-              dtype, " x");
-  return ToTvm(dtype == at::kBFloat16 ? OneDnnLinear(input, weight) : MklLinear(input, weight));
+  TORCH_CHECK(input.scalar_type() == at::kBFloat16 || input.scalar_type() == at::kFloat,
+              "tvmbridge: ", function, " takes bfloat16 or float32 x and weight of one dtype, got ",
+              input.scalar_type(), " x");
+  return input;
+}
+
+// Returns x @ weight computed on the weight packed once: bfloat16 on oneDNN, float32 on MKL's
+// packed sgemm. The result is the kernel's own buffer, handed to TVM without a copy (build.py
+// calls this with call_pure_packed).
+tvm::ffi::Tensor PackedLinear(tvm::ffi::Tensor x, tvm::ffi::Tensor weight) {
+  c10::InferenceMode no_autograd;
+  at::Tensor input = LinearInput(x, weight, kPackedLinearFunction);
+  return ToTvm(input.scalar_type() == at::kBFloat16 ? OneDnnLinear(input, weight)
+                                                    : MklLinear(input, weight));
+}
+
+// PackedLinear on oneDNN for float32 too: build.py picks it where MKL's sgemm was measured
+// slower (AMD CPUs with AVX-512).
+tvm::ffi::Tensor OneDnnPackedLinear(tvm::ffi::Tensor x, tvm::ffi::Tensor weight) {
+  c10::InferenceMode no_autograd;
+  return ToTvm(OneDnnLinear(LinearInput(x, weight, kOneDnnLinearFunction), weight));
 }
 
 }  // namespace
@@ -388,6 +404,7 @@ TVM_FFI_STATIC_INIT_BLOCK() {
   tvm::ffi::reflection::GlobalDef()
       .def(kMatmulFunction, Matmul)
       .def(kPackedLinearFunction, PackedLinear)
+      .def(kOneDnnLinearFunction, OneDnnPackedLinear)
       .def(kPackedConv2dFunction, PackedConv2d)
       .def(kQuantizedConv2dFunction, QuantizedConv2d)
       .def(kAttentionFunction, Attention)

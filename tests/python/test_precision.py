@@ -186,6 +186,47 @@ def test_fp32_convolutions_run_where_measured_faster_and_match_pytorch(depthwise
     assert torch.isnan(expected_poisoned).any()
 
 
+def test_fp32_linear_layers_run_on_the_kernel_chosen_for_this_cpu():
+    """float32 linear layers run on the packed kernel build chooses for this CPU (oneDNN on
+    AMD with AVX-512, MKL elsewhere) and match PyTorch, NaN and infinity included."""
+    from tvmbridge import build
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(48, 96), torch.nn.GELU(),
+                                torch.nn.Linear(96, 32)).eval()
+    x = torch.randn(2, 7, 48)
+    compiled = tt.compile(torch.jit.trace(model, x), [x], never_slower=False)
+    poisoned = x.clone()
+    poisoned[0, 3, 5], poisoned[1, 0, 0] = float("nan"), float("inf")
+    with torch.no_grad(), torch.profiler.profile() as profile:
+        actual, actual_poisoned = compiled(x), compiled(poisoned)
+    kernels = {e.name for e in profile.events()}
+    expected_kernel = {build._ONEDNN_LINEAR: "mkldnn::_linear_pointwise",
+                       build._PACKED_LINEAR: "mkl::_mkl_linear"}.get(build._float32_linear_kernel())
+    if expected_kernel:
+        assert expected_kernel in kernels
+    with torch.no_grad():
+        torch.testing.assert_close(actual, model(x), rtol=1e-4, atol=1e-5)
+        expected_poisoned = model(poisoned)
+    torch.testing.assert_close(torch.isnan(actual_poisoned), torch.isnan(expected_poisoned))
+    torch.testing.assert_close(torch.isinf(actual_poisoned), torch.isinf(expected_poisoned))
+    assert torch.isnan(expected_poisoned).any()
+
+
+@pytest.mark.parametrize("vendor, mkl, expected", [
+    ("AuthenticAMD", True, "onednn_linear"), ("GenuineIntel", True, "packed_linear"),
+    ("GenuineIntel", False, None)])
+def test_fp32_linear_kernel_follows_what_was_measured_per_cpu(monkeypatch, vendor, mkl, expected):
+    from tvmbridge import build
+
+    monkeypatch.setattr(build, "_cpuinfo", lambda: {"vendor_id": vendor, "flags": "avx512f"})
+    monkeypatch.setattr(build, "_mkl_supported", lambda: mkl)
+    if not torch.backends.mkldnn.is_available() and vendor == "AuthenticAMD":
+        expected = "packed_linear" if mkl else None
+    kernel = build._float32_linear_kernel()
+    assert kernel == (expected and f"tvmbridge.aten.{expected}")
+
+
 @pytest.mark.parametrize("vendor, flags, depthwise, expected", [
     ("GenuineIntel", "avx2 avx512f", True, True),
     ("GenuineIntel", "avx2 avx512f", False, True),
@@ -197,7 +238,7 @@ def test_fp32_convolutions_run_where_measured_faster_and_match_pytorch(depthwise
 def test_fp32_convolution_choice_follows_what_was_measured_per_cpu(monkeypatch, vendor, flags,
                                                                     depthwise, expected):
     """oneDNN for float32 convolutions on Intel with AVX-512; on AMD with AVX-512 only for
-    models without depthwise convolutions (bench/results/amd-epyc-zen4/conv_choice.md); never
+    models without depthwise convolutions (bench/results/amd-epyc-zen4/kernel_choice.md); never
     without AVX-512, nor when MetaSchedule tunes them."""
     from tvmbridge import build
 
@@ -268,22 +309,25 @@ def test_bf16_convolutions_serve_every_batch_size_on_the_export_path():
             _assert_bf16_accuracy(compiled(images), model(images))
 
 
-@pytest.mark.parametrize("dtype", [
-    pytest.param(torch.bfloat16, marks=needs_bf16_convolutions),
-    pytest.param(torch.float32, marks=pytest.mark.skipif(
+@pytest.mark.parametrize("function, dtype", [
+    pytest.param("packed_linear", torch.bfloat16, marks=needs_bf16_convolutions),
+    pytest.param("packed_linear", torch.float32, marks=pytest.mark.skipif(
         not torch.backends.mkl.is_available(), reason="PyTorch without MKL")),
+    pytest.param("onednn_linear", torch.bfloat16, marks=needs_bf16_convolutions),
+    pytest.param("onednn_linear", torch.float32, marks=pytest.mark.skipif(
+        not torch.backends.mkldnn.is_available(), reason="PyTorch without oneDNN")),
 ])
-def test_packed_linear_serves_other_row_counts_and_keeps_each_weight(dtype):
-    """tvmbridge.aten.packed_linear, the linear layers' kernel (oneDNN for bfloat16, MKL's
-    packed sgemm for float32), packs a weight for its first call's row count: calls with
-    other row counts (a symbolic batch) and more dimensions agree with PyTorch, two weights
-    of the same shape keep their own packing, and a weight of the wrong shape or dtype is
-    refused by name."""
+def test_packed_linear_serves_other_row_counts_and_keeps_each_weight(function, dtype):
+    """The linear layers' kernels (tvmbridge.aten.packed_linear: oneDNN for bfloat16, MKL's
+    packed sgemm for float32; tvmbridge.aten.onednn_linear: oneDNN for both) pack a weight
+    for its first call's row count: calls with other row counts (a symbolic batch) and more
+    dimensions agree with PyTorch, two weights of the same shape keep their own packing, and
+    a weight of the wrong shape or dtype is refused by name."""
     import tvm_ffi
 
     from tvmbridge import _native
 
-    linear = _native.runtime_func("tvmbridge.aten.packed_linear")
+    linear = _native.runtime_func(f"tvmbridge.aten.{function}")
     torch.manual_seed(0)
     weights = [torch.randn(64, 48).to(dtype) for _ in range(2)]
     constants = [tvm_ffi.from_dlpack(w) for w in weights]  # alive, as a module's constants
@@ -295,7 +339,8 @@ def test_packed_linear_serves_other_row_counts_and_keeps_each_weight(dtype):
             expected = (x.double() @ weight.double()).to(dtype)
             assert result.shape == expected.shape and result.dtype == dtype
             torch.testing.assert_close(result, expected, **tolerance)
-    with pytest.raises(Exception, match=r"takes x \[\.\.\., K\] and a weight \[K, N\]"):
+    with pytest.raises(Exception,
+                       match=rf"{function} takes x \[\.\.\., K\] and a weight \[K, N\]"):
         linear(tvm_ffi.from_dlpack(torch.randn(5, 32).to(dtype)), constants[0])
     with pytest.raises(Exception, match="bfloat16 or float32 x and weight of one dtype"):
         linear(tvm_ffi.from_dlpack(torch.randn(5, 64).double()), constants[0])
