@@ -13,6 +13,11 @@ PyTorch eager on the same values:
   "ZeroDivisionError" or "overflow"); the lowest integer divided by -1 kills PyTorch 2.14.1
   (SIGFPE), so there the oracle is "raises" without asking it.
 
+The data_dependent family (nonzero, where(condition), masked_select, boolean-mask indexing,
+unique) runs from_torchscript's module whole on TVM's VM instead, as compile keeps those ops
+in PyTorch; its values sit on a small grid, with NaN, infinities and -0.0, so unique meets
+repeats and masks are sometimes all true or all false.
+
 A failing case is shrunk: its size parameters go down one at a time, with the same seed, while
 it still fails, and the smallest failing case is reported. ``run_cases`` is what
 ``tests/python/test_differential.py`` runs a slice of and ``make fuzz-ops`` runs long.
@@ -559,6 +564,82 @@ RANGED = ["index_rows", "index_pair", "gather_0", "positions", "attention_bool",
           "attention_additive"]
 
 
+# Ops whose result extents tensor values decide. compile keeps them in PyTorch (TVM computes
+# them through Python callbacks), so these cases run from_torchscript's module on TVM's VM.
+class Nonzero(torch.nn.Module):
+    def forward(self, x):
+        return torch.nonzero(x > 0) * 2
+
+
+class WhereCondition(torch.nn.Module):
+    def forward(self, x):
+        rows, cols = torch.where(x > 0)
+        return rows * 10 + cols
+
+
+class MaskedSelect(torch.nn.Module):
+    def forward(self, x, mask):
+        return torch.masked_select(x, mask) * 2.0
+
+
+class MaskIndex(torch.nn.Module):
+    def forward(self, x):
+        return x[x > 0] + 1.0
+
+
+class MaskIndexAfterDim(torch.nn.Module):
+    def forward(self, x, mask):
+        return x[:, mask] - 1.0
+
+
+class Unique(torch.nn.Module):
+    def forward(self, x):
+        values, inverse, counts = torch.unique(x, return_inverse=True, return_counts=True)
+        return values, inverse, counts
+
+
+# op -> (module, whether it takes a column mask too, the values' dtype)
+DATA_DEPENDENT = {
+    "nonzero": (Nonzero, False, torch.float32),
+    "where": (WhereCondition, False, torch.float32),
+    "masked_select": (MaskedSelect, True, torch.float32),  # the mask broadcast over rows
+    "mask_index": (MaskIndex, False, torch.float32),
+    "mask_index_after_dim": (MaskIndexAfterDim, True, torch.float32),
+    "unique_float": (Unique, False, torch.float32),
+    "unique_int": (Unique, False, torch.int64),
+}
+
+
+def grid_values(rng: random.Random, shape: tuple, dtype=torch.float32) -> torch.Tensor:
+    """Random values on a small grid (repeats, for unique), with NaN, infinities and signed
+    zeros mixed in; sometimes all positive or all negative (masks all true or all false)."""
+    generator = torch.Generator().manual_seed(rng.randrange(2**31))
+    x = torch.randint(-3, 4, shape, generator=generator).to(dtype)
+    kind = rng.choice(["mixed", "mixed", "specials", "none positive", "all positive"])
+    if kind == "none positive":
+        x = -x.abs()
+    elif kind == "all positive":
+        x = x.abs() + 1
+    elif kind == "specials" and dtype.is_floating_point and x.numel():
+        flat = x.view(-1)
+        for special in (float("nan"), float("nan"), float("inf"), -float("inf"), -0.0):
+            flat[rng.randrange(flat.numel())] = special
+    return x
+
+
+def run_on_vm(module: torch.nn.Module, *inputs: torch.Tensor) -> list:
+    """from_torchscript -> tvm.compile -> Relax VM, with no PyTorch in between; the outputs as
+    a list of tensors."""
+    import tvm
+
+    mod, _ = tt.from_torchscript(torch.jit.script(module),
+                                 [tt.Input(tuple(x.shape), dtype=x.dtype) for x in inputs])
+    vm = tvm.relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
+    result = vm["main"](*[tvm.runtime.tensor(x.numpy()) for x in inputs])
+    results = [result] if hasattr(result, "numpy") else list(result)
+    return [torch.from_numpy(r.numpy()) for r in results]
+
+
 # --- cases -----------------------------------------------------------------------------------
 
 @dataclasses.dataclass
@@ -573,6 +654,7 @@ class Case:
     pytorch_dies: bool = False  # PyTorch's own kernel traps on these values
     atol: float | None = None  # floating results' tolerance, where not TOLERANCE's
     inputs: list | None = None  # tt.Input ranges to compile with instead of `example`'s shapes
+    on_vm: bool = False  # from_torchscript's module on TVM's VM instead of compile's
 
     def describe(self) -> str:
         def show(t):
@@ -919,6 +1001,14 @@ def _input_writes_case(op: str, seed: int, sizes: dict) -> Case:
     return Case("input_writes", op, seed, sizes, make_module, (x, y), (call_x, call_y))
 
 
+def _data_dependent_case(op: str, seed: int, sizes: dict) -> Case:
+    module, takes_mask, dtype = DATA_DEPENDENT[op]
+    rng = random.Random(seed)
+    x = grid_values(rng, (sizes["rows"], sizes["cols"]), dtype)
+    call = (x, grid_values(rng, (sizes["cols"],)) > 0) if takes_mask else (x,)
+    return Case("data_dependent", op, seed, sizes, module, call, call, on_vm=True)
+
+
 FAMILIES = {
     "input_writes": (list(INPUT_WRITES), _input_writes_case,
                      lambda rng: {"rows": rng.randrange(1, 5), "cols": rng.randrange(1, 6)}),
@@ -953,6 +1043,8 @@ FAMILIES = {
                             "count": rng.randrange(0, 5)}),
     "quantized": (QUANTIZED, _quantized_case,
                   lambda rng: {"channels": rng.randrange(1, 9), "length": rng.randrange(0, 6)}),
+    "data_dependent": (list(DATA_DEPENDENT), _data_dependent_case,
+                       lambda rng: {"rows": rng.randrange(1, 5), "cols": rng.randrange(1, 6)}),
     "matmul": (list(MATMUL_SHAPES), _matmul_case,
                lambda rng: {"m": rng.randrange(1, 9), "k": rng.randrange(1, 40),
                             "n": rng.randrange(1, 9), "batch": rng.randrange(1, 4)}),
@@ -976,6 +1068,8 @@ def check(case: Case, refusals: list | None = None) -> str | None:
     Nodes the converters leave to PyTorch for a reason in KNOWN_REFUSALS are allowed (and
     appended to `refusals`); any other node left to PyTorch is a finding."""
     model = case.make_module().eval()
+    if case.on_vm:
+        return _check_on_vm(model, case)
     try:
         inputs = case.inputs or [t.clone() for t in case.example]
         compiled = tt.compile(torch.jit.script(model), inputs, min_block_size=1,
@@ -1018,6 +1112,24 @@ def check(case: Case, refusals: list | None = None) -> str | None:
         if problem is not None:
             return f"input {index} after the call: {problem}"
     return _difference(actual, expected, case)
+
+
+def _check_on_vm(model: torch.nn.Module, case: Case) -> str | None:
+    """check() for a case run whole on TVM's VM: every output as PyTorch's."""
+    try:
+        actual = run_on_vm(model, *case.call)
+    except Exception as error:  # noqa: BLE001 (a conversion that fails is a finding)
+        return f"does not run on the VM: {str(error).splitlines()[0][:300]}"
+    with torch.no_grad():
+        expected = model(*case.call)
+    expected = list(expected) if isinstance(expected, tuple) else [expected]
+    if len(actual) != len(expected):
+        return f"gives {len(actual)} outputs, PyTorch {len(expected)}"
+    for index, (a, e) in enumerate(zip(actual, expected)):
+        problem = _difference(a, e, case)
+        if problem is not None:
+            return f"output {index}: {problem}"
+    return None
 
 
 def _difference(actual: torch.Tensor, expected: torch.Tensor, case: Case) -> str | None:
