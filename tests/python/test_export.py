@@ -304,7 +304,7 @@ def test_never_slower_times_regions_on_the_export_path(monkeypatch):
     def slow_run(self, *inputs):
         import time
 
-        time.sleep(0.002)
+        time.sleep(0.03)
         return real_run(self, *inputs)
 
     monkeypatch.setattr(tx.TVMRegion, "forward", slow_run)
@@ -312,8 +312,9 @@ def test_never_slower_times_regions_on_the_export_path(monkeypatch):
     slow = tt.compile(model, [x], ir="export", min_block_size=1)
     report = slow.tvmbridge_report
     assert report.regions == 0 and len(report.slower_regions) == len(report.timings) >= 2
-    # The 2 ms delay makes TVM lose; PyTorch's own time depends on the machine's load.
-    assert all(t.tvm_ms >= 2.0 and t.tvm_ms > t.torch_ms for t in report.timings), report.timings
+    # The 30 ms delay makes TVM lose: PyTorch's own time for these few ops depends on the
+    # machine's load (1 to 12 ms on a 2-core AMD EPYC, its thread pool waking after each pause).
+    assert all(t.tvm_ms >= 30.0 and t.tvm_ms > t.torch_ms for t in report.timings), report.timings
     assert report.torch_ops.get("aten::addmm") == 2, report.torch_ops
     assert not any(isinstance(m, tx.TVMRegion) for m in slow.modules())
     assert_all_match(slow, model, x)
