@@ -325,8 +325,8 @@ def _onednn_convolutions(precision: str, mod: tvm.IRModule, tuning: bool = False
     - AMD (2-core EPYC Zen 4, bench/kernel_choice.py) for models without depthwise convolutions:
       ResNet-18 25.9 -> 19.8 ms, ResNet-50 46.9 -> 44.4 ms. With them TVM's schedules win
       there (MobileNet-V2 7.5 against 8.7 ms on oneDNN, MobileNet-V3 7.2 against 7.3,
-      EfficientNet-B0 9.9 against 11.1), and mixing layouts in one model costs more than
-      either.
+      EfficientNet-B0 9.9 against 11.1); mixing both in one model was slower than either in
+      the one (noisy) run tried.
     CPUs without AVX-512 keep TVM's schedules (not measured)."""
     import torch
 
