@@ -84,6 +84,7 @@ std::string GroupSignature::Of(const std::vector<c10::IValue>& arguments,
     }
     signature.arguments_.push_back(std::move(expected));
   }
+  signature.IndexSharedExtents();  // none in an exact signature: clears a reused one's
   return "";
 }
 

@@ -161,6 +161,20 @@ def _conv_net_and_input(seed: int = 0, depthwise: bool = True):
     return model, torch.randn(2, 3, 32, 32)
 
 
+def _assert_fp32_matches_with_nan_and_inf(compiled, model, x, poisoned) -> set:
+    """`compiled` matches `model` in float32 on `x`, and on `poisoned` (x with NaN and inf put
+    in) its NaN and infinity masks are PyTorch's. Returns the names of the ops that ran."""
+    with torch.no_grad(), torch.profiler.profile() as profile:
+        actual, actual_poisoned = compiled(x), compiled(poisoned)
+    with torch.no_grad():
+        torch.testing.assert_close(actual, model(x), rtol=1e-4, atol=1e-5)
+        expected_poisoned = model(poisoned)
+    torch.testing.assert_close(torch.isnan(actual_poisoned), torch.isnan(expected_poisoned))
+    torch.testing.assert_close(torch.isinf(actual_poisoned), torch.isinf(expected_poisoned))
+    assert torch.isnan(expected_poisoned).any()
+    return {event.name for event in profile.events()}
+
+
 @pytest.mark.parametrize("depthwise", [True, False], ids=["depthwise", "dense"])
 def test_fp32_convolutions_run_where_measured_faster_and_match_pytorch(depthwise):
     """float32 convolutions run on oneDNN (NHWC, packed weights) where build's choice says
@@ -174,16 +188,9 @@ def test_fp32_convolutions_run_where_measured_faster_and_match_pytorch(depthwise
     compiled = tt.compile(traced, [x], never_slower=False)
     poisoned = x.clone()
     poisoned[0, 1, 4, 4], poisoned[1, 0, 20, 9] = float("nan"), float("inf")
-    with torch.no_grad(), torch.profiler.profile() as profile:
-        actual, actual_poisoned = compiled(x), compiled(poisoned)
-    on_onednn = any(e.name == "mkldnn::_convolution_pointwise" for e in profile.events())
+    kernels = _assert_fp32_matches_with_nan_and_inf(compiled, model, x, poisoned)
+    on_onednn = "mkldnn::_convolution_pointwise" in kernels
     assert on_onednn == build._onednn_convolutions("fp32", mod)
-    with torch.no_grad():
-        torch.testing.assert_close(actual, model(x), rtol=1e-4, atol=1e-5)
-        expected_poisoned = model(poisoned)
-    torch.testing.assert_close(torch.isnan(actual_poisoned), torch.isnan(expected_poisoned))
-    torch.testing.assert_close(torch.isinf(actual_poisoned), torch.isinf(expected_poisoned))
-    assert torch.isnan(expected_poisoned).any()
 
 
 def test_fp32_linear_layers_run_on_the_kernel_chosen_for_this_cpu():
@@ -198,19 +205,11 @@ def test_fp32_linear_layers_run_on_the_kernel_chosen_for_this_cpu():
     compiled = tt.compile(torch.jit.trace(model, x), [x], never_slower=False)
     poisoned = x.clone()
     poisoned[0, 3, 5], poisoned[1, 0, 0] = float("nan"), float("inf")
-    with torch.no_grad(), torch.profiler.profile() as profile:
-        actual, actual_poisoned = compiled(x), compiled(poisoned)
-    kernels = {e.name for e in profile.events()}
+    kernels = _assert_fp32_matches_with_nan_and_inf(compiled, model, x, poisoned)
     expected_kernel = {build._ONEDNN_LINEAR: "mkldnn::_linear_pointwise",
                        build._PACKED_LINEAR: "mkl::_mkl_linear"}.get(build._float32_linear_kernel())
     if expected_kernel:
         assert expected_kernel in kernels
-    with torch.no_grad():
-        torch.testing.assert_close(actual, model(x), rtol=1e-4, atol=1e-5)
-        expected_poisoned = model(poisoned)
-    torch.testing.assert_close(torch.isnan(actual_poisoned), torch.isnan(expected_poisoned))
-    torch.testing.assert_close(torch.isinf(actual_poisoned), torch.isinf(expected_poisoned))
-    assert torch.isnan(expected_poisoned).any()
 
 
 @pytest.mark.parametrize("vendor, mkl, expected", [
