@@ -55,11 +55,17 @@ Value ConvertMaskedSelect(ConversionContext& ctx, const Node& node) {
   CheckMask(ctx, mask, "masked_select");
   relax::Dims shape =
       BroadcastShapes(ctx, {ctx.Dims(x), ctx.Dims(mask)}, "masked_select: self and mask");
+  const relax::Dim elements = ctx.Simplify(ElementCount(shape));
+  if (elements.IsStatic() && elements.Static() == 0) {
+    // Nothing to select. Said as a constant: TVM 0.27's build fails (IndexError) on a
+    // broadcast to an empty shape whose result goes unused.
+    return Value::Tensor(ctx.Filled(0, {0}, ctx.Info(x).dtype));
+  }
   if (!SameShape(ctx, ctx.Dims(x), shape)) x = ctx.EmitExpr(relax::op::BroadcastTo(x, shape));
   if (!SameShape(ctx, ctx.Dims(mask), shape)) {
     mask = ctx.EmitExpr(relax::op::BroadcastTo(mask, shape));
   }
-  Expr flat = ctx.EmitExpr(relax::op::Reshape(x, {ctx.Simplify(ElementCount(shape))}));
+  Expr flat = ctx.EmitExpr(relax::op::Reshape(x, {elements}));
   return ctx.Emit(relax::op::Take(flat, TruePositions(ctx, mask, "masked_select"), 0));
 }
 

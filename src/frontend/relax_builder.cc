@@ -94,6 +94,7 @@ const char* const kOpGlobals[] = {
     "relax.op.nn.adaptive_avg_pool3d",
     "relax.op.matmul",
     "relax.op.reshape",
+    "relax.op.zeros",
     "relax.op.permute_dims",
     "relax.op.concat",
     "relax.op.mean",
@@ -599,6 +600,16 @@ Expr AdaptiveAvgPool(int spatial_dims, const Expr& data, const IntList& output_s
 
 Expr Matmul(const Expr& a, const Expr& b) { return Call("relax.op.matmul", a, b, Any()); }
 Expr Reshape(const Expr& x, const Dims& shape) {
+  // TVM's reshape reads an extent of 0 in the new shape as "the input's extent there", so
+  // [3, 0] flattened would become [3]. A result without elements holds nothing of x: it is
+  // made new.
+  const bool empty = std::any_of(shape.begin(), shape.end(), [](const Dim& extent) {
+    return extent.IsStatic() && extent.Static() == 0;
+  });
+  const std::string dtype = InfoOf(x).dtype;
+  if (empty && !dtype.empty()) {
+    return Call("relax.op.zeros", Global("relax.ShapeExpr")(ToArray(shape), Any()), String(dtype));
+  }
   return Call("relax.op.reshape", x, ToArray(shape));
 }
 Expr PermuteDims(const Expr& x, const IntList& axes) {

@@ -1004,8 +1004,8 @@ def _input_writes_case(op: str, seed: int, sizes: dict) -> Case:
 def _data_dependent_case(op: str, seed: int, sizes: dict) -> Case:
     module, takes_mask, dtype = DATA_DEPENDENT[op]
     rng = random.Random(seed)
-    x = grid_values(rng, (sizes["rows"], sizes["cols"]), dtype)
-    call = (x, grid_values(rng, (sizes["cols"],)) > 0) if takes_mask else (x,)
+    x = grid_values(rng, (sizes["rows"], sizes["length"]), dtype)  # length 0: no elements
+    call = (x, grid_values(rng, (sizes["length"],)) > 0) if takes_mask else (x,)
     return Case("data_dependent", op, seed, sizes, module, call, call, on_vm=True)
 
 
@@ -1044,7 +1044,7 @@ FAMILIES = {
     "quantized": (QUANTIZED, _quantized_case,
                   lambda rng: {"channels": rng.randrange(1, 9), "length": rng.randrange(0, 6)}),
     "data_dependent": (list(DATA_DEPENDENT), _data_dependent_case,
-                       lambda rng: {"rows": rng.randrange(1, 5), "cols": rng.randrange(1, 6)}),
+                       lambda rng: {"rows": rng.randrange(1, 5), "length": rng.randrange(0, 6)}),
     "matmul": (list(MATMUL_SHAPES), _matmul_case,
                lambda rng: {"m": rng.randrange(1, 9), "k": rng.randrange(1, 40),
                             "n": rng.randrange(1, 9), "batch": rng.randrange(1, 4)}),

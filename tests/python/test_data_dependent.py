@@ -57,3 +57,16 @@ def test_compile_keeps_data_dependent_ops_in_pytorch(tmp_path):
             assert "depends on tensor values" in placement[kind]["reason"]
         for x in (torch.randn(4, 5), -torch.ones(4, 5), torch.ones(4, 5)):
             torch.testing.assert_close(compiled(x), module(x))
+
+
+class FlattenEmpty(torch.nn.Module):
+    def forward(self, x):
+        return torch.flatten(x) + 1.0, x.reshape(0, 5) * 2.0
+
+
+def test_tensors_without_elements_reshape_to_their_own_empty_shapes():
+    """TVM's reshape reads a 0 in the new shape as 'the input's extent there' ([3, 0] flattened
+    became [3]); converters' reshapes to shapes without elements keep PyTorch's shapes."""
+    x = torch.empty(3, 0)
+    assert_same(run_on_vm(FlattenEmpty(), x), FlattenEmpty(), x)
+    assert_same(run_on_vm(Unique(), x), Unique(), x)
