@@ -31,7 +31,7 @@ export CCACHE_NOHASHDIR := 1
 # PyTorch deprecates TorchScript; tvmbridge exists for the models people still have in it.
 export PYTHONWARNINGS ?= ignore::FutureWarning
 
-.PHONY: venv build test test-cpp test-python test-zoo demo survey sanitize fuzz fuzz-ops bench bench-paths bench-bf16 bench-int8 format clean
+.PHONY: venv build test test-cpp test-python test-requirements test-zoo demo survey sanitize fuzz fuzz-ops bench bench-paths bench-bf16 bench-int8 format clean
 
 venv:
 	@bash scripts/bootstrap.sh
@@ -49,8 +49,11 @@ test-cpp: build
 	@$(PYTHON) tests/cpp/make_fixtures.py $(BUILD_DIR)/test-fixtures
 	@cd $(BUILD_DIR) && TVMBRIDGE_FIXTURES=$(CURDIR)/$(BUILD_DIR)/test-fixtures ctest --output-on-failure
 
-test-python: build
+test-python: build test-requirements
 	@$(PYTHON) -m pytest -q -n $(JOBS) --dist loadfile tests/python
+
+test-requirements: venv
+	@$(PYTHON) -m pip install --quiet -r requirements-test.txt 2>&1 | grep -v "is ignored" || true
 
 test-zoo: build
 	@$(PYTHON) -m pip install --quiet -r requirements-zoo.txt 2>&1 | grep -v "is ignored" || true
@@ -76,7 +79,7 @@ fuzz-ops: build
 bench-bf16: build
 	@$(PYTHON) bench/bf16.py --out $(BUILD_DIR)/bf16.md $(BENCH_ARGS)
 
-bench-int8: build
+bench-int8: build test-requirements
 	@$(PYTHON) bench/int8.py --out $(BUILD_DIR)/int8.md $(BENCH_ARGS)
 
 bench-paths: build

@@ -3,7 +3,9 @@ quantizable CNNs, eager-mode static quantization (fused, ``x86`` qconfig, calibr
 images, random weights), and BERT-base with dynamically quantized linear layers
 (``quantize_dynamic``, 128 tokens), run by PyTorch eager and frozen TorchScript, and by
 tvmbridge with the default settings (never_slower) and with TVM's code alone
-(never_slower=False). Reports how many nodes TVM runs, the largest difference from PyTorch's
+(never_slower=False); and the same CNNs quantized through PT2E (torchao's prepare_pt2e /
+convert_pt2e, X86InductorQuantizer), run by Inductor with freezing and by tvmbridge's
+``ir="export"``. Reports how many nodes TVM runs, the largest difference from PyTorch's
 int8 output (in steps of its output scale; for BERT, of its largest magnitude), and latency
 (median and interquartile range of interleaved runs) with ratios to the fastest PyTorch
 contender.
@@ -21,13 +23,15 @@ from math import inf
 
 import torch
 import torch.ao.quantization as tq
+import torchvision
 import torchvision.models.quantization as quantizable
 
 import tvmbridge.torch as tt
 from bench_models import Bert
 from tvmbridge.benchmark import cpu_flags, cpu_model, measure_interleaved, print_table
 
-MODELS = ("resnet18", "mobilenet_v2", "shufflenet_v2_x1_0", "bert_base_dynamic")
+MODELS = ("resnet18", "mobilenet_v2", "shufflenet_v2_x1_0", "bert_base_dynamic",
+          "resnet18_pt2e", "mobilenet_v2_pt2e")
 
 
 def quantized_model(name: str) -> torch.nn.Module:
@@ -40,6 +44,84 @@ def quantized_model(name: str) -> torch.nn.Module:
         for _ in range(4):
             model(torch.randn(2, 3, 224, 224))
     return tq.convert(model)
+
+
+def pt2e_model(name: str, batch: int) -> torch.fx.GraphModule:
+    """torchvision's `name` (random weights, batch norms too) quantized through PT2E:
+    exported, annotated by X86InductorQuantizer's default config, calibrated on random images,
+    converted. ResNet-18 is torchvision's quantizable variant, whose blocks do not reuse one
+    ReLU module (torchao 0.18 refuses torchvision's plain ResNet-18 for that)."""
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
+
+    source = quantizable if name == "resnet18" else torchvision.models
+    model = _randomise_batch_norms(getattr(source, name)(weights=None).eval())
+    x = torch.randn(batch, 3, 224, 224)
+    quantizer = x86.X86InductorQuantizer().set_global(
+        x86.get_default_x86_inductor_quantization_config())
+    prepared = prepare_pt2e(torch.export.export(model, (x,)).module(), quantizer)
+    for _ in range(4):
+        prepared(torch.randn(batch, 3, 224, 224))
+    return convert_pt2e(prepared)
+
+
+def _randomise_batch_norms(model: torch.nn.Module) -> torch.nn.Module:
+    """Batch norms with random statistics and affine parameters: with torchvision's initial
+    ones MobileNet-V2's outputs are about 1e-9, which the output's quantization turns to 0."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    return model
+
+
+def _inductor_frozen(model):
+    """``torch.compile(model)`` with Inductor freezing on, as PT2E's x86 tutorial runs it."""
+    import torch._inductor.config as inductor_config
+
+    inductor_config.freezing = True
+    return torch.compile(model)
+
+
+def run_pt2e_model(name: str, repeat: int, batch: int) -> list[str]:
+    """PT2E's model run by Inductor (its int8 kernels) and eager (the reference graph), and by
+    tvmbridge through ir="export"; differences from eager in steps of the output's scale
+    where the output is quantized, else as a share of its largest magnitude."""
+    torch.manual_seed(0)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model, x = pt2e_model(name, batch), torch.randn(batch, 3, 224, 224)
+        expected = model(x)
+        compiled, compile_s = {}, {}
+        started = time.perf_counter()
+        compiled["PyTorch int8 Inductor (freezing)"] = _inductor_frozen(model)
+        compiled["PyTorch int8 Inductor (freezing)"](x)
+        compile_s["PyTorch int8 Inductor (freezing)"] = time.perf_counter() - started
+        for label, never_slower in (("tvmbridge ir=export default", True),
+                                    ("tvmbridge ir=export TVM", False)):
+            started = time.perf_counter()
+            compiled[label] = tt.compile(model, [x], ir="export", never_slower=never_slower)
+            compile_s[label] = time.perf_counter() - started
+        runs = {"PyTorch int8 PT2E eager (reference graph)": lambda: model(x),
+                **{label: (lambda module=module: module(x)) for label, module in compiled.items()}}
+        timings = measure_interleaved(runs, warmup=5, repeat=repeat)
+        best_pytorch = min(t.median_ms for k, t in timings.items() if k.startswith("PyTorch"))
+        lines = []
+        for label, run in runs.items():
+            error = (run() - expected).abs().max()
+            difference = f"{100 * (error / expected.abs().max()).item():.2f}% of max"
+            in_tvm = "-"
+            if label.startswith("tvmbridge"):
+                report = tt.report(compiled[label])
+                in_tvm = f"{report.tvm_nodes} of {report.tvm_nodes + sum(report.torch_ops.values())}"
+            timing, seconds = timings[label], compile_s.get(label)
+            lines.append(f"| {name}_pt2e | {label} | {in_tvm} | "
+                         f"{f'{seconds:.1f}' if seconds is not None else '-'} | "
+                         f"{timing.median_ms:.2f} | {timing.iqr} | "
+                         f"{best_pytorch / timing.median_ms:.2f}x | {difference} |")
+    return lines
 
 
 def dynamic_bert() -> torch.nn.Module:
@@ -72,6 +154,8 @@ def _difference(name: str, model, actual: torch.Tensor, expected: torch.Tensor) 
 
 
 def run_model(name: str, repeat: int, batch: int = 1) -> list[str]:
+    if name.endswith("_pt2e"):
+        return run_pt2e_model(name.removesuffix("_pt2e"), repeat, batch)
     torch.manual_seed(0)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -124,7 +208,10 @@ def main() -> None:
         f"{torch.backends.quantized.engine}; batch {args.batch}, 224 px images; {args.repeat} "
         "interleaved runs per contender after 5 warm-up runs. Difference: the largest from "
         "PyTorch's int8 eager output, in steps of the output's scale (BERT: of its largest "
-        "magnitude).",
+        "magnitude). PT2E rows (`*_pt2e`: torchao's prepare_pt2e/convert_pt2e with "
+        "X86InductorQuantizer) compare against the converted model run eager, which "
+        "computes the quantized ops in float32 (PT2E's reference), as a share of the "
+        "output's largest magnitude.",
         "",
         "| model | contender | nodes in TVM | compile s | median ms | IQR ms | "
         "speed vs best PyTorch | difference |",

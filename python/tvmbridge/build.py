@@ -13,6 +13,7 @@ from tvm import relax
 from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
 
 from . import attention, extrema, quantized, relax_patterns, vector_math
+from .relax_patterns import has_call
 
 
 def host_target() -> tvm.target.Target:
@@ -316,6 +317,17 @@ def _integer_convolutions() -> bool:
     return torch.backends.quantized.engine in ("x86", "fbgemm", "onednn")
 
 
+def _onednn_integer_convolutions() -> bool:
+    """Whether oneDNN's int8 convolution (qconv2d_pointwise) takes what PyTorch's
+    quantized::conv2d cannot express: a residual addition inside the kernel, a float32 result.
+    Where PyTorch has its oneDNN quantized engine and the CPU VNNI, on which the integer
+    convolutions run on oneDNN anyway (aten_kernels.cc)."""
+    import torch
+
+    return ("onednn" in torch.backends.quantized.supported_engines
+            and "avx512_vnni" in _cpuinfo().get("flags", "").split())
+
+
 def _onednn_convolutions(precision: str, mod: tvm.IRModule, tuning: bool = False) -> bool:
     """Whether `mod`'s convolutions run on oneDNN (NHWC activations, weights packed once)
     instead of TVM's NCHW16c schedules: in bfloat16 wherever oneDNN has bfloat16 kernels; in
@@ -341,17 +353,9 @@ def _onednn_convolutions(precision: str, mod: tvm.IRModule, tuning: bool = False
 
 def _has_depthwise_convolutions(mod: tvm.IRModule) -> bool:
     """Whether a Relax function of `mod` has a convolution with one filter per channel."""
-    found = []
-
-    def visit(expr):
-        if (isinstance(expr, relax.Call) and expr.op == tvm.ir.Op.get("relax.nn.conv2d")
-                and expr.attrs.groups > 1 and _is_depthwise(expr, block=1)):
-            found.append(expr)
-
-    for function in mod.functions.values():
-        if isinstance(function, relax.Function):
-            relax.analysis.post_order_visit(function, visit)
-    return bool(found)
+    conv2d = tvm.ir.Op.get("relax.nn.conv2d")
+    return has_call(mod, lambda call: call.op == conv2d and call.attrs.groups > 1
+                    and _is_depthwise(call, block=1))
 
 
 def _is_onednn_convolution(call: relax.Call) -> bool:
@@ -491,9 +495,20 @@ def fuse(mod: tvm.IRModule, target: tvm.target.Target, precision: str = "fp32",
         integer_convolutions = _integer_convolutions()
     integer = []
     if integer_convolutions:
-        integer = [_rewrite_relax_functions("tvmbridge.IntegerConvolutions",
-                                            quantized.IntegerConvolutions),
-                   relax.transform.DeadCodeElimination()]
+        onednn = _onednn_integer_convolutions()
+        integer = [_rewrite_relax_functions(
+                       "tvmbridge.IntegerConvolutions",
+                       lambda: quantized.IntegerConvolutions(residual_adds=onednn)),
+                   relax.transform.DeadCodeElimination(),
+                   *([_rewrite_relax_functions(
+                       "tvmbridge.FloatResultIntegerConvolutions",
+                       lambda: quantized.IntegerConvolutions(float_results=True)),
+                      relax.transform.DeadCodeElimination()] if onednn else []),
+                   # The weights of the quantized convolutions left in float32 (one whose
+                   # output is not quantized, where oneDNN's integer kernel does not take it)
+                   # become constants, so that the layout choice below hands them to
+                   # oneDNN where it takes float32 convolutions.
+                   relax.transform.FoldConstant()]
     layouts = []
     if packed_layouts:
         choose = _onednn_conv_layout if onednn_convolutions else _conv_layout

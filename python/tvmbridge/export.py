@@ -37,10 +37,102 @@ _TORCH_DTYPES = {name: dtype for dtype, name in _DTYPES.items()}
 
 @functools.cache
 def translatable_ops() -> frozenset:
-    """The ATen overloads ("conv2d.default") TVM's ExportedProgram translator converts."""
+    """The overloads ("conv2d.default") TVM's ExportedProgram translator converts, with the
+    quantize and dequantize ops of PT2E quantization that tvmbridge adds to it."""
     from tvm.relax.frontend.torch.exported_program_translator import ExportedProgramImporter
 
-    return frozenset(ExportedProgramImporter().create_convert_map())
+    return frozenset(ExportedProgramImporter().create_convert_map()) | frozenset(
+        _QDQ_CONVERTERS)
+
+
+# --- PT2E quantization's quantize and dequantize ops ----------------------------------------
+# convert_pt2e (torchao's PT2E flow, X86InductorQuantizer) writes a quantized model as float
+# ops between quantized_decomposed ops: quantize(op(dequantize(x), dequantize(w_int8))). They
+# become Relax's quantize and dequantize, the form the TorchScript frontend gives quantized
+# models too, in which the build finds the convolutions it runs on int8 kernels
+# (quantized.py). Only the overloads with constant scales and zero points (static
+# quantization); the .tensor overloads (computed at run time) stay in PyTorch.
+
+_INTEGER_RANGES = {"uint8": (0, 255), "int8": (-128, 127)}
+
+
+def _scalar(value: float, dtype: str):
+    from tvm import relax
+
+    return relax.const(value, dtype)
+
+
+def _integer_dtype(node: fx.Node, dtype: torch.dtype) -> str:
+    """The Relax name of an 8-bit dtype (the partition keeps others in PyTorch)."""
+    name = _DTYPES.get(dtype)
+    if name not in _INTEGER_RANGES:
+        raise ValueError(f"tvmbridge: {_qualified(node.target)} to {dtype} is not supported; "
+                         f"PT2E's 8-bit dtypes (torch.uint8, torch.int8) are")
+    return name
+
+
+def _convert_quantize_per_tensor(node: fx.Node, importer):
+    """quantize_per_tensor(x, scale, zero_point, quant_min, quant_max, dtype)."""
+    from tvm import relax
+
+    x, scale, zero_point, quant_min, quant_max, dtype = node.args[:6]
+    dtype = _integer_dtype(node, dtype)
+    q = relax.op.quantize(importer.env[x], _scalar(scale, "float32"),
+                          _scalar(zero_point, "int32"), axis=-1, out_dtype=dtype)
+    if (quant_min, quant_max) != _INTEGER_RANGES[dtype]:  # a narrower range than the dtype's
+        q = relax.op.clip(q, quant_min, quant_max)
+    return importer.block_builder.emit(q)
+
+
+def _convert_dequantize_per_tensor(node: fx.Node, importer):
+    """dequantize_per_tensor(x, scale, zero_point, quant_min, quant_max, dtype, out_dtype)."""
+    from tvm import relax
+
+    x, scale, zero_point = node.args[:3]
+    _integer_dtype(node, node.args[5])
+    return importer.block_builder.emit(relax.op.dequantize(
+        importer.env[x], _scalar(scale, "float32"), _scalar(zero_point, "int32"), axis=-1,
+        out_dtype=_DTYPES[node.kwargs.get("out_dtype") or torch.float32]))
+
+
+def _convert_dequantize_per_channel(node: fx.Node, importer):
+    """dequantize_per_channel(x, scales, zero_points, axis, quant_min, quant_max, dtype,
+    out_dtype): a weight's, whose scales and zero points are constants of the region."""
+    from tvm import relax
+
+    x, scales, zero_points, axis = node.args[:4]
+    _integer_dtype(node, node.args[6])
+    # Weights are still parameters here (the translator binds them to constants after), so
+    # the casts stay in the program; the build reads through them (quantized.py).
+    scales = relax.op.astype(importer.env[scales], "float32")
+    if zero_points is None:
+        zero_points = _scalar(0, "int32")
+    else:
+        zero_points = relax.op.astype(importer.env[zero_points], "int32")
+    return importer.block_builder.emit(relax.op.dequantize(
+        importer.env[x], scales, zero_points, axis=axis,
+        out_dtype=_DTYPES[node.kwargs.get("out_dtype") or torch.float32]))
+
+
+# By the name TVM's translator looks converters up under (the overload's __name__); their
+# namespace, quantized_decomposed, is checked where nodes are chosen (_TranslatableByTvm).
+_QDQ_CONVERTERS = {
+    "quantize_per_tensor.default": _convert_quantize_per_tensor,
+    "dequantize_per_tensor.default": _convert_dequantize_per_tensor,
+    "dequantize_per_channel.default": _convert_dequantize_per_channel,
+}
+_QDQ_NAMESPACE = "quantized_decomposed"
+_QDQ_DTYPE_POSITION = {"quantize_per_tensor.default": 5, "dequantize_per_tensor.default": 5,
+                       "dequantize_per_channel.default": 6}
+
+
+def _converted_quantization(node: fx.Node) -> bool:
+    """Whether a node named as one of _QDQ_CONVERTERS is PT2E's op (not aten's
+    quantize_per_tensor, which makes a quantized tensor) on an 8-bit dtype; others stay in
+    PyTorch."""
+    position = _QDQ_DTYPE_POSITION[_op_name(node.target)]
+    return (node.target.namespace == _QDQ_NAMESPACE and len(node.args) > position
+            and _DTYPES.get(node.args[position]) in _INTEGER_RANGES)
 
 
 def _op_name(target) -> str:
@@ -110,7 +202,10 @@ class _TranslatableByTvm(OperatorSupportBase):
     def _decide(self, submodules, node: fx.Node) -> bool:
         if node.op != "call_function" or _qualified(node.target) in self.torch_executed_ops:
             return False
-        if _op_name(node.target) not in translatable_ops():
+        name = _op_name(node.target)
+        if name not in translatable_ops():
+            return False
+        if name in _QDQ_CONVERTERS and not _converted_quantization(node):
             return False
         if _qualified(node.target) in _UNCHECKED_INDEXING and not _only_floats(node):
             return False
@@ -289,13 +384,18 @@ def build_region(region: fx.GraphModule, examples: list, symbolic: list, target,
     from tvm.relax.frontend.torch import from_exported_program
 
     from . import build
+    from .relax_patterns import has_call
 
     program = _region_program(region, examples, symbolic)
-    ir_module = from_exported_program(program)
+    ir_module = from_exported_program(program, custom_convert_map=_QDQ_CONVERTERS)
     # Batch norms fold into the convolutions before them, as freezing does on the TorchScript
-    # path (TVM's translator keeps them as ops).
-    ir_module = tvm.transform.Sequential([relax.transform.FoldBatchnormToConv2D(),
-                                          relax.transform.FoldConstant()])(ir_module)
+    # path (TVM's translator keeps them as ops). Only where there are any: folding constants
+    # here would also fold a quantized weight's dequantize into float32, and the build finds
+    # the convolutions it runs on int8 kernels by that dequantize (quantized.py).
+    batch_norm = tvm.ir.Op.get("relax.nn.batch_norm")
+    if has_call(ir_module, lambda call: call.op == batch_norm):
+        ir_module = tvm.transform.Sequential([relax.transform.FoldBatchnormToConv2D(),
+                                              relax.transform.FoldConstant()])(ir_module)
     library = build.build_library(ir_module, target, tuning, precision)
     placeholders = [n for n in program.graph.nodes if n.op == "placeholder"
                     and n.name in program.graph_signature.user_inputs]
@@ -486,7 +586,7 @@ def compile_exported(model: torch.nn.Module, inputs: Sequence[torch.Tensor], tar
     from .errors import UnsupportedOperatorError
 
     register_tracing_support()
-    model = model.eval()
+    model = _in_eval_mode(model)
     with torch.no_grad():
         program = torch.export.export(model, tuple(inputs), dynamic_shapes=dynamic_shapes)
         program = program.run_decompositions()
@@ -499,6 +599,16 @@ def compile_exported(model: torch.nn.Module, inputs: Sequence[torch.Tensor], tar
             f"tvmbridge: require_full_compilation=True, but these ops stay in PyTorch: {listed}")
     module.tvmbridge_report = report
     return module
+
+
+def _in_eval_mode(model: torch.nn.Module) -> torch.nn.Module:
+    """`model` switched to eval mode, where it has one: a model that went through PT2E's
+    convert_pt2e refuses ``eval()`` (NotImplementedError) because its graph already is the
+    inference one."""
+    try:
+        return model.eval()
+    except NotImplementedError:
+        return model
 
 
 def _is_weight(node: fx.Node) -> bool:

@@ -1,4 +1,7 @@
-"""What the build's rewrites (build.py, quantized.py, attention.py) use to read Relax patterns."""
+"""What the build's rewrites (build.py, quantized.py, attention.py) and the export path use to
+read Relax patterns."""
+
+from typing import Callable
 
 import tvm
 from tvm import relax
@@ -6,10 +9,37 @@ from tvm import relax
 CONSTANT = type(relax.const(0.0))  # Relax constants' class (tvm.ir.expr.GenericConst)
 
 
-def bound_call(mutator: relax.PyExprMutator, expr: relax.Expr,
-               op: tvm.ir.Op) -> relax.Call | None:
-    """The call of `op` that `expr` is, or that the variable `expr` is bound to in the function
-    `mutator` is rewriting; None otherwise."""
+def bound_value(mutator: relax.PyExprMutator, expr: relax.Expr) -> relax.Expr | None:
+    """What `expr` stands for in the function `mutator` is rewriting: the value a variable is
+    bound to, and through an element taken from a tuple built in place (as TVM's translator
+    gives max_pool2d_with_indices: ``(pool, zeros)[0]``), that element's; None for a variable
+    bound to nothing (a parameter)."""
     if isinstance(expr, relax.Var):
         expr = mutator.lookup_binding(expr)
+    if isinstance(expr, relax.TupleGetItem):
+        elements = bound_value(mutator, expr.tuple_value)
+        if isinstance(elements, relax.Tuple):
+            return bound_value(mutator, elements.fields[expr.index])
+    return expr
+
+
+def bound_call(mutator: relax.PyExprMutator, expr: relax.Expr,
+               op: tvm.ir.Op) -> relax.Call | None:
+    """The call of `op` that `expr` is, or that the variable `expr` is bound to (see
+    :func:`bound_value`); None otherwise."""
+    expr = bound_value(mutator, expr)
     return expr if isinstance(expr, relax.Call) and expr.op == op else None
+
+
+def has_call(mod: tvm.IRModule, matches: Callable[[relax.Call], bool]) -> bool:
+    """Whether a Relax function of `mod` has a call for which `matches` is true."""
+    found = []
+
+    def visit(expr):
+        if isinstance(expr, relax.Call) and not found and matches(expr):
+            found.append(expr)
+
+    for function in mod.functions.values():
+        if isinstance(function, relax.Function):
+            relax.analysis.post_order_visit(function, visit)
+    return bool(found)

@@ -582,12 +582,15 @@ def enable_statistics() -> dict:
     return json.loads(str(_native.global_func("tvmbridge.torch.enable_statistics")()))
 
 
-def report(compiled: torch.jit.ScriptModule) -> "Explanation":
+def report(compiled: "torch.jit.ScriptModule | torch.fx.GraphModule"):
     """What :func:`compile` decided for `compiled` (also after saving and loading it): the
     regions, with ``tvm_ms`` / ``torch_ms`` where ``never_slower`` measured them, and every
-    node's placement and reason."""
+    node's placement and reason, as an :class:`Explanation`; for a module compiled with
+    ``ir="export"``, its :class:`tvmbridge.export.PartitionReport`."""
     if not hasattr(compiled, "tvmbridge_report"):
         raise TypeError("tvmbridge.report: expected a module made by tvmbridge.torch.compile")
+    if not isinstance(compiled.tvmbridge_report, str):
+        return compiled.tvmbridge_report  # ir="export": the PartitionReport itself
     return Explanation(json.loads(compiled.tvmbridge_report))
 
 

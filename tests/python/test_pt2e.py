@@ -1,0 +1,221 @@
+"""PT2E-quantized models (torchao's prepare_pt2e / convert_pt2e with X86InductorQuantizer, the
+flow Inductor users quantize with) through ``compile(..., ir="export")``: the quantize and
+dequantize ops convert, the convolutions run on PyTorch's int8 kernels (a residual addition
+after one inside its kernel, where oneDNN takes it), and the result matches PT2E's own model to
+one step of the output's scale on at most 5% of the values, as for eager-mode quantized models
+(test_quantized.py)."""
+
+import warnings
+
+import pytest
+import torch
+import torch.nn as nn
+import torchao.quantization.pt2e.quantize_pt2e as pt2e
+import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as x86
+from test_quantized import assert_within_one_step
+
+import tvmbridge.torch as tt
+from tvmbridge import build, export, quantized
+
+
+def conv_bn(inputs: int, outputs: int, **conv) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(inputs, outputs, 3, padding=1, **conv), nn.BatchNorm2d(outputs))
+
+
+class Blocks(nn.Module):
+    """A strided stem with ReLU and max pooling, a ResNet basic block (residual addition, then
+    ReLU), and a MobileNet-V2 block (ReLU6, a depthwise convolution, a residual addition
+    without activation), then max pooling, whose quantized output is the model's (so it lies
+    on one grid): every pattern X86InductorQuantizer fuses around a convolution, and pooling
+    on the grid of its input."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.stem_relu = conv_bn(3, 16, stride=2), nn.ReLU()
+        self.pool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.conv1, self.relu1 = conv_bn(16, 16), nn.ReLU()
+        self.conv2, self.relu2 = conv_bn(16, 16), nn.ReLU()
+        self.expand, self.relu6 = conv_bn(16, 32), nn.ReLU6()
+        self.depthwise, self.depthwise_relu6 = conv_bn(32, 32, groups=32), nn.ReLU6()
+        self.project = conv_bn(32, 16)
+        self.head_pool = nn.MaxPool2d(2)
+
+    def forward(self, x):
+        y = self.pool(self.stem_relu(self.stem(x)))
+        y = self.relu2(self.conv2(self.relu1(self.conv1(y))) + y)
+        z = self.depthwise_relu6(self.depthwise(self.relu6(self.expand(y))))
+        return self.head_pool(self.project(z) + y)
+
+
+def randomise_batch_norms(model: nn.Module) -> nn.Module:
+    """Running statistics and affine parameters away from their identity defaults, so that
+    folding them into the convolutions matters."""
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    return model
+
+
+def quantize_pt2e(model: nn.Module, x: torch.Tensor) -> torch.fx.GraphModule:
+    """`model` quantized as the PT2E tutorial does: exported, annotated by
+    X86InductorQuantizer's default (static, per-channel weights) config, calibrated on
+    random batches, converted."""
+    quantizer = x86.X86InductorQuantizer().set_global(
+        x86.get_default_x86_inductor_quantization_config())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exported = torch.export.export(model.eval(), (x,)).module()
+        prepared = pt2e.prepare_pt2e(exported, quantizer)
+        with torch.no_grad():
+            for _ in range(4):
+                prepared(torch.randn(x.shape) * 1.5)
+        return pt2e.convert_pt2e(prepared)
+
+
+def output_scale(converted: torch.fx.GraphModule) -> float:
+    """The scale of the quantize the model's output is dequantized from."""
+    quantizes = [n for n in converted.graph.nodes
+                 if n.target == torch.ops.quantized_decomposed.quantize_per_tensor.default]
+    return float(quantizes[-1].args[1])
+
+
+@pytest.fixture(scope="module")
+def blocks():
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 32, 32)
+    return quantize_pt2e(randomise_batch_norms(Blocks()), x), x
+
+
+def compiled_relax(converted, x, monkeypatch):
+    """The Relax module of the one region ir="export" builds for `converted`."""
+    modules = []
+    build_library = build.build_library
+
+    def capture(mod, *args, **kwargs):
+        modules.append(mod)
+        return build_library(mod, *args, **kwargs)
+
+    export.CACHE.clear()  # built again, under this test's choices
+    with monkeypatch.context() as patch:
+        patch.setattr(build, "build_library", capture)
+        compiled = tt.compile(converted, [x], ir="export", never_slower=False)
+    report = tt.report(compiled)
+    assert report.regions == 1 and not report.torch_ops and not report.failed_regions, report
+    return compiled, modules[0]
+
+
+@pytest.mark.parametrize("residual_adds", [True, False])
+def test_pt2e_convolutions_run_on_int8_kernels(blocks, residual_adds, monkeypatch):
+    """The whole model is one TVM region; every convolution is a call of an int8 kernel, the
+    two residual additions inside theirs (oneDNN's) where that is chosen, no float32
+    convolution is left, and the max poolings pool integers. Both choices match PT2E's model
+    to a step."""
+    converted, x = blocks
+    monkeypatch.setattr(build, "_onednn_integer_convolutions", lambda: residual_adds)
+    compiled, mod = compiled_relax(converted, x, monkeypatch)
+    fused = build.fuse(mod, build.host_target(), integer_convolutions=True)
+    text = fused["main"].script()
+    plain, added = (text.count(f'"{name}"') for name in (quantized.QUANTIZED_CONV2D,
+                                                          quantized.QUANTIZED_CONV2D_ADD))
+    assert (plain, added) == ((4, 2) if residual_adds else (4, 0)), (plain, added)
+    kernels = [gv.name_hint for gv, f in fused.functions.items()
+               if not isinstance(f, type(fused["main"]))]
+    # Without the fused additions, the two convolutions before them stay float32.
+    float_convolutions = [k for k in kernels if "conv2d" in k]
+    assert len(float_convolutions) == (0 if residual_adds else 2), kernels
+    pools = [k for k in kernels if "max_pool2d" in k]
+    assert len(pools) == 2 and not [k for k in pools if "quantize" in k], kernels
+    with torch.no_grad():
+        expected = converted(x)
+        actual = compiled(x)
+    assert actual.shape == expected.shape and actual.dtype == torch.float32
+    assert_within_one_step(actual, expected, output_scale(converted))
+
+
+def test_pt2e_model_matches_on_new_inputs(blocks):
+    """Compiled once, called on inputs it was not compiled or calibrated with (default
+    settings: never_slower measures the region against PyTorch's)."""
+    converted, x = blocks
+    compiled = tt.compile(converted, [x], ir="export")
+    scale = output_scale(converted)
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        sample = torch.randn(x.shape, generator=generator) * 2
+        with torch.no_grad():
+            assert_within_one_step(compiled(sample), converted(sample), scale)
+
+
+class ClippedConvolution(nn.Module):
+    """A convolution clamped to [-1, 0.5]: a clip on both sides, neither of them relu's."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 8, 3, padding=1)
+        self.clamp = nn.Hardtanh(-1.0, 0.5)
+
+    def forward(self, x):
+        return self.clamp(self.conv(x))
+
+
+def test_pt2e_hardtanh_with_other_bounds_matches():
+    """A clip that is not relu6 after a convolution converts, and its bounds hold."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 4, 8, 8)
+    converted = quantize_pt2e(ClippedConvolution(), x)
+    compiled = tt.compile(converted, [x], ir="export", never_slower=False)
+    report = tt.report(compiled)
+    assert report.regions == 1 and not report.torch_ops, report
+    sample = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(2)) * 3
+    with torch.no_grad():
+        expected, actual = converted(sample), compiled(sample)
+    assert_within_one_step(actual, expected, output_scale(converted))
+    assert actual.min() >= -1.0 - 1e-6 and actual.max() <= 0.5 + 1e-6
+
+
+@pytest.mark.parametrize("onednn", [True, False])
+def test_pt2e_convolution_with_a_float32_result(onednn, monkeypatch):
+    """A convolution whose output PT2E leaves in float32 (the model's last) runs on oneDNN's
+    int8 kernel with a float32 result where that is chosen, else in float32 on the dequantized
+    values; either matches PT2E's model to what one step of its input can move it (the step
+    times the largest sum of absolute weights of an output channel, doubled for the weights'
+    own rounding)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 3))
+    x = torch.randn(1, 3, 12, 12)
+    converted = quantize_pt2e(model, x)
+    monkeypatch.setattr(build, "_onednn_integer_convolutions", lambda: onednn)
+    compiled, mod = compiled_relax(converted, x, monkeypatch)
+    fused = build.fuse(mod, build.host_target(), integer_convolutions=True)
+    calls = fused["main"].script().count(f'"{quantized.QUANTIZED_CONV2D_FLOAT}"')
+    assert calls == (1 if onednn else 0)
+    one_step = output_scale(converted) * model[2].weight.abs().sum(dim=(1, 2, 3)).max().item()
+    sample = torch.randn(1, 3, 12, 12, generator=torch.Generator().manual_seed(3)) * 2
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(sample), converted(sample), rtol=0,
+                                   atol=2 * one_step)
+
+
+class SixteenBitRoundTrip(nn.Module):
+    """PT2E's quantize ops on int16 (a custom QuantizationSpec gives these), around float ops."""
+
+    def forward(self, x):
+        ops = torch.ops.quantized_decomposed
+        q = ops.quantize_per_tensor(x * 3, 0.01, 0, -32768, 32767, torch.int16)
+        return torch.relu(ops.dequantize_per_tensor(q, 0.01, 0, -32768, 32767, torch.int16) + 1)
+
+
+def test_pt2e_quantization_to_other_dtypes_stays_in_pytorch():
+    """Only the 8-bit dtypes the int8 kernels take convert; an int16 quantize and dequantize
+    run in PyTorch, the float ops around them in TVM, and the result is PyTorch's."""
+    x = torch.randn(2, 8)
+    compiled = tt.compile(SixteenBitRoundTrip(), [x], ir="export", never_slower=False,
+                          min_block_size=1)
+    report = tt.report(compiled)
+    assert report.torch_ops == {"quantized_decomposed::quantize_per_tensor": 1,
+                                "quantized_decomposed::dequantize_per_tensor": 1}, report
+    assert report.regions == 2 and not report.failed_regions, report
+    sample = torch.randn(2, 8, generator=torch.Generator().manual_seed(4))
+    torch.testing.assert_close(compiled(sample), SixteenBitRoundTrip()(sample), rtol=0, atol=0)
