@@ -31,7 +31,7 @@ from bench_models import Bert
 from tvmbridge.benchmark import cpu_flags, cpu_model, measure_interleaved, print_table
 
 MODELS = ("resnet18", "mobilenet_v2", "shufflenet_v2_x1_0", "bert_base_dynamic",
-          "resnet18_pt2e", "mobilenet_v2_pt2e")
+          "resnet18_pt2e", "mobilenet_v2_pt2e", "bert_base_pt2e")
 
 
 def quantized_model(name: str) -> torch.nn.Module:
@@ -46,23 +46,31 @@ def quantized_model(name: str) -> torch.nn.Module:
     return tq.convert(model)
 
 
-def pt2e_model(name: str, batch: int) -> torch.fx.GraphModule:
-    """torchvision's `name` (random weights, batch norms too) quantized through PT2E:
-    exported, annotated by X86InductorQuantizer's default config, calibrated on random images,
-    converted. ResNet-18 is torchvision's quantizable variant, whose blocks do not reuse one
-    ReLU module (torchao 0.18 refuses torchvision's plain ResNet-18 for that)."""
+def _pt2e_source(name: str) -> tuple:
+    """(the float model, a maker of its input for a batch size) for a `*_pt2e` row: random
+    weights, batch norms too. ResNet-18 is torchvision's quantizable variant, whose blocks do
+    not reuse one ReLU module (torchao 0.18 refuses torchvision's plain ResNet-18 for that)."""
+    if name == "bert_base":
+        return Bert().eval(), lambda batch: torch.randint(0, 30522, (batch, 128))
+    source = quantizable if name == "resnet18" else torchvision.models
+    model = _randomise_batch_norms(getattr(source, name)(weights=None).eval())
+    return model, lambda batch: torch.randn(batch, 3, 224, 224)
+
+
+def pt2e_model(name: str, batch: int) -> tuple:
+    """`name` quantized through PT2E (exported, annotated by X86InductorQuantizer's default
+    config, calibrated on 4 random inputs, converted), and an input for it."""
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
 
-    source = quantizable if name == "resnet18" else torchvision.models
-    model = _randomise_batch_norms(getattr(source, name)(weights=None).eval())
-    x = torch.randn(batch, 3, 224, 224)
+    model, make_input = _pt2e_source(name)
     quantizer = x86.X86InductorQuantizer().set_global(
         x86.get_default_x86_inductor_quantization_config())
+    x = make_input(batch)
     prepared = prepare_pt2e(torch.export.export(model, (x,)).module(), quantizer)
     for _ in range(4):
-        prepared(torch.randn(batch, 3, 224, 224))
-    return convert_pt2e(prepared)
+        prepared(make_input(batch))
+    return convert_pt2e(prepared), x
 
 
 def _randomise_batch_norms(model: torch.nn.Module) -> torch.nn.Module:
@@ -92,7 +100,7 @@ def run_pt2e_model(name: str, repeat: int, batch: int) -> list[str]:
     torch.manual_seed(0)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model, x = pt2e_model(name, batch), torch.randn(batch, 3, 224, 224)
+        model, x = pt2e_model(name, batch)
         expected = model(x)
         compiled, compile_s = {}, {}
         started = time.perf_counter()

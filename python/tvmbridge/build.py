@@ -317,11 +317,12 @@ def _integer_convolutions() -> bool:
     return torch.backends.quantized.engine in ("x86", "fbgemm", "onednn")
 
 
-def _onednn_integer_convolutions() -> bool:
-    """Whether oneDNN's int8 convolution (qconv2d_pointwise) takes what PyTorch's
-    quantized::conv2d cannot express: a residual addition inside the kernel, a float32 result.
-    Where PyTorch has its oneDNN quantized engine and the CPU VNNI, on which the integer
-    convolutions run on oneDNN anyway (aten_kernels.cc)."""
+def _onednn_int8_kernels() -> bool:
+    """Whether oneDNN's int8 kernels (qconv2d_pointwise, qlinear_pointwise) take what PyTorch's
+    quantized::conv2d cannot express: a residual addition inside the kernel, a convolution
+    with a float32 result, and PT2E's quantized linear layers. Where PyTorch has its oneDNN
+    quantized engine and the CPU VNNI, on which the integer convolutions run on oneDNN anyway
+    (aten_kernels.cc)."""
     import torch
 
     return ("onednn" in torch.backends.quantized.supported_engines
@@ -495,14 +496,14 @@ def fuse(mod: tvm.IRModule, target: tvm.target.Target, precision: str = "fp32",
         integer_convolutions = _integer_convolutions()
     integer = []
     if integer_convolutions:
-        onednn = _onednn_integer_convolutions()
+        onednn = _onednn_int8_kernels()
         integer = [_rewrite_relax_functions(
-                       "tvmbridge.IntegerConvolutions",
-                       lambda: quantized.IntegerConvolutions(residual_adds=onednn)),
+                       "tvmbridge.IntegerKernels",
+                       lambda: quantized.IntegerKernels(residual_adds=onednn)),
                    relax.transform.DeadCodeElimination(),
                    *([_rewrite_relax_functions(
-                       "tvmbridge.FloatResultIntegerConvolutions",
-                       lambda: quantized.IntegerConvolutions(float_results=True)),
+                       "tvmbridge.FloatResultIntegerKernels",
+                       lambda: quantized.IntegerKernels(float_results=True)),
                       relax.transform.DeadCodeElimination()] if onednn else []),
                    # The weights of the quantized convolutions left in float32 (one whose
                    # output is not quantized, where oneDNN's integer kernel does not take it)

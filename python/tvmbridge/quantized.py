@@ -1,4 +1,4 @@
-"""Quantized convolutions on PyTorch's int8 kernels.
+"""Quantized convolutions and linear layers on PyTorch's int8 kernels.
 
 The frontend gives a quantized convolution in the form every quantization-aware compiler reads
 (QDQ): ``quantize(act?(conv2d(dequantize(x), dequantize(w)) + bias), scale, zero_point)``,
@@ -6,16 +6,20 @@ with ``x`` uint8, ``w`` an int8 constant and ``act`` a relu or clip (relu6). The
 frontend writes quantized models so, and the export path turns PT2E's quantize and dequantize
 ops into it (export.py). TVM can compute that form as it stands, in float32,
 exactly on the output's grid. Where PyTorch's quantized engine runs (:func:`build.
-_integer_convolutions`), :class:`IntegerConvolutions` replaces the pattern with one call of
+_integer_convolutions`), :class:`IntegerKernels` replaces the pattern with one call of
 ``tvmbridge.aten.quantized_conv2d`` (``src/runtime/aten_kernels.cc``): PyTorch's own quantized
 convolution, uint8 x int8 products accumulated in int32 (oneDNN on AMX-INT8 tiles or VNNI,
 fbgemm elsewhere), requantized inside the kernel, weights packed once. TVM's LLVM backend emits
 neither AMX nor VNNI dot products, and its float32 form was 8.5x slower than PyTorch's int8
-kernels (issue 24). Max pooling of a quantized tensor pools its integers.
+kernels (issue 24). Max pooling of a quantized tensor pools its integers. Where oneDNN's own
+int8 kernels are chosen (:func:`build._onednn_int8_kernels`), a residual addition runs inside
+the convolution's kernel, and a second pass gives convolutions and linear layers of quantized
+operands whose results are not quantized (PT2E leaves those) oneDNN's int8 kernels with
+float32 results.
 
-The kernel takes and gives NHWC; so do the integer max pooling and the residual additions
-between such kernels, which TVM computes. Other ops stay NCHW, reading the NHWC results through
-transposes that TVM fuses into their kernels.
+The convolution kernels take and give NHWC; so do the integer max pooling and the residual
+additions between such kernels, which TVM computes. Other ops stay NCHW, reading the NHWC
+results through transposes that TVM fuses into their kernels.
 """
 
 import numpy as np
@@ -27,6 +31,7 @@ from .relax_patterns import CONSTANT as _CONSTANT, bound_call
 QUANTIZED_CONV2D = "tvmbridge.aten.quantized_conv2d"
 QUANTIZED_CONV2D_ADD = "tvmbridge.aten.quantized_conv2d_add"
 QUANTIZED_CONV2D_FLOAT = "tvmbridge.aten.quantized_conv2d_float"
+QUANTIZED_LINEAR_FLOAT = "tvmbridge.aten.quantized_linear_float"
 _NCHW_TO_NHWC = [0, 2, 3, 1]
 _NHWC_TO_NCHW = [0, 3, 1, 2]
 
@@ -69,7 +74,7 @@ def _static(shape) -> bool:
 
 
 @relax.expr_functor.mutator
-class IntegerConvolutions(relax.PyExprMutator):
+class IntegerKernels(relax.PyExprMutator):
     """Quantized 2-D convolutions (QDQ form, uint8 activations, int8 weights quantized per
     tensor or per output channel with zero points 0, static shapes; a relu or clip, as relu6
     is, between the convolution and its quantize) as calls of PyTorch's int8 convolution, and
@@ -86,6 +91,7 @@ class IntegerConvolutions(relax.PyExprMutator):
     _reshape = tvm.ir.Op.get("relax.reshape")
     _permute = tvm.ir.Op.get("relax.permute_dims")
     _max_pool2d = tvm.ir.Op.get("relax.nn.max_pool2d")
+    _matmul = tvm.ir.Op.get("relax.matmul")
 
     def __init__(self, residual_adds: bool = False, float_results: bool = False):
         super().__init__()
@@ -104,8 +110,10 @@ class IntegerConvolutions(relax.PyExprMutator):
                 integer = rewrite(call)
                 if integer is not None:
                     return integer
-        if call.op == self._conv2d and self.float_results:
-            integer = self._float_result_convolution(call)
+        if self.float_results and call.op in (self._conv2d, self._matmul):
+            rewrite = (self._float_result_convolution if call.op == self._conv2d
+                       else self._float_result_linear)
+            integer = rewrite(call)
             if integer is not None:
                 return integer
         return call
@@ -177,6 +185,39 @@ class IntegerConvolutions(relax.PyExprMutator):
             ty_args=relax.TensorType(_nhwc_shape(conv.ty.shape), "float32")),
             "quantized_conv2d_float")
         return relax.op.permute_dims(result, _NHWC_TO_NCHW)
+
+    def _float_result_linear(self, matmul: relax.Call) -> relax.Expr | None:
+        """``matmul(reshape?(dequantize(x)), permute_dims(dequantize(w)))`` (a linear layer as
+        TVM's translator writes it: x uint8 [rows, K] on a constant grid, w an int8 constant
+        [N, K] quantized per output with zero points 0) as oneDNN's integer linear with a
+        float32 result; the bias and what follows stay TVM's."""
+        rows, transposed = matmul.args
+        reshape = self._bound(rows, self._reshape)
+        x = self._bound(reshape.args[0] if reshape is not None else rows, self._dequantize)
+        transpose = self._bound(transposed, self._permute)
+        w = self._bound(transpose.args[0], self._dequantize) if transpose is not None else None
+        if (x is None or w is None or x.args[0].ty.dtype != "uint8" or matmul.ty.dtype != "float32"
+                or len(rows.ty.shape) != 2 or transpose.attrs.axes is None
+                or [int(a) for a in transpose.attrs.axes] != [1, 0]):
+            return None
+        weight = w.args[0]
+        input_scale, input_zero_point = map(_constant_array, x.args[1:])
+        weight_scales, weight_zero_points = map(self._constant_array, w.args[1:])
+        if (input_scale is None or input_scale.size != 1 or input_zero_point is None
+                or not isinstance(weight, _CONSTANT) or weight.ty.dtype != "int8"
+                or len(weight.ty.shape) != 2 or weight_scales is None
+                or weight_zero_points is None or weight_zero_points.any()
+                or (weight_scales.size > 1 and w.attrs.axis != 0)):
+            return None
+        outputs = int(weight.ty.shape[0])
+        integers = x.args[0]
+        if reshape is not None:
+            integers = self.builder_.emit(relax.op.reshape(integers, rows.ty.shape))
+        return relax.op.call_pure_packed(
+            QUANTIZED_LINEAR_FLOAT, integers, weight,
+            relax.const(np.broadcast_to(weight_scales, (outputs,)).astype("float32")),
+            _float_value(input_scale), relax.prim_value(int(input_zero_point)),
+            ty_args=matmul.ty)
 
     def _integer_operands(self, conv: relax.Call) -> tuple | None:
         """For conv2d(dequantize(x), dequantize(w)) (static NCHW shapes, padding the same on

@@ -38,6 +38,7 @@ constexpr const char* kPackedConv2dFunction = "tvmbridge.aten.packed_conv2d";
 constexpr const char* kQuantizedConv2dFunction = "tvmbridge.aten.quantized_conv2d";
 constexpr const char* kQuantizedConv2dAddFunction = "tvmbridge.aten.quantized_conv2d_add";
 constexpr const char* kQuantizedConv2dFloatFunction = "tvmbridge.aten.quantized_conv2d_float";
+constexpr const char* kQuantizedLinearFloatFunction = "tvmbridge.aten.quantized_linear_float";
 constexpr const char* kAttentionFunction = "tvmbridge.aten.attention";
 constexpr const char* kAttentionMaskedFunction = "tvmbridge.aten.attention_masked";
 constexpr const char* kQuantizedLinearDynamicFunction = "tvmbridge.aten.quantized_linear_dynamic";
@@ -412,6 +413,56 @@ tvm::ffi::Tensor QuantizedConv2dFloat(tvm::ffi::Tensor x, tvm::ffi::Tensor weigh
   return ToTvm(stack.at(0).toTensor().permute({0, 2, 3, 1}).contiguous());
 }
 
+// Returns dequantize(x) @ dequantize(weight).T in float32 for uint8 x [M, K] on the grid
+// (input_scale, input_zero_point) and a constant int8 weight [N, K] quantized per output
+// (`weight_scales`, zero points 0): a linear layer of a PT2E-quantized model, computed by oneDNN's
+// qlinear_pointwise on the integers (u8 x s8 -> s32, scaled to float32 in the kernel) on the
+// weight packed once (onednn::qlinear_prepack). The bias, activation and any quantize of the
+// result stay TVM's, fused into one elementwise kernel.
+tvm::ffi::Tensor QuantizedLinearFloat(tvm::ffi::Tensor x, tvm::ffi::Tensor weight,
+                                      tvm::ffi::Tensor weight_scales, double input_scale,
+                                      int64_t input_zero_point) {
+  c10::InferenceMode no_autograd;
+  static PackedWeights<OneDnnQuantizedWeight> packed_weights;
+  static const c10::OperatorHandle prepack =
+      c10::Dispatcher::singleton().findSchemaOrThrow("onednn::qlinear_prepack", "");
+  static const c10::OperatorHandle linear =
+      c10::Dispatcher::singleton().findSchemaOrThrow("onednn::qlinear_pointwise", "");
+  const char* kernel = kQuantizedLinearFloatFunction;
+  const at::Tensor input = ToTorch(x);
+  const at::Tensor plain_weight = ToTorch(weight);
+  const at::Tensor scales = ToTorch(weight_scales);
+  TORCH_CHECK(input.scalar_type() == at::kByte && input.dim() == 2, "tvmbridge: ", kernel,
+              " takes uint8 x [rows, K], got ", input.scalar_type(), " ", input.sizes());
+  TORCH_CHECK(plain_weight.scalar_type() == at::kChar && plain_weight.dim() == 2 &&
+                  plain_weight.size(1) == input.size(1) && scales.dim() == 1 &&
+                  scales.size(0) == plain_weight.size(0),
+              "tvmbridge: ", kernel, " takes an int8 weight [N, ", input.size(1),
+              "] and one scale per output, got ", plain_weight.scalar_type(), " ",
+              plain_weight.sizes(), " and ", scales.sizes(), " scales");
+  const OneDnnQuantizedWeight packed = packed_weights.Get(weight, [&](const at::Tensor& plain) {
+    torch::jit::Stack stack{plain, input.sizes().vec()};
+    prepack.callBoxed(&stack);
+    return OneDnnQuantizedWeight{stack.at(0).toTensor(), scales.to(at::kFloat),
+                                 at::zeros({plain.size(0)}, at::kInt)};
+  });
+  torch::jit::Stack stack{input,
+                          input_scale,
+                          input_zero_point,
+                          packed.packed,
+                          packed.scales,
+                          packed.zero_points,
+                          c10::IValue(),  // bias: TVM adds it, fused with what follows
+                          1.0,            // the output's grid: float32 is on none
+                          int64_t{0},
+                          at::ScalarType::Float,
+                          std::string("none"),
+                          c10::List<std::optional<at::Scalar>>(),
+                          std::string("")};
+  linear.callBoxed(&stack);
+  return ToTvm(stack.at(0).toTensor().contiguous());
+}
+
 // Returns x @ dequantize(weight).T + bias with x quantized on this call (PyTorch's dynamic
 // quantization: uint8 with the scale and zero point x's range gives, over half the range with
 // `reduce_range`), computed by PyTorch's quantized::linear_dynamic, the kernel of its own
@@ -576,6 +627,7 @@ TVM_FFI_STATIC_INIT_BLOCK() {
       .def(kQuantizedConv2dFunction, QuantizedConv2d)
       .def(kQuantizedConv2dAddFunction, QuantizedConv2dAdd)
       .def(kQuantizedConv2dFloatFunction, QuantizedConv2dFloat)
+      .def(kQuantizedLinearFloatFunction, QuantizedLinearFloat)
       .def(kAttentionFunction, Attention)
       .def(kAttentionMaskedFunction, AttentionMasked)
       .def(kQuantizedLinearDynamicFunction, QuantizedLinearDynamic)

@@ -114,7 +114,7 @@ def test_pt2e_convolutions_run_on_int8_kernels(blocks, residual_adds, monkeypatc
     convolution is left, and the max poolings pool integers. Both choices match PT2E's model
     to a step."""
     converted, x = blocks
-    monkeypatch.setattr(build, "_onednn_integer_convolutions", lambda: residual_adds)
+    monkeypatch.setattr(build, "_onednn_int8_kernels", lambda: residual_adds)
     compiled, mod = compiled_relax(converted, x, monkeypatch)
     fused = build.fuse(mod, build.host_target(), integer_convolutions=True)
     text = fused["main"].script()
@@ -175,29 +175,6 @@ def test_pt2e_hardtanh_with_other_bounds_matches():
     assert actual.min() >= -1.0 - 1e-6 and actual.max() <= 0.5 + 1e-6
 
 
-@pytest.mark.parametrize("onednn", [True, False])
-def test_pt2e_convolution_with_a_float32_result(onednn, monkeypatch):
-    """A convolution whose output PT2E leaves in float32 (the model's last) runs on oneDNN's
-    int8 kernel with a float32 result where that is chosen, else in float32 on the dequantized
-    values; either matches PT2E's model to what one step of its input can move it (the step
-    times the largest sum of absolute weights of an output channel, doubled for the weights'
-    own rounding)."""
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 3))
-    x = torch.randn(1, 3, 12, 12)
-    converted = quantize_pt2e(model, x)
-    monkeypatch.setattr(build, "_onednn_integer_convolutions", lambda: onednn)
-    compiled, mod = compiled_relax(converted, x, monkeypatch)
-    fused = build.fuse(mod, build.host_target(), integer_convolutions=True)
-    calls = fused["main"].script().count(f'"{quantized.QUANTIZED_CONV2D_FLOAT}"')
-    assert calls == (1 if onednn else 0)
-    one_step = output_scale(converted) * model[2].weight.abs().sum(dim=(1, 2, 3)).max().item()
-    sample = torch.randn(1, 3, 12, 12, generator=torch.Generator().manual_seed(3)) * 2
-    with torch.no_grad():
-        torch.testing.assert_close(compiled(sample), converted(sample), rtol=0,
-                                   atol=2 * one_step)
-
-
 class SixteenBitRoundTrip(nn.Module):
     """PT2E's quantize ops on int16 (a custom QuantizationSpec gives these), around float ops."""
 
@@ -219,3 +196,50 @@ def test_pt2e_quantization_to_other_dtypes_stays_in_pytorch():
     assert report.regions == 2 and not report.failed_regions, report
     sample = torch.randn(2, 8, generator=torch.Generator().manual_seed(4))
     torch.testing.assert_close(compiled(sample), SixteenBitRoundTrip()(sample), rtol=0, atol=0)
+
+
+class TwoLinears(nn.Module):
+    """Linear, ReLU, linear on a [batch, tokens, features] input, as a transformer's MLP."""
+
+    def __init__(self):
+        super().__init__()
+        self.up, self.relu, self.down = nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 8)
+
+    def forward(self, x):
+        return self.down(self.relu(self.up(x)))
+
+
+# Models whose last layer PT2E leaves with a float32 output: (model, input shape, the last
+# layer, the int8 kernel with a float32 result that takes each such layer, how many).
+FLOAT_RESULTS = {
+    "convolution": (lambda: nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
+                                          nn.Conv2d(8, 4, 3)),
+                    (1, 3, 12, 12), lambda model: model[2], quantized.QUANTIZED_CONV2D_FLOAT, 1),
+    "linear": (TwoLinears, (2, 10, 16), lambda model: model.down,
+               quantized.QUANTIZED_LINEAR_FLOAT, 2),
+}
+
+
+@pytest.mark.parametrize("onednn", [True, False])
+@pytest.mark.parametrize("layer", sorted(FLOAT_RESULTS))
+def test_pt2e_layers_with_float32_results(layer, onednn, monkeypatch):
+    """A convolution or linear layer whose output PT2E leaves in float32 (the model's last;
+    and every linear layer, whose bias TVM adds before quantizing) runs on oneDNN's int8 kernel
+    with a float32 result where that is chosen, else in float32 on the dequantized values;
+    either matches PT2E's model to what one step of the last layer's input can move it (the
+    step times the largest sum of absolute weights of an output, doubled for the weights' own
+    rounding)."""
+    make, shape, last_layer, kernel, layers = FLOAT_RESULTS[layer]
+    torch.manual_seed(0)
+    model, x = make(), torch.randn(shape)
+    converted = quantize_pt2e(model, x)
+    monkeypatch.setattr(build, "_onednn_int8_kernels", lambda: onednn)
+    compiled, mod = compiled_relax(converted, x, monkeypatch)
+    fused = build.fuse(mod, build.host_target(), integer_convolutions=True)
+    assert fused["main"].script().count(f'"{kernel}"') == (layers if onednn else 0)
+    weight = last_layer(model).weight
+    one_step = output_scale(converted) * weight.abs().reshape(len(weight), -1).sum(1).max().item()
+    sample = torch.randn(shape, generator=torch.Generator().manual_seed(3)) * 2
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(sample), converted(sample), rtol=0,
+                                   atol=2 * one_step)
