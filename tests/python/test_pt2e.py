@@ -89,8 +89,9 @@ def blocks():
     return quantize_pt2e(randomise_batch_norms(Blocks()), x), x
 
 
-def compiled_relax(converted, x, monkeypatch):
-    """The Relax module of the one region ir="export" builds for `converted`."""
+def capture_relax(monkeypatch) -> list:
+    """The Relax modules the export path builds from now on (their regions built again, not
+    taken from the cache), appended to the list returned."""
     modules = []
     build_library = build.build_library
 
@@ -98,13 +99,26 @@ def compiled_relax(converted, x, monkeypatch):
         modules.append(mod)
         return build_library(mod, *args, **kwargs)
 
-    export.CACHE.clear()  # built again, under this test's choices
-    with monkeypatch.context() as patch:
-        patch.setattr(build, "build_library", capture)
-        compiled = tt.compile(converted, [x], ir="export", never_slower=False)
+    export.CACHE.clear()
+    monkeypatch.setattr(build, "build_library", capture)
+    return modules
+
+
+def compiled_relax(converted, x, monkeypatch):
+    """`converted` compiled through ir="export" as one region, and that region's Relax module."""
+    modules = capture_relax(monkeypatch)
+    compiled = tt.compile(converted, [x], ir="export", never_slower=False)
     report = tt.report(compiled)
     assert report.regions == 1 and not report.torch_ops and not report.failed_regions, report
     return compiled, modules[0]
+
+
+def int8_kernel_calls(mod) -> dict:
+    """How many calls of each int8 kernel `mod`'s build makes."""
+    text = build.fuse(mod, build.host_target(), integer_convolutions=True)["main"].script()
+    kernels = (quantized.QUANTIZED_CONV2D, quantized.QUANTIZED_CONV2D_ADD,
+               quantized.QUANTIZED_CONV2D_FLOAT, quantized.QUANTIZED_LINEAR_FLOAT)
+    return {kernel: text.count(f'"{kernel}"') for kernel in kernels}
 
 
 @pytest.mark.parametrize("residual_adds", [True, False])
@@ -116,11 +130,10 @@ def test_pt2e_convolutions_run_on_int8_kernels(blocks, residual_adds, monkeypatc
     converted, x = blocks
     monkeypatch.setattr(build, "_onednn_int8_kernels", lambda: residual_adds)
     compiled, mod = compiled_relax(converted, x, monkeypatch)
+    calls = int8_kernel_calls(mod)
+    plain, added = calls[quantized.QUANTIZED_CONV2D], calls[quantized.QUANTIZED_CONV2D_ADD]
+    assert (plain, added) == ((4, 2) if residual_adds else (4, 0)), calls
     fused = build.fuse(mod, build.host_target(), integer_convolutions=True)
-    text = fused["main"].script()
-    plain, added = (text.count(f'"{name}"') for name in (quantized.QUANTIZED_CONV2D,
-                                                          quantized.QUANTIZED_CONV2D_ADD))
-    assert (plain, added) == ((4, 2) if residual_adds else (4, 0)), (plain, added)
     kernels = [gv.name_hint for gv, f in fused.functions.items()
                if not isinstance(f, type(fused["main"]))]
     # Without the fused additions, the two convolutions before them stay float32.
@@ -235,11 +248,32 @@ def test_pt2e_layers_with_float32_results(layer, onednn, monkeypatch):
     converted = quantize_pt2e(model, x)
     monkeypatch.setattr(build, "_onednn_int8_kernels", lambda: onednn)
     compiled, mod = compiled_relax(converted, x, monkeypatch)
-    fused = build.fuse(mod, build.host_target(), integer_convolutions=True)
-    assert fused["main"].script().count(f'"{kernel}"') == (layers if onednn else 0)
+    assert int8_kernel_calls(mod)[kernel] == (layers if onednn else 0)
     weight = last_layer(model).weight
     one_step = output_scale(converted) * weight.abs().reshape(len(weight), -1).sum(1).max().item()
     sample = torch.randn(shape, generator=torch.Generator().manual_seed(3)) * 2
     with torch.no_grad():
         torch.testing.assert_close(compiled(sample), converted(sample), rtol=0,
                                    atol=2 * one_step)
+
+
+def test_pt2e_model_through_the_torch_compile_backend(blocks, monkeypatch):
+    """torch.compile(backend="tvmbridge") of a PT2E model: dynamo's graph is one TVM region
+    whose convolutions run on the int8 kernels, and it matches PT2E's model to a step."""
+    converted, x = blocks
+    modules = capture_relax(monkeypatch)
+    reports = []
+
+    def recording_backend(graph_module, example_inputs):
+        run = export.backend(graph_module, example_inputs, never_slower=False)
+        reports.append(run.tvmbridge_report)
+        return run
+
+    torch._dynamo.reset()
+    optimized = torch.compile(converted, backend=recording_backend)
+    with torch.no_grad():
+        actual, expected = optimized(x), converted(x)
+    assert len(reports) == 1 and reports[0].regions == 1 and not reports[0].torch_ops, reports
+    calls = int8_kernel_calls(modules[0])
+    assert calls[quantized.QUANTIZED_CONV2D] + calls[quantized.QUANTIZED_CONV2D_ADD] == 6, calls
+    assert_within_one_step(actual, expected, output_scale(converted))
