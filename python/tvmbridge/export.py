@@ -41,8 +41,59 @@ def translatable_ops() -> frozenset:
     quantize and dequantize ops of PT2E quantization that tvmbridge adds to it."""
     from tvm.relax.frontend.torch.exported_program_translator import ExportedProgramImporter
 
-    return frozenset(ExportedProgramImporter().create_convert_map()) | frozenset(
-        _QDQ_CONVERTERS)
+    return frozenset(ExportedProgramImporter().create_convert_map()) | frozenset(_CONVERTERS)
+
+
+def decompositions() -> dict:
+    """PyTorch's core-ATen decompositions, but for scaled_dot_product_attention, which
+    :func:`_convert_attention` writes in the form the build hands to PyTorch's fused kernel
+    (decomposed, it is a dozen ops no pattern finds)."""
+    table = torch.export.default_decompositions()
+    table.pop(torch.ops.aten.scaled_dot_product_attention.default, None)
+    return table
+
+
+def _convert_attention(node: fx.Node, importer):
+    """scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal, scale,
+    enable_gqa) written as the TorchScript frontend writes it (src/frontend/ops_nn.cc:
+    ``softmax(q @ k^T * scale + mask) @ v``, a query that sees no key getting zeros), which
+    the build's FusedAttention hands to PyTorch's fused kernel. TVM's own converter takes
+    what that form does not cover (dropout, grouped keys, other ranks)."""
+    from tvm import relax
+
+    args = list(node.args) + [None] * (8 - len(node.args))
+    query, key, value, mask, dropout, causal, scale, grouped = args
+    mask = node.kwargs.get("attn_mask", mask)
+    dropout = node.kwargs.get("dropout_p", dropout) or 0.0
+    causal = node.kwargs.get("is_causal", causal) or False
+    scale = node.kwargs.get("scale", scale)
+    grouped = node.kwargs.get("enable_gqa", grouped) or False
+    shapes = [tensor.meta["val"].shape for tensor in (query, key, value)]
+    causal_extents = [shapes[0][-2], shapes[1][-2]] if causal else []
+    if dropout != 0.0 or grouped or any(len(shape) != 4 for shape in shapes) or not all(
+            isinstance(d, int) for d in [shapes[0][-1], *causal_extents]):
+        return importer._scaled_dot_product_attention(node)
+    query, key, value = (importer.env[tensor] for tensor in (query, key, value))
+    dtype = query.ty.dtype
+    if scale is None:
+        scale = 1.0 / float(shapes[0][-1]) ** 0.5
+    emit = importer.block_builder.emit
+    scores = emit(relax.op.matmul(query, relax.op.permute_dims(key, [0, 1, 3, 2])))
+    scores = emit(relax.op.multiply(scores, relax.const(scale, dtype)))
+    masked_out = relax.const(float("-inf"), dtype)
+    if causal:  # query i sees keys 0..i
+        sees = relax.const(torch.ones(*causal_extents, dtype=torch.bool).tril().numpy())
+        scores = emit(relax.op.where(sees, scores, masked_out))
+    if mask is not None:
+        mask = importer.env[mask]
+        scores = emit(relax.op.where(mask, scores, masked_out) if mask.ty.dtype == "bool"
+                      else relax.op.add(scores, mask))
+    weights = emit(relax.op.nn.softmax(scores, axis=-1))
+    blocked = emit(relax.op.astype(emit(relax.op.equal(scores, masked_out)), dtype))
+    sees_no_key = emit(relax.op.equal(emit(relax.op.min(blocked, axis=[-1], keepdims=True)),
+                                      relax.const(1.0, dtype)))
+    weights = emit(relax.op.where(sees_no_key, relax.const(0.0, dtype), weights))
+    return emit(relax.op.matmul(weights, value))
 
 
 # --- PT2E quantization's quantize and dequantize ops ----------------------------------------
@@ -122,6 +173,8 @@ _QDQ_CONVERTERS = {
     "dequantize_per_channel.default": _convert_dequantize_per_channel,
 }
 _QDQ_NAMESPACE = "quantized_decomposed"
+# What tvmbridge adds to (or takes over in) the translator's map.
+_CONVERTERS = {**_QDQ_CONVERTERS, "scaled_dot_product_attention.default": _convert_attention}
 _QDQ_DTYPE_POSITION = {"quantize_per_tensor.default": 5, "dequantize_per_tensor.default": 5,
                        "dequantize_per_channel.default": 6}
 
@@ -386,8 +439,9 @@ def build_region(region: fx.GraphModule, examples: list, symbolic: list, target,
     from . import build
     from .relax_patterns import has_call
 
-    program = _region_program(region, examples, symbolic)
-    ir_module = from_exported_program(program, custom_convert_map=_QDQ_CONVERTERS)
+    program = _region_program(region, examples, symbolic).run_decompositions(decompositions())
+    ir_module = from_exported_program(program, custom_convert_map=_CONVERTERS,
+                                      run_ep_decomposition=False)
     # Batch norms fold into the convolutions before them, as freezing does on the TorchScript
     # path (TVM's translator keeps them as ops). Only where there are any: folding constants
     # here would also fold a quantized weight's dequantize into float32, and the build finds
@@ -589,7 +643,7 @@ def compile_exported(model: torch.nn.Module, inputs: Sequence[torch.Tensor], tar
     model = _in_eval_mode(model)
     with torch.no_grad():
         program = torch.export.export(model, tuple(inputs), dynamic_shapes=dynamic_shapes)
-        program = program.run_decompositions()
+        program = program.run_decompositions(decompositions())
         module, report = partition_and_build(
             program.module(), list(inputs), target, tuning, min_block_size, torch_executed_ops,
             precision, never_slower=never_slower and not require_full_compilation)
@@ -692,7 +746,7 @@ def backend(graph_module: fx.GraphModule, example_inputs: list, options: dict | 
     with torch.no_grad(), torch._guards.tracing(None):
         program = torch.export.export(flat, tuple(user_inputs),
                                       dynamic_shapes=tuple(dynamic), strict=False)
-        program = program.run_decompositions()
+        program = program.run_decompositions(decompositions())
         compiled, report = partition_and_build(
             program.module(), user_inputs, options.get("target"),
             options.get("tuning"),

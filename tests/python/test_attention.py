@@ -154,3 +154,40 @@ def test_a_query_that_sees_no_key_gets_zeros_in_plain_relax(mask_kind):
     expected = ScaledDotProduct()(q, k, v, mask)
     assert not actual.isnan().any() and not actual[0, :, 2].any()
     torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+
+
+class CausalAttention(nn.Module):
+    def forward(self, q, k, v):
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+
+@pytest.mark.parametrize("mask_kind", ["additive", "bool", None, "causal"])
+def test_exported_attention_runs_on_pytorch_fused_kernel(mask_kind, monkeypatch):
+    """On the export path scaled_dot_product_attention stays whole through PyTorch's
+    decompositions (export.decompositions) and is written as the TorchScript frontend writes
+    it, so it becomes the same one call of PyTorch's fused attention and matches PyTorch, a
+    query that sees no key included."""
+    from test_pt2e import capture_relax
+
+    from tvmbridge import build
+
+    torch.manual_seed(0)
+    masked = mask_kind in ("additive", "bool")
+    q, k, v = (torch.randn(2, HEADS, 6, 8) for _ in range(3))
+    inputs = [q, k, v] + ([attention_mask(mask_kind)] if masked else [])
+    model = (ScaledDotProduct() if masked else
+             CausalAttention() if mask_kind == "causal" else ScaledDotProductUnmasked())
+    modules = capture_relax(monkeypatch)
+    compiled = tt.compile(model, inputs, ir="export", never_slower=False, min_block_size=1,
+                          require_full_compilation=True)
+    fused = build.fuse(modules[0], build.host_target())
+    # A causal mask is a constant boolean mask to the kernel.
+    name = ("tvmbridge.aten.attention" if mask_kind is None
+            else "tvmbridge.aten.attention_masked")
+    assert fused["main"].script().count(f'"{name}"') == 1
+    if masked:
+        inputs[3] = mask_out_a_query(inputs[3])
+    with torch.no_grad():
+        expected, actual = model(*inputs), compiled(*inputs)
+    assert torch.equal(torch.isnan(actual), torch.isnan(expected))
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5, equal_nan=True)
