@@ -15,7 +15,8 @@
 #                MobileNet v3 and BERT-base, against eager (minutes; not in CI)
 #   make bench-bf16  precision="bf16" against float32 and PyTorch's bfloat16 on CNNs
 #                (minutes; not in CI)
-#   make bench-int8  quantized CNNs against PyTorch's int8 kernels (minutes; not in CI)
+#   make bench-int8  quantized models against PyTorch's int8 code and ONNX Runtime's int8
+#                (minutes; not in CI)
 #   make bench   tvmbridge against PyTorch, TorchScript, torch.compile, ONNX Runtime and TVM's
 #                own frontend, untuned and tuned (tens of minutes; not in CI)
 
@@ -80,6 +81,7 @@ bench-bf16: build
 	@$(PYTHON) bench/bf16.py --out $(BUILD_DIR)/bf16.md $(BENCH_ARGS)
 
 bench-int8: build test-requirements
+	@$(PYTHON) -m pip install --quiet -r requirements-bench.txt 2>&1 | grep -v "is ignored" || true
 	@$(PYTHON) bench/int8.py --out $(BUILD_DIR)/int8.md $(BENCH_ARGS)
 
 bench-paths: build

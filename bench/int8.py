@@ -1,14 +1,15 @@
-"""Quantized (int8) models against PyTorch's int8 kernels, in one run on one machine: torchvision's
-quantizable CNNs, eager-mode static quantization (fused, ``x86`` qconfig, calibrated on random
-images, random weights), and BERT-base with dynamically quantized linear layers
-(``quantize_dynamic``, 128 tokens), run by PyTorch eager and frozen TorchScript, and by
+"""Quantized (int8) models against PyTorch's int8 kernels, in one run on one machine:
+torchvision's quantizable CNNs, eager-mode static quantization (fused, ``x86`` qconfig,
+calibrated on random images, random weights), and BERT-base with dynamically quantized linear
+layers (``quantize_dynamic``, 128 tokens), run by PyTorch eager and frozen TorchScript, and by
 tvmbridge with the default settings (never_slower) and with TVM's code alone
-(never_slower=False); and the same CNNs quantized through PT2E (torchao's prepare_pt2e /
-convert_pt2e, X86InductorQuantizer), run by Inductor with freezing and by tvmbridge's
-``ir="export"``. Reports how many nodes TVM runs, the largest difference from PyTorch's
-int8 output (in steps of its output scale; for BERT, of its largest magnitude), and latency
-(median and interquartile range of interleaved runs) with ratios to the fastest PyTorch
-contender.
+(never_slower=False); and ResNet-18, MobileNet-V2 and BERT-base quantized through PT2E
+(torchao's prepare_pt2e / convert_pt2e, X86InductorQuantizer), run by Inductor with freezing
+and by tvmbridge's ``ir="export"``, with ONNX Runtime's own static int8 quantization of the
+same float model as the peer. Reports how many nodes TVM runs, the largest difference from
+PyTorch's int8 output (in steps of its output scale; for BERT and PT2E, of its largest
+magnitude), and latency (median and interquartile range of interleaved runs) with ratios to
+the fastest PyTorch contender.
 
     python bench/int8.py [--models resnet18] [--batch 8] [--repeat 30] [--out FILE]
     make bench-int8
@@ -57,13 +58,12 @@ def _pt2e_source(name: str) -> tuple:
     return model, lambda batch: torch.randn(batch, 3, 224, 224)
 
 
-def pt2e_model(name: str, batch: int) -> tuple:
-    """`name` quantized through PT2E (exported, annotated by X86InductorQuantizer's default
+def quantize_pt2e(model: torch.nn.Module, make_input, batch: int) -> tuple:
+    """`model` quantized through PT2E (exported, annotated by X86InductorQuantizer's default
     config, calibrated on 4 random inputs, converted), and an input for it."""
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
 
-    model, make_input = _pt2e_source(name)
     quantizer = x86.X86InductorQuantizer().set_global(
         x86.get_default_x86_inductor_quantization_config())
     x = make_input(batch)
@@ -71,6 +71,38 @@ def pt2e_model(name: str, batch: int) -> tuple:
     for _ in range(4):
         prepared(make_input(batch))
     return convert_pt2e(prepared), x
+
+
+def _onnxruntime_qdq(model: torch.nn.Module, make_input, x: torch.Tensor):
+    """`model` exported to ONNX and quantized by ONNX Runtime's own static quantization (QDQ,
+    uint8 activations, int8 weights per channel, calibrated on 4 random inputs), as a run of
+    `x`: ONNX Runtime's int8 for the same float model."""
+    import os
+    import tempfile
+
+    import onnxruntime as ort
+    from onnxruntime import quantization
+
+    class Calibration(quantization.CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{"x": make_input(len(x)).numpy()} for _ in range(4)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    with tempfile.TemporaryDirectory(prefix="tvmbridge-int8-") as work:
+        float_path, int8_path = os.path.join(work, "float.onnx"), os.path.join(work, "int8.onnx")
+        torch.onnx.export(model, (x,), float_path, input_names=["x"], dynamo=False)
+        quantization.quantize_static(float_path, int8_path, Calibration(),
+                                     quant_format=quantization.QuantFormat.QDQ, per_channel=True,
+                                     activation_type=quantization.QuantType.QUInt8,
+                                     weight_type=quantization.QuantType.QInt8)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        session = ort.InferenceSession(int8_path, options, providers=["CPUExecutionProvider"])
+    feed = {"x": x.numpy()}
+    return lambda: torch.from_numpy(session.run(None, feed)[0])
 
 
 def _randomise_batch_norms(model: torch.nn.Module) -> torch.nn.Module:
@@ -100,9 +132,14 @@ def run_pt2e_model(name: str, repeat: int, batch: int) -> list[str]:
     torch.manual_seed(0)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model, x = pt2e_model(name, batch)
+        float_model, make_input = _pt2e_source(name)
+        model, x = quantize_pt2e(float_model, make_input, batch)
         expected = model(x)
         compiled, compile_s = {}, {}
+        started = time.perf_counter()
+        compiled["ONNX Runtime int8 (its own QDQ quantization)"] = _onnxruntime_qdq(
+            float_model, make_input, x)
+        compile_s["ONNX Runtime int8 (its own QDQ quantization)"] = time.perf_counter() - started
         started = time.perf_counter()
         compiled["PyTorch int8 Inductor (freezing)"] = _inductor_frozen(model)
         compiled["PyTorch int8 Inductor (freezing)"](x)
@@ -112,8 +149,10 @@ def run_pt2e_model(name: str, repeat: int, batch: int) -> list[str]:
             started = time.perf_counter()
             compiled[label] = tt.compile(model, [x], ir="export", never_slower=never_slower)
             compile_s[label] = time.perf_counter() - started
+        onnxruntime = compiled.pop("ONNX Runtime int8 (its own QDQ quantization)")
         runs = {"PyTorch int8 PT2E eager (reference graph)": lambda: model(x),
-                **{label: (lambda module=module: module(x)) for label, module in compiled.items()}}
+                **{label: (lambda module=module: module(x)) for label, module in compiled.items()},
+                "ONNX Runtime int8 (its own QDQ quantization)": onnxruntime}
         timings = measure_interleaved(runs, warmup=5, repeat=repeat)
         best_pytorch = min(t.median_ms for k, t in timings.items() if k.startswith("PyTorch"))
         lines = []
