@@ -200,23 +200,15 @@ class IntegerKernels(relax.PyExprMutator):
                 or len(rows.ty.shape) != 2 or transpose.attrs.axes is None
                 or [int(a) for a in transpose.attrs.axes] != [1, 0]):
             return None
-        weight = w.args[0]
-        input_scale, input_zero_point = map(_constant_array, x.args[1:])
-        weight_scales, weight_zero_points = map(self._constant_array, w.args[1:])
-        if (input_scale is None or input_scale.size != 1 or input_zero_point is None
-                or not isinstance(weight, _CONSTANT) or weight.ty.dtype != "int8"
-                or len(weight.ty.shape) != 2 or weight_scales is None
-                or weight_zero_points is None or weight_zero_points.any()
-                or (weight_scales.size > 1 and w.attrs.axis != 0)):
+        operands = self._quantized_operands(x, w)
+        if operands is None or len(operands[1].ty.shape) != 2:
             return None
-        outputs = int(weight.ty.shape[0])
+        input_grid, weight, scales = operands
         integers = x.args[0]
         if reshape is not None:
             integers = self.builder_.emit(relax.op.reshape(integers, rows.ty.shape))
         return relax.op.call_pure_packed(
-            QUANTIZED_LINEAR_FLOAT, integers, weight,
-            relax.const(np.broadcast_to(weight_scales, (outputs,)).astype("float32")),
-            _float_value(input_scale), relax.prim_value(int(input_zero_point)),
+            QUANTIZED_LINEAR_FLOAT, integers, weight, scales, *input_grid,
             ty_args=matmul.ty)
 
     def _integer_operands(self, conv: relax.Call) -> tuple | None:
@@ -234,6 +226,19 @@ class IntegerKernels(relax.PyExprMutator):
         w = self._bound(conv.args[1], self._dequantize)
         if x is None or w is None or x.args[0].ty.dtype != "uint8":
             return None
+        operands = self._quantized_operands(x, w)
+        if operands is None:
+            return None
+        input_grid, weight, scales = operands
+        geometry = relax.ShapeExpr([*(int(v) for v in attrs.strides), top, left,
+                                    *(int(v) for v in attrs.dilation), int(attrs.groups)])
+        return self._nhwc(x.args[0]), weight, scales, geometry, input_grid
+
+    def _quantized_operands(self, x: relax.Call, w: relax.Call) -> tuple | None:
+        """For the dequantizes of a uint8 input x and a weight w: x's grid (scale, zero point)
+        as the kernels take it, w's int8 constant, and its scales, one per output (axis 0);
+        None unless x's grid is constant and w is an int8 constant quantized per tensor or per
+        output with zero points 0."""
         input_scale, input_zero_point = map(_constant_array, x.args[1:])
         weight = w.args[0]
         weight_scales, weight_zero_points = map(self._constant_array, w.args[1:])
@@ -242,12 +247,10 @@ class IntegerKernels(relax.PyExprMutator):
                 or weight_scales is None or weight_zero_points is None
                 or weight_zero_points.any() or (weight_scales.size > 1 and w.attrs.axis != 0)):
             return None
-        channels = int(weight.ty.shape[0])
-        geometry = relax.ShapeExpr([*(int(v) for v in attrs.strides), top, left,
-                                    *(int(v) for v in attrs.dilation), int(attrs.groups)])
-        scales = relax.const(np.broadcast_to(weight_scales, (channels,)).astype("float32"))
+        outputs = int(weight.ty.shape[0])
+        scales = relax.const(np.broadcast_to(weight_scales, (outputs,)).astype("float32"))
         input_grid = [_float_value(input_scale), relax.prim_value(int(input_zero_point))]
-        return self._nhwc(x.args[0]), weight, scales, geometry, input_grid
+        return input_grid, weight, scales
 
     def _residual(self, y: relax.Expr) -> tuple[relax.Expr, relax.Call | None]:
         """For ``y = z + dequantize(r)`` with r uint8 on a constant grid and z a convolution or
