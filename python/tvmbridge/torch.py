@@ -26,9 +26,9 @@ import torch
 from . import _native
 from .tuning import Tuning
 
-__all__ = ["Explanation", "Input", "Tuning", "compile", "disable", "enable", "enable_statistics",
-           "enabled", "explain", "is_enabled", "from_torchscript", "report", "save",
-           "supported_ops", "unsupported_ops"]
+__all__ = ["CAUSES", "Explanation", "Input", "Tuning", "compile", "disable", "enable",
+           "enable_statistics", "enabled", "explain", "is_enabled", "from_torchscript", "report",
+           "save", "supported_ops", "unsupported_ops"]
 
 _log = logging.getLogger("tvmbridge")
 
@@ -434,9 +434,10 @@ def compile(
                                       build.required_cpu_features(resolved), examples)
     summary = Explanation(json.loads(str(report)))
     _log.info("tvmbridge: compiled in %.1f s: %s", time.perf_counter() - started, summary.summary())
-    for reason in sorted({n["reason"] for n in summary.nodes
-                          if n["reason"].startswith("TVM measured")}):
-        _log.info("tvmbridge: a region stays in PyTorch: %s", reason)
+    for region in summary.measured_slower:
+        _log.info("tvmbridge: a region of %d node(s) stays in PyTorch: TVM measured slower "
+                  "(%.3g ms vs PyTorch %.3g ms)", region["nodes"], region["tvm_ms"],
+                  region["torch_ms"])
     for failure in summary.build_failures:
         warnings.warn(f"tvmbridge: TVM could not build a region of {failure['nodes']} node(s); "
                       f"it runs in PyTorch ({failure['error']})", stacklevel=2)
@@ -611,17 +612,34 @@ def explain(
                                                      options, examples))))
 
 
+# Why a node runs where it runs (partition::PlacementCause): in TVM, computed at compile time,
+# bookkeeping around PyTorch code (write_back, packs_for_pytorch), or a fallback.
+CAUSES = ("tvm", "constant", "unsupported", "input_from_pytorch", "data_dependent_shape",
+          "control_flow", "raises", "user_choice", "aliased_write", "result_for_pytorch",
+          "below_min_block_size", "build_failed", "measured_slower", "write_back",
+          "packs_for_pytorch")
+
+
 class Explanation:
     """The partitioner's decisions: ``regions`` (TVM modules) and ``nodes`` (one entry per
-    node: ``kind``, ``region`` (-1 for PyTorch), ``reason``, ``fallback`` (True when it runs
-    in PyTorch for a reason: TVM could not take it, or ``never_slower`` measured TVM slower;
-    False for constants and tuple bookkeeping), ``source``)."""
+    node: ``kind``, ``region`` (-1 for PyTorch), ``cause`` (one of :data:`CAUSES`), ``reason``
+    (the cause in words, with its detail), ``fallback`` (True when it runs in PyTorch because
+    TVM could not or may not take it; False in TVM, for constants and for bookkeeping),
+    ``source``)."""
 
     def __init__(self, report: dict):
         self.regions = report["regions"]
         self.nodes = report["nodes"]
         # Regions TVM could not build, which run in PyTorch: {"nodes": n, "error": TVM's}.
         self.build_failures = report.get("build_failures", [])
+        # Regions never_slower returned to PyTorch: {"nodes": n, "tvm_ms": t, "torch_ms": p}.
+        self.measured_slower = report.get("measured_slower", [])
+
+    def nodes_for(self, cause: str) -> list[dict]:
+        """The nodes placed for `cause` (one of :data:`CAUSES`)."""
+        if cause not in CAUSES:
+            raise ValueError(f"tvmbridge: unknown cause {cause!r}; expected one of {CAUSES}")
+        return [n for n in self.nodes if n["cause"] == cause]
 
     @property
     def torch_nodes(self) -> list[dict]:

@@ -24,10 +24,6 @@ namespace {
 namespace json = tvm::ffi::json;
 using tvm::ffi::String;
 
-// How a region returned to PyTorch by the never-slower check is explained (a decision, not
-// something TVM failed to take).
-constexpr const char* kMeasuredSlower = "TVM measured slower here";
-
 // Whether built regions are timed against PyTorch (and the example runs keep their values).
 bool TimesRegions(const partition::PartitionOptions& options) {
   return options.never_slower && !options.require_full_compilation;
@@ -225,6 +221,12 @@ struct BuildFailure {
   std::string error;  // TVM's error kind and message, without its backtrace
 };
 
+// A region the never-slower check returned to PyTorch, with what it measured.
+struct SlowerRegion {
+  size_t nodes = 0;
+  RegionTimes times;
+};
+
 // The error a region's conversion or build raised, in one line.
 std::string BuildErrorText(const std::exception& error) {
   std::string text;
@@ -237,10 +239,11 @@ std::string BuildErrorText(const std::exception& error) {
 }
 
 // `times[k]`, when given and measured, adds "tvm_ms" and "torch_ms" to region k;
-// `build_failures` lists the regions TVM could not build.
+// `build_failures` and `measured_slower` list the regions returned to PyTorch.
 std::string ReportJson(const partition::Partition& partition,
                        const std::vector<std::optional<RegionTimes>>& times = {},
-                       const std::vector<BuildFailure>& build_failures = {}) {
+                       const std::vector<BuildFailure>& build_failures = {},
+                       const std::vector<SlowerRegion>& measured_slower = {}) {
   json::Array regions;
   for (size_t k = 0; k < partition.regions.size(); ++k) {
     const partition::Region& region = partition.regions[k];
@@ -258,8 +261,9 @@ std::string ReportJson(const partition::Partition& partition,
   for (const partition::NodePlacement& placement : partition.placements) {
     nodes.push_back(json::Object{{"kind", String(placement.node->kind().toQualString())},
                                  {"region", static_cast<int64_t>(placement.region)},
+                                 {"cause", String(partition::CauseName(placement.cause))},
                                  {"reason", String(placement.reason)},
-                                 {"fallback", placement.fallback},
+                                 {"fallback", placement.fallback()},
                                  {"source", String(partition::SourceLocation(*placement.node))}});
   }
   json::Array failures;
@@ -267,8 +271,16 @@ std::string ReportJson(const partition::Partition& partition,
     failures.push_back(json::Object{{"nodes", static_cast<int64_t>(failure.nodes)},
                                     {"error", String(failure.error)}});
   }
-  return std::string(json::Stringify(
-      json::Object{{"regions", regions}, {"nodes", nodes}, {"build_failures", failures}}));
+  json::Array slower;
+  for (const SlowerRegion& region : measured_slower) {
+    slower.push_back(json::Object{{"nodes", static_cast<int64_t>(region.nodes)},
+                                  {"tvm_ms", region.times.tvm_ms},
+                                  {"torch_ms", region.times.torch_ms}});
+  }
+  return std::string(json::Stringify(json::Object{{"regions", regions},
+                                                  {"nodes", nodes},
+                                                  {"build_failures", failures},
+                                                  {"measured_slower", slower}}));
 }
 
 }  // namespace
@@ -336,28 +348,29 @@ CompileResult CompilePrepared(frontend::PreparedGraph prepared,
                         : std::nullopt);
   }
   std::vector<BuildFailure> build_failures;
+  std::vector<SlowerRegion> measured_slower;
   for (size_t k = times.size(); k-- > 0;) {  // from the back: removal shifts later indices
-    std::string reason;
+    const size_t nodes = analysis.partition.regions[k].nodes.size();
     if (!errors[k].empty()) {
-      build_failures.insert(build_failures.begin(),
-                            {analysis.partition.regions[k].nodes.size(), errors[k]});
-      reason = "TVM could not build this region: " + errors[k];
+      build_failures.insert(build_failures.begin(), {nodes, errors[k]});
+      ReturnRegionToPyTorch(analysis.partition, k, partition::PlacementCause::kBuildFailed,
+                            "TVM could not build this region: " + errors[k]);
     } else if (times[k] && times[k]->torch_ms <= times[k]->tvm_ms) {
-      reason = c10::str(kMeasuredSlower, " (", times[k]->tvm_ms, " ms vs PyTorch ",
-                        times[k]->torch_ms, " ms)");
+      measured_slower.insert(measured_slower.begin(), {nodes, *times[k]});
+      ReturnRegionToPyTorch(analysis.partition, k, partition::PlacementCause::kMeasuredSlower,
+                            c10::str("TVM measured slower here (", times[k]->tvm_ms,
+                                     " ms vs PyTorch ", times[k]->torch_ms, " ms)"));
     } else {
       continue;
     }
-    ReturnRegionToPyTorch(analysis.partition, k, reason);
     modules.erase(modules.begin() + static_cast<std::ptrdiff_t>(k));
     times.erase(times.begin() + static_cast<std::ptrdiff_t>(k));
   }
   CompileResult result;
-  result.report_json = ReportJson(analysis.partition, times, build_failures);
+  result.report_json = ReportJson(analysis.partition, times, build_failures, measured_slower);
   result.tvm_regions = modules.size();
   for (const partition::NodePlacement& placement : analysis.partition.placements) {
-    if (placement.fallback && placement.region < 0 &&
-        placement.reason.rfind(kMeasuredSlower, 0) != 0) {
+    if (placement.fallback() && placement.cause != partition::PlacementCause::kMeasuredSlower) {
       result.fallback_nodes.push_back(std::string(placement.node->kind().toQualString()) + ": " +
                                       placement.reason);
     }

@@ -298,7 +298,7 @@ Array<String> RequiredGlobals() {
 
 Array<String> SupportedOps() {
   Array<String> kinds;
-  for (const auto& [kind, converter] : frontend::Converters()) kinds.push_back(kind);
+  for (const auto& [kind, op] : frontend::Converters()) kinds.push_back(kind);
   return kinds;
 }
 

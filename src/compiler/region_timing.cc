@@ -137,13 +137,13 @@ std::optional<RegionTimes> TimeRegion(const partition::Region& region,
 }
 
 void ReturnRegionToPyTorch(partition::Partition& partition, size_t index,
-                           const std::string& reason) {
+                           partition::PlacementCause cause, const std::string& reason) {
   TORCH_INTERNAL_ASSERT(index < partition.regions.size());
   for (partition::NodePlacement& placement : partition.placements) {
     if (placement.region == static_cast<int>(index)) {
       placement.region = -1;
+      placement.cause = cause;
       placement.reason = reason;
-      placement.fallback = true;
     } else if (placement.region > static_cast<int>(index)) {
       --placement.region;
     }

@@ -28,10 +28,9 @@ std::optional<RegionTimes> TimeRegion(const partition::Region& region,
                                       const partition::Observations& observations,
                                       TVMModule& module);
 
-// Moves region `index` back to PyTorch: its nodes' placements get region -1, `reason` and
-// the fallback flag,
-// the region is removed and later regions' indices shift down by one.
+// Moves region `index` back to PyTorch: its nodes' placements get region -1, `cause` and
+// `reason`; the region is removed and later regions' indices shift down by one.
 void ReturnRegionToPyTorch(partition::Partition& partition, size_t index,
-                           const std::string& reason);
+                           partition::PlacementCause cause, const std::string& reason);
 
 }  // namespace tvmbridge

@@ -97,19 +97,20 @@ Value Value::Size(relax::Dim size) {
   return value;
 }
 
-void ConverterTable::Register(const std::string& kind, Converter converter) {
-  bool added = converters_.emplace(kind, std::move(converter)).second;
+void ConverterTable::Register(const std::string& kind, Converter converter, OpTraits traits) {
+  bool added = converters_.emplace(kind, RegisteredOp{std::move(converter), traits}).second;
   TORCH_CHECK(added, "tvmbridge: two converters are registered for ", kind);
 }
 
-void RegisterWithInplace(ConverterTable& table, const std::string& name, Converter converter) {
-  table.Register(name + "_", converter);
-  table.Register(name, std::move(converter));
+void RegisterWithInplace(ConverterTable& table, const std::string& name, Converter converter,
+                         OpTraits traits) {
+  table.Register(name + "_", converter, traits);
+  table.Register(name, std::move(converter), traits);
 }
 
 void RegisterAll(ConverterTable& table, std::initializer_list<const char*> kinds,
-                 const Converter& converter) {
-  for (const char* kind : kinds) table.Register(kind, converter);
+                 const Converter& converter, OpTraits traits) {
+  for (const char* kind : kinds) table.Register(kind, converter, traits);
 }
 
 int64_t NormalizeAxis(int64_t axis, int64_t rank) {
@@ -592,7 +593,8 @@ void ConvertNode(const Node& node, ConversionContext& context, ValueMap& values)
     throw std::runtime_error(std::string("tvmbridge has no converter for ") +
                              node.kind().toQualString());
   }
-  Value converted = AdjustForQuantizedInputs(context, node, converter->second(context, node));
+  const RegisteredOp& op = converter->second;
+  Value converted = AdjustForQuantizedInputs(context, node, op.traits, op.convert(context, node));
   if (node.outputs().size() == 1) {
     values[node.output()] = std::move(converted);
   } else {

@@ -12,6 +12,7 @@
 #include <ATen/core/ivalue.h>
 #include <torch/csrc/jit/ir/ir.h>
 
+#include "frontend/op_traits.h"
 #include "frontend/relax_builder.h"
 #include "tvmbridge/artifact.h"
 
@@ -47,12 +48,17 @@ struct Value {
 class ConversionContext;
 using ValueMap = std::unordered_map<const torch::jit::Value*, Value>;
 using Converter = std::function<Value(ConversionContext&, const torch::jit::Node&)>;
-// The converters by op kind ("aten::conv2d"). A kind is registered once: a second
-// registration would silently replace the first, so Register throws, naming the kind.
+struct RegisteredOp {
+  Converter convert;
+  OpTraits traits;
+};
+// The converters by op kind ("aten::conv2d"), with the traits of each op that PyTorch does not
+// declare. A kind is registered once: a second registration would silently replace the
+// first, so Register throws, naming the kind.
 class ConverterTable {
  public:
-  using Map = std::unordered_map<std::string, Converter>;
-  void Register(const std::string& kind, Converter converter);
+  using Map = std::unordered_map<std::string, RegisteredOp>;
+  void Register(const std::string& kind, Converter converter, OpTraits traits = {});
   Map::const_iterator find(const std::string& kind) const { return converters_.find(kind); }
   size_t count(const std::string& kind) const { return converters_.count(kind); }
   Map::const_iterator begin() const { return converters_.begin(); }
@@ -64,10 +70,11 @@ class ConverterTable {
 
 // Registers `converter` under each of `kinds`.
 void RegisterAll(ConverterTable& table, std::initializer_list<const char*> kinds,
-                 const Converter& converter);
+                 const Converter& converter, OpTraits traits = {});
 // Registers `converter` under `name` and its in-place form `name_` (graph preparation has
 // made the in-place uses that remain functional).
-void RegisterWithInplace(ConverterTable& table, const std::string& name, Converter converter);
+void RegisterWithInplace(ConverterTable& table, const std::string& name, Converter converter,
+                         OpTraits traits = {});
 // `axis` in [0, rank) (negative counts from the end); throws if out of range.
 int64_t NormalizeAxis(int64_t axis, int64_t rank);
 // 0, 1, ..., rank-1 with `a` and `b` swapped: the permutation of a transpose.
@@ -220,11 +227,11 @@ struct ConversionResult {
 // (any std::exception) when the node cannot be converted.
 void ConvertNode(const torch::jit::Node& node, ConversionContext& context, ValueMap& values);
 
-// Carries the quantization of quantized inputs through an aten op's result where PyTorch's
-// quantized kernel keeps it (or rounds onto it); throws for ops that have no quantized
-// meaning here, so they stay in PyTorch (ops_quantized.cc).
+// Carries the quantization of quantized inputs through an aten op's result as its traits say
+// PyTorch's quantized kernel does; throws for ops without one, so they stay in PyTorch
+// (ops_quantized.cc).
 Value AdjustForQuantizedInputs(ConversionContext& ctx, const torch::jit::Node& node,
-                               Value converted);
+                               const OpTraits& traits, Value converted);
 
 // Whether `node` is arithmetic that stays a size when its operands are sizes (ints, or the 0-d
 // tensors traced code keeps them in: NumToTensor, add, Int): the ops ConvertNode keeps

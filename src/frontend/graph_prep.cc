@@ -16,32 +16,9 @@
 #include <torch/csrc/jit/passes/remove_mutation.h>
 #include <torch/csrc/jit/serialization/import.h>
 
+#include "frontend/op_traits.h"
+
 namespace tvmbridge::frontend {
-namespace {
-
-// Ops whose result shares memory with their first input: mutating the result mutates it.
-const std::unordered_set<std::string>& ViewOps() {
-  static const std::unordered_set<std::string> ops = {
-      "aten::view",       "aten::reshape", "aten::flatten",    "aten::transpose", "aten::permute",
-      "aten::t",          "aten::select",  "aten::slice",      "aten::expand",    "aten::squeeze",
-      "aten::unsqueeze",  "aten::narrow",  "aten::as_strided", "aten::detach",    "aten::alias",
-      "aten::contiguous", "aten::view_as", "aten::expand_as",  "aten::unflatten",
-  };
-  return ops;
-}
-
-}  // namespace
-
-bool IsInPlace(const torch::jit::Node& node) {
-  const std::string name = node.kind().toUnqualString();
-  return node.kind().is_aten() && name.size() > 1 && name.back() == '_' &&
-         name[name.size() - 2] != '_';
-}
-
-bool IsViewOp(const torch::jit::Node& node) {
-  return ViewOps().count(node.kind().toQualString()) > 0;
-}
-
 namespace {
 
 // Appends every node of `block` and its nested blocks, in program order.
@@ -61,10 +38,11 @@ void CheckMutationIsLocal(const torch::jit::Graph& graph) {
     TORCH_CHECK(target->node()->kind() != c10::prim::Param, "tvmbridge: the in-place op ",
                 node->kind().toQualString(),
                 " modifies a model input, which a compiled module cannot do; in: ", where.str());
-    TORCH_CHECK(
-        ViewOps().count(target->node()->kind().toQualString()) == 0, "tvmbridge: the in-place op ",
-        node->kind().toQualString(),
-        " modifies a view of another tensor, which is not supported yet; in: ", where.str());
+    TORCH_CHECK(AliasedInput(target) == nullptr, "tvmbridge: the in-place op ",
+                node->kind().toQualString(),
+                " modifies a view of another tensor (or a tensor that may be another), which is "
+                "not supported yet; in: ",
+                where.str());
     for (const torch::jit::Use& use : target->uses()) {
       TORCH_CHECK(use.user == node || use.user->isBefore(node), "tvmbridge: the in-place op ",
                   node->kind().toQualString(),
@@ -82,6 +60,23 @@ using torch::jit::Value;
 bool UsedAfter(const Value* value, const Node* node) {
   return std::any_of(value->uses().begin(), value->uses().end(),
                      [&](const torch::jit::Use& use) { return node->isBefore(use.user); });
+}
+
+// Whether a view of `base` (any value whose memory the schemas say may be base's), made before
+// `node`, is read after it: a write by `node` into base would have to change it too.
+bool AliasReadAfter(torch::jit::Graph& graph, const Value* base, const Node* node) {
+  std::vector<Node*> nodes;
+  CollectNodes(graph.block(), nodes);
+  for (const Node* earlier : nodes) {
+    if (!earlier->isBefore(node)) continue;
+    for (const Value* output : earlier->outputs()) {
+      if (!UsedAfter(output, node)) continue;
+      for (const Value* step = AliasedInput(output); step != nullptr; step = AliasedInput(step)) {
+        if (step == base) return true;
+      }
+    }
+  }
+  return false;
 }
 
 // The functional form of in-place `node` on `self`: the same op without the underscore and
@@ -131,17 +126,11 @@ bool FunctionalizeWrite(torch::jit::Graph& graph, Node* node) {
   }
   const Node* producer = root->node();
   if (producer->kind() == c10::prim::Param || producer->owningBlock() != node->owningBlock() ||
-      IsViewOp(*producer) || producer->kind() == c10::prim::Constant ||
+      AliasedInput(root) != nullptr || producer->kind() == c10::prim::Constant ||
       root->type()->kind() != c10::TypeKind::TensorType) {
     return false;
   }
-  // Another view of the root, taken before the write and read after it, would change too.
-  for (const torch::jit::Use& use : root->uses()) {
-    if (use.user == node || (!views.empty() && use.user == views.back())) continue;
-    if (IsViewOp(*use.user) && use.user->isBefore(node) && UsedAfter(use.user->output(), node)) {
-      return false;
-    }
-  }
+  if (AliasReadAfter(graph, root, node)) return false;
   std::vector<torch::jit::Use> later;
   for (const torch::jit::Use& use : root->uses()) {
     if (node->isBefore(use.user)) later.push_back(use);
@@ -149,8 +138,20 @@ bool FunctionalizeWrite(torch::jit::Graph& graph, Node* node) {
   torch::jit::WithInsertPoint after(node->next());
   Value* updated = InsertFunctionalForm(graph, node);
   if (updated == nullptr) return false;
-  node->output()->replaceAllUsesWith(updated);
+  Value* written = updated;
   for (const Node* view : views) updated = InsertScatter(graph, view, updated);
+  // The in-place op's result is the view it wrote: a later write through it must reach the
+  // root as well, so it becomes the same view of the updated root (not a fresh tensor).
+  if (!views.empty() && node->output()->hasUses()) {
+    written = updated;
+    for (auto view = views.rbegin(); view != views.rend(); ++view) {
+      Value* base = (*view)->input(0);
+      Node* again = graph.insertNode(
+          graph.createClone(*view, [&](Value* input) { return input == base ? written : input; }));
+      written = again->output();
+    }
+  }
+  node->output()->replaceAllUsesWith(written);
   for (const torch::jit::Use& use : later) use.user->replaceInput(use.offset, updated);
   node->destroy();
   return true;

@@ -30,11 +30,6 @@ enum class InputWrites {
   kWriteBack,
 };
 
-// An aten op that writes into its first argument ("aten::add_").
-bool IsInPlace(const torch::jit::Node& node);
-// An op whose result shares memory with its first input, so writes to it change the input.
-bool IsViewOp(const torch::jit::Node& node);
-
 // A Tensor-typed value that an op may leave undefined (None to TorchScript code), so that
 // `x is None` depends on the run: the weights of fused attention without need_weights.
 bool MayBeUndefined(const torch::jit::Value* tensor);

@@ -386,7 +386,7 @@ void RegisterElementwiseOps(ConverterTable& table) {
   RegisterWithInplace(table, "aten::clamp", ConvertClamp);
   RegisterWithInplace(table, "aten::hardtanh", ConvertHardtanh);
   RegisterWithInplace(table, "aten::relu6", ConvertRelu6);
-  RegisterWithInplace(table, "aten::hardsigmoid", ConvertHardsigmoid);
+  RegisterWithInplace(table, "aten::hardsigmoid", ConvertHardsigmoid, kOnUnitGrid);
   RegisterWithInplace(table, "aten::hardswish", ConvertHardswish);
   table.Register("aten::gelu", ConvertGelu);
   RegisterWithInplace(table, "aten::leaky_relu", ConvertLeakyRelu);

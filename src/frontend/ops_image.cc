@@ -302,10 +302,10 @@ Value ConvertDeformConv2d(ConversionContext& ctx, const Node& node) {
 void RegisterImageOps(ConverterTable& table) {
   RegisterAll(table,
               {"aten::upsample_nearest1d", "aten::upsample_nearest2d", "aten::upsample_nearest3d"},
-              ConvertUpsampleNearest);
+              ConvertUpsampleNearest, kOnInputGrid);
   RegisterAll(
       table, {"aten::upsample_linear1d", "aten::upsample_bilinear2d", "aten::upsample_trilinear3d"},
-      UpsampleWith("linear"));
+      UpsampleWith("linear"), kOnInputGrid);
   table.Register("aten::upsample_bicubic2d", UpsampleWith("cubic"));
   table.Register("aten::__interpolate", ConvertInterpolate);
   table.Register("aten::grid_sampler", ConvertGridSampler);

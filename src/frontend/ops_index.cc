@@ -610,18 +610,18 @@ Value ConvertSliceScatter(ConversionContext& ctx, const Node& node) {
 }  // namespace
 
 void RegisterIndexOps(ConverterTable& table) {
-  RegisterAll(table, {"aten::chunk", "aten::unsafe_chunk"}, ConvertChunk);
+  RegisterAll(table, {"aten::chunk", "aten::unsafe_chunk"}, ConvertChunk, kOnInputGrid);
   RegisterAll(table,
               {"aten::split", "aten::split_with_sizes", "aten::unsafe_split",
                "aten::unsafe_split_with_sizes"},
-              ConvertSplit);
-  table.Register("aten::slice", ConvertSlice);
-  table.Register("aten::select", ConvertSelect);
+              ConvertSplit, kOnInputGrid);
+  table.Register("aten::slice", ConvertSlice, kOnInputGrid);
+  table.Register("aten::select", ConvertSelect, kOnInputGrid);
   table.Register("aten::index_select", ConvertIndexSelect);
   table.Register("aten::embedding", ConvertEmbedding);
-  table.Register("aten::unsqueeze", ConvertUnsqueeze);
-  table.Register("aten::squeeze", ConvertSqueeze);
-  RegisterAll(table, {"aten::expand", "aten::broadcast_to"}, ConvertExpand);
+  table.Register("aten::unsqueeze", ConvertUnsqueeze, kOnInputGrid);
+  table.Register("aten::squeeze", ConvertSqueeze, kOnInputGrid);
+  RegisterAll(table, {"aten::expand", "aten::broadcast_to"}, ConvertExpand, kOnInputGrid);
   table.Register("aten::expand_as", ConvertExpandAs);
   table.Register("aten::argmax", ConvertArgReduce<relax::op::ArgMax>);
   table.Register("aten::argmin", ConvertArgReduce<relax::op::ArgMin>);

@@ -329,7 +329,7 @@ void RegisterLayoutOps(ConverterTable& table) {
   table.Register("aten::repeat_interleave", ConvertRepeatInterleave);
   table.Register("aten::stack", ConvertStack);
   table.Register("aten::unbind", ConvertUnbind);
-  table.Register("aten::narrow", ConvertNarrow);
+  table.Register("aten::narrow", ConvertNarrow, kOnInputGrid);
   table.Register("aten::flip", ConvertFlip);
   table.Register("aten::roll", ConvertRoll);
   table.Register("aten::unflatten", ConvertUnflatten);

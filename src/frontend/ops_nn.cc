@@ -579,12 +579,14 @@ void RegisterNNOps(ConverterTable& table) {
   table.Register("aten::_convolution", ConvertUnderscoreConvolution);
   table.Register("aten::batch_norm", ConvertBatchNorm);
   table.Register("aten::layer_norm", ConvertLayerNorm);
-  RegisterAll(table, {"aten::max_pool1d", "aten::max_pool2d", "aten::max_pool3d"}, ConvertMaxPool);
-  RegisterAll(table, {"aten::avg_pool1d", "aten::avg_pool2d", "aten::avg_pool3d"}, ConvertAvgPool);
+  RegisterAll(table, {"aten::max_pool1d", "aten::max_pool2d", "aten::max_pool3d"}, ConvertMaxPool,
+              kOnInputGrid);
+  RegisterAll(table, {"aten::avg_pool1d", "aten::avg_pool2d", "aten::avg_pool3d"}, ConvertAvgPool,
+              kOnInputGrid);
   RegisterAll(
       table,
       {"aten::adaptive_avg_pool1d", "aten::adaptive_avg_pool2d", "aten::adaptive_avg_pool3d"},
-      ConvertAdaptiveAvgPool);
+      ConvertAdaptiveAvgPool, kOnInputGrid);
   table.Register("aten::linear", ConvertLinear);
   table.Register("aten::scaled_dot_product_attention", ConvertScaledDotProductAttention);
   // baddbmm(self, batch1, batch2, beta, alpha) has addmm's arguments.
@@ -604,7 +606,7 @@ void RegisterNNOps(ConverterTable& table) {
   RegisterAll(
       table,
       {"aten::adaptive_max_pool1d", "aten::adaptive_max_pool2d", "aten::adaptive_max_pool3d"},
-      ConvertAdaptiveMaxPool);
+      ConvertAdaptiveMaxPool, kOnInputGrid);
   table.Register("aten::einsum", ConvertEinsum);
 }
 

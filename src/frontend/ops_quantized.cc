@@ -326,52 +326,6 @@ Value ConvertQuantizedHardswish(ConversionContext& ctx, const Node& node) {
   return Quantized(ctx, out, OutputQuantization(ctx, node, 1));
 }
 
-// aten ops that quantized tensors flow through whose results PyTorch's quantized kernels give
-// the input's quantization: with the values unchanged (max, relu, views), or rounded onto the
-// input's grid (averages, interpolation). Either way the result is rounded onto that grid
-// (exact for the values already on it).
-const std::unordered_set<std::string>& TakesInputQuantization() {
-  static const std::unordered_set<std::string> ops = {
-      "aten::relu",
-      "aten::relu_",
-      "aten::max_pool1d",
-      "aten::max_pool2d",
-      "aten::max_pool3d",
-      "aten::flatten",
-      "aten::reshape",
-      "aten::view",
-      "aten::permute",
-      "aten::transpose",
-      "aten::contiguous",
-      "aten::squeeze",
-      "aten::unsqueeze",
-      "aten::select",
-      "aten::slice",
-      "aten::chunk",
-      "aten::split",
-      "aten::expand",
-      "aten::dropout",
-      "aten::upsample_nearest2d",
-      "aten::adaptive_max_pool2d",
-      "aten::clone",
-      "aten::narrow",
-      "aten::adaptive_avg_pool1d",
-      "aten::adaptive_avg_pool2d",
-      "aten::adaptive_avg_pool3d",
-      "aten::avg_pool2d",
-      "aten::avg_pool3d",
-      "aten::mean",
-      "aten::upsample_bilinear2d",
-  };
-  return ops;
-}
-
-// PyTorch gives these a fixed output quantization: [0, 1) in 256 steps (quint8).
-const std::unordered_set<std::string>& FixedUnitQuantization() {
-  static const std::unordered_set<std::string> ops = {"aten::hardsigmoid", "aten::sigmoid"};
-  return ops;
-}
-
 Value WithQuantization(ConversionContext& ctx, Value value, const QuantParams& params) {
   if (value.kind == Value::Kind::kList) {
     for (Value& item : value.items) item = WithQuantization(ctx, std::move(item), params);
@@ -385,7 +339,8 @@ Value WithQuantization(ConversionContext& ctx, Value value, const QuantParams& p
 
 }  // namespace
 
-Value AdjustForQuantizedInputs(ConversionContext& ctx, const Node& node, Value converted) {
+Value AdjustForQuantizedInputs(ConversionContext& ctx, const Node& node, const OpTraits& traits,
+                               Value converted) {
   static const c10::Symbol kQuantize = c10::Symbol::fromQualString("aten::quantize_per_tensor");
   if (!node.kind().is_aten() || node.kind() == kQuantize || node.kind() == c10::aten::dequantize) {
     return converted;
@@ -407,14 +362,17 @@ Value AdjustForQuantizedInputs(ConversionContext& ctx, const Node& node, Value c
                (list && list->getElementType()->kind() == c10::TypeKind::TensorType);
       });
   if (!tensor_result) return converted;  // sizes and other metadata
-  const std::string kind = node.kind().toQualString();
-  if (TakesInputQuantization().count(kind)) {
-    return WithQuantization(ctx, std::move(converted), *input_quantization);
+  switch (traits.quantized_result) {
+    case QuantizedResult::kInputGrid:
+      return WithQuantization(ctx, std::move(converted), *input_quantization);
+    case QuantizedResult::kUnitGrid:
+      if (input_quantization->dtype != c10::ScalarType::QUInt8) break;
+      return WithQuantization(ctx, std::move(converted), {1.0 / 256.0, 0, c10::ScalarType::QUInt8});
+    case QuantizedResult::kNotSupported:
+      break;
   }
-  if (FixedUnitQuantization().count(kind) && input_quantization->dtype == c10::ScalarType::QUInt8) {
-    return WithQuantization(ctx, std::move(converted), {1.0 / 256.0, 0, c10::ScalarType::QUInt8});
-  }
-  throw std::runtime_error(kind + " of a quantized tensor is not supported");
+  throw std::runtime_error(std::string(node.kind().toQualString()) +
+                           " of a quantized tensor is not supported");
 }
 
 void RegisterQuantizedOps(ConverterTable& table) {

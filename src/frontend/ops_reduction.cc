@@ -290,7 +290,7 @@ Value ConvertCrossEntropy(ConversionContext& ctx, const Node& node) {
 
 void RegisterReductionOps(ConverterTable& table) {
   table.Register("aten::sum", Reduction("sum", true));
-  table.Register("aten::mean", Reduction("mean", false));
+  table.Register("aten::mean", Reduction("mean", false), kOnInputGrid);
   table.Register("aten::prod", Reduction("prod", true));
   table.Register("aten::amax", Reduction("max", false));
   table.Register("aten::amin", Reduction("min", false));

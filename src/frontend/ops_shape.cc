@@ -190,16 +190,17 @@ void RegisterShapeOps(ConverterTable& table) {
   table.Register("aten::len", ConvertListLen);
   table.Register("aten::size", ConvertSize);
   table.Register("aten::dim", ConvertDim);
-  RegisterAll(table, {"aten::contiguous", "aten::detach", "aten::clone"}, PassThrough);
+  RegisterAll(table, {"aten::contiguous", "aten::detach", "aten::clone"}, PassThrough,
+              kOnInputGrid);
   RegisterAll(table,
               {"aten::dropout", "aten::dropout_", "aten::feature_dropout", "aten::alpha_dropout"},
-              ConvertDropout);
-  RegisterAll(table, {"aten::view", "aten::reshape"}, ConvertReshape);
+              ConvertDropout, kOnInputGrid);
+  RegisterAll(table, {"aten::view", "aten::reshape"}, ConvertReshape, kOnInputGrid);
   RegisterAll(table, {"aten::view_as", "aten::reshape_as"}, ConvertReshapeAs);
-  table.Register("aten::flatten", ConvertFlatten);
-  table.Register("aten::permute", ConvertPermute);
+  table.Register("aten::flatten", ConvertFlatten, kOnInputGrid);
+  table.Register("aten::permute", ConvertPermute, kOnInputGrid);
   RegisterAll(table, {"aten::transpose", "aten::t", "aten::swapaxes", "aten::swapdims"},
-              ConvertTranspose);
+              ConvertTranspose, kOnInputGrid);
   table.Register("aten::numpy_T", ConvertReverseAxes);
   RegisterAll(table, {"aten::cat", "aten::concat"}, ConvertCat);
 }

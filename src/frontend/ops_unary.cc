@@ -98,14 +98,16 @@ Value ConvertSign(ConversionContext& ctx, const Node& node) {
 void RegisterUnaryOps(ConverterTable& table) {
   for (const char* name : {"sigmoid", "tanh", "exp", "log", "sqrt", "rsqrt", "erf", "sin", "cos",
                            "tan", "asin", "acos", "atan"}) {
-    RegisterWithInplace(table, std::string("aten::") + name, Floating(name));
+    // PyTorch's quantized sigmoid puts [0, 1) on 256 steps; the others have no quantized kernel.
+    OpTraits traits = std::string(name) == "sigmoid" ? kOnUnitGrid : OpTraits{};
+    RegisterWithInplace(table, std::string("aten::") + name, Floating(name), traits);
   }
   RegisterWithInplace(table, "aten::sinh", ConvertHyperbolic<false>);
   RegisterWithInplace(table, "aten::cosh", ConvertHyperbolic<true>);
   for (const char* name : {"isfinite", "isinf", "isnan"}) {
     table.Register(std::string("aten::") + name, Floating(name));
   }
-  RegisterWithInplace(table, "aten::relu", KeepingDtype("nn.relu"));
+  RegisterWithInplace(table, "aten::relu", KeepingDtype("nn.relu"), kOnInputGrid);
   RegisterWithInplace(table, "aten::silu", Floating("nn.silu"));
   RegisterWithInplace(table, "aten::abs", KeepingDtype("abs"));
   RegisterWithInplace(table, "aten::neg", KeepingDtype("negative"));

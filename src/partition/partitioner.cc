@@ -1,6 +1,7 @@
 #include "partition/partitioner.h"
 
 #include "frontend/graph_prep.h"
+#include "frontend/op_traits.h"
 
 #include <algorithm>
 #include <sstream>
@@ -29,11 +30,10 @@ std::string FirstLine(const std::string& text) { return text.substr(0, text.find
 // Plain bookkeeping nodes: they do not count towards min_block_size.
 bool IsStructural(const Node& node) { return node.kind().is_prim(); }
 
-// Why a node runs in PyTorch, and whether that is a fallback (TVM could not or may not take
-// it) or bookkeeping around PyTorch code (packing its tensors, writing results back).
+// Why a node runs in PyTorch.
 struct TorchCause {
+  PlacementCause cause;
   std::string reason;
-  bool fallback = true;
 };
 using TorchCauses = std::unordered_map<const Node*, TorchCause>;
 
@@ -59,8 +59,8 @@ class Prober {
   }
 
  private:
-  void ToTorch(const Node& node, std::string reason) {
-    ToTorch(node, TorchCause{std::move(reason)});
+  void ToTorch(const Node& node, PlacementCause cause, std::string reason) {
+    ToTorch(node, TorchCause{cause, std::move(reason)});
   }
 
   void ToTorch(const Node& node, TorchCause cause) {
@@ -109,17 +109,18 @@ class Prober {
     } else if (!node.blocks().empty()) {
       const bool counted = node.kind() == c10::prim::Loop &&
                            torch::jit::constant_as<int64_t>(node.input(0)).has_value();
-      ToTorch(node, counted ? "a loop too long to unroll stays in TorchScript (its body is "
-                              "compiled once)"
-                            : "control flow decided at run time (by tensor values or by "
-                              "arguments) stays in TorchScript");
+      ToTorch(node, PlacementCause::kControlFlow,
+              counted ? "a loop too long to unroll stays in TorchScript (its body is "
+                        "compiled once)"
+                      : "control flow decided at run time (by tensor values or by "
+                        "arguments) stays in TorchScript");
     } else if (node.kind() == c10::prim::RaiseException) {
-      ToTorch(node, "raises an exception");
+      ToTorch(node, PlacementCause::kRaises, "raises an exception");
 
     } else {
       for (const torch::jit::Value* input : node.inputs()) {
         std::string problem = Bind(input);
-        if (!problem.empty()) return ToTorch(node, problem);
+        if (!problem.empty()) return ToTorch(node, PlacementCause::kInputFromPyTorch, problem);
       }
       try {
         const int value_decided = symbols_.DataDependentCount();
@@ -128,7 +129,7 @@ class Prober {
           // TVM computes extents that values decide (nonzero, unique) through Python
           // callbacks (relax.run.nonzero), which a module served from C++ does not have.
           for (const torch::jit::Value* output : node.outputs()) probe_.values.erase(output);
-          return ToTorch(node,
+          return ToTorch(node, PlacementCause::kDataDependentShape,
                          "its result's extent depends on tensor values: PyTorch's kernel runs "
                          "it (TVM's needs Python; from_torchscript converts it)");
         }
@@ -138,7 +139,7 @@ class Prober {
             });
         probe_.placement[&node] = constant ? Placement::kConstant : Placement::kTvm;
       } catch (const std::exception& error) {
-        ToTorch(node, FirstLine(frontend::ErrorText(error)));
+        ToTorch(node, PlacementCause::kUnsupported, FirstLine(frontend::ErrorText(error)));
       }
       return;
     }
@@ -207,20 +208,24 @@ TorchCauses Evictions(const std::vector<Region>& regions, int64_t min_block_size
       auto observed = observations.find(output);
       if (observed != observations.end() && c10::isQIntType(observed->second.dtype)) {
         // Inside a region a quantized tensor is its float values (ops_quantized.cc).
-        evict[output->node()] = {"its quantized result is used by PyTorch code"};
+        evict[output->node()] = {PlacementCause::kResultForPyTorch,
+                                 "its quantized result is used by PyTorch code"};
       } else if (IsStructural(*output->node()) && !IsTensor(output)) {
-        evict[output->node()] = {"packs tensors for PyTorch code", /*fallback=*/false};
+        evict[output->node()] = {PlacementCause::kPacksForPyTorch,
+                                 "packs tensors for PyTorch code"};
       } else if (!IsTensor(output)) {
-        evict[output->node()] = {"its " + output->type()->repr_str() +
-                                 " result is used by PyTorch code"};
+        evict[output->node()] = {
+            PlacementCause::kResultForPyTorch,
+            "its " + output->type()->repr_str() + " result is used by PyTorch code"};
       }
     }
     auto ops = std::count_if(region.nodes.begin(), region.nodes.end(),
                              [](const Node* node) { return !IsStructural(*node); });
     if (ops < min_block_size) {
       for (const Node* node : region.nodes) {
-        evict.emplace(node,
-                      TorchCause{"in a block of " + std::to_string(ops) +
+        evict.emplace(
+            node, TorchCause{PlacementCause::kBelowMinBlockSize,
+                             "in a block of " + std::to_string(ops) +
                                  " op(s), below min_block_size=" + std::to_string(min_block_size)});
       }
     }
@@ -258,21 +263,23 @@ void ForceUserChoices(const Block& block, const PartitionOptions& options, Torch
     std::string module;
     if (frontend::IsWriteBack(*node)) {
       const torch::jit::Value* input = node->input(0);
-      forced[node] = {"writes the result back into input '" +
-                          frontend::UserName(input, input->offset() - 1) + "', as PyTorch would",
-                      /*fallback=*/false};
+      forced[node] = {PlacementCause::kWriteBack,
+                      "writes the result back into input '" +
+                          frontend::UserName(input, input->offset() - 1) + "', as PyTorch would"};
     } else if (frontend::IsInPlace(*node)) {
       // TorchScript could not make it functional, so its effect is observed elsewhere: keep
       // it, and the views it writes through, where the aliasing is real.
-      forced[node] = {"in-place op on an aliased tensor (its effect must stay visible)"};
-      for (const Node* view = node->input(0)->node(); frontend::IsViewOp(*view);
-           view = view->input(0)->node()) {
-        forced[view] = {"view written to by an in-place op"};
+      forced[node] = {PlacementCause::kAliasedWrite,
+                      "in-place op on an aliased tensor (its effect must stay visible)"};
+      for (const torch::jit::Value* view = node->input(0); frontend::AliasedInput(view) != nullptr;
+           view = frontend::AliasedInput(view)) {
+        forced[view->node()] = {PlacementCause::kAliasedWrite, "view written to by an in-place op"};
       }
     } else if (options.torch_executed_ops.count(kind)) {
-      forced[node] = {"listed in torch_executed_ops"};
+      forced[node] = {PlacementCause::kUserChoice, "listed in torch_executed_ops"};
     } else if (InModule(*node, options.torch_executed_modules, module)) {
-      forced[node] = {"inside module '" + module + "' (torch_executed_modules)"};
+      forced[node] = {PlacementCause::kUserChoice,
+                      "inside module '" + module + "' (torch_executed_modules)"};
       modules_seen.insert(module);
     }
   }
@@ -302,9 +309,10 @@ void CollectPlacements(const Block& block, const Probe& probe,
       placement.region = region->second;
     } else if (probe.placement.at(node) == Placement::kTorch) {
       const TorchCause& cause = probe.cause.at(node);
+      placement.cause = cause.cause;
       placement.reason = cause.reason;
-      placement.fallback = cause.fallback;
     } else {
+      placement.cause = PlacementCause::kConstant;
       placement.reason = "computed from constants";
     }
     placements.push_back(std::move(placement));
@@ -376,6 +384,47 @@ std::string SourceLocation(const Node& node) {
   return file + ":" + std::to_string(line);
 }
 
+const char* CauseName(PlacementCause cause) {
+  switch (cause) {
+    case PlacementCause::kTvm:
+      return "tvm";
+    case PlacementCause::kConstant:
+      return "constant";
+    case PlacementCause::kUnsupported:
+      return "unsupported";
+    case PlacementCause::kInputFromPyTorch:
+      return "input_from_pytorch";
+    case PlacementCause::kDataDependentShape:
+      return "data_dependent_shape";
+    case PlacementCause::kControlFlow:
+      return "control_flow";
+    case PlacementCause::kRaises:
+      return "raises";
+    case PlacementCause::kUserChoice:
+      return "user_choice";
+    case PlacementCause::kAliasedWrite:
+      return "aliased_write";
+    case PlacementCause::kResultForPyTorch:
+      return "result_for_pytorch";
+    case PlacementCause::kBelowMinBlockSize:
+      return "below_min_block_size";
+    case PlacementCause::kBuildFailed:
+      return "build_failed";
+    case PlacementCause::kMeasuredSlower:
+      return "measured_slower";
+    case PlacementCause::kWriteBack:
+      return "write_back";
+    case PlacementCause::kPacksForPyTorch:
+      return "packs_for_pytorch";
+  }
+  TORCH_INTERNAL_ASSERT(false, "unknown placement cause");
+}
+
+bool IsFallback(PlacementCause cause) {
+  return cause != PlacementCause::kTvm && cause != PlacementCause::kConstant &&
+         cause != PlacementCause::kWriteBack && cause != PlacementCause::kPacksForPyTorch;
+}
+
 Partition PartitionGraph(torch::jit::Graph& graph, const Observations& observations,
                          const PartitionOptions& options) {
   CheckOpNames(options.torch_executed_ops);
@@ -421,7 +470,7 @@ Partition PartitionGraph(torch::jit::Graph& graph, const Observations& observati
     std::ostringstream message;
     size_t count = 0;
     for (const NodePlacement& placement : partition.placements) {
-      if (!placement.fallback) continue;
+      if (!placement.fallback()) continue;
       ++count;
       std::string where = SourceLocation(*placement.node);
       message << "\n  " << placement.node->kind().toQualString()

@@ -27,14 +27,35 @@ struct PartitionOptions {
   bool never_slower = false;
 };
 
-// Where one node runs, and why it is not TVM when it is not.
+// Why a node runs where it runs: the report's `cause` (CauseName), the detail in its `reason`.
+enum class PlacementCause {
+  kTvm,                 // in a TVM region
+  kConstant,            // computed from constants at compile time
+  kUnsupported,         // no converter, or its converter refused these arguments
+  kInputFromPyTorch,    // an input TVM cannot take from PyTorch code
+  kDataDependentShape,  // its result's extents depend on tensor values
+  kControlFlow,         // control flow decided at run time, or a loop too long to unroll
+  kRaises,              // raises an exception
+  kUserChoice,          // torch_executed_ops or torch_executed_modules
+  kAliasedWrite,        // an in-place op on an aliased tensor, or a view such an op writes
+  kResultForPyTorch,    // PyTorch code reads a result a region cannot hand over
+  kBelowMinBlockSize,   // its region was smaller than min_block_size
+  kBuildFailed,         // TVM could not build its region
+  kMeasuredSlower,      // never_slower measured its region slower in TVM than in PyTorch
+  kWriteBack,           // bookkeeping: copies a result into an input, as PyTorch would
+  kPacksForPyTorch,     // bookkeeping: packs tensors for PyTorch code
+};
+const char* CauseName(PlacementCause cause);  // "measured_slower"
+// Runs in PyTorch because TVM could not or may not take it: not TVM, constants or bookkeeping.
+bool IsFallback(PlacementCause cause);
+
+// Where one node runs, and why.
 struct NodePlacement {
   const torch::jit::Node* node = nullptr;
-  int region = -1;     // index into Partition::regions, or -1: PyTorch
-  std::string reason;  // why PyTorch (empty for TVM)
-  // Runs in PyTorch for a reason (TVM could not take it, or was measured slower): false for
-  // TVM nodes, constants and tuple/list bookkeeping.
-  bool fallback = false;
+  int region = -1;  // index into Partition::regions, or -1: PyTorch
+  PlacementCause cause = PlacementCause::kTvm;
+  std::string reason;  // the cause in words, with its detail (empty for TVM)
+  bool fallback() const { return IsFallback(cause); }
 };
 
 // A run of consecutive nodes of one TorchScript block that becomes one TVM module.

@@ -2,6 +2,7 @@
 
 #include "frontend/converter.h"
 #include "frontend/graph_prep.h"
+#include "frontend/op_traits.h"
 
 #include <algorithm>
 #include <functional>
@@ -30,38 +31,10 @@ using torch::jit::Block;
 using torch::jit::Node;
 using torch::jit::Value;
 
-// Ops whose output shape depends on the input's values, not only its shape.
-const std::unordered_set<std::string>& DataDependentOps() {
-  static const std::unordered_set<std::string> ops = {
-      "aten::nonzero",
-      "aten::masked_select",
-      "aten::unique",
-      "aten::_unique",
-      "aten::_unique2",
-      "aten::unique_dim",
-      "aten::unique_consecutive",
-      "aten::argwhere",
-      "aten::nonzero_numpy",
-      "aten::repeat_interleave",
-      "aten::bincount",
-      "aten::histc",
-      "torchvision::nms",  // the boxes kept
-  };
-  return ops;
-}
-
-// An op of `DataDependentOps`, or one of its overloads that is: `where(condition)` alone is
-// `nonzero(condition, as_tuple=True)`.
-bool IsDataDependentOp(const Node& node) {
-  return DataDependentOps().count(node.kind().toQualString()) != 0 ||
-         (node.kind() == c10::aten::where && node.inputs().size() == 1);
-}
-
 // aten::index takes its indices in a list, which observations do not cover: its shape is
 // data-dependent when an index is a boolean (or byte) mask, or has a data-dependent shape
 // itself; with integer index tensors of static shape it is theirs, broadcast.
 bool IndexShapeIsDataDependent(const Node& node, const Observations& observations) {
-  if (node.kind() != c10::aten::index) return false;
   const Node* list = node.input(1)->node();
   if (list->kind() != c10::prim::ListConstruct) return true;  // not visible: assume the worst
   for (const Value* index : list->inputs()) {
@@ -72,6 +45,17 @@ bool IndexShapeIsDataDependent(const Node& node, const Observations& observation
     if (dtype == c10::ScalarType::Bool || dtype == c10::ScalarType::Byte) return true;
   }
   return false;
+}
+
+// Whether the node's result extents depend on tensor values, not only on shapes: what PyTorch
+// says of the op (frontend::MayHaveDynamicOutputShape), refined where the arguments decide it.
+bool ValueDecidedShape(const Node& node, const Observations& observations) {
+  if (node.kind() == c10::aten::index) return IndexShapeIsDataDependent(node, observations);
+  if (node.kind() == c10::aten::one_hot) {  // num_classes=-1: one more than the largest index
+    std::optional<int64_t> classes = torch::jit::constant_as<int64_t>(node.input(1));
+    return !classes || *classes < 0;
+  }
+  return frontend::MayHaveDynamicOutputShape(node);
 }
 
 // Where the probe op records; one observation run at a time per thread.
@@ -349,8 +333,7 @@ void MarkDataDependent(const Block* block, Observations& observations,
       }
     }
     dynamic_input = dynamic_input || (sized_by_values && node->kind() != c10::prim::NumToTensor);
-    bool data_dependent =
-        IsDataDependentOp(*node) || IndexShapeIsDataDependent(*node, observations);
+    bool data_dependent = ValueDecidedShape(*node, observations);
     if (!data_dependent && !dynamic_input) continue;
     for (const Value* output : node->outputs()) {
       auto it = observations.find(output);

@@ -91,7 +91,11 @@ TEST(Partition, DataDependentShapesStayInPyTorch) {
   EXPECT_EQ(PlacementOf(a.partition, "aten::mul"), "torch");
   for (const NodePlacement& placement : a.partition.placements) {
     if (placement.node->kind() == c10::aten::mul) {
+      EXPECT_EQ(placement.cause, PlacementCause::kInputFromPyTorch);
       EXPECT_NE(placement.reason.find("data-dependent shape"), std::string::npos);
+    }
+    if (placement.node->kind() == c10::aten::nonzero) {
+      EXPECT_EQ(placement.cause, PlacementCause::kDataDependentShape);
     }
   }
 }
@@ -159,15 +163,16 @@ TEST(Partition, ARegionReturnedToPyTorchShiftsTheLaterOnes) {
     placement.region = region;
     partition.placements.push_back(placement);
   }
-  ReturnRegionToPyTorch(partition, 1, "slower");
+  ReturnRegionToPyTorch(partition, 1, partition::PlacementCause::kMeasuredSlower, "slower");
   ASSERT_EQ(partition.regions.size(), 2u);
   std::vector<int> regions;
   for (const auto& placement : partition.placements) regions.push_back(placement.region);
   EXPECT_EQ(regions, (std::vector<int>{0, -1, -1, -1, 1}));
+  EXPECT_EQ(partition.placements[1].cause, partition::PlacementCause::kMeasuredSlower);
   EXPECT_EQ(partition.placements[1].reason, "slower");
-  EXPECT_TRUE(partition.placements[1].fallback);
-  EXPECT_EQ(partition.placements[0].reason, "");
-  EXPECT_FALSE(partition.placements[0].fallback);
+  EXPECT_TRUE(partition.placements[1].fallback());
+  EXPECT_EQ(partition.placements[0].cause, partition::PlacementCause::kTvm);
+  EXPECT_FALSE(partition.placements[0].fallback());
 }
 
 }  // namespace tvmbridge

@@ -527,6 +527,63 @@ INPUT_WRITES = {
 }
 
 
+class ViewWrites(torch.nn.Module):
+    """An in-place write through a view of a tensor the model computed, then a result read
+    from that tensor: the write must reach it (and every other view of it), as in PyTorch.
+    Views are whatever the op's schema says may share memory, lists of views included.
+    Traced: PyTorch's own view and in-place ops, as users' traced models carry them."""
+
+    def __init__(self, view, writes, result):
+        super().__init__()
+        self.view, self.writes, self.result = view, writes, result
+
+    def forward(self, x):
+        base = torch.tanh(x) * 2.0  # fresh: the write stays inside the model
+        view = VIEWS[self.view](base)
+        for write in self.writes:
+            VIEW_WRITES[write](view)
+        return {"base": lambda: base + 1.0, "view": lambda: view * 2.0,
+                "both": lambda: base.sum() + view.sum()}[self.result]()
+
+
+# Each takes a [rows, cols] tensor and returns a view of it (or, where its schema says it may,
+# the tensor itself).
+VIEWS = {
+    "diagonal": lambda b: b.diagonal(),
+    "movedim": lambda b: b.movedim(0, 1),
+    "mT": lambda b: b.mT,
+    "transpose": lambda b: b.transpose(0, 1),
+    "permute": lambda b: b.permute(1, 0),
+    "unfold": lambda b: b.unfold(1, 1, 1),
+    "split_first": lambda b: b.split(1, dim=0)[0],
+    "split_last": lambda b: b.split(2, dim=1)[-1],
+    "chunk": lambda b: b.chunk(2, dim=1)[0],
+    "unbind": lambda b: b.unbind(0)[-1],
+    "select": lambda b: b[b.shape[0] // 2],
+    "slice": lambda b: b[:, b.shape[1] // 2:],
+    "narrow": lambda b: b.narrow(1, 0, max(1, b.shape[1] // 2)),
+    "view": lambda b: b.view(-1),
+    "reshape": lambda b: b.reshape(b.shape[1], b.shape[0]),
+    "flatten": lambda b: b.flatten(),
+    "unsqueeze": lambda b: b.unsqueeze(0),
+    "view_of_view": lambda b: b.t().diagonal(),
+    "as_strided": lambda b: b.as_strided((min(b.shape),), (b.shape[1] + 1,)),
+    "detach": lambda b: b.detach(),
+    "contiguous": lambda b: b.contiguous(),
+    "to_own_dtype": lambda b: b.to(torch.float32),
+}
+VIEW_WRITES = {
+    "mul_": lambda v: v.mul_(3.0),
+    "add_": lambda v: v.add_(1.0),
+    "clamp_": lambda v: v.clamp_(-0.5, 0.5),
+    "zero_": lambda v: v.zero_(),
+    "fill_nan": lambda v: v.fill_(float("nan")),
+    "copy_": lambda v: v.copy_(torch.full_like(v, 5.0)),
+}
+# Why a write through a view may run in PyTorch: its effect on the viewed tensor must show.
+VIEW_WRITE_FALLBACKS = ("in-place op on an aliased tensor", "view written to by an in-place op")
+
+
 # Ops compiled once for a range of shapes (tt.Input(min_shape, opt_shape, max_shape)) and called
 # at sizes in it: the table's rows are a symbol, so index checks, arange, slices with computed
 # bounds and attention run over symbolic extents.
@@ -655,6 +712,8 @@ class Case:
     atol: float | None = None  # floating results' tolerance, where not TOLERANCE's
     inputs: list | None = None  # tt.Input ranges to compile with instead of `example`'s shapes
     on_vm: bool = False  # from_torchscript's module on TVM's VM instead of compile's
+    # Reasons, besides KNOWN_REFUSALS, for which nodes of this case may run in PyTorch.
+    allowed_fallbacks: tuple = ()
 
     def describe(self) -> str:
         def show(t):
@@ -1001,6 +1060,24 @@ def _input_writes_case(op: str, seed: int, sizes: dict) -> Case:
     return Case("input_writes", op, seed, sizes, make_module, (x, y), (call_x, call_y))
 
 
+def _view_writes_case(op: str, seed: int, sizes: dict) -> Case:
+    rng = random.Random(seed)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(sizes["rows"], sizes["cols"], generator=gen)
+    writes = [rng.choice(list(VIEW_WRITES)) for _ in range(rng.randrange(1, 3))]
+    result = rng.choice(["base", "view", "both"])
+    call = x.clone()
+    if rng.random() < 0.4:
+        call.view(-1)[rng.randrange(call.numel())] = rng.choice(
+            [float("nan"), float("inf"), float("-inf")])
+
+    def make_module():
+        return torch.jit.trace(ViewWrites(op, writes, result), (x.clone(),), check_trace=False)
+
+    return Case("view_writes", op, seed, sizes, make_module, (x,), (call,),
+                allowed_fallbacks=VIEW_WRITE_FALLBACKS)
+
+
 def _data_dependent_case(op: str, seed: int, sizes: dict) -> Case:
     module, takes_mask, dtype = DATA_DEPENDENT[op]
     rng = random.Random(seed)
@@ -1012,6 +1089,8 @@ def _data_dependent_case(op: str, seed: int, sizes: dict) -> Case:
 FAMILIES = {
     "input_writes": (list(INPUT_WRITES), _input_writes_case,
                      lambda rng: {"rows": rng.randrange(1, 5), "cols": rng.randrange(1, 6)}),
+    "view_writes": (list(VIEWS), _view_writes_case,
+                    lambda rng: {"rows": rng.randrange(1, 5), "cols": rng.randrange(1, 6)}),
     "indexing": (list(INDEXING), _indexing_case,
                  lambda rng: {"rows": rng.randrange(1, 6), "cols": rng.randrange(1, 6),
                               "count": rng.randrange(0, 5)}),
@@ -1079,7 +1158,8 @@ def check(case: Case, refusals: list | None = None) -> str | None:
     for node in tt.report(compiled).nodes:
         if node["region"] >= 0 or not node["fallback"]:
             continue
-        if not any(reason in node["reason"] for reason in KNOWN_REFUSALS):
+        if not any(reason in node["reason"]
+                   for reason in KNOWN_REFUSALS + case.allowed_fallbacks):
             return f"{node['kind']} stays in PyTorch: {node['reason'][:300]}"
         if refusals is not None:
             refusals.append(f"{case.op}: {node['reason'][:120]}")

@@ -42,6 +42,7 @@ def test_detection_head():
     mul = [n for n in explanation.nodes if n["kind"] == "aten::mul"]
     assert mul and all(n["region"] < 0 for n in mul)
     assert any("data-dependent shape" in n["reason"] for n in mul)
+    assert {n["cause"] for n in mul} == {"input_from_pytorch"}
 
 
 def test_greedy_decoder_with_data_dependent_loop():
@@ -139,7 +140,7 @@ def test_torch_executed_ops_and_modules():
     scripted = torch.jit.script(model)
     forced = tt.explain(scripted, [x], min_block_size=1, torch_executed_ops=["aten::relu"])
     assert forced.placement_of("aten::relu") == {"PyTorch"}
-    assert any("torch_executed_ops" in n["reason"] for n in forced.nodes)
+    assert any("torch_executed_ops" in n["reason"] for n in forced.nodes_for("user_choice"))
     by_module = tt.explain(scripted, [x], min_block_size=1, torch_executed_modules=["fc"])
     assert by_module.placement_of("aten::linear") == {"PyTorch"}
     with pytest.raises(ValueError, match="not an operator TorchScript knows"):
@@ -156,7 +157,8 @@ def test_min_block_size_keeps_small_regions_in_pytorch():
     large = tt.explain(torch.jit.script(model), [x], min_block_size=3)
     assert len(small.regions) == 2
     assert len(large.regions) == 1  # mean + fc after the custom op: 2 ops, stay in PyTorch
-    assert any("below min_block_size=3" in n["reason"] for n in large.nodes)
+    assert any("below min_block_size=3" in n["reason"]
+               for n in large.nodes_for("below_min_block_size"))
 
 
 def test_explain_prints_a_table():
@@ -219,6 +221,7 @@ def test_unrolling_has_a_budget():
     explanation = tt.explain(model, [big], min_block_size=1)
     (loop,) = [n for n in explanation.nodes if n["kind"] == "prim::Loop"]  # the outer one
     assert loop["region"] < 0 and "too long to unroll" in loop["reason"]
+    assert loop["cause"] == "control_flow" and loop["fallback"]
     # Before the loop: zeros_like and the scaling; in it: the unrolled inner loop.
     assert sorted(r["nodes"] for r in explanation.regions) == [2, 120]
     assert sum(n["kind"] == "aten::add" for n in explanation.nodes) == 60  # the inner, unrolled
@@ -320,7 +323,8 @@ def test_a_region_tvm_cannot_build_runs_in_pytorch(monkeypatch):
     assert report.placement_of("aten::sigmoid") == {"PyTorch"}
     assert report.placement_of("aten::conv2d") != {"PyTorch"}
     sigmoid = next(n for n in report.nodes if n["kind"] == "aten::sigmoid")
-    assert sigmoid["fallback"] and sigmoid["reason"].startswith("TVM could not build this region")
+    assert sigmoid["fallback"] and sigmoid["cause"] == "build_failed"
+    assert sigmoid["reason"].startswith("TVM could not build this region")
     with pytest.raises(Exception, match="injected"):
         tt.compile(torch.jit.trace(doubled_sigmoid, x), [x], never_slower=False,
                    require_full_compilation=True)
