@@ -1,10 +1,10 @@
 """The kernels float32 convolutions and linear layers run on, side by side on this machine:
-the measurements behind build's choices per CPU kind.
+the measurements behind the kernel choices per CPU kind (tvmbridge.pipeline).
 
 - `--kernel conv`: convolutions on oneDNN or on TVM's NCHW16c schedules
-  (build._onednn_convolutions), on torchvision CNNs.
+  (pipeline.uses_onednn_convolutions), on torchvision CNNs.
 - `--kernel linear`: linear layers on MKL's packed sgemm or on oneDNN
-  (build._float32_linear_kernel), on BERT-base with 128 tokens.
+  (pipeline._float32_linear_kernel), on BERT-base with 128 tokens.
 
 The tvmbridge contenders run TVM's code (never_slower=False) and differ only in that choice;
 eager and frozen TorchScript run alongside, all interleaved. Accuracy is the largest
@@ -24,7 +24,7 @@ from unittest import mock
 import torch
 import torchvision
 
-import tvmbridge.build as build
+import tvmbridge.pipeline as pipeline
 import tvmbridge.torch as tt
 from bench_models import Bert
 from tvmbridge.benchmark import cpu_flags, cpu_model, measure_interleaved, print_table
@@ -32,11 +32,13 @@ from tvmbridge.benchmark import cpu_flags, cpu_model, measure_interleaved, print
 MODELS = {"conv": ("resnet18", "mobilenet_v2", "resnet50", "efficientnet_b0",
                    "mobilenet_v3_large"),
           "linear": ("bert_base",)}
-# Per kernel kind: build's function making the choice, and each contender's forced answer.
-CHOICES = {"conv": ("_onednn_convolutions", {"oneDNN convolutions": lambda *_, **__: True,
-                                              "TVM's schedules": lambda *_, **__: False}),
-           "linear": ("_float32_linear_kernel", {"MKL linear": lambda: build._PACKED_LINEAR,
-                                                 "oneDNN linear": lambda: build._ONEDNN_LINEAR})}
+# Per kernel kind: the pipeline's function making the choice, and each contender's forced answer.
+CHOICES = {
+    "conv": ("uses_onednn_convolutions", {"oneDNN convolutions": lambda *_, **__: True,
+                                          "TVM's schedules": lambda *_, **__: False}),
+    "linear": ("_float32_linear_kernel", {"MKL linear": lambda: pipeline._PACKED_LINEAR,
+                                          "oneDNN linear": lambda: pipeline._ONEDNN_LINEAR}),
+}
 
 
 def _model_and_input(name: str, batch: int):
@@ -62,7 +64,7 @@ def run_model(name: str, kernel: str, batch: int, repeat: int) -> list[str]:
                 "frozen TorchScript": (lambda: frozen(x), None)}
         for label, answer in answers.items():
             started = time.perf_counter()
-            with mock.patch.object(build, chooser, answer):
+            with mock.patch.object(pipeline, chooser, answer):
                 compiled = tt.compile(traced, [x], never_slower=False)
             runs[f"tvmbridge, {label}"] = (lambda c=compiled: c(x),
                                            time.perf_counter() - started)

@@ -13,10 +13,12 @@ Random weights, no downloads. Writes a markdown table with the CPU's model and f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import subprocess
 import time
 import warnings
+from unittest import mock
 
 import numpy as np
 import torch
@@ -25,7 +27,7 @@ from tvm import relax
 
 import tvmbridge.torch as tt
 from bench_models import Bert
-from tvmbridge import build
+from tvmbridge import build, pipeline
 
 warnings.simplefilter("ignore")
 
@@ -85,16 +87,15 @@ def _module_pass(mutator_class, name):
 
 
 def virtual_machine(mod, target, checked: bool):
-    shipped = build._nan_propagating_min_max
+    rewrite_min_max = contextlib.nullcontext()
     if not checked:
         mod = _module_pass(_WithoutChecks, "without_checks")(mod)
         mod = relax.transform.DeadCodeElimination()(mod)
-        build._nan_propagating_min_max = _module_pass(_ClipOnly, "clip_only")
-    try:
+        # The pipeline's NaN-keeping max/min rewrite, replaced by the old clip lowering.
+        rewrite_min_max = mock.patch.object(pipeline, "_NanPropagatingMinMax", _ClipOnly)
+    with rewrite_min_max:
         executable = tvm.compile(mod, target=target,
-                                 relax_pipeline=build._pipeline(target, None))
-    finally:
-        build._nan_propagating_min_max = shipped
+                                 relax_pipeline=build._pipeline(target, None, "fp32", True))
     return relax.VirtualMachine(executable, tvm.cpu())["main"]
 
 

@@ -29,7 +29,7 @@ from torch.fx.passes.infra.partitioner import CapabilityBasedPartitioner
 from torch.fx.passes.operator_support import OperatorSupportBase
 
 from . import _native
-from .torch import _DTYPE_NAMES as _DTYPES
+from .types import DTYPE_NAMES as _DTYPES
 
 _log = logging.getLogger("tvmbridge")
 _TORCH_DTYPES = {name: dtype for dtype, name in _DTYPES.items()}

@@ -12,7 +12,7 @@ convolution, uint8 x int8 products accumulated in int32 (oneDNN on AMX-INT8 tile
 fbgemm elsewhere), requantized inside the kernel, weights packed once. TVM's LLVM backend emits
 neither AMX nor VNNI dot products, and its float32 form was 8.5x slower than PyTorch's int8
 kernels (issue 24). Max pooling of a quantized tensor pools its integers. Where oneDNN's own
-int8 kernels are chosen (:func:`build._onednn_int8_kernels`), a residual addition runs inside
+int8 kernels are chosen (:func:`pipeline._onednn_int8_kernels`), a residual addition runs inside
 the convolution's kernel, and a second pass gives convolutions and linear layers of quantized
 operands whose results are not quantized (PT2E leaves those) oneDNN's int8 kernels with
 float32 results.

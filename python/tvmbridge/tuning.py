@@ -221,7 +221,7 @@ def tune(mod, target, tuning: Tuning, precision: str = "fp32"):
     from tvm.s_tir.analysis import estimate_tir_flops
     import tvm_ffi
 
-    from .build import _onednn_convolutions, fuse
+    from .pipeline import fuse, uses_onednn_convolutions
 
     folder = tuning.folder(target)
     folder.mkdir(parents=True, exist_ok=True)
@@ -230,7 +230,7 @@ def tune(mod, target, tuning: Tuning, precision: str = "fp32"):
     ledger = _Ledger(folder / "trials.json")
 
     fused = fuse(mod, target, precision,
-                 onednn_convolutions=_onednn_convolutions(precision, mod, tuning=True))
+                 onednn_convolutions=uses_onednn_convolutions(precision, mod, tuning=True))
     tasks = ms.relax_integration.extract_tasks(fused, target)
     flops = [float(estimate_tir_flops(task.dispatched[0])) for task in tasks]
     order = sorted(range(len(tasks)), key=lambda i: -flops[i] * tasks[i].weight)

@@ -141,7 +141,7 @@ Array<Any> FromTorchScript(const Bytes& archive, const InputDescriptions& inputs
   });
 }
 
-partition::PartitionOptions OptionsFromJson(const std::string& text);
+partition::PartitionOptions OptionsFrom(const Map<String, Any>& given);
 
 // An example value from Python: tensors as views of the caller's memory, lent for this call
 // (each example run copies them); lists and tuples as lists of any type, dicts as dicts of
@@ -187,66 +187,62 @@ partition::ExampleInputs ExamplesFrom(const Array<Any>& examples) {
   return result;
 }
 
-// from_torchscript(archive, inputs, options JSON, examples) with
+// from_torchscript(archive, inputs, options, examples) with
 // fallback="torchscript" -> IRModule (weights embedded)
 tvm::ffi::ObjectRef FromTorchScriptWithFallback(const Bytes& archive,
                                                 const InputDescriptions& inputs,
-                                                const String& options_json,
+                                                const Map<String, Any>& options,
                                                 const Array<Any>& examples) {
   return Guarded([&] {
     return ConvertWithTorchScriptFallback(std::string(archive), SpecsFrom(inputs),
-                                          OptionsFromJson(std::string(options_json)),
-                                          ExamplesFrom(examples))
+                                          OptionsFrom(options), ExamplesFrom(examples))
         .ir_module;
   });
 }
 
-partition::PartitionOptions OptionsFromJson(const std::string& text) {
-  namespace json = tvm::ffi::json;
-  auto object = json::Parse(text).cast<json::Object>();
+// The partitioning options as Python's `_partition_options` gives them (checked there):
+// typed values by name.
+partition::PartitionOptions OptionsFrom(const Map<String, Any>& given) {
   partition::PartitionOptions options;
-  auto strings = [&](const char* key) {
+  auto names = [&](const char* key) {
     std::unordered_set<std::string> values;
-    for (const tvm::ffi::Any& item : object.at(String(key)).cast<json::Array>()) {
-      values.insert(std::string(item.cast<String>()));
-    }
+    for (const String& name : given.at(key).cast<Array<String>>()) values.insert(name);
     return values;
   };
-  options.min_block_size = object.at(String("min_block_size")).cast<int64_t>();
-  options.require_full_compilation = object.at(String("require_full_compilation")).cast<bool>();
-  options.torch_executed_ops = strings("torch_executed_ops");
-  options.torch_executed_modules = strings("torch_executed_modules");
-  options.never_slower = object.at(String("never_slower")).cast<bool>();
+  options.min_block_size = given.at("min_block_size").cast<int64_t>();
+  options.require_full_compilation = given.at("require_full_compilation").cast<bool>();
+  options.torch_executed_ops = names("torch_executed_ops");
+  options.torch_executed_modules = names("torch_executed_modules");
+  options.never_slower = given.at("never_slower").cast<bool>();
   return options;
 }
 
-// compile(archive, inputs, options JSON, build_library, target JSON,
+// compile(archive, inputs, options, build_library, target JSON,
 //         tvm version, CPU features the target uses, examples)
 //   -> [compiled module bytes, report JSON]
 Array<Any> CompileFfi(const Bytes& archive, const InputDescriptions& inputs,
-                      const String& options_json, const tvm::ffi::Function& build_library,
+                      const Map<String, Any>& options, const tvm::ffi::Function& build_library,
                       const String& target_json, const String& tvm_version,
                       const Array<String>& cpu_features, const Array<Any>& examples) {
   return Guarded([&] {
     BuildSettings build{build_library, std::string(target_json), std::string(tvm_version),
                         std::vector<std::string>(cpu_features.begin(), cpu_features.end())};
-    CompileResult result =
-        Compile(std::string(archive), SpecsFrom(inputs), OptionsFromJson(std::string(options_json)),
-                build, ExamplesFrom(examples));
+    CompileResult result = Compile(std::string(archive), SpecsFrom(inputs), OptionsFrom(options),
+                                   build, ExamplesFrom(examples));
     return Array<Any>{Bytes(result.archive), String(result.report_json)};
   });
 }
 
-// enable(options JSON, build_library, target JSON, tvm version, CPU features, cache folder
+// enable(options, build_library, target JSON, tvm version, CPU features, cache folder
 //        ("" for none), fingerprint, dynamic shapes): graphs TorchScript optimises from now on
 //        get compilation groups (see compilation_group.h).
-void EnableFfi(const String& options_json, const tvm::ffi::Function& build_library,
+void EnableFfi(const Map<String, Any>& options, const tvm::ffi::Function& build_library,
                const String& target_json, const String& tvm_version,
                const Array<String>& cpu_features, const String& cache_dir,
                const String& fingerprint, bool dynamic_shapes) {
   Guarded([&] {
     GroupSettings settings;
-    settings.options = OptionsFromJson(std::string(options_json));
+    settings.options = OptionsFrom(options);
     settings.build = {build_library, std::string(target_json), std::string(tvm_version),
                       std::vector<std::string>(cpu_features.begin(), cpu_features.end())};
     settings.cache_dir = std::string(cache_dir);
@@ -268,12 +264,12 @@ String GroupStatisticsJson() {
                                       {"grad_calls", stats.grad_calls}});
 }
 
-// explain(archive, inputs, options JSON, examples) -> report JSON
-String ExplainFfi(const Bytes& archive, const InputDescriptions& inputs, const String& options_json,
-                  const Array<Any>& examples) {
+// explain(archive, inputs, options, examples) -> report JSON
+String ExplainFfi(const Bytes& archive, const InputDescriptions& inputs,
+                  const Map<String, Any>& options, const Array<Any>& examples) {
   return Guarded([&] {
-    return String(Explain(std::string(archive), SpecsFrom(inputs),
-                          OptionsFromJson(std::string(options_json)), ExamplesFrom(examples)));
+    return String(Explain(std::string(archive), SpecsFrom(inputs), OptionsFrom(options),
+                          ExamplesFrom(examples)));
   });
 }
 

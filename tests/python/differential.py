@@ -392,7 +392,7 @@ SHAPE = ["cat", "stack", "split", "chunk", "narrow", "flip", "roll", "transpose"
 
 
 class Matmul(torch.nn.Module):
-    """torch.matmul, which generated code hands to PyTorch's kernels (build.py, _AtenKernels)."""
+    """torch.matmul, which generated code hands to PyTorch's kernels (pipeline.AtenKernels)."""
 
     def forward(self, a, b):
         return torch.matmul(a, b)

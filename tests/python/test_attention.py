@@ -113,7 +113,7 @@ def test_attention_runs_on_pytorch_fused_kernel(mask_kind, precision):
     """scaled_dot_product_attention, written out by the frontend, becomes one call of PyTorch's
     fused attention in TVM's build (attention.py), and matches PyTorch, a query that sees no
     key (zeros from PyTorch's kernel) included."""
-    from tvmbridge import build
+    from tvmbridge import build, pipeline
 
     torch.manual_seed(0)
     masked = mask_kind is not None
@@ -123,7 +123,7 @@ def test_attention_runs_on_pytorch_fused_kernel(mask_kind, precision):
     model = ScaledDotProduct() if masked else ScaledDotProductUnmasked()
     scripted = torch.jit.script(model)
     mod, _ = tt.from_torchscript(scripted, inputs)
-    fused = build.fuse(mod, build.host_target(), precision)
+    fused = pipeline.fuse(mod, build.host_target(), precision)
     name = "tvmbridge.aten.attention_masked" if masked else "tvmbridge.aten.attention"
     assert fused["main"].script().count(f'"{name}"') == 1
     assert "softmax" not in " ".join(gv.name_hint for gv in fused.functions)
@@ -169,7 +169,7 @@ def test_exported_attention_runs_on_pytorch_fused_kernel(mask_kind, monkeypatch)
     query that sees no key included."""
     from test_pt2e import capture_relax
 
-    from tvmbridge import build
+    from tvmbridge import build, pipeline
 
     torch.manual_seed(0)
     masked = mask_kind in ("additive", "bool")
@@ -180,7 +180,7 @@ def test_exported_attention_runs_on_pytorch_fused_kernel(mask_kind, monkeypatch)
     modules = capture_relax(monkeypatch)
     compiled = tt.compile(model, inputs, ir="export", never_slower=False, min_block_size=1,
                           require_full_compilation=True)
-    fused = build.fuse(modules[0], build.host_target())
+    fused = pipeline.fuse(modules[0], build.host_target())
     # A causal mask is a constant boolean mask to the kernel.
     name = ("tvmbridge.aten.attention" if mask_kind is None
             else "tvmbridge.aten.attention_masked")

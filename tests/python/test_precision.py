@@ -180,7 +180,7 @@ def test_fp32_convolutions_run_where_measured_faster_and_match_pytorch(depthwise
     """float32 convolutions run on oneDNN (NHWC, packed weights) where build's choice says
     (this CPU and whether the model has depthwise convolutions), and TVM's otherwise; either
     way the outputs, NaN and infinities included, are PyTorch's."""
-    from tvmbridge import build
+    from tvmbridge import pipeline
 
     model, x = _conv_net_and_input(depthwise=depthwise)
     traced = torch.jit.trace(model, x)
@@ -190,13 +190,13 @@ def test_fp32_convolutions_run_where_measured_faster_and_match_pytorch(depthwise
     poisoned[0, 1, 4, 4], poisoned[1, 0, 20, 9] = float("nan"), float("inf")
     kernels = _assert_fp32_matches_with_nan_and_inf(compiled, model, x, poisoned)
     on_onednn = "mkldnn::_convolution_pointwise" in kernels
-    assert on_onednn == build._onednn_convolutions("fp32", mod)
+    assert on_onednn == pipeline.uses_onednn_convolutions("fp32", mod)
 
 
 def test_fp32_linear_layers_run_on_the_kernel_chosen_for_this_cpu():
     """float32 linear layers run on the packed kernel build chooses for this CPU (oneDNN on
     AMD with AVX-512, MKL elsewhere) and match PyTorch, NaN and infinity included."""
-    from tvmbridge import build
+    from tvmbridge import pipeline
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(48, 96), torch.nn.GELU(),
@@ -206,8 +206,8 @@ def test_fp32_linear_layers_run_on_the_kernel_chosen_for_this_cpu():
     poisoned = x.clone()
     poisoned[0, 3, 5], poisoned[1, 0, 0] = float("nan"), float("inf")
     kernels = _assert_fp32_matches_with_nan_and_inf(compiled, model, x, poisoned)
-    expected_kernel = {build._ONEDNN_LINEAR: "mkldnn::_linear_pointwise",
-                       build._PACKED_LINEAR: "mkl::_mkl_linear"}.get(build._float32_linear_kernel())
+    expected_kernel = {pipeline._ONEDNN_LINEAR: "mkldnn::_linear_pointwise",
+                       pipeline._PACKED_LINEAR: "mkl::_mkl_linear"}.get(pipeline._float32_linear_kernel())
     if expected_kernel:
         assert expected_kernel in kernels
 
@@ -216,13 +216,13 @@ def test_fp32_linear_layers_run_on_the_kernel_chosen_for_this_cpu():
     ("AuthenticAMD", True, "onednn_linear"), ("GenuineIntel", True, "packed_linear"),
     ("GenuineIntel", False, None)])
 def test_fp32_linear_kernel_follows_what_was_measured_per_cpu(monkeypatch, vendor, mkl, expected):
-    from tvmbridge import build
+    from tvmbridge import pipeline
 
-    monkeypatch.setattr(build, "_cpuinfo", lambda: {"vendor_id": vendor, "flags": "avx512f"})
-    monkeypatch.setattr(build, "_mkl_supported", lambda: mkl)
+    monkeypatch.setattr(pipeline, "_cpuinfo", lambda: {"vendor_id": vendor, "flags": "avx512f"})
+    monkeypatch.setattr(pipeline, "_mkl_supported", lambda: mkl)
     if not torch.backends.mkldnn.is_available() and vendor == "AuthenticAMD":
         expected = "packed_linear" if mkl else None
-    kernel = build._float32_linear_kernel()
+    kernel = pipeline._float32_linear_kernel()
     assert kernel == (expected and f"tvmbridge.aten.{expected}")
 
 
@@ -239,14 +239,14 @@ def test_fp32_convolution_choice_follows_what_was_measured_per_cpu(monkeypatch, 
     """oneDNN for float32 convolutions on Intel with AVX-512; on AMD with AVX-512 only for
     models without depthwise convolutions (bench/results/amd-epyc-zen4/kernel_choice.md); never
     without AVX-512, nor when MetaSchedule tunes them."""
-    from tvmbridge import build
+    from tvmbridge import pipeline
 
     model, x = _conv_net_and_input(depthwise=depthwise)
     mod, _ = tt.from_torchscript(torch.jit.trace(model, x), [x])
-    monkeypatch.setattr(build, "_cpuinfo", lambda: {"vendor_id": vendor, "flags": flags})
-    assert build._onednn_convolutions("fp32", mod) == (
+    monkeypatch.setattr(pipeline, "_cpuinfo", lambda: {"vendor_id": vendor, "flags": flags})
+    assert pipeline.uses_onednn_convolutions("fp32", mod) == (
         expected and torch.backends.mkldnn.is_available())
-    assert not build._onednn_convolutions("fp32", mod, tuning=True)
+    assert not pipeline.uses_onednn_convolutions("fp32", mod, tuning=True)
 
 
 @needs_bf16_convolutions

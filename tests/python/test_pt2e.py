@@ -15,7 +15,7 @@ import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as x86
 from test_quantized import assert_within_one_step
 
 import tvmbridge.torch as tt
-from tvmbridge import build, export, quantized
+from tvmbridge import build, export, pipeline, quantized
 
 
 def conv_bn(inputs: int, outputs: int, **conv) -> nn.Sequential:
@@ -115,7 +115,7 @@ def compiled_relax(converted, x, monkeypatch):
 
 def int8_kernel_calls(mod) -> dict:
     """How many calls of each int8 kernel `mod`'s build makes."""
-    text = build.fuse(mod, build.host_target(), integer_convolutions=True)["main"].script()
+    text = pipeline.fuse(mod, build.host_target(), integer_convolutions=True)["main"].script()
     kernels = (quantized.QUANTIZED_CONV2D, quantized.QUANTIZED_CONV2D_ADD,
                quantized.QUANTIZED_CONV2D_FLOAT, quantized.QUANTIZED_LINEAR_FLOAT)
     return {kernel: text.count(f'"{kernel}"') for kernel in kernels}
@@ -128,12 +128,12 @@ def test_pt2e_convolutions_run_on_int8_kernels(blocks, residual_adds, monkeypatc
     convolution is left, and the max poolings pool integers. Both choices match PT2E's model
     to a step."""
     converted, x = blocks
-    monkeypatch.setattr(build, "_onednn_int8_kernels", lambda: residual_adds)
+    monkeypatch.setattr(pipeline, "_onednn_int8_kernels", lambda: residual_adds)
     compiled, mod = compiled_relax(converted, x, monkeypatch)
     calls = int8_kernel_calls(mod)
     plain, added = calls[quantized.QUANTIZED_CONV2D], calls[quantized.QUANTIZED_CONV2D_ADD]
     assert (plain, added) == ((4, 2) if residual_adds else (4, 0)), calls
-    fused = build.fuse(mod, build.host_target(), integer_convolutions=True)
+    fused = pipeline.fuse(mod, build.host_target(), integer_convolutions=True)
     kernels = [gv.name_hint for gv, f in fused.functions.items()
                if not isinstance(f, type(fused["main"]))]
     # Without the fused additions, the two convolutions before them stay float32.
@@ -246,7 +246,7 @@ def test_pt2e_layers_with_float32_results(layer, onednn, monkeypatch):
     torch.manual_seed(0)
     model, x = make(), torch.randn(shape)
     converted = quantize_pt2e(model, x)
-    monkeypatch.setattr(build, "_onednn_int8_kernels", lambda: onednn)
+    monkeypatch.setattr(pipeline, "_onednn_int8_kernels", lambda: onednn)
     compiled, mod = compiled_relax(converted, x, monkeypatch)
     assert int8_kernel_calls(mod)[kernel] == (layers if onednn else 0)
     weight = last_layer(model).weight

@@ -15,7 +15,7 @@ import torch.ao.quantization as tq
 import torch.nn as nn
 
 import tvmbridge.torch as tt
-from tvmbridge import build
+from tvmbridge import build, pipeline
 
 
 class ConvBlock(nn.Module):
@@ -206,7 +206,7 @@ def test_convolutions_run_on_pytorch_int8_kernels(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mod, _ = tt.from_torchscript(torch.jit.trace(model, x), [x], keep_params_as_input=False)
-    fused = build.fuse(mod, build.host_target(), integer_convolutions=True)
+    fused = pipeline.fuse(mod, build.host_target(), integer_convolutions=True)
     calls = fused["main"].script().count('"tvmbridge.aten.quantized_conv2d"')
     assert calls == 4
     kernels = [gv.name_hint for gv, f in fused.functions.items()
@@ -219,7 +219,7 @@ def test_convolutions_run_on_pytorch_int8_kernels(monkeypatch):
         expected = model(x)
     scale = output_scales(model, x)[0]
     assert_within_one_step(compile_whole(model, x, "trace")(x), expected, scale)
-    monkeypatch.setattr(build, "_integer_convolutions", lambda: False)
+    monkeypatch.setattr(pipeline, "_integer_convolutions", lambda: False)
     assert_within_one_step(compile_whole(model, x, "trace")(x), expected, scale)
 
 

@@ -8,7 +8,7 @@ import torch
 
 import tvmbridge.torch as tt
 from conftest import run_python
-from tvmbridge import build, schedule
+from tvmbridge import build, pipeline, schedule
 from tvmbridge.tuning import Tuning, parse_duration
 
 
@@ -61,7 +61,7 @@ def test_every_function_of_a_cnn_gets_a_default_schedule():
                                  keep_params_as_input=False)
     target = build.host_target()
     with target:
-        fused = build.fuse(mod, target, onednn_convolutions=False)  # TVM's convolutions
+        fused = pipeline.fuse(mod, target, onednn_convolutions=False)  # TVM's convolutions
         scheduled = schedule.default_cpu_schedule()(fused)
     functions = {gv.name_hint: f for gv, f in scheduled.functions_items()
                  if isinstance(f, tvm.tirx.PrimFunc)}
@@ -93,7 +93,7 @@ def _fused_functions(model, shape):
     mod, _ = tt.from_torchscript(torch.jit.script(model), [tt.Input(shape)],
                                  keep_params_as_input=False)
     target = build.host_target()
-    fused = build.fuse(mod, target, onednn_convolutions=False)  # TVM's convolutions
+    fused = pipeline.fuse(mod, target, onednn_convolutions=False)  # TVM's convolutions
     return [gv.name_hint for gv, f in fused.functions_items()
             if isinstance(f, tvm.tirx.PrimFunc)]
 

@@ -235,7 +235,7 @@ def test_schedules_judge_threads_at_the_opt_extents():
     """The Relax function carries opt_shape's extents; the default schedules decide threading
     there: the passes of a layer norm over [batch, seq, 768] at opt seq 128 are
     worth two threads, at 1 not."""
-    from tvmbridge import build, schedule
+    from tvmbridge import build, pipeline, schedule
 
     traced = torch.jit.trace(nn.LayerNorm(768).eval(), torch.randn(1, 128, 768))
     rows = tt.Input(min_shape=(1, 1, 768), opt_shape=(1, 128, 768), max_shape=(8, 512, 768))
@@ -244,7 +244,7 @@ def test_schedules_judge_threads_at_the_opt_extents():
     assert opt_extents == {"d0": 1, "d1": 128}
 
     def threaded(extents):
-        fused = build.fuse(mod, build.host_target())  # each schedule on its own copy
+        fused = pipeline.fuse(mod, build.host_target())  # each schedule on its own copy
         with build.host_target():
             return schedule.default_cpu_schedule(extents)(fused).script().count("T.parallel")
 

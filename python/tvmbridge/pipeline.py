@@ -1,0 +1,497 @@
+"""From a frontend's Relax module to fused TIR functions: which kernels run each op (TVM's
+schedules, oneDNN's, MKL's, PyTorch's; chosen per CPU), the layouts convolutions run in, and
+TVM's legalisation and fusion. :func:`fuse` is both the first half of every build
+(:mod:`tvmbridge.build`) and what tuning extracts its tasks from (:mod:`tvmbridge.tuning`), so
+tuning records match what is built."""
+
+from __future__ import annotations
+
+import functools
+
+import tvm
+from tvm import relax
+from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
+
+from . import attention, extrema, quantized, relax_patterns, vector_math
+from .relax_patterns import has_call
+
+
+# Convolutions run in NCHW16c: vectors over 16 output channels whatever the image width, and
+# the packed weights are read contiguously. Measured untuned on this project's 2-core box:
+# ResNet-18 30 -> 21 ms (plain convolutions packed); MobileNet-V2 8.2 -> 5.1 ms (depthwise
+# packed too, with clip as min/max so ReLU6 keeps the layout, and a register tile along the
+# image row). Layout transforms remain only where NCHW ops meet packed ones. One block size
+# for every convolution: ConvertLayout cannot go from one blocked layout to another (NCHW8c
+# -> NCHW16c fails inside TVM), and 8-channel blocks everywhere made MobileNet-V2 slower
+# (9.9 ms) than leaving its few 24-channel convolutions in NCHW.
+_CHANNEL_BLOCK = 16
+
+
+_PACKED_CONV = [f"NCHW{_CHANNEL_BLOCK}c", f"OIHW{_CHANNEL_BLOCK}i{_CHANNEL_BLOCK}o"]
+_PACKED_DEPTHWISE = [f"NCHW{_CHANNEL_BLOCK}c", f"OIHW1i{_CHANNEL_BLOCK}o"]
+
+
+def _conv_layout(call: relax.Call) -> dict:
+    """ConvertLayout's choice per call: float32 NCHW convolutions, plain (groups=1; TVM keeps
+    NCHW where the block does not divide the channels) or depthwise (one filter per channel,
+    channels a multiple of the block), packed; other grouped convolutions NCHW; other calls
+    keep their layouts."""
+    attrs = call.attrs
+    if attrs is None or not hasattr(attrs, "groups") or not hasattr(attrs, "data_layout"):
+        return {}
+    if attrs.data_layout != "NCHW" or call.ty.dtype != "float32":
+        return {}
+    if attrs.groups == 1:
+        in_channels = call.args[0].ty.shape[1]
+        if isinstance(in_channels, tvm.tirx.IntImm) and int(in_channels) < _CHANNEL_BLOCK:
+            # A stem (RGB in): the whole input channel count as one block, packed output.
+            block = int(in_channels)
+            return {"relax.nn.conv2d": [f"NCHW{block}c", f"OIHW{block}i{_CHANNEL_BLOCK}o",
+                                        _PACKED_CONV[0]]}
+        return {"relax.nn.conv2d": _PACKED_CONV}
+    if _is_depthwise(call):
+        return {"relax.nn.conv2d": _PACKED_DEPTHWISE}
+    # Other grouped convolutions (ResNeXt, RegNet) stay NCHW, said explicitly: left to infer
+    # its layout from a packed input, TVM 0.27's conv2d fails ("Layouts must have the same
+    # size").
+    return {"relax.nn.conv2d": ["NCHW", "OIHW", "NCHW"]}
+
+
+def _is_depthwise(call: relax.Call, block: int = _CHANNEL_BLOCK) -> bool:
+    """groups == input channels == output channels (NCHW), a static multiple of `block`."""
+    try:
+        in_channels, out_channels = int(call.args[0].ty.shape[1]), int(call.ty.shape[1])
+    except (TypeError, AttributeError):  # symbolic or unknown channel counts
+        return False
+    return call.attrs.groups == in_channels == out_channels and out_channels % block == 0
+
+
+def _depthwise_conv2d_nchwc(data, weight, strides, padding, dilation, out_dtype):
+    """Depthwise convolution in NCHW[b]c with weights in OIHW1i[b]o (TOPI declares this
+    operator but no longer implements it)."""
+    from tvm import te, topi
+
+    batch, chunks, height, width, block = data.shape
+    _, _, kernel_h, kernel_w, _, _ = weight.shape
+    stride_h, stride_w = (int(v) for v in strides)
+    dilation_h, dilation_w = (int(v) for v in dilation)
+    top, left, bottom, right = (int(v) for v in padding)
+    out_h = (height + top + bottom - (kernel_h - 1) * dilation_h - 1) // stride_h + 1
+    out_w = (width + left + right - (kernel_w - 1) * dilation_w - 1) // stride_w + 1
+    padded = topi.nn.pad(data, [0, 0, top, left, 0], [0, 0, bottom, right, 0], name="pad")
+    ry = te.reduce_axis((0, kernel_h), name="ry")
+    rx = te.reduce_axis((0, kernel_w), name="rx")
+    return te.compute(
+        (batch, chunks, out_h, out_w, block),
+        lambda n, c, y, x, b: te.sum(
+            padded[n, c, y * stride_h + ry * dilation_h, x * stride_w + rx * dilation_w, b]
+            .astype(out_dtype) * weight[c, 0, ry, rx, 0, b].astype(out_dtype),
+            axis=[ry, rx]),
+        name="depthwise_conv2d_NCHWc")
+
+
+def _legalize_conv2d(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
+    """TVM's legalisation for NCHW; TOPI's conv2d_NCHWc and our depthwise compute for the
+    packed layouts (which TVM's own legalisation leaves unlowered)."""
+    from tvm import topi
+    from tvm.relax.transform.legalize_ops.nn import _nn_conv2d
+
+    attrs = call.attrs
+    if len(attrs.data_layout) == 4:
+        return _nn_conv2d(bb, call)
+    if attrs.groups != 1:
+        return bb.call_te(_depthwise_conv2d_nchwc, call.args[0], call.args[1], attrs.strides,
+                          attrs.padding, attrs.dilation, call.ty.dtype,
+                          primfunc_name_hint="depthwise_conv2d_NCHWc")
+    return bb.call_te(topi.nn.conv2d_NCHWc, call.args[0], call.args[1], attrs.strides,
+                      attrs.padding, attrs.dilation, attrs.data_layout, attrs.out_layout,
+                      call.ty.dtype, primfunc_name_hint="conv2d_NCHWc")
+
+
+_CONSTANT = relax_patterns.CONSTANT
+
+
+def _is_float(expr: relax.Expr) -> bool:
+    ty = expr.ty
+    return isinstance(ty, relax.TensorType) and ty.dtype in ("float16", "bfloat16", "float32",
+                                                               "float64")
+
+
+def _isnan(x: relax.Expr) -> relax.Expr:
+    """isnan, also of bfloat16 (TVM 0.27's isnan skips that dtype: through float32, exactly)."""
+    if x.ty.dtype == "bfloat16":
+        x = relax.op.astype(x, "float32")
+    return relax.op.isnan(x)
+
+
+@relax.expr_functor.mutator
+class _NanPropagatingMinMax(relax.PyExprMutator):
+    """Clamps, maxima and arg-extremes that keep NaN and infinities, as PyTorch's do.
+
+    TVM lowers max(a, b) to ``a > b ? a : b`` (and min alike), which gives b when a is NaN: a
+    ReLU or clamp of NaN came out as a number. Rewritten here, once for every path that builds
+    (TorchScript regions, ``enable()`` groups, the export path):
+
+    - ``relu(x)`` -> ``maximum(0, x)``, ``clip(x, lo, hi)`` -> ``minimum(hi, maximum(lo, x))``
+      and a maximum or minimum with a constant get the constant first, so the comparison's
+      false branch is the tensor: NaN > 0 is false, NaN comes out. The ops are ones
+      ConvertLayout knows (it has no rule for clip, and would unpack every ReLU6 from the
+      packed convolution layout), at no cost;
+    - ``maximum(a, b)`` of two tensors keeps a's NaN explicitly (b's comes through already);
+    - argmax/argmin give the first NaN's position where a row holds one, and no longer -1 for
+      a row of -inf (+inf).
+
+    Max pooling and max/min reductions keep NaN in their own lowering
+    (:mod:`tvmbridge.extrema`).
+    """
+
+    _clip = tvm.ir.Op.get("relax.clip")
+    _relu = tvm.ir.Op.get("relax.nn.relu")
+    _maximum = tvm.ir.Op.get("relax.maximum")
+    _minimum = tvm.ir.Op.get("relax.minimum")
+    _argmin = tvm.ir.Op.get("relax.argmin")
+    _arg_extremes = {tvm.ir.Op.get("relax.argmax"), _argmin}
+
+    def visit_call_(self, call: relax.Call) -> relax.Expr:
+        call = super().visit_call_(call)
+        if not isinstance(call.op, tvm.ir.Op) or not call.args or not _is_float(call.args[0]):
+            return call
+        dtype = call.args[0].ty.dtype
+        if call.op == self._relu:
+            return relax.op.maximum(relax.const(0, dtype), call.args[0])
+        if call.op == self._clip:
+            data, low, high = call.args
+            return relax.op.minimum(relax.const(float(high.value), dtype),
+                                    relax.op.maximum(relax.const(float(low.value), dtype), data))
+        if call.op in (self._maximum, self._minimum):
+            a, b = call.args
+            if isinstance(a, _CONSTANT):
+                return call
+            if isinstance(b, _CONSTANT):
+                return relax.Call(call.op, [b, a], call.attrs)
+            return relax.op.where(_isnan(a), a, call)
+        if call.op not in self._arg_extremes:
+            return call
+        x = call.args[0]
+        # The infinity an argmax can only lose to, -inf; +inf for an argmin. Masks in float32
+        # (argmax of a bfloat16 tensor fails TVM 0.27's type check).
+        losing = float("inf") if call.op == self._argmin else float("-inf")
+        other_than_losing = relax.op.astype(relax.op.not_equal(x, relax.const(losing, dtype)),
+                                            "float32")
+        if dtype == "bfloat16":  # TVM 0.27 builds no argmax/argmin of bfloat16; float32 is exact
+            call = relax.Call(call.op, [relax.op.astype(x, "float32")], call.attrs)
+        axis = None if call.attrs.axis is None else int(call.attrs.axis)
+        keepdims = bool(call.attrs.keepdims)
+        # A row of only the losing infinity gives -1 (no element beat TVM's finite start);
+        # PyTorch gives its first element beating it, else 0.
+        found = relax.op.where(relax.op.less(call, relax.const(0, "int64")),
+                               relax.op.argmax(other_than_losing, axis=axis, keepdims=keepdims),
+                               call)
+        nan_mask = relax.op.astype(_isnan(x), "float32")
+        any_nan = relax.op.max(nan_mask, axis=axis, keepdims=keepdims)
+        first_nan = relax.op.argmax(nan_mask, axis=axis, keepdims=keepdims)
+        return relax.op.where(relax.op.greater(any_nan, relax.const(0, "float32")), first_nan,
+                              found)
+
+
+def _rewrite_relax_functions(name: str, make_mutator) -> tvm.transform.Pass:
+    """A module pass running a fresh ``make_mutator()`` over each Relax function of a copy
+    of the module (the caller's stays as it was: tuning and building each rewrite it)."""
+
+    @tvm.transform.module_pass(opt_level=0, name=name)
+    def rewrite(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        mod = mod.clone()
+        for global_var, func in mod.functions.items():
+            if isinstance(func, relax.Function):
+                mod[global_var] = make_mutator().visit_expr(func)
+        return mod
+
+    return rewrite
+
+
+# Registered by the runtime library (src/runtime/aten_kernels.cc). Destination-passing:
+# out = torch.matmul(a, b) in the operands' dtype. Returning the kernel's own result, on
+# weights packed once, in the operands' dtype (bfloat16 or float32): x @ w for a constant
+# [K, N] weight (oneDNN, MKL); conv2d(x, w) for NHWC x and a constant OIHW weight (oneDNN).
+_ATEN_MATMUL = "tvmbridge.aten.matmul"
+_PACKED_LINEAR = "tvmbridge.aten.packed_linear"  # float32 on MKL, bfloat16 on oneDNN
+_ONEDNN_LINEAR = "tvmbridge.aten.onednn_linear"  # both on oneDNN
+_PACKED_CONV2D = "tvmbridge.aten.packed_conv2d"
+# Matrix products PyTorch's kernels compute (MKL, oneDNN); others stay TVM's.
+_ATEN_MATMUL_DTYPES = ("float32", "bfloat16")
+
+
+def _onednn_bf16_supported() -> bool:
+    """Whether this CPU runs oneDNN's bfloat16 convolutions and packed products (AVX512-BF16/
+    AMX, or AVX-512 with emulation); elsewhere convolutions stay TVM's, in float32, and
+    products ATen's."""
+    import torch
+
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def _mkl_supported() -> bool:
+    """Whether PyTorch has MKL, whose packed sgemm runs float32 linear layers."""
+    import torch
+
+    return torch.backends.mkl.is_available()
+
+
+@functools.cache
+def _cpuinfo() -> dict:
+    """This machine's /proc/cpuinfo fields (of its last CPU); empty where there is none."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return dict(map(str.strip, line.split(":", 1)) for line in cpuinfo if ":" in line)
+    except OSError:
+        return {}
+
+
+def _avx512_vendor() -> str | None:
+    """The CPU's vendor id ("GenuineIntel", "AuthenticAMD") where it has AVX-512, else None."""
+    fields = _cpuinfo()
+    return fields.get("vendor_id") if "avx512f" in fields.get("flags", "").split() else None
+
+
+def _float32_linear_kernel() -> str | None:
+    """The packed kernel float32 linear layers run on, None where there is none: oneDNN on
+    AMD CPUs with AVX-512, where MKL's sgemm takes slower code (2-core EPYC Zen 4, BERT-base's
+    products at 128 rows, interleaved: 768x768 1.02 -> 0.77 ms, 768x3072 4.9 -> 3.1,
+    3072x768 4.5 -> 3.1); MKL's packed sgemm elsewhere (measured on Intel: BERT-base
+    193.6 -> 151.8 ms against ATen's product on a 2-core AMX Xeon)."""
+    import torch
+
+    if _avx512_vendor() == "AuthenticAMD" and torch.backends.mkldnn.is_available():
+        return _ONEDNN_LINEAR
+    return _PACKED_LINEAR if _mkl_supported() else None
+
+
+def _integer_convolutions() -> bool:
+    """Whether quantized convolutions run on PyTorch's int8 kernels (quantized.py): where its
+    quantized engine is one for x86 (x86, fbgemm, onednn), whose kernels use AMX-INT8 or VNNI
+    where the CPU has them."""
+    import torch
+
+    return torch.backends.quantized.engine in ("x86", "fbgemm", "onednn")
+
+
+def _onednn_int8_kernels() -> bool:
+    """Whether oneDNN's int8 kernels (qconv2d_pointwise, qlinear_pointwise) take what PyTorch's
+    quantized::conv2d cannot express: a residual addition inside the kernel, a convolution
+    with a float32 result, and PT2E's quantized linear layers. Where PyTorch has its oneDNN
+    quantized engine and the CPU VNNI, on which the integer convolutions run on oneDNN anyway
+    (aten_kernels.cc)."""
+    import torch
+
+    return ("onednn" in torch.backends.quantized.supported_engines
+            and "avx512_vnni" in _cpuinfo().get("flags", "").split())
+
+
+def uses_onednn_convolutions(precision: str, mod: tvm.IRModule, tuning: bool = False) -> bool:
+    """Whether `mod`'s convolutions run on oneDNN (NHWC activations, weights packed once)
+    instead of TVM's NCHW16c schedules: in bfloat16 wherever oneDNN has bfloat16 kernels; in
+    float32 (unless `tuning`: MetaSchedule was asked to tune them) on CPUs with AVX-512 where
+    that was measured faster, interleaved, outputs within 2e-4 of eager's either way:
+    - Intel (2-core AMX Xeon): ResNet-18 31.6 -> 28.5 ms, MobileNet-V2 16.1 -> 13.9 ms;
+    - AMD (2-core EPYC Zen 4, bench/kernel_choice.py) for models without depthwise convolutions:
+      ResNet-18 25.9 -> 19.8 ms, ResNet-50 46.9 -> 44.4 ms. With them TVM's schedules win
+      there (MobileNet-V2 7.5 against 8.7 ms on oneDNN, MobileNet-V3 7.2 against 7.3,
+      EfficientNet-B0 9.9 against 11.1); mixing both in one model was slower than either in
+      the one (noisy) run tried.
+    CPUs without AVX-512 keep TVM's schedules (not measured)."""
+    import torch
+
+    if precision == "bf16":
+        return _onednn_bf16_supported()
+    if tuning or not torch.backends.mkldnn.is_available():
+        return False
+    vendor = _avx512_vendor()
+    return vendor == "GenuineIntel" or (vendor == "AuthenticAMD"
+                                        and not _has_depthwise_convolutions(mod))
+
+
+def _has_depthwise_convolutions(mod: tvm.IRModule) -> bool:
+    """Whether a Relax function of `mod` has a convolution with one filter per channel."""
+    conv2d = tvm.ir.Op.get("relax.nn.conv2d")
+    return has_call(mod, lambda call: call.op == conv2d and call.attrs.groups > 1
+                    and _is_depthwise(call, block=1))
+
+
+def _is_onednn_convolution(call: relax.Call) -> bool:
+    """A float32 2-D convolution oneDNN's kernel takes: constant weight, padding the same on
+    both sides (ATen's convolution has no other)."""
+    attrs = call.attrs
+    if (call.op != tvm.ir.Op.get("relax.nn.conv2d") or call.ty.dtype != "float32"
+            or call.args[0].ty.dtype != "float32" or not isinstance(call.args[1], _CONSTANT)):
+        return False
+    top, left, bottom, right = (int(v) for v in attrs.padding)
+    return top == bottom and left == right
+
+
+def _onednn_conv_layout(call: relax.Call) -> dict:
+    """ConvertLayout's choice where convolutions run on oneDNN: NHWC, oneDNN's activation
+    layout, for the convolutions AtenKernels hands to it (the weights are packed for oneDNN
+    at their first call, so their layout is left as it is); other calls keep their layouts."""
+    if isinstance(call.op, tvm.ir.Op) and _is_onednn_convolution(call):
+        if call.attrs.data_layout == "NCHW" and call.attrs.kernel_layout == "OIHW":
+            return {"relax.nn.conv2d": ["NHWC", "OIHW"]}
+    return {}
+
+
+@relax.expr_functor.mutator
+class AtenKernels(relax.PyExprMutator):
+    """Matrix products, and with ``precision="bf16"`` convolutions, as calls to PyTorch's
+    kernels; the rest of the region TVM's.
+
+    Untuned TVM schedules reach a fraction of MKL's speed on matrix products, and TVM's LLVM
+    backend cannot emit AMX or AVX512-BF16 dot products at all. So ``matmul`` (linear layers,
+    attention) runs PyTorch's kernels; TVM fuses what surrounds them (bias, activations).
+    A product with a constant weight (a linear layer) runs on the weight packed once: in
+    float32 on the kernel :func:`_float32_linear_kernel` picks per CPU (MKL's packed sgemm:
+    BERT-base 193.6 -> 151.8 ms on a 2-core AMX Xeon, interleaved, for about 20% more memory;
+    oneDNN on AMD), in bfloat16 on oneDNN. Such calls return the kernel's own result
+    (``call_pure_packed``) instead of copying it into a destination. Other products (attention)
+    call ``torch.matmul`` destination-passing.
+
+    With ``precision="bf16"`` products are computed in bfloat16 (oneDNN: AMX tiles or
+    AVX512-BF16, float32 accumulation), constant operands (weights) stored in bfloat16 (cast
+    once, at build time, by FoldConstant); everything around them (softmax, normalisation)
+    stays float32. Convolutions in NHWC (see :func:`_onednn_conv_layout`; in float32 too where
+    :func:`uses_onednn_convolutions` says) run oneDNN's convolution on weights it packs once
+    (BERT-base 101.6 -> 86.5 ms, MobileNet-V2 12.7 -> 11.2 ms against ATen's product and a
+    copied convolution result). They take and give
+    bfloat16 (:func:`_in_bfloat16`), cast by TVM in the fused kernels around the call: the
+    kernel rounds its operands to bfloat16 anyway, and ATen's casts in the call cost more
+    (MobileNet-V2 15.1 -> 9.9 ms, BERT-base 403 -> 338 ms in a run on a loaded machine, both
+    interleaved, the same outputs).
+    """
+
+    _matmul = tvm.ir.Op.get("relax.matmul")
+    _conv2d = tvm.ir.Op.get("relax.nn.conv2d")
+
+    def __init__(self, precision: str):
+        super().__init__()
+        self.bf16 = precision == "bf16"
+        # The kernel products with a constant weight run on, packed, per dtype computed.
+        self.packed_kernel = {"bfloat16": _PACKED_LINEAR if _onednn_bf16_supported() else None,
+                              "float32": _float32_linear_kernel()}
+
+    def visit_call_(self, call: relax.Call) -> relax.Expr:
+        call = super().visit_call_(call)
+        if call.op == self._conv2d:
+            return self._convolution(call)
+        if call.op != self._matmul:
+            return call
+        a, b = call.args
+        dtype = call.ty.dtype
+        if not (a.ty.dtype == b.ty.dtype == dtype and dtype in _ATEN_MATMUL_DTYPES):
+            return call
+        computed_in = "bfloat16" if self.bf16 or dtype == "bfloat16" else "float32"
+        packed_kernel = self.packed_kernel[computed_in]
+        if _is_linear_weight(b) and packed_kernel:
+            if computed_in == dtype:
+                return relax.op.call_pure_packed(packed_kernel, a, b, ty_args=call.ty)
+            return _in_bfloat16(packed_kernel, [a, b], call.ty, returns_result=True)
+        if computed_in == dtype:  # no casts, no copy
+            return relax.call_dps_packed(_ATEN_MATMUL, [a, b], call.ty)
+        return _in_bfloat16(_ATEN_MATMUL, [a, b], call.ty)
+
+    def _convolution(self, call: relax.Call) -> relax.Expr:
+        attrs = call.attrs
+        if not (_is_onednn_convolution(call) and attrs.data_layout == "NHWC"
+                and attrs.out_layout == "NHWC" and attrs.kernel_layout == "OIHW"):
+            return call
+        top, left, _, _ = (int(v) for v in attrs.padding)
+        geometry = relax.ShapeExpr([*(int(v) for v in attrs.strides), top, left,
+                                    *(int(v) for v in attrs.dilation), int(attrs.groups)])
+        if self.bf16:
+            return _in_bfloat16(_PACKED_CONV2D, [*call.args, geometry], call.ty,
+                                returns_result=True)
+        return relax.op.call_pure_packed(_PACKED_CONV2D, *call.args, geometry, ty_args=call.ty)
+
+
+def _is_linear_weight(b: relax.Expr) -> bool:
+    """A constant [K, N] matrix with K, N > 0: a linear layer's weight, which the packed
+    products (MKL, oneDNN) take."""
+    if not isinstance(b, _CONSTANT) or len(b.ty.shape) != 2:
+        return False
+    return all(isinstance(d, tvm.tirx.IntImm) and int(d) > 0 for d in b.ty.shape)
+
+
+def _in_bfloat16(function: str, args: list, ty: relax.TensorType, *,
+                 returns_result: bool = False) -> relax.Expr:
+    """A call of `function` on bfloat16 tensors, for a float32 result of type `ty`: tensor
+    arguments are cast to bfloat16 (constants once, by FoldConstant; others inside the fused
+    TVM kernel that produces them), and the result back to `ty`'s dtype inside the kernel that
+    consumes it. Destination-passing, or with `returns_result` a pure call returning a tensor
+    the function allocates (oneDNN's result, taken without a copy)."""
+    cast = [relax.op.astype(x, "bfloat16") if isinstance(x.ty, relax.TensorType) else x
+            for x in args]
+    result_ty = relax.TensorType(ty.shape, "bfloat16")
+    if returns_result:
+        result = relax.op.call_pure_packed(function, *cast, ty_args=result_ty)
+    else:
+        result = relax.call_dps_packed(function, cast, result_ty)
+    return relax.op.astype(result, ty.dtype)
+
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def fuse(mod: tvm.IRModule, target: tvm.target.Target, precision: str = "fp32",
+         packed_layouts: bool = True, onednn_convolutions: bool | None = None,
+         integer_convolutions: bool | None = None) -> tvm.IRModule:
+    """Layout conversion (with `packed_layouts`: NCHW16c, or NHWC for oneDNN's convolutions),
+    library dispatch, legalisation to TIR and operator fusion: the module whose PrimFuncs are
+    both the tuning tasks and what the tuning records are applied to (so keys match). Weight
+    layout transforms fold into the constants here. Without `packed_layouts` (build_library's
+    retry when TVM's layout handling fails) convolutions stay NCHW and TVM's, in float32.
+    `onednn_convolutions` overrides :func:`uses_onednn_convolutions`'s choice, and
+    `integer_convolutions` :func:`_integer_convolutions`'s for quantized ones."""
+    if onednn_convolutions is None:
+        onednn_convolutions = uses_onednn_convolutions(precision, mod)
+    if integer_convolutions is None:
+        integer_convolutions = _integer_convolutions()
+    integer = []
+    if integer_convolutions:
+        onednn = _onednn_int8_kernels()
+        integer = [_rewrite_relax_functions(
+                       "tvmbridge.IntegerKernels",
+                       lambda: quantized.IntegerKernels(residual_adds=onednn)),
+                   relax.transform.DeadCodeElimination(),
+                   *([_rewrite_relax_functions(
+                       "tvmbridge.FloatResultIntegerKernels",
+                       lambda: quantized.IntegerKernels(float_results=True)),
+                      relax.transform.DeadCodeElimination()] if onednn else []),
+                   # The weights of the quantized convolutions left in float32 (one whose
+                   # output is not quantized, where oneDNN's integer kernel does not take it)
+                   # become constants, so that the layout choice below hands them to
+                   # oneDNN where it takes float32 convolutions.
+                   relax.transform.FoldConstant()]
+    layouts = []
+    if packed_layouts:
+        choose = _onednn_conv_layout if onednn_convolutions else _conv_layout
+        layouts = [relax.transform.ConvertLayout({}, choose)]
+    passes = [
+        *integer,  # before relu becomes a NaN-keeping maximum
+        _rewrite_relax_functions("tvmbridge.NanPropagatingMinMax", _NanPropagatingMinMax),
+        *layouts,
+        relax.transform.FoldConstant(),
+        _rewrite_relax_functions("tvmbridge.FusedAttention",
+                                 lambda: attention.FusedAttention(precision == "bf16")),
+        relax.transform.DeadCodeElimination(),
+        # After folding, so that transposed weights are constants (stored in bfloat16 for
+        # precision="bf16": the FoldConstant below casts them).
+        _rewrite_relax_functions("tvmbridge.AtenKernels", lambda: AtenKernels(precision)),
+        *cpu_generic.library_dispatch_passes(target),
+        # cpu_generic.legalize_passes with the packed convolution's legalisation, and
+        # vectorised exp/erf for the float32 ops built on them, added.
+        relax.transform.LegalizeOps({"relax.nn.conv2d": _legalize_conv2d,
+                                     **vector_math.LEGALIZATIONS, **extrema.LEGALIZATIONS}),
+        relax.transform.AnnotateTIROpPattern(),
+        relax.transform.FoldConstant(),
+        relax.transform.FuseOps(),
+        relax.transform.FuseTIR(),
+    ]
+    with target:
+        return tvm.transform.Sequential(passes)(mod)
