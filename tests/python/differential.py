@@ -302,53 +302,41 @@ class Binary(OpModule):
 BINARY = ["add", "sub", "mul", "div", "pow", "pow_3", "eq", "ne", "lt", "ge", "where", "maximum"]
 
 
-class Elementwise(OpModule):
-    """One-input elementwise ops, on every dtype PyTorch takes them in."""
+class Elementwise(torch.nn.Module):
+    """One-input elementwise ops (ELEMENTWISE's, by name), on every dtype PyTorch takes them
+    in. Traced for each case's dtype: PyTorch's own op, as users' traced models carry it."""
+
+    def __init__(self, op: str):
+        super().__init__()
+        self.op = op
 
     def forward(self, x):
-        op = self.op
-        if op == "abs":
-            return torch.abs(x)
-        if op == "neg":
-            return torch.neg(x)
-        if op == "sign":
-            return torch.sign(x)
-        if op == "floor":
-            return torch.floor(x)
-        if op == "round":
-            return torch.round(x)
-        if op == "trunc":
-            return torch.trunc(x)
-        if op == "sqrt":
-            return torch.sqrt(x)
-        if op == "rsqrt":
-            return torch.rsqrt(x)
-        if op == "log":
-            return torch.log(x)
-        if op == "log1p":
-            return torch.log1p(x)
-        if op == "tanh":
-            return torch.tanh(x)
-        if op == "reciprocal":
-            return torch.reciprocal(x)
-        if op == "square":
-            return torch.square(x)
-        if op == "hardswish":
-            return torch.nn.functional.hardswish(x)
-        if op == "elu":
-            return torch.nn.functional.elu(x)
-        if op == "softplus":
-            return torch.nn.functional.softplus(x)
-        if op == "isinf":
-            return torch.isinf(x)
-        if op == "logical_not":
-            return torch.logical_not(x)
-        return torch.isfinite(x)
+        return ELEMENTWISE[self.op](x)
 
 
-ELEMENTWISE = ["abs", "neg", "sign", "floor", "round", "trunc", "sqrt", "rsqrt", "log", "log1p",
-               "tanh", "reciprocal", "square", "hardswish", "elu", "softplus", "isinf",
-               "logical_not", "isfinite"]
+# One row per op: adding an elementwise converter adds its row here (docs/adding-a-converter.md).
+ELEMENTWISE = {
+    "abs": torch.abs,
+    "neg": torch.neg,
+    "sign": torch.sign,
+    "floor": torch.floor,
+    "round": torch.round,
+    "trunc": torch.trunc,
+    "sqrt": torch.sqrt,
+    "rsqrt": torch.rsqrt,
+    "log": torch.log,
+    "log1p": torch.log1p,
+    "expm1": torch.expm1,
+    "tanh": torch.tanh,
+    "reciprocal": torch.reciprocal,
+    "square": torch.square,
+    "hardswish": torch.nn.functional.hardswish,
+    "elu": torch.nn.functional.elu,
+    "softplus": torch.nn.functional.softplus,
+    "isinf": torch.isinf,
+    "logical_not": torch.logical_not,
+    "isfinite": torch.isfinite,
+}
 # Ops PyTorch computes only for floating tensors (on the CPU).
 FLOATING_ELEMENTWISE = {"hardswish", "elu", "softplus"}
 
@@ -940,7 +928,8 @@ def _elementwise_case(op: str, seed: int, sizes: dict) -> Case:
         x = x * rng.choice([1.0, 3.0])  # half-integers and large values for rounding
         if rng.random() < 0.3:
             x = torch.round(x * 2) / 2
-    return Case("elementwise", op, seed, sizes, lambda: Elementwise(op), (x,),
+    return Case("elementwise", op, seed, sizes,
+                lambda: torch.jit.trace(Elementwise(op), (x,), check_trace=False), (x,),
                 (_with_specials(rng, x, 3),))
 
 
@@ -1107,7 +1096,7 @@ FAMILIES = {
                                "depth": rng.randrange(1, 6)}),
     "binary": (BINARY, _binary_case,
                lambda rng: {"rows": rng.randrange(1, 4), "cols": rng.randrange(1, 6)}),
-    "elementwise": (ELEMENTWISE, _elementwise_case,
+    "elementwise": (list(ELEMENTWISE), _elementwise_case,
                     lambda rng: {"rows": rng.randrange(1, 4), "cols": rng.randrange(1, 9)}),
     "shape": (SHAPE, _shape_case,
               lambda rng: {"rows": rng.randrange(1, 4), "cols": rng.randrange(1, 5),
