@@ -16,7 +16,8 @@
 #include "compiler/compilation_group.h"
 #include "compiler/embed.h"
 #include "compiler/region_timing.h"
-#include "frontend/graph_prep.h"
+#include "passes/passes.h"
+#include "passes/pipeline.h"
 
 namespace tvmbridge {
 namespace {
@@ -144,7 +145,7 @@ std::vector<HeldTensor> TensorsHeldByInputs(const torch::jit::Graph& graph,
 
 }  // namespace
 
-Analysis Analyse(frontend::PreparedGraph prepared, const std::vector<TensorSpec>& specs,
+Analysis Analyse(passes::PreparedGraph prepared, const std::vector<TensorSpec>& specs,
                  const partition::PartitionOptions& options,
                  const partition::ExampleInputs& examples) {
   Analysis analysis;
@@ -194,7 +195,7 @@ Analysis Analyse(frontend::PreparedGraph prepared, const std::vector<TensorSpec>
   // Observe, fold what the shapes decide, then observe the simplified graph.
   auto first = partition::ObserveTensors(graph, self, analysis.inputs, values);
   partition::SpecializeToShapes(analysis.prepared.graph, first);
-  frontend::FoldReadOnlyAttributes(analysis.prepared.graph, analysis.prepared.frozen);
+  passes::FoldReadOnlyAttributes(analysis.prepared.graph, analysis.prepared.frozen);
   analysis.observations =
       partition::ObserveTensors(graph, self, analysis.inputs, values, TimesRegions(options));
   analysis.held_tensors = TensorsHeldByInputs(graph, analysis.inputs, analysis.observations);
@@ -285,9 +286,9 @@ std::string ReportJson(const partition::Partition& partition,
 
 }  // namespace
 
-frontend::PreparedGraph PrepareArchive(const std::string& archive) {
-  return frontend::PrepareForConversion(frontend::LoadModule(archive), /*fold_weights=*/true,
-                                        frontend::InputWrites::kWriteBack);
+passes::PreparedGraph PrepareArchive(const std::string& archive) {
+  return passes::PrepareForConversion(passes::LoadModule(archive), /*fold_weights=*/true,
+                                      passes::InputWrites::kWriteBack);
 }
 
 std::string Explain(const std::string& archive, const std::vector<TensorSpec>& inputs,
@@ -317,8 +318,7 @@ c10::intrusive_ptr<TVMModule> BuildModule(const tvm::ffi::ObjectRef& ir_module,
   return c10::make_intrusive<TVMModule>(metadata.ToJson(), bytes);
 }
 
-CompileResult CompilePrepared(frontend::PreparedGraph prepared,
-                              const std::vector<TensorSpec>& inputs,
+CompileResult CompilePrepared(passes::PreparedGraph prepared, const std::vector<TensorSpec>& inputs,
                               const partition::PartitionOptions& options,
                               const BuildSettings& build,
                               const partition::ExampleInputs& examples) {

@@ -8,8 +8,8 @@
 #include <tvm/ffi/function.h>
 
 #include "compiler/embed.h"
-#include "frontend/graph_prep.h"
 #include "partition/partitioner.h"
+#include "passes/pipeline.h"
 #include "tvmbridge/artifact.h"
 #include "tvmbridge/tvm_module.h"
 
@@ -41,7 +41,7 @@ c10::intrusive_ptr<TVMModule> BuildModule(const tvm::ffi::ObjectRef& ir_module,
 
 // A model ready to build: frozen, specialised to the input shapes, observed, partitioned.
 struct Analysis {
-  frontend::PreparedGraph prepared;
+  passes::PreparedGraph prepared;
   std::vector<TensorSpec> inputs;        // named after the graph's inputs where specs had no name
   std::vector<HeldTensor> held_tensors;  // see TensorsHeldByInputs
   partition::Observations observations;
@@ -49,10 +49,10 @@ struct Analysis {
 };
 
 // A TorchScript archive, prepared for partitioning (frozen, weights folded).
-frontend::PreparedGraph PrepareArchive(const std::string& archive);
+passes::PreparedGraph PrepareArchive(const std::string& archive);
 // `examples`: the inputs' values for the example runs (see ObserveTensors); the last run's
 // values are kept in the observations for timing.
-Analysis Analyse(frontend::PreparedGraph prepared, const std::vector<TensorSpec>& inputs,
+Analysis Analyse(passes::PreparedGraph prepared, const std::vector<TensorSpec>& inputs,
                  const partition::PartitionOptions& options,
                  const partition::ExampleInputs& examples = {});
 
@@ -65,10 +65,9 @@ CompileResult Compile(const std::string& archive, const std::vector<TensorSpec>&
                       const partition::PartitionOptions& options, const BuildSettings& build,
                       const partition::ExampleInputs& examples = {});
 
-// The same for a graph already prepared (graph_prep.h's contract: frozen, first input
+// The same for a graph already prepared (passes/pipeline.h's contract: frozen, first input
 // `self`), such as a compilation group's subgraph with its weights made constants.
-CompileResult CompilePrepared(frontend::PreparedGraph prepared,
-                              const std::vector<TensorSpec>& inputs,
+CompileResult CompilePrepared(passes::PreparedGraph prepared, const std::vector<TensorSpec>& inputs,
                               const partition::PartitionOptions& options,
                               const BuildSettings& build,
                               const partition::ExampleInputs& examples = {});

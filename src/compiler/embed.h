@@ -29,7 +29,7 @@ struct HeldTensor {
 struct ForwardSignature {
   std::vector<TensorSpec> inputs;  // forward's inputs; tensors are checked where it starts
   std::vector<HeldTensor> held;    // tensors inside other inputs, checked where taken out
-  // Inputs the forward writes into (frontend::WriteBackInputs): each must share no memory with
+  // Inputs the forward writes into (passes::WriteBackInputs): each must share no memory with
   // the other tensor inputs.
   std::vector<size_t> written_back_inputs;
   // Forward's default values, per input (none: the argument is required), kept so that callers

@@ -18,8 +18,8 @@
 #include "compiler/region_timing.h"
 #include "compiler/torchscript_fallback.h"
 #include "frontend/converter.h"
-#include "frontend/graph_prep.h"
 #include "partition/shape_observer.h"
+#include "passes/pipeline.h"
 #include "runtime/sha256.h"
 #include "tvmbridge/tensor_bridge.h"
 
@@ -100,7 +100,7 @@ std::vector<TensorSpec> SpecsFrom(const InputDescriptions& descriptions) {
 // observation folds them, so loops over them (`[x[i] for i in range(x.size(0))]`) unroll and
 // the lists they grow become functional. Nothing runs: shapes of intermediate tensors are
 // the converters' to know.
-void SpecializeToInputShapes(frontend::PreparedGraph& prepared,
+void SpecializeToInputShapes(passes::PreparedGraph& prepared,
                              const std::vector<TensorSpec>& specs) {
   const auto& inputs = prepared.graph->inputs();
   if (inputs.size() != specs.size() + 1) return;  // ConvertGraph says what is wrong
@@ -124,8 +124,8 @@ Array<Any> FromTorchScript(const Bytes& archive, const InputDescriptions& inputs
   return Guarded([&] {
     std::vector<TensorSpec> specs = SpecsFrom(inputs);
     // Weights returned as named parameters keep PyTorch's names, so nothing is folded then.
-    frontend::PreparedGraph prepared = frontend::PrepareForConversion(
-        frontend::LoadModule(std::string(archive)), /*fold_weights=*/!keep_params_as_input);
+    passes::PreparedGraph prepared = passes::PrepareForConversion(
+        passes::LoadModule(std::string(archive)), /*fold_weights=*/!keep_params_as_input);
     SpecializeToInputShapes(prepared, specs);
     frontend::ConversionOptions options;
     options.keep_params_as_input = keep_params_as_input;
@@ -276,8 +276,8 @@ String ExplainFfi(const Bytes& archive, const InputDescriptions& inputs,
 // The kinds of nodes in the prepared graph that have no converter.
 Array<String> UnsupportedOps(const Bytes& archive) {
   return Guarded([&] {
-    frontend::PreparedGraph prepared =
-        frontend::PrepareForConversion(frontend::LoadModule(std::string(archive)));
+    passes::PreparedGraph prepared =
+        passes::PrepareForConversion(passes::LoadModule(std::string(archive)));
     Array<String> kinds;
     for (const std::string& kind : frontend::UnsupportedOps(*prepared.graph)) {
       kinds.push_back(kind);

@@ -238,10 +238,10 @@ class CompilationGroup {
       version.module = std::move(*cached);
       ++Statistics().disk_loads;
     } else {
-      CompileResult result = CompilePrepared(frontend::PrepareFrozenGraph(graph), specs,
+      CompileResult result = CompilePrepared(passes::PrepareFrozenGraph(graph), specs,
                                              settings->options, settings->build, examples);
       ++Statistics().compiles;
-      version.module = frontend::LoadModule(result.archive);
+      version.module = passes::LoadModule(result.archive);
       if (!key.empty()) StoreInCache(settings->cache_dir, key, result.archive);
       for (const std::string& node : result.fallback_nodes) {
         why_not += (why_not.empty() ? "" : "; ") + node;

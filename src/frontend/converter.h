@@ -262,7 +262,7 @@ std::vector<std::string> UnsupportedOps(const torch::jit::Graph& graph);
 relax::Expr ConvertGraphOutput(const torch::jit::Graph& graph, ConversionContext& context,
                                const ValueMap& values, ConversionResult& result);
 
-// Converts a prepared graph (see graph_prep.h) whose first input is the module itself.
+// Converts a prepared graph (see passes/pipeline.h) whose first input is the module itself.
 // `weight_names` names constant tensors by their data pointer (from the original module).
 ConversionResult ConvertGraph(const torch::jit::Graph& graph, const std::vector<TensorSpec>& inputs,
                               const std::unordered_map<const void*, std::string>& weight_names,

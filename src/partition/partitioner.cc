@@ -1,7 +1,7 @@
 #include "partition/partitioner.h"
 
-#include "frontend/graph_prep.h"
 #include "frontend/op_traits.h"
+#include "passes/passes.h"
 
 #include <algorithm>
 #include <sstream>
@@ -261,7 +261,7 @@ void ForceUserChoices(const Block& block, const PartitionOptions& options, Torch
     }
     std::string kind = node->kind().toQualString();
     std::string module;
-    if (frontend::IsWriteBack(*node)) {
+    if (passes::IsWriteBack(*node)) {
       const torch::jit::Value* input = node->input(0);
       forced[node] = {PlacementCause::kWriteBack,
                       "writes the result back into input '" +

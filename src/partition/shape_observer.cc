@@ -1,8 +1,8 @@
 #include "partition/shape_observer.h"
 
 #include "frontend/converter.h"
-#include "frontend/graph_prep.h"
 #include "frontend/op_traits.h"
+#include "passes/passes.h"
 
 #include <algorithm>
 #include <functional>
@@ -601,12 +601,12 @@ void SpecializeToShapes(const std::shared_ptr<torch::jit::Graph>& graph,
   std::shared_ptr<torch::jit::Graph> folded = graph;
   torch::jit::ConstantPropagation(folded);
   // Resolved shape checks leave Optional values that now hold tensors: `hx is None` folds.
-  frontend::FoldNoneChecks(folded);
+  passes::FoldNoneChecks(folded);
   // `for` loops whose trip count the shapes just fixed are unrolled, so their bodies join
   // the regions around them instead of running as TorchScript loops (within a budget).
   if (UnrollConstantLoopsWithinBudget(folded)) torch::jit::ConstantPropagation(folded);
   // Writes in branches and loops that are now resolved or unrolled become local.
-  frontend::RemoveLocalMutation(folded);
+  passes::RemoveLocalMutation(folded);
   torch::jit::ConstantPropagation(folded);
   // Tuples and lists that resolved branches used to return (scripted nn.MultiheadAttention's
   // `(output, weights)`) are unpacked where they are built, so unused parts die and
@@ -615,7 +615,7 @@ void SpecializeToShapes(const std::shared_ptr<torch::jit::Graph>& graph,
   torch::jit::PeepholeOptimizeListIdioms(folded);  // and lists: `q, k = [a, b]`
   // Fused attention's weights are undefined exactly when need_weights is false, a constant:
   // the example runs answer `weights is None`.
-  frontend::FoldNoneChecks(folded, [&](const Value* tensor) -> std::optional<bool> {
+  passes::FoldNoneChecks(folded, [&](const Value* tensor) -> std::optional<bool> {
     auto it = observations.find(tensor);
     if (it == observations.end() || it->second.seen_defined == it->second.seen_undefined) {
       return std::nullopt;

@@ -29,7 +29,7 @@ void ExpectInputOp(const at::Tensor& input, int64_t index, c10::string_view name
 }
 
 // A compiled forward that writes into input `inputs[written]` works on a copy of it and copies
-// the result back at the end (frontend::WriteBackInputs), so another input sharing its memory
+// the result back at the end (passes::WriteBackInputs), so another input sharing its memory
 // would not see the write happen where PyTorch shows it: such calls are refused.
 void ExpectUnsharedOp(const std::vector<at::Tensor>& inputs, c10::IntArrayRef indices,
                       const std::vector<std::string>& names, int64_t written) {

@@ -11,10 +11,16 @@
 #include <tvm/ffi/function.h>
 
 #include "frontend/converter.h"
-#include "frontend/graph_prep.h"
+#include "passes/passes.h"
+#include "passes/pipeline.h"
 
 namespace tvmbridge::frontend {
 namespace {
+
+using passes::InputWrites;
+using passes::IsWriteBack;
+using passes::PreparedGraph;
+using passes::PrepareForConversion;
 
 // The frontend builds Relax through TVM's compiler library, which registers the globals.
 class TvmCompilerEnvironment : public ::testing::Environment {

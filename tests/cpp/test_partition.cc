@@ -5,15 +5,15 @@
 #include <torch/script.h>
 
 #include "compiler/region_timing.h"
-#include "frontend/graph_prep.h"
 #include "partition/partitioner.h"
 #include "partition/shape_observer.h"
+#include "passes/pipeline.h"
 
 namespace tvmbridge::partition {
 namespace {
 
 struct Analysed {
-  frontend::PreparedGraph prepared;
+  passes::PreparedGraph prepared;
   Observations observations;
   Partition partition;
 };
@@ -24,7 +24,7 @@ Analysed Analyse(const std::string& source, std::vector<TensorSpec> inputs,
   module.register_attribute("training", c10::BoolType::get(), true);
   module.define(source);
   Analysed result{
-      frontend::PrepareForConversion(module, true, frontend::InputWrites::kWriteBack), {}, {}};
+      passes::PrepareForConversion(module, true, passes::InputWrites::kWriteBack), {}, {}};
   auto& graph = result.prepared.graph;
   c10::IValue self = result.prepared.frozen._ivalue();
   SpecializeToShapes(graph, ObserveTensors(*graph, self, inputs));
