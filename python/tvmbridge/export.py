@@ -165,6 +165,24 @@ def _convert_dequantize_per_channel(node: fx.Node, importer):
         out_dtype=_DTYPES[node.kwargs.get("out_dtype") or torch.float32]))
 
 
+def _max_pool_with_its_kernel_as_stride(method: str):
+    """TVM's translator takes a max pooling's omitted stride only as None; ATen writes it as
+    [] (``F.max_pool2d(x, 2)``), which TVM's pooling then rejects ("The input strides length is
+    expected to be 2"). Both mean strides of the kernel's size, which the node is given."""
+
+    def convert(node: fx.Node, importer):
+        if len(node.args) > 2 and not node.args[2]:
+            node.args = (*node.args[:2], node.args[1], *node.args[3:])
+        return getattr(importer, method)(node)
+
+    return convert
+
+
+_MAX_POOLS = {f"{op}.default": _max_pool_with_its_kernel_as_stride(f"_{op}")
+              for op in ("max_pool1d", "max_pool2d", "max_pool3d", "max_pool2d_with_indices",
+                         "max_pool3d_with_indices")}
+
+
 # By the name TVM's translator looks converters up under (the overload's __name__); their
 # namespace, quantized_decomposed, is checked where nodes are chosen (_TranslatableByTvm).
 _QDQ_CONVERTERS = {
@@ -174,7 +192,8 @@ _QDQ_CONVERTERS = {
 }
 _QDQ_NAMESPACE = "quantized_decomposed"
 # What tvmbridge adds to (or takes over in) the translator's map.
-_CONVERTERS = {**_QDQ_CONVERTERS, "scaled_dot_product_attention.default": _convert_attention}
+_CONVERTERS = {**_QDQ_CONVERTERS, **_MAX_POOLS,
+               "scaled_dot_product_attention.default": _convert_attention}
 _QDQ_DTYPE_POSITION = {"quantize_per_tensor.default": 5, "dequantize_per_tensor.default": 5,
                        "dequantize_per_channel.default": 6}
 

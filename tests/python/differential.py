@@ -477,6 +477,68 @@ class QuantizedConv(torch.nn.Module):
 QUANTIZED = ["conv2d", "conv2d_relu", "conv2d_max_pool2d", "conv2d_add_relu"]
 
 
+class Pt2eStack(torch.nn.Module):
+    """One pattern X86InductorQuantizer quantizes, per op: a convolution alone (its output left
+    float32), with ReLU or ReLU6, with a residual addition and ReLU, followed by max pooling, a
+    depthwise one with ReLU6, a linear layer alone or with ReLU. Quantized by PT2E per case
+    (torchao's prepare_pt2e / convert_pt2e), compiled with ir="export"."""
+
+    def __init__(self, op: str, channels: int):
+        super().__init__()
+        self.op = op
+        groups = channels if op == "depthwise_relu6" else 1
+        self.conv = torch.nn.Conv2d(channels, channels, 3, padding=1, groups=groups)
+        self.fc = torch.nn.Linear(channels, channels + 1)
+
+    def forward(self, x):
+        op = self.op
+        if op == "linear":
+            return self.fc(x)
+        if op == "linear_relu":
+            return torch.relu(self.fc(x))
+        y = self.conv(x)
+        if op == "conv2d_relu":
+            return torch.relu(y)
+        if op in ("conv2d_relu6", "depthwise_relu6"):
+            return torch.nn.functional.relu6(y)
+        if op == "conv2d_add_relu":
+            return torch.relu(y + x)
+        if op == "conv2d_max_pool2d":
+            return torch.nn.functional.max_pool2d(torch.relu(y), 2, ceil_mode=True)
+        return y
+
+
+PT2E = ["conv2d", "conv2d_relu", "conv2d_relu6", "depthwise_relu6", "conv2d_add_relu",
+        "conv2d_max_pool2d", "linear", "linear_relu"]
+
+
+def quantize_pt2e(model: torch.nn.Module, x: torch.Tensor, calibration: list) -> torch.nn.Module:
+    """`model` quantized as the PT2E tutorial does: exported, annotated by X86InductorQuantizer's
+    default config (static, per-channel weights), calibrated on `calibration`, converted."""
+    import warnings
+
+    import torchao.quantization.pt2e.quantize_pt2e as pt2e
+    import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as x86
+
+    quantizer = x86.X86InductorQuantizer().set_global(
+        x86.get_default_x86_inductor_quantization_config())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prepared = pt2e.prepare_pt2e(torch.export.export(model.eval(), (x,)).module(), quantizer)
+        with torch.no_grad():
+            for batch in calibration:
+                prepared(batch)
+        return pt2e.convert_pt2e(prepared)
+
+
+def last_quantize_scale(converted: torch.nn.Module) -> float:
+    """The scale of PT2E's last quantize: one step of the output's grid, or of the last
+    quantized op's input where the output stays float32."""
+    scales = [float(node.args[1]) for node in converted.graph.nodes
+              if node.target == torch.ops.quantized_decomposed.quantize_per_tensor.default]
+    return scales[-1]
+
+
 class InputWrites(torch.nn.Module):
     """In-place writes into the caller's tensors (`steps`: (op, target) pairs, applied in
     order; target 0 is x, 1 is y), then a result from them. Traced: PyTorch's own in-place
@@ -702,6 +764,7 @@ class Case:
     on_vm: bool = False  # from_torchscript's module on TVM's VM instead of compile's
     # Reasons, besides KNOWN_REFUSALS, for which nodes of this case may run in PyTorch.
     allowed_fallbacks: tuple = ()
+    exported: bool = False  # a torch.export module (PT2E's), compiled with ir="export"
 
     def describe(self) -> str:
         def show(t):
@@ -995,6 +1058,23 @@ def _linear_case(op: str, seed: int, sizes: dict) -> Case:
                 (_with_specials(rng, x, 2),))
 
 
+def _pt2e_case(op: str, seed: int, sizes: dict) -> Case:
+    """The model is quantized by PT2E here, calibrated on seeded batches, and called beyond
+    their range too; its values must be PT2E's own model's within one step of the last grid."""
+    gen = torch.Generator().manual_seed(seed)
+    rng = random.Random(seed)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = Pt2eStack(op, sizes["channels"])
+    shape = ([sizes["batch"], sizes["length"] + 1, sizes["channels"]] if op.startswith("linear")
+             else [sizes["batch"], sizes["channels"], sizes["length"] + 1, sizes["length"] + 1])
+    x = torch.randn(shape, generator=gen)
+    converted = quantize_pt2e(model, x, [torch.randn(shape, generator=gen) for _ in range(3)])
+    call = x * rng.choice([0.5, 1.0, 3.0])
+    return Case("pt2e", op, seed, sizes, lambda: converted, (x,), (call,),
+                atol=1.001 * last_quantize_scale(converted), exported=True)
+
+
 def _quantized_case(op: str, seed: int, sizes: dict) -> Case:
     """The model is quantized here (calibrated on seeded random inputs) and its values compared
     within one step of its output's scale (PyTorch's kernels on both sides, where TVM hands them
@@ -1111,6 +1191,9 @@ FAMILIES = {
                             "count": rng.randrange(0, 5)}),
     "quantized": (QUANTIZED, _quantized_case,
                   lambda rng: {"channels": rng.randrange(1, 9), "length": rng.randrange(0, 6)}),
+    "pt2e": (PT2E, _pt2e_case,
+             lambda rng: {"channels": rng.randrange(1, 9), "length": rng.randrange(0, 6),
+                          "batch": rng.randrange(1, 3)}),
     "data_dependent": (list(DATA_DEPENDENT), _data_dependent_case,
                        lambda rng: {"rows": rng.randrange(1, 5), "length": rng.randrange(0, 6)}),
     "matmul": (list(MATMUL_SHAPES), _matmul_case,
@@ -1135,7 +1218,10 @@ def check(case: Case, refusals: list | None = None) -> str | None:
     """None when the compiled module agrees with PyTorch on the case, else what differs.
     Nodes the converters leave to PyTorch for a reason in KNOWN_REFUSALS are allowed (and
     appended to `refusals`); any other node left to PyTorch is a finding."""
-    model = case.make_module().eval()
+    model = case.make_module()
+    if case.exported:
+        return _check_exported(model, case)
+    model = model.eval()
     if case.on_vm:
         return _check_on_vm(model, case)
     try:
@@ -1180,6 +1266,22 @@ def check(case: Case, refusals: list | None = None) -> str | None:
         problem = _difference(after, expected_after, case)
         if problem is not None:
             return f"input {index} after the call: {problem}"
+    return _difference(actual, expected, case)
+
+
+def _check_exported(model: torch.nn.Module, case: Case) -> str | None:
+    """check() for an exported module: compiled whole with ir="export" (no region failed, no
+    op left to PyTorch), its outputs as PyTorch's."""
+    try:
+        compiled = tt.compile(model, list(case.example), ir="export", min_block_size=1,
+                              never_slower=False)
+    except Exception as error:  # noqa: BLE001 (a compile that fails is a finding)
+        return f"does not compile: {str(error).splitlines()[0][:300]}"
+    report = tt.report(compiled)
+    if report.failed_regions or report.torch_ops:
+        return f"not whole in TVM: {report.torch_ops} {report.failed_regions}"
+    with torch.no_grad():
+        expected, actual = model(*case.call), compiled(*case.call)
     return _difference(actual, expected, case)
 
 

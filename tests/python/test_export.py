@@ -336,3 +336,22 @@ def test_never_slower_times_regions_on_the_export_path(monkeypatch):
     timed, untimed = reports
     assert timed.regions == 0 and len(timed.slower_regions) >= 2
     assert untimed.regions >= 2 and not untimed.timings
+
+
+@pytest.mark.parametrize("pool, shape", [(nn.functional.max_pool1d, (1, 3, 9)),
+                                         (nn.functional.max_pool2d, (1, 3, 8, 8)),
+                                         (nn.functional.max_pool3d, (1, 2, 4, 4, 4))])
+def test_max_pooling_with_its_default_stride_converts(pool, shape):
+    """`F.max_pool2d(x, 2)` exports its omitted stride as [], which TVM's translator rejected
+    (the region stayed in PyTorch); it is the kernel's size (found by the pt2e family)."""
+
+    class Pooled(nn.Module):
+        def forward(self, x):
+            return pool(torch.relu(x), 2) * 2.0
+
+    x = torch.randn(shape)
+    x.view(-1)[0] = float("nan")
+    compiled = tt.compile(Pooled(), [x], ir="export", min_block_size=1, never_slower=False)
+    report = tt.report(compiled)
+    assert report.regions == 1 and not report.torch_ops and not report.failed_regions, report
+    torch.testing.assert_close(compiled(x), Pooled()(x), rtol=0, atol=0, equal_nan=True)
