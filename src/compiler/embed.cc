@@ -8,6 +8,8 @@
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
 
+#include "partition/region_graph.h"
+
 namespace tvmbridge {
 namespace {
 
@@ -60,32 +62,22 @@ void GuardInputs(Graph& graph, const ForwardSignature& signature) {
 }
 
 // `replaced` maps outputs of regions already replaced to the values that now stand for them.
-void ReplaceRegion(Graph& graph, Value* self, const partition::Region& region,
-                   const std::string& attribute, std::unordered_map<Value*, Value*>& replaced) {
-  std::unordered_set<const Node*> members(region.nodes.begin(), region.nodes.end());
-  torch::jit::WithInsertPoint before(region.nodes.front());
-  std::vector<Value*> inputs;
-  for (Value* input : region.inputs) {
-    auto earlier = replaced.find(input);
-    if (earlier != replaced.end()) input = earlier->second;
-    bool from_pytorch = input->node()->kind() != c10::prim::Param;
-    inputs.push_back(from_pytorch ? graph.insert(c10::aten::contiguous, {input}) : input);
-  }
-  Value* holder = graph.insertGetAttr(self, attribute);
-  Value* input_list = graph.insertNode(graph.createList(c10::TensorType::get(), inputs))->output();
-  Value* output_list =
-      graph.insert(c10::Symbol::fromQualString("tvmbridge::run"), {holder, input_list});
-  Node* unpack = graph.insertNode(graph.createListUnpack(output_list, region.outputs.size()));
-  for (size_t i = 0; i < region.outputs.size(); ++i) {
-    Value* output = region.outputs[i];
-    std::vector<torch::jit::Use> uses = output->uses();
-    for (const torch::jit::Use& use : uses) {
-      if (!members.count(use.user)) use.user->replaceInput(use.offset, unpack->output(i));
+void ReplaceWithTvmCall(Graph& graph, Value* self, const partition::Region& region,
+                        const std::string& attribute, partition::ValueRemap& replaced) {
+  partition::ReplaceRegion(region, replaced, [&](const std::vector<Value*>& current) {
+    std::vector<Value*> inputs;
+    for (Value* input : current) {
+      bool from_pytorch = input->node()->kind() != c10::prim::Param;
+      inputs.push_back(from_pytorch ? graph.insert(c10::aten::contiguous, {input}) : input);
     }
-    unpack->output(i)->setType(output->type())->copyMetadata(output);
-    replaced[output] = unpack->output(i);
-  }
-  for (auto it = region.nodes.rbegin(); it != region.nodes.rend(); ++it) (*it)->destroy();
+    Value* holder = graph.insertGetAttr(self, attribute);
+    Value* input_list =
+        graph.insertNode(graph.createList(c10::TensorType::get(), inputs))->output();
+    Value* output_list =
+        graph.insert(c10::Symbol::fromQualString("tvmbridge::run"), {holder, input_list});
+    Node* unpack = graph.insertNode(graph.createListUnpack(output_list, region.outputs.size()));
+    return std::vector<Value*>(unpack->outputs().begin(), unpack->outputs().end());
+  });
 }
 
 }  // namespace
@@ -113,12 +105,12 @@ std::string EmbedRegions(const std::shared_ptr<Graph>& graph,
   }
   module.register_attribute("tvmbridge_report", c10::StringType::get(), report_json);
   Value* self = graph->inputs()[0];
-  std::unordered_map<Value*, Value*> replaced;
+  partition::ValueRemap replaced;
   for (size_t k = 0; k < regions.size(); ++k) {
     std::string attribute = "tvm_module_" + std::to_string(k);
     c10::IValue tvm_module(modules[k]);
     module.register_attribute(attribute, tvm_module.type(), tvm_module);
-    ReplaceRegion(*graph, self, regions[k], attribute, replaced);
+    ReplaceWithTvmCall(*graph, self, regions[k], attribute, replaced);
   }
   GuardInputs(*graph, signature);
   torch::jit::EliminateDeadCode(graph);

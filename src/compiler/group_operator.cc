@@ -17,6 +17,7 @@
 #include "compiler/group_signature.h"
 #include "compiler/group_state.h"
 #include "frontend/converter.h"
+#include "partition/region_graph.h"
 
 namespace tvmbridge::groups {
 namespace {
@@ -180,7 +181,7 @@ class CompilationGroup {
                                     std::vector<TensorSpec>& specs) const {
     auto graph = std::make_shared<Graph>();
     graph->addInput("self");
-    std::unordered_map<Value*, Value*> env;
+    partition::ValueRemap env;
     for (size_t i = 0; i < signature.arguments().size(); ++i) {
       Value* original = subgraph_->inputs()[i];
       const ExpectedArgument& expected = signature.arguments()[i];
@@ -195,11 +196,8 @@ class CompilationGroup {
             value.isTensor() ? c10::IValue(value.toTensor().detach()) : value);
       }
     }
-    auto lookup = [&](Value* value) { return env.at(value); };
-    for (Node* node : subgraph_->nodes()) {
-      Node* copy = graph->insertNode(graph->createClone(node, lookup));
-      for (size_t i = 0; i < node->outputs().size(); ++i) env[node->output(i)] = copy->output(i);
-    }
+    const std::vector<Node*> nodes(subgraph_->nodes().begin(), subgraph_->nodes().end());
+    partition::CopyNodesInto(*graph, nodes, env, partition::NothingFromOutside);
     std::vector<Value*> outputs;
     for (Value* output : subgraph_->outputs()) outputs.push_back(env.at(output));
     graph->registerOutput(graph->insertNode(graph->createTuple(outputs))->output());

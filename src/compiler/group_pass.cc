@@ -12,6 +12,7 @@
 #include "compiler/group_state.h"
 #include "frontend/converter.h"
 #include "partition/partitioner.h"
+#include "partition/region_graph.h"
 
 namespace tvmbridge::groups {
 namespace {
@@ -62,53 +63,37 @@ void HoistAttributeReads(Graph& graph) {
 std::shared_ptr<Graph> RegionSubgraph(const partition::Region& region,
                                       const std::vector<Value*>& inputs) {
   auto subgraph = std::make_shared<Graph>();
-  std::unordered_map<Value*, Value*> inner;
+  partition::ValueRemap inner;
   for (Value* input : inputs) inner[input] = subgraph->addInput()->copyMetadata(input);
-  auto lookup = [&](Value* value) -> Value* {
-    auto found = inner.find(value);
-    if (found != inner.end()) return found->second;
+  partition::CopyNodesInto(*subgraph, region.nodes, inner, [&](Value* value) {
     TORCH_INTERNAL_ASSERT(value->node()->kind() == c10::prim::Constant, "a region reads %",
                           value->debugName(), " from outside");
-    Node* constant = subgraph->insertNode(subgraph->createClone(value->node(), nullptr));
-    return inner[value] = constant->output();
-  };
-  for (Node* node : region.nodes) {
-    Node* copy = subgraph->insertNode(subgraph->createClone(node, lookup));
-    for (size_t i = 0; i < node->outputs().size(); ++i) inner[node->output(i)] = copy->output(i);
-  }
+    return subgraph->insertNode(subgraph->createClone(value->node(), nullptr))->output();
+  });
   for (Value* output : region.outputs) subgraph->registerOutput(inner.at(output));
   return subgraph;
 }
 
 // `replaced` maps outputs of regions already replaced to the group outputs standing for them.
 void ReplaceWithGroup(Graph& graph, const partition::Region& region, int64_t settings_id,
-                      std::unordered_map<Value*, Value*>& replaced) {
-  std::vector<Value*> inputs;
-  std::vector<int64_t> attribute_inputs;
-  for (Value* input : region.inputs) {
-    auto earlier = replaced.find(input);
-    Value* current = earlier != replaced.end() ? earlier->second : input;  // input is gone then
-    inputs.push_back(current);
-    attribute_inputs.push_back(current->node()->kind() == c10::prim::GetAttr ? 1 : 0);
-  }
-  Node* group = graph.create(GroupKind(), inputs, region.outputs.size());
-  group->g_(c10::attr::Subgraph, RegionSubgraph(region, inputs));
-  group->is_(AttributeInputsAttribute(), attribute_inputs);
-  group->i_(SettingsIdAttribute(), settings_id);
-  group->insertBefore(region.nodes.front());
-  for (size_t i = 0; i < region.outputs.size(); ++i) {
-    Value* output = region.outputs[i];
-    group->output(i)->setType(output->type())->copyMetadata(output);
-    output->replaceAllUsesWith(group->output(i));
-    replaced[output] = group->output(i);
-  }
-  for (auto it = region.nodes.rbegin(); it != region.nodes.rend(); ++it) (*it)->destroy();
+                      partition::ValueRemap& replaced) {
+  partition::ReplaceRegion(region, replaced, [&](const std::vector<Value*>& inputs) {
+    std::vector<int64_t> attribute_inputs;
+    for (Value* input : inputs) {
+      attribute_inputs.push_back(input->node()->kind() == c10::prim::GetAttr ? 1 : 0);
+    }
+    Node* group = graph.insertNode(graph.create(GroupKind(), inputs, region.outputs.size()));
+    group->g_(c10::attr::Subgraph, RegionSubgraph(region, inputs));
+    group->is_(AttributeInputsAttribute(), attribute_inputs);
+    group->i_(SettingsIdAttribute(), settings_id);
+    return std::vector<Value*>(group->outputs().begin(), group->outputs().end());
+  });
 }
 
 // Returns the number of groups made.
 size_t FormGroups(Graph& graph, int64_t min_block_size, int64_t settings_id) {
   std::vector<partition::Region> regions = partition::RegionsByOpKind(graph, min_block_size);
-  std::unordered_map<Value*, Value*> replaced;
+  partition::ValueRemap replaced;
   for (const partition::Region& region : regions) {
     ReplaceWithGroup(graph, region, settings_id, replaced);
   }

@@ -12,6 +12,8 @@
 #include <ATen/Functions.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 
+#include "partition/region_graph.h"
+
 namespace tvmbridge {
 namespace {
 
@@ -26,13 +28,12 @@ struct NotSelfContained {};
 // and compile-time values they read from outside are cloned in.
 std::shared_ptr<Graph> RegionGraph(const partition::Region& region) {
   auto graph = std::make_shared<Graph>();
-  std::unordered_map<Value*, Value*> env;
+  partition::ValueRemap env;
   for (Value* input : region.inputs) env[input] = graph->addInput()->setType(input->type());
-
-  std::function<Value*(Value*)> lookup = [&](Value* value) -> Value* {
-    if (auto found = env.find(value); found != env.end()) return found->second;
-    // Only compile-time values (constants, lists of them) come from outside: a tensor
-    // computed outside would drag PyTorch's work into the measurement.
+  // Only compile-time values (constants, lists of them) come from outside, copied in with
+  // what they are made of: a tensor computed outside would drag PyTorch's work into the
+  // measurement.
+  partition::OutsideValue compile_time_value = [&](Value* value) -> Value* {
     Node* producer = value->node();
     const bool constant_tensor = producer->kind() == c10::prim::Constant;
     if (producer->kind() == c10::prim::Param || !producer->blocks().empty() ||
@@ -40,16 +41,10 @@ std::shared_ptr<Graph> RegionGraph(const partition::Region& region) {
         (value->type()->kind() == c10::TypeKind::TensorType && !constant_tensor)) {
       throw NotSelfContained{};
     }
-    Node* copy = graph->insertNode(graph->createClone(producer, lookup));
-    env[value] = copy->output();
-    return copy->output();
+    partition::CopyNodesInto(*graph, {producer}, env, compile_time_value);
+    return env.at(value);
   };
-  for (Node* node : region.nodes) {
-    Node* copy = graph->insertNode(graph->createClone(node, lookup));
-    for (size_t i = 0; i < node->outputs().size(); ++i) {
-      env[node->outputs()[i]] = copy->outputs()[i];
-    }
-  }
+  partition::CopyNodesInto(*graph, region.nodes, env, compile_time_value);
   for (Value* output : region.outputs) graph->registerOutput(env.at(output));
   return graph;
 }

@@ -8,6 +8,7 @@
 
 #include "compiler/compile.h"
 #include "compiler/embed.h"
+#include "partition/region_graph.h"
 #include "runtime/torchscript_call.h"
 #include "tvmbridge/tensor_bridge.h"
 
@@ -121,7 +122,7 @@ class HybridConverter {
     auto region = std::make_shared<Graph>();
     region->addInput("self");
     torch::jit::Module module = ModuleForGraph("__torch__.tvmbridge.TorchScriptRegion", region);
-    std::unordered_map<torch::jit::Value*, torch::jit::Value*> inner;
+    partition::ValueRemap inner;
     std::vector<relax::Expr> arguments;
     // A tensor read becomes an input of the region; a constant, a constant of it; a list or
     // tuple built on the Relax side is rebuilt inside the region from its items.
@@ -149,11 +150,7 @@ class HybridConverter {
     for (torch::jit::Value* read : reads) {
       inner[read] = bring_in(read, values_.at(read), bring_in);
     }
-    auto lookup = [&](torch::jit::Value* value) { return inner.at(value); };
-    for (Node* node : run) {
-      Node* copy = region->insertNode(region->createClone(node, lookup));
-      for (size_t i = 0; i < node->outputs().size(); ++i) inner[node->output(i)] = copy->output(i);
-    }
+    partition::CopyNodesInto(*region, run, inner, partition::NothingFromOutside);
     std::vector<torch::jit::Value*> returned;
     std::vector<relax::TensorInfo> result_types;
     for (torch::jit::Value* result : results) {
