@@ -298,7 +298,7 @@ def compile(
                          "static shapes)")
 
     options = _partition_options(min_block_size, torch_executed_ops, torch_executed_modules,
-                            require_full_compilation, never_slower)
+                                 require_full_compilation, never_slower)
     precision = build.check_precision(precision)
     archive = _archive(module)
     resolved = build.resolve_target(target)

@@ -292,6 +292,13 @@ Array<String> RequiredGlobals() {
   return names;
 }
 
+// The names of the placement causes reports give (partition::CauseNames).
+Array<String> PlacementCauses() {
+  Array<String> names;
+  for (const auto& [cause, name] : partition::CauseNames()) names.push_back(name);
+  return names;
+}
+
 Array<String> SupportedOps() {
   Array<String> kinds;
   for (const auto& [kind, op] : frontend::Converters()) kinds.push_back(kind);
@@ -335,6 +342,7 @@ TVM_FFI_STATIC_INIT_BLOCK() {
       .def("tvmbridge.frontend.from_torchscript_with_fallback", FromTorchScriptWithFallback)
       .def("tvmbridge.frontend.unsupported_ops", UnsupportedOps)
       .def("tvmbridge.frontend.supported_ops", SupportedOps)
+      .def("tvmbridge.torch.placement_causes", PlacementCauses)
       .def("tvmbridge.frontend.required_tvm_globals", RequiredGlobals)
       .def("tvmbridge.torch.compile", CompileFfi)
       .def("tvmbridge.torch.seal_artifact", SealArtifact)

@@ -271,8 +271,9 @@ void ForceUserChoices(const Block& block, const PartitionOptions& options, Torch
       // it, and the views it writes through, where the aliasing is real.
       forced[node] = {PlacementCause::kAliasedWrite,
                       "in-place op on an aliased tensor (its effect must stay visible)"};
-      for (const torch::jit::Value* view = node->input(0); frontend::AliasedInput(view) != nullptr;
-           view = frontend::AliasedInput(view)) {
+      const torch::jit::Value* view = node->input(0);
+      for (const torch::jit::Value* base = frontend::AliasedInput(view); base != nullptr;
+           view = base, base = frontend::AliasedInput(view)) {
         forced[view->node()] = {PlacementCause::kAliasedWrite, "view written to by an in-place op"};
       }
     } else if (options.torch_executed_ops.count(kind)) {
@@ -384,40 +385,32 @@ std::string SourceLocation(const Node& node) {
   return file + ":" + std::to_string(line);
 }
 
+const std::vector<std::pair<PlacementCause, const char*>>& CauseNames() {
+  static const std::vector<std::pair<PlacementCause, const char*>> names = {
+      {PlacementCause::kTvm, "tvm"},
+      {PlacementCause::kConstant, "constant"},
+      {PlacementCause::kUnsupported, "unsupported"},
+      {PlacementCause::kInputFromPyTorch, "input_from_pytorch"},
+      {PlacementCause::kDataDependentShape, "data_dependent_shape"},
+      {PlacementCause::kControlFlow, "control_flow"},
+      {PlacementCause::kRaises, "raises"},
+      {PlacementCause::kUserChoice, "user_choice"},
+      {PlacementCause::kAliasedWrite, "aliased_write"},
+      {PlacementCause::kResultForPyTorch, "result_for_pytorch"},
+      {PlacementCause::kBelowMinBlockSize, "below_min_block_size"},
+      {PlacementCause::kBuildFailed, "build_failed"},
+      {PlacementCause::kMeasuredSlower, "measured_slower"},
+      {PlacementCause::kWriteBack, "write_back"},
+      {PlacementCause::kPacksForPyTorch, "packs_for_pytorch"},
+  };
+  return names;
+}
+
 const char* CauseName(PlacementCause cause) {
-  switch (cause) {
-    case PlacementCause::kTvm:
-      return "tvm";
-    case PlacementCause::kConstant:
-      return "constant";
-    case PlacementCause::kUnsupported:
-      return "unsupported";
-    case PlacementCause::kInputFromPyTorch:
-      return "input_from_pytorch";
-    case PlacementCause::kDataDependentShape:
-      return "data_dependent_shape";
-    case PlacementCause::kControlFlow:
-      return "control_flow";
-    case PlacementCause::kRaises:
-      return "raises";
-    case PlacementCause::kUserChoice:
-      return "user_choice";
-    case PlacementCause::kAliasedWrite:
-      return "aliased_write";
-    case PlacementCause::kResultForPyTorch:
-      return "result_for_pytorch";
-    case PlacementCause::kBelowMinBlockSize:
-      return "below_min_block_size";
-    case PlacementCause::kBuildFailed:
-      return "build_failed";
-    case PlacementCause::kMeasuredSlower:
-      return "measured_slower";
-    case PlacementCause::kWriteBack:
-      return "write_back";
-    case PlacementCause::kPacksForPyTorch:
-      return "packs_for_pytorch";
+  for (const auto& [known, name] : CauseNames()) {
+    if (known == cause) return name;
   }
-  TORCH_INTERNAL_ASSERT(false, "unknown placement cause");
+  TORCH_INTERNAL_ASSERT(false, "a placement cause without a name");
 }
 
 bool IsFallback(PlacementCause cause) {

@@ -5,6 +5,7 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include <torch/csrc/jit/ir/ir.h>
@@ -45,7 +46,10 @@ enum class PlacementCause {
   kWriteBack,           // bookkeeping: copies a result into an input, as PyTorch would
   kPacksForPyTorch,     // bookkeeping: packs tensors for PyTorch code
 };
-const char* CauseName(PlacementCause cause);  // "measured_slower"
+// Every cause with its name in reports ("measured_slower"); Python's tvmbridge.torch.CAUSES
+// lists the same names (tested).
+const std::vector<std::pair<PlacementCause, const char*>>& CauseNames();
+const char* CauseName(PlacementCause cause);
 // Runs in PyTorch because TVM could not or may not take it: not TVM, constants or bookkeeping.
 bool IsFallback(PlacementCause cause);
 

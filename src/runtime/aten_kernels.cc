@@ -289,6 +289,11 @@ tvm::ffi::Tensor QuantizedConv2d(tvm::ffi::Tensor x, tvm::ffi::Tensor weight,
 // onednn::qconv_prepack, once per weight constant), with its scales and zero points.
 struct OneDnnQuantizedWeight {
   at::Tensor packed, scales, zero_points;
+
+  // A weight a oneDNN prepack op packed, quantized per output with `scales`, zero points 0.
+  static OneDnnQuantizedWeight Of(at::Tensor packed, const at::Tensor& scales) {
+    return {std::move(packed), scales.to(at::kFloat), at::zeros({scales.size(0)}, at::kInt)};
+  }
 };
 
 // `weight` (a constant OIHW int8 tensor quantized per output channel with `weight_scales`, zero
@@ -325,8 +330,7 @@ OneDnnQuantizedWeight OneDnnPackedQuantizedWeight(const char* kernel,
                             geometry.groups,
                             input.sizes().vec()};
     prepack.callBoxed(&stack);
-    return OneDnnQuantizedWeight{stack.at(0).toTensor(), float_scales,
-                                 at::zeros({plain.size(0)}, at::kInt)};
+    return OneDnnQuantizedWeight::Of(stack.at(0).toTensor(), float_scales);
   });
 }
 
@@ -443,8 +447,7 @@ tvm::ffi::Tensor QuantizedLinearFloat(tvm::ffi::Tensor x, tvm::ffi::Tensor weigh
   const OneDnnQuantizedWeight packed = packed_weights.Get(weight, [&](const at::Tensor& plain) {
     torch::jit::Stack stack{plain, input.sizes().vec()};
     prepack.callBoxed(&stack);
-    return OneDnnQuantizedWeight{stack.at(0).toTensor(), scales.to(at::kFloat),
-                                 at::zeros({plain.size(0)}, at::kInt)};
+    return OneDnnQuantizedWeight::Of(stack.at(0).toTensor(), scales);
   });
   torch::jit::Stack stack{input,
                           input_scale,

@@ -332,3 +332,10 @@ def test_a_region_tvm_cannot_build_runs_in_pytorch(monkeypatch):
 
 def doubled_sigmoid(x):
     return torch.sigmoid(x) * 2.0
+
+
+def test_the_causes_python_lists_are_the_ones_reports_give():
+    from tvmbridge import _native
+
+    native = [str(name) for name in _native.global_func("tvmbridge.torch.placement_causes")()]
+    assert tuple(native) == tt.CAUSES

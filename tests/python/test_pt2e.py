@@ -5,16 +5,13 @@ after one inside its kernel, where oneDNN takes it), and the result matches PT2E
 one step of the output's scale on at most 5% of the values, as for eager-mode quantized models
 (test_quantized.py)."""
 
-import warnings
-
 import pytest
 import torch
 import torch.nn as nn
-import torchao.quantization.pt2e.quantize_pt2e as pt2e
-import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as x86
-from test_quantized import assert_within_one_step
 
+import differential
 import tvmbridge.torch as tt
+from test_quantized import assert_within_one_step
 from tvmbridge import build, export, pipeline, quantized
 
 
@@ -60,26 +57,12 @@ def randomise_batch_norms(model: nn.Module) -> nn.Module:
 
 
 def quantize_pt2e(model: nn.Module, x: torch.Tensor) -> torch.fx.GraphModule:
-    """`model` quantized as the PT2E tutorial does: exported, annotated by
-    X86InductorQuantizer's default (static, per-channel weights) config, calibrated on
-    random batches, converted."""
-    quantizer = x86.X86InductorQuantizer().set_global(
-        x86.get_default_x86_inductor_quantization_config())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        exported = torch.export.export(model.eval(), (x,)).module()
-        prepared = pt2e.prepare_pt2e(exported, quantizer)
-        with torch.no_grad():
-            for _ in range(4):
-                prepared(torch.randn(x.shape) * 1.5)
-        return pt2e.convert_pt2e(prepared)
+    """`model` quantized as the PT2E tutorial does (differential.quantize_pt2e), calibrated on
+    four random batches of `x`'s shape, wider than `x`'s values."""
+    return differential.quantize_pt2e(model, x, [torch.randn(x.shape) * 1.5 for _ in range(4)])
 
 
-def output_scale(converted: torch.fx.GraphModule) -> float:
-    """The scale of the quantize the model's output is dequantized from."""
-    quantizes = [n for n in converted.graph.nodes
-                 if n.target == torch.ops.quantized_decomposed.quantize_per_tensor.default]
-    return float(quantizes[-1].args[1])
+output_scale = differential.last_quantize_scale
 
 
 @pytest.fixture(scope="module")
