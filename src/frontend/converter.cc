@@ -132,6 +132,7 @@ const ConverterTable& Converters() {
     ConverterTable all;
     RegisterElementwiseOps(all);
     RegisterNNOps(all);
+    RegisterPoolingOps(all);
     RegisterShapeOps(all);
     RegisterIndexOps(all);
     RegisterCreationOps(all);
@@ -365,6 +366,15 @@ relax::Expr ConversionContext::MatchShape(const relax::Expr& value, const relax:
   type.dtype = Info(value).dtype;
   type.dims = shape;
   return builder_.EmitMatchCast(value, type);
+}
+
+relax::Dim ConversionContext::DataDependentExtentOf(const relax::Expr& size,
+                                                    const std::string& stem,
+                                                    const relax::Dim& most) {
+  relax::Dim extent = DataDependentExtent(stem, most);
+  relax::Expr shape = EmitExpr(relax::op::TensorToShape(EmitExpr(relax::op::Reshape(size, {1}))));
+  builder_.EmitShapeMatchCast(shape, {extent});
+  return extent;
 }
 
 bool IsOne(const relax::Dim& extent) { return extent.IsStatic() && extent.Static() == 1; }

@@ -83,6 +83,7 @@ std::vector<int64_t> SwappedAxes(int64_t rank, int64_t a, int64_t b);
 // The registered converters, by op family (one file each).
 void RegisterElementwiseOps(ConverterTable& table);
 void RegisterNNOps(ConverterTable& table);
+void RegisterPoolingOps(ConverterTable& table);
 void RegisterShapeOps(ConverterTable& table);
 void RegisterIndexOps(ConverterTable& table);
 void RegisterCreationOps(ConverterTable& table);
@@ -150,6 +151,10 @@ class ConversionContext {
   relax::Dim DataDependentExtent(const std::string& stem, const relax::Dim& most) {
     return symbols_.DataDependent(stem, most);
   }
+  // A new such extent holding the value of the 0-d int64 tensor `size` (not negative): for
+  // results whose length a computed number decides (bincount's).
+  relax::Dim DataDependentExtentOf(const relax::Expr& size, const std::string& stem,
+                                   const relax::Dim& most);
 
   // Binds `expr` to a new variable and returns it as the node's result.
   Value Emit(const relax::Expr& expr);

@@ -8,6 +8,12 @@
 
 namespace tvmbridge::frontend {
 
+// PyTorch gives one padding per spatial dim (or one for all); Relax wants begin and end pads.
+relax::IntList SymmetricPadding(relax::IntList padding, size_t spatial_dims);
+// A per-dim argument (kernel_size, stride, ...) given once or once per spatial dim, made one
+// per spatial dim; `what` names it in the error.
+relax::IntList PerSpatialDim(relax::IntList values, size_t spatial_dims, const char* what);
+
 struct ConvGeometry {
   relax::IntList strides;
   relax::IntList padding;  // begin pads of every spatial dim, then end pads

@@ -1,5 +1,5 @@
 // Ops whose result extents tensor values decide: nonzero, where(condition), masked_select,
-// indexing by a boolean mask, unique.
+// indexing by a boolean mask, unique, bincount, torchvision's nms.
 //
 // Relax computes them with ops of unknown result shape (R.nonzero, R.unique). Each result is
 // bound with match_cast to a shape holding a fresh symbol (`nonzero_0`) that the analyzer
@@ -7,7 +7,11 @@
 // partitioner keeps these ops in PyTorch (their shapes are data-dependent, see
 // shape_observer.cc), so this is what lets from_torchscript run such a model whole on
 // TVM's VM.
+#include <cmath>
+#include <limits>
+
 #include "frontend/converter.h"
+#include "frontend/value_checks.h"
 
 namespace tvmbridge::frontend {
 namespace {
@@ -145,6 +149,115 @@ Value ConvertUnique(ConversionContext& ctx, const Node& node) {
   return Value::List(std::move(outputs));
 }
 
+// bincount(self [n], weights [n]?, minlength): for each value v below
+// max(max(self) + 1, minlength), how often self holds it, or the sum of the weights where it
+// does: a length the values decide. The counts are int64; the sums float32 for float32 weights
+// and float64 for any others, as PyTorch's.
+Value ConvertBincount(ConversionContext& ctx, const Node& node) {
+  Expr x = ctx.Tensor(node.input(0));
+  const std::string dtype = ctx.Info(x).dtype;
+  TORCH_CHECK(ctx.Rank(x) == 1 && !ctx.IsFloating(x) && dtype != "bool",
+              "bincount: expected a 1-d tensor of integers, got ", dtype,
+              relax::ToString(ctx.Dims(x)));
+  const int64_t minlength = ctx.Int(node.input(2));
+  TORCH_CHECK(minlength >= 0, "bincount: minlength should be >= 0, got ", minlength);
+  std::optional<Expr> weights;
+  if (!ctx.IsNone(node.input(1))) {
+    weights = ctx.Tensor(node.input(1));
+    TORCH_CHECK(ctx.Rank(*weights) == 1 && ctx.ProvablyEqual(ctx.Dims(*weights)[0], ctx.Dims(x)[0]),
+                "bincount: weights should be 1-d and have the same length as input, got ",
+                relax::ToString(ctx.Dims(*weights)), " for ", relax::ToString(ctx.Dims(x)));
+  }
+  const relax::Dim n = ctx.Dims(x)[0];
+  // PyTorch's answer for no values, weights or not.
+  if (n.IsStatic() && n.Static() == 0) return Value::Tensor(ctx.Filled(0, {minlength}, "int64"));
+  const std::string result_dtype = !weights                                ? "int64"
+                                   : ctx.Info(*weights).dtype == "float32" ? "float32"
+                                                                           : "float64";
+  CheckNotNegative(ctx, node, x, "bincount expects non-negative integers");
+  Expr values = ctx.EmitExpr(relax::op::AsType(x, "int64"));
+  // The max of no values (a symbolic n that is 0) is int64's lowest: the length is minlength.
+  Expr past_largest = ctx.EmitExpr(relax::op::Add(
+      ctx.EmitExpr(relax::op::Reduce("max", values, {0}, false)), ctx.Scalar(1, "int64")));
+  Expr length = ctx.EmitExpr(
+      relax::op::Maximum(past_largest, ctx.Scalar(static_cast<double>(minlength), "int64")));
+  relax::Dim bins =
+      ctx.DataDependentExtentOf(length, "bincount", std::numeric_limits<int64_t>::max() - 1);
+  Expr counts = ctx.EmitExpr(relax::op::Full({bins}, ctx.Scalar(0, result_dtype), result_dtype));
+  Expr added = weights
+                   ? ctx.EmitExpr(relax::op::AsType(*weights, result_dtype))
+                   : ctx.EmitExpr(relax::op::Full(ctx.Dims(x), ctx.Scalar(1, "int64"), "int64"));
+  return ctx.Emit(relax::op::ScatterElements(counts, values, added, 0, "add"));
+}
+
+// The least number of `dtype` (float32 or float64) above `threshold`: TVM suppresses at
+// IoU >= it, which for IoUs of that dtype is torchvision's IoU > threshold.
+double NextAbove(double threshold, const std::string& dtype) {
+  if (dtype == "float64") return std::nextafter(threshold, std::numeric_limits<double>::infinity());
+  auto single = static_cast<float>(threshold);
+  if (static_cast<double>(single) <= threshold) {
+    single = std::nextafter(single, std::numeric_limits<float>::infinity());
+  }
+  return single;
+}
+
+// torchvision::nms(boxes [n, 4] as (x1, y1, x2, y2), scores [n], iou_threshold): the int64
+// indices of the boxes kept, by decreasing score, dropping greedily each box whose IoU with a
+// kept one exceeds the threshold. TVM's kernel differs from torchvision's in three ways, each
+// undone here:
+// - it orders boxes by score itself and drops those scoring at or below 0: it is given each
+//   box's place in torchvision's order (a stable sort by decreasing score, NaN first) as a
+//   positive score;
+// - it suppresses at IoU >= threshold: it is given the next number above the threshold;
+// - it pads the kept indices with -1: the kept ones are selected as masked_select does.
+// TVM also orders each box's corners, so boxes outside torchvision's contract
+// (x1 <= x2, y1 <= y2) may give other results.
+Value ConvertNms(ConversionContext& ctx, const Node& node) {
+  Expr boxes = ctx.Tensor(node.input(0)), scores = ctx.Tensor(node.input(1));
+  const double threshold = ctx.Double(node.input(2));
+  const std::string dtype = ctx.Info(boxes).dtype;
+  TORCH_CHECK(dtype == "float32" || dtype == "float64",
+              "nms: boxes must be float32 or float64, got ", dtype);
+  TORCH_CHECK(ctx.Info(scores).dtype == dtype, "nms: scores must have the dtype of boxes (", dtype,
+              "), got ", ctx.Info(scores).dtype);
+  const relax::Dims box_dims = ctx.Dims(boxes), score_dims = ctx.Dims(scores);
+  TORCH_CHECK(box_dims.size() == 2 && box_dims[1].IsStatic() && box_dims[1].Static() == 4,
+              "nms: boxes must be [N, 4], got ", relax::ToString(box_dims));
+  TORCH_CHECK(score_dims.size() == 1 && ctx.ProvablyEqual(score_dims[0], box_dims[0]),
+              "nms: scores must be [N] for boxes [N, 4], got ", relax::ToString(score_dims),
+              " for ", relax::ToString(box_dims));
+  // Below 0, torchvision keeps pairs of empty boxes (their IoU is 0 / 0) that TVM suppresses.
+  TORCH_CHECK(threshold >= 0, "nms: iou_threshold ", threshold,
+              " is negative; only thresholds >= 0 are supported");
+  const relax::Dim n = box_dims[0];
+  if (n.IsStatic() && n.Static() == 0) return Value::Tensor(ctx.Filled(0, {0}, "int64"));
+  // torchvision's order: a stable sort by score, then NaNs moved to the front, in index order.
+  Expr is_nan = ctx.EmitExpr(relax::op::Unary("isnan", scores));
+  Expr by_score = ctx.EmitExpr(relax::op::ArgSort(
+      ctx.EmitExpr(relax::op::Where(is_nan, ctx.Scalar(0, dtype), scores)), 0, true));
+  Expr nan_first = ctx.EmitExpr(relax::op::ArgSort(
+      ctx.EmitExpr(relax::op::Take(ctx.EmitExpr(relax::op::AsType(is_nan, "int32")), by_score, 0)),
+      0, true));
+  Expr order = ctx.EmitExpr(relax::op::Take(by_score, nan_first, 0));
+  Expr place = ctx.EmitExpr(relax::op::ArgSort(order, 0, false));
+  Expr rank_score = ctx.EmitExpr(
+      relax::op::Subtract(ctx.SizeScalar(n, dtype), ctx.EmitExpr(relax::op::AsType(place, dtype))));
+  Expr data =
+      ctx.EmitExpr(relax::op::Concat({ctx.EmitExpr(relax::op::Reshape(rank_score, {1, n, 1})),
+                                      ctx.EmitExpr(relax::op::Reshape(boxes, {1, n, 4}))},
+                                     2));
+  Expr all_valid = ctx.EmitExpr(relax::op::Full({1}, ctx.SizeScalar(n, "int32"), "int32"));
+  Expr identity =
+      ctx.EmitExpr(relax::op::Reshape(ctx.EmitExpr(relax::op::Arange(0, n, 1, "int32")), {1, n}));
+  Expr suppressed = ctx.EmitExpr(
+      relax::op::NonMaxSuppression(data, all_valid, identity, NextAbove(threshold, dtype)));
+  Expr kept =
+      ctx.EmitExpr(relax::op::Reshape(ctx.EmitExpr(relax::TupleGetItem(suppressed, 0)), {n}));
+  Expr positions = TruePositions(
+      ctx, ctx.EmitExpr(relax::op::GreaterEqual(kept, ctx.Scalar(0, "int32"))), "nms");
+  return ctx.Emit(relax::op::AsType(ctx.EmitExpr(relax::op::Take(kept, positions, 0)), "int64"));
+}
+
 }  // namespace
 
 // where(condition) and nonzero_numpy(self): one [count] tensor of indices per dim.
@@ -200,6 +313,8 @@ void RegisterDataDependentOps(ConverterTable& table) {
   table.Register("aten::masked_select", ConvertMaskedSelect);
   table.Register("aten::_unique2", ConvertUnique);
   table.Register("aten::_unique", ConvertUnique);
+  table.Register("aten::bincount", ConvertBincount);
+  table.Register("torchvision::nms", ConvertNms);
 }
 
 }  // namespace tvmbridge::frontend

@@ -1,4 +1,4 @@
-// Convolution, normalisation (batch, layer, instance, group, weight norm), pooling and dense
+// Convolution, normalisation (batch, layer, instance, group, weight norm) and dense
 // layers (linear, matmul in every rank combination, addmm/baddbmm, dot, mv, outer, einsum).
 #include <cmath>
 #include <limits>
@@ -12,13 +12,11 @@
 #include "tvmbridge/tensor_bridge.h"
 
 namespace tvmbridge::frontend {
-namespace {
 
 using relax::Expr;
 using relax::IntList;
 using torch::jit::Node;
 
-// PyTorch gives one value per spatial dim (or one for all); Relax wants begin and end pads.
 IntList SymmetricPadding(IntList padding, size_t spatial_dims) {
   if (padding.size() == 1) padding.assign(spatial_dims, padding[0]);
   TORCH_CHECK(padding.size() == spatial_dims, "expected ", spatial_dims, " padding values");
@@ -27,14 +25,12 @@ IntList SymmetricPadding(IntList padding, size_t spatial_dims) {
   return both;
 }
 
-IntList Expand(IntList values, size_t spatial_dims, const char* what) {
+IntList PerSpatialDim(IntList values, size_t spatial_dims, const char* what) {
   if (values.size() == 1) values.assign(spatial_dims, values[0]);
   TORCH_CHECK(values.size() == spatial_dims, "expected ", spatial_dims, " values for ", what,
               ", got ", values.size());
   return values;
 }
-
-}  // namespace
 
 ConvGeometry ConvGeometry::Symmetric(size_t spatial_dims, const IntList& strides,
                                      const IntList& padding, const IntList& dilation,
@@ -89,8 +85,8 @@ Value EmitConvolution(ConversionContext& ctx, const ConvArgs& args) {
   TORCH_CHECK(spatial >= 1 && spatial <= 3, "only 1-, 2- and 3-d convolutions are supported");
   IntList kernel(weight_shape.begin() + 2, weight_shape.end());
   ConvGeometry geometry;
-  geometry.strides = Expand(ctx.Ints(args.stride), spatial, "stride");
-  geometry.dilation = Expand(ctx.Ints(args.dilation), spatial, "dilation");
+  geometry.strides = PerSpatialDim(ctx.Ints(args.stride), spatial, "stride");
+  geometry.dilation = PerSpatialDim(ctx.Ints(args.dilation), spatial, "dilation");
   c10::IValue padding_value = ctx.Constant(args.padding);
   if (padding_value.isString()) {
     const std::string& mode = padding_value.toStringRef();
@@ -111,7 +107,8 @@ Value EmitConvolution(ConversionContext& ctx, const ConvArgs& args) {
   geometry.groups = ctx.Int(args.groups);
   geometry.transposed = args.transposed;
   if (args.transposed) {
-    geometry.output_padding = Expand(ctx.Ints(args.output_padding), spatial, "output_padding");
+    geometry.output_padding =
+        PerSpatialDim(ctx.Ints(args.output_padding), spatial, "output_padding");
   }
   std::optional<Expr> bias;
   if (!ctx.IsNone(args.bias)) bias = ctx.Tensor(args.bias);
@@ -261,90 +258,6 @@ Value ConvertWeightNorm(ConversionContext& ctx, const Node& node) {
   Expr squares = ctx.EmitExpr(relax::op::Sum(ctx.EmitExpr(relax::op::Multiply(v, v)), axes, true));
   Expr norm = ctx.EmitExpr(relax::op::Unary("sqrt", squares));
   return ctx.Emit(relax::op::Multiply(v, ctx.EmitExpr(relax::op::Divide(g, norm))));
-}
-
-// aten::max_pool{1,2,3}d(input, kernel_size, stride, padding, dilation, ceil_mode)
-Value ConvertMaxPool(ConversionContext& ctx, const Node& node) {
-  Expr x = ctx.Tensor(node.input(0));
-  size_t spatial = static_cast<size_t>(ctx.Rank(x)) - 2;
-  IntList kernel = Expand(ctx.Ints(node.input(1)), spatial, "kernel_size");
-  IntList stride = ctx.Ints(node.input(2));
-  stride = stride.empty() ? kernel : Expand(stride, spatial, "stride");
-  IntList padding = SymmetricPadding(ctx.Ints(node.input(3)), spatial);
-  IntList dilation = Expand(ctx.Ints(node.input(4)), spatial, "dilation");
-  return ctx.Emit(relax::op::MaxPool(static_cast<int>(spatial), x, kernel, stride, padding,
-                                     dilation, ctx.Bool(node.input(5))));
-}
-
-// aten::max_pool{1,2,3}d_with_indices(...) -> (values, indices), when nothing reads the
-// indices (torchvision and most models use only the values).
-Value ConvertMaxPoolWithIndices(ConversionContext& ctx, const Node& node) {
-  TORCH_CHECK(!node.output(1)->hasUses(),
-              "the indices of max pooling are used; only the values can be converted");
-  Value values = ConvertMaxPool(ctx, node);
-  return Value::List({values, Value::Constant(c10::IValue())});
-}
-
-// aten::adaptive_max_pool{1,2,3}d(input, output_size) -> (values, indices). Output cell i of
-// an axis of n inputs and o outputs covers [floor(i * n / o), ceil((i + 1) * n / o)): a plain
-// max pool when o divides n; otherwise, since a maximum over a box is the maximum over each of
-// its axes in turn, one reduction per output cell and axis.
-Value ConvertAdaptiveMaxPool(ConversionContext& ctx, const Node& node) {
-  TORCH_CHECK(!node.output(1)->hasUses(),
-              "the indices of adaptive max pooling are used; only the values can be converted");
-  Expr x = ctx.Tensor(node.input(0));
-  IntList shape = ctx.Shape(x);
-  size_t spatial = shape.size() - 2;
-  IntList output_size = Expand(ctx.Ints(node.input(1)), spatial, "output_size");
-  bool even = true;
-  for (size_t i = 0; i < spatial; ++i) {
-    TORCH_CHECK(output_size[i] > 0, "adaptive_max_pool: output size ", output_size[i],
-                " must be positive");
-    even = even && shape[2 + i] % output_size[i] == 0;
-  }
-  if (even) {
-    IntList kernel;
-    for (size_t i = 0; i < spatial; ++i) kernel.push_back(shape[2 + i] / output_size[i]);
-    IntList no_padding(2 * spatial, 0), no_dilation(spatial, 1);
-    Value values = ctx.Emit(relax::op::MaxPool(static_cast<int>(spatial), x, kernel, kernel,
-                                               no_padding, no_dilation, false));
-    return Value::List({values, Value::Constant(c10::IValue())});
-  }
-  for (size_t i = 0; i < spatial; ++i) {
-    auto axis = static_cast<int64_t>(2 + i);
-    int64_t n = shape[axis], o = output_size[i];
-    std::vector<Expr> cells;
-    for (int64_t cell = 0; cell < o; ++cell) {
-      int64_t begin = cell * n / o, end = ((cell + 1) * n + o - 1) / o;
-      Expr window = ctx.EmitExpr(relax::op::StridedSlice(x, {axis}, {begin}, {end}, {1}));
-      cells.push_back(ctx.EmitExpr(relax::op::Reduce("max", window, {axis}, true)));
-    }
-    x = ctx.EmitExpr(relax::op::Concat(cells, axis));
-  }
-  return Value::List({Value::Tensor(x), Value::Constant(c10::IValue())});
-}
-
-// aten::avg_pool{1,2,3}d(input, kernel_size, stride, padding, ceil_mode, count_include_pad
-//                        [, divisor_override])
-Value ConvertAvgPool(ConversionContext& ctx, const Node& node) {
-  Expr x = ctx.Tensor(node.input(0));
-  size_t spatial = static_cast<size_t>(ctx.Rank(x)) - 2;
-  TORCH_CHECK(node.inputs().size() < 7 || ctx.IsNone(node.input(6)),
-              "avg_pool with divisor_override is not supported yet");
-  IntList kernel = Expand(ctx.Ints(node.input(1)), spatial, "kernel_size");
-  IntList stride = ctx.Ints(node.input(2));
-  stride = stride.empty() ? kernel : Expand(stride, spatial, "stride");
-  IntList padding = SymmetricPadding(ctx.Ints(node.input(3)), spatial);
-  return ctx.Emit(relax::op::AvgPool(static_cast<int>(spatial), x, kernel, stride, padding,
-                                     ctx.Bool(node.input(4)), ctx.Bool(node.input(5))));
-}
-
-// aten::adaptive_avg_pool{1,2,3}d(input, output_size)
-Value ConvertAdaptiveAvgPool(ConversionContext& ctx, const Node& node) {
-  Expr x = ctx.Tensor(node.input(0));
-  auto spatial = static_cast<size_t>(ctx.Rank(x) - 2);
-  IntList output_size = Expand(ctx.Ints(node.input(1)), spatial, "output_size");
-  return ctx.Emit(relax::op::AdaptiveAvgPool(static_cast<int>(spatial), x, output_size));
 }
 
 Expr TransposeLastTwo(ConversionContext& ctx, const Expr& x) {
@@ -579,14 +492,6 @@ void RegisterNNOps(ConverterTable& table) {
   table.Register("aten::_convolution", ConvertUnderscoreConvolution);
   table.Register("aten::batch_norm", ConvertBatchNorm);
   table.Register("aten::layer_norm", ConvertLayerNorm);
-  RegisterAll(table, {"aten::max_pool1d", "aten::max_pool2d", "aten::max_pool3d"}, ConvertMaxPool,
-              kOnInputGrid);
-  RegisterAll(table, {"aten::avg_pool1d", "aten::avg_pool2d", "aten::avg_pool3d"}, ConvertAvgPool,
-              kOnInputGrid);
-  RegisterAll(
-      table,
-      {"aten::adaptive_avg_pool1d", "aten::adaptive_avg_pool2d", "aten::adaptive_avg_pool3d"},
-      ConvertAdaptiveAvgPool, kOnInputGrid);
   table.Register("aten::linear", ConvertLinear);
   table.Register("aten::scaled_dot_product_attention", ConvertScaledDotProductAttention);
   // baddbmm(self, batch1, batch2, beta, alpha) has addmm's arguments.
@@ -599,14 +504,6 @@ void RegisterNNOps(ConverterTable& table) {
   table.Register("aten::instance_norm", ConvertInstanceNorm);
   table.Register("aten::group_norm", ConvertGroupNorm);
   table.Register("aten::_weight_norm", ConvertWeightNorm);
-  RegisterAll(table,
-              {"aten::max_pool1d_with_indices", "aten::max_pool2d_with_indices",
-               "aten::max_pool3d_with_indices"},
-              ConvertMaxPoolWithIndices);
-  RegisterAll(
-      table,
-      {"aten::adaptive_max_pool1d", "aten::adaptive_max_pool2d", "aten::adaptive_max_pool3d"},
-      ConvertAdaptiveMaxPool, kOnInputGrid);
   table.Register("aten::einsum", ConvertEinsum);
 }
 

@@ -39,6 +39,7 @@ const char* const kBuilderGlobals[] = {
     "relax.Function",
     "relax.ShapeExpr",
     "relax.TensorType",
+    "relax.ShapeType",
     "relax.MakeTensorConst",
     "relax.Tuple",
     "relax.TupleGetItem",
@@ -119,6 +120,8 @@ const char* const kOpGlobals[] = {
     "relax.op.one_hot",
     "relax.op.bucketize",
     "relax.op.vision.roi_align",
+    "relax.op.vision.non_max_suppression",
+    "relax.op.tensor_to_shape",
     "ir.IntImm",
     "ir.PrimType",
     "relax.op.arange",
@@ -473,6 +476,11 @@ Expr FunctionBuilder::EmitMatchCast(const Expr& value, const TensorInfo& type) {
   return Call("relax.BlockBuilderEmitMatchCast", builder_, value, TensorTypeOf(type), String(""));
 }
 
+Expr FunctionBuilder::EmitShapeMatchCast(const Expr& value, const Dims& shape) {
+  Any type = Global("relax.ShapeType")(ToArray(shape), -1, Any());
+  return Call("relax.BlockBuilderEmitMatchCast", builder_, value, type, String(""));
+}
+
 ObjectRef FunctionBuilder::Finish(const Expr& output, const std::string& name,
                                   const Symbols& symbols) {
   finished_ = true;
@@ -769,6 +777,15 @@ Expr RoiAlign(const Expr& x, const Expr& rois, const IntList& pooled_size, doubl
   return Call("relax.op.vision.roi_align", x, rois, ToArray(pooled_size), spatial_scale,
               sampling_ratio, aligned, String("NCHW"), String("avg"));
 }
+
+Expr NonMaxSuppression(const Expr& data, const Expr& valid_count, const Expr& indices,
+                       double iou_threshold) {
+  // Rows [score, x1, y1, x2, y2]: scores at 0, corners from 1, no class column (-1), so
+  // every pair may suppress; indices returned, no top-k, no soft suppression.
+  return Call("relax.op.vision.non_max_suppression", data, valid_count, indices, -1, iou_threshold,
+              true, -1, 1, 0, -1, true, false, 0.0, 0.0);
+}
+Expr TensorToShape(const Expr& x) { return Call("relax.op.tensor_to_shape", x); }
 
 }  // namespace op
 }  // namespace tvmbridge::relax

@@ -126,6 +126,8 @@ class FunctionBuilder {
   // Binds `value`, whose shape TVM cannot infer, with the type `type`: its symbolic extents
   // are defined from the value when the program runs (Relax's match_cast).
   Expr EmitMatchCast(const Expr& value, const TensorInfo& type);
+  // The same for a shape value (tensor_to_shape's), whose extents `shape` names.
+  Expr EmitShapeMatchCast(const Expr& value, const Dims& shape);
   // Binds `if cond: then_branch() else: else_branch()` (cond: a 0-d bool tensor); each
   // branch emits its bindings into its own scope and returns its result.
   Expr EmitIf(const Expr& cond, const std::function<Expr()>& then_branch,
@@ -257,6 +259,14 @@ Expr ArgMin(const Expr& x, std::optional<int64_t> axis, bool keepdims);
 // (values, int64 indices) of the k largest (or smallest) along `axis`.
 Expr TopK(const Expr& x, int64_t k, int64_t axis, bool largest);
 Expr Einsum(const std::vector<Expr>& operands, const std::string& equation);
+// Greedy non-maximum suppression of data [batch, boxes, 5], rows [score, x1, y1, x2, y2], every
+// box against every other: a tuple of the kept boxes' `indices` entries ([batch, boxes] int32,
+// by decreasing score, then -1) and their count ([batch, 1]). TVM's kernel orders each box's
+// corners, drops boxes scoring at or below 0, and suppresses at IoU >= `iou_threshold`.
+Expr NonMaxSuppression(const Expr& data, const Expr& valid_count, const Expr& indices,
+                       double iou_threshold);
+// The values of a 1-D int64 tensor as a shape (to match_cast into named extents).
+Expr TensorToShape(const Expr& x);
 }  // namespace op
 
 }  // namespace tvmbridge::relax

@@ -76,6 +76,15 @@ Expr CheckedIndices(ConversionContext& ctx, const torch::jit::Node& node, const 
       relax::op::Where(negative, ctx.EmitExpr(relax::op::Add(indices, end)), indices));
 }
 
+void CheckNotNegative(ConversionContext& ctx, const torch::jit::Node& node, const Expr& x,
+                      const std::string& what) {
+  if (IsEmpty(ctx, x)) return;
+  const std::string dtype = ctx.Info(x).dtype;
+  Expr low = Extreme(ctx, "min", x);
+  EmitCheck(ctx, ctx.EmitExpr(relax::op::GreaterEqual(low, ctx.Scalar(0, dtype))), "RuntimeError",
+            c10::str(node.kind().toQualString(), ": got the negative value {}; ", what), {low});
+}
+
 void CheckIntegerDivision(ConversionContext& ctx, const torch::jit::Node& node,
                           const Expr& dividend, const Expr& divisor) {
   const std::string dtype = ctx.Info(divisor).dtype;

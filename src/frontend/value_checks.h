@@ -28,6 +28,11 @@ relax::Expr CheckedIndices(ConversionContext& ctx, const torch::jit::Node& node,
                            const relax::Expr& indices, const relax::Dim& extent, int64_t dim,
                            NegativeIndices negatives);
 
+// Checks at run time that no element of the integer tensor `x` is negative (`what` says what
+// the op expected), raising a RuntimeError that names the op and the offending value.
+void CheckNotNegative(ConversionContext& ctx, const torch::jit::Node& node, const relax::Expr& x,
+                      const std::string& what);
+
 // Checks at run time that `dividend / divisor` (integers, broadcast) cannot trap: no divisor
 // is zero (PyTorch raises "ZeroDivisionError"), and no lowest integer is divided by -1 (the
 // quotient overflows; x86 traps, and PyTorch 2.14.1 dies of SIGFPE there; here it raises).

@@ -30,6 +30,7 @@ import random
 from typing import Callable
 
 import torch
+import torchvision
 
 import tvmbridge.torch as tt
 
@@ -412,6 +413,8 @@ class Pooling(torch.nn.Module):
 
     def forward(self, x):
         window = (self.kernel, self.stride, self.padding, self.dilation, self.ceil_mode)
+        if self.op.endswith("_indices"):
+            return self.values_and_indices(x)
         if self.op == "max_pool1d":
             return torch.nn.functional.max_pool1d(x, *window)
         if self.op == "max_pool3d":
@@ -420,8 +423,24 @@ class Pooling(torch.nn.Module):
             x = self.conv(x)
         return torch.nn.functional.max_pool2d(x, *window)
 
+    def values_and_indices(self, x):
+        """Stacked as float64 (which holds both exactly), one tensor for the comparison."""
+        window = (self.kernel, self.stride, self.padding, self.dilation, self.ceil_mode)
+        if self.op == "max_pool1d_indices":
+            values, indices = torch.nn.functional.max_pool1d(x, *window, return_indices=True)
+        elif self.op == "max_pool3d_indices":
+            values, indices = torch.nn.functional.max_pool3d(x, *window, return_indices=True)
+        elif self.op == "adaptive_max_pool2d_indices":  # cells that overlap, or do not tile
+            values, indices = torch.nn.functional.adaptive_max_pool2d(
+                x, [self.kernel + 1, self.stride + 2], return_indices=True)
+        else:
+            values, indices = torch.nn.functional.max_pool2d(x, *window, return_indices=True)
+        return torch.stack([values.to(torch.float64), indices.to(torch.float64)])
 
-POOLING = ["max_pool1d", "max_pool2d", "max_pool3d", "conv_max_pool2d"]
+
+# The _indices forms give the values and where each maximum was read (for max_unpool).
+POOLING = ["max_pool1d", "max_pool2d", "max_pool3d", "conv_max_pool2d", "max_pool1d_indices",
+           "max_pool2d_indices", "max_pool3d_indices", "adaptive_max_pool2d_indices"]
 
 
 class LinearLayer(torch.nn.Module):
@@ -705,15 +724,42 @@ class Unique(torch.nn.Module):
         return values, inverse, counts
 
 
-# op -> (module, whether it takes a column mask too, the values' dtype)
+class Bincount(torch.nn.Module):
+    def forward(self, x):
+        return torch.bincount(x.flatten().abs(), minlength=3)
+
+
+class WeightedBincount(torch.nn.Module):
+    def forward(self, x):
+        values = x.flatten().abs()
+        return torch.bincount(values, weights=values.to(torch.float32) * 0.5 - 1.0)
+
+
+class Nms(torch.nn.Module):
+    """torchvision's nms at IoU 0.5, and at 0 (any overlap suppresses; touching boxes do not)."""
+
+    def __init__(self, threshold: float):
+        super().__init__()
+        self.threshold = threshold
+
+    def forward(self, boxes, scores):
+        return torchvision.ops.nms(boxes, scores, self.threshold)
+
+
+# op -> (module, its inputs: "values", "values and mask" (a column mask) or "boxes", the
+# values' dtype)
 DATA_DEPENDENT = {
-    "nonzero": (Nonzero, False, torch.float32),
-    "where": (WhereCondition, False, torch.float32),
-    "masked_select": (MaskedSelect, True, torch.float32),  # the mask broadcast over rows
-    "mask_index": (MaskIndex, False, torch.float32),
-    "mask_index_after_dim": (MaskIndexAfterDim, True, torch.float32),
-    "unique_float": (Unique, False, torch.float32),
-    "unique_int": (Unique, False, torch.int64),
+    "nonzero": (Nonzero, "values", torch.float32),
+    "where": (WhereCondition, "values", torch.float32),
+    "masked_select": (MaskedSelect, "values and mask", torch.float32),  # mask broadcast over rows
+    "mask_index": (MaskIndex, "values", torch.float32),
+    "mask_index_after_dim": (MaskIndexAfterDim, "values and mask", torch.float32),
+    "unique_float": (Unique, "values", torch.float32),
+    "unique_int": (Unique, "values", torch.int64),
+    "bincount": (Bincount, "values", torch.int64),
+    "bincount_weighted": (WeightedBincount, "values", torch.int64),
+    "nms": (lambda: Nms(0.5), "boxes", torch.float32),
+    "nms_zero_threshold": (lambda: Nms(0.0), "boxes", torch.float32),
 }
 
 
@@ -1032,7 +1078,7 @@ def _matmul_case(op: str, seed: int, sizes: dict) -> Case:
 def _pooling_case(op: str, seed: int, sizes: dict) -> Case:
     rng = random.Random(seed)
     gen = torch.Generator().manual_seed(seed)
-    spatial_dims = {"max_pool1d": 1, "max_pool3d": 3}.get(op, 2)
+    spatial_dims = int(op.split("_pool")[1][0])
     kernel, stride, dilation = rng.randrange(1, 4), rng.randrange(1, 4), rng.choice([1, 1, 2])
     span = (kernel - 1) * dilation + 1
     padding = rng.randrange(0, kernel // 2 + 1)  # PyTorch's limit: half the window
@@ -1042,6 +1088,8 @@ def _pooling_case(op: str, seed: int, sizes: dict) -> Case:
     # Every extent at least the window, so there is an output; the conv's input small.
     shape = [1, sizes["channels"]] + [sizes["length"] + span + i for i in range(spatial_dims)]
     x = torch.randn(shape, generator=gen).to(dtype)
+    if op.endswith("_indices") and rng.random() < 0.5:
+        x = x.round()  # equal values in a window: the first one's index is PyTorch's
     make = lambda: Pooling(op, sizes["channels"], kernel, stride, padding, dilation, ceil_mode)
     return Case("pooling", op, seed, sizes, make, (x,), (_with_specials(rng, x, 4),))
 
@@ -1148,10 +1196,19 @@ def _view_writes_case(op: str, seed: int, sizes: dict) -> Case:
 
 
 def _data_dependent_case(op: str, seed: int, sizes: dict) -> Case:
-    module, takes_mask, dtype = DATA_DEPENDENT[op]
+    module, inputs, dtype = DATA_DEPENDENT[op]
     rng = random.Random(seed)
     x = grid_values(rng, (sizes["rows"], sizes["length"]), dtype)  # length 0: no elements
-    call = (x, grid_values(rng, (sizes["length"],)) > 0) if takes_mask else (x,)
+    if inputs == "boxes":  # small integer corners: equal scores, touching and nested boxes
+        count = sizes["rows"] * sizes["length"]
+        gen = torch.Generator().manual_seed(seed)
+        corner = torch.randint(0, 6, (count, 2), generator=gen)
+        boxes = torch.cat([corner, corner + torch.randint(0, 4, (count, 2), generator=gen)], 1)
+        call = (boxes.to(dtype), x.flatten())
+    elif inputs == "values and mask":
+        call = (x, grid_values(rng, (sizes["length"],)) > 0)
+    else:
+        call = (x,)
     return Case("data_dependent", op, seed, sizes, module, call, call, on_vm=True)
 
 

@@ -1,11 +1,13 @@
 """Ops whose result shapes tensor values decide (nonzero, where(condition), masked_select,
-boolean-mask indexing, unique) convert with from_torchscript and run whole on TVM's VM."""
+boolean-mask indexing, unique, bincount, torchvision's nms) convert with from_torchscript and
+run whole on TVM's VM."""
 
 import pytest
 import torch
 
 import tvmbridge.torch as tt
-from differential import MaskIndex, MaskIndexAfterDim, Nonzero, Unique, run_on_vm
+from differential import (Bincount, MaskIndex, MaskIndexAfterDim, Nms, Nonzero, Unique,
+                          WeightedBincount, run_on_vm)
 
 # Generated cases of these ops, shrunk when they fail, are differential.py's data_dependent
 # family (tests/python/test_differential.py).
@@ -70,3 +72,40 @@ def test_tensors_without_elements_reshape_to_their_own_empty_shapes():
     x = torch.empty(3, 0)
     assert_same(run_on_vm(FlattenEmpty(), x), FlattenEmpty(), x)
     assert_same(run_on_vm(Unique(), x), Unique(), x)
+
+
+def test_bincount_counts_and_sums_weights_to_a_length_the_values_decide():
+    for x in (torch.tensor([[0, 1, 1], [5, 0, 1]]), torch.tensor([[2]])):
+        assert_same(run_on_vm(Bincount(), x), Bincount(), x)  # 6 bins, then minlength's 3
+        assert_same(run_on_vm(WeightedBincount(), x), WeightedBincount(), x)
+
+
+class CountValues(torch.nn.Module):
+    def forward(self, x):
+        return torch.bincount(x)
+
+
+def test_bincount_of_a_negative_value_raises_an_error_naming_it():
+    """A negative value would be a write before the counts' buffer."""
+    with pytest.raises(RuntimeError, match="bincount only supports 1-d non-negative"):
+        CountValues()(torch.tensor([0, -3, 2]))  # PyTorch's own
+    with pytest.raises(Exception, match=r"aten::bincount: got the negative value -3; bincount "
+                                        r"expects non-negative integers"):
+        run_on_vm(CountValues(), torch.tensor([0, -3, 2]))
+
+
+def test_nms_keeps_torchvision_order_for_equal_and_nan_scores():
+    """TVM's kernel drops scores at or below 0 and sorts its own way; torchvision keeps them
+    and sorts stably with NaN first. Touching boxes (IoU 0) survive a threshold of 0."""
+    boxes = torch.tensor([[0.0, 0, 2, 2], [0, 0, 2, 2], [2, 0, 4, 2], [0, 0, 2, 1],
+                          [5, 5, 6, 6], [5, 5, 6, 6]])
+    scores = torch.tensor([-1.0, -1.0, 0.0, float("nan"), 3.0, float("nan")])
+    for threshold in (0.0, 0.5):
+        kept = run_on_vm(Nms(threshold), boxes, scores)
+        assert_same(kept, Nms(threshold), boxes, scores)
+    assert run_on_vm(Nms(0.5), boxes, scores)[0].tolist() == [3, 5, 2, 0]
+
+
+def test_nms_with_a_negative_threshold_is_refused():
+    with pytest.raises(Exception, match="iou_threshold -0.5 is negative"):
+        run_on_vm(Nms(-0.5), torch.zeros(2, 4), torch.zeros(2))

@@ -290,6 +290,8 @@ def _pools_linalg(x):
     img = x.reshape(1, 1, 4, 7).expand(1, 2, 4, 7) * 1.0
     return (F.adaptive_max_pool2d(img[..., :6], (2, 3)), F.adaptive_max_pool1d(x.reshape(1, 4, 7), 7),
             F.max_pool2d(img, 2, return_indices=True)[0],
+            F.max_pool2d(img, 3, 2, 1, return_indices=True)[1],  # the indices (max_unpool's)
+            F.adaptive_max_pool2d(img[..., :6], (3, 4), return_indices=True)[1],
             torch.baddbmm(x.reshape(1, 4, 7), x.reshape(1, 4, 7), (x.t() @ x).reshape(1, 7, 7), beta=0.5, alpha=2.0),
             torch.dot(x[0], x[1]), torch.mv(x, x[0]), torch.outer(x[0], x[1, :3]))
 
