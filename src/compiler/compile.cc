@@ -143,6 +143,19 @@ std::vector<HeldTensor> TensorsHeldByInputs(const torch::jit::Graph& graph,
   return held;
 }
 
+// Replaces the uses of `input`, an argument the caller left out, with its default where that
+// is a value a forward guard can compare (None, a number, a bool, a string): the caller
+// compiled for calls without it (timm's `attn_mask=None`), and the branches on it fold.
+bool FoldDefault(torch::jit::Graph& graph, torch::jit::Value* input, const c10::IValue& value) {
+  if (!(value.isNone() || value.isInt() || value.isDouble() || value.isBool() ||
+        value.isString())) {
+    return false;
+  }
+  torch::jit::WithInsertPoint at_start(graph.block()->param_node()->next());
+  input->replaceAllUsesWith(graph.insertConstant(value));
+  return true;
+}
+
 }  // namespace
 
 Analysis Analyse(passes::PreparedGraph prepared, const std::vector<TensorSpec>& specs,
@@ -169,7 +182,12 @@ Analysis Analyse(passes::PreparedGraph prepared, const std::vector<TensorSpec>& 
                         "') has no default value to take instead");
       given.push_back(TensorSpec{argument.name(), {}, c10::ScalarType::Undefined});
       values.push_back(*argument.default_value());
+      if (FoldDefault(graph, graph.inputs()[i + 1], *argument.default_value())) {
+        analysis.fixed_to_default.push_back(i);
+      }
     }
+    // `attn_mask is not None` on an argument left out then decides nothing at run time.
+    if (!analysis.fixed_to_default.empty()) passes::FoldNoneChecks(analysis.prepared.graph);
   }
   for (size_t i = 0; i < given.size(); ++i) {
     const torch::jit::Value* input = graph.inputs()[i + 1];
@@ -377,7 +395,7 @@ CompileResult CompilePrepared(passes::PreparedGraph prepared, const std::vector<
   }
   ForwardSignature signature{analysis.inputs, analysis.held_tensors,
                              analysis.prepared.written_back_inputs,
-                             ForwardDefaults(analysis.prepared.frozen)};
+                             ForwardDefaults(analysis.prepared.frozen), analysis.fixed_to_default};
   result.archive = EmbedRegions(analysis.prepared.graph, analysis.partition.regions, modules,
                                 signature, analysis.prepared.frozen, result.report_json);
   return result;

@@ -44,6 +44,9 @@ struct Analysis {
   passes::PreparedGraph prepared;
   std::vector<TensorSpec> inputs;        // named after the graph's inputs where specs had no name
   std::vector<HeldTensor> held_tensors;  // see TensorsHeldByInputs
+  // Inputs left out of the specs whose default (None, a number, a bool or a string) the graph
+  // was specialised to; the forward still takes them, and raises if given another value.
+  std::vector<size_t> fixed_to_default;
   partition::Observations observations;
   partition::Partition partition;
 };

@@ -31,10 +31,30 @@ void Expect(Graph& graph, Value* tensor, int64_t index, const TensorSpec& spec) 
   graph.insert(c10::Symbol::fromQualString("tvmbridge::expect_input"), arguments);
 }
 
+// Raises a ValueError naming the input when the caller gives it a value other than the
+// default the graph was specialised to.
+void ExpectDefault(Graph& graph, Value* input, const std::string& name, const c10::IValue& value) {
+  Value* fixed = graph.insertConstant(value);
+  Value* differs = value.isNone() ? graph.insert(c10::aten::__isnot__, {input, fixed})
+                                  : graph.insert(c10::aten::ne, {input, fixed});
+  Node* branch = graph.insertNode(graph.create(c10::prim::If, {differs}, 0));
+  torch::jit::WithInsertPoint in_then(branch->addBlock());
+  branch->addBlock();
+  std::ostringstream message;
+  message << "tvmbridge: input '" << name << "' was left out when the model was compiled, so "
+          << "the compiled model is specialised to its default (" << value
+          << "); compile with it given in inputs to call with other values";
+  graph.insert(c10::prim::RaiseException, {message.str(), std::string("builtins.ValueError")});
+}
+
 void GuardInputs(Graph& graph, const ForwardSignature& signature) {
   const std::vector<TensorSpec>& inputs = signature.inputs;
   {
     torch::jit::WithInsertPoint at_start(graph.block()->param_node()->next());
+    for (size_t fixed : signature.fixed_to_default) {
+      ExpectDefault(graph, graph.inputs()[fixed + 1], inputs[fixed].name,
+                    *signature.defaults.at(fixed));
+    }
     std::vector<Value*> tensors;
     std::vector<int64_t> indices;
     std::vector<std::string> names;

@@ -35,6 +35,9 @@ struct ForwardSignature {
   // Forward's default values, per input (none: the argument is required), kept so that callers
   // may leave those arguments out as they could before.
   std::vector<std::optional<c10::IValue>> defaults;
+  // Inputs the graph was specialised to the default of (Analysis::fixed_to_default): a call
+  // that gives another value raises a ValueError.
+  std::vector<size_t> fixed_to_default;
 };
 
 // Rewrites `graph` (a prepared forward graph whose first input is `self`): each region

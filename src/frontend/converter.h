@@ -52,14 +52,17 @@ struct RegisteredOp {
   Converter convert;
   OpTraits traits;
 };
-// The converters by op kind ("aten::conv2d"), with the traits of each op that PyTorch does not
-// declare. A kind is registered once: a second registration would silently replace the
-// first, so Register throws, naming the kind.
+// The converters by op kind ("aten::conv2d"), or by one overload of it ("aten::add.t", list
+// concatenation, beside "aten::add" for the tensor forms), with the traits of each op that
+// PyTorch does not declare. A name is registered once: a second registration would silently
+// replace the first, so Register throws, naming it.
 class ConverterTable {
  public:
   using Map = std::unordered_map<std::string, RegisteredOp>;
   void Register(const std::string& kind, Converter converter, OpTraits traits = {});
-  Map::const_iterator find(const std::string& kind) const { return converters_.find(kind); }
+  // The converter for the node's overload if one is registered, else for its kind; null when
+  // neither is.
+  const RegisteredOp* Find(const torch::jit::Node& node) const;
   size_t count(const std::string& kind) const { return converters_.count(kind); }
   Map::const_iterator begin() const { return converters_.begin(); }
   Map::const_iterator end() const { return converters_.end(); }
@@ -86,6 +89,7 @@ void RegisterNNOps(ConverterTable& table);
 void RegisterPoolingOps(ConverterTable& table);
 void RegisterShapeOps(ConverterTable& table);
 void RegisterIndexOps(ConverterTable& table);
+void RegisterScatterOps(ConverterTable& table);
 void RegisterCreationOps(ConverterTable& table);
 void RegisterUnaryOps(ConverterTable& table);
 void RegisterActivationOps(ConverterTable& table);

@@ -54,6 +54,27 @@ Value ConvertListGetItem(ConversionContext& ctx, const Node& node) {
   return list.items[index];
 }
 
+// The items of a list: a kList's, or a constant list's elements as constants.
+std::vector<Value> ListItems(const Value& list) {
+  if (list.kind == Value::Kind::kList) return list.items;
+  TORCH_CHECK(list.kind == Value::Kind::kConstant && list.constant.isList(),
+              "expected a list, got another value");
+  std::vector<Value> items;
+  for (const c10::IValue& element : list.constant.toListRef()) {
+    items.push_back(Value::Constant(element));
+  }
+  return items;
+}
+
+// aten::add.t(a, b): two lists joined (`torch.cat(to_cat + [x])`, timm's ViTs); lists of
+// constants only are folded before this.
+Value ConvertListConcat(ConversionContext& ctx, const Node& node) {
+  std::vector<Value> items = ListItems(ctx.Get(node.input(0)));
+  std::vector<Value> tail = ListItems(ctx.Get(node.input(1)));
+  items.insert(items.end(), tail.begin(), tail.end());
+  return Value::List(std::move(items));
+}
+
 // aten::len(list) of a list holding tensors: known at conversion.
 Value ConvertListLen(ConversionContext& ctx, const Node& node) {
   const Value& list = ctx.Get(node.input(0));
@@ -188,6 +209,7 @@ void RegisterShapeOps(ConverterTable& table) {
   table.Register("prim::DictConstruct", ConvertDictConstruct);
   table.Register("aten::__getitem__", ConvertListGetItem);
   table.Register("aten::len", ConvertListLen);
+  table.Register("aten::add.t", ConvertListConcat);
   table.Register("aten::size", ConvertSize);
   table.Register("aten::dim", ConvertDim);
   RegisterAll(table, {"aten::contiguous", "aten::detach", "aten::clone"}, PassThrough,

@@ -351,7 +351,7 @@ Probe ProbeKinds(const Block& block, const TorchCauses& forced, Probe probe = {}
                node->kind() == c10::prim::RaiseException) {
       probe.placement[node] = Placement::kTorch;
     } else {
-      bool candidate = frontend::Converters().count(kind) > 0 || frontend::CanFold(*node);
+      bool candidate = frontend::Converters().Find(*node) != nullptr || frontend::CanFold(*node);
       probe.placement[node] = candidate ? Placement::kTvm : Placement::kTorch;
     }
     for (const Block* nested : node->blocks())

@@ -5,6 +5,8 @@ convolutional trunk, a scripted greedy decoder (data-dependent while loop around
 an in-place write between two convolutions, and a custom op registered only in PyTorch.
 """
 
+from typing import Optional
+
 import pytest
 import torch
 import torch.nn as nn
@@ -339,3 +341,29 @@ def test_the_causes_python_lists_are_the_ones_reports_give():
 
     native = [str(name) for name in _native.global_func("tvmbridge.torch.placement_causes")()]
     assert tuple(native) == tt.CAUSES
+
+
+class ClassTokenFirst(nn.Module):
+    """timm's ViT `_pos_embed`: a list grown under attribute checks, joined to another with +
+    (aten::add.t, the list overload of add) and concatenated."""
+
+    def __init__(self):
+        super().__init__()
+        self.cls_token = nn.Parameter(torch.randn(1, 1, 4))
+        self.reg_token: Optional[torch.Tensor] = None
+
+    def forward(self, x):
+        to_cat = []
+        if self.cls_token is not None:
+            to_cat.append(self.cls_token.expand(x.shape[0], -1, -1))
+        if self.reg_token is not None:
+            to_cat.append(self.reg_token.expand(x.shape[0], -1, -1))
+        return torch.cat(to_cat + [x], dim=1) * 2.0
+
+
+def test_lists_joined_with_plus_convert():
+    model = torch.jit.script(ClassTokenFirst().eval())
+    x = torch.randn(2, 3, 4)
+    compiled = tt.compile(model, [x], min_block_size=1, never_slower=False)
+    assert all(node["region"] >= 0 for node in tt.report(compiled).nodes)
+    torch.testing.assert_close(compiled(x), model(x), rtol=0, atol=0)
