@@ -18,6 +18,7 @@ import torch
 import torchvision
 
 import tvmbridge.export as tx
+from tvmbridge import export_ops
 import tvmbridge.torch as tt
 from bench_models import Bert
 from tvmbridge.benchmark import cpu_model, measure_interleaved
@@ -131,7 +132,7 @@ def main(argv=None) -> int:
         f"{torch.get_num_threads()} threads; torch {torch.__version__}; "
         f"{args.repeat} interleaved runs per contender after 5 warm-up runs.",
         "",
-        f"TVM's ExportedProgram translator converts {len(tx.translatable_ops())} ATen "
+        f"TVM's ExportedProgram translator converts {len(export_ops.translatable_ops())} ATen "
         f"overloads; tvmbridge's TorchScript frontend {len(tt.supported_ops())} op kinds.",
         "",
         "| model | path | TVM regions | ops left to PyTorch | compile s | median ms | IQR ms |"

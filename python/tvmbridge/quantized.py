@@ -7,7 +7,7 @@ frontend writes quantized models so, and the export path turns PT2E's quantize a
 ops into it (export.py). TVM can compute that form as it stands, in float32,
 exactly on the output's grid. Where PyTorch's quantized engine runs (:func:`build.
 _integer_convolutions`), :class:`IntegerKernels` replaces the pattern with one call of
-``tvmbridge.aten.quantized_conv2d`` (``src/runtime/aten_kernels.cc``): PyTorch's own quantized
+``tvmbridge.aten.quantized_conv2d`` (``src/runtime/quantized_kernels.cc``): PyTorch's own quantized
 convolution, uint8 x int8 products accumulated in int32 (oneDNN on AMX-INT8 tiles or VNNI,
 fbgemm elsewhere), requantized inside the kernel, weights packed once. TVM's LLVM backend emits
 neither AMX nor VNNI dot products, and its float32 form was 8.5x slower than PyTorch's int8

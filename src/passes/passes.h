@@ -55,6 +55,11 @@ bool FunctionalizeListAppends(torch::jit::Graph& graph);
 // index_put_ with computed values) in place. Writes whose effect other aliases would see stay.
 bool FunctionalizeWrites(torch::jit::Graph& graph);
 
+// TorchScript's UnrollConstantLoops, within a budget of nodes (1024): a loop nest that would
+// unroll into more stays a TorchScript loop, its body compiled once (unrolled copies cost
+// compile time each, and past a few hundred nodes gain nothing at run time).
+bool UnrollConstantLoopsWithinBudget(std::shared_ptr<torch::jit::Graph>& graph);
+
 // Removes the mutation whose effect stays inside the graph: the three passes above around
 // TorchScript's list and tensor mutation removal, in every block.
 bool RemoveLocalMutation(const std::shared_ptr<torch::jit::Graph>& graph);

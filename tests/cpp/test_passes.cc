@@ -40,6 +40,41 @@ TEST(Passes, FoldNoneChecksFoldsATensorIsNoneBranch) {
   EXPECT_FALSE(FoldNoneChecks(graph));  // a fixed point
 }
 
+TEST(Passes, UnrollConstantLoopsWithinBudgetUnrollsSmallLoopsAndKeepsBigNestsRolled) {
+  // 3 trips of one relu unroll into three; 40 x 40 trips of two ops (3200 nodes) would pass the
+  // budget: the outer loop stays a loop (its trip count a constant again), its body unrolled.
+  const std::string loops = R"IR(
+    graph(%x : Tensor):
+      %true : bool = prim::Constant[value=1]()
+      %trips : int = prim::Constant[value=%TRIPS]()
+      %inner : int = prim::Constant[value=%INNER]()
+      %r : Tensor = prim::Loop(%trips, %true, %x)
+        block0(%i : int, %a : Tensor):
+          %b : Tensor = prim::Loop(%inner, %true, %a)
+            block0(%j : int, %c : Tensor):
+              %d : Tensor = aten::relu(%c)
+              %e : Tensor = aten::neg(%d)
+              -> (%true, %e)
+          -> (%true, %b)
+      return (%r))IR";
+  auto with = [&](int trips, int inner) {
+    std::string ir = loops;
+    ir.replace(ir.find("%TRIPS"), 6, std::to_string(trips));
+    ir.replace(ir.find("%INNER"), 6, std::to_string(inner));
+    return Parse(ir);
+  };
+  auto small = with(3, 1);
+  EXPECT_TRUE(UnrollConstantLoopsWithinBudget(small));
+  FileCheck().check_not("prim::Loop")->check_count("aten::relu", 3, true)->run(*small);
+
+  auto big = with(40, 40);
+  UnrollConstantLoopsWithinBudget(big);
+  FileCheck().check("prim::Constant[value=40]")->check_not("tvmbridge::_rolled_trips")->run(*big);
+  int loops_left = 0;
+  for (torch::jit::Node* node : big->nodes()) loops_left += node->kind() == c10::prim::Loop;
+  EXPECT_EQ(loops_left, 1);  // the outer loop, rolled
+}
+
 TEST(Passes, FunctionalizeListAppendsGivesEachReadTheElementsSoFar) {
   auto graph = Parse(R"IR(
     graph(%a : Tensor, %b : Tensor):

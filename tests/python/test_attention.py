@@ -164,7 +164,7 @@ class CausalAttention(nn.Module):
 @pytest.mark.parametrize("mask_kind", ["additive", "bool", None, "causal"])
 def test_exported_attention_runs_on_pytorch_fused_kernel(mask_kind, monkeypatch):
     """On the export path scaled_dot_product_attention stays whole through PyTorch's
-    decompositions (export.decompositions) and is written as the TorchScript frontend writes
+    decompositions (export_ops.decompositions) and is written as the TorchScript frontend writes
     it, so it becomes the same one call of PyTorch's fused attention and matches PyTorch, a
     query that sees no key included."""
     from test_pt2e import capture_relax
