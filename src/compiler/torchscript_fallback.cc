@@ -216,25 +216,22 @@ frontend::ConversionResult ConvertWithTorchScriptFallback(
   Analysis analysis = Analyse(PrepareArchive(archive), inputs, options, examples);
   Graph& graph = *analysis.prepared.graph;
   frontend::ConversionResult result;
-  frontend::ValueMap values = analysis.partition.constants;
-  std::vector<relax::Expr> params;
-  relax::Symbols symbols;
+  std::vector<frontend::FunctionAssembler::Input> parameters;
   for (size_t i = 0; i < analysis.inputs.size(); ++i) {
     const TensorSpec& spec = analysis.inputs[i];
     const torch::jit::Value* input = graph.inputs()[i + 1];
     TORCH_CHECK_TYPE(input->type()->kind() == c10::TypeKind::TensorType, "tvmbridge: input ", i,
                      " ('", spec.name, "') of forward is a ", input->type()->repr_str(),
                      "; a Relax function takes tensors (compile() takes such inputs)");
-    params.push_back(frontend::MakeInputParam(spec, symbols));
-    values[graph.inputs()[i + 1]] = Value::Tensor(params.back());
+    parameters.push_back({input, spec});
     result.inputs.push_back(spec);
   }
-  relax::FunctionBuilder builder(params);
-  std::unordered_map<const torch::jit::Value*, relax::Expr> no_weight_params;
-  frontend::ConversionContext context(builder, symbols, values, no_weight_params);
-  HybridConverter(analysis, values, context).ConvertTopBlock();
-  relax::Expr body = frontend::ConvertGraphOutput(graph, context, values, result);
-  result.ir_module = builder.Finish(body, "main", symbols);
+  frontend::FunctionAssembler function(parameters, analysis.partition.constants);
+  HybridConverter(analysis, function.values(), function.context()).ConvertTopBlock();
+  frontend::GraphOutputs outputs =
+      frontend::ConvertGraphOutput(graph, function.context(), function.values());
+  result.output_is_tuple = outputs.is_tuple;
+  result.ir_module = function.Finish(outputs.tensors, outputs.is_tuple, "main", result.outputs);
   return result;
 }
 

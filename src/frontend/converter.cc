@@ -182,11 +182,11 @@ void CollectUnsupported(const torch::jit::Block& block, std::set<std::string>& m
 
 }  // namespace
 
-relax::Expr ConvertGraphOutput(const torch::jit::Graph& graph, ConversionContext& context,
-                               const ValueMap& values, ConversionResult& result) {
+GraphOutputs ConvertGraphOutput(const torch::jit::Graph& graph, ConversionContext& context,
+                                const ValueMap& values) {
   const torch::jit::Value* graph_output = graph.outputs()[0];
   const Value& output = values.at(graph_output);
-  std::vector<relax::Expr> output_tensors;
+  GraphOutputs outputs;
   auto check_not_quantized = [](const Value& item) {
     if (item.quantization) {
       throw ConversionError(
@@ -196,7 +196,7 @@ relax::Expr ConvertGraphOutput(const torch::jit::Graph& graph, ConversionContext
   };
   check_not_quantized(output);
   if (output.kind == Value::Kind::kList) {
-    result.output_is_tuple = true;
+    outputs.is_tuple = true;
     for (const Value& item : output.items) {
       if (item.kind != Value::Kind::kTensor) {
         throw ConversionError(
@@ -204,15 +204,39 @@ relax::Expr ConvertGraphOutput(const torch::jit::Graph& graph, ConversionContext
             "tensors and tuples of tensors can be returned");
       }
       check_not_quantized(item);
-      output_tensors.push_back(item.tensor);
+      outputs.tensors.push_back(item.tensor);
     }
   } else {
-    output_tensors.push_back(context.Tensor(graph_output));
+    outputs.tensors.push_back(context.Tensor(graph_output));
   }
-  for (size_t i = 0; i < output_tensors.size(); ++i) {
-    result.outputs.push_back(ResultSpec("output_" + std::to_string(i), output_tensors[i]));
+  return outputs;
+}
+
+FunctionAssembler::FunctionAssembler(const std::vector<Input>& inputs, ValueMap values,
+                                     const std::vector<Weight>& weights)
+    : values_(std::move(values)) {
+  std::vector<relax::Expr> params;
+  for (const Input& input : inputs) {
+    params.push_back(MakeInputParam(input.spec, symbols_));
+    values_[input.value] = Value::Tensor(params.back());
   }
-  return result.output_is_tuple ? relax::MakeTuple(output_tensors) : output_tensors[0];
+  for (const Weight& weight : weights) {
+    const at::Tensor tensor = torch::jit::toIValue(weight.value)->toTensor();
+    params.push_back(
+        relax::MakeParam(weight.name, tensor.sizes().vec(), DtypeName(tensor.scalar_type())));
+    weight_params_[weight.value] = params.back();
+  }
+  builder_ = std::make_unique<relax::FunctionBuilder>(params);
+  context_ = std::make_unique<ConversionContext>(*builder_, symbols_, values_, weight_params_);
+}
+
+tvm::ffi::ObjectRef FunctionAssembler::Finish(const std::vector<relax::Expr>& outputs,
+                                              bool as_tuple, const std::string& name,
+                                              std::vector<TensorSpec>& specs) {
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    specs.push_back(ResultSpec("output_" + std::to_string(i), outputs[i]));
+  }
+  return builder_->Finish(as_tuple ? relax::MakeTuple(outputs) : outputs.at(0), name, symbols_);
 }
 
 relax::Expr MakeInputParam(const TensorSpec& spec, relax::Symbols& symbols) {
@@ -496,10 +520,7 @@ ConversionResult ConvertGraph(const torch::jit::Graph& graph, const std::vector<
                     " input spec(s) were given");
 
   ConversionResult result;
-  std::unordered_map<const torch::jit::Value*, Value> values;
-  std::unordered_map<const torch::jit::Value*, relax::Expr> weight_params;
-  std::vector<relax::Expr> params;
-  relax::Symbols symbols;
+  std::vector<FunctionAssembler::Input> assembled_inputs;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const torch::jit::Value* input = graph_inputs[i + 1];
     TORCH_CHECK_TYPE(input->type()->kind() == c10::TypeKind::TensorType, "tvmbridge: input ", i,
@@ -507,10 +528,10 @@ ConversionResult ConvertGraph(const torch::jit::Graph& graph, const std::vector<
                      "; only tensor inputs are supported");
     TensorSpec spec = inputs[i];
     if (spec.name.empty()) spec.name = UserName(input, i);
-    params.push_back(MakeInputParam(spec, symbols));
-    values[input] = Value::Tensor(params.back());
+    assembled_inputs.push_back({input, spec});
     result.inputs.push_back(spec);
   }
+  std::vector<FunctionAssembler::Weight> weights;
   if (options.keep_params_as_input) {
     for (const Node* node : graph.nodes()) {
       if (node->kind() != c10::prim::Constant) continue;
@@ -521,19 +542,18 @@ ConversionResult ConvertGraph(const torch::jit::Graph& graph, const std::vector<
       std::string name = named != weight_names.end()
                              ? named->second
                              : "const_" + std::to_string(result.param_names.size());
-      std::vector<int64_t> shape = weight.sizes().vec();
-      params.push_back(relax::MakeParam(name, shape, DtypeName(weight.scalar_type())));
-      weight_params[node->output()] = params.back();
+      weights.push_back({node->output(), name});
       result.param_names.push_back(name);
       result.param_values.push_back(weight.contiguous());
     }
   }
 
-  relax::FunctionBuilder builder(params);
-  ConversionContext context(builder, symbols, values, weight_params);
-  ConvertBlock(*graph.block(), context, values);
-  relax::Expr body = ConvertGraphOutput(graph, context, values, result);
-  result.ir_module = builder.Finish(body, options.function_name, symbols);
+  FunctionAssembler function(assembled_inputs, {}, weights);
+  ConvertBlock(*graph.block(), function.context(), function.values());
+  GraphOutputs outputs = ConvertGraphOutput(graph, function.context(), function.values());
+  result.output_is_tuple = outputs.is_tuple;
+  result.ir_module =
+      function.Finish(outputs.tensors, outputs.is_tuple, options.function_name, result.outputs);
   return result;
 }
 

@@ -266,10 +266,48 @@ bool CanFold(const torch::jit::Node& node);
 // Kinds of the nodes in `graph` that have no converter ("aten::topk", ...), sorted, unique.
 std::vector<std::string> UnsupportedOps(const torch::jit::Graph& graph);
 
-// The graph's return value as the Relax function's result (a tensor, or a tuple of them);
-// records the outputs' specs and output_is_tuple in `result`.
-relax::Expr ConvertGraphOutput(const torch::jit::Graph& graph, ConversionContext& context,
-                               const ValueMap& values, ConversionResult& result);
+// One Relax function assembled from TorchScript values, as compile's regions, from_torchscript
+// and its TorchScript fallback make theirs: each input a parameter (MakeInputParam; symbolic
+// extents shared by name) bound to its TorchScript value, weights kept as parameters where
+// asked, a context the converters emit through, and the results with their specs.
+class FunctionAssembler {
+ public:
+  struct Input {
+    const torch::jit::Value* value;
+    TensorSpec spec;
+  };
+  struct Weight {  // a constant tensor passed as a parameter instead of embedded
+    const torch::jit::Value* value;
+    std::string name;
+  };
+  // `values` holds what is known before conversion (a region's constants).
+  FunctionAssembler(const std::vector<Input>& inputs, ValueMap values,
+                    const std::vector<Weight>& weights = {});
+  FunctionAssembler(const FunctionAssembler&) = delete;
+  FunctionAssembler& operator=(const FunctionAssembler&) = delete;
+
+  ConversionContext& context() { return *context_; }
+  ValueMap& values() { return values_; }
+  // Ends the function with `outputs`, a tuple of them when `as_tuple` (else the one output),
+  // named `name`; appends the outputs' specs to `specs`.
+  tvm::ffi::ObjectRef Finish(const std::vector<relax::Expr>& outputs, bool as_tuple,
+                             const std::string& name, std::vector<TensorSpec>& specs);
+
+ private:
+  relax::Symbols symbols_;
+  ValueMap values_;
+  std::unordered_map<const torch::jit::Value*, relax::Expr> weight_params_;
+  std::unique_ptr<relax::FunctionBuilder> builder_;
+  std::unique_ptr<ConversionContext> context_;
+};
+
+// The graph's return value: its tensors, and whether forward returns them as a tuple.
+struct GraphOutputs {
+  std::vector<relax::Expr> tensors;
+  bool is_tuple = false;
+};
+GraphOutputs ConvertGraphOutput(const torch::jit::Graph& graph, ConversionContext& context,
+                                const ValueMap& values);
 
 // Converts a prepared graph (see passes/pipeline.h) whose first input is the module itself.
 // `weight_names` names constant tensors by their data pointer (from the original module).

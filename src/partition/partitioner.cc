@@ -482,27 +482,21 @@ tvm::ffi::ObjectRef BuildRegionModule(const Region& region, const Partition& par
                                       const Observations& observations,
                                       std::vector<TensorSpec>& input_specs,
                                       std::vector<TensorSpec>& output_specs) {
-  ValueMap values = partition.constants;
-  std::vector<relax::Expr> params;
-  relax::Symbols symbols;
+  std::vector<frontend::FunctionAssembler::Input> inputs;
   for (size_t i = 0; i < region.inputs.size(); ++i) {
     const torch::jit::Value* input = region.inputs[i];
-    const ObservedTensor& observed = observations.at(input);
-    TensorSpec spec = ObservedSpec(frontend::UserName(input, i), observed);
-    params.push_back(frontend::MakeInputParam(spec, symbols));
-    values[input] = Value::Tensor(params.back());
-    input_specs.push_back(spec);
+    inputs.push_back({input, ObservedSpec(frontend::UserName(input, i), observations.at(input))});
+    input_specs.push_back(inputs.back().spec);
   }
-  relax::FunctionBuilder builder(params);
-  std::unordered_map<const torch::jit::Value*, relax::Expr> no_weights;
-  frontend::ConversionContext context(builder, symbols, values, no_weights);
-  for (const Node* node : region.nodes) frontend::ConvertNode(*node, context, values);
+  frontend::FunctionAssembler function(inputs, partition.constants);
+  for (const Node* node : region.nodes) {
+    frontend::ConvertNode(*node, function.context(), function.values());
+  }
   std::vector<relax::Expr> outputs;
-  for (size_t i = 0; i < region.outputs.size(); ++i) {
-    outputs.push_back(context.Tensor(region.outputs[i]));
-    output_specs.push_back(frontend::ResultSpec("output_" + std::to_string(i), outputs.back()));
+  for (const torch::jit::Value* output : region.outputs) {
+    outputs.push_back(function.context().Tensor(output));
   }
-  return builder.Finish(relax::MakeTuple(outputs), "main", symbols);
+  return function.Finish(outputs, /*as_tuple=*/true, "main", output_specs);
 }
 
 }  // namespace tvmbridge::partition
