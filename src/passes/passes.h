@@ -55,6 +55,13 @@ bool FunctionalizeListAppends(torch::jit::Graph& graph);
 // index_put_ with computed values) in place. Writes whose effect other aliases would see stay.
 bool FunctionalizeWrites(torch::jit::Graph& graph);
 
+// A dict attribute used as a memo, `if key not in self.cache: self.cache[key] = expr` then
+// reads of `self.cache[key]` (timm's LeViT), becomes `expr`, computed where the memo was
+// filled: what the memo holds is what expr gives (the weights are constants by now), and the
+// reads no longer keep the attribute, and what uses it, in PyTorch. Only where the memo is the
+// attribute's one use in the graph and expr is pure.
+bool FoldMemoisedAttributes(const std::shared_ptr<torch::jit::Graph>& graph);
+
 // TorchScript's UnrollConstantLoops, within a budget of nodes (1024): a loop nest that would
 // unroll into more stays a TorchScript loop, its body compiled once (unrolled copies cost
 // compile time each, and past a few hundred nodes gain nothing at run time).

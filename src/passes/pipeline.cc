@@ -87,6 +87,7 @@ PreparedGraph PrepareForConversion(torch::jit::Module module, bool fold_weights,
   prepared.graph = prepared.frozen.get_method("forward").graph()->copy();
   torch::jit::Inline(*prepared.graph);
   FoldReadOnlyAttributes(prepared.graph, prepared.frozen);
+  FoldMemoisedAttributes(prepared.graph);
   if (input_writes == InputWrites::kWriteBack) {
     prepared.written_back_inputs = WriteBackInputs(*prepared.graph);
   }

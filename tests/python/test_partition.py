@@ -5,7 +5,7 @@ convolutional trunk, a scripted greedy decoder (data-dependent while loop around
 an in-place write between two convolutions, and a custom op registered only in PyTorch.
 """
 
-from typing import Optional
+from typing import Dict, Optional
 
 import pytest
 import torch
@@ -367,3 +367,32 @@ def test_lists_joined_with_plus_convert():
     compiled = tt.compile(model, [x], min_block_size=1, never_slower=False)
     assert all(node["region"] >= 0 for node in tt.report(compiled).nodes)
     torch.testing.assert_close(compiled(x), model(x), rtol=0, atol=0)
+
+
+class MemoisedBias(nn.Module):
+    """timm's LeViT attention: a bias computed once per device and kept in a dict attribute,
+    which forward writes, so freezing keeps it."""
+
+    def __init__(self):
+        super().__init__()
+        self.biases = nn.Parameter(torch.randn(4, 6))
+        self.register_buffer("index", torch.tensor([[0, 5, 2], [1, 1, 3]]), persistent=False)
+        self.cache: Dict[str, torch.Tensor] = {}
+
+    def bias(self, device: torch.device) -> torch.Tensor:
+        key = str(device)
+        if key not in self.cache:
+            self.cache[key] = self.biases[:, self.index]
+        return self.cache[key]
+
+    def forward(self, x):
+        return torch.softmax(x + self.bias(x.device), -1)
+
+
+def test_a_dict_attribute_used_as_a_memo_is_computed_in_tvm():
+    model = MemoisedBias().eval()
+    x = torch.randn(2, 4, 2, 3)
+    expected = model(x)  # fills the memo, as a model used before compiling has
+    compiled = tt.compile(torch.jit.script(model), [x], min_block_size=1, never_slower=False)
+    assert all(node["region"] >= 0 for node in tt.report(compiled).nodes)
+    torch.testing.assert_close(compiled(x), expected, rtol=1e-6, atol=1e-6)

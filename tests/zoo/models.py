@@ -136,10 +136,7 @@ TIMM = {  # issue 21's list, the smallest of each family
     "timm_regnety_002": _timm("regnety_002"),
     "timm_resnest14d": _timm("resnest14d"),
     "timm_ghostnet_100": _timm("ghostnet_100"),
-    "timm_levit_128s": _timm("levit_128s", size=224, known_gaps={
-        "script": "its attention-bias cache is a Dict attribute that forward writes when "
-                  "called (`self.attention_bias_cache[key] = ...`), so freezing keeps it and "
-                  "the attention reading it stays in PyTorch"}),
+    "timm_levit_128s": _timm("levit_128s", size=224),
 }
 
 
