@@ -117,7 +117,7 @@ Maxima ReduceAxis(ConversionContext& ctx, const Maxima& in, int64_t axis, const 
                           ctx.EmitExpr(relax::op::Unary("isnan", value))));
     IntList has_tap;
     for (const IntList& cell : taps) has_tap.push_back(k < cell.size());
-    if (std::count(has_tap.begin(), has_tap.end(), 0) > 0) {
+    if (std::find(has_tap.begin(), has_tap.end(), 0) != has_tap.end()) {
       Expr in_window = ctx.EmitExpr(relax::op::AsType(CellColumn(has_tap, axis, rank), "bool"));
       better = ctx.EmitExpr(relax::op::Binary("logical_and", better, in_window));
     }
@@ -147,17 +147,16 @@ Value MaximaWithIndices(ConversionContext& ctx, const Node& node, const Expr& x,
   for (int64_t i = spatial - 1; i >= 0; --i) {
     maxima = ReduceAxis(ctx, maxima, rank - spatial + i, taps[static_cast<size_t>(i)]);
   }
-  // positions[0] is the innermost axis's.
-  Expr index = ctx.Scalar(0, "int64");
+  // positions[0] is the innermost axis's; each is of the values' shape already.
+  Expr index = maxima.positions[0];
   int64_t stride = 1;
-  for (int64_t i = 0; i < spatial; ++i) {
+  for (int64_t i = 1; i < spatial; ++i) {
+    stride *= shape[static_cast<size_t>(rank - i)];
     Expr scaled =
         ctx.EmitExpr(relax::op::Multiply(maxima.positions[static_cast<size_t>(i)],
                                          ctx.Scalar(static_cast<double>(stride), "int64")));
     index = ctx.EmitExpr(relax::op::Add(index, scaled));
-    stride *= shape[static_cast<size_t>(rank - 1 - i)];
   }
-  index = ctx.EmitExpr(relax::op::BroadcastTo(index, ctx.Dims(maxima.values)));
   return Value::List({Value::Tensor(maxima.values), Value::Tensor(index)});
 }
 
@@ -185,10 +184,9 @@ MaxPoolArgs ReadMaxPoolArgs(ConversionContext& ctx, const Node& node, const Expr
 Value ConvertMaxPool(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
   MaxPoolArgs args = ReadMaxPoolArgs(ctx, node, x);
-  IntList padding(args.padding);
-  padding.insert(padding.end(), args.padding.begin(), args.padding.end());
   return ctx.Emit(relax::op::MaxPool(static_cast<int>(args.spatial), x, args.kernel, args.stride,
-                                     padding, args.dilation, args.ceil_mode));
+                                     SymmetricPadding(args.padding, args.spatial), args.dilation,
+                                     args.ceil_mode));
 }
 
 // aten::max_pool{1,2,3}d_with_indices(...) -> (values, indices). Most models (torchvision's)
