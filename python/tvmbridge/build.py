@@ -122,9 +122,17 @@ def build_library(mod: tvm.IRModule, target: tvm.target.Target, tuning=None,
             return library.read()
 
 
-def library_builder(target: tvm.target.Target, tuning=None, precision: str = "fp32"):
-    """``build(IRModule) -> bytes`` as a tvm-ffi function, for the C++ compiler to call on
-    each region."""
+def settings(target: tvm.target.Target, tuning=None, precision: str = "fp32") -> dict:
+    """What the C++ compiler builds each region with (compile, enable, the export path's
+    regions): ``build_library``, an IRModule -> library function (build_library above, as a
+    tvm-ffi function), and what each artifact records: the target's description, TVM's version
+    and the CPU features its code may use."""
     import tvm_ffi
 
-    return tvm_ffi.convert(lambda mod: build_library(mod, target, tuning, precision))
+    return {
+        "build_library": tvm_ffi.convert(lambda mod: build_library(mod, target, tuning,
+                                                                   precision)),
+        "target": target_description(target),
+        "tvm_version": tvm.__version__,
+        "cpu_features": required_cpu_features(target),
+    }

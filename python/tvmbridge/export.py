@@ -120,15 +120,20 @@ class TVMRegion(torch.nn.Module):
 
 # --- building one region -----------------------------------------------------------------
 
-def _dim_text(extent) -> object:
-    if isinstance(extent, int):
-        return extent
-    return str(extent.node.expr) if isinstance(extent, torch.SymInt) else int(extent)
-
-
 def _specs(values: Sequence[torch.Tensor], prefix: str) -> list:
-    return [{"name": f"{prefix}{i}", "shape": [_dim_text(d) for d in t.shape],
-             "dtype": _DTYPES[t.dtype]} for i, t in enumerate(values)]
+    """The tensors as C++ reads specs (as compile's inputs, ``torch._input_specs``): a dynamic
+    extent has its symbol, or its expression in the input symbols ("2*s0"), in ``symbols``."""
+    specs = []
+    for i, tensor in enumerate(values):
+        dynamic = [isinstance(extent, torch.SymInt) for extent in tensor.shape]
+        spec = {"name": f"{prefix}{i}", "dtype": _DTYPES[tensor.dtype],
+                "shape": [0 if symbolic else int(extent)
+                          for extent, symbolic in zip(tensor.shape, dynamic)]}
+        if any(dynamic):
+            spec["symbols"] = [str(extent.node.expr) if symbolic else ""
+                               for extent, symbolic in zip(tensor.shape, dynamic)]
+        specs.append(spec)
+    return specs
 
 
 def _region_program(region: fx.GraphModule, examples: list, symbolic: list):
@@ -214,23 +219,16 @@ def build_region(region: fx.GraphModule, examples: list, symbolic: list, target,
     if has_call(ir_module, lambda call: call.op == batch_norm):
         ir_module = tvm.transform.Sequential([relax.transform.FoldBatchnormToConv2D(),
                                               relax.transform.FoldConstant()])(ir_module)
-    library = build.build_library(ir_module, target, tuning, precision)
     placeholders = [n for n in program.graph.nodes if n.op == "placeholder"
                     and n.name in program.graph_signature.user_inputs]
     outputs = [n for n in program.graph.nodes if n.op == "output"][0].args[0]
-    metadata = {
-        "target": build.target_description(target),
-        "tvm_version": tvm.__version__,
-        "entry": "main",
-        "inputs": _specs([n.meta["val"] for n in placeholders], "input_"),
-        "outputs": _specs([n.meta["val"] for n in outputs], "output_"),
-        "output_is_tuple": True,
-        "cpu_features": list(build.required_cpu_features(target)),
-    }
-    seal = _native.global_func("tvmbridge.torch.seal_artifact")
-    sealed = str(seal(json.dumps(metadata), library))
-    return torch.classes.tvmbridge.TVMModule(sealed, torch.frombuffer(bytearray(library),
-                                                                       dtype=torch.uint8))
+    inputs = _specs([n.meta["val"] for n in placeholders], "input_")
+    results = _specs([n.meta["val"] for n in outputs], "output_")
+    build_native = _native.global_func("tvmbridge.torch.build_region")
+    metadata, library = build_native(ir_module, inputs, results,
+                                     build.settings(target, tuning, precision))
+    return torch.classes.tvmbridge.TVMModule(str(metadata), torch.frombuffer(bytearray(library),
+                                                                            dtype=torch.uint8))
 
 
 # --- partitioning a graph ------------------------------------------------------------------

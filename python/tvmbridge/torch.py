@@ -310,13 +310,9 @@ def compile(
         raise TypeError(f"tvmbridge: tuning must be a tvmbridge.Tuning, got {type(tuning).__name__}")
     started = time.perf_counter()
     _log.info("tvmbridge: partitioning and compiling with TVM for %s", resolved)
-    import tvm
-
     compile_native = _native.global_func("tvmbridge.torch.compile")
     compiled, report = compile_native(archive, specs, options,
-                                      build.library_builder(resolved, tuning, precision),
-                                      build.target_description(resolved), tvm.__version__,
-                                      build.required_cpu_features(resolved), examples)
+                                      build.settings(resolved, tuning, precision), examples)
     summary = Explanation(json.loads(str(report)))
     _log.info("tvmbridge: compiled in %.1f s: %s", time.perf_counter() - started, summary.summary())
     for region in summary.measured_slower:
@@ -400,7 +396,6 @@ def enable(
     they mean for :func:`compile`. Calling it again replaces the settings for graphs optimised later.
     """
     from . import build
-    import tvm
 
     resolved = build.resolve_target(target)
     if resolved.kind.name != "llvm":
@@ -415,15 +410,12 @@ def enable(
     folder = "" if cache_dir is None else os.path.abspath(os.path.expanduser(os.fspath(cache_dir)))
     from ._version import __version__
 
-    fingerprint = json.dumps({"target": build.target_description(resolved),
-                              "tvm": tvm.__version__, "tvmbridge": __version__,
-                              "options": options, "tuning": repr(tuning),
-                              "precision": precision}, sort_keys=True)
+    settings = build.settings(resolved, tuning, precision)
+    fingerprint = json.dumps({"target": settings["target"], "tvm": settings["tvm_version"],
+                              "tvmbridge": __version__, "options": options,
+                              "tuning": repr(tuning), "precision": precision}, sort_keys=True)
     _release_at_exit()
-    _native.global_func("tvmbridge.torch.enable")(
-        options, build.library_builder(resolved, tuning, precision),
-        build.target_description(resolved),
-        tvm.__version__, build.required_cpu_features(resolved), folder, fingerprint, dynamic)
+    _native.global_func("tvmbridge.torch.enable")(options, settings, folder, fingerprint, dynamic)
 
 
 @functools.cache

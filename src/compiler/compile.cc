@@ -323,17 +323,23 @@ CompileResult Compile(const std::string& archive, const std::vector<TensorSpec>&
   return CompilePrepared(PrepareArchive(archive), inputs, options, build, examples);
 }
 
-c10::intrusive_ptr<TVMModule> BuildModule(const tvm::ffi::ObjectRef& ir_module,
-                                          ArtifactMetadata metadata, const BuildSettings& build) {
+BuiltRegion BuildRegion(const tvm::ffi::ObjectRef& ir_module, ArtifactMetadata metadata,
+                        const BuildSettings& build) {
   auto library = build.build_library(ir_module).cast<tvm::ffi::Bytes>();
   metadata.target = build.target_json;
   metadata.tvm_version = build.tvm_version;
   metadata.tvmbridge_version = TVMBRIDGE_VERSION;
   metadata.cpu_features = build.cpu_features;
   metadata.artifact_sha256 = metadata.Digest(library.data(), library.size());
-  at::Tensor bytes = at::empty({static_cast<int64_t>(library.size())}, at::kByte);
-  std::memcpy(bytes.data_ptr(), library.data(), library.size());
-  return c10::make_intrusive<TVMModule>(metadata.ToJson(), bytes);
+  return {std::move(metadata), std::move(library)};
+}
+
+c10::intrusive_ptr<TVMModule> BuildModule(const tvm::ffi::ObjectRef& ir_module,
+                                          ArtifactMetadata metadata, const BuildSettings& build) {
+  BuiltRegion built = BuildRegion(ir_module, std::move(metadata), build);
+  at::Tensor bytes = at::empty({static_cast<int64_t>(built.library.size())}, at::kByte);
+  std::memcpy(bytes.data_ptr(), built.library.data(), built.library.size());
+  return c10::make_intrusive<TVMModule>(built.metadata.ToJson(), bytes);
 }
 
 CompileResult CompilePrepared(passes::PreparedGraph prepared, const std::vector<TensorSpec>& inputs,

@@ -34,8 +34,19 @@ struct BuildSettings {
   std::vector<std::string> cpu_features;
 };
 
-// Builds `ir_module` (its entry function "main") and loads the library as a TVMModule;
-// `metadata` gives its inputs, outputs and output_is_tuple, the rest is filled in here.
+// A built region: its library, and its metadata completed and sealed.
+struct BuiltRegion {
+  ArtifactMetadata metadata;
+  tvm::ffi::Bytes library;
+};
+
+// Builds `ir_module` (its entry function "main"); `metadata` gives its inputs, outputs and
+// output_is_tuple, the rest (target, versions, CPU features, SHA-256) is filled in here.
+// Every region is built here: compile's, enable's, and the export path's
+// (tvmbridge.torch.build_region).
+BuiltRegion BuildRegion(const tvm::ffi::ObjectRef& ir_module, ArtifactMetadata metadata,
+                        const BuildSettings& build);
+// BuildRegion's result loaded as a TVMModule.
 c10::intrusive_ptr<TVMModule> BuildModule(const tvm::ffi::ObjectRef& ir_module,
                                           ArtifactMetadata metadata, const BuildSettings& build);
 

@@ -20,7 +20,6 @@
 #include "frontend/converter.h"
 #include "partition/shape_observer.h"
 #include "passes/pipeline.h"
-#include "runtime/sha256.h"
 #include "tvmbridge/tensor_bridge.h"
 
 namespace tvmbridge {
@@ -63,9 +62,10 @@ T Entry(const Map<String, Any>& description, const char* key, size_t index) {
   return *value;
 }
 
-// The inputs as Python's _input_specs describes them: name, dtype ("" for an input given by
-// its value, see partition::IsValueInput), shape, and for a range of shapes the [min, opt,
-// max] of each dim and each dynamic dim's symbol.
+// Tensors as Python describes them (torch._input_specs, export._specs): name, dtype ("" for
+// an input given by its value, see partition::IsValueInput), shape, and where extents vary
+// each dim's symbol ("" for a fixed dim; its extent in shape is then not read) and, for a
+// range of shapes, the [min, opt, max] of each dim. Symbols without ranges are unbounded.
 std::vector<TensorSpec> SpecsFrom(const InputDescriptions& descriptions) {
   std::vector<TensorSpec> specs;
   for (size_t i = 0; i < descriptions.size(); ++i) {
@@ -78,17 +78,23 @@ std::vector<TensorSpec> SpecsFrom(const InputDescriptions& descriptions) {
     }
     const std::string dtype(Entry<String>(description, "dtype", i));
     spec.dtype = dtype.empty() ? c10::ScalarType::Undefined : DtypeFromName(dtype);
+    if (description.count("symbols") != 0) {
+      auto symbols = Entry<Array<String>>(description, "symbols", i);
+      TORCH_CHECK(symbols.size() == spec.shape.size(), "tvmbridge: input ", i,
+                  " has symbols that do not match its rank");
+      for (size_t d = 0; d < symbols.size(); ++d) {
+        spec.dim_symbols.emplace_back(symbols[d]);
+        if (!symbols[d].empty()) spec.shape[d] = kDynamicExtent;
+      }
+    }
     if (description.count("ranges") != 0) {
       auto ranges = Entry<Array<Array<int64_t>>>(description, "ranges", i);
-      auto symbols = Entry<Array<String>>(description, "symbols", i);
-      TORCH_CHECK(ranges.size() == spec.shape.size() && symbols.size() == spec.shape.size(),
-                  "tvmbridge: input ", i, " has ranges or symbols that do not match its rank");
+      TORCH_CHECK(ranges.size() == spec.shape.size() && !spec.dim_symbols.empty(),
+                  "tvmbridge: input ", i, " has ranges that do not match its rank, or no symbols");
       for (size_t d = 0; d < ranges.size(); ++d) {
         TORCH_CHECK(ranges[d].size() == 3, "tvmbridge: input ", i, " dim ", d,
                     ": a range is [min, opt, max]");
         spec.dim_ranges.push_back({ranges[d][0], ranges[d][1], ranges[d][2]});
-        spec.dim_symbols.emplace_back(symbols[d]);
-        if (!symbols[d].empty()) spec.shape[d] = kDynamicExtent;
       }
     }
     specs.push_back(std::move(spec));
@@ -217,34 +223,35 @@ partition::PartitionOptions OptionsFrom(const Map<String, Any>& given) {
   return options;
 }
 
-// compile(archive, inputs, options, build_library, target JSON,
-//         tvm version, CPU features the target uses, examples)
+// What regions are built with, as Python's build.settings gives it.
+BuildSettings BuildSettingsFrom(const Map<String, Any>& given) {
+  Array<String> cpu_features = given.at("cpu_features").cast<Array<String>>();
+  return {given.at("build_library").cast<tvm::ffi::Function>(),
+          std::string(given.at("target").cast<String>()),
+          std::string(given.at("tvm_version").cast<String>()),
+          std::vector<std::string>(cpu_features.begin(), cpu_features.end())};
+}
+
+// compile(archive, inputs, options, build settings, examples)
 //   -> [compiled module bytes, report JSON]
 Array<Any> CompileFfi(const Bytes& archive, const InputDescriptions& inputs,
-                      const Map<String, Any>& options, const tvm::ffi::Function& build_library,
-                      const String& target_json, const String& tvm_version,
-                      const Array<String>& cpu_features, const Array<Any>& examples) {
+                      const Map<String, Any>& options, const Map<String, Any>& build,
+                      const Array<Any>& examples) {
   return Guarded([&] {
-    BuildSettings build{build_library, std::string(target_json), std::string(tvm_version),
-                        std::vector<std::string>(cpu_features.begin(), cpu_features.end())};
     CompileResult result = Compile(std::string(archive), SpecsFrom(inputs), OptionsFrom(options),
-                                   build, ExamplesFrom(examples));
+                                   BuildSettingsFrom(build), ExamplesFrom(examples));
     return Array<Any>{Bytes(result.archive), String(result.report_json)};
   });
 }
 
-// enable(options, build_library, target JSON, tvm version, CPU features, cache folder
-//        ("" for none), fingerprint, dynamic shapes): graphs TorchScript optimises from now on
-//        get compilation groups (see compilation_group.h).
-void EnableFfi(const Map<String, Any>& options, const tvm::ffi::Function& build_library,
-               const String& target_json, const String& tvm_version,
-               const Array<String>& cpu_features, const String& cache_dir,
-               const String& fingerprint, bool dynamic_shapes) {
+// enable(options, build settings, cache folder ("" for none), fingerprint, dynamic shapes):
+// graphs TorchScript optimises from now on get compilation groups (see compilation_group.h).
+void EnableFfi(const Map<String, Any>& options, const Map<String, Any>& build,
+               const String& cache_dir, const String& fingerprint, bool dynamic_shapes) {
   Guarded([&] {
     GroupSettings settings;
     settings.options = OptionsFrom(options);
-    settings.build = {build_library, std::string(target_json), std::string(tvm_version),
-                      std::vector<std::string>(cpu_features.begin(), cpu_features.end())};
+    settings.build = BuildSettingsFrom(build);
     settings.cache_dir = std::string(cache_dir);
     settings.fingerprint = std::string(fingerprint);
     settings.dynamic_shapes = dynamic_shapes;
@@ -305,23 +312,18 @@ Array<String> SupportedOps() {
   return kinds;
 }
 
-// Metadata for a library built outside the TorchScript path (tvmbridge/export.py builds
-// ExportedProgram regions with TVM's own importer): `metadata_json` gives inputs, outputs,
-// output_is_tuple, target, tvm_version and cpu_features; this fills in the version and the
-// SHA-256 over metadata and library that TVMModule checks on load.
-String SealArtifact(const String& metadata_json, const Bytes& library) {
+// build_region(IRModule, inputs, outputs, build settings) -> [metadata JSON, library]: a
+// region of the export path (tvmbridge/export.py, imported by TVM's own translator), built
+// and sealed as compile's regions are. Its function returns a tuple.
+Array<Any> BuildRegionFfi(const tvm::ffi::ObjectRef& ir_module, const InputDescriptions& inputs,
+                          const InputDescriptions& outputs, const Map<String, Any>& build) {
   return Guarded([&] {
-    String error;
-    auto object = tvm::ffi::json::Parse(metadata_json, &error).try_cast<tvm::ffi::json::Object>();
-    TORCH_CHECK(object.has_value() && error.empty(),
-                "seal_artifact: not a JSON object: ", std::string(error));
-    object->Set(String("format_version"), kArtifactFormatVersion);
-    object->Set(String("tvmbridge_version"), String(TVMBRIDGE_VERSION));
-    object->Set(String("artifact_sha256"), String(""));
-    ArtifactMetadata metadata =
-        ArtifactMetadata::FromJson(std::string(tvm::ffi::json::Stringify(*object)));
-    metadata.artifact_sha256 = metadata.Digest(library.data(), library.size());
-    return String(metadata.ToJson());
+    ArtifactMetadata metadata;
+    metadata.inputs = SpecsFrom(inputs);
+    metadata.outputs = SpecsFrom(outputs);
+    metadata.output_is_tuple = true;
+    BuiltRegion built = BuildRegion(ir_module, std::move(metadata), BuildSettingsFrom(build));
+    return Array<Any>{String(built.metadata.ToJson()), built.library};
   });
 }
 
@@ -345,7 +347,7 @@ TVM_FFI_STATIC_INIT_BLOCK() {
       .def("tvmbridge.torch.placement_causes", PlacementCauses)
       .def("tvmbridge.frontend.required_tvm_globals", RequiredGlobals)
       .def("tvmbridge.torch.compile", CompileFfi)
-      .def("tvmbridge.torch.seal_artifact", SealArtifact)
+      .def("tvmbridge.torch.build_region", BuildRegionFfi)
       .def("tvmbridge.torch.explain", ExplainFfi)
       .def("tvmbridge.torch.time_alternately", TimeAlternatelyFfi)
       .def("tvmbridge.torch.enable", EnableFfi)

@@ -216,16 +216,9 @@ frontend::ConversionResult ConvertWithTorchScriptFallback(
   Analysis analysis = Analyse(PrepareArchive(archive), inputs, options, examples);
   Graph& graph = *analysis.prepared.graph;
   frontend::ConversionResult result;
-  std::vector<frontend::FunctionAssembler::Input> parameters;
-  for (size_t i = 0; i < analysis.inputs.size(); ++i) {
-    const TensorSpec& spec = analysis.inputs[i];
-    const torch::jit::Value* input = graph.inputs()[i + 1];
-    TORCH_CHECK_TYPE(input->type()->kind() == c10::TypeKind::TensorType, "tvmbridge: input ", i,
-                     " ('", spec.name, "') of forward is a ", input->type()->repr_str(),
-                     "; a Relax function takes tensors (compile() takes such inputs)");
-    parameters.push_back({input, spec});
-    result.inputs.push_back(spec);
-  }
+  std::vector<frontend::FunctionAssembler::Input> parameters =
+      frontend::FunctionAssembler::ForwardInputs(graph, analysis.inputs);
+  for (const auto& parameter : parameters) result.inputs.push_back(parameter.spec);
   frontend::FunctionAssembler function(parameters, analysis.partition.constants);
   HybridConverter(analysis, function.values(), function.context()).ConvertTopBlock();
   frontend::GraphOutputs outputs =

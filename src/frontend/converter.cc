@@ -212,6 +212,24 @@ GraphOutputs ConvertGraphOutput(const torch::jit::Graph& graph, ConversionContex
   return outputs;
 }
 
+std::vector<FunctionAssembler::Input> FunctionAssembler::ForwardInputs(
+    const torch::jit::Graph& graph, const std::vector<TensorSpec>& specs) {
+  auto graph_inputs = graph.inputs();  // [self, tensors...]
+  TORCH_CHECK_VALUE(graph_inputs.size() - 1 == specs.size(),
+                    "tvmbridge: the model's forward takes ", graph_inputs.size() - 1,
+                    " input(s) but ", specs.size(), " input spec(s) were given");
+  std::vector<Input> inputs;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const torch::jit::Value* input = graph_inputs[i + 1];
+    TORCH_CHECK_TYPE(input->type()->kind() == c10::TypeKind::TensorType, "tvmbridge: input ", i,
+                     " ('", UserName(input, i), "') of forward is a ", input->type()->repr_str(),
+                     "; a Relax function takes tensors (compile() takes such inputs)");
+    inputs.push_back({input, specs[i]});
+    if (inputs.back().spec.name.empty()) inputs.back().spec.name = UserName(input, i);
+  }
+  return inputs;
+}
+
 FunctionAssembler::FunctionAssembler(const std::vector<Input>& inputs, ValueMap values,
                                      const std::vector<Weight>& weights)
     : values_(std::move(values)) {
@@ -512,25 +530,11 @@ ConversionResult ConvertGraph(const torch::jit::Graph& graph, const std::vector<
     throw ConversionError(message.str());
   }
 
-  auto graph_inputs = graph.inputs();  // [self, tensors...]
-  TORCH_CHECK_VALUE(graph_inputs.size() - 1 == inputs.size(),
-                    "tvmbridge: the model's forward "
-                    "takes ",
-                    graph_inputs.size() - 1, " input(s) but ", inputs.size(),
-                    " input spec(s) were given");
-
   ConversionResult result;
-  std::vector<FunctionAssembler::Input> assembled_inputs;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    const torch::jit::Value* input = graph_inputs[i + 1];
-    TORCH_CHECK_TYPE(input->type()->kind() == c10::TypeKind::TensorType, "tvmbridge: input ", i,
-                     " ('", UserName(input, i), "') of forward is a ", input->type()->repr_str(),
-                     "; only tensor inputs are supported");
-    TensorSpec spec = inputs[i];
-    if (spec.name.empty()) spec.name = UserName(input, i);
-    assembled_inputs.push_back({input, spec});
-    result.inputs.push_back(spec);
-  }
+  std::vector<FunctionAssembler::Input> assembled_inputs =
+      FunctionAssembler::ForwardInputs(graph, inputs);
+  for (const FunctionAssembler::Input& input : assembled_inputs)
+    result.inputs.push_back(input.spec);
   std::vector<FunctionAssembler::Weight> weights;
   if (options.keep_params_as_input) {
     for (const Node* node : graph.nodes()) {

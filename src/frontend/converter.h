@@ -190,9 +190,8 @@ bool SameShape(const ConversionContext& ctx, const relax::Dims& a, const relax::
 relax::Dims BroadcastShapes(const ConversionContext& ctx, const std::vector<relax::Dims>& shapes,
                             const std::string& what);
 
-// Ops whose result extents tensor values decide (ops_data_dependent.cc), for the converters
-// that share an op kind with them: where(condition) alone, and indexing by a boolean mask.
-Value ConvertNonzeroColumns(ConversionContext& ctx, const torch::jit::Node& node);
+// Indexing by a boolean mask, whose result extent the mask's values decide
+// (ops_data_dependent.cc), for aten::index's converter, which sees the index dtypes.
 Value ConvertIndexByMask(ConversionContext& ctx, const torch::jit::Node& node);
 
 // The node's input for the schema argument `name`; nullptr when its schema has none (ops
@@ -280,6 +279,10 @@ class FunctionAssembler {
     const torch::jit::Value* value;
     std::string name;
   };
+  // Forward's inputs after `self`, paired with `specs` (a spec without a name takes the
+  // argument's); refuses an input that is not a tensor, since parameters are tensors.
+  static std::vector<Input> ForwardInputs(const torch::jit::Graph& graph,
+                                          const std::vector<TensorSpec>& specs);
   // `values` holds what is known before conversion (a region's constants).
   FunctionAssembler(const std::vector<Input>& inputs, ValueMap values,
                     const std::vector<Weight>& weights = {});

@@ -258,8 +258,6 @@ Value ConvertNms(ConversionContext& ctx, const Node& node) {
   return ctx.Emit(relax::op::AsType(ctx.EmitExpr(relax::op::Take(kept, positions, 0)), "int64"));
 }
 
-}  // namespace
-
 // where(condition) and nonzero_numpy(self): one [count] tensor of indices per dim.
 Value ConvertNonzeroColumns(ConversionContext& ctx, const Node& node) {
   Expr x = ctx.Tensor(node.input(0));
@@ -270,6 +268,8 @@ Value ConvertNonzeroColumns(ConversionContext& ctx, const Node& node) {
   }
   return Value::List(std::move(columns));
 }
+
+}  // namespace
 
 // index(self, indices) where the one index is a boolean mask over the dims from its position
 // on (`x[mask]`, `x[:, mask]`): those dims become one of the mask's true count.
@@ -310,6 +310,7 @@ void RegisterDataDependentOps(ConverterTable& table) {
   table.Register("aten::nonzero", ConvertNonzero);
   table.Register("aten::argwhere", ConvertNonzero);
   table.Register("aten::nonzero_numpy", ConvertNonzeroColumns);
+  table.Register("aten::where", ConvertNonzeroColumns);  // where(condition); see where.self
   table.Register("aten::masked_select", ConvertMaskedSelect);
   table.Register("aten::_unique2", ConvertUnique);
   table.Register("aten::_unique", ConvertUnique);

@@ -56,9 +56,9 @@ Expr Operand(ConversionContext& ctx, const torch::jit::Value* value, const std::
   return ctx.EmitExpr(relax::op::AsType(tensor, dtype));
 }
 
-// aten::where(condition, self, other): self and other promoted to their common dtype.
+// aten::where(condition, self, other) in its tensor and scalar overloads: self and other
+// promoted to their common dtype. (where(condition) is ops_data_dependent.cc's.)
 Value ConvertWhere(ConversionContext& ctx, const Node& node) {
-  if (node.inputs().size() == 1) return ConvertNonzeroColumns(ctx, node);  // where(condition)
   std::string dtype = PromotedDtype(ctx, node.input(1), node.input(2));
   return ctx.Emit(relax::op::Where(ctx.Tensor(node.input(0)), Operand(ctx, node.input(1), dtype),
                                    Operand(ctx, node.input(2), dtype)));
@@ -362,9 +362,13 @@ void RegisterElementwiseOps(ConverterTable& table) {
   RegisterAll(table, {"aten::__lshift__", "aten::bitwise_left_shift"}, Shift("left_shift"));
   RegisterAll(table, {"aten::__rshift__", "aten::bitwise_right_shift"}, Shift("right_shift"));
   table.Register("aten::rsub", ConvertAddSub<relax::op::Subtract, /*kReversed=*/true>);
-  table.Register("aten::maximum", ConvertBinary<relax::op::Maximum>);
-  table.Register("aten::where", ConvertWhere);
-  table.Register("aten::minimum", ConvertBinary<relax::op::Minimum>);
+  // max(self, other) is maximum under max's name; max's other overloads reduce.
+  RegisterAll(table, {"aten::maximum", "aten::max.other"}, ConvertBinary<relax::op::Maximum>);
+  RegisterAll(table, {"aten::minimum", "aten::min.other"}, ConvertBinary<relax::op::Minimum>);
+  RegisterAll(table,
+              {"aten::where.self", "aten::where.ScalarSelf", "aten::where.ScalarOther",
+               "aten::where.Scalar"},
+              ConvertWhere);
   table.Register("aten::pow", ConvertPow);
   for (const char* operation : {"and", "or", "xor"}) {
     std::string name(operation);

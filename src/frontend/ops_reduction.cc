@@ -70,15 +70,11 @@ Converter Reduction(std::string relax_name, bool widen_integers) {
   };
 }
 
-// max/min: (self) -> the extreme element; (self, dim, keepdim) -> (values, indices);
-// (self, other) -> elementwise.
+// max/min: (self) -> the extreme element; (self, dim, keepdim) -> (values, indices). The
+// elementwise max.other is ops_elementwise.cc's.
 template <bool kMax>
 Value ConvertExtreme(ConversionContext& ctx, const Node& node) {
   Expr given = ctx.Tensor(node.input(0));
-  if (const torch::jit::Value* other = NamedInput(node, "other")) {
-    Expr y = ctx.Tensor(other);
-    return ctx.Emit(kMax ? relax::op::Maximum(given, y) : relax::op::Minimum(given, y));
-  }
   const char* name = kMax ? "max" : "min";
   const torch::jit::Value* dim = NamedInput(node, "dim");
   IntList axes = ReductionAxes(ctx, dim, ctx.Rank(given));

@@ -297,10 +297,19 @@ class Binary(OpModule):
             return a >= b
         if self.op == "where":
             return torch.where(a > 0, a, b)
+        if self.op == "where_scalar_self":
+            return torch.where(a > b, 2.5, b)
+        if self.op == "where_scalar_other":
+            return torch.where(a > b, a, -1)
+        if self.op == "max_other":
+            return torch.max(a, b)
+        if self.op == "min_other":
+            return torch.min(a, b)
         return torch.maximum(a, b)
 
 
-BINARY = ["add", "sub", "mul", "div", "pow", "pow_3", "eq", "ne", "lt", "ge", "where", "maximum"]
+BINARY = ["add", "sub", "mul", "div", "pow", "pow_3", "eq", "ne", "lt", "ge", "where",
+          "where_scalar_self", "where_scalar_other", "max_other", "min_other", "maximum"]
 
 
 class Elementwise(torch.nn.Module):
