@@ -53,14 +53,24 @@ def _typical_extent(sch: s_tir.Schedule, loop, opt_extents: Mapping[str, int]) -
     `opt_extents` (1 where a symbol has none): what decides whether the loop is worth threads
     and how much work an iteration does. Without this, programs over symbolic shapes ran on
     one core."""
-    extent = sch.get(loop).extent
+    typical = extent_at(sch.get(loop).extent, opt_extents, default=1)
+    return 1 if typical is None else max(typical, 1)
+
+
+def extent_at(extent: tirx.PrimExpr, values: Mapping[str, int],
+              default: int | None = None) -> int | None:
+    """`extent` with its symbols at `values` (by name; `default` for the others): an int, or
+    None where a symbol has no value and no default, or the result is not a constant."""
     if isinstance(extent, tirx.IntImm):
         return int(extent)
     analyzer = sym.Analyzer()
     for var in undefined_vars(extent):
-        analyzer.bind(var, tirx.IntImm(str(var.ty.dtype), opt_extents.get(var.name, 1)))
-    typical = analyzer.simplify(extent)
-    return max(int(typical), 1) if isinstance(typical, tirx.IntImm) else 1
+        value = values.get(var.name, default)
+        if value is None:
+            return None
+        analyzer.bind(var, tirx.IntImm(str(var.ty.dtype), value))
+    result = analyzer.simplify(extent)
+    return int(result) if isinstance(result, tirx.IntImm) else None
 
 
 def _vector_width(extent: int | None) -> int:

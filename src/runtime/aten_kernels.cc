@@ -140,16 +140,24 @@ void CheckLinearDtypes(const at::Tensor& input, const at::Tensor& weight) {
               input.scalar_type(), " and ", weight.scalar_type());
 }
 
+// The row count a weight is packed for: `packing_rows` where the build gave one (a program
+// over a range of shapes passes its opt shape's), else the first call's.
+int64_t PackingRows(const at::Tensor& input, int64_t packing_rows) {
+  return packing_rows > 0 ? packing_rows : input.numel() / input.size(-1);
+}
+
 // x @ weight by oneDNN (bfloat16 or float32) on weights packed once (the kernel Inductor uses
-// for frozen linear layers); a packing made for one row count serves every other.
-at::Tensor OneDnnLinear(const at::Tensor& input, const tvm::ffi::Tensor& weight) {
+// for frozen linear layers); a packing made for one row count serves every other, at its own
+// speed: packed for 1 row, BERT-base's products at 128 rows took 10% longer.
+at::Tensor OneDnnLinear(const at::Tensor& input, const tvm::ffi::Tensor& weight,
+                        int64_t packing_rows) {
   static PackedWeights<> packed_weights;
   static const c10::OperatorHandle linear =
       c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn::_linear_pointwise", "");
   static const c10::OperatorHandle reorder =
       c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn::_reorder_linear_weight", "");
   at::Tensor packed = packed_weights.Get(weight, [&](const at::Tensor& plain) {
-    torch::jit::Stack stack{plain.t().contiguous(), input.numel() / input.size(-1)};
+    torch::jit::Stack stack{plain.t().contiguous(), PackingRows(input, packing_rows)};
     reorder.callBoxed(&stack);
     return stack.at(0).toTensor();
   });
@@ -173,9 +181,10 @@ struct MklPackedWeight {
   int64_t rows;
 };
 
-// x @ weight in float32 by MKL on weights packed once for the first call's row count (the
-// kernel Inductor uses for frozen float32 linear layers).
-at::Tensor MklLinear(const at::Tensor& input, const tvm::ffi::Tensor& weight) {
+// x @ weight in float32 by MKL on weights packed once for one row count (the kernel Inductor
+// uses for frozen float32 linear layers).
+at::Tensor MklLinear(const at::Tensor& input, const tvm::ffi::Tensor& weight,
+                     int64_t packing_rows) {
   static PackedWeights<MklPackedWeight> packed_weights;
   static const c10::OperatorHandle linear =
       c10::Dispatcher::singleton().findSchemaOrThrow("mkl::_mkl_linear", "");
@@ -183,7 +192,7 @@ at::Tensor MklLinear(const at::Tensor& input, const tvm::ffi::Tensor& weight) {
       c10::Dispatcher::singleton().findSchemaOrThrow("mkl::_mkl_reorder_linear_weight", "");
   const MklPackedWeight packed = packed_weights.Get(weight, [&](const at::Tensor& plain) {
     CheckLinearDtypes(input, plain);
-    const int64_t rows = input.numel() / input.size(-1);
+    const int64_t rows = PackingRows(input, packing_rows);
     torch::jit::Stack stack{plain.t().contiguous(), rows};
     reorder.callBoxed(&stack);
     return MklPackedWeight{stack.at(0).toTensor(), plain.t(), rows};
@@ -208,21 +217,41 @@ at::Tensor LinearInput(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight
   return input;
 }
 
+// The arguments of the packed linear functions: (x, weight), or (x, weight, packing rows)
+// from libraries built over a range of shapes (see PackingRows).
+struct LinearArguments {
+  at::Tensor input;
+  tvm::ffi::Tensor weight;
+  int64_t packing_rows = 0;
+};
+
+LinearArguments ReadLinearArguments(tvm::ffi::PackedArgs args, const char* function) {
+  TORCH_CHECK(args.size() == 2 || args.size() == 3, "tvmbridge: ", function,
+              " takes x, a weight and optionally the row count to pack it for, got ", args.size(),
+              " arguments");
+  auto weight = args[1].cast<tvm::ffi::Tensor>();
+  LinearArguments read{LinearInput(args[0].cast<tvm::ffi::Tensor>(), weight, function), weight};
+  if (args.size() == 3) read.packing_rows = args[2].cast<int64_t>();
+  return read;
+}
+
 // Returns x @ weight computed on the weight packed once: bfloat16 on oneDNN, float32 on MKL's
 // packed sgemm. The result is the kernel's own buffer, handed to TVM without a copy (build.py
 // calls this with call_pure_packed).
-tvm::ffi::Tensor PackedLinear(tvm::ffi::Tensor x, tvm::ffi::Tensor weight) {
+void PackedLinear(tvm::ffi::PackedArgs args, tvm::ffi::Any* result) {
   c10::InferenceMode no_autograd;
-  at::Tensor input = LinearInput(x, weight, kPackedLinearFunction);
-  return ToTvm(input.scalar_type() == at::kBFloat16 ? OneDnnLinear(input, weight)
-                                                    : MklLinear(input, weight));
+  LinearArguments given = ReadLinearArguments(args, kPackedLinearFunction);
+  *result = ToTvm(given.input.scalar_type() == at::kBFloat16
+                      ? OneDnnLinear(given.input, given.weight, given.packing_rows)
+                      : MklLinear(given.input, given.weight, given.packing_rows));
 }
 
 // PackedLinear on oneDNN for float32 too: build.py picks it where MKL's sgemm was measured
 // slower (AMD CPUs with AVX-512).
-tvm::ffi::Tensor OneDnnPackedLinear(tvm::ffi::Tensor x, tvm::ffi::Tensor weight) {
+void OneDnnPackedLinear(tvm::ffi::PackedArgs args, tvm::ffi::Any* result) {
   c10::InferenceMode no_autograd;
-  return ToTvm(OneDnnLinear(LinearInput(x, weight, kOneDnnLinearFunction), weight));
+  LinearArguments given = ReadLinearArguments(args, kOneDnnLinearFunction);
+  *result = ToTvm(OneDnnLinear(given.input, given.weight, given.packing_rows));
 }
 
 }  // namespace
@@ -230,8 +259,8 @@ tvm::ffi::Tensor OneDnnPackedLinear(tvm::ffi::Tensor x, tvm::ffi::Tensor weight)
 TVM_FFI_STATIC_INIT_BLOCK() {
   tvm::ffi::reflection::GlobalDef()
       .def(kMatmulFunction, Matmul)
-      .def(kPackedLinearFunction, PackedLinear)
-      .def(kOneDnnLinearFunction, OneDnnPackedLinear)
+      .def_packed(kPackedLinearFunction, PackedLinear)
+      .def_packed(kOneDnnLinearFunction, OneDnnPackedLinear)
       .def(kPackedConv2dFunction, PackedConv2d)
       .def(kAttentionFunction, Attention)
       .def(kAttentionMaskedFunction, AttentionMasked)

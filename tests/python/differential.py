@@ -695,7 +695,15 @@ class RangedAttention(torch.nn.Module):
         return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 
-RANGED = ["index_rows", "index_pair", "gather_0", "positions", "attention_bool",
+class RangedHeads(torch.nn.Module):
+    """A transformer's split into heads and merge back, over a ranged leading dim."""
+
+    def forward(self, table):
+        heads = (table + 1.0).reshape(table.size(0), 2, 5).transpose(0, 1) * 2.0
+        return heads.transpose(0, 1).reshape(table.size(0), 10) - table
+
+
+RANGED = ["index_rows", "index_pair", "gather_0", "positions", "heads", "attention_bool",
           "attention_additive"]
 
 
@@ -886,9 +894,9 @@ def _ranged_case(op: str, seed: int, sizes: dict) -> Case:
     table_input = tt.Input(min_shape=(low_rows, RANGED_COLS), opt_shape=(opt_rows, RANGED_COLS),
                            max_shape=(high_rows, RANGED_COLS))
     count = sizes["count"]
-    if op == "positions":
-        return Case("ranged", op, seed, sizes, RangedPositions, (table,), (table,),
-                    inputs=[table_input])
+    if op in ("positions", "heads"):
+        module = RangedPositions if op == "positions" else RangedHeads
+        return Case("ranged", op, seed, sizes, module, (table,), (table,), inputs=[table_input])
     if op == "gather_0":
         valid = torch.randint(0, rows, (count, RANGED_COLS), generator=gen)
         call = (table, _maybe_out_of_range(rng, valid, rows, 0))
@@ -1240,10 +1248,11 @@ FAMILIES = {
     "reduction": (REDUCTION, _reduction_case,
                   lambda rng: {"rows": rng.randrange(1, 4), "cols": rng.randrange(1, 5),
                                "depth": rng.randrange(1, 6)}),
+    # cols may be 0 here: tensors with no elements.
     "binary": (BINARY, _binary_case,
-               lambda rng: {"rows": rng.randrange(1, 4), "cols": rng.randrange(1, 6)}),
+               lambda rng: {"rows": rng.randrange(1, 4), "cols": rng.randrange(0, 6)}),
     "elementwise": (list(ELEMENTWISE), _elementwise_case,
-                    lambda rng: {"rows": rng.randrange(1, 4), "cols": rng.randrange(1, 9)}),
+                    lambda rng: {"rows": rng.randrange(1, 4), "cols": rng.randrange(0, 9)}),
     "shape": (SHAPE, _shape_case,
               lambda rng: {"rows": rng.randrange(1, 4), "cols": rng.randrange(1, 5),
                            "depth": rng.randrange(1, 5)}),

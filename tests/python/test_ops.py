@@ -514,3 +514,34 @@ def test_tensor_clamp_bounds_keep_nan():
 class Op3(nn.Module):
     def forward(self, x, low, high):
         return torch.clamp(x, low, high)
+
+
+def _wide_pool_indices(x):
+    return F.max_pool1d(x.reshape(1, 1, 70), 65, 5, return_indices=True)[1] + 1
+
+
+def test_max_pool_indices_over_a_wide_window_stay_in_pytorch():
+    """Pooling indices are gathered tap by tap, at most 64 a window per axis: a wider window
+    is refused by name, its node runs in PyTorch, and the rest compiles."""
+    model = torch.jit.script(Op(_wide_pool_indices))
+    x = torch.randn(70)
+    explanation = tt.explain(model, [x], min_block_size=1)
+    (pool,) = [n for n in explanation.nodes if n["kind"] == "aten::max_pool1d_with_indices"]
+    assert pool["fallback"] and "a window of 65 positions" in pool["reason"]
+    assert "at most 64" in pool["reason"]
+    compiled = tt.compile(model, [x], min_block_size=1, never_slower=False)
+    assert len(tt.report(compiled).regions) == 2  # the reshape before it, the + 1 after
+    assert torch.equal(compiled(x), model(x))
+
+
+def _without_elements(x):
+    return torch.relu(x) * 2.0 + x.sign()
+
+
+def test_tensors_without_elements_cross_into_tvm():
+    """PyTorch gives a [2, 0] tensor strides (1, 1); TVM calls only (0, 1) compact, and
+    refused the other ("expected to be compact array") until the bridge gave it those."""
+    model = torch.jit.script(Op(_without_elements))
+    x = torch.randn(2, 0)
+    compiled = tt.compile(model, [x], require_full_compilation=True, never_slower=False)
+    assert compiled(x).shape == (2, 0) and compiled(x).dtype == torch.float32

@@ -263,3 +263,55 @@ def test_schedules_judge_threads_at_the_opt_extents():
 def test_bad_ranges_are_named(arguments, message):
     with pytest.raises(ValueError, match=message):
         tt.Input(**arguments)
+
+
+class Heads(nn.Module):
+    """A transformer's split into heads after a bias add, and the merge back."""
+
+    def forward(self, x):
+        split = (x + 1.0).view(x.size(0), x.size(1), 2, 8).transpose(1, 2)
+        return (split * 2.0).transpose(1, 2).reshape(x.size(0), x.size(1), 16)
+
+
+def test_reshapes_over_ranged_dims_fuse_as_static_ones_do():
+    """A reshape that keeps the ranged leading dims is legalised as a map of the static
+    trailing dims (tvmbridge.reshapes): it fuses with the ops around it, as in a static compile.
+    TOPI's unravelled the symbolic dims too, and FuseOps kept each such reshape apart."""
+    from tvmbridge import build, pipeline
+
+    x = torch.randn(2, 5, 16)
+    traced = torch.jit.trace(Heads(), x)
+    ranged = tt.Input(min_shape=(1, 1, 16), opt_shape=(2, 5, 16), max_shape=(4, 9, 16))
+    kernels = {}
+    for label, spec in (("static", x), ("ranged", ranged)):
+        mod, _ = tt.from_torchscript(traced, [spec])
+        fused = pipeline.fuse(mod, build.host_target())
+        kernels[label] = fused["main"].script().count("R.call_tir(")
+    assert kernels["ranged"] == kernels["static"] == 1
+    compiled = tt.compile(traced, [ranged], never_slower=False)
+    for shape in ((1, 1, 16), (3, 7, 16), (4, 9, 16)):
+        x = torch.randn(shape)
+        x[0, 0, 3] = float("nan")
+        torch.testing.assert_close(compiled(x), Heads()(x), equal_nan=True)
+
+
+def test_linear_weights_are_packed_for_the_opt_row_count():
+    """Over a range of shapes the packed kernel is told the row count at opt_shape: the first
+    call's would otherwise decide the weight's packing (one row made BERT-base's products at
+    128 rows 10% slower). A static program's calls pass none: their row count is fixed."""
+    from tvmbridge import build, pipeline
+
+    model = nn.Linear(16, 8).eval()
+    traced = torch.jit.trace(model, torch.randn(2, 5, 16))
+    ranged = tt.Input(min_shape=(1, 1, 16), opt_shape=(2, 6, 16), max_shape=(4, 9, 16))
+    for spec, rows in ((torch.randn(2, 5, 16), None), (ranged, 12)):
+        mod, _ = tt.from_torchscript(traced, [spec], keep_params_as_input=False)
+        calls = [c for c in pipeline.fuse(mod, build.host_target())["main"].script().splitlines()
+                 if "R.call_pure_packed(" in c and "linear" in c]
+        assert len(calls) == 1
+        assert (", 12, ty_args" in calls[0]) == (rows == 12)
+    compiled = tt.compile(traced, [ranged], never_slower=False)
+    with torch.no_grad():
+        for shape in ((1, 1, 16), (4, 9, 16)):
+            x = torch.randn(shape)
+            torch.testing.assert_close(compiled(x), model(x), **TOLERANCE)
