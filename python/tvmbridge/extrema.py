@@ -16,8 +16,9 @@ see docs/architecture.md for the measured effect).
 
 from __future__ import annotations
 
-import tvm
 from tvm import te, tirx
+
+from .relax_patterns import default_legalization
 
 _FLOATS = ("float16", "bfloat16", "float32", "float64")
 # Integers pool in the same one kernel (quantized models' max pooling, quantized.py).
@@ -93,17 +94,11 @@ def extreme(data: te.Tensor, axis, keepdims: bool, is_max: bool) -> te.Tensor:
     return te.compute(out_shape, reduced, name="max" if is_max else "min")
 
 
-def _tvm_legalization(op_name: str):
-    return tvm.ir.Op.get(op_name).get_attr("FLegalize")
-
-
 def _legalize_max_pool(op_name: str):
-    tvm_legalize = _tvm_legalization(op_name)
-
     def legalize(bb, call):
         attrs = call.attrs
         if call.ty.dtype not in _POOLED or attrs.layout != attrs.out_layout:
-            return tvm_legalize(bb, call)
+            return default_legalization(bb, call)
         return bb.call_te(max_pool, call.args[0], list(call.ty.shape.values), attrs.layout,
                           attrs.pool_size, attrs.strides, attrs.dilation, attrs.padding,
                           primfunc_name_hint=op_name.rsplit(".", 1)[-1])
@@ -111,12 +106,10 @@ def _legalize_max_pool(op_name: str):
     return legalize
 
 
-def _legalize_extreme(op_name: str, is_max: bool):
-    tvm_legalize = _tvm_legalization(op_name)
-
+def _legalize_extreme(is_max: bool):
     def legalize(bb, call):
         if call.ty.dtype not in _FLOATS:
-            return tvm_legalize(bb, call)
+            return default_legalization(bb, call)
         return bb.call_te(extreme, call.args[0], call.attrs.axis, bool(call.attrs.keepdims),
                           is_max, primfunc_name_hint="max" if is_max else "min")
 
@@ -125,8 +118,8 @@ def _legalize_extreme(op_name: str, is_max: bool):
 
 LEGALIZATIONS = {
     **{f"relax.nn.max_pool{d}d": _legalize_max_pool(f"relax.nn.max_pool{d}d") for d in (1, 2, 3)},
-    "relax.max": _legalize_extreme("relax.max", is_max=True),
-    "relax.min": _legalize_extreme("relax.min", is_max=False),
+    "relax.max": _legalize_extreme(is_max=True),
+    "relax.min": _legalize_extreme(is_max=False),
 }
 
 __all__ = ["max_pool", "extreme", "LEGALIZATIONS"]

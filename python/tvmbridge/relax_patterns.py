@@ -1,5 +1,6 @@
 """What the build's rewrites (build.py, quantized.py, attention.py) and the export path use to
-read Relax patterns."""
+read Relax patterns, and what custom legalisations (vector_math.py, extrema.py, reshapes.py)
+fall back on."""
 
 from typing import Callable
 
@@ -43,3 +44,9 @@ def has_call(mod: tvm.IRModule, matches: Callable[[relax.Call], bool]) -> bool:
         if isinstance(function, relax.Function):
             relax.analysis.post_order_visit(function, visit)
     return bool(found)
+
+
+def default_legalization(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
+    """TVM's own legalisation of `call`, for a custom one to fall back on where it does not
+    apply."""
+    return call.op.get_attr("FLegalize")(bb, call)

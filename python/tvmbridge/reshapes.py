@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from tvm import relax, sym, te, tirx
 
+from .relax_patterns import default_legalization
+
 
 def _kept_leading_dims(source: list, target: list) -> int:
     """How many leading extents `source` and `target` share."""
@@ -59,7 +61,7 @@ def _legalize_reshape(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
         if (kept > 0 and not _static(source[:kept]) and _static(source[kept:])
                 and _static(target[kept:])):
             return bb.call_te(reshape_after, data, target, kept, primfunc_name_hint="reshape")
-    return call.op.get_attr("FLegalize")(bb, call)
+    return default_legalization(bb, call)
 
 
 # Relax op -> legalisation, for tvm.relax.transform.LegalizeOps's customize_legalize_map.

@@ -15,6 +15,8 @@ import math
 
 from tvm import te, tirx
 
+from .relax_patterns import default_legalization
+
 _F32 = "float32"
 
 
@@ -126,7 +128,7 @@ def _legalize_elementwise(scalar_function, name: str):
 
     def legalize(bb, call):
         if call.ty.dtype != _F32:
-            return _default_legalization(bb, call)
+            return default_legalization(bb, call)
         return bb.call_te(compute, call.args[0], primfunc_name_hint=name)
 
     return legalize
@@ -140,15 +142,11 @@ def _legalize_softmax(log: bool):
         extent = call.ty.shape[axis]
         # Rows of one element: TVM's lowering (our default schedule mis-inlines ours there).
         if call.ty.dtype != _F32 or (isinstance(extent, tirx.IntImm) and int(extent) == 1):
-            return _default_legalization(bb, call)
+            return default_legalization(bb, call)
         return bb.call_te(_softmax, call.args[0], axis, log,
                           primfunc_name_hint=name)
 
     return legalize
-
-
-def _default_legalization(bb, call):
-    return call.op.get_attr("FLegalize")(bb, call)
 
 
 def _silu(x: tirx.PrimExpr) -> tirx.PrimExpr:
