@@ -109,6 +109,10 @@ const RegisteredOp* ConverterTable::Find(const Node& node) const {
       auto overload = converters_.find(kind + "." + schema->overload_name());
       if (overload != converters_.end()) return &overload->second;
     }
+    // An out= overload writes its result into an argument, which the kind's converters (made
+    // for the functional forms) do not: the readers of `out` would read what it held before.
+    // Only a converter registered for the overload takes it; none is, so they stay in PyTorch.
+    if (OutArgument(node) != nullptr) return nullptr;
   }
   auto found = converters_.find(kind);
   return found == converters_.end() ? nullptr : &found->second;

@@ -60,8 +60,8 @@ class ConverterTable {
  public:
   using Map = std::unordered_map<std::string, RegisteredOp>;
   void Register(const std::string& kind, Converter converter, OpTraits traits = {});
-  // The converter for the node's overload if one is registered, else for its kind; null when
-  // neither is.
+  // The converter for the node's overload if one is registered, else for its kind (but for
+  // out= overloads, which only their own registration takes); null when neither is.
   const RegisteredOp* Find(const torch::jit::Node& node) const;
   size_t count(const std::string& kind) const { return converters_.count(kind); }
   Map::const_iterator begin() const { return converters_.begin(); }

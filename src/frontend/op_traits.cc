@@ -38,6 +38,15 @@ bool IsInPlace(const Node& node) {
          name[name.size() - 2] != '_';
 }
 
+const Value* OutArgument(const Node& node) {
+  const c10::FunctionSchema* schema = node.maybeSchema();
+  if (schema == nullptr) return nullptr;
+  for (size_t i = 0; i < schema->arguments().size() && i < node.inputs().size(); ++i) {
+    if (schema->arguments()[i].is_out()) return node.inputs()[i];
+  }
+  return nullptr;
+}
+
 Value* AliasedInput(const Value* value) {
   const Node* node = value->node();
   if (TakesElementOfList(*node)) return AliasedInput(node->input(0)) ? node->input(0) : nullptr;

@@ -26,6 +26,9 @@ inline constexpr OpTraits kOnUnitGrid{QuantizedResult::kUnitGrid};
 // An aten op that writes into its first argument and returns it (`add_`), by PyTorch's naming
 // of in-place variants.
 bool IsInPlace(const torch::jit::Node& node);
+// The tensor an out= overload writes its result into (`max(x, y, out=o)`: o); null for
+// other nodes.
+const torch::jit::Value* OutArgument(const torch::jit::Node& node);
 
 // The input whose memory `value` may share, as its producer's schema says: views and ops that
 // may return their input (`Tensor(a) self -> Tensor(a)`: view, diagonal, movedim, reshape,

@@ -266,12 +266,16 @@ void ForceUserChoices(const Block& block, const PartitionOptions& options, Torch
       forced[node] = {PlacementCause::kWriteBack,
                       "writes the result back into input '" +
                           frontend::UserName(input, input->offset() - 1) + "', as PyTorch would"};
-    } else if (frontend::IsInPlace(*node)) {
+    } else if (frontend::IsInPlace(*node) || frontend::OutArgument(*node) != nullptr) {
       // TorchScript could not make it functional, so its effect is observed elsewhere: keep
-      // it, and the views it writes through, where the aliasing is real.
+      // it, and the tensor (and the views) it writes through, where the aliasing is real.
+      const torch::jit::Value* view =
+          frontend::IsInPlace(*node) ? node->input(0) : frontend::OutArgument(*node);
       forced[node] = {PlacementCause::kAliasedWrite,
                       "in-place op on an aliased tensor (its effect must stay visible)"};
-      const torch::jit::Value* view = node->input(0);
+      if (view != node->input(0)) {
+        forced[view->node()] = {PlacementCause::kAliasedWrite, "tensor written by an out= op"};
+      }
       for (const torch::jit::Value* base = frontend::AliasedInput(view); base != nullptr;
            view = base, base = frontend::AliasedInput(view)) {
         forced[view->node()] = {PlacementCause::kAliasedWrite, "view written to by an in-place op"};
