@@ -5,7 +5,11 @@
 #   make build   the C++ libraries and tvmbridge-run only
 #   make format  clang-format the C++ sources
 #   make test-zoo  the whole model zoo (tests/zoo), traced and scripted, against PyTorch
-#                (slow; not in CI); the table of results goes to build/zoo.md
+#                (slow; not in CI); the table of results goes to build/zoo.md; then times it
+#                (make bench-zoo)
+#   make bench-zoo  every zoo model timed: eager, frozen TorchScript, tvmbridge fp32 and bf16,
+#                default and TVM alone, with geometric means (about 45 minutes on 2 cores;
+#                not in CI); the table goes to build/zoo_speed.md
 #   make survey  accuracy and partition coverage over torchvision models (slow; not in CI)
 #   make sanitize  the C++ tests under ASan + LSan + UBSan, then TSan (slow; not in CI)
 #   make fuzz    libFuzzer over the artifact loader, FUZZ_SECONDS per target (not in CI)
@@ -32,7 +36,7 @@ export CCACHE_NOHASHDIR := 1
 # PyTorch deprecates TorchScript; tvmbridge exists for the models people still have in it.
 export PYTHONWARNINGS ?= ignore::FutureWarning
 
-.PHONY: venv build test test-cpp test-python test-requirements test-zoo demo survey sanitize fuzz fuzz-ops bench bench-paths bench-bf16 bench-int8 format clean
+.PHONY: venv build test test-cpp test-python test-requirements test-zoo bench-zoo demo survey sanitize fuzz fuzz-ops bench bench-paths bench-bf16 bench-int8 format clean
 
 venv:
 	@bash scripts/bootstrap.sh
@@ -59,6 +63,11 @@ test-requirements: venv
 test-zoo: build
 	@$(PYTHON) -m pip install --quiet -r requirements-zoo.txt 2>&1 | grep -v "is ignored" || true
 	@TVMBRIDGE_ZOO_TABLE=$(CURDIR)/$(BUILD_DIR)/zoo.md $(PYTHON) -m pytest -q tests/zoo $(ZOO_ARGS)
+	@$(MAKE) --no-print-directory bench-zoo
+
+bench-zoo: build
+	@$(PYTHON) -m pip install --quiet -r requirements-zoo.txt 2>&1 | grep -v "is ignored" || true
+	@$(PYTHON) bench/zoo.py --out $(BUILD_DIR)/zoo_speed.md $(BENCH_ARGS)
 
 demo: build
 	@$(PYTHON) -m tvmbridge.demo --out $(BUILD_DIR)/demo

@@ -1,8 +1,9 @@
 """The kernels float32 convolutions and linear layers run on, side by side on this machine:
 the measurements behind the kernel choices per CPU kind (tvmbridge.pipeline).
 
-- `--kernel conv`: convolutions on oneDNN or on TVM's NCHW16c schedules
-  (pipeline.uses_onednn_convolutions), on torchvision CNNs.
+- `--kernel conv`: convolutions on oneDNN, on TVM's NCHW16c schedules, or (the default) on
+  the faster of the two timed at build where a model has depthwise convolutions
+  (pipeline.convolution_kernel_choices), on torchvision CNNs.
 - `--kernel linear`: linear layers on MKL's packed sgemm or on oneDNN
   (pipeline._float32_linear_kernel), on BERT-base with 128 tokens.
 
@@ -34,8 +35,10 @@ MODELS = {"conv": ("resnet18", "mobilenet_v2", "resnet50", "efficientnet_b0",
           "linear": ("bert_base",)}
 # Per kernel kind: the pipeline's function making the choice, and each contender's forced answer.
 CHOICES = {
-    "conv": ("uses_onednn_convolutions", {"oneDNN convolutions": lambda *_, **__: True,
-                                          "TVM's schedules": lambda *_, **__: False}),
+    "conv": ("convolution_kernel_choices", {
+        "oneDNN convolutions": lambda *_, **__: (True,),
+        "TVM's schedules": lambda *_, **__: (False,),
+        "timed at build (default)": pipeline.convolution_kernel_choices}),
     "linear": ("_float32_linear_kernel", {"MKL linear": lambda: pipeline._PACKED_LINEAR,
                                           "oneDNN linear": lambda: pipeline._ONEDNN_LINEAR}),
 }

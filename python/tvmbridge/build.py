@@ -14,6 +14,8 @@ from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
 from . import pipeline
 from .pipeline import PRECISIONS
 
+_log = logging.getLogger("tvmbridge")
+
 
 def host_target() -> tvm.target.Target:
     """LLVM for this machine's CPU, using every core it has."""
@@ -57,7 +59,8 @@ def required_cpu_features(target: tvm.target.Target) -> list[str]:
     return sorted(str(f) for f in features if str(f) in _CHECKED_CPU_FEATURES)
 
 
-def _pipeline(target: tvm.target.Target, database, precision: str, packed_layouts: bool):
+def _pipeline(target: tvm.target.Target, database, precision: str, packed_layouts: bool,
+              onednn_convolutions: bool):
     """TVM's CPU pipeline with scheduling added: tuned records where `database` has them,
     tvmbridge's default CPU schedules for every other PrimFunc (for programs over a range of
     shapes, judged at the extents of its opt_shape)."""
@@ -66,8 +69,7 @@ def _pipeline(target: tvm.target.Target, database, precision: str, packed_layout
     @tvm.transform.module_pass(opt_level=0, name="tvmbridge.pipeline")
     def fuse_and_schedule(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
         opt_extents = opt_extents_of(mod)
-        onednn = pipeline.uses_onednn_convolutions(precision, mod, tuning=database is not None)
-        mod = pipeline.fuse(mod, target, precision, packed_layouts, onednn)
+        mod = pipeline.fuse(mod, target, precision, packed_layouts, onednn_convolutions)
         with target:
             if database is not None:
                 with database:
@@ -96,30 +98,97 @@ def build_library(mod: tvm.IRModule, target: tvm.target.Target, tuning=None,
                   precision: str = "fp32") -> bytes:
     """Compiles `mod` (tuning it first when `tuning` is a :class:`tvmbridge.Tuning`) and
     returns the exported shared library. `precision` is the matrix products' (see
-    :class:`tvmbridge.pipeline.AtenKernels`)."""
+    :class:`tvmbridge.pipeline.AtenKernels`). Where the faster convolution kernels cannot be
+    told in advance (:func:`tvmbridge.pipeline.convolution_kernel_choices`), `mod` is built
+    with each and the one faster on this machine is kept."""
     database = None
     if tuning is not None:
         from .tuning import tune
 
         database = tune(mod, target, tuning, precision)
+    choices = pipeline.convolution_kernel_choices(precision, mod, tuning=database is not None)
+    libraries = {onednn: _export(_compile(mod, target, database, precision, onednn))
+                 for onednn in choices}
+    if len(libraries) == 1:
+        return libraries[choices[0]]
+    return libraries[_faster_convolutions(libraries, mod)]
+
+
+def _compile(mod: tvm.IRModule, target: tvm.target.Target, database, precision: str,
+             onednn_convolutions: bool):
     try:
-        executable = tvm.compile(mod, target=target,
-                                 relax_pipeline=_pipeline(target, database, precision, True))
+        return tvm.compile(mod, target=target, relax_pipeline=_pipeline(
+            target, database, precision, True, onednn_convolutions))
     except (tvm.error.InternalError, ValueError) as error:
         # TVM 0.27's layout handling fails on some ops after a packed convolution: a
         # transposed convolution ("Layouts must have the same size"), a mean over channels
         # ("Could not parse mapping as sum of iterators"), a group norm ("the size of
         # channel_axis must be divisible by" its groups). NCHW is slower, not wrong.
-        logging.getLogger("tvmbridge").info(
-            "tvmbridge: building with NCHW convolutions (packed layouts failed in TVM: %s)",
-            str(error).splitlines()[-1])
-        executable = tvm.compile(mod, target=target,
-                                 relax_pipeline=_pipeline(target, database, precision, False))
+        _log.info("tvmbridge: building with NCHW convolutions (packed layouts failed in TVM: %s)",
+                  str(error).splitlines()[-1])
+        return tvm.compile(mod, target=target, relax_pipeline=_pipeline(
+            target, database, precision, False, onednn_convolutions))
+
+
+def _export(executable) -> bytes:
     with tempfile.TemporaryDirectory(prefix="tvmbridge-build-") as work:
         path = os.path.join(work, "module.so")
         executable.export_library(path)
         with open(path, "rb") as library:
             return library.read()
+
+
+def _faster_convolutions(libraries: dict, mod: tvm.IRModule) -> bool:
+    """Which of the two `libraries` (by ``onednn_convolutions``) runs `mod`'s main faster
+    here: each loaded as the runtime loads an artifact's library (its parallel loops on
+    PyTorch's threads, which oneDNN's kernels use too), timed on random inputs at the opt
+    shape by the loop never_slower times with (alternating calls, settling pauses, medians).
+    Where main takes other than float32 tensors (random integers could be indices out of
+    range), the first choice, the static rule's, is kept."""
+    from . import _native
+
+    first, second = libraries
+    arguments = _random_arguments(mod)
+    if arguments is None:
+        return first
+    load = _native.runtime_func("tvmbridge.runtime.load_library")
+    try:
+        mains = {onednn: relax.VirtualMachine(load(library), tvm.cpu())["main"]
+                 for onednn, library in libraries.items()}
+        second_ms, first_ms = _native.global_func("tvmbridge.torch.time_alternately")(
+            lambda: mains[first](*arguments), lambda: mains[second](*arguments))
+    except Exception as error:  # made-up inputs a value check refuses: keep the static rule
+        _log.info("tvmbridge: convolution kernels not timed (%s); keeping the default choice",
+                  str(error).splitlines()[0] if str(error) else type(error).__name__)
+        return first
+    milliseconds = {first: first_ms, second: second_ms}
+    faster = min(milliseconds, key=milliseconds.get)
+    _log.info("tvmbridge: convolutions on %s (oneDNN %.3f ms, TVM %.3f ms per call of the region)",
+              "oneDNN" if faster else "TVM", milliseconds[True], milliseconds[False])
+    return faster
+
+
+def _random_arguments(mod: tvm.IRModule) -> list | None:
+    """Standard-normal float32 tensors for main's parameters, symbolic extents at the opt
+    shape; None where a parameter is anything else."""
+    import numpy as np
+
+    from .schedule import extent_at, opt_extents_of
+
+    opt_extents = opt_extents_of(mod)
+    generator = np.random.default_rng(0)
+    arguments = []
+    for param in mod["main"].params:
+        ty = param.ty
+        if (not isinstance(ty, relax.TensorType) or ty.dtype != "float32"
+                or not isinstance(ty.shape, relax.ShapeExpr)):
+            return None
+        shape = [extent_at(extent, opt_extents) for extent in ty.shape.values]
+        if None in shape:
+            return None
+        arguments.append(tvm.runtime.tensor(
+            generator.standard_normal(shape, dtype=np.float32)))
+    return arguments
 
 
 def settings(target: tvm.target.Target, tuning=None, precision: str = "fp32") -> dict:

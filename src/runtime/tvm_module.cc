@@ -9,6 +9,8 @@
 #include <tvm/ffi/container/array.h>
 #include <tvm/ffi/container/tensor.h>
 #include <tvm/ffi/error.h>
+#include <tvm/ffi/reflection/registry.h>
+#include <tvm/ffi/string.h>
 
 #include "runtime/private_file.h"
 #include "runtime/torch_threads.h"
@@ -28,6 +30,21 @@ tvm::ffi::Function RequireFunction(const tvm::ffi::Module& module, const char* n
   return *function;
 }
 
+// Loads a TVM library from its bytes (a private temporary file, removed once loaded) with its
+// parallel loops on PyTorch's threads. It does not verify the bytes: LoadLibrary checks them
+// against the artifact's metadata first.
+tvm::ffi::Module LoadTvmLibrary(const void* data, size_t size) {
+  try {
+    // dlopen keeps the mapping after the file is removed, which PrivateFile does on scope exit.
+    PrivateFile file("tvmbridge-lib", data, size);
+    tvm::ffi::Module loaded = tvm::ffi::Module::LoadFromFile(file.path());
+    RunParallelLoopsOnTorchThreads(file.path());
+    return loaded;
+  } catch (const tvm::ffi::Error& error) {
+    TORCH_CHECK(false, "tvmbridge: cannot load the embedded TVM library: ", error.what());
+  }
+}
+
 }  // namespace
 
 tvm::ffi::Module TVMModule::LoadLibrary(const ArtifactMetadata& metadata,
@@ -36,15 +53,7 @@ tvm::ffi::Module TVMModule::LoadLibrary(const ArtifactMetadata& metadata,
                   library.dim() == 1 && library.is_contiguous(),
               "tvmbridge: the library must be a contiguous 1-D uint8 CPU tensor");
   VerifyArtifact(metadata, library.data_ptr(), library.numel());
-  try {
-    // dlopen keeps the mapping after the file is removed, which PrivateFile does on scope exit.
-    PrivateFile file("tvmbridge-lib", library.data_ptr(), library.numel());
-    tvm::ffi::Module loaded = tvm::ffi::Module::LoadFromFile(file.path());
-    RunParallelLoopsOnTorchThreads(file.path());
-    return loaded;
-  } catch (const tvm::ffi::Error& error) {
-    TORCH_CHECK(false, "tvmbridge: cannot load the embedded TVM library: ", error.what());
-  }
+  return LoadTvmLibrary(library.data_ptr(), library.numel());
 }
 
 std::unique_ptr<TVMModule::VirtualMachine> TVMModule::CreateVirtualMachine() const {
@@ -251,6 +260,16 @@ c10::intrusive_ptr<TVMModule> TVMModule::Deserialize(SerializedState state) {
               format_version, " but this tvmbridge reads version ", kArtifactFormatVersion,
               "; recompile the model with this tvmbridge");
   return c10::make_intrusive<TVMModule>(metadata_json, std::move(library));
+}
+
+// The build's candidate libraries (build.py times them before one becomes an artifact) run
+// as the runtime runs an artifact's: loaded by LoadTvmLibrary, parallel loops on PyTorch's
+// threads.
+TVM_FFI_STATIC_INIT_BLOCK() {
+  tvm::ffi::reflection::GlobalDef().def("tvmbridge.runtime.load_library",
+                                        [](const tvm::ffi::Bytes& library) {
+                                          return LoadTvmLibrary(library.data(), library.size());
+                                        });
 }
 
 }  // namespace tvmbridge

@@ -175,22 +175,120 @@ def _assert_fp32_matches_with_nan_and_inf(compiled, model, x, poisoned) -> set:
     return {event.name for event in profile.events()}
 
 
-@pytest.mark.parametrize("depthwise", [True, False], ids=["depthwise", "dense"])
-def test_fp32_convolutions_run_where_measured_faster_and_match_pytorch(depthwise):
-    """float32 convolutions run on oneDNN (NHWC, packed weights) where build's choice says
-    (this CPU and whether the model has depthwise convolutions), and TVM's otherwise; either
-    way the outputs, NaN and infinities included, are PyTorch's."""
+@pytest.fixture
+def static_convolution_choice(monkeypatch):
+    """Builds with pipeline.uses_onednn_convolutions's choice alone, not timing the other
+    kernels where a model has depthwise convolutions: for tests of one kernel's numerics."""
     from tvmbridge import pipeline
 
-    model, x = _conv_net_and_input(depthwise=depthwise)
+    monkeypatch.setattr(pipeline, "convolution_kernel_choices",
+                        lambda precision, mod, tuning=False: (
+                            pipeline.uses_onednn_convolutions(precision, mod, tuning),))
+
+
+def test_fp32_convolutions_run_where_chosen_and_match_pytorch():
+    """float32 convolutions of a model without depthwise ones run on oneDNN (NHWC, packed
+    weights) where build's choice says (this CPU), and TVM's otherwise; either way the
+    outputs, NaN and infinities included, are PyTorch's."""
+    from tvmbridge import pipeline
+
+    model, x = _conv_net_and_input(depthwise=False)
     traced = torch.jit.trace(model, x)
     mod, _ = tt.from_torchscript(traced, [x])
+    assert pipeline.convolution_kernel_choices("fp32", mod) == (
+        pipeline.uses_onednn_convolutions("fp32", mod),)  # nothing to time
     compiled = tt.compile(traced, [x], never_slower=False)
-    poisoned = x.clone()
-    poisoned[0, 1, 4, 4], poisoned[1, 0, 20, 9] = float("nan"), float("inf")
-    kernels = _assert_fp32_matches_with_nan_and_inf(compiled, model, x, poisoned)
+    kernels = _assert_fp32_matches_with_nan_and_inf(compiled, model, x, _poisoned(x))
     on_onednn = "mkldnn::_convolution_pointwise" in kernels
     assert on_onednn == pipeline.uses_onednn_convolutions("fp32", mod)
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="PyTorch without oneDNN")
+@pytest.mark.parametrize("precision", ["fp32", pytest.param("bf16", marks=pytest.mark.skipif(
+    not torch.ops.mkldnn._is_mkldnn_bf16_supported(),
+    reason="this CPU has no oneDNN bfloat16 convolutions"))])
+@pytest.mark.parametrize("faster", ["oneDNN", "TVM"])
+def test_depthwise_models_keep_the_convolutions_timed_faster(monkeypatch, precision, faster):
+    """With depthwise convolutions the build makes the region both ways (oneDNN's and TVM's
+    convolutions), loads and times both, and keeps the faster: the kernels that run are the
+    ones the timing (made up here, so that the test does not depend on this machine) said
+    were faster, and the outputs match PyTorch's, NaN and infinities included."""
+    from tvmbridge import _native, pipeline
+
+    model, x = _conv_net_and_input(depthwise=True)
+    traced = torch.jit.trace(model, x)
+    mod, _ = tt.from_torchscript(traced, [x])
+    if pipeline._avx512_vendor() is None:
+        pytest.skip("without AVX-512 float32 convolutions are TVM's: there is nothing to time")
+    choices = pipeline.convolution_kernel_choices(precision, mod)
+    assert choices == (pipeline.uses_onednn_convolutions(precision, mod),
+                       not pipeline.uses_onednn_convolutions(precision, mod))
+    milliseconds = {onednn: 1.0 if onednn == (faster == "oneDNN") else 2.0 for onednn in choices}
+    timed = []
+    real_global_func = _native.global_func
+
+    def global_func(name):
+        if name != "tvmbridge.torch.time_alternately":
+            return real_global_func(name)
+
+        def time_alternately(run_first, run_second):
+            run_first(), run_second()  # both candidates load and run
+            timed.append(name)
+            return [milliseconds[choices[1]], milliseconds[choices[0]]]
+        return time_alternately
+
+    monkeypatch.setattr(_native, "global_func", global_func)
+    compiled = tt.compile(traced, [x], never_slower=False, precision=precision)
+    assert len(timed) == 1  # one region, timed both ways
+    with torch.no_grad(), torch.profiler.profile() as profile:
+        actual = compiled(x)
+    on_onednn = "mkldnn::_convolution_pointwise" in {event.name for event in profile.events()}
+    assert on_onednn == (faster == "oneDNN")
+    with torch.no_grad():
+        expected = model(x)
+        if precision == "fp32":
+            _assert_fp32_matches_with_nan_and_inf(compiled, model, x, _poisoned(x))
+        else:
+            cosine, relative = _accuracy(actual, expected)
+            assert cosine >= 0.999 and relative <= 0.03, (cosine, relative)
+            actual, expected = compiled(_poisoned(x)), model(_poisoned(x))
+            torch.testing.assert_close(torch.isnan(actual), torch.isnan(expected))
+            torch.testing.assert_close(torch.isinf(actual), torch.isinf(expected))
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="PyTorch without oneDNN")
+def test_convolution_timing_that_fails_keeps_the_static_choice(monkeypatch, caplog):
+    """Where timing the two builds fails (a value check refusing the made-up inputs), the
+    build says so and keeps pipeline.uses_onednn_convolutions's choice; the model compiles
+    and matches PyTorch."""
+    import logging
+
+    from tvmbridge import _native, pipeline
+
+    model, x = _conv_net_and_input(depthwise=True)
+    traced = torch.jit.trace(model, x)
+    mod, _ = tt.from_torchscript(traced, [x])
+    if pipeline._avx512_vendor() is None:
+        pytest.skip("without AVX-512 float32 convolutions are TVM's: there is nothing to time")
+    real_global_func = _native.global_func
+
+    def refusing_timing(*_):
+        raise RuntimeError("tvmbridge: made-up inputs refused")
+
+    monkeypatch.setattr(_native, "global_func", lambda name: refusing_timing if name ==
+                        "tvmbridge.torch.time_alternately" else real_global_func(name))
+    with caplog.at_level(logging.INFO, logger="tvmbridge"):
+        compiled = tt.compile(traced, [x], never_slower=False)
+    assert "convolution kernels not timed (tvmbridge: made-up inputs refused)" in caplog.text
+    kernels = _assert_fp32_matches_with_nan_and_inf(compiled, model, x, _poisoned(x))
+    assert ("mkldnn::_convolution_pointwise" in kernels) == pipeline.uses_onednn_convolutions(
+        "fp32", mod)
+
+
+def _poisoned(x: torch.Tensor) -> torch.Tensor:
+    poisoned = x.clone()
+    poisoned[0, 1, 4, 4], poisoned[1, 0, 20, 9] = float("nan"), float("inf")
+    return poisoned
 
 
 def test_fp32_linear_layers_run_on_the_kernel_chosen_for_this_cpu():
@@ -250,7 +348,8 @@ def test_fp32_convolution_choice_follows_what_was_measured_per_cpu(monkeypatch, 
 
 
 @needs_bf16_convolutions
-def test_bf16_convolutions_within_stated_accuracy_and_keep_nan(tmp_path):
+def test_bf16_convolutions_within_stated_accuracy_and_keep_nan(tmp_path,
+                                                               static_convolution_choice):
     """Convolutions run in bfloat16 on oneDNN's kernel (src/runtime/aten_kernels.cc): the
     model has no matrix product, so an error above float32's shows they did. NaN and
     infinities reach the same outputs as in PyTorch; the saved module loads and agrees, and
@@ -277,7 +376,7 @@ def test_bf16_convolutions_within_stated_accuracy_and_keep_nan(tmp_path):
 
 
 @needs_bf16_convolutions
-def test_bf16_convolutions_of_two_models_keep_their_own_weights():
+def test_bf16_convolutions_of_two_models_keep_their_own_weights(static_convolution_choice):
     """Packed weights are cached per weight constant: two models with the same shapes and
     different weights, alive together, each compute with their own; and a model compiled
     after another was freed too."""
@@ -296,7 +395,7 @@ def test_bf16_convolutions_of_two_models_keep_their_own_weights():
 
 
 @needs_bf16_convolutions
-def test_bf16_convolutions_serve_every_batch_size_on_the_export_path():
+def test_bf16_convolutions_serve_every_batch_size_on_the_export_path(static_convolution_choice):
     """One weight packing serves calls of other batch sizes (a dynamic batch dimension)."""
     model, x = _conv_net_and_input()
     batch = torch.export.Dim("batch", min=1, max=8)

@@ -22,7 +22,7 @@ class Result:
     compile_s: float
 
 
-def _tensors(out) -> tuple:
+def output_tensors(out) -> tuple:
     """The tensors of an output: a tensor, a dict or a (named) tuple; None entries (scripted
     GoogLeNet's missing auxiliary logits, which eager mode leaves out) are dropped."""
     if isinstance(out, torch.Tensor):
@@ -63,7 +63,7 @@ def check(name: str, way: str) -> Result:
         report = tt.report(compiled)
         torch.manual_seed(1)
         inputs = spec.inputs()
-        expected, actual = _tensors(model(*inputs)), _tensors(compiled(*inputs))
+        expected, actual = output_tensors(model(*inputs)), output_tensors(compiled(*inputs))
     assert len(actual) == len(expected)
     steps = _dequantized_scales(model, inputs) if spec.quantized_steps else [None] * len(actual)
     worst = scale = 0.0
