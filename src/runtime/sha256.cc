@@ -3,6 +3,12 @@
 #include <algorithm>
 #include <cstring>
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#include <immintrin.h>
+#define TVMBRIDGE_SHA_EXTENSIONS 1
+#endif
+
 namespace tvmbridge {
 namespace {
 
@@ -57,6 +63,89 @@ void CompressBlock(std::array<uint32_t, 8>& state, const uint8_t* block) {
   state[7] += h;
 }
 
+#if TVMBRIDGE_SHA_EXTENSIONS
+// The x86 SHA extensions: two rounds per instruction. sha256rnds2 keeps the working
+// variables as (A, B, E, F) and (C, D, G, H), highest dword first.
+__attribute__((target("sha,sse4.1,ssse3"))) void CompressBlocksWithShaExtensions(
+    std::array<uint32_t, 8>& state, const uint8_t* blocks, size_t count) {
+  const __m128i big_endian_words = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+  __m128i dcba = _mm_loadu_si128(reinterpret_cast<const __m128i*>(state.data()));
+  __m128i hgfe = _mm_loadu_si128(reinterpret_cast<const __m128i*>(state.data() + 4));
+  __m128i cdab = _mm_shuffle_epi32(dcba, 0xB1);
+  __m128i efgh = _mm_shuffle_epi32(hgfe, 0x1B);
+  __m128i abef = _mm_alignr_epi8(cdab, efgh, 8);
+  __m128i cdgh = _mm_blend_epi16(efgh, cdab, 0xF0);
+  for (; count > 0; --count, blocks += 64) {
+    const __m128i abef_before = abef, cdgh_before = cdgh;
+    __m128i words[4];  // the schedule, four words at a time: words[g % 4] holds W[4g..4g+3]
+    for (int group = 0; group < 16; ++group) {
+      __m128i& current = words[group % 4];
+      if (group < 4) {
+        current =
+            _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blocks + 16 * group)),
+                             big_endian_words);
+      } else {
+        // W[t] = s1(W[t-2]) + W[t-7] + s0(W[t-15]) + W[t-16], for t = 4 * group ...
+        const __m128i& back1 = words[(group + 3) % 4];
+        const __m128i& back2 = words[(group + 2) % 4];
+        __m128i partial = _mm_sha256msg1_epu32(current, words[(group + 1) % 4]);
+        partial = _mm_add_epi32(partial, _mm_alignr_epi8(back1, back2, 4));
+        current = _mm_sha256msg2_epu32(partial, back1);
+      }
+      __m128i scheduled = _mm_add_epi32(
+          current,
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(kRoundConstants.data() + 4 * group)));
+      // Two rounds each. After both, the (A, B, E, F) of two rounds back, which the first
+      // call left in `cdgh`, is the (C, D, G, H) of now: the names hold what they say again.
+      cdgh = _mm_sha256rnds2_epu32(cdgh, abef, scheduled);
+      scheduled = _mm_shuffle_epi32(scheduled, 0x0E);
+      abef = _mm_sha256rnds2_epu32(abef, cdgh, scheduled);
+    }
+    abef = _mm_add_epi32(abef, abef_before);
+    cdgh = _mm_add_epi32(cdgh, cdgh_before);
+  }
+  __m128i feba = _mm_shuffle_epi32(abef, 0x1B);
+  __m128i dchg = _mm_shuffle_epi32(cdgh, 0xB1);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(state.data()), _mm_blend_epi16(feba, dchg, 0xF0));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(state.data() + 4), _mm_alignr_epi8(dchg, feba, 8));
+}
+
+bool CpuHasShaExtensions() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
+  const bool sha = (ebx >> 29) & 1;
+  return sha && __builtin_cpu_supports("sse4.1") && __builtin_cpu_supports("ssse3");
+}
+#endif
+
+}  // namespace
+
+void CompressBlocksPortably(std::array<uint32_t, 8>& state, const uint8_t* blocks, size_t count) {
+  for (; count > 0; --count, blocks += 64) CompressBlock(state, blocks);
+}
+
+bool CompressBlocksWithCpuExtensions(std::array<uint32_t, 8>& state, const uint8_t* blocks,
+                                     size_t count) {
+#if TVMBRIDGE_SHA_EXTENSIONS
+  static const bool available = CpuHasShaExtensions();
+  if (available) CompressBlocksWithShaExtensions(state, blocks, count);
+  return available;
+#else
+  (void)state, (void)blocks, (void)count;
+  return false;
+#endif
+}
+
+namespace {
+
+// 4.6x faster with the SHA extensions (2-core Zen 4: 322 -> 1491 MB/s): artifacts are hashed
+// when built and on every load (BERT-base's 436 MB library).
+void CompressBlocks(std::array<uint32_t, 8>& state, const uint8_t* blocks, size_t count) {
+  if (!CompressBlocksWithCpuExtensions(state, blocks, count)) {
+    CompressBlocksPortably(state, blocks, count);
+  }
+}
+
 }  // namespace
 
 void Sha256::Update(const void* data, size_t size) {
@@ -70,10 +159,12 @@ void Sha256::Update(const void* data, size_t size) {
     bytes += taken;
     size -= taken;
     if (pending_size_ < pending_.size()) return;
-    CompressBlock(state_, pending_.data());
+    CompressBlocks(state_, pending_.data(), 1);
     pending_size_ = 0;
   }
-  for (; size >= 64; bytes += 64, size -= 64) CompressBlock(state_, bytes);
+  CompressBlocks(state_, bytes, size / 64);
+  bytes += size / 64 * 64;
+  size %= 64;
   std::memcpy(pending_.data(), bytes, size);
   pending_size_ = size;
 }
@@ -86,7 +177,7 @@ std::string Sha256::HexDigest() {
   size_t tail_size = pending_size_ < 56 ? 64 : 128;
   uint64_t bit_length = total_size_ * 8;
   for (int i = 0; i < 8; ++i) tail[tail_size - 1 - i] = static_cast<uint8_t>(bit_length >> (8 * i));
-  for (size_t offset = 0; offset < tail_size; offset += 64) CompressBlock(state_, tail + offset);
+  CompressBlocks(state_, tail, tail_size / 64);
 
   static const char kHex[] = "0123456789abcdef";
   std::string digest;

@@ -22,6 +22,13 @@ class Sha256 {
   uint64_t total_size_ = 0;
 };
 
+// The compression function over `count` 64-byte blocks, as Sha256 runs it: with the CPU's
+// SHA extensions where it has them (CompressBlocksWithCpuExtensions returns false, and does
+// nothing, where not), portably otherwise. Declared for the tests that hold one to the other.
+void CompressBlocksPortably(std::array<uint32_t, 8>& state, const uint8_t* blocks, size_t count);
+bool CompressBlocksWithCpuExtensions(std::array<uint32_t, 8>& state, const uint8_t* blocks,
+                                     size_t count);
+
 // Lower-case hex digest of `size` bytes at `data`.
 std::string Sha256Hex(const void* data, size_t size);
 
