@@ -204,9 +204,7 @@ def test_fp32_convolutions_run_where_chosen_and_match_pytorch():
 
 
 @pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="PyTorch without oneDNN")
-@pytest.mark.parametrize("precision", ["fp32", pytest.param("bf16", marks=pytest.mark.skipif(
-    not torch.ops.mkldnn._is_mkldnn_bf16_supported(),
-    reason="this CPU has no oneDNN bfloat16 convolutions"))])
+@pytest.mark.parametrize("precision", ["fp32", pytest.param("bf16", marks=needs_bf16_convolutions)])
 @pytest.mark.parametrize("faster", ["oneDNN", "TVM"])
 def test_depthwise_models_keep_the_convolutions_timed_faster(monkeypatch, precision, faster):
     """With depthwise convolutions the build makes the region both ways (oneDNN's and TVM's
