@@ -21,7 +21,8 @@ import torchvision
 
 import tvmbridge.torch as tt
 from bench_models import Bert
-from tvmbridge.benchmark import cpu_flags, cpu_model, measure_interleaved, print_table
+from tvmbridge.benchmark import (accuracy, cpu_flags, cpu_model, measure_interleaved,
+                                  print_table)
 
 
 def _image_model(name: str):
@@ -36,12 +37,6 @@ MODELS = {
        for name in ("resnet18", "mobilenet_v2", "resnet50", "efficientnet_b0")},
     "bert_base": (Bert, lambda batch: torch.randint(0, 30522, (batch, 128))),
 }
-
-
-def _accuracy(actual: torch.Tensor, expected: torch.Tensor) -> tuple[float, float]:
-    cosine = torch.nn.functional.cosine_similarity(actual.flatten().float(),
-                                                   expected.flatten(), dim=0)
-    return cosine.item(), ((actual.float() - expected).abs().max() / expected.abs().max()).item()
 
 
 def run_model(name: str, repeat: int, batch: int = 1) -> list[str]:
@@ -78,7 +73,7 @@ def run_model(name: str, repeat: int, batch: int = 1) -> list[str]:
                                       warmup=5, repeat=repeat)
         best_pytorch = min(t.median_ms for k, t in timings.items() if not k.startswith("tvm"))
         for label, (run, seconds) in runs.items():
-            cosine, error = _accuracy(run(), expected)
+            cosine, error = accuracy(run(), expected)
             timing = timings[label]
             compile_cell = f"{seconds:.1f}" if seconds is not None else "-"
             lines.append(f"| {name} | {label} | {compile_cell} | {timing.median_ms:.2f} | "

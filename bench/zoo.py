@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import sys
 import time
 import warnings
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "zoo"))
 import tvmbridge.torch as tt  # noqa: E402
 from check import output_tensors  # noqa: E402
 from models import ZOO  # noqa: E402
-from tvmbridge.benchmark import cpu_flags, cpu_model, measure_interleaved  # noqa: E402
+from tvmbridge.benchmark import accuracy, cpu_flags, cpu_model, measure_interleaved  # noqa: E402
 
 PRECISIONS = ("fp32", "bf16")
 # Columns: the PyTorch baselines, then per precision the default and TVM's code alone.
@@ -41,13 +42,6 @@ def _label(precision: str, never_slower: bool) -> str:
 
 def _flat(outputs) -> torch.Tensor:
     return torch.cat([t.detach().float().flatten() for t in output_tensors(outputs)])
-
-
-def _bf16_accuracy(actual, expected) -> tuple[float, float]:
-    """Cosine similarity and largest error over the largest magnitude, against float32."""
-    a, e = _flat(actual), _flat(expected)
-    cosine = torch.nn.functional.cosine_similarity(a.double(), e.double(), dim=0).item()
-    return cosine, ((a - e).abs().max() / e.abs().max().clamp_min(1e-30)).item()
 
 
 def _compile(source, inputs, precision: str, never_slower: bool):
@@ -86,7 +80,8 @@ class ModelTiming:
                 if never_slower:
                     self.measured_slower[label] = tt.report(compiled).measured_slower
                 if precision == "bf16":  # TVM alone, where compiled, overwrites the default's
-                    self.cosine, self.relative_error = _bf16_accuracy(compiled(*inputs), expected)
+                    self.cosine, self.relative_error = accuracy(_flat(compiled(*inputs)),
+                                                                _flat(expected))
                 runs[label] = (lambda c: lambda: c(*inputs))(compiled)
             self.timings = measure_interleaved(runs, warmup=3, repeat=repeat)
 
@@ -130,7 +125,7 @@ HEADER = ("| model | way | eager ms | frozen TS ms | fp32 default | fp32 TVM alo
 
 def geometric_mean(values) -> float:
     values = [v for v in values if not math.isnan(v)]
-    return math.exp(sum(map(math.log, values)) / len(values)) if values else math.nan
+    return statistics.geometric_mean(values) if values else math.nan
 
 
 def summary(results: list[ModelTiming]) -> list[str]:

@@ -35,6 +35,17 @@ class Timing:
         return f"{self.q1_ms:.2f}-{self.q3_ms:.2f}"
 
 
+def accuracy(actual, expected) -> tuple[float, float]:
+    """How a lower-precision result is stated against its reference (torch tensors of one
+    shape): cosine similarity, and the largest difference over the reference's largest
+    magnitude, both computed in float64."""
+    import torch
+
+    a, e = actual.detach().double().flatten(), expected.detach().double().flatten()
+    cosine = torch.nn.functional.cosine_similarity(a, e, dim=0).item()
+    return cosine, ((a - e).abs().max() / e.abs().max().clamp_min(1e-30)).item()
+
+
 def cpu_model() -> str:
     """The CPU's model name (Linux), for benchmark reports."""
     try:
