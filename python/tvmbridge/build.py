@@ -65,6 +65,7 @@ def _pipeline(target: tvm.target.Target, database, precision: str, packed_layout
     tvmbridge's default CPU schedules for every other PrimFunc (for programs over a range of
     shapes, judged at the extents of its opt_shape)."""
     from .schedule import default_cpu_schedule, opt_extents_of
+    from .tuning import dispatch_tuned_at_opt
 
     @tvm.transform.module_pass(opt_level=0, name="tvmbridge.pipeline")
     def fuse_and_schedule(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
@@ -74,6 +75,7 @@ def _pipeline(target: tvm.target.Target, database, precision: str, packed_layout
             if database is not None:
                 with database:
                     mod = relax.transform.MetaScheduleApplyDatabase()(mod)
+                mod = dispatch_tuned_at_opt(mod, database, target, opt_extents)
             mod = default_cpu_schedule(opt_extents)(mod)
             lower = cpu_generic.dataflow_lower_passes(target) + cpu_generic.finalize_passes(target)
             return tvm.transform.Sequential(lower)(mod)

@@ -155,6 +155,90 @@ def _has_symbolic_shapes(task_mod) -> bool:
                for extent in param.ty.shape)
 
 
+def specialise_at(func, extents: dict[str, int]):
+    """`func` with its buffers' symbolic extents at `extents` (by symbol name), and the
+    symbols it fixed (name to Var); None when `func` has no symbolic extents or a symbol has
+    no value in `extents`."""
+    from tvm import tirx
+    from tvm.tirx.analysis import undefined_vars
+
+    from .schedule import extent_at
+
+    symbols, static_buffers = {}, {}
+    for param in func.params:
+        shape = getattr(param.ty, "shape", None)
+        if shape is None or all(isinstance(extent, tirx.IntImm) for extent in shape):
+            continue
+        values = [extent_at(extent, extents) for extent in shape]
+        if any(value is None for value in values):
+            return None
+        symbols.update({var.name: var for extent in shape for var in undefined_vars(extent)})
+        # Each extent keeps its dtype: Specialize binds symbols only where the types agree.
+        static_buffers[param] = tirx.decl_buffer(
+            [tirx.IntImm(extent.ty.dtype, value) for extent, value in zip(shape, values)],
+            param.ty.dtype, param.name)
+    if not static_buffers:
+        return None
+    return func.specialize(static_buffers), symbols
+
+
+def _at_opt_shape(task, opt_extents: dict[str, int]):
+    """A task over symbolic extents as the task of its function at the opt shape, which
+    MetaSchedule can measure (the task itself where it has no symbols, or one without an opt
+    value)."""
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+
+    specialised = specialise_at(task.dispatched[0]["main"], opt_extents)
+    if specialised is None:
+        return task
+    static = tvm.IRModule({"main": specialised[0]})
+    return ms.ExtractedTask(task.task_name, static, task.target, [static], task.weight)
+
+
+def dispatch_tuned_at_opt(mod, database, target, opt_extents: dict[str, int]):
+    """Each PrimFunc of `mod` over symbolic extents whose function at the opt shape has a
+    tuning record becomes one function that runs the tuned code when the call's extents are
+    the opt shape's, and the default schedule otherwise (MetaSchedule measures fixed shapes
+    only, so its schedules hold for the shape they were tuned at)."""
+    from tvm import tirx
+    from tvm.s_tir.meta_schedule.tune_context import _normalize_mod
+
+    from .schedule import default_schedule
+
+    if not opt_extents:
+        return mod
+    for global_var, func in list(mod.functions.items()):
+        if not isinstance(func, tirx.PrimFunc) or func.attrs.get("tirx.is_scheduled", False):
+            continue
+        # Keyed as extract_tasks keys the task that tuning specialised.
+        workload = _normalize_mod(func.with_attr("global_symbol", "main"))["main"]
+        specialised = specialise_at(workload, opt_extents)
+        if specialised is None:
+            continue
+        static, symbols = specialised
+        tuned = database.query_schedule(_normalize_mod(static), target, workload_name="main")
+        if tuned is None:
+            continue
+        tuned = tuned.mod["main"]
+        default = default_schedule(func, target, opt_extents)
+        fallback = default.mod["main"] if default is not None else func
+        at_opt = [var == tirx.IntImm(var.ty.dtype, opt_extents[name])
+                  for name, var in sorted(symbols.items())]
+        # The tuned code's buffers are views of the same arguments, at the opt shape.
+        views = [tirx.DeclBuffer(view, data=param)
+                 for param, view in zip(func.params, tuned.params) if hasattr(param.ty, "shape")]
+        condition = at_opt[0]
+        for equal in at_opt[1:]:
+            condition = tirx.And(condition, equal)
+        body = tirx.IfThenElse(condition, tirx.SeqStmt([*views, tuned.body]), fallback.body)
+        mod[global_var] = fallback.with_body(body).with_attr("tirx.is_scheduled", True)
+        _log.info("tvmbridge: %s runs its tuned schedule at %s, its default elsewhere",
+                  global_var.name_hint,
+                  ", ".join(f"{name}={opt_extents[name]}" for name in sorted(symbols)))
+    return mod
+
+
 def _plan(tasks, flops, budget: int, symbolic: list[bool]) -> list[int]:
     """Trials per task: by share of the work, at least a couple of batches, whole batches;
     none for tasks too small to gain, nor for symbolic ones."""
@@ -222,6 +306,7 @@ def tune(mod, target, tuning: Tuning, precision: str = "fp32"):
     import tvm_ffi
 
     from .pipeline import fuse, uses_onednn_convolutions
+    from .schedule import opt_extents_of
 
     folder = tuning.folder(target)
     folder.mkdir(parents=True, exist_ok=True)
@@ -229,17 +314,25 @@ def tune(mod, target, tuning: Tuning, precision: str = "fp32"):
     database = ms.database.JSONDatabase(work_dir=str(folder))
     ledger = _Ledger(folder / "trials.json")
 
+    opt_extents = opt_extents_of(mod)
     fused = fuse(mod, target, precision,
                  onednn_convolutions=uses_onednn_convolutions(precision, mod, tuning=True))
-    tasks = ms.relax_integration.extract_tasks(fused, target)
+    extracted = ms.relax_integration.extract_tasks(fused, target)
+    tasks = [_at_opt_shape(task, opt_extents) for task in extracted]
     flops = [float(estimate_tir_flops(task.dispatched[0])) for task in tasks]
     order = sorted(range(len(tasks)), key=lambda i: -flops[i] * tasks[i].weight)
     symbolic = [_has_symbolic_shapes(task.dispatched[0]) for task in tasks]
     plan = _plan(tasks, flops, tuning.trials, symbolic)
-    if tuning.progress and any(symbolic):
-        print(f"tvmbridge tuning: {sum(symbolic)} of {len(tasks)} tasks have symbolic shapes "
-              "(tt.Input ranges); MetaSchedule measures fixed shapes only, so they keep the "
-              "default schedules, which are made for the opt extents", file=sys.stderr)
+    if tuning.progress:
+        at_opt = sum(1 for task, original in zip(tasks, extracted) if task is not original)
+        if at_opt:
+            print(f"tvmbridge tuning: {at_opt} of {len(tasks)} tasks have symbolic shapes "
+                  "(tt.Input ranges); their records are made and used at the opt shape, and "
+                  "calls at other shapes run their default schedules", file=sys.stderr)
+        if any(symbolic):
+            print(f"tvmbridge tuning: {sum(symbolic)} of {len(tasks)} tasks have symbolic "
+                  "shapes without an opt value and keep their default schedules",
+                  file=sys.stderr)
     keys = [str(tvm_ffi.structural_hash(task.dispatched[0])) for task in tasks]
     remaining = {i: max(0, plan[i] - ledger.spent.get(keys[i], 0)) for i in order}
     to_tune = [i for i in order if remaining[i] > 0]

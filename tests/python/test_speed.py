@@ -2,6 +2,8 @@
 PyTorch."""
 
 import json
+import logging
+import re
 
 import pytest
 import torch
@@ -160,22 +162,75 @@ def test_tune_then_resume_from_the_database(tmp_path):
     assert list(json.loads((folder / "trials.json").read_text()).values()) == [16]
 
 
-def test_tuning_says_symbolic_tasks_keep_the_default_schedules(tmp_path, capfd):
-    """MetaSchedule measures fixed shapes only: a module over ranges is compiled with its
-    default schedules (made for opt), and tuning says so instead of claiming the work done."""
+def test_symbolic_tasks_are_tuned_at_the_opt_shape(tmp_path, capfd, caplog):
+    """MetaSchedule measures fixed shapes only: a task over a batch range is tuned as its
+    function at the opt batch, and the compiled module runs the tuned code at that batch and
+    the default schedule at the others."""
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.GELU(),
-                                torch.nn.LayerNorm(64)).eval()
-    traced = torch.jit.trace(model, torch.randn(4, 64))
-    rows = tt.Input(min_shape=(1, 64), opt_shape=(16, 64), max_shape=(64, 64))
-    compiled = tt.compile(traced, [rows], never_slower=False,
-                          tuning=tt.Tuning(trials=32, database=tmp_path / "records"))
-    stderr = capfd.readouterr().err
-    assert "have symbolic shapes" in stderr and "already tuned" not in stderr
+    model = ConvRelu().eval()
+    images = tt.Input(min_shape=(1, 8, 16, 16), opt_shape=(2, 8, 16, 16),
+                      max_shape=(8, 8, 16, 16))
+    database = tmp_path / "records"
+    with caplog.at_level(logging.INFO, logger="tvmbridge"):
+        compiled = tt.compile(torch.jit.script(model), [images], never_slower=False,
+                              tuning=tt.Tuning(trials=16, database=database))
+    assert "their records are made and used at the opt shape" in capfd.readouterr().err
+    assert re.search(r"runs its tuned schedule at \w+=2, its default elsewhere", caplog.text)
+    (folder,) = database.iterdir()
+    assert list(json.loads((folder / "trials.json").read_text()).values()) == [16]
+    records = [json.loads(line) for line in
+               (folder / "database_tuning_record.json").read_text().splitlines()]
+    assert sum(1 for r in records if max(r[1][1]) < 1.0) >= 8  # measured, not failed
     with torch.no_grad():
-        for batch in (1, 16, 50):
-            x = torch.randn(batch, 64)
-            torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-5)
+        for batch in (2, 1, 5):  # the tuned code, then the default schedule on either side
+            x = torch.randn(batch, 8, 16, 16)
+            torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-4)
+
+
+def test_tuned_code_is_dispatched_to_at_the_opt_shape_only(tmp_path):
+    """A symbolic function whose opt-shape version has a record becomes one function: the
+    record's code where the extents are the opt shape's, the default schedule elsewhere."""
+    import numpy as np
+    import tvm
+    from tvm import te, tirx
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir.meta_schedule.tune_context import _normalize_mod
+
+    from tvmbridge.tuning import dispatch_tuned_at_opt, specialise_at
+
+    rows = tirx.Var("rows", "int64")
+    a = te.placeholder((rows, 64), name="a")
+    b = te.compute((rows, 64), lambda i, j: a[i, j] * 2.0 + 1.0, name="b")
+    func = te.create_prim_func([a, b])
+    target = build.host_target()
+    static, symbols = specialise_at(func, {"rows": 16})
+    assert list(symbols) == ["rows"]
+    assert [int(e) for e in static.params[0].ty.shape] == [16, 64]
+
+    database = ms.database.JSONDatabase(work_dir=str(tmp_path))
+    workload = database.commit_workload(_normalize_mod(static))
+    scheduled = schedule.default_schedule(workload.mod["main"], target)
+    database.commit_tuning_record(ms.database.TuningRecord(
+        scheduled.trace, workload, [1e-6], target,
+        ms.arg_info.ArgInfo.from_prim_func(workload.mod["main"])))
+
+    mod = dispatch_tuned_at_opt(tvm.IRModule({"main": func}), database, target,
+                                {"rows": 16})
+    dispatched = mod["main"]
+    assert dispatched.attrs["tirx.is_scheduled"]
+    assert isinstance(dispatched.body, tirx.IfThenElse)
+    assert str(dispatched.body.condition) == "rows == T.int64(16)"
+
+    library = tvm.compile(mod, target=target)
+    for count in (16, 5, 17):
+        x = np.random.default_rng(count).standard_normal((count, 64)).astype("float32")
+        out = tvm.runtime.tensor(np.zeros_like(x))
+        library["main"](tvm.runtime.tensor(x), out)
+        np.testing.assert_allclose(out.numpy(), x * 2 + 1, rtol=1e-6)
+
+    # No record at the opt shape (another opt value): the function is left to the defaults.
+    untouched = dispatch_tuned_at_opt(tvm.IRModule({"f": func}), database, target, {"rows": 8})
+    assert untouched["f"].same_as(func)
 
 
 def test_never_slower_keeps_only_regions_that_beat_pytorch(small_model, tmp_path):
