@@ -314,17 +314,19 @@ def uses_onednn_convolutions(precision: str, mod: tvm.IRModule, tuning: bool = F
 def convolution_kernel_choices(precision: str, mod: tvm.IRModule,
                                tuning: bool = False) -> tuple[bool, ...]:
     """The values of ``onednn_convolutions`` (:func:`fuse`) to build `mod` with:
-    :func:`uses_onednn_convolutions`'s choice, and where `mod` has depthwise convolutions and
-    oneDNN could run them, the other one too, for the build to time both and keep the faster.
-    With depthwise convolutions the faster kernels depend on the sizes as much as on the CPU:
-    on a 2-core EPYC Zen 4, the build timed MobileNet-V2 in bfloat16 at 5.2 ms with oneDNN's
-    convolutions against 6.4 ms with TVM's at 224 px, but 4.1 against 1.5 ms at 64 px."""
+    :func:`uses_onednn_convolutions`'s choice, and where `mod` has convolutions oneDNN could
+    run, the other one too, for the build to time both and keep the faster. The faster
+    kernels depend on the sizes as much as on the CPU: each oneDNN call costs 25-35 us
+    before any arithmetic (ATen makes its primitive descriptor per call), which TVM's fused
+    kernels do not pay. On a 2-core EPYC Zen 4, float32, TVM's convolutions against oneDNN's:
+    RegNet-Y-400MF at 64 px 1.43x faster, at 224 px 0.94x; ResNet-18 at 224 px 0.84x,
+    DenseNet-121 at 224 px 1.10x; bfloat16 MobileNet-V2 at 224 px 0.81x, at 64 px 2.7x."""
     import torch
 
     chosen = uses_onednn_convolutions(precision, mod, tuning)
     onednn_possible = (_onednn_bf16_supported() if precision == "bf16" else
                        torch.backends.mkldnn.is_available() and _avx512_vendor() is not None)
-    if tuning or not onednn_possible or not _has_depthwise_convolutions(mod):
+    if tuning or not onednn_possible or not has_call(mod, _is_onednn_convolution):
         return (chosen,)
     return (chosen, not chosen)
 

@@ -178,7 +178,7 @@ def _assert_fp32_matches_with_nan_and_inf(compiled, model, x, poisoned) -> set:
 @pytest.fixture
 def static_convolution_choice(monkeypatch):
     """Builds with pipeline.uses_onednn_convolutions's choice alone, not timing the other
-    kernels where a model has depthwise convolutions: for tests of one kernel's numerics."""
+    kernels: for tests of one kernel's numerics."""
     from tvmbridge import pipeline
 
     monkeypatch.setattr(pipeline, "convolution_kernel_choices",
@@ -186,17 +186,15 @@ def static_convolution_choice(monkeypatch):
                             pipeline.uses_onednn_convolutions(precision, mod, tuning),))
 
 
-def test_fp32_convolutions_run_where_chosen_and_match_pytorch():
+def test_fp32_convolutions_run_where_chosen_and_match_pytorch(static_convolution_choice):
     """float32 convolutions of a model without depthwise ones run on oneDNN (NHWC, packed
-    weights) where build's choice says (this CPU), and TVM's otherwise; either way the
+    weights) where the static choice says (this CPU), and TVM's otherwise; either way the
     outputs, NaN and infinities included, are PyTorch's."""
     from tvmbridge import pipeline
 
     model, x = _conv_net_and_input(depthwise=False)
     traced = torch.jit.trace(model, x)
     mod, _ = tt.from_torchscript(traced, [x])
-    assert pipeline.convolution_kernel_choices("fp32", mod) == (
-        pipeline.uses_onednn_convolutions("fp32", mod),)  # nothing to time
     compiled = tt.compile(traced, [x], never_slower=False)
     kernels = _assert_fp32_matches_with_nan_and_inf(compiled, model, x, _poisoned(x))
     on_onednn = "mkldnn::_convolution_pointwise" in kernels
@@ -206,18 +204,24 @@ def test_fp32_convolutions_run_where_chosen_and_match_pytorch():
 @pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="PyTorch without oneDNN")
 @pytest.mark.parametrize("precision", ["fp32", pytest.param("bf16", marks=needs_bf16_convolutions)])
 @pytest.mark.parametrize("faster", ["oneDNN", "TVM"])
-def test_depthwise_models_keep_the_convolutions_timed_faster(monkeypatch, precision, faster):
-    """With depthwise convolutions the build makes the region both ways (oneDNN's and TVM's
-    convolutions), loads and times both, and keeps the faster: the kernels that run are the
-    ones the timing (made up here, so that the test does not depend on this machine) said
-    were faster, and the outputs match PyTorch's, NaN and infinities included."""
+@pytest.mark.parametrize("depthwise", [True, False], ids=["depthwise", "plain"])
+def test_convolutions_run_on_the_kernels_timed_faster(monkeypatch, precision, faster,
+                                                      depthwise):
+    """A region with convolutions is built both ways (oneDNN's and TVM's convolutions),
+    loaded and timed both ways, and the faster kept: the kernels that run are the ones the
+    timing (made up here, so that the test does not depend on this machine) said were
+    faster, and the outputs match PyTorch's, NaN and infinities included."""
     from tvmbridge import _native, pipeline
 
-    model, x = _conv_net_and_input(depthwise=True)
+    model, x = _conv_net_and_input(depthwise=depthwise)
     traced = torch.jit.trace(model, x)
-    mod, _ = tt.from_torchscript(traced, [x])
+    mod, _ = tt.from_torchscript(traced, [x], keep_params_as_input=False)  # as build sees it
     if pipeline._avx512_vendor() is None:
         pytest.skip("without AVX-512 float32 convolutions are TVM's: there is nothing to time")
+    without_convolutions, _ = tt.from_torchscript(
+        torch.jit.trace(torch.nn.Linear(8, 4).eval(), torch.randn(2, 8)), [torch.randn(2, 8)],
+        keep_params_as_input=False)
+    assert len(pipeline.convolution_kernel_choices(precision, without_convolutions)) == 1
     choices = pipeline.convolution_kernel_choices(precision, mod)
     assert choices == (pipeline.uses_onednn_convolutions(precision, mod),
                        not pipeline.uses_onednn_convolutions(precision, mod))
