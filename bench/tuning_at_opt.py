@@ -56,7 +56,6 @@ def main() -> None:
     parser.add_argument("--database", help="tuning records (default: a fresh folder)")
     parser.add_argument("--out")
     args = parser.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
 
     model = small_cnn()
     traced = torch.jit.trace(model, torch.randn(OPT_BATCH, *IMAGE))

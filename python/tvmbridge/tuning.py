@@ -201,10 +201,15 @@ def dispatch_tuned_at_opt(mod, database, target, opt_extents: dict[str, int]):
     tuning record becomes one function that runs the tuned code when the call's extents are
     the opt shape's, and the default schedule otherwise (MetaSchedule measures fixed shapes
     only, so its schedules hold for the shape they were tuned at)."""
+    import functools
+
+    import tvm
     from tvm import tirx
-    from tvm.s_tir.meta_schedule.tune_context import _normalize_mod
 
     from .schedule import default_schedule
+
+    # MetaSchedule's workload key: extract_tasks and MetaScheduleApplyDatabase use it too.
+    normalize = tvm.get_global_func("tvm.s_tir.meta_schedule.normalize_mod")
 
     if not opt_extents:
         return mod
@@ -212,12 +217,12 @@ def dispatch_tuned_at_opt(mod, database, target, opt_extents: dict[str, int]):
         if not isinstance(func, tirx.PrimFunc) or func.attrs.get("tirx.is_scheduled", False):
             continue
         # Keyed as extract_tasks keys the task that tuning specialised.
-        workload = _normalize_mod(func.with_attr("global_symbol", "main"))["main"]
+        workload = normalize(func.with_attr("global_symbol", "main"))["main"]
         specialised = specialise_at(workload, opt_extents)
         if specialised is None:
             continue
         static, symbols = specialised
-        tuned = database.query_schedule(_normalize_mod(static), target, workload_name="main")
+        tuned = database.query_schedule(normalize(static), target, workload_name="main")
         if tuned is None:
             continue
         tuned = tuned.mod["main"]
@@ -228,10 +233,7 @@ def dispatch_tuned_at_opt(mod, database, target, opt_extents: dict[str, int]):
         # The tuned code's buffers are views of the same arguments, at the opt shape.
         views = [tirx.DeclBuffer(view, data=param)
                  for param, view in zip(func.params, tuned.params) if hasattr(param.ty, "shape")]
-        condition = at_opt[0]
-        for equal in at_opt[1:]:
-            condition = tirx.And(condition, equal)
-        body = tirx.IfThenElse(condition, tirx.SeqStmt([*views, tuned.body]), fallback.body)
+        body = tirx.IfThenElse(functools.reduce(tirx.And, at_opt), tirx.SeqStmt([*views, tuned.body]), fallback.body)
         mod[global_var] = fallback.with_body(body).with_attr("tirx.is_scheduled", True)
         _log.info("tvmbridge: %s runs its tuned schedule at %s, its default elsewhere",
                   global_var.name_hint,

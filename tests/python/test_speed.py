@@ -213,7 +213,6 @@ def test_tuned_code_is_dispatched_to_at_the_opt_shape_only(tmp_path):
     import tvm
     from tvm import te, tirx
     from tvm.s_tir import meta_schedule as ms
-    from tvm.s_tir.meta_schedule.tune_context import _normalize_mod
 
     from tvmbridge.tuning import dispatch_tuned_at_opt, specialise_at
 
@@ -227,7 +226,8 @@ def test_tuned_code_is_dispatched_to_at_the_opt_shape_only(tmp_path):
     assert [int(e) for e in static.params[0].ty.shape] == [16, 64]
 
     database = ms.database.JSONDatabase(work_dir=str(tmp_path))
-    workload = database.commit_workload(_normalize_mod(static))
+    normalize = tvm.get_global_func("tvm.s_tir.meta_schedule.normalize_mod")
+    workload = database.commit_workload(normalize(static))
     scheduled = schedule.default_schedule(workload.mod["main"], target)
     database.commit_tuning_record(ms.database.TuningRecord(
         scheduled.trace, workload, [1e-6], target,
