@@ -11,7 +11,6 @@ never_slower=False: the table compares TVM's code on each path, not the fallback
 from __future__ import annotations
 
 import argparse
-import time
 import warnings
 
 import torch
@@ -21,7 +20,7 @@ import tvmbridge.export as tx
 from tvmbridge import export_ops
 import tvmbridge.torch as tt
 from bench_models import Bert
-from tvmbridge.benchmark import cpu_model, measure_interleaved
+from tvmbridge.benchmark import cpu_model, measure_interleaved, timed
 
 MODELS = {
     "resnet18": (lambda: torchvision.models.resnet18(weights=None),
@@ -32,12 +31,6 @@ MODELS = {
 }
 
 
-def _timed(build):
-    started = time.perf_counter()
-    result = build()
-    return result, time.perf_counter() - started
-
-
 def run_model(name: str, repeat: int) -> list[str]:
     torch.manual_seed(0)
     build, inputs = MODELS[name]
@@ -46,8 +39,8 @@ def run_model(name: str, repeat: int) -> list[str]:
         warnings.simplefilter("ignore")
         expected = model(x)
         traced = torch.jit.trace(model, x, check_trace=False, strict=False)
-        torchscript, ts_s = _timed(lambda: tt.compile(traced, [x], never_slower=False))
-        exported, ex_s = _timed(lambda: tt.compile(model, [x], ir="export", never_slower=False))
+        torchscript, ts_s = timed(lambda: tt.compile(traced, [x], never_slower=False))
+        exported, ex_s = timed(lambda: tt.compile(model, [x], ir="export", never_slower=False))
         torch._dynamo.reset()
         reports = []
 
@@ -57,7 +50,7 @@ def run_model(name: str, repeat: int) -> list[str]:
             return run
 
         dynamo = torch.compile(model, backend=backend)
-        _, dy_s = _timed(lambda: dynamo(x))
+        _, dy_s = timed(lambda: dynamo(x))
         runs = {"eager": lambda: model(x), "torchscript path": lambda: torchscript(x),
                 "export path": lambda: exported(x), "torch.compile path": lambda: dynamo(x)}
         diffs = {k: (run() - expected).abs().max().item() for k, run in runs.items()}
@@ -99,7 +92,7 @@ def survey(names=None) -> list[str]:
         torch.manual_seed(0)
         try:
             model, inputs = spec.build(), spec.inputs()
-            compiled, seconds = _timed(lambda: tt.compile(model, list(inputs), ir="export",
+            compiled, seconds = timed(lambda: tt.compile(model, list(inputs), ir="export",
                                                           never_slower=False))
             with torch.no_grad():
                 expected, actual = model(*inputs), compiled(*inputs)

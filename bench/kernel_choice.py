@@ -18,7 +18,6 @@ difference from eager.
 from __future__ import annotations
 
 import argparse
-import time
 import warnings
 from unittest import mock
 
@@ -28,7 +27,7 @@ import torchvision
 import tvmbridge.pipeline as pipeline
 import tvmbridge.torch as tt
 from bench_models import Bert
-from tvmbridge.benchmark import cpu_flags, cpu_model, measure_interleaved, print_table
+from tvmbridge.benchmark import cpu_flags, cpu_model, measure_interleaved, print_table, timed
 
 MODELS = {"conv": ("resnet18", "mobilenet_v2", "resnet50", "efficientnet_b0",
                    "mobilenet_v3_large", "regnet_y_400mf", "densenet121", "squeezenet1_1",
@@ -70,11 +69,10 @@ def run_model(name: str, kernel: str, batch: int, repeat: int, size: int = 224,
         runs = {"eager": (lambda: model(x), None),
                 "frozen TorchScript": (lambda: frozen(x), None)}
         for label, answer in answers.items():
-            started = time.perf_counter()
             with mock.patch.object(pipeline, chooser, answer):
-                compiled = tt.compile(traced, [x], never_slower=False, precision=precision)
-            runs[f"tvmbridge, {label}"] = (lambda c=compiled: c(x),
-                                           time.perf_counter() - started)
+                compiled, seconds = timed(
+                    lambda: tt.compile(traced, [x], never_slower=False, precision=precision))
+            runs[f"tvmbridge, {label}"] = (lambda c=compiled: c(x), seconds)
         timings = measure_interleaved({k: run for k, (run, _) in runs.items()},
                                       warmup=5, repeat=repeat)
         best = min(t.median_ms for t in timings.values())

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 
 import torch
 
@@ -43,9 +42,7 @@ def small_cnn() -> torch.nn.Module:
 
 
 def _compiled(traced, inputs, tuning: tt.Tuning) -> tuple[torch.jit.ScriptModule, float]:
-    start = time.perf_counter()
-    compiled = tt.compile(traced, inputs, never_slower=False, tuning=tuning)
-    return compiled, time.perf_counter() - start
+    return benchmark.timed(lambda: tt.compile(traced, inputs, never_slower=False, tuning=tuning))
 
 
 def main() -> None:

@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "zoo"))
 import tvmbridge.torch as tt  # noqa: E402
 from check import output_tensors  # noqa: E402
 from models import ZOO  # noqa: E402
-from tvmbridge.benchmark import accuracy, cpu_flags, cpu_model, measure_interleaved  # noqa: E402
+from tvmbridge.benchmark import (  # noqa: E402
+    accuracy, cpu_flags, cpu_model, measure_interleaved, timed)
 
 PRECISIONS = ("fp32", "bf16")
 # Columns: the PyTorch baselines, then per precision the default and TVM's code alone.
@@ -42,12 +43,6 @@ def _label(precision: str, never_slower: bool) -> str:
 
 def _flat(outputs) -> torch.Tensor:
     return torch.cat([t.detach().float().flatten() for t in output_tensors(outputs)])
-
-
-def _compile(source, inputs, precision: str, never_slower: bool):
-    started = time.perf_counter()
-    compiled = tt.compile(source, list(inputs), precision=precision, never_slower=never_slower)
-    return compiled, time.perf_counter() - started
 
 
 class ModelTiming:
@@ -76,7 +71,8 @@ class ModelTiming:
                 if not never_slower and not self.measured_slower[default]:
                     self.same_as_default.add(label)
                     continue
-                compiled, self.compile_s[label] = _compile(source, inputs, precision, never_slower)
+                compiled, self.compile_s[label] = timed(lambda: tt.compile(
+                    source, list(inputs), precision=precision, never_slower=never_slower))
                 if never_slower:
                     self.measured_slower[label] = tt.report(compiled).measured_slower
                 if precision == "bf16":  # TVM alone, where compiled, overwrites the default's

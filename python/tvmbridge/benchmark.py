@@ -89,6 +89,13 @@ def _timed_ms(run: Callable[[], object]) -> float:
     return (time.perf_counter() - start) * 1e3
 
 
+def timed(run: Callable[[], object]) -> tuple[object, float]:
+    """`run()`'s result and the seconds it took (one call: a compile, a tuning run)."""
+    start = time.perf_counter()
+    result = run()
+    return result, time.perf_counter() - start
+
+
 def measure(run: Callable[[], object], warmup: int = 3, repeat: int = 20) -> Timing:
     """Calls `run` `warmup` times untimed, then `repeat` times timed (wall clock)."""
     return measure_interleaved({"run": run}, warmup, repeat)["run"]

@@ -300,15 +300,23 @@ def uses_onednn_convolutions(precision: str, mod: tvm.IRModule, tuning: bool = F
       EfficientNet-B0 9.9 against 11.1); mixing both in one model was slower than either in
       the one (noisy) run tried.
     CPUs without AVX-512 keep TVM's schedules (not measured)."""
-    import torch
-
     if precision == "bf16":
-        return _onednn_bf16_supported()
-    if tuning or not torch.backends.mkldnn.is_available():
+        return _onednn_convolutions_possible(precision)
+    if tuning or not _onednn_convolutions_possible(precision):
         return False
     vendor = _avx512_vendor()
     return vendor == "GenuineIntel" or (vendor == "AuthenticAMD"
                                         and not _has_depthwise_convolutions(mod))
+
+
+def _onednn_convolutions_possible(precision: str) -> bool:
+    """Whether oneDNN has convolution kernels for `precision` on this CPU: bfloat16 ones, or
+    float32 ones with AVX-512 (where it was measured)."""
+    import torch
+
+    if precision == "bf16":
+        return _onednn_bf16_supported()
+    return torch.backends.mkldnn.is_available() and _avx512_vendor() is not None
 
 
 def convolution_kernel_choices(precision: str, mod: tvm.IRModule,
@@ -321,12 +329,9 @@ def convolution_kernel_choices(precision: str, mod: tvm.IRModule,
     kernels do not pay. On a 2-core EPYC Zen 4, float32, TVM's convolutions against oneDNN's:
     RegNet-Y-400MF at 64 px 1.43x faster, at 224 px 0.94x; ResNet-18 at 224 px 0.84x,
     DenseNet-121 at 224 px 1.10x; bfloat16 MobileNet-V2 at 224 px 0.81x, at 64 px 2.7x."""
-    import torch
-
     chosen = uses_onednn_convolutions(precision, mod, tuning)
-    onednn_possible = (_onednn_bf16_supported() if precision == "bf16" else
-                       torch.backends.mkldnn.is_available() and _avx512_vendor() is not None)
-    if tuning or not onednn_possible or not has_call(mod, _is_onednn_convolution):
+    if (tuning or not _onednn_convolutions_possible(precision)
+            or not has_call(mod, _is_onednn_convolution)):
         return (chosen,)
     return (chosen, not chosen)
 
