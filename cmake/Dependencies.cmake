@@ -43,10 +43,26 @@ target_link_libraries(tvmbridge::tvm_runtime INTERFACE -Wl,--no-as-needed
   "${TVM_FFI_ROOT}/lib/libtvm_ffi.so" "${TVM_ROOT}/lib/libtvm_runtime.so"
   "${TVM_ROOT}/lib/libtvm_runtime_extra.so" -Wl,--as-needed)
 
+# oneDNN as the onednn-cpu-gomp and onednn-devel-cpu-gomp wheels install it, into the
+# environment's lib/ and include/ (the torch wheel's own copy hides its symbols). Its OpenMP is
+# libgomp.so.1, which resolves to the copy libtorch has loaded: one thread pool.
+tvmbridge_python_query(ENVIRONMENT_ROOT "import sys\nprint(sys.prefix)")
+find_path(ONEDNN_INCLUDE_DIR oneapi/dnnl/dnnl.hpp PATHS "${ENVIRONMENT_ROOT}/include"
+          NO_DEFAULT_PATH)
+find_library(ONEDNN_LIBRARY NAMES dnnl PATHS "${ENVIRONMENT_ROOT}/lib" NO_DEFAULT_PATH)
+if(NOT ONEDNN_INCLUDE_DIR OR NOT ONEDNN_LIBRARY)
+  message(FATAL_ERROR "tvmbridge: oneDNN not found in ${ENVIRONMENT_ROOT}; install "
+                      "requirements.txt (onednn-cpu-gomp, onednn-devel-cpu-gomp)")
+endif()
+add_library(tvmbridge::onednn INTERFACE IMPORTED)
+target_include_directories(tvmbridge::onednn SYSTEM INTERFACE "${ONEDNN_INCLUDE_DIR}")
+target_link_libraries(tvmbridge::onednn INTERFACE "${ONEDNN_LIBRARY}")
+
 # Binaries find the wheels' libraries where they are: the environment is part of the install.
-set(CMAKE_BUILD_RPATH "$ORIGIN;${TORCH_ROOT}/lib;${TVM_FFI_ROOT}/lib;${TVM_ROOT}/lib")
-set(CMAKE_INSTALL_RPATH "$ORIGIN;${TORCH_ROOT}/lib;${TVM_FFI_ROOT}/lib;${TVM_ROOT}/lib"
- )
+set(TVMBRIDGE_LIBRARY_DIRS
+    "${TORCH_ROOT}/lib;${TVM_FFI_ROOT}/lib;${TVM_ROOT}/lib;${ENVIRONMENT_ROOT}/lib")
+set(CMAKE_BUILD_RPATH "$ORIGIN;${TVMBRIDGE_LIBRARY_DIRS}")
+set(CMAKE_INSTALL_RPATH "$ORIGIN;${TVMBRIDGE_LIBRARY_DIRS}")
 
 # TensorFlow, optional: TVMDSOOp (libtvmbridge_tf.so) is built when the environment has it.
 # The paths are what tf.sysconfig reports, found without importing TensorFlow (seconds).

@@ -1,10 +1,10 @@
-// PyTorch's own CPU kernels, called from generated code: TVM's build pipeline replaces the
-// matrix products of a region, and its convolutions where oneDNN runs them (bfloat16, or float32
-// where that was measured faster), with calls to these (see python/tvmbridge/build.py,
-// _AtenKernels). PyTorch reaches MKL for float32 and oneDNN for bfloat16, whose AMX and
-// AVX512-BF16 kernels TVM's LLVM backend cannot generate; TVM keeps everything around them (bias,
-// normalisation, activations) in its own fused kernels. Registered in the runtime library so a
-// deployed model needs nothing else, and no Python.
+// Kernels called from generated code for a region's matrix products and attention (see
+// python/tvmbridge/build.py, _AtenKernels): PyTorch's own (MKL's packed sgemm for float32
+// linear layers, ATen's matmul, its flash attention), and oneDNN's for packed linear layers
+// (onednn_kernels.cc, which also has the convolutions). Their AMX, AVX512-BF16 and tuned
+// AVX-512 code is what TVM's LLVM backend cannot generate; TVM keeps everything around them
+// (bias, normalisation, activations) in its own fused kernels. Registered in the runtime
+// library so a deployed model needs nothing else, and no Python.
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/stack.h>
@@ -23,21 +23,20 @@
 #include <vector>
 
 #include "runtime/aten_kernel_common.h"
+#include "runtime/onednn_kernels.h"
 #include "tvmbridge/tensor_bridge.h"
 
 namespace tvmbridge {
 namespace {
 
-// The names build.py emits the calls under. matmul_bf16 and conv2d_bf16 only in libraries
-// built before the packed kernels returned their results (saved modules still hold them).
+// The names build.py emits the calls under. matmul_bf16 only in libraries built before the
+// packed kernels returned their results (saved modules still hold it).
 constexpr const char* kMatmulFunction = "tvmbridge.aten.matmul";
 constexpr const char* kPackedLinearFunction = "tvmbridge.aten.packed_linear";
 constexpr const char* kOneDnnLinearFunction = "tvmbridge.aten.onednn_linear";
-constexpr const char* kPackedConv2dFunction = "tvmbridge.aten.packed_conv2d";
 constexpr const char* kAttentionFunction = "tvmbridge.aten.attention";
 constexpr const char* kAttentionMaskedFunction = "tvmbridge.aten.attention_masked";
 constexpr const char* kMatmulBf16Function = "tvmbridge.aten.matmul_bf16";
-constexpr const char* kConv2dBf16Function = "tvmbridge.aten.conv2d_bf16";
 
 // Destination-passing style, as Relax's call_dps_packed calls it: `out` = a @ b, with
 // torch.matmul's broadcasting; `out` is allocated by the caller with the result's shape and
@@ -55,58 +54,6 @@ void MatmulBf16(tvm::ffi::Tensor a, tvm::ffi::Tensor b, tvm::ffi::Tensor out) {
   at::Tensor result = ToTorch(out);
   at::Tensor product = at::matmul(ToTorch(a).to(at::kBFloat16), ToTorch(b).to(at::kBFloat16));
   result.copy_(product);
-}
-
-// conv2d(x, weight) computed by oneDNN (the kernel Inductor uses for frozen models) in the
-// weight's dtype, bfloat16 (float32 accumulation) or float32; NCHW views of x and of the
-// result, whose memory is NHWC (channels-last, as ATen names it).
-at::Tensor Convolve(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
-                    const tvm::ffi::Shape& geometry_values) {
-  static PackedWeights<> packed_weights;
-  static const c10::OperatorHandle convolution =
-      c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn::_convolution_pointwise", "");
-  const ConvGeometry geometry = ReadGeometry(geometry_values);
-  at::Tensor input = ToTorch(x).permute({0, 3, 1, 2});
-  // The packed weight keeps the constant's dtype: the input is computed in it.
-  at::Tensor packed = packed_weights.Get(weight, [&](const at::Tensor& plain) {
-    TORCH_CHECK(plain.scalar_type() == at::kBFloat16 || plain.scalar_type() == at::kFloat,
-                "tvmbridge: packed_conv2d takes a bfloat16 or float32 weight, got ",
-                plain.scalar_type());
-    return at::mkldnn_reorder_conv2d_weight(plain.to_mkldnn(), geometry.padding, geometry.stride,
-                                            geometry.dilation, geometry.groups, input.sizes());
-  });
-  input = input.to(packed.scalar_type());
-  torch::jit::Stack stack{input,
-                          packed,
-                          c10::IValue(),  // bias: TVM adds it, fused with what follows
-                          geometry.padding,
-                          geometry.stride,
-                          geometry.dilation,
-                          geometry.groups,
-                          std::string("none"),
-                          c10::List<std::optional<at::Scalar>>(),
-                          c10::IValue()};
-  convolution.callBoxed(&stack);
-  return stack.at(0).toTensor();
-}
-
-// Returns conv2d(x, weight) as Convolve computes it: x and the result are NHWC, weight an OIHW
-// constant of the module, all bfloat16 or all float32. The result is oneDNN's own buffer,
-// handed to TVM without a copy (build.py calls this with call_pure_packed).
-tvm::ffi::Tensor PackedConv2d(tvm::ffi::Tensor x, tvm::ffi::Tensor weight,
-                              tvm::ffi::Shape geometry) {
-  c10::InferenceMode no_autograd;
-  // Already dense NHWC for channels-last input; contiguous() copies only where oneDNN chose
-  // otherwise (an input whose strides fit both layouts).
-  return ToTvm(Convolve(x, weight, geometry).permute({0, 2, 3, 1}).contiguous());
-}
-
-// Destination-passing form of PackedConv2d with a bfloat16 weight (float32 x and out are cast
-// here), for libraries built before it.
-void Conv2dBf16(tvm::ffi::Tensor x, tvm::ffi::Tensor weight, tvm::ffi::Shape geometry,
-                tvm::ffi::Tensor out) {
-  c10::InferenceMode no_autograd;
-  ToTorch(out).permute({0, 3, 1, 2}).copy_(Convolve(x, weight, geometry));
 }
 
 // Returns softmax(query @ key^T * scale [+ mask]) @ value as PyTorch's
@@ -144,33 +91,6 @@ void CheckLinearDtypes(const at::Tensor& input, const at::Tensor& weight) {
 // over a range of shapes passes its opt shape's), else the first call's.
 int64_t PackingRows(const at::Tensor& input, int64_t packing_rows) {
   return packing_rows > 0 ? packing_rows : input.numel() / input.size(-1);
-}
-
-// x @ weight by oneDNN (bfloat16 or float32) on weights packed once (the kernel Inductor uses
-// for frozen linear layers); a packing made for one row count serves every other, at its own
-// speed: packed for 1 row, BERT-base's products at 128 rows took 10% longer.
-at::Tensor OneDnnLinear(const at::Tensor& input, const tvm::ffi::Tensor& weight,
-                        int64_t packing_rows) {
-  static PackedWeights<> packed_weights;
-  static const c10::OperatorHandle linear =
-      c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn::_linear_pointwise", "");
-  static const c10::OperatorHandle reorder =
-      c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn::_reorder_linear_weight", "");
-  at::Tensor packed = packed_weights.Get(weight, [&](const at::Tensor& plain) {
-    torch::jit::Stack stack{plain.t().contiguous(), PackingRows(input, packing_rows)};
-    reorder.callBoxed(&stack);
-    return stack.at(0).toTensor();
-  });
-  // Checked per call: both dtypes reach this kernel, and a weight is packed once.
-  CheckLinearDtypes(input, packed);
-  torch::jit::Stack stack{input,
-                          packed,
-                          c10::IValue(),
-                          std::string("none"),
-                          c10::List<std::optional<at::Scalar>>(),
-                          c10::IValue()};
-  linear.callBoxed(&stack);
-  return stack.at(0).toTensor();
 }
 
 // MKL's packed sgemm keeps its packing for one row count: calls with others run ATen's linear
@@ -261,11 +181,9 @@ TVM_FFI_STATIC_INIT_BLOCK() {
       .def(kMatmulFunction, Matmul)
       .def_packed(kPackedLinearFunction, PackedLinear)
       .def_packed(kOneDnnLinearFunction, OneDnnPackedLinear)
-      .def(kPackedConv2dFunction, PackedConv2d)
       .def(kAttentionFunction, Attention)
       .def(kAttentionMaskedFunction, AttentionMasked)
-      .def(kMatmulBf16Function, MatmulBf16)
-      .def(kConv2dBf16Function, Conv2dBf16);
+      .def(kMatmulBf16Function, MatmulBf16);
 }
 
 }  // namespace tvmbridge

@@ -197,7 +197,7 @@ def test_fp32_convolutions_run_where_chosen_and_match_pytorch(static_convolution
     mod, _ = tt.from_torchscript(traced, [x])
     compiled = tt.compile(traced, [x], never_slower=False)
     kernels = _assert_fp32_matches_with_nan_and_inf(compiled, model, x, _poisoned(x))
-    on_onednn = "mkldnn::_convolution_pointwise" in kernels
+    on_onednn = "tvmbridge::onednn_conv2d" in kernels
     assert on_onednn == pipeline.uses_onednn_convolutions("fp32", mod)
 
 
@@ -244,7 +244,7 @@ def test_convolutions_run_on_the_kernels_timed_faster(monkeypatch, precision, fa
     assert len(timed) == 1  # one region, timed both ways
     with torch.no_grad(), torch.profiler.profile() as profile:
         actual = compiled(x)
-    on_onednn = "mkldnn::_convolution_pointwise" in {event.name for event in profile.events()}
+    on_onednn = "tvmbridge::onednn_conv2d" in {event.name for event in profile.events()}
     assert on_onednn == (faster == "oneDNN")
     with torch.no_grad():
         expected = model(x)
@@ -283,7 +283,7 @@ def test_convolution_timing_that_fails_keeps_the_static_choice(monkeypatch, capl
         compiled = tt.compile(traced, [x], never_slower=False)
     assert "convolution kernels not timed (tvmbridge: made-up inputs refused)" in caplog.text
     kernels = _assert_fp32_matches_with_nan_and_inf(compiled, model, x, _poisoned(x))
-    assert ("mkldnn::_convolution_pointwise" in kernels) == pipeline.uses_onednn_convolutions(
+    assert ("tvmbridge::onednn_conv2d" in kernels) == pipeline.uses_onednn_convolutions(
         "fp32", mod)
 
 
@@ -306,7 +306,7 @@ def test_fp32_linear_layers_run_on_the_kernel_chosen_for_this_cpu():
     poisoned = x.clone()
     poisoned[0, 3, 5], poisoned[1, 0, 0] = float("nan"), float("inf")
     kernels = _assert_fp32_matches_with_nan_and_inf(compiled, model, x, poisoned)
-    expected_kernel = {pipeline._ONEDNN_LINEAR: "mkldnn::_linear_pointwise",
+    expected_kernel = {pipeline._ONEDNN_LINEAR: "tvmbridge::onednn_linear",
                        pipeline._PACKED_LINEAR: "mkl::_mkl_linear"}.get(pipeline._float32_linear_kernel())
     if expected_kernel:
         assert expected_kernel in kernels
