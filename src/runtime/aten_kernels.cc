@@ -1,7 +1,7 @@
 // Kernels called from generated code for a region's matrix products and attention (see
 // python/tvmbridge/build.py, _AtenKernels): PyTorch's own (MKL's packed sgemm for float32
-// linear layers, ATen's matmul, its flash attention), and oneDNN's for packed linear layers
-// (onednn_kernels.cc, which also has the convolutions). Their AMX, AVX512-BF16 and tuned
+// linear layers, ATen's matmul, its flash attention) and oneDNN's through PyTorch (packed
+// linear layers; convolutions are onednn_kernels.cc's). Their AMX, AVX512-BF16 and tuned
 // AVX-512 code is what TVM's LLVM backend cannot generate; TVM keeps everything around them
 // (bias, normalisation, activations) in its own fused kernels. Registered in the runtime
 // library so a deployed model needs nothing else, and no Python.
@@ -23,7 +23,6 @@
 #include <vector>
 
 #include "runtime/aten_kernel_common.h"
-#include "runtime/onednn_kernels.h"
 #include "tvmbridge/tensor_bridge.h"
 
 namespace tvmbridge {
@@ -91,6 +90,33 @@ void CheckLinearDtypes(const at::Tensor& input, const at::Tensor& weight) {
 // over a range of shapes passes its opt shape's), else the first call's.
 int64_t PackingRows(const at::Tensor& input, int64_t packing_rows) {
   return packing_rows > 0 ? packing_rows : input.numel() / input.size(-1);
+}
+
+// x @ weight by oneDNN (bfloat16 or float32) on weights packed once (the kernel Inductor uses
+// for frozen linear layers); a packing made for one row count serves every other, at its own
+// speed: packed for 1 row, BERT-base's products at 128 rows took 10% longer.
+at::Tensor OneDnnLinear(const at::Tensor& input, const tvm::ffi::Tensor& weight,
+                        int64_t packing_rows) {
+  static PackedWeights<> packed_weights;
+  static const c10::OperatorHandle linear =
+      c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn::_linear_pointwise", "");
+  static const c10::OperatorHandle reorder =
+      c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn::_reorder_linear_weight", "");
+  at::Tensor packed = packed_weights.Get(weight, [&](const at::Tensor& plain) {
+    torch::jit::Stack stack{plain.t().contiguous(), PackingRows(input, packing_rows)};
+    reorder.callBoxed(&stack);
+    return stack.at(0).toTensor();
+  });
+  // Checked per call: both dtypes reach this kernel, and a weight is packed once.
+  CheckLinearDtypes(input, packed);
+  torch::jit::Stack stack{input,
+                          packed,
+                          c10::IValue(),
+                          std::string("none"),
+                          c10::List<std::optional<at::Scalar>>(),
+                          c10::IValue()};
+  linear.callBoxed(&stack);
+  return stack.at(0).toTensor();
 }
 
 // MKL's packed sgemm keeps its packing for one row count: calls with others run ATen's linear

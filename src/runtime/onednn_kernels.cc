@@ -1,16 +1,15 @@
-// Convolutions and linear layers on oneDNN primitives that are made once per weight constant
-// and call shape, then kept: the calls generated code makes where a region's convolutions run
-// on oneDNN (bfloat16, or float32 where that was measured faster) and its linear layers in
-// bfloat16 (see python/tvmbridge/pipeline.py).
+// Convolutions on oneDNN primitives made once per weight constant and input shape, then kept:
+// the calls generated code makes where a region's convolutions run on oneDNN (bfloat16, or
+// float32 where that was measured faster; see python/tvmbridge/pipeline.py).
 //
-// PyTorch reaches the same kernels through mkldnn::_convolution_pointwise and
-// _linear_pointwise, but builds oneDNN's primitive descriptor on every call: 25-35 us per
-// convolution before any arithmetic (measured on a Zen 4). On an AMX Xeon ResNet-18's twenty
-// bfloat16 convolutions take 1.1 ms of arithmetic, so that overhead was most of the time. The
-// oneDNN here is the onednn-cpu-gomp wheel's (the torch wheel hides its copy's symbols); its
-// OpenMP is the libgomp libtorch has loaded, so it runs on PyTorch's threads.
-#include "runtime/onednn_kernels.h"
-
+// PyTorch reaches the same kernels through mkldnn::_convolution_pointwise, but builds oneDNN's
+// primitive descriptor on every call: 25-35 us per convolution before any arithmetic (measured
+// on a Zen 4). On an AMX Xeon ResNet-18's twenty bfloat16 convolutions take 1.1 ms of
+// arithmetic, so that overhead was most of the time. The oneDNN here is the onednn-cpu-gomp
+// wheel's (3.2; the torch wheel hides its copy's symbols); its OpenMP is the libgomp libtorch
+// has loaded, so it runs on PyTorch's threads. Linear layers stay on PyTorch's oneDNN
+// (aten_kernels.cc): its newer matmul kernels ran BERT-base's products at 128 rows 10% faster
+// than this one's, which outweighs the per-call saving there.
 #include <ATen/ATen.h>
 #include <ATen/record_function.h>
 #include <c10/core/InferenceMode.h>
@@ -42,9 +41,8 @@ constexpr const char* kConv2dBf16Function = "tvmbridge.aten.conv2d_bf16";
 
 using dnnl::memory;
 
-// What PyTorch's profiler shows for each call (tests look for them too).
+// What PyTorch's profiler shows for each call (tests look for it too).
 constexpr const char* kConvolutionEvent = "tvmbridge::onednn_conv2d";
-constexpr const char* kLinearEvent = "tvmbridge::onednn_linear";
 
 const dnnl::engine& CpuEngine() {
   static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
@@ -241,41 +239,6 @@ void Conv2dBf16(tvm::ffi::Tensor x, tvm::ffi::Tensor weight, tvm::ffi::Shape geo
 }
 
 }  // namespace
-
-at::Tensor OneDnnLinear(const at::Tensor& x, const tvm::ffi::Tensor& weight, int64_t packing_rows) {
-  RECORD_FUNCTION(kLinearEvent, std::vector<c10::IValue>());
-  static PackedWeights<std::shared_ptr<WeightPlans>> weights;
-  const std::shared_ptr<WeightPlans> plans = weights.Get(weight, [](const at::Tensor& plain) {
-    memory::desc layout({plain.size(0), plain.size(1)},
-                        OneDnnType(plain.scalar_type(), "a packed linear layer"),
-                        memory::format_tag::ab);
-    return std::make_shared<WeightPlans>(plain, std::move(layout));
-  });
-  const memory::dims& weight_dims = plans->plain_layout().get_dims();
-  const memory::data_type type = plans->plain_layout().get_data_type();
-  TORCH_CHECK((type == memory::data_type::bf16) == (x.scalar_type() == at::kBFloat16),
-              "tvmbridge: a packed linear layer takes x and weight of one dtype, got ",
-              x.scalar_type(), " x");
-  const at::Tensor input = x.contiguous();
-  const int64_t inner = weight_dims[0], outputs = weight_dims[1];
-  const int64_t rows = input.numel() / inner;
-  std::vector<int64_t> output_sizes = input.sizes().vec();
-  output_sizes.back() = outputs;
-  auto describe = [&](int64_t plan_rows) {
-    return [&, plan_rows](const memory::desc& weight_layout) {
-      memory::desc source({plan_rows, inner}, type, memory::format_tag::ab);
-      memory::desc destination({plan_rows, outputs}, type, memory::format_tag::ab);
-      dnnl::matmul::primitive_desc descriptor(CpuEngine(), source, weight_layout, destination);
-      return Described{descriptor, source, destination};
-    };
-  };
-  // The build's row count packs the weight where this call is another's: then every row
-  // count runs on the layout chosen for the shape the program is optimised for.
-  if (packing_rows > 0 && packing_rows != rows) {
-    plans->Get({packing_rows}, describe(packing_rows));
-  }
-  return Run(*plans->Get({rows}, describe(rows)), input, output_sizes);
-}
 
 TVM_FFI_STATIC_INIT_BLOCK() {
   tvm::ffi::reflection::GlobalDef()
