@@ -25,6 +25,7 @@
 #include <optional>
 #include <shared_mutex>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -56,15 +57,16 @@ memory::data_type OneDnnType(at::ScalarType type, const char* kernel) {
   return type == at::kBFloat16 ? memory::data_type::bf16 : memory::data_type::f32;
 }
 
-// One primitive for one call shape: what it reads and writes, and the weight in the layout
-// its kernel reads.
+// One primitive for one call shape: what it reads and writes, the weight in the layout its
+// kernel reads, and the size of the scratch memory each call gives it.
 struct Plan {
   dnnl::primitive primitive;
-  memory::desc source, destination;
+  memory::desc source, destination, scratchpad;
   memory weight;
 };
 
-// A primitive descriptor for one call shape, before its weight is packed.
+// A primitive descriptor for one call shape, before its weight is packed. Made with
+// ScratchpadPerCall().
 struct Described {
   dnnl::primitive_desc descriptor;
   memory::desc source, destination;
@@ -127,7 +129,7 @@ class WeightPlans {
 
   static Plan Finish(Described described, const memory& weight) {
     return {dnnl::primitive(described.descriptor), std::move(described.source),
-            std::move(described.destination), weight};
+            std::move(described.destination), described.descriptor.scratchpad_desc(), weight};
   }
 
   at::Tensor plain_;
@@ -137,16 +139,31 @@ class WeightPlans {
   std::map<std::vector<int64_t>, std::shared_ptr<const Plan>> plans_;
 };
 
+// Primitives take their scratch memory from each call (user mode), so threads can run one
+// primitive at once: in the default mode, a oneDNN built for concurrent execution gives each
+// primitive one scratchpad, which two threads would share.
+dnnl::primitive_attr ScratchpadPerCall() {
+  dnnl::primitive_attr attributes;
+  attributes.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attributes;
+}
+
 // Runs `plan` on `input` (contiguous, of the plan's dtype) and returns its fresh result, of
 // `output_sizes`.
 at::Tensor Run(const Plan& plan, const at::Tensor& input, at::IntArrayRef output_sizes) {
   at::Tensor output = at::empty(output_sizes, input.options());
   memory source(plan.source, CpuEngine(), input.data_ptr());
   memory destination(plan.destination, CpuEngine(), output.data_ptr());
+  std::unordered_map<int, memory> arguments{
+      {DNNL_ARG_SRC, source}, {DNNL_ARG_WEIGHTS, plan.weight}, {DNNL_ARG_DST, destination}};
+  at::Tensor scratch;
+  if (const size_t scratch_bytes = plan.scratchpad.get_size(); scratch_bytes > 0) {
+    scratch = at::empty({static_cast<int64_t>(scratch_bytes)}, input.options().dtype(at::kByte));
+    arguments.emplace(DNNL_ARG_SCRATCHPAD,
+                      memory(plan.scratchpad, CpuEngine(), scratch.data_ptr()));
+  }
   thread_local dnnl::stream stream(CpuEngine());
-  plan.primitive.execute(
-      stream,
-      {{DNNL_ARG_SRC, source}, {DNNL_ARG_WEIGHTS, plan.weight}, {DNNL_ARG_DST, destination}});
+  plan.primitive.execute(stream, arguments);
   stream.wait();
   return output;
 }
@@ -178,6 +195,10 @@ at::Tensor Convolve(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
   });
   const memory::dims& weight_dims = plans->plain_layout().get_dims();
   const memory::data_type type = plans->plain_layout().get_data_type();
+  // The layout was made for the first call's groups: one weight constant is one convolution.
+  TORCH_CHECK(groups == 1 ? weight_dims.size() == 4 : weight_dims[0] == groups,
+              "tvmbridge: packed_conv2d's weight was first used in ",
+              weight_dims.size() == 4 ? 1 : weight_dims[0], " groups, now in ", groups);
   const int64_t outputs = groups == 1 ? weight_dims[0] : weight_dims[0] * weight_dims[1];
   const int64_t group_inputs = weight_dims[groups == 1 ? 1 : 2];
   const int64_t kernel_h = weight_dims.end()[-2], kernel_w = weight_dims.end()[-1];
@@ -208,17 +229,26 @@ at::Tensor Convolve(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
                                  geometry.padding[1],
                                  geometry.dilation[0],
                                  geometry.dilation[1]};
-  const std::shared_ptr<const Plan> plan = plans->Get(key, [&](const memory::desc& weight_layout) {
+  auto describe = [&](const memory::desc& weight_layout) {
     memory::desc source({batch, channels, height, width}, type, memory::format_tag::nhwc);
     memory::desc destination({batch, outputs, out_h, out_w}, type, memory::format_tag::nhwc);
     dnnl::convolution_forward::primitive_desc descriptor(
         CpuEngine(), dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
         source, weight_layout, destination, {geometry.stride[0], geometry.stride[1]},
         {geometry.dilation[0] - 1, geometry.dilation[1] - 1},  // oneDNN counts the gaps
-        {geometry.padding[0], geometry.padding[1]}, {geometry.padding[0], geometry.padding[1]});
+        {geometry.padding[0], geometry.padding[1]}, {geometry.padding[0], geometry.padding[1]},
+        ScratchpadPerCall());
     return Described{descriptor, source, destination};
-  });
-  return Run(*plan, input, {batch, out_h, out_w, outputs});
+  };
+  try {
+    return Run(*plans->Get(key, describe), input, {batch, out_h, out_w, outputs});
+  } catch (const dnnl::error& error) {
+    TORCH_CHECK(false, "tvmbridge: oneDNN cannot run packed_conv2d on input ", input.sizes(),
+                " with weight ", at::IntArrayRef(weight_dims), " (stride ",
+                at::IntArrayRef(geometry.stride), ", padding ", at::IntArrayRef(geometry.padding),
+                ", dilation ", at::IntArrayRef(geometry.dilation), ", ", groups,
+                " groups): ", error.what());
+  }
 }
 
 // Returns conv2d(x, weight) as Convolve computes it: x and the result NHWC, weight an OIHW

@@ -148,7 +148,13 @@ def test_packed_convolution_refuses_what_it_cannot_run_by_name():
     with pytest.raises(Exception, match="bfloat16 or float32 weight, got Double"):
         conv(tvm_ffi.from_dlpack(torch.randn(1, 6, 6, 4)),
              tvm_ffi.from_dlpack(torch.randn(8, 4, 3, 3).double()), geometry)
-    # The kernel still serves its weight after the refusals.
+    with pytest.raises(Exception, match="weight was first used in 1 groups, now in 2"):
+        conv(tvm_ffi.from_dlpack(torch.randn(1, 6, 6, 8)), weight,
+             tvm_ffi.Shape([1, 1, 0, 0, 1, 1, 2]))
+    # The kernel still serves its weight after the refusals, an empty batch too.
+    empty = torch.from_dlpack(conv(tvm_ffi.from_dlpack(torch.randn(0, 6, 6, 4)), weight,
+                                   geometry))
+    assert empty.shape == (0, 4, 4, 8)
     x = torch.randn(1, 4, 6, 6)
     result = torch.from_dlpack(conv(tvm_ffi.from_dlpack(x.permute(0, 2, 3, 1).contiguous()),
                                     weight, geometry))

@@ -493,3 +493,41 @@ def test_bf16_build_falls_back_to_nchw_when_tvm_layouts_fail():
                           require_full_compilation=True)
     with torch.no_grad():
         torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+@needs_bf16_convolutions
+def test_onednn_convolutions_serve_threads_at_once(static_convolution_choice):
+    """Four threads call one compiled model, with batch sizes of their own, at once: each
+    convolution primitive runs in several threads with scratch memory of each call's own,
+    and every answer is the one the model gives alone."""
+    import threading
+
+    from tvmbridge import pipeline
+
+    model, x = _conv_net_and_input()
+    traced = torch.jit.trace(model, x)
+    mod, _ = tt.from_torchscript(traced, [x])
+    assert pipeline.uses_onednn_convolutions("bf16", mod)
+    batches = tt.Input(min_shape=(1, 3, 32, 32), opt_shape=(2, 3, 32, 32),
+                       max_shape=(4, 3, 32, 32))
+    compiled = tt.compile(traced, [batches], precision="bf16", never_slower=False)
+    inputs = [torch.randn(1 + seed % 4, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
+              for seed in range(4)]
+    with torch.no_grad():
+        alone = [compiled(images) for images in inputs]
+    problems = []
+
+    def serve(index):
+        with torch.no_grad():
+            for _ in range(15):
+                if not torch.equal(compiled(inputs[index]), alone[index]):
+                    problems.append(f"thread {index}: a different answer")
+
+    threads = [threading.Thread(target=serve, args=(index,)) for index in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not problems, problems[:3]
+    with torch.no_grad():
+        _assert_bf16_accuracy(alone[2], model(inputs[2]))
