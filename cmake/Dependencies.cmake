@@ -46,11 +46,12 @@ target_link_libraries(tvmbridge::tvm_runtime INTERFACE -Wl,--no-as-needed
 # oneDNN as the onednn-cpu-gomp and onednn-devel-cpu-gomp wheels install it, into the
 # environment's lib/ and include/ (the torch wheel's own copy hides its symbols). Its OpenMP is
 # libgomp.so.1, which resolves to the copy libtorch has loaded: one thread pool.
-tvmbridge_python_query(ENVIRONMENT_ROOT "import sys\nprint(sys.prefix)")
-find_path(ONEDNN_INCLUDE_DIR oneapi/dnnl/dnnl.hpp PATHS "${ENVIRONMENT_ROOT}/include"
-          NO_DEFAULT_PATH)
-find_library(ONEDNN_LIBRARY NAMES dnnl PATHS "${ENVIRONMENT_ROOT}/lib" NO_DEFAULT_PATH)
-if(NOT ONEDNN_INCLUDE_DIR OR NOT ONEDNN_LIBRARY)
+tvmbridge_python_query(ENVIRONMENT_ROOT "import os, sys\nprint(os.path.realpath(sys.prefix))")
+# Plain variables, not find_library's cache entries: a new environment must not keep the old
+# one's paths.
+set(ONEDNN_INCLUDE_DIR "${ENVIRONMENT_ROOT}/include")
+set(ONEDNN_LIBRARY "${ENVIRONMENT_ROOT}/lib/libdnnl.so.3")
+if(NOT EXISTS "${ONEDNN_INCLUDE_DIR}/oneapi/dnnl/dnnl.hpp" OR NOT EXISTS "${ONEDNN_LIBRARY}")
   message(FATAL_ERROR "tvmbridge: oneDNN not found in ${ENVIRONMENT_ROOT}; install "
                       "requirements.txt (onednn-cpu-gomp, onednn-devel-cpu-gomp)")
 endif()

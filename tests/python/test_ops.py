@@ -387,7 +387,10 @@ def test_op_family_matches_pytorch(name):
         expected, actual = (expected,), (actual,)
     for e, a in zip(expected, actual):
         assert a.dtype == e.dtype and a.shape == e.shape
-        torch.testing.assert_close(a, e, rtol=1e-5, atol=1e-5)
+        # Half precision to its own precision: on CPUs with AVX512-FP16, LLVM fuses h * 2.5 + h
+        # into one rounding where PyTorch rounds twice (1 ulp apart on an AMX Xeon).
+        tolerance = {torch.float16: 1e-3, torch.bfloat16: 1e-2}.get(e.dtype, 1e-5)
+        torch.testing.assert_close(a, e, rtol=tolerance, atol=tolerance)
 
 
 class Embed(nn.Module):
