@@ -210,10 +210,11 @@ def _rewrite_relax_functions(name: str, make_mutator) -> tvm.transform.Pass:
     return rewrite
 
 
-# Registered by the runtime library (src/runtime/aten_kernels.cc). Destination-passing:
-# out = torch.matmul(a, b) in the operands' dtype. Returning the kernel's own result, on
-# weights packed once, in the operands' dtype (bfloat16 or float32): x @ w for a constant
-# [K, N] weight (oneDNN, MKL); conv2d(x, w) for NHWC x and a constant OIHW weight (oneDNN).
+# Registered by the runtime library (src/runtime/aten_kernels.cc, onednn_kernels.cc).
+# Destination-passing: out = torch.matmul(a, b) in the operands' dtype. Returning the kernel's
+# own result, on weights packed once, in the operands' dtype (bfloat16 or float32): x @ w for a
+# constant [K, N] weight (oneDNN, MKL); conv2d(x, w) for NHWC x and a constant OIHW weight
+# (oneDNN primitives made once per weight and input shape).
 _ATEN_MATMUL = "tvmbridge.aten.matmul"
 _PACKED_LINEAR = "tvmbridge.aten.packed_linear"  # float32 on MKL, bfloat16 on oneDNN
 _ONEDNN_LINEAR = "tvmbridge.aten.onednn_linear"  # both on oneDNN

@@ -1,5 +1,6 @@
-// What the ATen kernel files (aten_kernels.cc, quantized_kernels.cc) share: a convolution's
-// geometry as build.py passes it, and the cache of weights packed once per constant.
+// What the kernel files (aten_kernels.cc, quantized_kernels.cc, onednn_kernels.cc) share: a
+// convolution's geometry as build.py passes it, and the cache of weights packed once per
+// constant.
 #pragma once
 
 #include <cstdint>
