@@ -208,11 +208,10 @@ def dispatch_tuned_at_opt(mod, database, target, opt_extents: dict[str, int]):
 
     from .schedule import default_schedule
 
-    # MetaSchedule's workload key: extract_tasks and MetaScheduleApplyDatabase use it too.
-    normalize = tvm.get_global_func("tvm.s_tir.meta_schedule.normalize_mod")
-
     if not opt_extents:
         return mod
+    # MetaSchedule's workload key: extract_tasks and MetaScheduleApplyDatabase use it too.
+    normalize = tvm.get_global_func("tvm.s_tir.meta_schedule.normalize_mod")
     for global_var, func in list(mod.functions.items()):
         if not isinstance(func, tirx.PrimFunc) or func.attrs.get("tirx.is_scheduled", False):
             continue
@@ -233,7 +232,8 @@ def dispatch_tuned_at_opt(mod, database, target, opt_extents: dict[str, int]):
         # The tuned code's buffers are views of the same arguments, at the opt shape.
         views = [tirx.DeclBuffer(view, data=param)
                  for param, view in zip(func.params, tuned.params) if hasattr(param.ty, "shape")]
-        body = tirx.IfThenElse(functools.reduce(tirx.And, at_opt), tirx.SeqStmt([*views, tuned.body]), fallback.body)
+        body = tirx.IfThenElse(functools.reduce(tirx.And, at_opt),
+                               tirx.SeqStmt([*views, tuned.body]), fallback.body)
         mod[global_var] = fallback.with_body(body).with_attr("tirx.is_scheduled", True)
         _log.info("tvmbridge: %s runs its tuned schedule at %s, its default elsewhere",
                   global_var.name_hint,

@@ -19,6 +19,7 @@
 #include <tvm/ffi/reflection/registry.h>
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <array>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -66,14 +67,19 @@ struct Plan {
 };
 
 // A primitive descriptor for one call shape, before its weight is packed. Made with
-// ScratchpadPerCall().
+// ScratchpadPerThread().
 struct Described {
   dnnl::primitive_desc descriptor;
   memory::desc source, destination;
 };
 
+// What a primitive is made for besides its weight: the input's batch, height and width, and
+// the stride, padding and dilation (one weight constant is one convolution, but nothing stops
+// two from sharing it).
+using PlanKey = std::array<int64_t, 9>;
+
 // The plans of one weight constant, one per call shape (a program over a range of shapes meets
-// several), keyed by the shape and whatever else the primitive depends on. A new shape's
+// several). A new shape's
 // primitive first tries a layout the weight is packed in already, so the weight is packed once;
 // only where oneDNN has no fast kernel for that layout does it get its own.
 class WeightPlans {
@@ -85,7 +91,7 @@ class WeightPlans {
   // `weight_layout` (format_tag::any: oneDNN's choice); it throws dnnl::error where oneDNN has
   // no kernel for that layout.
   template <typename Describe>
-  std::shared_ptr<const Plan> Get(const std::vector<int64_t>& key, Describe&& describe) {
+  std::shared_ptr<const Plan> Get(const PlanKey& key, Describe&& describe) {
     {
       // Every call after a shape's first finds its plan: readers do not wait for each other.
       std::shared_lock<std::shared_mutex> reading(mutex_);
@@ -136,13 +142,13 @@ class WeightPlans {
   memory::desc plain_layout_;
   std::vector<memory> packed_;
   std::shared_mutex mutex_;
-  std::map<std::vector<int64_t>, std::shared_ptr<const Plan>> plans_;
+  std::map<PlanKey, std::shared_ptr<const Plan>> plans_;
 };
 
-// Primitives take their scratch memory from each call (user mode), so threads can run one
-// primitive at once: in the default mode, a oneDNN built for concurrent execution gives each
+// Primitives take their scratch memory from the calling thread (user mode), so threads can run
+// one primitive at once: in the default mode, a oneDNN built for concurrent execution gives each
 // primitive one scratchpad, which two threads would share.
-dnnl::primitive_attr ScratchpadPerCall() {
+dnnl::primitive_attr ScratchpadPerThread() {
   dnnl::primitive_attr attributes;
   attributes.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   return attributes;
@@ -152,17 +158,21 @@ dnnl::primitive_attr ScratchpadPerCall() {
 // `output_sizes`.
 at::Tensor Run(const Plan& plan, const at::Tensor& input, at::IntArrayRef output_sizes) {
   at::Tensor output = at::empty(output_sizes, input.options());
-  memory source(plan.source, CpuEngine(), input.data_ptr());
-  memory destination(plan.destination, CpuEngine(), output.data_ptr());
-  std::unordered_map<int, memory> arguments{
-      {DNNL_ARG_SRC, source}, {DNNL_ARG_WEIGHTS, plan.weight}, {DNNL_ARG_DST, destination}};
-  at::Tensor scratch;
-  if (const size_t scratch_bytes = plan.scratchpad.get_size(); scratch_bytes > 0) {
-    scratch = at::empty({static_cast<int64_t>(scratch_bytes)}, input.options().dtype(at::kByte));
-    arguments.emplace(DNNL_ARG_SCRATCHPAD,
-                      memory(plan.scratchpad, CpuEngine(), scratch.data_ptr()));
-  }
+  // Per thread and kept, so a call allocates nothing but its output: the argument map's
+  // entries, and scratch memory grown to the largest plan this thread has run.
   thread_local dnnl::stream stream(CpuEngine());
+  thread_local std::unordered_map<int, memory> arguments;
+  thread_local at::Tensor scratch = at::empty({0}, at::kByte);
+  arguments[DNNL_ARG_SRC] = memory(plan.source, CpuEngine(), input.data_ptr());
+  arguments[DNNL_ARG_WEIGHTS] = plan.weight;
+  arguments[DNNL_ARG_DST] = memory(plan.destination, CpuEngine(), output.data_ptr());
+  const auto scratch_bytes = static_cast<int64_t>(plan.scratchpad.get_size());
+  if (scratch.numel() < scratch_bytes) scratch = at::empty({scratch_bytes}, at::kByte);
+  if (scratch_bytes > 0) {
+    arguments[DNNL_ARG_SCRATCHPAD] = memory(plan.scratchpad, CpuEngine(), scratch.data_ptr());
+  } else {
+    arguments.erase(DNNL_ARG_SCRATCHPAD);
+  }
   plan.primitive.execute(stream, arguments);
   stream.wait();
   return output;
@@ -220,15 +230,15 @@ at::Tensor Convolve(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
   TORCH_CHECK(out_h > 0 && out_w > 0, "tvmbridge: packed_conv2d's input ", input.sizes(),
               " is smaller than its ", kernel_h, "x", kernel_w, " window");
 
-  const std::vector<int64_t> key{batch,
-                                 height,
-                                 width,
-                                 geometry.stride[0],
-                                 geometry.stride[1],
-                                 geometry.padding[0],
-                                 geometry.padding[1],
-                                 geometry.dilation[0],
-                                 geometry.dilation[1]};
+  const PlanKey key{batch,
+                    height,
+                    width,
+                    geometry.stride[0],
+                    geometry.stride[1],
+                    geometry.padding[0],
+                    geometry.padding[1],
+                    geometry.dilation[0],
+                    geometry.dilation[1]};
   auto describe = [&](const memory::desc& weight_layout) {
     memory::desc source({batch, channels, height, width}, type, memory::format_tag::nhwc);
     memory::desc destination({batch, outputs, out_h, out_w}, type, memory::format_tag::nhwc);
@@ -237,7 +247,7 @@ at::Tensor Convolve(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
         source, weight_layout, destination, {geometry.stride[0], geometry.stride[1]},
         {geometry.dilation[0] - 1, geometry.dilation[1] - 1},  // oneDNN counts the gaps
         {geometry.padding[0], geometry.padding[1]}, {geometry.padding[0], geometry.padding[1]},
-        ScratchpadPerCall());
+        ScratchpadPerThread());
     return Described{descriptor, source, destination};
   };
   try {

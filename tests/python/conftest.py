@@ -29,6 +29,17 @@ def randomize_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return model.eval()
 
 
+def run_in_threads(serve, count: int) -> None:
+    """Runs serve(0) .. serve(count - 1) on threads of their own, at once, and waits for all."""
+    import threading
+
+    threads = [threading.Thread(target=serve, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def run_python(code: str, *args: str) -> subprocess.CompletedProcess:
     """Runs `code` in a fresh interpreter with this checkout on the path."""
     env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import tvmbridge.torch as tt
-from conftest import BUILD
+from conftest import BUILD, run_in_threads
 
 
 class Block(torch.nn.Module):
@@ -500,8 +500,6 @@ def test_onednn_convolutions_serve_threads_at_once(static_convolution_choice):
     """Four threads call one compiled model, with batch sizes of their own, at once: each
     convolution primitive runs in several threads with scratch memory of each call's own,
     and every answer is the one the model gives alone."""
-    import threading
-
     from tvmbridge import pipeline
 
     model, x = _conv_net_and_input()
@@ -523,11 +521,7 @@ def test_onednn_convolutions_serve_threads_at_once(static_convolution_choice):
                 if not torch.equal(compiled(inputs[index]), alone[index]):
                     problems.append(f"thread {index}: a different answer")
 
-    threads = [threading.Thread(target=serve, args=(index,)) for index in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(serve, 4)
     assert not problems, problems[:3]
     with torch.no_grad():
         _assert_bf16_accuracy(alone[2], model(inputs[2]))

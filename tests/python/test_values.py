@@ -15,7 +15,6 @@ memory or turn NaN into a number.
 """
 
 import subprocess
-import threading
 
 import numpy as np
 import pytest
@@ -23,7 +22,7 @@ import torch
 
 import differential
 import tvmbridge.torch as tt
-from conftest import BUILD
+from conftest import BUILD, run_in_threads
 
 
 def compiled_whole(model: torch.nn.Module, example_inputs, **options):
@@ -100,11 +99,7 @@ def test_serving_threads_with_bad_ids_get_answers_or_errors(embedding_model):
             elif not torch.allclose(result, expected, rtol=1e-5, atol=1e-5):
                 problems.append(f"call {call}: wrong answer")
 
-    threads = [threading.Thread(target=serve, args=(seed,)) for seed in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(serve, 8)
     assert not problems, problems[:5]
     assert len(raised) == 8 * 20
 
