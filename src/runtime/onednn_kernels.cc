@@ -1,13 +1,9 @@
-// Convolutions on oneDNN primitives made once per weight constant and input shape, then kept:
-// the calls generated code makes where a region's convolutions run on oneDNN (bfloat16, or
-// float32 where that was measured faster; see python/tvmbridge/pipeline.py).
-//
-// PyTorch reaches the same kernels through mkldnn::_convolution_pointwise, but builds oneDNN's
-// primitive descriptor on every call: 25-35 us per convolution before any arithmetic (measured
-// on a Zen 4). On an AMX Xeon ResNet-18's twenty bfloat16 convolutions take 1.1 ms of
-// arithmetic, so that overhead was most of the time. The oneDNN here is the onednn-cpu-gomp
-// wheel's (3.2; the torch wheel hides its copy's symbols); its OpenMP is the libgomp libtorch
-// has loaded, so it runs on PyTorch's threads. Linear layers stay on PyTorch's oneDNN
+// Float convolutions on oneDNN primitives made once per weight constant and input shape, then
+// kept (onednn_primitives.h): the calls generated code makes where a region's convolutions run
+// on oneDNN (bfloat16, or float32 where that was measured faster; see
+// python/tvmbridge/pipeline.py). On an AMX Xeon ResNet-18's twenty bfloat16 convolutions take
+// 1.1 ms of arithmetic, so the 25-35 us per call PyTorch's mkldnn::_convolution_pointwise spends
+// making its primitive was most of their time. Linear layers stay on PyTorch's oneDNN
 // (aten_kernels.cc): its newer matmul kernels ran BERT-base's products at 128 rows 10% faster
 // than this one's, which outweighs the per-call saving there.
 #include <ATen/ATen.h>
@@ -19,18 +15,13 @@
 #include <tvm/ffi/reflection/registry.h>
 #include <oneapi/dnnl/dnnl.hpp>
 
-#include <array>
-#include <map>
+#include <functional>
 #include <memory>
-#include <mutex>
-#include <optional>
-#include <shared_mutex>
-#include <string_view>
-#include <unordered_map>
-#include <utility>
 #include <vector>
 
 #include "runtime/aten_kernel_common.h"
+#include "runtime/onednn_kernels.h"
+#include "runtime/onednn_primitives.h"
 #include "tvmbridge/tensor_bridge.h"
 
 namespace tvmbridge {
@@ -41,184 +32,69 @@ namespace {
 constexpr const char* kPackedConv2dFunction = "tvmbridge.aten.packed_conv2d";
 constexpr const char* kConv2dBf16Function = "tvmbridge.aten.conv2d_bf16";
 
-using dnnl::memory;
+using onednn::memory;
+using onednn::PlanKey;
+using onednn::WeightPlans;
 
 // What PyTorch's profiler shows for each call (tests look for it too).
 constexpr const char* kConvolutionEvent = "tvmbridge::onednn_conv2d";
-
-const dnnl::engine& CpuEngine() {
-  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
+constexpr const char* kInt8ConvolutionEvent = "tvmbridge::onednn_int8_conv2d";
+constexpr const char* kInt8LinearEvent = "tvmbridge::onednn_int8_linear";
 
 // `kernel` names the caller in the error.
-memory::data_type OneDnnType(at::ScalarType type, const char* kernel) {
+memory::data_type FloatType(at::ScalarType type, const char* kernel) {
   TORCH_CHECK(type == at::kBFloat16 || type == at::kFloat, "tvmbridge: ", kernel,
               " takes a bfloat16 or float32 weight, got ", type);
   return type == at::kBFloat16 ? memory::data_type::bf16 : memory::data_type::f32;
 }
 
-// One primitive for one call shape: what it reads and writes, the weight in the layout its
-// kernel reads, and the size of the scratch memory each call gives it.
-struct Plan {
-  dnnl::primitive primitive;
-  memory::desc source, destination, scratchpad;
-  memory weight;
-};
-
-// A primitive descriptor for one call shape, before its weight is packed. Made with
-// ScratchpadPerThread().
-struct Described {
-  dnnl::primitive_desc descriptor;
-  memory::desc source, destination;
-};
-
-// What a primitive is made for besides its weight: the input's batch, height and width, and
-// the stride, padding and dilation (one weight constant is one convolution, but nothing stops
-// two from sharing it).
-using PlanKey = std::array<int64_t, 9>;
-
-// The plans of one weight constant, one per call shape (a program over a range of shapes meets
-// several). A new shape's
-// primitive first tries a layout the weight is packed in already, so the weight is packed once;
-// only where oneDNN has no fast kernel for that layout does it get its own.
-class WeightPlans {
- public:
-  WeightPlans(at::Tensor plain, memory::desc plain_layout)
-      : plain_(plain.contiguous()), plain_layout_(std::move(plain_layout)) {}
-
-  // `describe(weight_layout)` makes the primitive descriptor for `key`'s shape, the weight in
-  // `weight_layout` (format_tag::any: oneDNN's choice); it throws dnnl::error where oneDNN has
-  // no kernel for that layout.
-  template <typename Describe>
-  std::shared_ptr<const Plan> Get(const PlanKey& key, Describe&& describe) {
-    {
-      // Every call after a shape's first finds its plan: readers do not wait for each other.
-      std::shared_lock<std::shared_mutex> reading(mutex_);
-      auto found = plans_.find(key);
-      if (found != plans_.end()) return found->second;
-    }
-    std::unique_lock<std::shared_mutex> writing(mutex_);
-    auto found = plans_.find(key);  // made by another thread meanwhile
-    if (found != plans_.end()) return found->second;
-    auto plan = std::make_shared<const Plan>(Make(describe));
-    plans_.emplace(key, plan);
-    return plan;
-  }
-
-  const memory::desc& plain_layout() const { return plain_layout_; }
-
- private:
-  template <typename Describe>
-  Plan Make(Describe& describe) {
-    for (const memory& packed : packed_) {
-      std::optional<Described> described;
-      try {
-        described = describe(packed.get_desc());
-      } catch (const dnnl::error&) {
-        continue;  // no kernel reads this layout for this shape
-      }
-      // oneDNN's reference kernels take any layout, at a fraction of the speed.
-      if (std::string_view(described->descriptor.impl_info_str()).substr(0, 3) == "ref") continue;
-      return Finish(std::move(*described), packed);
-    }
-    Described described = describe(memory::desc(
-        plain_layout_.get_dims(), plain_layout_.get_data_type(), memory::format_tag::any));
-    memory packed(described.descriptor.weights_desc(), CpuEngine());
-    memory plain(plain_layout_, CpuEngine(), plain_.data_ptr());
-    dnnl::stream stream(CpuEngine());
-    dnnl::reorder(plain, packed).execute(stream, plain, packed);
-    stream.wait();
-    packed_.push_back(packed);
-    return Finish(std::move(described), packed);
-  }
-
-  static Plan Finish(Described described, const memory& weight) {
-    return {dnnl::primitive(described.descriptor), std::move(described.source),
-            std::move(described.destination), described.descriptor.scratchpad_desc(), weight};
-  }
-
-  at::Tensor plain_;
-  memory::desc plain_layout_;
-  std::vector<memory> packed_;
-  std::shared_mutex mutex_;
-  std::map<PlanKey, std::shared_ptr<const Plan>> plans_;
-};
-
-// Primitives take their scratch memory from the calling thread (user mode), so threads can run
-// one primitive at once: in the default mode, a oneDNN built for concurrent execution gives each
-// primitive one scratchpad, which two threads would share.
-dnnl::primitive_attr ScratchpadPerThread() {
-  dnnl::primitive_attr attributes;
-  attributes.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  return attributes;
+// The plans of convolution weight `plain` (OIHW) in `groups`, of `type`: in groups, oneDNN's
+// weight is [groups, outputs per group, inputs per group, h, w], the same memory.
+std::shared_ptr<WeightPlans> ConvolutionPlans(const char* kernel, const at::Tensor& plain,
+                                              int64_t groups, memory::data_type type) {
+  TORCH_CHECK(plain.dim() == 4 && groups > 0 && plain.size(0) % groups == 0, "tvmbridge: ", kernel,
+              " takes an OIHW weight whose outputs divide into ", groups, " groups, got ",
+              plain.sizes());
+  const int64_t outputs = plain.size(0);
+  memory::desc layout =
+      groups == 1
+          ? memory::desc({outputs, plain.size(1), plain.size(2), plain.size(3)}, type,
+                         memory::format_tag::oihw)
+          : memory::desc({groups, outputs / groups, plain.size(1), plain.size(2), plain.size(3)},
+                         type, memory::format_tag::goihw);
+  return std::make_shared<WeightPlans>(plain, std::move(layout));
 }
 
-// Runs `plan` on `input` (contiguous, of the plan's dtype) and returns its fresh result, of
-// `output_sizes`.
-at::Tensor Run(const Plan& plan, const at::Tensor& input, at::IntArrayRef output_sizes) {
-  at::Tensor output = at::empty(output_sizes, input.options());
-  // Per thread and kept, so a call allocates nothing but its output: the argument map's
-  // entries, and scratch memory grown to the largest plan this thread has run.
-  thread_local dnnl::stream stream(CpuEngine());
-  thread_local std::unordered_map<int, memory> arguments;
-  thread_local at::Tensor scratch = at::empty({0}, at::kByte);
-  arguments[DNNL_ARG_SRC] = memory(plan.source, CpuEngine(), input.data_ptr());
-  arguments[DNNL_ARG_WEIGHTS] = plan.weight;
-  arguments[DNNL_ARG_DST] = memory(plan.destination, CpuEngine(), output.data_ptr());
-  const auto scratch_bytes = static_cast<int64_t>(plan.scratchpad.get_size());
-  if (scratch.numel() < scratch_bytes) scratch = at::empty({scratch_bytes}, at::kByte);
-  if (scratch_bytes > 0) {
-    arguments[DNNL_ARG_SCRATCHPAD] = memory(plan.scratchpad, CpuEngine(), scratch.data_ptr());
-  } else {
-    arguments.erase(DNNL_ARG_SCRATCHPAD);
-  }
-  plan.primitive.execute(stream, arguments);
-  stream.wait();
-  return output;
-}
+// What a convolution kernel computes besides its weight: the dtypes of its input and result,
+// whether it adds a bias, and the attributes of its primitive (made only for a new plan).
+// `variant` tells plans with different attributes apart.
+struct ConvolutionKind {
+  const char* kernel;  // the name errors give
+  memory::data_type source, destination;
+  bool has_bias;
+  int64_t variant;
+  std::function<dnnl::primitive_attr()> attributes;
+};
 
-// conv2d(x, weight) in the weight's dtype (bfloat16 with float32 accumulation, or float32): x
-// NHWC, cast to the weight's dtype; weight an OIHW constant of the module. Returns the NHWC
-// result.
-at::Tensor Convolve(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
-                    const tvm::ffi::Shape& geometry_values) {
-  RECORD_FUNCTION(kConvolutionEvent, std::vector<c10::IValue>());
-  static PackedWeights<std::shared_ptr<WeightPlans>> weights;
-  const ConvGeometry geometry = ReadGeometry(geometry_values);
+// Runs the convolution `kind` of NHWC `input` (contiguous, of kind.source's dtype) with the
+// weight of `plans`, reading `extra` runtime arguments, and returns its NHWC result, made with
+// `output_options`.
+at::Tensor RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const at::Tensor& input,
+                          const ConvGeometry& geometry, at::TensorOptions output_options,
+                          onednn::ExtraArguments extra) {
+  const memory::dims& weight_dims = plans.plain_layout().get_dims();
   const int64_t groups = geometry.groups;
-  const std::shared_ptr<WeightPlans> plans = weights.Get(weight, [&](const at::Tensor& plain) {
-    TORCH_CHECK(plain.dim() == 4 && groups > 0 && plain.size(0) % groups == 0,
-                "tvmbridge: packed_conv2d takes an OIHW weight whose outputs divide into ", groups,
-                " groups, got ", plain.sizes());
-    const memory::data_type type = OneDnnType(plain.scalar_type(), "packed_conv2d");
-    const int64_t outputs = plain.size(0);
-    // In groups, oneDNN's weight is [groups, outputs per group, inputs per group, h, w]:
-    // the same memory.
-    memory::desc layout =
-        groups == 1
-            ? memory::desc({outputs, plain.size(1), plain.size(2), plain.size(3)}, type,
-                           memory::format_tag::oihw)
-            : memory::desc({groups, outputs / groups, plain.size(1), plain.size(2), plain.size(3)},
-                           type, memory::format_tag::goihw);
-    return std::make_shared<WeightPlans>(plain, std::move(layout));
-  });
-  const memory::dims& weight_dims = plans->plain_layout().get_dims();
-  const memory::data_type type = plans->plain_layout().get_data_type();
   // The layout was made for the first call's groups: one weight constant is one convolution.
   TORCH_CHECK(groups == 1 ? weight_dims.size() == 4 : weight_dims[0] == groups,
-              "tvmbridge: packed_conv2d's weight was first used in ",
+              "tvmbridge: ", kind.kernel, "'s weight was first used in ",
               weight_dims.size() == 4 ? 1 : weight_dims[0], " groups, now in ", groups);
   const int64_t outputs = groups == 1 ? weight_dims[0] : weight_dims[0] * weight_dims[1];
   const int64_t group_inputs = weight_dims[groups == 1 ? 1 : 2];
   const int64_t kernel_h = weight_dims.end()[-2], kernel_w = weight_dims.end()[-1];
-
-  at::Tensor input = ToTorch(x);
   TORCH_CHECK(input.dim() == 4 && input.size(3) == group_inputs * groups,
-              "tvmbridge: packed_conv2d takes an NHWC input with ", group_inputs * groups,
+              "tvmbridge: ", kind.kernel, " takes an NHWC input with ", group_inputs * groups,
               " channels (its weight is [", outputs, ", ", group_inputs, ", ", kernel_h, ", ",
               kernel_w, "] in ", groups, " groups), got ", input.sizes());
-  input = input.to(type == memory::data_type::bf16 ? at::kBFloat16 : at::kFloat).contiguous();
   const int64_t batch = input.size(0), height = input.size(1), width = input.size(2),
                 channels = input.size(3);
   auto extent = [&](int64_t size, int64_t kernel, int dim) {
@@ -227,7 +103,7 @@ at::Tensor Convolve(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
            1;
   };
   const int64_t out_h = extent(height, kernel_h, 0), out_w = extent(width, kernel_w, 1);
-  TORCH_CHECK(out_h > 0 && out_w > 0, "tvmbridge: packed_conv2d's input ", input.sizes(),
+  TORCH_CHECK(out_h > 0 && out_w > 0, "tvmbridge: ", kind.kernel, "'s input ", input.sizes(),
               " is smaller than its ", kernel_h, "x", kernel_w, " window");
 
   const PlanKey key{batch,
@@ -238,28 +114,240 @@ at::Tensor Convolve(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
                     geometry.padding[0],
                     geometry.padding[1],
                     geometry.dilation[0],
-                    geometry.dilation[1]};
+                    geometry.dilation[1],
+                    kind.variant};
   auto describe = [&](const memory::desc& weight_layout) {
-    memory::desc source({batch, channels, height, width}, type, memory::format_tag::nhwc);
-    memory::desc destination({batch, outputs, out_h, out_w}, type, memory::format_tag::nhwc);
-    dnnl::convolution_forward::primitive_desc descriptor(
-        CpuEngine(), dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-        source, weight_layout, destination, {geometry.stride[0], geometry.stride[1]},
-        {geometry.dilation[0] - 1, geometry.dilation[1] - 1},  // oneDNN counts the gaps
-        {geometry.padding[0], geometry.padding[1]}, {geometry.padding[0], geometry.padding[1]},
-        ScratchpadPerThread());
-    return Described{descriptor, source, destination};
+    memory::desc source({batch, channels, height, width}, kind.source, memory::format_tag::nhwc);
+    memory::desc destination({batch, outputs, out_h, out_w}, kind.destination,
+                             memory::format_tag::nhwc);
+    const memory::dims strides{geometry.stride[0], geometry.stride[1]};
+    const memory::dims gaps{geometry.dilation[0] - 1, geometry.dilation[1] - 1};  // oneDNN's
+    const memory::dims padding{geometry.padding[0], geometry.padding[1]};
+    using Descriptor = dnnl::convolution_forward::primitive_desc;
+    const auto inference = dnnl::prop_kind::forward_inference;
+    const auto direct = dnnl::algorithm::convolution_direct;
+    Descriptor descriptor =
+        kind.has_bias
+            ? Descriptor(onednn::CpuEngine(), inference, direct, source, weight_layout,
+                         memory::desc({outputs}, memory::data_type::f32, memory::format_tag::x),
+                         destination, strides, gaps, padding, padding, kind.attributes())
+            : Descriptor(onednn::CpuEngine(), inference, direct, source, weight_layout, destination,
+                         strides, gaps, padding, padding, kind.attributes());
+    return onednn::Described{descriptor, source, destination};
   };
   try {
-    return Run(*plans->Get(key, describe), input, {batch, out_h, out_w, outputs});
+    at::Tensor output = at::empty({batch, out_h, out_w, outputs}, output_options);
+    onednn::Execute(*plans.Get(key, describe), input.data_ptr(), output.data_ptr(), extra);
+    return output;
   } catch (const dnnl::error& error) {
-    TORCH_CHECK(false, "tvmbridge: oneDNN cannot run packed_conv2d on input ", input.sizes(),
+    TORCH_CHECK(false, "tvmbridge: oneDNN cannot run ", kind.kernel, " on input ", input.sizes(),
                 " with weight ", at::IntArrayRef(weight_dims), " (stride ",
                 at::IntArrayRef(geometry.stride), ", padding ", at::IntArrayRef(geometry.padding),
                 ", dilation ", at::IntArrayRef(geometry.dilation), ", ", groups,
                 " groups): ", error.what());
   }
 }
+
+// conv2d(x, weight) in the weight's dtype (bfloat16 with float32 accumulation, or float32): x
+// NHWC, cast to the weight's dtype; weight an OIHW constant of the module. Returns the NHWC
+// result.
+at::Tensor Convolve(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
+                    const tvm::ffi::Shape& geometry_values) {
+  RECORD_FUNCTION(kConvolutionEvent, std::vector<c10::IValue>());
+  static PackedWeights<std::shared_ptr<WeightPlans>> weights;
+  const char* kernel = "packed_conv2d";
+  const ConvGeometry geometry = ReadGeometry(geometry_values);
+  const std::shared_ptr<WeightPlans> plans = weights.Get(weight, [&](const at::Tensor& plain) {
+    return ConvolutionPlans(kernel, plain, geometry.groups, FloatType(plain.scalar_type(), kernel));
+  });
+  const memory::data_type type = plans->plain_layout().get_data_type();
+  const at::Tensor input =
+      ToTorch(x).to(type == memory::data_type::bf16 ? at::kBFloat16 : at::kFloat).contiguous();
+  const ConvolutionKind kind{
+      kernel, type, type, /*has_bias=*/false, /*variant=*/0, onednn::ScratchpadPerThread};
+  return RunConvolution(kind, *plans, input, geometry, input.options(), {});
+}
+
+// An int8 layer's weight as its plans keep it, with what requantizing needs per output: its
+// scales, its bias, and the sum of its integers (what a zero point on the input adds to each
+// product, per unit of the zero point).
+struct Int8Weight {
+  std::shared_ptr<WeightPlans> plans;
+  std::vector<double> scales, bias, sums;
+};
+
+// `plain`'s plans with its `weight_scales` and `bias`; `kernel` names the caller in errors.
+Int8Weight WithScalesAndBias(const char* kernel, std::shared_ptr<WeightPlans> plans,
+                             const at::Tensor& plain, const tvm::ffi::Tensor& weight_scales,
+                             const tvm::ffi::Tensor& bias) {
+  const int64_t outputs = plain.size(0);
+  const at::Tensor scales = ToTorch(weight_scales).to(at::kDouble).contiguous();
+  const at::Tensor double_bias = ToTorch(bias).to(at::kDouble).contiguous();
+  TORCH_CHECK(scales.dim() == 1 && scales.size(0) == outputs && double_bias.dim() == 1 &&
+                  double_bias.size(0) == outputs,
+              "tvmbridge: ", kernel, " takes one weight scale and one bias per output (", outputs,
+              "), got ", scales.sizes(), " scales and a bias of ", double_bias.sizes());
+  const at::Tensor sums =
+      plain.reshape({outputs, -1}).sum(1, /*keepdim=*/false, at::kDouble).contiguous();
+  auto values = [](const at::Tensor& t) {
+    return std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
+  };
+  return {std::move(plans), values(scales), values(double_bias), values(sums)};
+}
+
+// A product's requantization folded into per-output float32 scales and bias, the form oneDNN's
+// fastest int8 kernels take (see Int8Convolution): the result is scales * products + bias for
+// products of the input's integers (on the grid input_scale, input_zero_point) with the
+// weight's, and float results are divided by output_scale and shifted by output_shift.
+struct FoldedGrid {
+  std::vector<float> scales, bias;
+
+  FoldedGrid(const Int8Weight& weight, double input_scale, int64_t input_zero_point,
+             double output_scale, double output_shift)
+      : scales(weight.scales.size()), bias(weight.scales.size()) {
+    for (size_t i = 0; i < scales.size(); ++i) {
+      const double product_scale = input_scale * weight.scales[i];
+      scales[i] = static_cast<float>(product_scale / output_scale);
+      bias[i] = static_cast<float>((weight.bias[i] - product_scale * weight.sums[i] *
+                                                         static_cast<double>(input_zero_point)) /
+                                       output_scale +
+                                   output_shift);
+    }
+  }
+
+  // The scales and the bias as oneDNN's runtime arguments; the bias as [1, outputs] for matmul.
+  std::pair<memory, memory> Memories(bool bias_as_row) {
+    const auto outputs = static_cast<int64_t>(scales.size());
+    memory::desc scales_layout({outputs}, memory::data_type::f32, memory::format_tag::x);
+    memory::desc bias_layout =
+        bias_as_row ? memory::desc({1, outputs}, memory::data_type::f32, memory::format_tag::ab)
+                    : scales_layout;
+    return {memory(scales_layout, onednn::CpuEngine(), scales.data()),
+            memory(bias_layout, onednn::CpuEngine(), bias.data())};
+  }
+};
+
+}  // namespace
+
+at::Tensor Int8Convolution(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
+                           const tvm::ffi::Tensor& weight_scales, const tvm::ffi::Tensor& bias,
+                           const tvm::ffi::Shape& geometry_values, double input_scale,
+                           int64_t input_zero_point, double output_scale, int64_t output_zero_point,
+                           bool relu) {
+  RECORD_FUNCTION(kInt8ConvolutionEvent, std::vector<c10::IValue>());
+  static PackedWeights<Int8Weight> weights;
+  const char* kernel = "quantized_conv2d";
+  ConvGeometry geometry = ReadGeometry(geometry_values);
+  const Int8Weight packed = weights.Get(weight, [&](const at::Tensor& plain) {
+    TORCH_CHECK(plain.scalar_type() == at::kChar, "tvmbridge: ", kernel,
+                " takes an int8 weight, got ", plain.scalar_type());
+    return WithScalesAndBias(
+        kernel, ConvolutionPlans(kernel, plain, geometry.groups, memory::data_type::s8), plain,
+        weight_scales, bias);
+  });
+  at::Tensor input = ToTorch(x);
+  TORCH_CHECK(input.scalar_type() == at::kByte && input.dim() == 4, "tvmbridge: ", kernel,
+              " takes a uint8 NHWC input, got ", input.scalar_type(), " ", input.sizes());
+  input = input.contiguous();
+  // oneDNN 3.2 runs int8 convolutions with zero points or input and output scales on older
+  // kernels, at half the speed of its brgemm ones on AMX (ResNet-18's 64-channel 56x56
+  // convolution: 400 against 200 us). So the kernel gets none: requantizing is folded into its
+  // per-output scales and bias, q_out = round(s * products + b) saturated to uint8, with
+  //   s = input_scale * weight_scale / output_scale,
+  //   b = (bias - input_scale * weight_scale * input_zero_point * weight_sum) / output_scale
+  //       + output_zero_point,
+  // which is quantize(conv2d(dequantize(x), dequantize(weight)) + bias) exactly where the input
+  // is not padded. Padding stands for real zeros, the input's zero point: where that is not 0
+  // the input is padded with it here and the kernel pads nothing.
+  if (input_zero_point != 0 && (geometry.padding[0] > 0 || geometry.padding[1] > 0)) {
+    const int64_t pad_h = geometry.padding[0], pad_w = geometry.padding[1];
+    at::Tensor padded = at::full(
+        {input.size(0), input.size(1) + 2 * pad_h, input.size(2) + 2 * pad_w, input.size(3)},
+        input_zero_point, input.options());
+    padded.narrow(1, pad_h, input.size(1)).narrow(2, pad_w, input.size(2)).copy_(input);
+    input = std::move(padded);
+    geometry.padding = {0, 0};
+  }
+  // ReLU clamps at the output's zero point: saturating to uint8 does that where it is 0, and a
+  // clip does it elsewhere (a variant of its own).
+  const int64_t clip_at = relu ? output_zero_point : 0;
+  const int64_t groups = geometry.groups;
+  auto attributes = [groups, clip_at] {
+    dnnl::primitive_attr attributes = onednn::ScratchpadPerThread();
+    // Per output: oneDNN's weight dimension 0, or 0 and 1 in groups.
+    attributes.set_scales_mask(DNNL_ARG_WEIGHTS, groups == 1 ? 1 : 3);
+    if (clip_at > 0) {
+      dnnl::post_ops post_ops;
+      post_ops.append_eltwise(dnnl::algorithm::eltwise_clip, static_cast<float>(clip_at), 255.f);
+      attributes.set_post_ops(post_ops);
+    }
+    return attributes;
+  };
+  const ConvolutionKind kind{kernel,
+                             memory::data_type::u8,
+                             memory::data_type::u8,
+                             /*has_bias=*/true,
+                             /*variant=*/clip_at,
+                             attributes};
+  FoldedGrid grid(packed, input_scale, input_zero_point, output_scale,
+                  static_cast<double>(output_zero_point));
+  const auto [scales, shifted_bias] = grid.Memories(/*bias_as_row=*/false);
+  return RunConvolution(
+      kind, *packed.plans, input, geometry, input.options(),
+      {{DNNL_ARG_ATTR_SCALES | DNNL_ARG_WEIGHTS, scales}, {DNNL_ARG_BIAS, shifted_bias}});
+}
+
+at::Tensor Int8Linear(const at::Tensor& rows, float input_scale, int32_t input_zero_point,
+                      const tvm::ffi::Tensor& weight, const tvm::ffi::Tensor& weight_scales,
+                      const tvm::ffi::Tensor& bias) {
+  RECORD_FUNCTION(kInt8LinearEvent, std::vector<c10::IValue>());
+  static PackedWeights<Int8Weight> weights;
+  const char* kernel = "quantized_linear_dynamic";
+  const Int8Weight packed = weights.Get(weight, [&](const at::Tensor& plain) {
+    TORCH_CHECK(plain.scalar_type() == at::kChar && plain.dim() == 2, "tvmbridge: ", kernel,
+                " takes an int8 weight [N, K], got ", plain.scalar_type(), " ", plain.sizes());
+    // [N, K] row-major is oneDNN's [K, N] in `ba` order: the same memory.
+    memory::desc layout({plain.size(1), plain.size(0)}, memory::data_type::s8,
+                        memory::format_tag::ba);
+    return WithScalesAndBias(kernel, std::make_shared<WeightPlans>(plain, std::move(layout)), plain,
+                             weight_scales, bias);
+  });
+  const memory::dims& weight_dims = packed.plans->plain_layout().get_dims();
+  const int64_t inputs = weight_dims[0], outputs = weight_dims[1], count = rows.size(0);
+  TORCH_CHECK(rows.scalar_type() == at::kByte && rows.dim() == 2 && rows.size(1) == inputs &&
+                  rows.is_contiguous(),
+              "tvmbridge: ", kernel, " multiplies contiguous uint8 rows of ", inputs,
+              " values, got ", rows.scalar_type(), " ", rows.sizes());
+  at::Tensor output = at::empty({count, outputs}, rows.options().dtype(at::kFloat));
+  if (count == 0) return output;
+  auto describe = [&](const memory::desc& weight_layout) {
+    memory::desc source({count, inputs}, memory::data_type::u8, memory::format_tag::ab);
+    memory::desc destination({count, outputs}, memory::data_type::f32, memory::format_tag::ab);
+    dnnl::primitive_attr attributes = onednn::ScratchpadPerThread();
+    attributes.set_scales_mask(DNNL_ARG_WEIGHTS, 1 << 1);  // per output: weight dimension 1
+    dnnl::matmul::primitive_desc descriptor(
+        onednn::CpuEngine(), source, weight_layout,
+        memory::desc({1, outputs}, memory::data_type::f32, memory::format_tag::ab), destination,
+        attributes);
+    return onednn::Described{descriptor, source, destination};
+  };
+  // The input's grid folded into the per-output scales and bias, as Int8Convolution does (and
+  // for the same reason: oneDNN's kernels are faster without zero points); float32 out.
+  FoldedGrid grid(packed, input_scale, input_zero_point, /*output_scale=*/1.0,
+                  /*output_shift=*/0.0);
+  const auto [scales, shifted_bias] = grid.Memories(/*bias_as_row=*/true);
+  try {
+    onednn::Execute(
+        *packed.plans->Get({count}, describe), rows.data_ptr(), output.data_ptr(),
+        {{DNNL_ARG_ATTR_SCALES | DNNL_ARG_WEIGHTS, scales}, {DNNL_ARG_BIAS, shifted_bias}});
+  } catch (const dnnl::error& error) {
+    TORCH_CHECK(false, "tvmbridge: oneDNN cannot run ", kernel, " on ", rows.sizes(),
+                " rows with weight [", outputs, ", ", inputs, "]: ", error.what());
+  }
+  return output;
+}
+
+namespace {
 
 // Returns conv2d(x, weight) as Convolve computes it: x and the result NHWC, weight an OIHW
 // constant, all bfloat16 or all float32. build.py calls this with call_pure_packed: the result

@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/stack.h>
+#include <ATen/native/quantized/cpu/QuantUtils.h>
 #include <ATen/quantized/Quantizer.h>
 #include <c10/core/InferenceMode.h>
 #include <tvm/ffi/container/array.h>
@@ -14,12 +15,15 @@
 #include <tvm/ffi/function.h>
 #include <tvm/ffi/reflection/registry.h>
 
+#include <cmath>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "runtime/aten_kernel_common.h"
 #include "runtime/cpu_features.h"
+#include "runtime/onednn_kernels.h"
+#include "runtime/onednn_primitives.h"
 #include "tvmbridge/tensor_bridge.h"
 
 namespace tvmbridge {
@@ -123,22 +127,34 @@ tvm::ffi::Tensor NhwcIntegers(const at::Tensor& result) {
 }
 
 // Returns quantize(conv2d(dequantize(x), dequantize(weight)) + bias [relu]) for uint8 NHWC x
-// and result, computed by PyTorch's quantized convolution (quantized::conv2d[_relu], the kernel
-// of its own int8 models, requantizing in the kernel). `weight` is a constant OIHW int8 tensor
-// quantized per output channel with `weight_scales` (zero points 0), `bias` float32, both
-// constants of the module; they are packed once. Packed for oneDNN (u8 x s8 -> s32 products on
-// AMX-INT8 tiles or VNNI) where the CPU has VNNI, for every convolution: PyTorch's x86 engine
-// gives convolutions of more than 100 groups to fbgemm, 40x slower on depthwise ones
-// (ShuffleNet-V2: 2.2 ms against 55 us each). Elsewhere PyTorch's engine chooses. x is read in
-// place and the kernel's own result handed to TVM: no copies. (oneDNN's qconv2d_pointwise,
-// Inductor's entry to the same kernels, costs about 30 us more per call: quantized ResNet-18
-// 6.13 against 5.57 ms, interleaved, on a 2-core AMX Xeon.)
+// and result. `weight` is a constant OIHW int8 tensor quantized per output channel with
+// `weight_scales` (zero points 0), `bias` float32, both constants of the module; they are packed
+// once. Where oneDNN has AMX-INT8 on this CPU, computed by Int8Convolution (onednn_kernels.cc):
+// our own primitives, made once per weight and input shape, with the grids folded into the
+// kernel's scales and bias; that ran quantized ResNet-18's convolutions 1.45x faster than
+// PyTorch's int8 model on a 2-core AMX Xeon (see docs/architecture.md). Elsewhere computed by
+// PyTorch's quantized convolution (quantized::conv2d[_relu], the kernel of its own int8 models,
+// requantizing in the kernel), packed for oneDNN where the CPU has VNNI, for every convolution:
+// PyTorch's x86 engine gives convolutions of more than 100 groups to fbgemm, 40x slower on
+// depthwise ones (ShuffleNet-V2: 2.2 ms against 55 us each). Without VNNI PyTorch's engine
+// chooses. x is read in place and the kernel's own result handed to TVM: no copies. (oneDNN's
+// qconv2d_pointwise, Inductor's entry to the same kernels, costs about 30 us more per call:
+// quantized ResNet-18 6.13 against 5.57 ms, interleaved, on a 2-core AMX Xeon.)
 tvm::ffi::Tensor QuantizedConv2d(tvm::ffi::Tensor x, tvm::ffi::Tensor weight,
                                  tvm::ffi::Tensor weight_scales, tvm::ffi::Tensor bias,
                                  tvm::ffi::Shape geometry, double input_scale,
                                  int64_t input_zero_point, double output_scale,
                                  int64_t output_zero_point, bool relu) {
   c10::InferenceMode no_autograd;
+  TORCH_CHECK(input_scale > 0 && output_scale > 0 && input_zero_point >= 0 &&
+                  input_zero_point <= 255 && output_zero_point >= 0 && output_zero_point <= 255,
+              "tvmbridge: ", kQuantizedConv2dFunction,
+              " takes positive scales and uint8 zero points, got input (", input_scale, ", ",
+              input_zero_point, ") and output (", output_scale, ", ", output_zero_point, ")");
+  if (onednn::HasAmxInt8()) {
+    return ToTvm(Int8Convolution(x, weight, weight_scales, bias, geometry, input_scale,
+                                 input_zero_point, output_scale, output_zero_point, relu));
+  }
   static const c10::OperatorHandle convolution =
       c10::Dispatcher::singleton().findSchemaOrThrow("quantized::conv2d", "new");
   static const c10::OperatorHandle convolution_relu =
@@ -334,7 +350,10 @@ tvm::ffi::Tensor QuantizedLinearFloat(tvm::ffi::Tensor x, tvm::ffi::Tensor weigh
 
 // Returns x @ dequantize(weight).T + bias with x quantized on this call (PyTorch's dynamic
 // quantization: uint8 with the scale and zero point x's range gives, over half the range with
-// `reduce_range`), computed by PyTorch's quantized::linear_dynamic, the kernel of its own
+// `reduce_range`). Where oneDNN has AMX-INT8 on this CPU, x is quantized here on the grid
+// PyTorch's kernel would choose and multiplied by Int8Linear (onednn_kernels.cc; 2x PyTorch's
+// kernel at BERT-base's 128 rows on a 2-core AMX Xeon); inputs holding NaN or infinity, which
+// have no grid, and other CPUs get PyTorch's quantized::linear_dynamic, the kernel of its own
 // dynamically quantized models, on weights packed once by the engine in use at the first call.
 // `weight` is a constant [N, K] int8 tensor quantized per output channel with `weight_scales`
 // (zero points 0), `bias` float32 [N], both constants of the module; x is [..., K] float32.
@@ -357,6 +376,30 @@ tvm::ffi::Array<tvm::ffi::Tensor> QuantizedLinearDynamic(tvm::ffi::Tensor x,
               "[N, K], got ", input.scalar_type(), " ", input.sizes(), " and [",
               weight.ndim() == 2 ? weight.size(0) : -1, ", ",
               weight.ndim() == 2 ? weight.size(1) : -1, "]");
+  if (onednn::HasAmxInt8()) {
+    const at::Tensor rows = input.reshape({-1, input.size(-1)}).contiguous();
+    float min = 0, max = 0;  // no rows: any grid
+    if (rows.numel() > 0) {
+      const auto [low, high] = at::aminmax(rows);
+      min = low.item<float>();
+      max = high.item<float>();
+    }
+    // NaN or infinity has no grid: those calls go to PyTorch's kernel, whose result they get.
+    if (std::isfinite(min) && std::isfinite(max)) {
+      // The grid PyTorch's kernel picks (fbgemm's rule), and its rounding.
+      const auto grid = quant_utils::ChooseQuantizationParams(
+          min, max, /*qmin=*/0, /*qmax=*/255, /*preserve_sparsity=*/false,
+          /*force_scale_power_of_two=*/false, reduce_range);
+      const at::Tensor quantized =
+          at::quantize_per_tensor(rows, grid.scale, grid.zero_point, at::kQUInt8);
+      const at::Tensor integers = at::from_blob(
+          quantized.data_ptr(), rows.sizes(), [quantized](void*) {}, at::kByte);
+      std::vector<int64_t> shape = input.sizes().vec();
+      shape.back() = weight.size(0);
+      return {ToTvm(Int8Linear(integers, grid.scale, grid.zero_point, weight, weight_scales, bias)
+                        .view(shape))};
+    }
+  }
   const c10::IValue packed = packed_weights.Get(weight, [&](const at::Tensor& plain) {
     const at::Tensor quantized_weight =
         PerChannelInt8Weight("quantized_linear_dynamic", plain, weight_scales);

@@ -1,6 +1,6 @@
 """The oneDNN kernels generated code calls (src/runtime/onednn_kernels.cc), called directly:
-convolutions on primitives made once per weight and input shape, against PyTorch on seeded
-generated cases, shrunk when one fails."""
+float and int8 convolutions on primitives made once per weight and input shape, and dynamically
+quantized linear layers, against PyTorch on seeded generated cases, shrunk when one fails."""
 
 from __future__ import annotations
 
@@ -29,16 +29,23 @@ class ConvCase:
     size: int
     batches: tuple[int, ...]
     special_values: bool  # NaN, +inf and -inf in the input
+    # int8 (dtype torch.uint8, the activations'): the input's and the output's zero points, and
+    # whether a ReLU is fused.
+    input_zero_point: int = 0
+    output_zero_point: int = 0
+    relu: bool = False
 
     def shrunk(self):
         """Smaller cases, one size parameter down at a time."""
         for field, smallest in (("groups", 1), ("group_inputs", 1), ("group_outputs", 1),
                                 ("kernel", 1), ("stride", 1), ("padding", 0), ("dilation", 1),
-                                ("size", 1)):
+                                ("size", 1), ("input_zero_point", 0), ("output_zero_point", 0)):
             if getattr(self, field) > smallest:
                 yield dataclasses.replace(self, **{field: getattr(self, field) - 1})
         if len(self.batches) > 1:
             yield dataclasses.replace(self, batches=self.batches[:1])
+        if self.relu:
+            yield dataclasses.replace(self, relu=False)
 
 
 def generated_cases(count: int, seed: int, dtype: torch.dtype) -> list[ConvCase]:
@@ -54,7 +61,10 @@ def generated_cases(count: int, seed: int, dtype: torch.dtype) -> list[ConvCase]
             stride=rng.choice((1, 1, 2, 3)), padding=rng.randint(0, kernel // 2 + 1),
             dilation=dilation, size=rng.randint(max(1, window - 2), 20),
             batches=tuple(rng.sample((1, 2, 3, 5), k=rng.randint(1, 3))),
-            special_values=rng.random() < 0.25))
+            special_values=dtype.is_floating_point and rng.random() < 0.25,
+            input_zero_point=0 if dtype.is_floating_point else rng.choice((0, 0, 3, 128, 255)),
+            output_zero_point=0 if dtype.is_floating_point else rng.choice((0, 0, 5, 128)),
+            relu=not dtype.is_floating_point and rng.random() < 0.5))
     return cases
 
 
@@ -107,7 +117,9 @@ def check(case: ConvCase) -> str | None:
     return None
 
 
-def smallest_failure(case: ConvCase) -> tuple[ConvCase, str]:
+def smallest_failure(case, check) -> tuple:
+    """The smallest case `case.shrunk()` leads to that `check` still finds a problem in, and
+    that problem."""
     problem = check(case)
     shrinking = True
     while shrinking:
@@ -129,7 +141,7 @@ def test_packed_convolutions_match_pytorch_on_generated_cases(dtype):
     infinities as PyTorch's float64 convolution, values within the dtype's tolerance."""
     for case in generated_cases(40, seed=7, dtype=dtype):
         if check(case) is not None:
-            smallest, problem = smallest_failure(case)
+            smallest, problem = smallest_failure(case, check)
             pytest.fail(f"{problem} in {smallest}")
 
 
@@ -160,3 +172,214 @@ def test_packed_convolution_refuses_what_it_cannot_run_by_name():
                                     weight, geometry))
     expected = torch.nn.functional.conv2d(x, torch.from_dlpack(weight))
     torch.testing.assert_close(result.permute(0, 3, 1, 2), expected, rtol=1e-5, atol=1e-4)
+
+
+def _int8_kernels_expected() -> bool:
+    """Whether this CPU's int8 kernels are tvmbridge's oneDNN ones (AMX-INT8) rather than
+    PyTorch's; the tests below hold for both."""
+    from tvmbridge.benchmark import cpu_flags
+
+    return "amx_int8" in cpu_flags()
+
+
+def quantized_reference(x, weight, weight_scales, bias, case: ConvCase, input_scale: float,
+                        output_scale: float) -> torch.Tensor:
+    """What PyTorch's int8 models compute for `case` (uint8 NCHW x), in float64: the real
+    convolution of the dequantized operands, quantized onto the output's grid."""
+    real = torch.nn.functional.conv2d(
+        (x.double() - case.input_zero_point) * input_scale,
+        weight.double() * weight_scales.double().view(-1, 1, 1, 1), bias.double(),
+        stride=case.stride, padding=case.padding, dilation=case.dilation, groups=case.groups)
+    if case.relu:
+        real = real.clamp_min(0)
+    return (torch.round(real / output_scale) + case.output_zero_point).clamp(0, 255)
+
+
+def check_int8(case: ConvCase) -> str | None:
+    """What differs from PyTorch's int8 convolution in `case`, or None."""
+    import tvm_ffi
+
+    from tvmbridge import _native
+
+    conv = _native.runtime_func("tvmbridge.aten.quantized_conv2d")
+    generator = torch.Generator().manual_seed(case.seed)
+    outputs, inputs = case.groups * case.group_outputs, case.groups * case.group_inputs
+    weight = torch.randint(-127, 128, (outputs, case.group_inputs, case.kernel, case.kernel),
+                           generator=generator, dtype=torch.int8)
+    weight_scales = torch.rand(outputs, generator=generator) * 0.01 + 1e-3
+    bias = torch.randn(outputs, generator=generator)
+    constants = [tvm_ffi.from_dlpack(t) for t in (weight, weight_scales, bias)]
+    geometry = tvm_ffi.Shape([case.stride] * 2 + [case.padding] * 2 + [case.dilation] * 2
+                             + [case.groups])
+    window = case.dilation * (case.kernel - 1) + 1
+    if case.size + 2 * case.padding < window:
+        return None
+    input_scale = 0.02
+    # An output grid the results spread over: 1/100 of the largest real output an input of
+    # the whole range could give.
+    output_scale = input_scale * 255 * (weight_scales * weight.abs().flatten(1).sum(1).double()
+                                        ).max().item() / 100 + 1e-3
+    for batch in case.batches:
+        x = torch.randint(0, 256, (batch, inputs, case.size, case.size), generator=generator,
+                          dtype=torch.uint8)
+        result = torch.from_dlpack(conv(
+            tvm_ffi.from_dlpack(x.permute(0, 2, 3, 1).contiguous()), *constants, geometry,
+            input_scale, case.input_zero_point, output_scale, case.output_zero_point,
+            case.relu)).permute(0, 3, 1, 2)
+        expected = quantized_reference(x, weight, weight_scales, bias, case, input_scale,
+                                       output_scale)
+        if result.shape != expected.shape or result.dtype != torch.uint8:
+            return f"batch {batch}: {result.dtype} {list(result.shape)}, " \
+                   f"expected uint8 {list(expected.shape)}"
+        steps = (result.double() - expected).abs()
+        # Kernels requantize in float32: a result within float32's rounding of a half step
+        # may round the other way.
+        if steps.max() > 1 or (steps > 0).double().mean() > 0.01:
+            return f"batch {batch}: {int((steps > 0).sum())} of {steps.numel()} outputs differ, " \
+                   f"by up to {int(steps.max())} steps"
+    return None
+
+
+def test_int8_convolutions_match_pytorch_on_generated_cases():
+    """Grouped, depthwise, strided, dilated and padded int8 convolutions (u8 x s8), on inputs
+    whose zero point is 0 or not (padding then stands for it), with outputs on grids of zero
+    point 0 or not, with and without a fused ReLU (which clamps at the output's zero point),
+    each weight called with several batch sizes: uint8 results of PyTorch's shape, each within
+    one step of PyTorch's int8 arithmetic (float64 here), and at most 1% of them off by that
+    step."""
+    for case in generated_cases(40, seed=11, dtype=torch.uint8):
+        if check_int8(case) is not None:
+            smallest, problem = smallest_failure(case, check_int8)
+            pytest.fail(f"{problem} in {smallest}")
+
+
+@dataclasses.dataclass(frozen=True)
+class LinearCase:
+    """A dynamically quantized linear layer and one input of `rows` rows."""
+    seed: int
+    rows: int
+    inputs: int
+    outputs: int
+    spread: float  # the input's standard deviation
+    offset: float  # added to the input: ranges that do not straddle 0
+    reduce_range: bool
+    special_values: bool  # NaN, +inf and -inf in the input
+
+    def shrunk(self):
+        for field, smallest in (("rows", 0), ("inputs", 1), ("outputs", 1)):
+            if getattr(self, field) > smallest:
+                yield dataclasses.replace(self, **{field: getattr(self, field) // 2})
+        if self.offset:
+            yield dataclasses.replace(self, offset=0.0)
+
+
+def check_dynamic_linear(case: LinearCase) -> str | None:
+    """What differs from PyTorch's quantized::linear_dynamic in `case`, or None."""
+    import tvm_ffi
+
+    from tvmbridge import _native
+
+    linear = _native.runtime_func("tvmbridge.aten.quantized_linear_dynamic")
+    generator = torch.Generator().manual_seed(case.seed)
+    weight = torch.randn(case.outputs, case.inputs, generator=generator)
+    scales = weight.abs().amax(1) / 127 + 1e-6
+    quantized = torch.quantize_per_channel(weight, scales.double(),
+                                           torch.zeros(case.outputs, dtype=torch.long), 0,
+                                           torch.qint8)
+    bias = torch.randn(case.outputs, generator=generator)
+    packed = torch.ops.quantized.linear_prepack(quantized, bias)
+    x = torch.randn(case.rows, case.inputs, generator=generator) * case.spread + case.offset
+    if case.special_values and x.numel():
+        flat = x.view(-1)
+        for value in (float("nan"), float("inf"), float("-inf")):
+            flat[torch.randint(flat.numel(), (1,), generator=generator)] = value
+    constants = [tvm_ffi.from_dlpack(t) for t in (
+        quantized.int_repr().contiguous(), quantized.q_per_channel_scales().float().contiguous(),
+        bias)]
+    result = torch.from_dlpack(linear(tvm_ffi.from_dlpack(x), *constants, case.reduce_range)[0])
+    expected = torch.ops.quantized.linear_dynamic(x, packed, case.reduce_range)
+    if result.shape != expected.shape or result.dtype != torch.float32:
+        return f"{result.dtype} {list(result.shape)}, expected float32 {list(expected.shape)}"
+    if not torch.equal(result.isnan(), expected.isnan()):
+        return f"NaN at {int(result.isnan().sum())} outputs, PyTorch at " \
+               f"{int(expected.isnan().sum())}"
+    finite = expected.isfinite()
+    if not torch.equal(result[~finite & ~expected.isnan()], expected[~finite & ~expected.isnan()]):
+        return "infinities differ"
+    # The same integer products, scaled in float32 in another order.
+    scale = expected[finite].abs().max().item() if finite.any() else 1.0
+    error = (result[finite] - expected[finite]).abs().max().item() if finite.any() else 0.0
+    if error > 1e-5 * max(scale, 1.0):
+        return f"largest error {error:.3g} of outputs up to {scale:.3g}"
+    return None
+
+
+def test_dynamically_quantized_linears_match_pytorch_on_generated_cases():
+    """Rows quantized on each call on the grid PyTorch's kernel chooses (with and without
+    reduce_range; ranges across 0 and to one side of it), then u8 x s8 products per output
+    scale: PyTorch's results to float32 rounding. Inputs holding NaN or infinity give exactly
+    PyTorch's results (its kernel runs them); no rows give no rows."""
+    rng = random.Random(5)
+    for index in range(30):
+        case = LinearCase(seed=index, rows=rng.choice((0, 1, 3, 16, 128)),
+                          inputs=rng.choice((1, 16, 64, 768)), outputs=rng.choice((1, 8, 96)),
+                          spread=rng.choice((1e-3, 1.0, 50.0)), offset=rng.choice((0.0, 0.0, 3.0)),
+                          reduce_range=rng.random() < 0.5, special_values=rng.random() < 0.2)
+        if check_dynamic_linear(case) is not None:
+            smallest, problem = smallest_failure(case, check_dynamic_linear)
+            pytest.fail(f"{problem} in {smallest}")
+
+
+def test_int8_kernels_refuse_what_they_cannot_run_by_name():
+    import tvm_ffi
+
+    from tvmbridge import _native
+
+    conv = _native.runtime_func("tvmbridge.aten.quantized_conv2d")
+    weight = torch.randint(-127, 128, (8, 4, 3, 3), dtype=torch.int8)
+    constants = [tvm_ffi.from_dlpack(t) for t in (weight, torch.full((8,), 0.01), torch.zeros(8))]
+    geometry = tvm_ffi.Shape([1, 1, 0, 0, 1, 1, 1])
+    x = torch.randint(0, 256, (1, 6, 6, 4), dtype=torch.uint8)
+    with pytest.raises(Exception, match=r"positive scales and uint8 zero points, got input "
+                                        r"\(0.1, 300\)"):
+        conv(tvm_ffi.from_dlpack(x), *constants, geometry, 0.1, 300, 0.5, 0, False)
+    with pytest.raises(Exception, match=r"uint8 NHWC (input|tensors), got Float"):
+        conv(tvm_ffi.from_dlpack(x.float()), *constants, geometry, 0.1, 3, 0.5, 0, False)
+    linear = _native.runtime_func("tvmbridge.aten.quantized_linear_dynamic")
+    with pytest.raises(Exception, match=r"float32 x \[..., K\] and an int8 weight \[N, K\], "
+                                        r"got Float \[2, 5\] and \[8, 4\]"):
+        linear(tvm_ffi.from_dlpack(torch.randn(2, 5)),
+               tvm_ffi.from_dlpack(torch.randint(-127, 128, (8, 4), dtype=torch.int8)),
+               *constants[1:], True)
+    # Still serving after the refusals.
+    result = torch.from_dlpack(conv(tvm_ffi.from_dlpack(x), *constants, geometry, 0.1, 3, 0.5, 0,
+                                    False))
+    assert result.shape == (1, 4, 4, 8) and result.dtype == torch.uint8
+
+
+def test_int8_kernels_are_tvmbridges_where_the_cpu_has_amx_int8():
+    """On AMX-INT8 CPUs the int8 convolutions and dynamically quantized linear layers run on
+    tvmbridge's oneDNN primitives (their profiler events); elsewhere on PyTorch's kernels."""
+    import tvm_ffi
+
+    from tvmbridge import _native
+
+    conv = _native.runtime_func("tvmbridge.aten.quantized_conv2d")
+    linear = _native.runtime_func("tvmbridge.aten.quantized_linear_dynamic")
+    conv_constants = [tvm_ffi.from_dlpack(t) for t in (
+        torch.randint(-127, 128, (8, 4, 1, 1), dtype=torch.int8), torch.full((8,), 0.01),
+        torch.zeros(8))]
+    linear_constants = [tvm_ffi.from_dlpack(t) for t in (
+        torch.randint(-127, 128, (8, 4), dtype=torch.int8), torch.full((8,), 0.01),
+        torch.zeros(8))]
+    with torch.profiler.profile() as profile:
+        conv(tvm_ffi.from_dlpack(torch.randint(0, 256, (1, 3, 3, 4), dtype=torch.uint8)),
+             *conv_constants, tvm_ffi.Shape([1, 1, 0, 0, 1, 1, 1]), 0.1, 3, 0.5, 0, True)
+        linear(tvm_ffi.from_dlpack(torch.randn(2, 4)), *linear_constants, True)
+    events = {event.name for event in profile.events()}
+    ours = {"tvmbridge::onednn_int8_conv2d", "tvmbridge::onednn_int8_linear"}
+    if _int8_kernels_expected():
+        assert ours <= events, events
+    else:
+        print("no AMX-INT8 on this CPU: PyTorch's int8 kernels ran")
+        assert not ours & events, events
