@@ -15,8 +15,10 @@
 #include <tvm/ffi/reflection/registry.h>
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <cstring>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "runtime/aten_kernel_common.h"
@@ -72,15 +74,19 @@ struct ConvolutionKind {
   const char* kernel;  // the name errors give
   memory::data_type source, destination;
   bool has_bias;
-  int64_t variant;
+  std::array<int64_t, 3> variant;
   std::function<dnnl::primitive_attr()> attributes;
 };
 
+// Makes a convolution's NHWC result buffer of the given sizes (fresh, or holding what a sum
+// post-op adds to).
+using OutputMaker = std::function<at::Tensor(at::IntArrayRef)>;
+
 // Runs the convolution `kind` of NHWC `input` (contiguous, of kind.source's dtype) with the
-// weight of `plans`, reading `extra` runtime arguments, and returns its NHWC result, made with
-// `output_options`.
+// weight of `plans`, reading `extra` runtime arguments, and returns its NHWC result, which
+// `make_output` makes.
 at::Tensor RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const at::Tensor& input,
-                          const ConvGeometry& geometry, at::TensorOptions output_options,
+                          const ConvGeometry& geometry, const OutputMaker& make_output,
                           onednn::ExtraArguments extra) {
   const memory::dims& weight_dims = plans.plain_layout().get_dims();
   const int64_t groups = geometry.groups;
@@ -115,7 +121,9 @@ at::Tensor RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const
                     geometry.padding[1],
                     geometry.dilation[0],
                     geometry.dilation[1],
-                    kind.variant};
+                    kind.variant[0],
+                    kind.variant[1],
+                    kind.variant[2]};
   auto describe = [&](const memory::desc& weight_layout) {
     memory::desc source({batch, channels, height, width}, kind.source, memory::format_tag::nhwc);
     memory::desc destination({batch, outputs, out_h, out_w}, kind.destination,
@@ -136,7 +144,7 @@ at::Tensor RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const
     return onednn::Described{descriptor, source, destination};
   };
   try {
-    at::Tensor output = at::empty({batch, out_h, out_w, outputs}, output_options);
+    at::Tensor output = make_output({batch, out_h, out_w, outputs});
     onednn::Execute(*plans.Get(key, describe), input.data_ptr(), output.data_ptr(), extra);
     return output;
   } catch (const dnnl::error& error) {
@@ -164,8 +172,10 @@ at::Tensor Convolve(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
   const at::Tensor input =
       ToTorch(x).to(type == memory::data_type::bf16 ? at::kBFloat16 : at::kFloat).contiguous();
   const ConvolutionKind kind{
-      kernel, type, type, /*has_bias=*/false, /*variant=*/0, onednn::ScratchpadPerThread};
-  return RunConvolution(kind, *plans, input, geometry, input.options(), {});
+      kernel, type, type, /*has_bias=*/false, /*variant=*/{}, onednn::ScratchpadPerThread};
+  return RunConvolution(kind, *plans, input, geometry,
+                        [&](at::IntArrayRef sizes) { return at::empty(sizes, input.options()); },
+                        {});
 }
 
 // An int8 layer's weight as its plans keep it, with what requantizing needs per output: its
@@ -176,13 +186,15 @@ struct Int8Weight {
   std::vector<double> scales, bias, sums;
 };
 
-// `plain`'s plans with its `weight_scales` and `bias`; `kernel` names the caller in errors.
+// `plain`'s plans with its `weight_scales` and `bias` (zeros without one); `kernel` names the
+// caller in errors.
 Int8Weight WithScalesAndBias(const char* kernel, std::shared_ptr<WeightPlans> plans,
                              const at::Tensor& plain, const tvm::ffi::Tensor& weight_scales,
-                             const tvm::ffi::Tensor& bias) {
+                             const std::optional<tvm::ffi::Tensor>& bias) {
   const int64_t outputs = plain.size(0);
   const at::Tensor scales = ToTorch(weight_scales).to(at::kDouble).contiguous();
-  const at::Tensor double_bias = ToTorch(bias).to(at::kDouble).contiguous();
+  const at::Tensor double_bias =
+      bias ? ToTorch(*bias).to(at::kDouble).contiguous() : at::zeros({outputs}, at::kDouble);
   TORCH_CHECK(scales.dim() == 1 && scales.size(0) == outputs && double_bias.dim() == 1 &&
                   double_bias.size(0) == outputs,
               "tvmbridge: ", kernel, " takes one weight scale and one bias per output (", outputs,
@@ -230,13 +242,13 @@ struct FoldedGrid {
 }  // namespace
 
 at::Tensor Int8Convolution(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
-                           const tvm::ffi::Tensor& weight_scales, const tvm::ffi::Tensor& bias,
-                           const tvm::ffi::Shape& geometry_values, double input_scale,
-                           int64_t input_zero_point, double output_scale, int64_t output_zero_point,
-                           bool relu) {
+                           const tvm::ffi::Tensor& weight_scales,
+                           const std::optional<tvm::ffi::Tensor>& bias,
+                           const tvm::ffi::Shape& geometry_values, QuantizationGrid input_grid,
+                           const Int8ConvolutionOutput& output) {
   RECORD_FUNCTION(kInt8ConvolutionEvent, std::vector<c10::IValue>());
   static PackedWeights<Int8Weight> weights;
-  const char* kernel = "quantized_conv2d";
+  const char* kernel = output.kernel;
   ConvGeometry geometry = ReadGeometry(geometry_values);
   const Int8Weight packed = weights.Get(weight, [&](const at::Tensor& plain) {
     TORCH_CHECK(plain.scalar_type() == at::kChar, "tvmbridge: ", kernel,
@@ -248,6 +260,9 @@ at::Tensor Int8Convolution(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& we
   at::Tensor input = ToTorch(x);
   TORCH_CHECK(input.scalar_type() == at::kByte && input.dim() == 4, "tvmbridge: ", kernel,
               " takes a uint8 NHWC input, got ", input.scalar_type(), " ", input.sizes());
+  const bool quantized = output.grid.has_value();
+  TORCH_CHECK(quantized || (!output.relu && !output.residual), "tvmbridge: ", kernel,
+              ": a ReLU or a residual needs a quantized result");
   input = input.contiguous();
   // oneDNN 3.2 runs int8 convolutions with zero points or input and output scales on older
   // kernels, at half the speed of its brgemm ones on AMX (ResNet-18's 64-channel 56x56
@@ -259,50 +274,69 @@ at::Tensor Int8Convolution(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& we
   // which is quantize(conv2d(dequantize(x), dequantize(weight)) + bias) exactly where the input
   // is not padded. Padding stands for real zeros, the input's zero point: where that is not 0
   // the input is padded with it here and the kernel pads nothing.
-  if (input_zero_point != 0 && (geometry.padding[0] > 0 || geometry.padding[1] > 0)) {
+  if (input_grid.zero_point != 0 && (geometry.padding[0] > 0 || geometry.padding[1] > 0)) {
     const int64_t pad_h = geometry.padding[0], pad_w = geometry.padding[1];
     at::Tensor padded = at::full(
         {input.size(0), input.size(1) + 2 * pad_h, input.size(2) + 2 * pad_w, input.size(3)},
-        input_zero_point, input.options());
+        input_grid.zero_point, input.options());
     padded.narrow(1, pad_h, input.size(1)).narrow(2, pad_w, input.size(2)).copy_(input);
     input = std::move(padded);
     geometry.padding = {0, 0};
   }
+  const QuantizationGrid output_grid = quantized ? *output.grid : QuantizationGrid{1.0, 0};
+  // A residual is added in output steps, by a sum post-op on the result buffer, which holds it.
+  const float sum_scale =
+      output.residual ? static_cast<float>(output.residual_grid.scale / output_grid.scale) : 0.f;
+  const int64_t sum_zero_point = output.residual ? output.residual_grid.zero_point : -1;
   // ReLU clamps at the output's zero point: saturating to uint8 does that where it is 0, and a
-  // clip does it elsewhere (a variant of its own).
-  const int64_t clip_at = relu ? output_zero_point : 0;
+  // clip does it elsewhere (a variant of its own, as are the sum's scale and zero point).
+  const int64_t clip_at = output.relu ? output_grid.zero_point : 0;
   const int64_t groups = geometry.groups;
-  auto attributes = [groups, clip_at] {
+  auto attributes = [groups, clip_at, sum_scale, sum_zero_point] {
     dnnl::primitive_attr attributes = onednn::ScratchpadPerThread();
     // Per output: oneDNN's weight dimension 0, or 0 and 1 in groups.
     attributes.set_scales_mask(DNNL_ARG_WEIGHTS, groups == 1 ? 1 : 3);
-    if (clip_at > 0) {
-      dnnl::post_ops post_ops;
-      post_ops.append_eltwise(dnnl::algorithm::eltwise_clip, static_cast<float>(clip_at), 255.f);
-      attributes.set_post_ops(post_ops);
+    dnnl::post_ops post_ops;
+    if (sum_zero_point >= 0) {
+      post_ops.append_sum(sum_scale, static_cast<int32_t>(sum_zero_point), memory::data_type::u8);
     }
+    if (clip_at > 0) {
+      post_ops.append_eltwise(dnnl::algorithm::eltwise_clip, static_cast<float>(clip_at), 255.f);
+    }
+    attributes.set_post_ops(post_ops);
     return attributes;
   };
+  int32_t sum_scale_bits;
+  std::memcpy(&sum_scale_bits, &sum_scale, sizeof(sum_scale_bits));
   const ConvolutionKind kind{kernel,
                              memory::data_type::u8,
-                             memory::data_type::u8,
+                             quantized ? memory::data_type::u8 : memory::data_type::f32,
                              /*has_bias=*/true,
-                             /*variant=*/clip_at,
+                             {clip_at, sum_zero_point, sum_scale_bits},
                              attributes};
-  FoldedGrid grid(packed, input_scale, input_zero_point, output_scale,
-                  static_cast<double>(output_zero_point));
+  const OutputMaker make_output = [&](at::IntArrayRef sizes) {
+    if (!output.residual) {
+      return at::empty(sizes, input.options().dtype(quantized ? at::kByte : at::kFloat));
+    }
+    const at::Tensor& residual = *output.residual;
+    TORCH_CHECK(residual.scalar_type() == at::kByte && residual.sizes() == sizes,
+                "tvmbridge: ", kernel, " adds a uint8 NHWC residual of its result's shape ", sizes,
+                ", got ", residual.scalar_type(), " ", residual.sizes());
+    return residual.contiguous().clone();  // the sum writes over it; other kernels may read it
+  };
+  FoldedGrid grid(packed, input_grid.scale, input_grid.zero_point, output_grid.scale,
+                  static_cast<double>(output_grid.zero_point));
   const auto [scales, shifted_bias] = grid.Memories(/*bias_as_row=*/false);
   return RunConvolution(
-      kind, *packed.plans, input, geometry, input.options(),
+      kind, *packed.plans, input, geometry, make_output,
       {{DNNL_ARG_ATTR_SCALES | DNNL_ARG_WEIGHTS, scales}, {DNNL_ARG_BIAS, shifted_bias}});
 }
 
-at::Tensor Int8Linear(const at::Tensor& rows, float input_scale, int32_t input_zero_point,
+at::Tensor Int8Linear(const char* kernel, const at::Tensor& rows, QuantizationGrid input_grid,
                       const tvm::ffi::Tensor& weight, const tvm::ffi::Tensor& weight_scales,
-                      const tvm::ffi::Tensor& bias) {
+                      const std::optional<tvm::ffi::Tensor>& bias) {
   RECORD_FUNCTION(kInt8LinearEvent, std::vector<c10::IValue>());
   static PackedWeights<Int8Weight> weights;
-  const char* kernel = "quantized_linear_dynamic";
   const Int8Weight packed = weights.Get(weight, [&](const at::Tensor& plain) {
     TORCH_CHECK(plain.scalar_type() == at::kChar && plain.dim() == 2, "tvmbridge: ", kernel,
                 " takes an int8 weight [N, K], got ", plain.scalar_type(), " ", plain.sizes());
@@ -333,7 +367,7 @@ at::Tensor Int8Linear(const at::Tensor& rows, float input_scale, int32_t input_z
   };
   // The input's grid folded into the per-output scales and bias, as Int8Convolution does (and
   // for the same reason: oneDNN's kernels are faster without zero points); float32 out.
-  FoldedGrid grid(packed, input_scale, input_zero_point, /*output_scale=*/1.0,
+  FoldedGrid grid(packed, input_grid.scale, input_grid.zero_point, /*output_scale=*/1.0,
                   /*output_shift=*/0.0);
   const auto [scales, shifted_bias] = grid.Memories(/*bias_as_row=*/true);
   try {

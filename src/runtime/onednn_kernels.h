@@ -7,27 +7,47 @@
 #include <tvm/ffi/container/tensor.h>
 
 #include <cstdint>
+#include <optional>
 
 namespace tvmbridge {
 
-// quantize(conv2d(dequantize(x), dequantize(weight)) + bias [relu]) for uint8 NHWC x on the
-// grid (input_scale, input_zero_point) and a uint8 NHWC result on (output_scale,
-// output_zero_point): u8 x s8 -> s32 products, requantized in the kernel. `weight` is a
-// constant OIHW int8 tensor quantized per output channel with `weight_scales` (zero points 0),
-// `bias` float32; `geometry` as ReadGeometry reads it. On a oneDNN primitive made once per
-// weight and input shape.
-at::Tensor Int8Convolution(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
-                           const tvm::ffi::Tensor& weight_scales, const tvm::ffi::Tensor& bias,
-                           const tvm::ffi::Shape& geometry, double input_scale,
-                           int64_t input_zero_point, double output_scale, int64_t output_zero_point,
-                           bool relu);
+// The grid of a uint8 tensor: value = scale * (integer - zero_point).
+struct QuantizationGrid {
+  double scale;
+  int64_t zero_point;
+};
 
-// dequantize(rows) @ dequantize(weight).T + bias in float32, for uint8 `rows` [M, K] on the
-// grid (input_scale, input_zero_point) and a constant int8 `weight` [N, K] quantized per output
-// with `weight_scales` (zero points 0), `bias` float32 [N]: u8 x s8 -> s32 products scaled to
-// float32 in the kernel, on a oneDNN primitive made once per weight and row count.
-at::Tensor Int8Linear(const at::Tensor& rows, float input_scale, int32_t input_zero_point,
+// What an int8 convolution makes of its products and bias.
+struct Int8ConvolutionOutput {
+  explicit Int8ConvolutionOutput(const char* kernel) : kernel(kernel) {}
+
+  const char* kernel;  // the name errors give
+  // uint8 on this grid; without one, float32 values.
+  std::optional<QuantizationGrid> grid;
+  bool relu = false;  // applied before quantizing
+  // A uint8 NHWC tensor of the result's shape, on residual_grid, added before the ReLU.
+  std::optional<at::Tensor> residual;
+  QuantizationGrid residual_grid{1.0, 0};
+};
+
+// conv2d(dequantize(x), dequantize(weight)) + bias, for uint8 NHWC x on `input_grid`, as
+// `output` says: u8 x s8 -> s32 products, requantized in the kernel. `weight` is a constant OIHW
+// int8 tensor quantized per output channel with `weight_scales` (zero points 0), `bias`
+// float32 (none: zeros); `geometry` as ReadGeometry reads it. On a oneDNN primitive made once
+// per weight and input shape. Returns the NHWC result.
+at::Tensor Int8Convolution(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
+                           const tvm::ffi::Tensor& weight_scales,
+                           const std::optional<tvm::ffi::Tensor>& bias,
+                           const tvm::ffi::Shape& geometry, QuantizationGrid input_grid,
+                           const Int8ConvolutionOutput& output);
+
+// dequantize(rows) @ dequantize(weight).T + bias in float32, for uint8 `rows` [M, K] on
+// `input_grid` and a constant int8 `weight` [N, K] quantized per output with `weight_scales`
+// (zero points 0), `bias` float32 [N] (none: zeros): u8 x s8 -> s32 products scaled to float32
+// in the kernel, on a oneDNN primitive made once per weight and row count. `kernel` names the
+// caller in errors.
+at::Tensor Int8Linear(const char* kernel, const at::Tensor& rows, QuantizationGrid input_grid,
                       const tvm::ffi::Tensor& weight, const tvm::ffi::Tensor& weight_scales,
-                      const tvm::ffi::Tensor& bias);
+                      const std::optional<tvm::ffi::Tensor>& bias);
 
 }  // namespace tvmbridge

@@ -50,7 +50,7 @@ struct Described {
 // and width, and the stride, padding and dilation (one weight constant is one convolution, but
 // nothing stops two from sharing it), and which of its kernel's variants; for a linear layer its
 // row count.
-using PlanKey = std::array<int64_t, 10>;
+using PlanKey = std::array<int64_t, 12>;
 
 // Primitives take their scratch memory from the calling thread (user mode), so threads can run
 // one primitive at once: in the default mode, a oneDNN built for concurrent execution gives each

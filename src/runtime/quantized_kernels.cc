@@ -152,8 +152,11 @@ tvm::ffi::Tensor QuantizedConv2d(tvm::ffi::Tensor x, tvm::ffi::Tensor weight,
               " takes positive scales and uint8 zero points, got input (", input_scale, ", ",
               input_zero_point, ") and output (", output_scale, ", ", output_zero_point, ")");
   if (onednn::HasAmxInt8()) {
-    return ToTvm(Int8Convolution(x, weight, weight_scales, bias, geometry, input_scale,
-                                 input_zero_point, output_scale, output_zero_point, relu));
+    Int8ConvolutionOutput output{kQuantizedConv2dFunction};
+    output.grid = QuantizationGrid{output_scale, output_zero_point};
+    output.relu = relu;
+    return ToTvm(Int8Convolution(x, weight, weight_scales, bias, geometry,
+                                 {input_scale, input_zero_point}, output));
   }
   static const c10::OperatorHandle convolution =
       c10::Dispatcher::singleton().findSchemaOrThrow("quantized::conv2d", "new");
@@ -246,9 +249,18 @@ tvm::ffi::Tensor QuantizedConv2dAdd(tvm::ffi::Tensor x, tvm::ffi::Tensor residua
                                     double residual_scale, int64_t residual_zero_point,
                                     double output_scale, int64_t output_zero_point, bool relu) {
   c10::InferenceMode no_autograd;
+  const char* kernel = kQuantizedConv2dAddFunction;
+  if (onednn::HasAmxInt8()) {
+    Int8ConvolutionOutput output{kernel};
+    output.grid = QuantizationGrid{output_scale, output_zero_point};
+    output.relu = relu;
+    output.residual = ToTorch(residual);
+    output.residual_grid = {residual_scale, residual_zero_point};
+    return ToTvm(Int8Convolution(x, weight, weight_scales, bias, geometry_values,
+                                 {input_scale, input_zero_point}, output));
+  }
   static const c10::OperatorHandle convolution_add =
       c10::Dispatcher::singleton().findSchemaOrThrow("onednn::qconv2d_pointwise", "binary");
-  const char* kernel = kQuantizedConv2dAddFunction;
   // uint8 NCHW views of NHWC memory, the layout oneDNN computes in.
   const at::Tensor input = IntegerNchwView(kernel, x);
   const at::Tensor accumulated = IntegerNchwView(kernel, residual);
@@ -280,9 +292,14 @@ tvm::ffi::Tensor QuantizedConv2dFloat(tvm::ffi::Tensor x, tvm::ffi::Tensor weigh
                                       tvm::ffi::Shape geometry_values, double input_scale,
                                       int64_t input_zero_point) {
   c10::InferenceMode no_autograd;
+  const char* kernel = kQuantizedConv2dFloatFunction;
+  if (onednn::HasAmxInt8()) {
+    const Int8ConvolutionOutput float_output{kernel};  // no grid: float32 values
+    return ToTvm(Int8Convolution(x, weight, weight_scales, /*bias=*/std::nullopt, geometry_values,
+                                 {input_scale, input_zero_point}, float_output));
+  }
   static const c10::OperatorHandle convolution =
       c10::Dispatcher::singleton().findSchemaOrThrow("onednn::qconv2d_pointwise", "");
-  const char* kernel = kQuantizedConv2dFloatFunction;
   const at::Tensor input = IntegerNchwView(kernel, x);
   const ConvGeometry geometry = ReadGeometry(geometry_values);
   const OneDnnQuantizedWeight packed = OneDnnPackedQuantizedWeight(
@@ -326,6 +343,10 @@ tvm::ffi::Tensor QuantizedLinearFloat(tvm::ffi::Tensor x, tvm::ffi::Tensor weigh
               "tvmbridge: ", kernel, " takes an int8 weight [N, ", input.size(1),
               "] and one scale per output, got ", plain_weight.scalar_type(), " ",
               plain_weight.sizes(), " and ", scales.sizes(), " scales");
+  if (onednn::HasAmxInt8()) {
+    return ToTvm(Int8Linear(kernel, input.contiguous(), {input_scale, input_zero_point}, weight,
+                            weight_scales, /*bias=*/std::nullopt));
+  }
   const OneDnnQuantizedWeight packed = packed_weights.Get(weight, [&](const at::Tensor& plain) {
     torch::jit::Stack stack{plain, input.sizes().vec()};
     prepack.callBoxed(&stack);
@@ -396,7 +417,8 @@ tvm::ffi::Array<tvm::ffi::Tensor> QuantizedLinearDynamic(tvm::ffi::Tensor x,
           quantized.data_ptr(), rows.sizes(), [quantized](void*) {}, at::kByte);
       std::vector<int64_t> shape = input.sizes().vec();
       shape.back() = weight.size(0);
-      return {ToTvm(Int8Linear(integers, grid.scale, grid.zero_point, weight, weight_scales, bias)
+      return {ToTvm(Int8Linear(kQuantizedLinearDynamicFunction, integers,
+                               {grid.scale, grid.zero_point}, weight, weight_scales, bias)
                         .view(shape))};
     }
   }

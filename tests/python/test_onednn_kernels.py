@@ -34,6 +34,10 @@ class ConvCase:
     input_zero_point: int = 0
     output_zero_point: int = 0
     relu: bool = False
+    # int8: what the kernel makes of the products: "uint8" (quantized_conv2d), "residual"
+    # (quantized_conv2d_add: a uint8 residual added before quantizing) or "float32"
+    # (quantized_conv2d_float: float32 values, without bias).
+    result: str = "uint8"
 
     def shrunk(self):
         """Smaller cases, one size parameter down at a time."""
@@ -46,6 +50,8 @@ class ConvCase:
             yield dataclasses.replace(self, batches=self.batches[:1])
         if self.relu:
             yield dataclasses.replace(self, relu=False)
+        if self.result != "uint8":
+            yield dataclasses.replace(self, result="uint8")
 
 
 def generated_cases(count: int, seed: int, dtype: torch.dtype) -> list[ConvCase]:
@@ -64,7 +70,9 @@ def generated_cases(count: int, seed: int, dtype: torch.dtype) -> list[ConvCase]
             special_values=dtype.is_floating_point and rng.random() < 0.25,
             input_zero_point=0 if dtype.is_floating_point else rng.choice((0, 0, 3, 128, 255)),
             output_zero_point=0 if dtype.is_floating_point else rng.choice((0, 0, 5, 128)),
-            relu=not dtype.is_floating_point and rng.random() < 0.5))
+            relu=not dtype.is_floating_point and rng.random() < 0.5,
+            result="uint8" if dtype.is_floating_point else rng.choice(
+                ("uint8", "uint8", "residual", "float32"))))
     return cases
 
 
@@ -182,14 +190,24 @@ def _int8_kernels_expected() -> bool:
     return "amx_int8" in cpu_flags()
 
 
-def quantized_reference(x, weight, weight_scales, bias, case: ConvCase, input_scale: float,
-                        output_scale: float) -> torch.Tensor:
-    """What PyTorch's int8 models compute for `case` (uint8 NCHW x), in float64: the real
-    convolution of the dequantized operands, quantized onto the output's grid."""
+RESIDUAL_GRID = (0.03, 7)  # the residual's scale and zero point
+
+
+def quantized_reference(x, weight, weight_scales, bias, residual, case: ConvCase,
+                        input_scale: float, output_scale: float) -> torch.Tensor:
+    """What PyTorch's int8 models compute for `case` (uint8 NCHW x and residual), in float64:
+    the real convolution of the dequantized operands, plus the residual, quantized onto the
+    output's grid (for result "float32": the real convolution, without bias)."""
     real = torch.nn.functional.conv2d(
         (x.double() - case.input_zero_point) * input_scale,
-        weight.double() * weight_scales.double().view(-1, 1, 1, 1), bias.double(),
-        stride=case.stride, padding=case.padding, dilation=case.dilation, groups=case.groups)
+        weight.double() * weight_scales.double().view(-1, 1, 1, 1),
+        None if case.result == "float32" else bias.double(), stride=case.stride,
+        padding=case.padding, dilation=case.dilation, groups=case.groups)
+    if case.result == "float32":
+        return real
+    if case.result == "residual":
+        residual_scale, residual_zero_point = RESIDUAL_GRID
+        real = real + (residual.double() - residual_zero_point) * residual_scale
     if case.relu:
         real = real.clamp_min(0)
     return (torch.round(real / output_scale) + case.output_zero_point).clamp(0, 255)
@@ -201,36 +219,58 @@ def check_int8(case: ConvCase) -> str | None:
 
     from tvmbridge import _native
 
-    conv = _native.runtime_func("tvmbridge.aten.quantized_conv2d")
+    kernel = {"uint8": "quantized_conv2d", "residual": "quantized_conv2d_add",
+              "float32": "quantized_conv2d_float"}[case.result]
+    conv = _native.runtime_func(f"tvmbridge.aten.{kernel}")
     generator = torch.Generator().manual_seed(case.seed)
     outputs, inputs = case.groups * case.group_outputs, case.groups * case.group_inputs
     weight = torch.randint(-127, 128, (outputs, case.group_inputs, case.kernel, case.kernel),
                            generator=generator, dtype=torch.int8)
     weight_scales = torch.rand(outputs, generator=generator) * 0.01 + 1e-3
     bias = torch.randn(outputs, generator=generator)
-    constants = [tvm_ffi.from_dlpack(t) for t in (weight, weight_scales, bias)]
     geometry = tvm_ffi.Shape([case.stride] * 2 + [case.padding] * 2 + [case.dilation] * 2
                              + [case.groups])
     window = case.dilation * (case.kernel - 1) + 1
     if case.size + 2 * case.padding < window:
         return None
     input_scale = 0.02
+    input_grid = (input_scale, case.input_zero_point)
     # An output grid the results spread over: 1/100 of the largest real output an input of
     # the whole range could give.
     output_scale = input_scale * 255 * (weight_scales * weight.abs().flatten(1).sum(1).double()
                                         ).max().item() / 100 + 1e-3
+    output_grid = (output_scale, case.output_zero_point, case.relu)
+    weight_constants = [tvm_ffi.from_dlpack(t) for t in (weight, weight_scales)]
+    bias_constant = tvm_ffi.from_dlpack(bias)
     for batch in case.batches:
         x = torch.randint(0, 256, (batch, inputs, case.size, case.size), generator=generator,
                           dtype=torch.uint8)
-        result = torch.from_dlpack(conv(
-            tvm_ffi.from_dlpack(x.permute(0, 2, 3, 1).contiguous()), *constants, geometry,
-            input_scale, case.input_zero_point, output_scale, case.output_zero_point,
-            case.relu)).permute(0, 3, 1, 2)
-        expected = quantized_reference(x, weight, weight_scales, bias, case, input_scale,
-                                       output_scale)
-        if result.shape != expected.shape or result.dtype != torch.uint8:
+        nhwc = tvm_ffi.from_dlpack(x.permute(0, 2, 3, 1).contiguous())
+        extent = (case.size + 2 * case.padding - window) // case.stride + 1
+        residual = torch.randint(0, 256, (batch, outputs, extent, extent), generator=generator,
+                                 dtype=torch.uint8)
+        expected = quantized_reference(x, weight, weight_scales, bias, residual, case,
+                                       input_scale, output_scale)
+        if case.result == "uint8":
+            result = conv(nhwc, *weight_constants, bias_constant, geometry, *input_grid,
+                          *output_grid)
+        elif case.result == "residual":
+            result = conv(nhwc, tvm_ffi.from_dlpack(residual.permute(0, 2, 3, 1).contiguous()),
+                          *weight_constants, bias_constant, geometry, *input_grid,
+                          *RESIDUAL_GRID, *output_grid)
+        else:
+            result = conv(nhwc, *weight_constants, geometry, *input_grid)
+        result = torch.from_dlpack(result).permute(0, 3, 1, 2)
+        dtype = torch.float32 if case.result == "float32" else torch.uint8
+        if result.shape != expected.shape or result.dtype != dtype:
             return f"batch {batch}: {result.dtype} {list(result.shape)}, " \
-                   f"expected uint8 {list(expected.shape)}"
+                   f"expected {dtype} {list(expected.shape)}"
+        if case.result == "float32":
+            # The same integer products, scaled in float32.
+            error = (result.double() - expected).abs().max().item() if expected.numel() else 0
+            if error > 1e-5 * max(1.0, expected.abs().max().item()):
+                return f"batch {batch}: largest error {error:.3g}"
+            continue
         steps = (result.double() - expected).abs()
         # Kernels requantize in float32: a result within float32's rounding of a half step
         # may round the other way.
@@ -244,9 +284,10 @@ def test_int8_convolutions_match_pytorch_on_generated_cases():
     """Grouped, depthwise, strided, dilated and padded int8 convolutions (u8 x s8), on inputs
     whose zero point is 0 or not (padding then stands for it), with outputs on grids of zero
     point 0 or not, with and without a fused ReLU (which clamps at the output's zero point),
-    each weight called with several batch sizes: uint8 results of PyTorch's shape, each within
-    one step of PyTorch's int8 arithmetic (float64 here), and at most 1% of them off by that
-    step."""
+    with and without a residual added before quantizing, or with float32 results, each weight
+    called with several batch sizes: results of PyTorch's shape and dtype; uint8 ones within one
+    step of PyTorch's int8 arithmetic (float64 here), at most 1% of them off by that step;
+    float32 ones within float32 rounding."""
     for case in generated_cases(40, seed=11, dtype=torch.uint8):
         if check_int8(case) is not None:
             smallest, problem = smallest_failure(case, check_int8)
