@@ -1,11 +1,13 @@
-// Float convolutions on oneDNN primitives made once per weight constant and input shape, then
-// kept (onednn_primitives.h): the calls generated code makes where a region's convolutions run
-// on oneDNN (bfloat16, or float32 where that was measured faster; see
-// python/tvmbridge/pipeline.py). On an AMX Xeon ResNet-18's twenty bfloat16 convolutions take
-// 1.1 ms of arithmetic, so the 25-35 us per call PyTorch's mkldnn::_convolution_pointwise spends
-// making its primitive was most of their time. Linear layers stay on PyTorch's oneDNN
-// (aten_kernels.cc): its newer matmul kernels ran BERT-base's products at 128 rows 10% faster
-// than this one's, which outweighs the per-call saving there.
+// Kernels on oneDNN primitives made once per weight constant and call shape, then kept
+// (onednn_primitives.h): float convolutions, the calls generated code makes where a region's
+// convolutions run on oneDNN (bfloat16, or float32 where that was measured faster; see
+// python/tvmbridge/pipeline.py), and the int8 convolutions and linear layers
+// quantized_kernels.cc calls on AMX-INT8 CPUs (onednn_kernels.h). On an AMX Xeon ResNet-18's
+// twenty bfloat16 convolutions take 1.1 ms of arithmetic, so the 25-35 us per call PyTorch's
+// mkldnn::_convolution_pointwise spends making its primitive was most of their time. Float
+// linear layers stay on PyTorch's oneDNN (aten_kernels.cc): its newer matmul kernels ran
+// BERT-base's products at 128 rows 10% faster than this one's, which outweighs the per-call
+// saving there.
 #include <ATen/ATen.h>
 #include <ATen/record_function.h>
 #include <c10/core/InferenceMode.h>

@@ -60,13 +60,5 @@ void Execute(const Plan& plan, void* source, void* destination, ExtraArguments e
   stream.wait();
 }
 
-memory ScalarMemory(float* value) {
-  return memory({{1}, memory::data_type::f32, memory::format_tag::x}, CpuEngine(), value);
-}
-
-memory ScalarMemory(int32_t* value) {
-  return memory({{1}, memory::data_type::s32, memory::format_tag::x}, CpuEngine(), value);
-}
-
 }  // namespace onednn
 }  // namespace tvmbridge

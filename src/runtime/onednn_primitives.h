@@ -1,6 +1,6 @@
-// oneDNN primitives made once per weight constant and call shape, then kept: what the kernel
-// files that call oneDNN directly share (onednn_kernels.cc's float convolutions,
-// quantized_kernels.cc's int8 convolutions and linear layers).
+// oneDNN primitives made once per weight constant and call shape, then kept: the machinery of
+// the kernels that call oneDNN directly (onednn_kernels.cc's float convolutions and its int8
+// convolutions and linear layers).
 //
 // PyTorch reaches the same kernels, but builds oneDNN's primitive descriptor on every call:
 // 25-35 us per convolution before any arithmetic (measured on a Zen 4). The oneDNN here is the
@@ -121,18 +121,12 @@ class WeightPlans {
 };
 
 // Runtime arguments of a call beyond its source, weight, destination and scratch memory:
-// scales, zero points, a bias, keyed by oneDNN's argument ids.
+// per-output scales, a bias, keyed by oneDNN's argument ids.
 using ExtraArguments = std::initializer_list<std::pair<int, memory>>;
 
 // Runs `plan` reading `source` and writing `destination` (memory of the plan's layouts), with
 // `extra` arguments.
 void Execute(const Plan& plan, void* source, void* destination, ExtraArguments extra = {});
-
-// A one-value float32 memory on `value` (a runtime scale), valid while `value` is.
-memory ScalarMemory(float* value);
-
-// A one-value int32 memory on `value` (a runtime zero point), valid while `value` is.
-memory ScalarMemory(int32_t* value);
 
 }  // namespace onednn
 }  // namespace tvmbridge

@@ -424,3 +424,45 @@ def test_int8_kernels_are_tvmbridges_where_the_cpu_has_amx_int8():
     else:
         print("no AMX-INT8 on this CPU: PyTorch's int8 kernels ran")
         assert not ours & events, events
+
+
+def test_int8_kernels_serve_threads_at_once():
+    """Four threads call one int8 convolution and one dynamically quantized linear layer with
+    different batch sizes at once (new primitives made while others run): every answer is
+    bit-equal to the same call made alone."""
+    import tvm_ffi
+    from conftest import run_in_threads
+
+    from tvmbridge import _native
+
+    conv = _native.runtime_func("tvmbridge.aten.quantized_conv2d")
+    linear = _native.runtime_func("tvmbridge.aten.quantized_linear_dynamic")
+    generator = torch.Generator().manual_seed(3)
+    conv_constants = [tvm_ffi.from_dlpack(t) for t in (
+        torch.randint(-127, 128, (16, 8, 3, 3), generator=generator, dtype=torch.int8),
+        torch.rand(16, generator=generator) * 0.01, torch.randn(16, generator=generator))]
+    linear_constants = [tvm_ffi.from_dlpack(t) for t in (
+        torch.randint(-127, 128, (24, 32), generator=generator, dtype=torch.int8),
+        torch.rand(24, generator=generator) * 0.01, torch.randn(24, generator=generator))]
+    images = [torch.randint(0, 256, (batch, 10, 10, 8), generator=generator, dtype=torch.uint8)
+              for batch in (1, 2, 3, 4)]
+    rows = [torch.randn(batch * 5, 32, generator=generator) for batch in (1, 2, 3, 4)]
+    geometry = tvm_ffi.Shape([1, 1, 1, 1, 1, 1, 1])
+
+    def call(index):
+        convolved = torch.from_dlpack(conv(tvm_ffi.from_dlpack(images[index]), *conv_constants,
+                                           geometry, 0.05, 3, 0.5, 2, True)).clone()
+        product = torch.from_dlpack(linear(tvm_ffi.from_dlpack(rows[index]), *linear_constants,
+                                           True)[0]).clone()
+        return convolved, product
+
+    answers = [[] for _ in images]
+
+    def serve(index):
+        for _ in range(10):
+            answers[index].append(call(index))
+
+    run_in_threads(serve, len(images))  # the first calls make the primitives, at once
+    for index, alone in enumerate(map(call, range(len(images)))):
+        for convolved, product in answers[index]:
+            assert torch.equal(convolved, alone[0]) and torch.equal(product, alone[1]), index
