@@ -188,9 +188,10 @@ bool PyTorchInt8KernelsRun() {
          engine == at::QEngine::ONEDNN;
 }
 
-// A call of PyTorch's own dynamically quantized linear (tvmbridge.aten.quantized_linear_dynamic,
-// src/runtime/aten_kernels.cc): it quantizes x from its range on every call, multiplies in
-// int8 and dequantizes with the bias. None for weights it does not take (zero points not 0).
+// A call of a dynamically quantized linear kernel (tvmbridge.aten.quantized_linear_dynamic,
+// src/runtime/quantized_kernels.cc: PyTorch's own, or ours on AMX-INT8): it quantizes x from
+// its range on every call, multiplies in int8 and dequantizes with the bias. None for weights it
+// does not take (zero points not 0).
 std::optional<Expr> Int8DynamicLinear(ConversionContext& ctx, const Expr& x,
                                       LinearPackedParamsBase& params, bool reduce_range) {
   auto [weight, bias] = params.unpack();
