@@ -25,6 +25,14 @@ struct ConvGeometry {
   int64_t groups;
 };
 
+// The output extent along `axis` (0: height, 1: width) of a convolution with `geometry` and a
+// `kernel`-wide window over an input `size` wide: at most 0 where the window does not fit.
+inline int64_t ConvOutputExtent(int64_t size, int64_t kernel, const ConvGeometry& geometry,
+                                int axis) {
+  const int64_t window = geometry.dilation[axis] * (kernel - 1) + 1;
+  return (size + 2 * geometry.padding[axis] - window) / geometry.stride[axis] + 1;
+}
+
 inline ConvGeometry ReadGeometry(const tvm::ffi::Shape& values) {
   TORCH_CHECK(values.size() == 7, "tvmbridge: conv2d takes 7 geometry values (stride, ",
               "padding, dilation, groups), got ", values.size());

@@ -105,12 +105,8 @@ at::Tensor RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const
               kernel_w, "] in ", groups, " groups), got ", input.sizes());
   const int64_t batch = input.size(0), height = input.size(1), width = input.size(2),
                 channels = input.size(3);
-  auto extent = [&](int64_t size, int64_t kernel, int dim) {
-    return (size + 2 * geometry.padding[dim] - geometry.dilation[dim] * (kernel - 1) - 1) /
-               geometry.stride[dim] +
-           1;
-  };
-  const int64_t out_h = extent(height, kernel_h, 0), out_w = extent(width, kernel_w, 1);
+  const int64_t out_h = ConvOutputExtent(height, kernel_h, geometry, 0),
+                out_w = ConvOutputExtent(width, kernel_w, geometry, 1);
   TORCH_CHECK(out_h > 0 && out_w > 0, "tvmbridge: ", kind.kernel, "'s input ", input.sizes(),
               " is smaller than its ", kernel_h, "x", kernel_w, " window");
 
@@ -324,7 +320,7 @@ at::Tensor Int8Convolution(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& we
     TORCH_CHECK(residual.scalar_type() == at::kByte && residual.sizes() == sizes,
                 "tvmbridge: ", kernel, " adds a uint8 NHWC residual of its result's shape ", sizes,
                 ", got ", residual.scalar_type(), " ", residual.sizes());
-    return residual.contiguous().clone();  // the sum writes over it; other kernels may read it
+    return residual.clone(at::MemoryFormat::Contiguous);  // the sum writes over it; others read it
   };
   FoldedGrid grid(packed, input_grid.scale, input_grid.zero_point, output_grid.scale,
                   static_cast<double>(output_grid.zero_point));
