@@ -34,6 +34,7 @@ namespace {
 // The names build.py emits the calls under (conv2d_bf16 only in libraries built before the
 // packed kernels returned their results: saved modules still hold it).
 constexpr const char* kPackedConv2dFunction = "tvmbridge.aten.packed_conv2d";
+constexpr const char* kPackedConv2dOutFunction = "tvmbridge.aten.packed_conv2d_out";
 constexpr const char* kConv2dBf16Function = "tvmbridge.aten.conv2d_bf16";
 
 using onednn::memory;
@@ -156,12 +157,14 @@ at::Tensor RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const
 
 // conv2d(x, weight) in the weight's dtype (bfloat16 with float32 accumulation, or float32): x
 // NHWC, cast to the weight's dtype; weight an OIHW constant of the module. Returns the NHWC
-// result.
+// result: `destination` where given (checked against the result's sizes and dtype), else a
+// fresh tensor.
 at::Tensor Convolve(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
-                    const tvm::ffi::Shape& geometry_values) {
+                    const tvm::ffi::Shape& geometry_values,
+                    const std::optional<at::Tensor>& destination = std::nullopt) {
   RECORD_FUNCTION(kConvolutionEvent, std::vector<c10::IValue>());
   static PackedWeights<std::shared_ptr<WeightPlans>> weights;
-  const char* kernel = "packed_conv2d";
+  const char* kernel = destination ? "packed_conv2d_out" : "packed_conv2d";
   const ConvGeometry geometry = ReadGeometry(geometry_values);
   const std::shared_ptr<WeightPlans> plans = weights.Get(weight, [&](const at::Tensor& plain) {
     return ConvolutionPlans(kernel, plain, geometry.groups, FloatType(plain.scalar_type(), kernel));
@@ -172,7 +175,17 @@ at::Tensor Convolve(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
   const ConvolutionKind kind{
       kernel, type, type, /*has_bias=*/false, /*variant=*/{}, onednn::ScratchpadPerThread};
   return RunConvolution(kind, *plans, input, geometry,
-                        [&](at::IntArrayRef sizes) { return at::empty(sizes, input.options()); },
+                        [&](at::IntArrayRef sizes) {
+                          if (!destination) return at::empty(sizes, input.options());
+                          TORCH_CHECK(destination->sizes() == sizes &&
+                                          destination->scalar_type() == input.scalar_type() &&
+                                          destination->is_contiguous(),
+                                      "tvmbridge: ", kernel, " writes a contiguous ",
+                                      input.scalar_type(), " NHWC result of ", sizes,
+                                      ", got a destination of ", destination->sizes(), " ",
+                                      destination->scalar_type());
+                          return *destination;
+                        },
                         {});
 }
 
@@ -390,6 +403,14 @@ tvm::ffi::Tensor PackedConv2d(tvm::ffi::Tensor x, tvm::ffi::Tensor weight,
   return ToTvm(Convolve(x, weight, geometry));
 }
 
+// PackedConv2d writing into `out`, which TVM allocates (and reuses across calls by its memory
+// plan); build.py calls this with call_dps_packed.
+void PackedConv2dOut(tvm::ffi::Tensor x, tvm::ffi::Tensor weight, tvm::ffi::Shape geometry,
+                     tvm::ffi::Tensor out) {
+  c10::InferenceMode no_autograd;
+  Convolve(x, weight, geometry, ToTorch(out));
+}
+
 // Destination-passing form of PackedConv2d with a bfloat16 weight (float32 x and out are cast
 // here), for libraries built before it.
 void Conv2dBf16(tvm::ffi::Tensor x, tvm::ffi::Tensor weight, tvm::ffi::Shape geometry,
@@ -403,6 +424,7 @@ void Conv2dBf16(tvm::ffi::Tensor x, tvm::ffi::Tensor weight, tvm::ffi::Shape geo
 TVM_FFI_STATIC_INIT_BLOCK() {
   tvm::ffi::reflection::GlobalDef()
       .def(kPackedConv2dFunction, PackedConv2d)
+      .def(kPackedConv2dOutFunction, PackedConv2dOut)
       .def(kConv2dBf16Function, Conv2dBf16);
 }
 

@@ -83,6 +83,7 @@ def check(case: ConvCase) -> str | None:
     from tvmbridge import _native
 
     conv = _native.runtime_func("tvmbridge.aten.packed_conv2d")
+    conv_out = _native.runtime_func("tvmbridge.aten.packed_conv2d_out")  # what builds emit
     generator = torch.Generator().manual_seed(case.seed)
     weight = torch.randn(case.groups * case.group_outputs, case.group_inputs, case.kernel,
                          case.kernel, generator=generator).to(case.dtype)
@@ -99,8 +100,14 @@ def check(case: ConvCase) -> str | None:
             flat = x.view(-1)
             for value in (float("nan"), float("inf"), float("-inf")):
                 flat[torch.randint(flat.numel(), (1,), generator=generator)] = value
-        result = torch.from_dlpack(conv(tvm_ffi.from_dlpack(x.permute(0, 2, 3, 1).contiguous()),
-                                        constant, geometry)).permute(0, 3, 1, 2)
+        nhwc = tvm_ffi.from_dlpack(x.permute(0, 2, 3, 1).contiguous())
+        returned = torch.from_dlpack(conv(nhwc, constant, geometry))
+        written = torch.full_like(returned, float("nan"))  # every element must be overwritten
+        conv_out(nhwc, constant, geometry, tvm_ffi.from_dlpack(written))
+        bits = torch.int16 if case.dtype == torch.bfloat16 else torch.int32
+        if not torch.equal(written.view(bits), returned.view(bits)):
+            return f"batch {batch}: the destination-passing call wrote other bits"
+        result = returned.permute(0, 3, 1, 2)
         expected = torch.nn.functional.conv2d(x.double(), weight.double(), stride=case.stride,
                                               padding=case.padding, dilation=case.dilation,
                                               groups=case.groups)
@@ -171,6 +178,17 @@ def test_packed_convolution_refuses_what_it_cannot_run_by_name():
     with pytest.raises(Exception, match="weight was first used in 1 groups, now in 2"):
         conv(tvm_ffi.from_dlpack(torch.randn(1, 6, 6, 8)), weight,
              tvm_ffi.Shape([1, 1, 0, 0, 1, 1, 2]))
+    conv_out = _native.runtime_func("tvmbridge.aten.packed_conv2d_out")
+    x = tvm_ffi.from_dlpack(torch.randn(1, 6, 6, 4))
+    for destination, given in ((torch.empty(1, 4, 4, 7), r"\[1, 4, 4, 7\] Float"),
+                               (torch.empty(1, 4, 4, 8, dtype=torch.bfloat16),
+                                r"\[1, 4, 4, 8\] BFloat16"),
+                               (torch.empty(1, 8, 4, 4).permute(0, 2, 3, 1),
+                                r"\[1, 4, 4, 8\] Float")):
+        with pytest.raises(Exception, match=r"packed_conv2d_out writes a contiguous Float NHWC "
+                                            r"result of \[1, 4, 4, 8\], got a destination of "
+                                            + given):
+            conv_out(x, weight, geometry, tvm_ffi.from_dlpack(destination))
     # The kernel still serves its weight after the refusals, an empty batch too.
     empty = torch.from_dlpack(conv(tvm_ffi.from_dlpack(torch.randn(0, 6, 6, 4)), weight,
                                    geometry))
