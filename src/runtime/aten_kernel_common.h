@@ -3,6 +3,7 @@
 // constant.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <iterator>
 #include <mutex>
@@ -21,7 +22,7 @@ namespace tvmbridge {
 // A 2-D convolution's geometry, as build.py passes it: stride, padding and dilation (height,
 // width), then groups.
 struct ConvGeometry {
-  std::vector<int64_t> stride, padding, dilation;
+  std::array<int64_t, 2> stride, padding, dilation;  // read per call: no heap
   int64_t groups;
 };
 

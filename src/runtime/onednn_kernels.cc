@@ -11,6 +11,7 @@
 #include <ATen/ATen.h>
 #include <ATen/record_function.h>
 #include <c10/core/InferenceMode.h>
+#include <c10/util/FunctionRef.h>
 #include <tvm/ffi/container/shape.h>
 #include <tvm/ffi/container/tensor.h>
 #include <tvm/ffi/function.h>
@@ -21,6 +22,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <vector>
 
 #include "runtime/aten_kernel_common.h"
@@ -81,16 +83,18 @@ struct ConvolutionKind {
   std::function<dnnl::primitive_attr()> attributes;
 };
 
-// Makes a convolution's NHWC result buffer of the given sizes (fresh, or holding what a sum
-// post-op adds to).
-using OutputMaker = std::function<at::Tensor(at::IntArrayRef)>;
+// Returns where a convolution's NHWC result of the given sizes goes (a fresh buffer, the
+// caller's destination, or one holding what a sum post-op adds to), checked or made by the
+// caller.
+using OutputBuffer = c10::function_ref<void*(at::IntArrayRef)>;
 
-// Runs the convolution `kind` of NHWC `input` (contiguous, of kind.source's dtype) with the
-// weight of `plans`, reading `extra` runtime arguments, and returns its NHWC result, which
-// `make_output` makes.
-at::Tensor RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const at::Tensor& input,
-                          const ConvGeometry& geometry, const OutputMaker& make_output,
-                          onednn::ExtraArguments extra) {
+// Runs the convolution `kind` of the NHWC input at `input` (contiguous, of kind.source's dtype,
+// of `input_sizes`) with the weight of `plans`, reading `extra` runtime arguments, into the
+// buffer `output` gives. Raw memory rather than tensors: generated code calls this once per
+// convolution, and small models spent a third of their time outside the kernels.
+void RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const void* input,
+                    at::IntArrayRef input_sizes, const ConvGeometry& geometry, OutputBuffer output,
+                    onednn::ExtraArguments extra) {
   const memory::dims& weight_dims = plans.plain_layout().get_dims();
   const int64_t groups = geometry.groups;
   // The layout was made for the first call's groups: one weight constant is one convolution.
@@ -100,15 +104,15 @@ at::Tensor RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const
   const int64_t outputs = groups == 1 ? weight_dims[0] : weight_dims[0] * weight_dims[1];
   const int64_t group_inputs = weight_dims[groups == 1 ? 1 : 2];
   const int64_t kernel_h = weight_dims.end()[-2], kernel_w = weight_dims.end()[-1];
-  TORCH_CHECK(input.dim() == 4 && input.size(3) == group_inputs * groups,
+  TORCH_CHECK(input_sizes.size() == 4 && input_sizes[3] == group_inputs * groups,
               "tvmbridge: ", kind.kernel, " takes an NHWC input with ", group_inputs * groups,
               " channels (its weight is [", outputs, ", ", group_inputs, ", ", kernel_h, ", ",
-              kernel_w, "] in ", groups, " groups), got ", input.sizes());
-  const int64_t batch = input.size(0), height = input.size(1), width = input.size(2),
-                channels = input.size(3);
+              kernel_w, "] in ", groups, " groups), got ", input_sizes);
+  const int64_t batch = input_sizes[0], height = input_sizes[1], width = input_sizes[2],
+                channels = input_sizes[3];
   const int64_t out_h = ConvOutputExtent(height, kernel_h, geometry, 0),
                 out_w = ConvOutputExtent(width, kernel_w, geometry, 1);
-  TORCH_CHECK(out_h > 0 && out_w > 0, "tvmbridge: ", kind.kernel, "'s input ", input.sizes(),
+  TORCH_CHECK(out_h > 0 && out_w > 0, "tvmbridge: ", kind.kernel, "'s input ", input_sizes,
               " is smaller than its ", kernel_h, "x", kernel_w, " window");
 
   const PlanKey key{batch,
@@ -142,12 +146,12 @@ at::Tensor RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const
                          strides, gaps, padding, padding, kind.attributes());
     return onednn::Described{descriptor, source, destination};
   };
+  const std::array<int64_t, 4> output_sizes{batch, out_h, out_w, outputs};
+  void* destination = output(output_sizes);
   try {
-    at::Tensor output = make_output({batch, out_h, out_w, outputs});
-    onednn::Execute(*plans.Get(key, describe), input.data_ptr(), output.data_ptr(), extra);
-    return output;
+    onednn::Execute(*plans.Get(key, describe), const_cast<void*>(input), destination, extra);
   } catch (const dnnl::error& error) {
-    TORCH_CHECK(false, "tvmbridge: oneDNN cannot run ", kind.kernel, " on input ", input.sizes(),
+    TORCH_CHECK(false, "tvmbridge: oneDNN cannot run ", kind.kernel, " on input ", input_sizes,
                 " with weight ", at::IntArrayRef(weight_dims), " (stride ",
                 at::IntArrayRef(geometry.stride), ", padding ", at::IntArrayRef(geometry.padding),
                 ", dilation ", at::IntArrayRef(geometry.dilation), ", ", groups,
@@ -155,38 +159,88 @@ at::Tensor RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const
   }
 }
 
-// conv2d(x, weight) in the weight's dtype (bfloat16 with float32 accumulation, or float32): x
-// NHWC, cast to the weight's dtype; weight an OIHW constant of the module. Returns the NHWC
-// result: `destination` where given (checked against the result's sizes and dtype), else a
-// fresh tensor.
-at::Tensor Convolve(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
-                    const tvm::ffi::Shape& geometry_values,
-                    const std::optional<at::Tensor>& destination = std::nullopt) {
-  RECORD_FUNCTION(kConvolutionEvent, std::vector<c10::IValue>());
+// The plans of a float convolution's weight (bfloat16 or float32), made at its first call.
+std::shared_ptr<WeightPlans> FloatConvolutionPlans(const char* kernel,
+                                                   const tvm::ffi::Tensor& weight,
+                                                   const ConvGeometry& geometry) {
   static PackedWeights<std::shared_ptr<WeightPlans>> weights;
-  const char* kernel = destination ? "packed_conv2d_out" : "packed_conv2d";
-  const ConvGeometry geometry = ReadGeometry(geometry_values);
-  const std::shared_ptr<WeightPlans> plans = weights.Get(weight, [&](const at::Tensor& plain) {
+  return weights.Get(weight, [&](const at::Tensor& plain) {
     return ConvolutionPlans(kernel, plain, geometry.groups, FloatType(plain.scalar_type(), kernel));
   });
+}
+
+ConvolutionKind FloatConvolution(const char* kernel, memory::data_type type) {
+  return {kernel, type, type, /*has_bias=*/false, /*variant=*/{}, onednn::ScratchpadPerThread};
+}
+
+// conv2d(x, weight) in the weight's dtype (bfloat16 with float32 accumulation, or float32): x
+// NHWC, cast to the weight's dtype; weight an OIHW constant of the module. Returns the NHWC
+// result, a fresh tensor.
+at::Tensor Convolve(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
+                    const tvm::ffi::Shape& geometry_values) {
+  RECORD_FUNCTION(kConvolutionEvent, std::vector<c10::IValue>());
+  const char* kernel = "packed_conv2d";
+  const ConvGeometry geometry = ReadGeometry(geometry_values);
+  const std::shared_ptr<WeightPlans> plans = FloatConvolutionPlans(kernel, weight, geometry);
   const memory::data_type type = plans->plain_layout().get_data_type();
   const at::Tensor input =
       ToTorch(x).to(type == memory::data_type::bf16 ? at::kBFloat16 : at::kFloat).contiguous();
-  const ConvolutionKind kind{
-      kernel, type, type, /*has_bias=*/false, /*variant=*/{}, onednn::ScratchpadPerThread};
-  return RunConvolution(kind, *plans, input, geometry,
-                        [&](at::IntArrayRef sizes) {
-                          if (!destination) return at::empty(sizes, input.options());
-                          TORCH_CHECK(destination->sizes() == sizes &&
-                                          destination->scalar_type() == input.scalar_type() &&
-                                          destination->is_contiguous(),
-                                      "tvmbridge: ", kernel, " writes a contiguous ",
-                                      input.scalar_type(), " NHWC result of ", sizes,
-                                      ", got a destination of ", destination->sizes(), " ",
-                                      destination->scalar_type());
-                          return *destination;
-                        },
-                        {});
+  at::Tensor result;
+  RunConvolution(FloatConvolution(kernel, type), *plans, input.data_ptr(), input.sizes(), geometry,
+                 [&](at::IntArrayRef sizes) {
+                   result = at::empty(sizes, input.options());
+                   return result.data_ptr();
+                 },
+                 {});
+  return result;
+}
+
+// The start of a tensor's elements (a view's data pointer with its byte offset).
+void* Elements(const tvm::ffi::Tensor& tensor) {
+  return static_cast<char*>(tensor.data_ptr()) + tensor.byte_offset();
+}
+
+// The dtype a float convolution's operands have, as TVM names it.
+const char* TvmDtypeName(memory::data_type type) {
+  return type == memory::data_type::bf16 ? "bfloat16" : "float32";
+}
+
+// conv2d(x, weight) as Convolve computes it, written into `out`; x and out contiguous, of the
+// weight's dtype (build.py casts them in TVM's kernels around the call). Works on TVM's tensors
+// directly: no tensor is made per call.
+void ConvolveInto(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
+                  const tvm::ffi::Shape& geometry_values, const tvm::ffi::Tensor& out) {
+  RECORD_FUNCTION(kConvolutionEvent, std::vector<c10::IValue>());
+  const char* kernel = "packed_conv2d_out";
+  const ConvGeometry geometry = ReadGeometry(geometry_values);
+  const std::shared_ptr<WeightPlans> plans = FloatConvolutionPlans(kernel, weight, geometry);
+  const memory::data_type type = plans->plain_layout().get_data_type();
+  const DLDataType expected =
+      type == memory::data_type::bf16 ? DLDataType{kDLBfloat, 16, 1} : DLDataType{kDLFloat, 32, 1};
+  auto has_type = [&](const tvm::ffi::Tensor& t) {
+    return t.device().device_type == kDLCPU && t.dtype().code == expected.code &&
+           t.dtype().bits == expected.bits && t.dtype().lanes == 1 && t.IsContiguous();
+  };
+  // What a tensor is, for errors: "bfloat16 [1, 4, 4, 8]", and where it is not contiguous.
+  auto describe = [](const tvm::ffi::Tensor& t) {
+    std::ostringstream text;
+    text << t.dtype() << " " << at::IntArrayRef(t.shape().data(), t.shape().size())
+         << (t.IsContiguous() ? "" : ", not contiguous");
+    return text.str();
+  };
+  const at::IntArrayRef input_sizes(x.shape().data(), x.shape().size());
+  TORCH_CHECK(has_type(x), "tvmbridge: ", kernel, " takes a contiguous ", TvmDtypeName(type),
+              " NHWC input on the CPU (its weight's dtype), got ", describe(x));
+  RunConvolution(FloatConvolution(kernel, type), *plans, Elements(x), input_sizes, geometry,
+                 [&](at::IntArrayRef sizes) {
+                   TORCH_CHECK(has_type(out) &&
+                                   at::IntArrayRef(out.shape().data(), out.shape().size()) == sizes,
+                               "tvmbridge: ", kernel, " writes a contiguous ", TvmDtypeName(type),
+                               " NHWC result of ", sizes, " on the CPU, got a destination of ",
+                               describe(out));
+                   return Elements(out);
+                 },
+                 {});
 }
 
 // An int8 layer's weight as its plans keep it, with what requantizing needs per output: its
@@ -325,22 +379,26 @@ at::Tensor Int8Convolution(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& we
                              /*has_bias=*/true,
                              {clip_at, sum_zero_point, sum_scale_bits},
                              attributes};
-  const OutputMaker make_output = [&](at::IntArrayRef sizes) {
+  at::Tensor result;
+  auto make_result = [&](at::IntArrayRef sizes) {
     if (!output.residual) {
-      return at::empty(sizes, input.options().dtype(quantized ? at::kByte : at::kFloat));
+      result = at::empty(sizes, input.options().dtype(quantized ? at::kByte : at::kFloat));
+      return result.data_ptr();
     }
     const at::Tensor& residual = *output.residual;
     TORCH_CHECK(residual.scalar_type() == at::kByte && residual.sizes() == sizes,
                 "tvmbridge: ", kernel, " adds a uint8 NHWC residual of its result's shape ", sizes,
                 ", got ", residual.scalar_type(), " ", residual.sizes());
-    return residual.clone(at::MemoryFormat::Contiguous);  // the sum writes over it; others read it
+    result = residual.clone(at::MemoryFormat::Contiguous);  // the sum writes over it
+    return result.data_ptr();
   };
   FoldedGrid grid(packed, input_grid.scale, input_grid.zero_point, output_grid.scale,
                   static_cast<double>(output_grid.zero_point));
   const auto [scales, shifted_bias] = grid.Memories(/*bias_as_row=*/false);
-  return RunConvolution(
-      kind, *packed.plans, input, geometry, make_output,
+  RunConvolution(
+      kind, *packed.plans, input.data_ptr(), input.sizes(), geometry, make_result,
       {{DNNL_ARG_ATTR_SCALES | DNNL_ARG_WEIGHTS, scales}, {DNNL_ARG_BIAS, shifted_bias}});
+  return result;
 }
 
 at::Tensor Int8Linear(const char* kernel, const at::Tensor& rows, QuantizationGrid input_grid,
@@ -407,8 +465,7 @@ tvm::ffi::Tensor PackedConv2d(tvm::ffi::Tensor x, tvm::ffi::Tensor weight,
 // plan); build.py calls this with call_dps_packed.
 void PackedConv2dOut(tvm::ffi::Tensor x, tvm::ffi::Tensor weight, tvm::ffi::Shape geometry,
                      tvm::ffi::Tensor out) {
-  c10::InferenceMode no_autograd;
-  Convolve(x, weight, geometry, ToTorch(out));
+  ConvolveInto(x, weight, geometry, out);
 }
 
 // Destination-passing form of PackedConv2d with a bfloat16 weight (float32 x and out are cast

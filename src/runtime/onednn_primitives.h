@@ -15,9 +15,11 @@
 #include <initializer_list>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -31,12 +33,29 @@ const dnnl::engine& CpuEngine();
 // True where oneDNN runs int8 products on AMX tiles on this CPU (and the OS lets it).
 bool HasAmxInt8();
 
+// The argument sets of a plan's finished calls, each reused by a later call (one set per call
+// running at once): a call then makes no oneDNN memory objects and no map entries of its own,
+// only sets their data handles.
+class ArgumentPool {
+ public:
+  using Arguments = std::unordered_map<int, memory>;
+
+  // An idle set, or none where every set is in use (the caller makes one).
+  std::unique_ptr<Arguments> Take();
+  void Return(std::unique_ptr<Arguments> arguments);
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<Arguments>> idle_;
+};
+
 // One primitive for one call shape: what it reads and writes, the weight in the layout its
 // kernel reads, and the size of the scratch memory each call gives it.
 struct Plan {
   dnnl::primitive primitive;
   memory::desc source, destination, scratchpad;
   memory weight;
+  std::unique_ptr<ArgumentPool> arguments = std::make_unique<ArgumentPool>();
 };
 
 // A primitive descriptor for one call shape, before its weight is packed. Made with

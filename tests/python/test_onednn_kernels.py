@@ -180,15 +180,20 @@ def test_packed_convolution_refuses_what_it_cannot_run_by_name():
              tvm_ffi.Shape([1, 1, 0, 0, 1, 1, 2]))
     conv_out = _native.runtime_func("tvmbridge.aten.packed_conv2d_out")
     x = tvm_ffi.from_dlpack(torch.randn(1, 6, 6, 4))
-    for destination, given in ((torch.empty(1, 4, 4, 7), r"\[1, 4, 4, 7\] Float"),
+    for destination, given in ((torch.empty(1, 4, 4, 7), r"float32 \[1, 4, 4, 7\]"),
                                (torch.empty(1, 4, 4, 8, dtype=torch.bfloat16),
-                                r"\[1, 4, 4, 8\] BFloat16"),
+                                r"bfloat16 \[1, 4, 4, 8\]"),
                                (torch.empty(1, 8, 4, 4).permute(0, 2, 3, 1),
-                                r"\[1, 4, 4, 8\] Float")):
-        with pytest.raises(Exception, match=r"packed_conv2d_out writes a contiguous Float NHWC "
-                                            r"result of \[1, 4, 4, 8\], got a destination of "
-                                            + given):
+                                r"float32 \[1, 4, 4, 8\], not contiguous")):
+        with pytest.raises(Exception, match=r"packed_conv2d_out writes a contiguous float32 NHWC "
+                                            r"result of \[1, 4, 4, 8\] on the CPU, got a "
+                                            r"destination of " + given):
             conv_out(x, weight, geometry, tvm_ffi.from_dlpack(destination))
+    with pytest.raises(Exception, match=r"packed_conv2d_out takes a contiguous float32 NHWC input "
+                                        r"on the CPU \(its weight's dtype\), got bfloat16 "
+                                        r"\[1, 6, 6, 4\]"):
+        conv_out(tvm_ffi.from_dlpack(torch.randn(1, 6, 6, 4).bfloat16()), weight, geometry,
+                 tvm_ffi.from_dlpack(torch.empty(1, 4, 4, 8)))
     # The kernel still serves its weight after the refusals, an empty batch too.
     empty = torch.from_dlpack(conv(tvm_ffi.from_dlpack(torch.randn(0, 6, 6, 4)), weight,
                                    geometry))
