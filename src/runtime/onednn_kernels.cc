@@ -23,6 +23,7 @@
 #include <memory>
 #include <optional>
 #include <sstream>
+#include <string_view>
 #include <vector>
 
 #include "runtime/aten_kernel_common.h"
@@ -33,8 +34,8 @@
 namespace tvmbridge {
 namespace {
 
-// The names build.py emits the calls under (conv2d_bf16 only in libraries built before the
-// packed kernels returned their results: saved modules still hold it).
+// The names of the calls generated code makes: packed_conv2d_out, what build.py emits now;
+// packed_conv2d and conv2d_bf16 for libraries built before it (saved modules still hold them).
 constexpr const char* kPackedConv2dFunction = "tvmbridge.aten.packed_conv2d";
 constexpr const char* kPackedConv2dOutFunction = "tvmbridge.aten.packed_conv2d_out";
 constexpr const char* kConv2dBf16Function = "tvmbridge.aten.conv2d_bf16";
@@ -82,6 +83,24 @@ struct ConvolutionKind {
   std::array<int64_t, 3> variant;
   std::function<dnnl::primitive_attr()> attributes;
 };
+
+// Whether `descriptor` is oneDNN 3.2's AMX kernel on a convolution it computes wrongly in
+// bfloat16: windows that tile the input (window = stride, no padding: ConvNeXt's stem and
+// downsampling) over input channels per group that are not a multiple of 32. Measured on an
+// AMX Xeon: 2x2 and 4x4 windows over 48, 80, 112 or 144 channels, off by up to 100x the
+// bfloat16 tolerance (timm's ConvNeXt-atto: cosine 0.05 with float32); 32 and 64 channels, and
+// overlapping windows, right, as are 1x1 windows (every pointwise convolution). oneDNN's next
+// kernel takes those.
+bool WrongOnAmx(const dnnl::convolution_forward::primitive_desc& descriptor,
+                memory::data_type source, int64_t group_inputs, int64_t kernel_h, int64_t kernel_w,
+                const ConvGeometry& geometry) {
+  const bool tiling = kernel_h * kernel_w > 1 && kernel_h == geometry.stride[0] &&
+                      kernel_w == geometry.stride[1] && geometry.padding[0] == 0 &&
+                      geometry.padding[1] == 0 && geometry.dilation[0] == 1 &&
+                      geometry.dilation[1] == 1;
+  return source == memory::data_type::bf16 && tiling && group_inputs % 32 != 0 &&
+         std::string_view(descriptor.impl_info_str()) == "brgconv:avx512_core_amx";
+}
 
 // Returns where a convolution's NHWC result of the given sizes goes (a fresh buffer, the
 // caller's destination, or one holding what a sum post-op adds to), checked or made by the
@@ -144,6 +163,9 @@ void RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const void*
                          destination, strides, gaps, padding, padding, kind.attributes())
             : Descriptor(onednn::CpuEngine(), inference, direct, source, weight_layout, destination,
                          strides, gaps, padding, padding, kind.attributes());
+    while (WrongOnAmx(descriptor, kind.source, group_inputs, kernel_h, kernel_w, geometry) &&
+           descriptor.next_impl()) {
+    }
     return onednn::Described{descriptor, source, destination};
   };
   const std::array<int64_t, 4> output_sizes{batch, out_h, out_w, outputs};
