@@ -114,7 +114,7 @@ using OutputBuffer = c10::function_ref<void*(at::IntArrayRef)>;
 void RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const void* input,
                     at::IntArrayRef input_sizes, const ConvGeometry& geometry, OutputBuffer output,
                     onednn::ExtraArguments extra) {
-  const memory::dims& weight_dims = plans.plain_layout().get_dims();
+  const memory::dims& weight_dims = plans.plain_dims();
   const int64_t groups = geometry.groups;
   // The layout was made for the first call's groups: one weight constant is one convolution.
   TORCH_CHECK(groups == 1 ? weight_dims.size() == 4 : weight_dims[0] == groups,
@@ -437,7 +437,7 @@ at::Tensor Int8Linear(const char* kernel, const at::Tensor& rows, QuantizationGr
     return WithScalesAndBias(kernel, std::make_shared<WeightPlans>(plain, std::move(layout)), plain,
                              weight_scales, bias);
   });
-  const memory::dims& weight_dims = packed.plans->plain_layout().get_dims();
+  const memory::dims& weight_dims = packed.plans->plain_dims();
   const int64_t inputs = weight_dims[0], outputs = weight_dims[1], count = rows.size(0);
   TORCH_CHECK(rows.scalar_type() == at::kByte && rows.dim() == 2 && rows.size(1) == inputs &&
                   rows.is_contiguous(),

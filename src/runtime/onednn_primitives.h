@@ -83,7 +83,9 @@ dnnl::primitive_attr ScratchpadPerThread();
 class WeightPlans {
  public:
   WeightPlans(at::Tensor plain, memory::desc plain_layout)
-      : plain_(plain.contiguous()), plain_layout_(std::move(plain_layout)) {}
+      : plain_(plain.contiguous()),
+        plain_layout_(std::move(plain_layout)),
+        plain_dims_(plain_layout_.get_dims()) {}
 
   // `describe(weight_layout)` makes the primitive descriptor for `key`'s shape, the weight in
   // `weight_layout` (format_tag::any: oneDNN's choice); it throws dnnl::error where oneDNN has
@@ -105,6 +107,8 @@ class WeightPlans {
   }
 
   const memory::desc& plain_layout() const { return plain_layout_; }
+  // plain_layout()'s dims, kept: memory::desc::get_dims() makes a vector per call.
+  const memory::dims& plain_dims() const { return plain_dims_; }
 
  private:
   template <typename Describe>
@@ -134,6 +138,7 @@ class WeightPlans {
 
   at::Tensor plain_;
   memory::desc plain_layout_;
+  memory::dims plain_dims_;
   std::vector<memory> packed_;
   std::shared_mutex mutex_;
   std::map<PlanKey, std::shared_ptr<const Plan>> plans_;

@@ -172,7 +172,8 @@ def test_convolutions_whose_windows_tile_the_input_match_pytorch(dtype, inputs, 
                     group_outputs=160, kernel=window, stride=window, padding=0, dilation=1,
                     size=4 * window, batches=(1, 2), special_values=False, input_zero_point=0,
                     output_zero_point=0, relu=False, result="uint8")
-    assert check(case) is None, check(case)
+    problem = check(case)
+    assert problem is None, problem
 
 
 def test_packed_convolution_refuses_what_it_cannot_run_by_name():
