@@ -6,15 +6,17 @@ tuning records match what is built."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Mapping
 
+import numpy as np
 import tvm
 from tvm import relax, tirx
 from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
 
 from . import attention, extrema, quantized, relax_patterns, reshapes, schedule, vector_math
-from .relax_patterns import has_call
+from .relax_patterns import bound_call, has_call
 
 
 # Convolutions run in NCHW16c: vectors over 16 output channels whatever the image width, and
@@ -222,6 +224,8 @@ _ONEDNN_LINEAR = "tvmbridge.aten.onednn_linear"  # both on oneDNN
 # than taking a fresh buffer from each call, on the 2-core AMX Xeon, interleaved).
 # tvmbridge.aten.packed_conv2d, which returns a fresh buffer, stays for libraries saved before.
 _PACKED_CONV2D = "tvmbridge.aten.packed_conv2d_out"
+# The same adding a bias in oneDNN's kernel (BiasedConvolution).
+_PACKED_CONV2D_BIAS = "tvmbridge.aten.packed_conv2d_bias_out"
 # Matrix products PyTorch's kernels compute (MKL, oneDNN); others stay TVM's.
 _ATEN_MATMUL_DTYPES = ("float32", "bfloat16")
 
@@ -368,6 +372,68 @@ def _onednn_conv_layout(call: relax.Call) -> dict:
     return {}
 
 
+@dataclasses.dataclass(frozen=True)
+class BiasedConvolution:
+    """``conv + bias`` for a constant bias per output channel, the convolution's value used by the
+    addition only: oneDNN's kernel adds the bias to its accumulators, where TVM would make a pass
+    over the result (each of MobileNet-V2's 17 convolutions without an activation had one).
+    Activations after it stay TVM's passes: oneDNN 3.2's post-ops have no ReLU that keeps NaN
+    cheaply (see docs/architecture.md)."""
+
+    conv: relax.Call
+    conv_var: relax.Var
+    bias: np.ndarray  # float32, one per output channel
+
+
+def biased_convolutions(func: relax.Function, takes) -> dict:
+    """The additions of a bias to a convolution for which ``takes(call)`` holds, bound in
+    `func`'s outer blocks: {the addition's variable: its :class:`BiasedConvolution`}."""
+    values, users, uses = {}, {}, {}
+
+    def count(expr):
+        if isinstance(expr, relax.Var):
+            uses[expr] = uses.get(expr, 0) + 1
+
+    relax.analysis.post_order_visit(func, count)
+    for block in func.body.blocks:
+        for binding in block.bindings:
+            if isinstance(binding, relax.VarBinding) and isinstance(binding.value, relax.Call):
+                values[binding.var] = binding.value
+                for arg in binding.value.args:
+                    if isinstance(arg, relax.Var):
+                        users.setdefault(arg, []).append(binding.var)
+    found = {}
+    for var, conv in values.items():
+        if (conv.op != _CONV2D or not takes(conv) or uses.get(var) != 1
+                or len(users.get(var, [])) != 1):
+            continue
+        add_var = users[var][0]
+        add = values[add_var]
+        channels = conv.ty.shape.values[-1]
+        if add.op != _ADD or not isinstance(channels, tirx.IntImm):
+            continue
+        bias = _channel_vector(add.args[1] if add.args[0].same_as(var) else add.args[0],
+                               int(channels), len(conv.ty.shape))
+        if bias is not None:
+            found[add_var] = BiasedConvolution(conv, var, bias)
+    return found
+
+
+_CONV2D = tvm.ir.Op.get("relax.nn.conv2d")
+_ADD = tvm.ir.Op.get("relax.add")
+
+
+def _channel_vector(expr: relax.Expr, channels: int, ndim: int) -> np.ndarray | None:
+    """A float32 constant holding one value per channel, broadcast along the last axis of an
+    `ndim`-dimensional tensor, as that vector; None for anything else."""
+    if not isinstance(expr, _CONSTANT) or expr.ty.dtype != "float32":
+        return None
+    value = expr.value.numpy()
+    if value.ndim > ndim or value.size != channels or (value.ndim and value.shape[-1] != channels):
+        return None
+    return value.reshape(channels)
+
+
 @relax.expr_functor.mutator
 class AtenKernels(relax.PyExprMutator):
     """Matrix products, and with ``precision="bf16"`` convolutions, as calls to PyTorch's
@@ -390,15 +456,17 @@ class AtenKernels(relax.PyExprMutator):
     :func:`uses_onednn_convolutions` says) run oneDNN's convolution on weights it packs once
     (BERT-base 101.6 -> 86.5 ms, MobileNet-V2 12.7 -> 11.2 ms against ATen's product and a
     copied convolution result), writing into the buffer TVM passes (destination-passing, so
-    TVM's memory plan reuses buffers: MobileNet-V2 4-5% faster). They take and give
-    bfloat16 (:func:`_in_bfloat16`), cast by TVM in the fused kernels around the call: the
-    kernel rounds its operands to bfloat16 anyway, and ATen's casts in the call cost more
+    TVM's memory plan reuses buffers: MobileNet-V2 4-5% faster), a bias added in the kernel
+    where the convolution's result has no other use (:class:`BiasedConvolution`). They take
+    and give bfloat16 (:func:`_in_bfloat16`), cast by TVM in the fused kernels around the call:
+    the kernel rounds its operands to bfloat16 anyway, and ATen's casts in the call cost more
     (MobileNet-V2 15.1 -> 9.9 ms, BERT-base 403 -> 338 ms in a run on a loaded machine, both
-    interleaved, the same outputs).
+    interleaved, the same outputs); one such call's result goes to the next as it is.
     """
 
     _matmul = tvm.ir.Op.get("relax.matmul")
     _conv2d = tvm.ir.Op.get("relax.nn.conv2d")
+    _astype = tvm.ir.Op.get("relax.astype")
 
     def __init__(self, precision: str, opt_extents: Mapping[str, int]):
         super().__init__()
@@ -407,11 +475,35 @@ class AtenKernels(relax.PyExprMutator):
         # The kernel products with a constant weight run on, packed, per dtype computed.
         self.packed_kernel = {"bfloat16": _PACKED_LINEAR if _onednn_bf16_supported() else None,
                               "float32": _float32_linear_kernel()}
+        # Per addition's variable, the convolution it adds a bias to; and those convolutions'
+        # variables, whose values the kernel of the addition computes.
+        self.biased: dict[relax.Var, BiasedConvolution] = {}
+        self.biased_convs: set[relax.Var] = set()
+
+    def visit_function_(self, func: relax.Function) -> relax.Expr:
+        self.biased.update(biased_convolutions(func, self._adds_bias))
+        self.biased_convs.update(biased.conv_var for biased in self.biased.values())
+        return super().visit_function_(func)
+
+    def visit_var_binding_(self, binding: relax.VarBinding) -> None:
+        if binding.var in self.biased_convs:
+            return  # computed with its bias, by its only user's binding
+        biased = self.biased.get(binding.var)
+        if biased is not None:
+            binding = relax.VarBinding(binding.var, self._convolution(biased.conv, biased.bias))
+        super().visit_var_binding_(binding)
 
     def visit_call_(self, call: relax.Call) -> relax.Expr:
         call = super().visit_call_(call)
         if call.op == self._conv2d:
             return self._convolution(call)
+        if call.op == self._astype and call.attrs.dtype == "bfloat16":
+            # A bfloat16 kernel's result cast to float32 for another's input: the cast back is
+            # exact, so that kernel takes the result itself.
+            widened = bound_call(self, call.args[0], self._astype)
+            if widened is not None and widened.args[0].ty.dtype == "bfloat16":
+                return widened.args[0]
+            return call
         if call.op != self._matmul:
             return call
         a, b = call.args
@@ -442,17 +534,35 @@ class AtenKernels(relax.PyExprMutator):
         at_opt = schedule.extent_at(rows, self.opt_extents)
         return [] if at_opt is None else [relax.prim_value(tirx.IntImm("int64", at_opt))]
 
-    def _convolution(self, call: relax.Call) -> relax.Expr:
-        attrs = call.attrs
-        if not (_is_onednn_convolution(call) and attrs.data_layout == "NHWC"
-                and attrs.out_layout == "NHWC" and attrs.kernel_layout == "OIHW"):
+    def _adds_bias(self, call: relax.Call) -> bool:
+        """Whether oneDNN's kernel for `call` adds its bias. Not bfloat16 grouped ones: with a
+        float32 bias oneDNN 3.2 leaves its brdgmm kernel for an older one (MobileNet-V2's
+        144-channel 3x3 depthwise at 56x56: 92 -> 156 us on the AMX Xeon); their ReLU6 pass in
+        TVM adds it at no cost."""
+        return _is_aten_convolution(call) and not (self.bf16 and int(call.attrs.groups) > 1)
+
+    def _convolution(self, call: relax.Call, bias: np.ndarray | None = None) -> relax.Expr:
+        """`call` on oneDNN's kernel, where it takes it, adding `bias` where given."""
+        if not _is_aten_convolution(call):
             return call
+        attrs = call.attrs
         top, left, _, _ = (int(v) for v in attrs.padding)
         geometry = relax.ShapeExpr([*(int(v) for v in attrs.strides), top, left,
                                     *(int(v) for v in attrs.dilation), int(attrs.groups)])
+        function, after = _PACKED_CONV2D, [geometry]
+        if bias is not None:
+            function, after = _PACKED_CONV2D_BIAS, [relax.const(bias), geometry]
         if self.bf16:
-            return _in_bfloat16(_PACKED_CONV2D, [*call.args, geometry], call.ty)
-        return relax.call_dps_packed(_PACKED_CONV2D, [*call.args, geometry], call.ty)
+            return _in_bfloat16(function, list(call.args), call.ty, uncast=after)
+        return relax.call_dps_packed(function, [*call.args, *after], call.ty)
+
+
+def _is_aten_convolution(call: relax.Call) -> bool:
+    """A convolution AtenKernels hands to oneDNN: one it takes, in NHWC (as
+    :func:`_onednn_conv_layout` chose)."""
+    attrs = call.attrs
+    return (_is_onednn_convolution(call) and attrs.data_layout == "NHWC"
+            and attrs.out_layout == "NHWC" and attrs.kernel_layout == "OIHW")
 
 
 def _is_linear_weight(b: relax.Expr) -> bool:
@@ -464,14 +574,15 @@ def _is_linear_weight(b: relax.Expr) -> bool:
 
 
 def _in_bfloat16(function: str, args: list, ty: relax.TensorType, *,
-                 returns_result: bool = False) -> relax.Expr:
+                 returns_result: bool = False, uncast: list = ()) -> relax.Expr:
     """A call of `function` on bfloat16 tensors, for a float32 result of type `ty`: tensor
     arguments are cast to bfloat16 (constants once, by FoldConstant; others inside the fused
-    TVM kernel that produces them), and the result back to `ty`'s dtype inside the kernel that
-    consumes it. Destination-passing, or with `returns_result` a pure call returning a tensor
-    the function allocates (oneDNN's result, taken without a copy)."""
+    TVM kernel that produces them; the arguments `uncast` after them as they are), and the
+    result back to `ty`'s dtype inside the kernel that consumes it (or not at all where another
+    such call takes it: AtenKernels). Destination-passing, or with `returns_result` a pure call
+    returning a tensor the function allocates (oneDNN's result, taken without a copy)."""
     cast = [relax.op.astype(x, "bfloat16") if isinstance(x.ty, relax.TensorType) else x
-            for x in args]
+            for x in args] + list(uncast)
     result_ty = relax.TensorType(ty.shape, "bfloat16")
     if returns_result:
         result = relax.op.call_pure_packed(function, *cast, ty_args=result_ty)

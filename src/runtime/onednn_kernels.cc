@@ -34,10 +34,12 @@
 namespace tvmbridge {
 namespace {
 
-// The names of the calls generated code makes: packed_conv2d_out, what build.py emits now;
-// packed_conv2d and conv2d_bf16 for libraries built before it (saved modules still hold them).
+// The names of the calls generated code makes: packed_conv2d_out and
+// packed_conv2d_bias_out, what pipeline.py emits now; packed_conv2d and conv2d_bf16 for
+// libraries built before them (saved modules still hold them).
 constexpr const char* kPackedConv2dFunction = "tvmbridge.aten.packed_conv2d";
 constexpr const char* kPackedConv2dOutFunction = "tvmbridge.aten.packed_conv2d_out";
+constexpr const char* kPackedConv2dBiasOutFunction = "tvmbridge.aten.packed_conv2d_bias_out";
 constexpr const char* kConv2dBf16Function = "tvmbridge.aten.conv2d_bf16";
 
 using onednn::memory;
@@ -108,12 +110,13 @@ bool WrongOnAmx(const dnnl::convolution_forward::primitive_desc& descriptor,
 using OutputBuffer = c10::function_ref<void*(at::IntArrayRef)>;
 
 // Runs the convolution `kind` of the NHWC input at `input` (contiguous, of kind.source's dtype,
-// of `input_sizes`) with the weight of `plans`, reading `extra` runtime arguments, into the
-// buffer `output` gives. Raw memory rather than tensors: generated code calls this once per
+// of `input_sizes`) with the weight of `plans`, adding the float32 `bias` (one per output) where
+// the kind has one and the caller keeps it, reading `extra` runtime arguments, into the buffer
+// `output` gives. Raw memory rather than tensors: generated code calls this once per
 // convolution, and small models spent a third of their time outside the kernels.
 void RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const void* input,
                     at::IntArrayRef input_sizes, const ConvGeometry& geometry, OutputBuffer output,
-                    onednn::ExtraArguments extra) {
+                    const void* bias, onednn::ExtraArguments extra) {
   const memory::dims& weight_dims = plans.plain_dims();
   const int64_t groups = geometry.groups;
   // The layout was made for the first call's groups: one weight constant is one convolution.
@@ -171,7 +174,7 @@ void RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const void*
   const std::array<int64_t, 4> output_sizes{batch, out_h, out_w, outputs};
   void* destination = output(output_sizes);
   try {
-    onednn::Execute(*plans.Get(key, describe), const_cast<void*>(input), destination, extra);
+    onednn::Execute(*plans.Get(key, describe), const_cast<void*>(input), destination, bias, extra);
   } catch (const dnnl::error& error) {
     TORCH_CHECK(false, "tvmbridge: oneDNN cannot run ", kind.kernel, " on input ", input_sizes,
                 " with weight ", at::IntArrayRef(weight_dims), " (stride ",
@@ -195,6 +198,11 @@ ConvolutionKind FloatConvolution(const char* kernel, memory::data_type type) {
   return {kernel, type, type, /*has_bias=*/false, /*variant=*/{}, onednn::ScratchpadPerThread};
 }
 
+// A float convolution adding a float32 bias, one per output, in its kernel.
+ConvolutionKind FloatConvolutionWithBias(const char* kernel, memory::data_type type) {
+  return {kernel, type, type, /*has_bias=*/true, /*variant=*/{1}, onednn::ScratchpadPerThread};
+}
+
 // conv2d(x, weight) in the weight's dtype (bfloat16 with float32 accumulation, or float32): x
 // NHWC, cast to the weight's dtype; weight an OIHW constant of the module. Returns the NHWC
 // result, a fresh tensor.
@@ -213,7 +221,7 @@ at::Tensor Convolve(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
                    result = at::empty(sizes, input.options());
                    return result.data_ptr();
                  },
-                 {});
+                 /*bias=*/nullptr, {});
   return result;
 }
 
@@ -227,42 +235,56 @@ const char* TvmDtypeName(memory::data_type type) {
   return type == memory::data_type::bf16 ? "bfloat16" : "float32";
 }
 
-// conv2d(x, weight) as Convolve computes it, written into `out`; x and out contiguous, of the
-// weight's dtype (build.py casts them in TVM's kernels around the call). Works on TVM's tensors
-// directly: no tensor is made per call.
-void ConvolveInto(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
-                  const tvm::ffi::Shape& geometry_values, const tvm::ffi::Tensor& out) {
+// What a tensor is, for errors: "bfloat16 [1, 4, 4, 8]", and where it is not contiguous.
+std::string Describe(const tvm::ffi::Tensor& t) {
+  std::ostringstream text;
+  text << t.dtype() << " " << at::IntArrayRef(t.shape().data(), t.shape().size())
+       << (t.IsContiguous() ? "" : ", not contiguous");
+  return text.str();
+}
+
+// Whether `t` is a contiguous CPU tensor of `dtype`.
+bool IsContiguousCpu(const tvm::ffi::Tensor& t, DLDataType dtype) {
+  return t.device().device_type == kDLCPU && t.dtype().code == dtype.code &&
+         t.dtype().bits == dtype.bits && t.dtype().lanes == dtype.lanes && t.IsContiguous();
+}
+
+// conv2d(x, weight) as Convolve computes it, plus `bias` where given (float32, one per output),
+// written into `out`; x and out contiguous, of the weight's dtype (pipeline.py casts them in
+// TVM's kernels around the call). Works on TVM's tensors directly: no tensor is made per call.
+void ConvolveInto(const char* kernel, const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
+                  const tvm::ffi::Shape& geometry_values, const tvm::ffi::Tensor& out,
+                  const tvm::ffi::Tensor* bias) {
   RECORD_FUNCTION(kConvolutionEvent, std::vector<c10::IValue>());
-  const char* kernel = "packed_conv2d_out";
   const ConvGeometry geometry = ReadGeometry(geometry_values);
   const std::shared_ptr<WeightPlans> plans = FloatConvolutionPlans(kernel, weight, geometry);
   const memory::data_type type = plans->plain_layout().get_data_type();
   const DLDataType expected =
       type == memory::data_type::bf16 ? DLDataType{kDLBfloat, 16, 1} : DLDataType{kDLFloat, 32, 1};
-  auto has_type = [&](const tvm::ffi::Tensor& t) {
-    return t.device().device_type == kDLCPU && t.dtype().code == expected.code &&
-           t.dtype().bits == expected.bits && t.dtype().lanes == 1 && t.IsContiguous();
-  };
-  // What a tensor is, for errors: "bfloat16 [1, 4, 4, 8]", and where it is not contiguous.
-  auto describe = [](const tvm::ffi::Tensor& t) {
-    std::ostringstream text;
-    text << t.dtype() << " " << at::IntArrayRef(t.shape().data(), t.shape().size())
-         << (t.IsContiguous() ? "" : ", not contiguous");
-    return text.str();
-  };
   const at::IntArrayRef input_sizes(x.shape().data(), x.shape().size());
-  TORCH_CHECK(has_type(x), "tvmbridge: ", kernel, " takes a contiguous ", TvmDtypeName(type),
-              " NHWC input on the CPU (its weight's dtype), got ", describe(x));
-  RunConvolution(FloatConvolution(kernel, type), *plans, Elements(x), input_sizes, geometry,
+  TORCH_CHECK(IsContiguousCpu(x, expected), "tvmbridge: ", kernel, " takes a contiguous ",
+              TvmDtypeName(type), " NHWC input on the CPU (its weight's dtype), got ", Describe(x));
+  if (bias) {
+    const memory::dims& weight_dims = plans->plain_dims();  // [O, I, h, w] or [g, O/g, I/g, h, w]
+    const int64_t outputs =
+        weight_dims.size() == 4 ? weight_dims[0] : weight_dims[0] * weight_dims[1];
+    TORCH_CHECK(IsContiguousCpu(*bias, DLDataType{kDLFloat, 32, 1}) && bias->ndim() == 1 &&
+                    bias->shape()[0] == outputs,
+                "tvmbridge: ", kernel, " adds a contiguous float32 bias of ", outputs,
+                " values (one per output) on the CPU, got ", Describe(*bias));
+  }
+  const ConvolutionKind kind =
+      bias ? FloatConvolutionWithBias(kernel, type) : FloatConvolution(kernel, type);
+  RunConvolution(kind, *plans, Elements(x), input_sizes, geometry,
                  [&](at::IntArrayRef sizes) {
-                   TORCH_CHECK(has_type(out) &&
+                   TORCH_CHECK(IsContiguousCpu(out, expected) &&
                                    at::IntArrayRef(out.shape().data(), out.shape().size()) == sizes,
                                "tvmbridge: ", kernel, " writes a contiguous ", TvmDtypeName(type),
                                " NHWC result of ", sizes, " on the CPU, got a destination of ",
-                               describe(out));
+                               Describe(out));
                    return Elements(out);
                  },
-                 {});
+                 bias ? Elements(*bias) : nullptr, {});
 }
 
 // An int8 layer's weight as its plans keep it, with what requantizing needs per output: its
@@ -419,6 +441,7 @@ at::Tensor Int8Convolution(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& we
   const auto [scales, shifted_bias] = grid.Memories(/*bias_as_row=*/false);
   RunConvolution(
       kind, *packed.plans, input.data_ptr(), input.sizes(), geometry, make_result,
+      /*bias=*/nullptr,
       {{DNNL_ARG_ATTR_SCALES | DNNL_ARG_WEIGHTS, scales}, {DNNL_ARG_BIAS, shifted_bias}});
   return result;
 }
@@ -464,6 +487,7 @@ at::Tensor Int8Linear(const char* kernel, const at::Tensor& rows, QuantizationGr
   try {
     onednn::Execute(
         *packed.plans->Get({count}, describe), rows.data_ptr(), output.data_ptr(),
+        /*bias=*/nullptr,
         {{DNNL_ARG_ATTR_SCALES | DNNL_ARG_WEIGHTS, scales}, {DNNL_ARG_BIAS, shifted_bias}});
   } catch (const dnnl::error& error) {
     TORCH_CHECK(false, "tvmbridge: oneDNN cannot run ", kernel, " on ", rows.sizes(),
@@ -475,7 +499,8 @@ at::Tensor Int8Linear(const char* kernel, const at::Tensor& rows, QuantizationGr
 namespace {
 
 // Returns conv2d(x, weight) as Convolve computes it: x and the result NHWC, weight an OIHW
-// constant, all bfloat16 or all float32. build.py calls this with call_pure_packed: the result
+// constant, all bfloat16 or all float32. Libraries built before packed_conv2d_out call this with
+// call_pure_packed: the result
 // is a fresh buffer TVM takes without a copy.
 tvm::ffi::Tensor PackedConv2d(tvm::ffi::Tensor x, tvm::ffi::Tensor weight,
                               tvm::ffi::Shape geometry) {
@@ -484,10 +509,18 @@ tvm::ffi::Tensor PackedConv2d(tvm::ffi::Tensor x, tvm::ffi::Tensor weight,
 }
 
 // PackedConv2d writing into `out`, which TVM allocates (and reuses across calls by its memory
-// plan); build.py calls this with call_dps_packed.
+// plan); pipeline.py calls this with call_dps_packed.
 void PackedConv2dOut(tvm::ffi::Tensor x, tvm::ffi::Tensor weight, tvm::ffi::Shape geometry,
                      tvm::ffi::Tensor out) {
-  ConvolveInto(x, weight, geometry, out);
+  ConvolveInto("packed_conv2d_out", x, weight, geometry, out, /*bias=*/nullptr);
+}
+
+// conv2d(x, weight) + bias into `out`, as PackedConv2dOut computes the convolution: the bias
+// (float32, one per output) added in oneDNN's kernel, to its accumulators, instead of by a pass
+// of TVM's over the result.
+void PackedConv2dBiasOut(tvm::ffi::Tensor x, tvm::ffi::Tensor weight, tvm::ffi::Tensor bias,
+                         tvm::ffi::Shape geometry, tvm::ffi::Tensor out) {
+  ConvolveInto("packed_conv2d_bias_out", x, weight, geometry, out, &bias);
 }
 
 // Destination-passing form of PackedConv2d with a bfloat16 weight (float32 x and out are cast
@@ -504,6 +537,7 @@ TVM_FFI_STATIC_INIT_BLOCK() {
   tvm::ffi::reflection::GlobalDef()
       .def(kPackedConv2dFunction, PackedConv2d)
       .def(kPackedConv2dOutFunction, PackedConv2dOut)
+      .def(kPackedConv2dBiasOutFunction, PackedConv2dBiasOut)
       .def(kConv2dBf16Function, Conv2dBf16);
 }
 

@@ -34,8 +34,12 @@ memory WeightPlans::Pack(const memory::desc& layout) const {
 }
 
 Plan WeightPlans::Finish(Described described, const memory& weight) {
-  return {dnnl::primitive(described.descriptor), std::move(described.source),
-          std::move(described.destination), described.descriptor.scratchpad_desc(), weight};
+  return {dnnl::primitive(described.descriptor),
+          std::move(described.source),
+          std::move(described.destination),
+          described.descriptor.scratchpad_desc(),
+          described.descriptor.query_md(dnnl::query::exec_arg_md, DNNL_ARG_BIAS),
+          weight};
 }
 
 std::unique_ptr<ArgumentPool::Arguments> ArgumentPool::Take() {
@@ -51,7 +55,8 @@ void ArgumentPool::Return(std::unique_ptr<Arguments> arguments) {
   idle_.push_back(std::move(arguments));
 }
 
-void Execute(const Plan& plan, void* source, void* destination, ExtraArguments extra) {
+void Execute(const Plan& plan, void* source, void* destination, const void* bias,
+             ExtraArguments extra) {
   // Per thread and kept, as the argument sets are per plan: scratch memory grown to the largest
   // plan this thread has run. Per call, small models spent a third of their time outside the
   // kernels (MobileNet-V2 at 64 px), making memory objects and tensors among it.
@@ -72,6 +77,11 @@ void Execute(const Plan& plan, void* source, void* destination, ExtraArguments e
   arguments->at(DNNL_ARG_SRC).set_data_handle(source);
   arguments->at(DNNL_ARG_DST).set_data_handle(destination);
   if (scratch_bytes > 0) arguments->at(DNNL_ARG_SCRATCHPAD).set_data_handle(scratch.data_ptr());
+  if (bias) {
+    memory& bias_memory = (*arguments)[DNNL_ARG_BIAS];
+    if (!bias_memory) bias_memory = memory(plan.bias, CpuEngine(), nullptr);
+    bias_memory.set_data_handle(const_cast<void*>(bias));
+  }
   for (const auto& [id, value] : extra) (*arguments)[id] = value;
   plan.primitive.execute(stream, *arguments);
   stream.wait();

@@ -50,10 +50,11 @@ class ArgumentPool {
 };
 
 // One primitive for one call shape: what it reads and writes, the weight in the layout its
-// kernel reads, and the size of the scratch memory each call gives it.
+// kernel reads, the size of the scratch memory each call gives it, and its bias's layout (empty
+// where it takes none).
 struct Plan {
   dnnl::primitive primitive;
-  memory::desc source, destination, scratchpad;
+  memory::desc source, destination, scratchpad, bias;
   memory weight;
   std::unique_ptr<ArgumentPool> arguments = std::make_unique<ArgumentPool>();
 };
@@ -149,8 +150,10 @@ class WeightPlans {
 using ExtraArguments = std::initializer_list<std::pair<int, memory>>;
 
 // Runs `plan` reading `source` and writing `destination` (memory of the plan's layouts), with
-// `extra` arguments.
-void Execute(const Plan& plan, void* source, void* destination, ExtraArguments extra = {});
+// `bias` where the plan takes one in memory the caller keeps (else the caller passes it among
+// the `extra` arguments).
+void Execute(const Plan& plan, void* source, void* destination, const void* bias = nullptr,
+             ExtraArguments extra = {});
 
 }  // namespace onednn
 }  // namespace tvmbridge

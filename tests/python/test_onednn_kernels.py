@@ -1,5 +1,6 @@
 """The oneDNN kernels generated code calls (src/runtime/onednn_kernels.cc), called directly:
-float and int8 convolutions on primitives made once per weight and input shape, and dynamically
+float convolutions (with a bias added in the kernel, too) and int8 convolutions on primitives
+made once per weight and input shape, and dynamically
 quantized linear layers, against PyTorch on seeded generated cases, shrunk when one fails."""
 
 from __future__ import annotations
@@ -77,16 +78,19 @@ def generated_cases(count: int, seed: int, dtype: torch.dtype) -> list[ConvCase]
 
 
 def check(case: ConvCase) -> str | None:
-    """What differs from PyTorch in `case`, or None."""
+    """What differs from PyTorch in `case`, or None: the convolution returned, written into a
+    destination, and with a bias added in the kernel (what builds emit for conv + bias)."""
     import tvm_ffi
 
     from tvmbridge import _native
 
     conv = _native.runtime_func("tvmbridge.aten.packed_conv2d")
     conv_out = _native.runtime_func("tvmbridge.aten.packed_conv2d_out")  # what builds emit
+    conv_bias_out = _native.runtime_func("tvmbridge.aten.packed_conv2d_bias_out")
     generator = torch.Generator().manual_seed(case.seed)
     weight = torch.randn(case.groups * case.group_outputs, case.group_inputs, case.kernel,
                          case.kernel, generator=generator).to(case.dtype)
+    bias = torch.randn(weight.shape[0], generator=generator)  # float32 whatever the dtype
     constant = tvm_ffi.from_dlpack(weight)  # alive as long as the calls, as a module's constant
     geometry = tvm_ffi.Shape([case.stride] * 2 + [case.padding] * 2 + [case.dilation] * 2
                              + [case.groups])
@@ -107,28 +111,40 @@ def check(case: ConvCase) -> str | None:
         bits = torch.int16 if case.dtype == torch.bfloat16 else torch.int32
         if not torch.equal(written.view(bits), returned.view(bits)):
             return f"batch {batch}: the destination-passing call wrote other bits"
-        result = returned.permute(0, 3, 1, 2)
+        biased = torch.full_like(returned, float("nan"))
+        conv_bias_out(nhwc, constant, tvm_ffi.from_dlpack(bias), geometry,
+                      tvm_ffi.from_dlpack(biased))
         expected = torch.nn.functional.conv2d(x.double(), weight.double(), stride=case.stride,
                                               padding=case.padding, dilation=case.dilation,
                                               groups=case.groups)
-        if result.shape != expected.shape or result.dtype != case.dtype:
-            return f"batch {batch}: {result.dtype} {list(result.shape)}, " \
-                   f"expected {case.dtype} {list(expected.shape)}"
-        actual = result.double()
-        if not torch.equal(actual.isnan(), expected.isnan()):
-            return f"batch {batch}: NaN at {int(actual.isnan().sum())} outputs, " \
-                   f"PyTorch at {int(expected.isnan().sum())}"
-        finite = expected.isfinite()
-        if not torch.equal(actual[~finite & ~expected.isnan()],
-                           expected[~finite & ~expected.isnan()]):
-            return f"batch {batch}: infinities differ"
-        # bfloat16: the result's own rounding (2^-8) and float32 accumulation of rounded
-        # products; float32: accumulation order.
-        scale = expected[finite].abs().max().item() if finite.any() else 1.0
-        tolerance = 1e-2 * scale if case.dtype == torch.bfloat16 else 1e-5 * scale
-        error = (actual[finite] - expected[finite]).abs().max().item() if finite.any() else 0.0
-        if error > tolerance:
-            return f"batch {batch}: largest error {error:.3g} over {tolerance:.3g}"
+        for result, wanted, what in (
+                (returned, expected, ""),
+                (biased, expected + bias.double().view(1, -1, 1, 1), " with its bias")):
+            problem = _difference(result.permute(0, 3, 1, 2), wanted, case.dtype)
+            if problem is not None:
+                return f"batch {batch}{what}: {problem}"
+    return None
+
+
+def _difference(result: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype) -> str | None:
+    """How a kernel's `result` differs from PyTorch's float64 `expected`, or None: shape, dtype,
+    NaN mask, infinities, and values within `dtype`'s tolerance."""
+    if result.shape != expected.shape or result.dtype != dtype:
+        return f"{result.dtype} {list(result.shape)}, expected {dtype} {list(expected.shape)}"
+    actual = result.double()
+    if not torch.equal(actual.isnan(), expected.isnan()):
+        return f"NaN at {int(actual.isnan().sum())} outputs, PyTorch at " \
+               f"{int(expected.isnan().sum())}"
+    finite = expected.isfinite()
+    if not torch.equal(actual[~finite & ~expected.isnan()], expected[~finite & ~expected.isnan()]):
+        return "infinities differ"
+    # bfloat16: the result's own rounding (2^-8) and float32 accumulation of rounded products;
+    # float32: accumulation order.
+    scale = expected[finite].abs().max().item() if finite.any() else 1.0
+    tolerance = 1e-2 * scale if dtype == torch.bfloat16 else 1e-5 * scale
+    error = (actual[finite] - expected[finite]).abs().max().item() if finite.any() else 0.0
+    if error > tolerance:
+        return f"largest error {error:.3g} over {tolerance:.3g}"
     return None
 
 
@@ -210,6 +226,15 @@ def test_packed_convolution_refuses_what_it_cannot_run_by_name():
                                         r"\[1, 6, 6, 4\]"):
         conv_out(tvm_ffi.from_dlpack(torch.randn(1, 6, 6, 4).bfloat16()), weight, geometry,
                  tvm_ffi.from_dlpack(torch.empty(1, 4, 4, 8)))
+    conv_bias_out = _native.runtime_func("tvmbridge.aten.packed_conv2d_bias_out")
+    for bias, given in ((torch.randn(7), r"float32 \[7\]"),
+                        (torch.randn(8).double(), r"float64 \[8\]"),
+                        (torch.randn(1, 8), r"float32 \[1, 8\]")):
+        with pytest.raises(Exception, match=r"packed_conv2d_bias_out adds a contiguous float32 "
+                                            r"bias of 8 values \(one per output\) on the CPU, "
+                                            r"got " + given):
+            conv_bias_out(x, weight, tvm_ffi.from_dlpack(bias), geometry,
+                          tvm_ffi.from_dlpack(torch.empty(1, 4, 4, 8)))
     # The kernel still serves its weight after the refusals, an empty batch too.
     empty = torch.from_dlpack(conv(tvm_ffi.from_dlpack(torch.randn(0, 6, 6, 4)), weight,
                                    geometry))

@@ -287,6 +287,64 @@ def test_convolution_timing_that_fails_keeps_the_static_choice(monkeypatch, capl
         "fp32", mod)
 
 
+class BiasedConvolutions(torch.nn.Module):
+    """A convolution plus bias, its result used once (the bias goes into oneDNN's kernel); a
+    grouped one before a ReLU6; and a convolution whose result is also used elsewhere, its bias
+    a separate addition (TVM's)."""
+
+    def __init__(self):
+        super().__init__()
+        self.pointwise = torch.nn.Conv2d(8, 16, 1)
+        self.depthwise = torch.nn.Conv2d(16, 16, 3, padding=1, groups=16)
+        self.shared = torch.nn.Conv2d(16, 16, 3, padding=1, bias=False)
+        self.shift = torch.nn.Parameter(torch.randn(1, 16, 1, 1))
+
+    def forward(self, x):
+        y = torch.nn.functional.relu6(self.depthwise(self.pointwise(x)))
+        z = self.shared(y)
+        return z + self.shift, z * 2
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="PyTorch without oneDNN")
+@pytest.mark.parametrize("precision", ["fp32", pytest.param("bf16", marks=needs_bf16_convolutions)])
+def test_convolution_biases_are_added_in_onednns_kernel(static_convolution_choice, precision):
+    """Where convolutions run on oneDNN, a bias added to a convolution whose result nothing
+    else uses is added in oneDNN's kernel (packed_conv2d_bias_out), except for bfloat16 grouped
+    convolutions (oneDNN 3.2's kernel for those is slower with a bias); a convolution whose
+    result is used twice keeps its addition in TVM. Outputs are PyTorch's, NaN and infinities
+    included."""
+    from tvmbridge import build, pipeline
+
+    torch.manual_seed(0)
+    model, x = BiasedConvolutions().eval(), torch.randn(2, 8, 12, 12)
+    traced = torch.jit.trace(model, x)
+    mod, _ = tt.from_torchscript(traced, [x], keep_params_as_input=False)
+    if not pipeline.uses_onednn_convolutions(precision, mod):
+        pytest.skip(f"{precision} convolutions are TVM's on this CPU")
+    fused = pipeline.fuse(mod, build.host_target(), precision).script()
+    assert fused.count("tvmbridge.aten.packed_conv2d_bias_out") == (1 if precision == "bf16"
+                                                                     else 2)
+    assert fused.count("tvmbridge.aten.packed_conv2d_out") == (2 if precision == "bf16" else 1)
+    compiled = tt.compile(traced, [x], never_slower=False, precision=precision)
+    if precision == "fp32":
+        with torch.no_grad():
+            for actual, expected in zip(compiled(x), model(x)):
+                torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-5)
+    else:
+        with torch.no_grad():
+            for actual, expected in zip(compiled(x), model(x)):
+                cosine, relative = _accuracy(actual, expected)
+                assert cosine >= 0.999 and relative <= 0.03, (cosine, relative)
+    poisoned = x.clone()
+    poisoned[0, 1, 4, 4], poisoned[1, 0, 7, 9], poisoned[1, 3, 2, 2] = (
+        float("nan"), float("inf"), float("-inf"))
+    with torch.no_grad():
+        for actual, expected in zip(compiled(poisoned), model(poisoned)):
+            assert torch.isnan(expected).any()
+            torch.testing.assert_close(torch.isnan(actual), torch.isnan(expected))
+            torch.testing.assert_close(torch.isinf(actual), torch.isinf(expected))
+
+
 def _poisoned(x: torch.Tensor) -> torch.Tensor:
     poisoned = x.clone()
     poisoned[0, 1, 4, 4], poisoned[1, 0, 20, 9] = float("nan"), float("inf")

@@ -122,7 +122,8 @@ def test_pt2e_convolutions_run_on_int8_kernels(blocks, residual_adds, monkeypatc
     # Without the fused additions, the two convolutions before them stay float32: TVM's
     # kernels, or oneDNN's where this CPU runs float32 convolutions there.
     float_convolutions = [k for k in kernels if "conv2d" in k]
-    onednn_float_convolutions = fused["main"].script().count(f'"{pipeline._PACKED_CONV2D}"')
+    onednn_float_convolutions = sum(fused["main"].script().count(f'"{kernel}"') for kernel in (
+        pipeline._PACKED_CONV2D, pipeline._PACKED_CONV2D_BIAS))
     assert len(float_convolutions) + onednn_float_convolutions == (0 if residual_adds else 2), (
         kernels, onednn_float_convolutions)
     pools = [k for k in kernels if "max_pool2d" in k]
