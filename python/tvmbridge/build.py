@@ -64,6 +64,7 @@ def _pipeline(target: tvm.target.Target, database, precision: str, packed_layout
     """TVM's CPU pipeline with scheduling added: tuned records where `database` has them,
     tvmbridge's default CPU schedules for every other PrimFunc (for programs over a range of
     shapes, judged at the extents of its opt_shape)."""
+    from .inplace import in_place_elementwise
     from .schedule import default_cpu_schedule, opt_extents_of
     from .tuning import dispatch_tuned_at_opt
 
@@ -77,6 +78,10 @@ def _pipeline(target: tvm.target.Target, database, precision: str, packed_layout
                     mod = relax.transform.MetaScheduleApplyDatabase()(mod)
                 mod = dispatch_tuned_at_opt(mod, database, target, opt_extents)
             mod = default_cpu_schedule(opt_extents)(mod)
+            # After scheduling, which inlines the kernels' intermediate blocks (a kernel writing
+            # over its input cannot have its producer blocks inlined).
+            mod = in_place_elementwise()(mod)
+            mod = relax.transform.DeadCodeElimination()(mod)  # kernels every call makes in place
             lower = cpu_generic.dataflow_lower_passes(target) + cpu_generic.finalize_passes(target)
             return tvm.transform.Sequential(lower)(mod)
 

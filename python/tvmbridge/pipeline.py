@@ -16,7 +16,7 @@ from tvm import relax, tirx
 from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
 
 from . import attention, extrema, quantized, relax_patterns, reshapes, schedule, vector_math
-from .relax_patterns import bound_call, has_call
+from .relax_patterns import bound_call, has_call, outer_calls, use_counts
 
 
 # Convolutions run in NCHW16c: vectors over 16 output channels whatever the image width, and
@@ -388,20 +388,11 @@ class BiasedConvolution:
 def biased_convolutions(func: relax.Function, takes) -> dict:
     """The additions of a bias to a convolution for which ``takes(call)`` holds, bound in
     `func`'s outer blocks: {the addition's variable: its :class:`BiasedConvolution`}."""
-    values, users, uses = {}, {}, {}
-
-    def count(expr):
-        if isinstance(expr, relax.Var):
-            uses[expr] = uses.get(expr, 0) + 1
-
-    relax.analysis.post_order_visit(func, count)
-    for block in func.body.blocks:
-        for binding in block.bindings:
-            if isinstance(binding, relax.VarBinding) and isinstance(binding.value, relax.Call):
-                values[binding.var] = binding.value
-                for arg in binding.value.args:
-                    if isinstance(arg, relax.Var):
-                        users.setdefault(arg, []).append(binding.var)
+    values, uses, users = outer_calls(func), use_counts(func), {}
+    for var, call in values.items():
+        for arg in call.args:
+            if isinstance(arg, relax.Var):
+                users.setdefault(arg, []).append(var)
     found = {}
     for var, conv in values.items():
         if (conv.op != _CONV2D or not takes(conv) or uses.get(var) != 1

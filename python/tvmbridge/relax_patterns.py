@@ -1,6 +1,6 @@
-"""What the build's rewrites (build.py, quantized.py, attention.py) and the export path use to
-read Relax patterns, and what custom legalisations (vector_math.py, extrema.py, reshapes.py)
-fall back on."""
+"""What the build's rewrites (pipeline.py, quantized.py, attention.py, inplace.py) and the
+export path use to read Relax patterns, and what custom legalisations (vector_math.py,
+extrema.py, reshapes.py) fall back on."""
 
 from typing import Callable
 
@@ -30,6 +30,25 @@ def bound_call(mutator: relax.PyExprMutator, expr: relax.Expr,
     :func:`bound_value`); None otherwise."""
     expr = bound_value(mutator, expr)
     return expr if isinstance(expr, relax.Call) and expr.op == op else None
+
+
+def use_counts(func: relax.Function) -> dict:
+    """How often each variable is read in `func` (its definition not counted), by variable."""
+    uses = {}
+
+    def count(expr):
+        if isinstance(expr, relax.Var):
+            uses[expr] = uses.get(expr, 0) + 1
+
+    relax.analysis.post_order_visit(func, count)
+    return uses
+
+
+def outer_calls(func: relax.Function) -> dict:
+    """The calls bound in `func`'s outer blocks (not inside branches), by variable."""
+    return {binding.var: binding.value for block in func.body.blocks
+            for binding in block.bindings
+            if isinstance(binding, relax.VarBinding) and isinstance(binding.value, relax.Call)}
 
 
 def has_call(mod: tvm.IRModule, matches: Callable[[relax.Call], bool]) -> bool:
