@@ -472,8 +472,9 @@ class AtenKernels(relax.PyExprMutator):
         self.biased_convs: set[relax.Var] = set()
 
     def visit_function_(self, func: relax.Function) -> relax.Expr:
-        self.biased.update(biased_convolutions(func, self._adds_bias))
-        self.biased_convs.update(biased.conv_var for biased in self.biased.values())
+        found = biased_convolutions(func, self._adds_bias)
+        self.biased.update(found)
+        self.biased_convs.update(biased.conv_var for biased in found.values())
         return super().visit_function_(func)
 
     def visit_var_binding_(self, binding: relax.VarBinding) -> None:

@@ -104,6 +104,12 @@ bool WrongOnAmx(const dnnl::convolution_forward::primitive_desc& descriptor,
          std::string_view(descriptor.impl_info_str()) == "brgconv:avx512_core_amx";
 }
 
+// The output channels of a convolution whose weight has `weight_dims`: [O, I, h, w], or in
+// groups [g, O/g, I/g, h, w].
+int64_t ConvolutionOutputs(const memory::dims& weight_dims) {
+  return weight_dims.size() == 4 ? weight_dims[0] : weight_dims[0] * weight_dims[1];
+}
+
 // Returns where a convolution's NHWC result of the given sizes goes (a fresh buffer, the
 // caller's destination, or one holding what a sum post-op adds to), checked or made by the
 // caller.
@@ -123,7 +129,7 @@ void RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const void*
   TORCH_CHECK(groups == 1 ? weight_dims.size() == 4 : weight_dims[0] == groups,
               "tvmbridge: ", kind.kernel, "'s weight was first used in ",
               weight_dims.size() == 4 ? 1 : weight_dims[0], " groups, now in ", groups);
-  const int64_t outputs = groups == 1 ? weight_dims[0] : weight_dims[0] * weight_dims[1];
+  const int64_t outputs = ConvolutionOutputs(weight_dims);
   const int64_t group_inputs = weight_dims[groups == 1 ? 1 : 2];
   const int64_t kernel_h = weight_dims.end()[-2], kernel_w = weight_dims.end()[-1];
   TORCH_CHECK(input_sizes.size() == 4 && input_sizes[3] == group_inputs * groups,
@@ -265,9 +271,7 @@ void ConvolveInto(const char* kernel, const tvm::ffi::Tensor& x, const tvm::ffi:
   TORCH_CHECK(IsContiguousCpu(x, expected), "tvmbridge: ", kernel, " takes a contiguous ",
               TvmDtypeName(type), " NHWC input on the CPU (its weight's dtype), got ", Describe(x));
   if (bias) {
-    const memory::dims& weight_dims = plans->plain_dims();  // [O, I, h, w] or [g, O/g, I/g, h, w]
-    const int64_t outputs =
-        weight_dims.size() == 4 ? weight_dims[0] : weight_dims[0] * weight_dims[1];
+    const int64_t outputs = ConvolutionOutputs(plans->plain_dims());
     TORCH_CHECK(IsContiguousCpu(*bias, DLDataType{kDLFloat, 32, 1}) && bias->ndim() == 1 &&
                     bias->shape()[0] == outputs,
                 "tvmbridge: ", kernel, " adds a contiguous float32 bias of ", outputs,
@@ -336,15 +340,11 @@ struct FoldedGrid {
     }
   }
 
-  // The scales and the bias as oneDNN's runtime arguments; the bias as [1, outputs] for matmul.
-  std::pair<memory, memory> Memories(bool bias_as_row) {
-    const auto outputs = static_cast<int64_t>(scales.size());
-    memory::desc scales_layout({outputs}, memory::data_type::f32, memory::format_tag::x);
-    memory::desc bias_layout =
-        bias_as_row ? memory::desc({1, outputs}, memory::data_type::f32, memory::format_tag::ab)
-                    : scales_layout;
-    return {memory(scales_layout, onednn::CpuEngine(), scales.data()),
-            memory(bias_layout, onednn::CpuEngine(), bias.data())};
+  // The scales as oneDNN's runtime argument (the bias goes by its address: Execute).
+  memory ScalesMemory() {
+    const memory::desc layout({static_cast<int64_t>(scales.size())}, memory::data_type::f32,
+                              memory::format_tag::x);
+    return memory(layout, onednn::CpuEngine(), scales.data());
   }
 };
 
@@ -438,11 +438,9 @@ at::Tensor Int8Convolution(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& we
   };
   FoldedGrid grid(packed, input_grid.scale, input_grid.zero_point, output_grid.scale,
                   static_cast<double>(output_grid.zero_point));
-  const auto [scales, shifted_bias] = grid.Memories(/*bias_as_row=*/false);
-  RunConvolution(
-      kind, *packed.plans, input.data_ptr(), input.sizes(), geometry, make_result,
-      /*bias=*/nullptr,
-      {{DNNL_ARG_ATTR_SCALES | DNNL_ARG_WEIGHTS, scales}, {DNNL_ARG_BIAS, shifted_bias}});
+  RunConvolution(kind, *packed.plans, input.data_ptr(), input.sizes(), geometry, make_result,
+                 grid.bias.data(),
+                 {{DNNL_ARG_ATTR_SCALES | DNNL_ARG_WEIGHTS, grid.ScalesMemory()}});
   return result;
 }
 
@@ -483,12 +481,10 @@ at::Tensor Int8Linear(const char* kernel, const at::Tensor& rows, QuantizationGr
   // for the same reason: oneDNN's kernels are faster without zero points); float32 out.
   FoldedGrid grid(packed, input_grid.scale, input_grid.zero_point, /*output_scale=*/1.0,
                   /*output_shift=*/0.0);
-  const auto [scales, shifted_bias] = grid.Memories(/*bias_as_row=*/true);
   try {
-    onednn::Execute(
-        *packed.plans->Get({count}, describe), rows.data_ptr(), output.data_ptr(),
-        /*bias=*/nullptr,
-        {{DNNL_ARG_ATTR_SCALES | DNNL_ARG_WEIGHTS, scales}, {DNNL_ARG_BIAS, shifted_bias}});
+    onednn::Execute(*packed.plans->Get({count}, describe), rows.data_ptr(), output.data_ptr(),
+                    grid.bias.data(),
+                    {{DNNL_ARG_ATTR_SCALES | DNNL_ARG_WEIGHTS, grid.ScalesMemory()}});
   } catch (const dnnl::error& error) {
     TORCH_CHECK(false, "tvmbridge: oneDNN cannot run ", kernel, " on ", rows.sizes(),
                 " rows with weight [", outputs, ", ", inputs, "]: ", error.what());
@@ -500,8 +496,7 @@ namespace {
 
 // Returns conv2d(x, weight) as Convolve computes it: x and the result NHWC, weight an OIHW
 // constant, all bfloat16 or all float32. Libraries built before packed_conv2d_out call this with
-// call_pure_packed: the result
-// is a fresh buffer TVM takes without a copy.
+// call_pure_packed: the result is a fresh buffer TVM takes without a copy.
 tvm::ffi::Tensor PackedConv2d(tvm::ffi::Tensor x, tvm::ffi::Tensor weight,
                               tvm::ffi::Shape geometry) {
   c10::InferenceMode no_autograd;

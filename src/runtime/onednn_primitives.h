@@ -145,13 +145,12 @@ class WeightPlans {
   std::map<PlanKey, std::shared_ptr<const Plan>> plans_;
 };
 
-// Runtime arguments of a call beyond its source, weight, destination and scratch memory:
-// per-output scales, a bias, keyed by oneDNN's argument ids.
+// Runtime arguments of a call beyond its source, weight, destination, bias and scratch memory
+// (per-output scales), keyed by oneDNN's argument ids.
 using ExtraArguments = std::initializer_list<std::pair<int, memory>>;
 
-// Runs `plan` reading `source` and writing `destination` (memory of the plan's layouts), with
-// `bias` where the plan takes one in memory the caller keeps (else the caller passes it among
-// the `extra` arguments).
+// Runs `plan` reading `source` and writing `destination` (memory of the plan's layouts), adding
+// the `bias` at that address where the plan takes one, with `extra` arguments.
 void Execute(const Plan& plan, void* source, void* destination, const void* bias = nullptr,
              ExtraArguments extra = {});
 
