@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "runtime/aten_kernel_common.h"
+#include "runtime/onednn_kernels.h"
 #include "tvmbridge/tensor_bridge.h"
 
 namespace tvmbridge {
@@ -95,8 +96,14 @@ int64_t PackingRows(const at::Tensor& input, int64_t packing_rows) {
 // x @ weight by oneDNN (bfloat16 or float32) on weights packed once (the kernel Inductor uses
 // for frozen linear layers); a packing made for one row count serves every other, at its own
 // speed: packed for 1 row, BERT-base's products at 128 rows took 10% longer.
-at::Tensor OneDnnLinear(const at::Tensor& input, const tvm::ffi::Tensor& weight,
-                        int64_t packing_rows) {
+at::Tensor OneDnnLinear(const char* function, const at::Tensor& input,
+                        const tvm::ffi::Tensor& weight, int64_t packing_rows) {
+  const DLDataType weight_type = weight.dtype();
+  const bool bfloat16 = input.scalar_type() == at::kBFloat16 && weight_type.code == kDLBfloat &&
+                        weight_type.bits == 16 && weight_type.lanes == 1;
+  if (bfloat16 && PrefersFewRowsLinear(input.numel() / input.size(-1))) {
+    return FewRowsLinear(function, input, weight);
+  }
   static PackedWeights<> packed_weights;
   static const c10::OperatorHandle linear =
       c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn::_linear_pointwise", "");
@@ -187,9 +194,10 @@ LinearArguments ReadLinearArguments(tvm::ffi::PackedArgs args, const char* funct
 void PackedLinear(tvm::ffi::PackedArgs args, tvm::ffi::Any* result) {
   c10::InferenceMode no_autograd;
   LinearArguments given = ReadLinearArguments(args, kPackedLinearFunction);
-  *result = ToTvm(given.input.scalar_type() == at::kBFloat16
-                      ? OneDnnLinear(given.input, given.weight, given.packing_rows)
-                      : MklLinear(given.input, given.weight, given.packing_rows));
+  *result =
+      ToTvm(given.input.scalar_type() == at::kBFloat16
+                ? OneDnnLinear(kPackedLinearFunction, given.input, given.weight, given.packing_rows)
+                : MklLinear(given.input, given.weight, given.packing_rows));
 }
 
 // PackedLinear on oneDNN for float32 too: build.py picks it where MKL's sgemm was measured
@@ -197,7 +205,8 @@ void PackedLinear(tvm::ffi::PackedArgs args, tvm::ffi::Any* result) {
 void OneDnnPackedLinear(tvm::ffi::PackedArgs args, tvm::ffi::Any* result) {
   c10::InferenceMode no_autograd;
   LinearArguments given = ReadLinearArguments(args, kOneDnnLinearFunction);
-  *result = ToTvm(OneDnnLinear(given.input, given.weight, given.packing_rows));
+  *result =
+      ToTvm(OneDnnLinear(kOneDnnLinearFunction, given.input, given.weight, given.packing_rows));
 }
 
 }  // namespace

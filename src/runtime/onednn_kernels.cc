@@ -7,7 +7,8 @@
 // mkldnn::_convolution_pointwise spends making its primitive was most of their time. Float
 // linear layers stay on PyTorch's oneDNN (aten_kernels.cc): its newer matmul kernels ran
 // BERT-base's products at 128 rows 10% faster than this one's, which outweighs the per-call
-// saving there.
+// saving there. Only a bfloat16 layer of one row on an AMX CPU comes here (FewRowsLinear), for
+// a kernel PyTorch does not pick.
 #include <ATen/ATen.h>
 #include <ATen/record_function.h>
 #include <c10/core/InferenceMode.h>
@@ -50,6 +51,7 @@ using onednn::WeightPlans;
 constexpr const char* kConvolutionEvent = "tvmbridge::onednn_conv2d";
 constexpr const char* kInt8ConvolutionEvent = "tvmbridge::onednn_int8_conv2d";
 constexpr const char* kInt8LinearEvent = "tvmbridge::onednn_int8_linear";
+constexpr const char* kFewRowsLinearEvent = "tvmbridge::onednn_few_rows_linear";
 
 // `kernel` names the caller in the error.
 memory::data_type FloatType(at::ScalarType type, const char* kernel) {
@@ -488,6 +490,56 @@ at::Tensor Int8Linear(const char* kernel, const at::Tensor& rows, QuantizationGr
   } catch (const dnnl::error& error) {
     TORCH_CHECK(false, "tvmbridge: oneDNN cannot run ", kernel, " on ", rows.sizes(),
                 " rows with weight [", outputs, ", ", inputs, "]: ", error.what());
+  }
+  return output;
+}
+
+bool PrefersFewRowsLinear(int64_t rows) { return rows == 1 && onednn::HasAmx(); }
+
+at::Tensor FewRowsLinear(const char* kernel, const at::Tensor& input,
+                         const tvm::ffi::Tensor& weight) {
+  RECORD_FUNCTION(kFewRowsLinearEvent, std::vector<c10::IValue>());
+  static PackedWeights<std::shared_ptr<WeightPlans>> weights;
+  const std::shared_ptr<WeightPlans> plans = weights.Get(weight, [&](const at::Tensor& plain) {
+    TORCH_CHECK(plain.scalar_type() == at::kBFloat16 && plain.dim() == 2, "tvmbridge: ", kernel,
+                " takes a bfloat16 weight [K, N], got ", plain.scalar_type(), " ", plain.sizes());
+    memory::desc layout({plain.size(0), plain.size(1)}, memory::data_type::bf16,
+                        memory::format_tag::ab);
+    return std::make_shared<WeightPlans>(plain, std::move(layout));
+  });
+  const memory::dims& weight_dims = plans->plain_dims();
+  const int64_t inputs = weight_dims[0], outputs = weight_dims[1];
+  TORCH_CHECK(input.scalar_type() == at::kBFloat16 && input.dim() >= 1 &&
+                  input.size(-1) == inputs && input.is_contiguous(),
+              "tvmbridge: ", kernel, " multiplies contiguous bfloat16 x [..., ", inputs,
+              "] by its weight, got ", input.scalar_type(), " ", input.sizes());
+  std::vector<int64_t> sizes = input.sizes().vec();
+  sizes.back() = outputs;
+  at::Tensor output = at::empty(sizes, input.options());
+  const int64_t rows = input.numel() / inputs;
+  if (rows == 0) return output;
+  auto describe = [&](const memory::desc& weight_layout) {
+    memory::desc source({rows, inputs}, memory::data_type::bf16, memory::format_tag::ab);
+    memory::desc destination({rows, outputs}, memory::data_type::bf16, memory::format_tag::ab);
+    auto make = [&] {
+      return dnnl::matmul::primitive_desc(onednn::CpuEngine(), source, weight_layout, destination,
+                                          onednn::ScratchpadPerThread());
+    };
+    auto name = [](const dnnl::matmul::primitive_desc& d) {
+      return std::string_view(d.impl_info_str());
+    };
+    dnnl::matmul::primitive_desc descriptor = make();
+    while (name(descriptor).find("amx") != std::string_view::npos && descriptor.next_impl()) {
+    }
+    // Only the reference kernel besides AMX's (no AVX512-BF16 one for this layout): AMX's.
+    if (name(descriptor).substr(0, 3) == "ref") descriptor = make();
+    return onednn::Described{descriptor, source, destination};
+  };
+  try {
+    onednn::Execute(*plans->Get({rows}, describe), input.data_ptr(), output.data_ptr());
+  } catch (const dnnl::error& error) {
+    TORCH_CHECK(false, "tvmbridge: oneDNN cannot run ", kernel, " on ", rows, " rows with weight [",
+                inputs, ", ", outputs, "]: ", error.what());
   }
   return output;
 }

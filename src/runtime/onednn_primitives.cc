@@ -8,7 +8,7 @@ const dnnl::engine& CpuEngine() {
   return engine;
 }
 
-bool HasAmxInt8() {
+bool HasAmx() {
   // oneDNN's ISAs are bit sets, each including those below it; the effective one is what this
   // CPU and OS allow.
   static const bool has = [] {

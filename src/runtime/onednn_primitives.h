@@ -30,8 +30,9 @@ using dnnl::memory;
 
 const dnnl::engine& CpuEngine();
 
-// True where oneDNN runs int8 products on AMX tiles on this CPU (and the OS lets it).
-bool HasAmxInt8();
+// True where oneDNN runs int8 and bfloat16 products on AMX tiles on this CPU (and the OS lets
+// it).
+bool HasAmx();
 
 // The argument sets of a plan's finished calls, each reused by a later call (one set per call
 // running at once): a call then makes no oneDNN memory objects and no map entries of its own,

@@ -149,7 +149,7 @@ tvm::ffi::Tensor QuantizedConv2d(tvm::ffi::Tensor x, tvm::ffi::Tensor weight,
               "tvmbridge: ", kQuantizedConv2dFunction,
               " takes positive scales and uint8 zero points, got input (", input_scale, ", ",
               input_zero_point, ") and output (", output_scale, ", ", output_zero_point, ")");
-  if (onednn::HasAmxInt8()) {
+  if (onednn::HasAmx()) {
     Int8ConvolutionOutput output{kQuantizedConv2dFunction};
     output.grid = QuantizationGrid{output_scale, output_zero_point};
     output.relu = relu;
@@ -248,7 +248,7 @@ tvm::ffi::Tensor QuantizedConv2dAdd(tvm::ffi::Tensor x, tvm::ffi::Tensor residua
                                     double output_scale, int64_t output_zero_point, bool relu) {
   c10::InferenceMode no_autograd;
   const char* kernel = kQuantizedConv2dAddFunction;
-  if (onednn::HasAmxInt8()) {
+  if (onednn::HasAmx()) {
     Int8ConvolutionOutput output{kernel};
     output.grid = QuantizationGrid{output_scale, output_zero_point};
     output.relu = relu;
@@ -291,7 +291,7 @@ tvm::ffi::Tensor QuantizedConv2dFloat(tvm::ffi::Tensor x, tvm::ffi::Tensor weigh
                                       int64_t input_zero_point) {
   c10::InferenceMode no_autograd;
   const char* kernel = kQuantizedConv2dFloatFunction;
-  if (onednn::HasAmxInt8()) {
+  if (onednn::HasAmx()) {
     const Int8ConvolutionOutput float_output{kernel};  // no grid: float32 values
     return ToTvm(Int8Convolution(x, weight, weight_scales, /*bias=*/std::nullopt, geometry_values,
                                  {input_scale, input_zero_point}, float_output));
@@ -341,7 +341,7 @@ tvm::ffi::Tensor QuantizedLinearFloat(tvm::ffi::Tensor x, tvm::ffi::Tensor weigh
               "tvmbridge: ", kernel, " takes an int8 weight [N, ", input.size(1),
               "] and one scale per output, got ", plain_weight.scalar_type(), " ",
               plain_weight.sizes(), " and ", scales.sizes(), " scales");
-  if (onednn::HasAmxInt8()) {
+  if (onednn::HasAmx()) {
     return ToTvm(Int8Linear(kernel, input.contiguous(), {input_scale, input_zero_point}, weight,
                             weight_scales, /*bias=*/std::nullopt));
   }
@@ -395,7 +395,7 @@ tvm::ffi::Array<tvm::ffi::Tensor> QuantizedLinearDynamic(tvm::ffi::Tensor x,
               "[N, K], got ", input.scalar_type(), " ", input.sizes(), " and [",
               weight.ndim() == 2 ? weight.size(0) : -1, ", ",
               weight.ndim() == 2 ? weight.size(1) : -1, "]");
-  if (onednn::HasAmxInt8()) {
+  if (onednn::HasAmx()) {
     const at::Tensor rows = input.reshape({-1, input.size(-1)}).contiguous();
     float min = 0, max = 0;  // no rows: any grid
     if (rows.numel() > 0) {

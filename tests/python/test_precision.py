@@ -508,6 +508,45 @@ def test_packed_linear_serves_other_row_counts_and_keeps_each_weight(function, d
 
 
 @needs_bf16_convolutions
+@pytest.mark.parametrize("function", ["packed_linear", "onednn_linear"])
+def test_bf16_linear_layers_of_one_row_leave_amx(function):
+    """A bfloat16 linear layer of one row runs oneDNN's AVX512-BF16 kernel where the CPU has
+    AMX (onednn_kernels.cc, FewRowsLinear: its speed there does not depend on the AMX unit's),
+    of more rows PyTorch's, and elsewhere always PyTorch's. Both agree with PyTorch's bfloat16
+    product, with NaN and infinity where it has them, and keep each weight's own values."""
+    import tvm_ffi
+
+    from tvmbridge import _native, pipeline
+
+    linear = _native.runtime_func(f"tvmbridge.aten.{function}")
+    has_amx = "amx_bf16" in pipeline._cpuinfo().get("flags", "").split()
+    torch.manual_seed(0)
+    weights = [torch.randn(96, 40).bfloat16() for _ in range(2)]
+    constants = [tvm_ffi.from_dlpack(w) for w in weights]  # alive, as a module's constants
+    for shape in ([1, 96], [2, 96], [1, 1, 96], [1, 3, 96], [1, 96]):
+        x = torch.randn(shape)
+        x.view(-1, 96)[0, :3] = torch.tensor([float("nan"), float("inf"), -float("inf")])
+        x = x.bfloat16()
+        rows = x.numel() // 96
+        for weight, constant in zip(weights, constants):
+            with torch.profiler.profile() as profile:
+                result = torch.from_dlpack(linear(tvm_ffi.from_dlpack(x), constant))
+            few_rows = "tvmbridge::onednn_few_rows_linear" in {e.name for e in profile.events()}
+            assert few_rows == (has_amx and rows == 1), (shape, has_amx)
+            expected = (x.double() @ weight.double()).bfloat16()
+            assert result.shape == expected.shape and result.dtype == torch.bfloat16
+            torch.testing.assert_close(result, expected, rtol=1e-2, atol=1e-1, equal_nan=True)
+            assert torch.equal(result.isnan(), expected.isnan())
+            assert torch.equal(result.isinf(), expected.isinf())
+    if not has_amx:
+        print("this CPU has no AMX-BF16: every row count ran PyTorch's kernel, as it should")
+    with pytest.raises(Exception, match=rf"{function} takes x \[\.\.\., K\] and a weight"):
+        linear(tvm_ffi.from_dlpack(torch.randn(1, 32).bfloat16()), constants[0])
+    with pytest.raises(Exception, match="of one dtype, got"):
+        linear(tvm_ffi.from_dlpack(torch.randn(1, 96)), constants[0])
+
+
+@needs_bf16_convolutions
 def test_convolutions_of_libraries_built_before_packed_results_still_run():
     """Saved modules built before the convolution returned oneDNN's result call
     tvmbridge.aten.conv2d_bf16, which writes into a float32 NHWC output; it stays."""
