@@ -516,15 +516,18 @@ class AtenKernels(relax.PyExprMutator):
     def _packing_rows(self, x: relax.Expr) -> list:
         """For a product whose row count is symbolic, the row count at the opt shape, which
         the kernel packs the weight for (else the first call's would decide: a first call with
-        1 row made BERT-base's products at 128 rows 10% slower); nothing for static rows."""
+        1 row made BERT-base's products at 128 rows 10% slower), 0 where there is none; nothing
+        for static rows. Its presence tells the kernel the row count varies
+        (aten_kernels.cc, RowPacking)."""
         if not isinstance(x.ty.shape, relax.ShapeExpr):
-            return []
-        rows = functools.reduce(lambda a, b: a * b, x.ty.shape.values[:-1],
-                                tirx.IntImm("int64", 1))
+            rows = None
+        else:
+            rows = functools.reduce(lambda a, b: a * b, x.ty.shape.values[:-1],
+                                    tirx.IntImm("int64", 1))
         if isinstance(rows, tirx.IntImm):
             return []
-        at_opt = schedule.extent_at(rows, self.opt_extents)
-        return [] if at_opt is None else [relax.prim_value(tirx.IntImm("int64", at_opt))]
+        at_opt = None if rows is None else schedule.extent_at(rows, self.opt_extents)
+        return [relax.prim_value(tirx.IntImm("int64", at_opt or 0))]
 
     def _adds_bias(self, call: relax.Call) -> bool:
         """Whether oneDNN's kernel for `call` adds its bias. Not bfloat16 grouped ones: with a

@@ -87,22 +87,26 @@ void CheckLinearDtypes(const at::Tensor& input, const at::Tensor& weight) {
               input.scalar_type(), " and ", weight.scalar_type());
 }
 
-// The row count a weight is packed for: `packing_rows` where the build gave one (a program
-// over a range of shapes passes its opt shape's), else the first call's.
-int64_t PackingRows(const at::Tensor& input, int64_t packing_rows) {
-  return packing_rows > 0 ? packing_rows : input.numel() / input.size(-1);
+// How a program calls a linear layer: its row count fixed, or symbolic (a program over a range
+// of shapes), with the row count to pack the weight for (its opt shape's; 0 where it has none).
+using RowPacking = std::optional<int64_t>;
+
+// The row count a weight is packed for: the program's where it gives one, else the first call's.
+int64_t PackingRows(const at::Tensor& input, RowPacking packing) {
+  return packing.value_or(0) > 0 ? *packing : input.numel() / input.size(-1);
 }
 
 // x @ weight by oneDNN (bfloat16 or float32) on weights packed once (the kernel Inductor uses
 // for frozen linear layers); a packing made for one row count serves every other, at its own
-// speed: packed for 1 row, BERT-base's products at 128 rows took 10% longer.
+// speed: packed for 1 row, BERT-base's products at 128 rows took 10% longer. Bfloat16 products
+// go to onednn_kernels.cc's Bf16Linear where it prefers them (onednn_kernels.h).
 at::Tensor OneDnnLinear(const char* function, const at::Tensor& input,
-                        const tvm::ffi::Tensor& weight, int64_t packing_rows) {
+                        const tvm::ffi::Tensor& weight, RowPacking packing) {
   const DLDataType weight_type = weight.dtype();
   const bool bfloat16 = input.scalar_type() == at::kBFloat16 && weight_type.code == kDLBfloat &&
                         weight_type.bits == 16 && weight_type.lanes == 1;
-  if (bfloat16 && PrefersFewRowsLinear(input.numel() / input.size(-1))) {
-    return FewRowsLinear(function, input, weight);
+  if (bfloat16 && PrefersOwnBf16Linear(input.numel() / input.size(-1), packing.has_value())) {
+    return Bf16Linear(function, input, weight);
   }
   static PackedWeights<> packed_weights;
   static const c10::OperatorHandle linear =
@@ -110,7 +114,7 @@ at::Tensor OneDnnLinear(const char* function, const at::Tensor& input,
   static const c10::OperatorHandle reorder =
       c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn::_reorder_linear_weight", "");
   at::Tensor packed = packed_weights.Get(weight, [&](const at::Tensor& plain) {
-    torch::jit::Stack stack{plain.t().contiguous(), PackingRows(input, packing_rows)};
+    torch::jit::Stack stack{plain.t().contiguous(), PackingRows(input, packing)};
     reorder.callBoxed(&stack);
     return stack.at(0).toTensor();
   });
@@ -136,8 +140,7 @@ struct MklPackedWeight {
 
 // x @ weight in float32 by MKL on weights packed once for one row count (the kernel Inductor
 // uses for frozen float32 linear layers).
-at::Tensor MklLinear(const at::Tensor& input, const tvm::ffi::Tensor& weight,
-                     int64_t packing_rows) {
+at::Tensor MklLinear(const at::Tensor& input, const tvm::ffi::Tensor& weight, RowPacking packing) {
   static PackedWeights<MklPackedWeight> packed_weights;
   static const c10::OperatorHandle linear =
       c10::Dispatcher::singleton().findSchemaOrThrow("mkl::_mkl_linear", "");
@@ -145,7 +148,7 @@ at::Tensor MklLinear(const at::Tensor& input, const tvm::ffi::Tensor& weight,
       c10::Dispatcher::singleton().findSchemaOrThrow("mkl::_mkl_reorder_linear_weight", "");
   const MklPackedWeight packed = packed_weights.Get(weight, [&](const at::Tensor& plain) {
     CheckLinearDtypes(input, plain);
-    const int64_t rows = PackingRows(input, packing_rows);
+    const int64_t rows = PackingRows(input, packing);
     torch::jit::Stack stack{plain.t().contiguous(), rows};
     reorder.callBoxed(&stack);
     return MklPackedWeight{stack.at(0).toTensor(), plain.t(), rows};
@@ -171,11 +174,11 @@ at::Tensor LinearInput(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight
 }
 
 // The arguments of the packed linear functions: (x, weight), or (x, weight, packing rows)
-// from libraries built over a range of shapes (see PackingRows).
+// from libraries built over a range of shapes (see RowPacking).
 struct LinearArguments {
   at::Tensor input;
   tvm::ffi::Tensor weight;
-  int64_t packing_rows = 0;
+  RowPacking packing;
 };
 
 LinearArguments ReadLinearArguments(tvm::ffi::PackedArgs args, const char* function) {
@@ -184,7 +187,7 @@ LinearArguments ReadLinearArguments(tvm::ffi::PackedArgs args, const char* funct
               " arguments");
   auto weight = args[1].cast<tvm::ffi::Tensor>();
   LinearArguments read{LinearInput(args[0].cast<tvm::ffi::Tensor>(), weight, function), weight};
-  if (args.size() == 3) read.packing_rows = args[2].cast<int64_t>();
+  if (args.size() == 3) read.packing = args[2].cast<int64_t>();
   return read;
 }
 
@@ -196,8 +199,8 @@ void PackedLinear(tvm::ffi::PackedArgs args, tvm::ffi::Any* result) {
   LinearArguments given = ReadLinearArguments(args, kPackedLinearFunction);
   *result =
       ToTvm(given.input.scalar_type() == at::kBFloat16
-                ? OneDnnLinear(kPackedLinearFunction, given.input, given.weight, given.packing_rows)
-                : MklLinear(given.input, given.weight, given.packing_rows));
+                ? OneDnnLinear(kPackedLinearFunction, given.input, given.weight, given.packing)
+                : MklLinear(given.input, given.weight, given.packing));
 }
 
 // PackedLinear on oneDNN for float32 too: build.py picks it where MKL's sgemm was measured
@@ -205,8 +208,7 @@ void PackedLinear(tvm::ffi::PackedArgs args, tvm::ffi::Any* result) {
 void OneDnnPackedLinear(tvm::ffi::PackedArgs args, tvm::ffi::Any* result) {
   c10::InferenceMode no_autograd;
   LinearArguments given = ReadLinearArguments(args, kOneDnnLinearFunction);
-  *result =
-      ToTvm(OneDnnLinear(kOneDnnLinearFunction, given.input, given.weight, given.packing_rows));
+  *result = ToTvm(OneDnnLinear(kOneDnnLinearFunction, given.input, given.weight, given.packing));
 }
 
 }  // namespace

@@ -4,11 +4,9 @@
 // python/tvmbridge/pipeline.py), and the int8 convolutions and linear layers
 // quantized_kernels.cc calls on AMX-INT8 CPUs (onednn_kernels.h). On an AMX Xeon ResNet-18's
 // twenty bfloat16 convolutions take 1.1 ms of arithmetic, so the 25-35 us per call PyTorch's
-// mkldnn::_convolution_pointwise spends making its primitive was most of their time. Float
-// linear layers stay on PyTorch's oneDNN (aten_kernels.cc): its newer matmul kernels ran
-// BERT-base's products at 128 rows 10% faster than this one's, which outweighs the per-call
-// saving there. Only a bfloat16 layer of one row on an AMX CPU comes here (FewRowsLinear), for
-// a kernel PyTorch does not pick.
+// mkldnn::_convolution_pointwise spends making its primitive was most of their time. The same
+// holds for PyTorch's linear kernel, so on AMX CPUs bfloat16 linear layers come here too
+// (Bf16Linear); float32 ones stay on MKL's packed sgemm (aten_kernels.cc).
 #include <ATen/ATen.h>
 #include <ATen/record_function.h>
 #include <c10/core/InferenceMode.h>
@@ -51,7 +49,7 @@ using onednn::WeightPlans;
 constexpr const char* kConvolutionEvent = "tvmbridge::onednn_conv2d";
 constexpr const char* kInt8ConvolutionEvent = "tvmbridge::onednn_int8_conv2d";
 constexpr const char* kInt8LinearEvent = "tvmbridge::onednn_int8_linear";
-constexpr const char* kFewRowsLinearEvent = "tvmbridge::onednn_few_rows_linear";
+constexpr const char* kBf16LinearEvent = "tvmbridge::onednn_bf16_linear";
 
 // `kernel` names the caller in the error.
 memory::data_type FloatType(at::ScalarType type, const char* kernel) {
@@ -494,11 +492,12 @@ at::Tensor Int8Linear(const char* kernel, const at::Tensor& rows, QuantizationGr
   return output;
 }
 
-bool PrefersFewRowsLinear(int64_t rows) { return rows == 1 && onednn::HasAmx(); }
+bool PrefersOwnBf16Linear(int64_t rows, bool symbolic_rows) {
+  return (!symbolic_rows || rows == 1) && onednn::HasAmx();
+}
 
-at::Tensor FewRowsLinear(const char* kernel, const at::Tensor& input,
-                         const tvm::ffi::Tensor& weight) {
-  RECORD_FUNCTION(kFewRowsLinearEvent, std::vector<c10::IValue>());
+at::Tensor Bf16Linear(const char* kernel, const at::Tensor& input, const tvm::ffi::Tensor& weight) {
+  RECORD_FUNCTION(kBf16LinearEvent, std::vector<c10::IValue>());
   static PackedWeights<std::shared_ptr<WeightPlans>> weights;
   const std::shared_ptr<WeightPlans> plans = weights.Get(weight, [&](const at::Tensor& plain) {
     TORCH_CHECK(plain.scalar_type() == at::kBFloat16 && plain.dim() == 2, "tvmbridge: ", kernel,
@@ -529,7 +528,9 @@ at::Tensor FewRowsLinear(const char* kernel, const at::Tensor& input,
       return std::string_view(d.impl_info_str());
     };
     dnnl::matmul::primitive_desc descriptor = make();
-    while (name(descriptor).find("amx") != std::string_view::npos && descriptor.next_impl()) {
+    // One row: past the AMX kernel (see onednn_kernels.h).
+    while (rows == 1 && name(descriptor).find("amx") != std::string_view::npos &&
+           descriptor.next_impl()) {
     }
     // Only the reference kernel besides AMX's (no AVX512-BF16 one for this layout): AMX's.
     if (name(descriptor).substr(0, 3) == "ref") descriptor = make();

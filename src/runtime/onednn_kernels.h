@@ -50,21 +50,19 @@ at::Tensor Int8Linear(const char* kernel, const at::Tensor& rows, QuantizationGr
                       const tvm::ffi::Tensor& weight, const tvm::ffi::Tensor& weight_scales,
                       const std::optional<tvm::ffi::Tensor>& bias);
 
-// Whether FewRowsLinear should compute a bfloat16 linear layer of `rows` rows instead of
-// PyTorch's oneDNN, which takes its AMX kernel whatever the row count: on AMX CPUs, for a single
-// row (a classifier's head at batch 1, a decoder's step). There the product reads each weight
-// once and does little else, and the AMX kernel's speed swings: on a 2-core AMX Xeon VM (oneDNN
-// 3.2, interleaved, bfloat16 weights from 512 x 1000 to 25088 x 4096) it read the weight at
-// 11 GB/s in some runs and 27 GB/s in others, minutes apart, while the AVX512-BF16 kernel read
-// it at 22-27 GB/s in both: 0.51-0.55x the AMX kernel's time in the slow runs, 0.98-1.15x in
-// the fast ones. From 2 rows on, AMX tiles pay off: at 2 rows the AVX512-BF16 kernel took up to
-// 2x AMX's time on weights in cache.
-bool PrefersFewRowsLinear(int64_t rows);
+// Whether Bf16Linear should compute a bfloat16 linear layer of `rows` rows instead of PyTorch's
+// oneDNN: on AMX CPUs, where the program's row count is fixed (`symbolic_rows` false) or is 1.
+// PyTorch's kernel makes oneDNN's descriptors and attributes on every call, 15 us and more,
+// most of a small product's time; Bf16Linear makes its primitive once per row count, which a
+// symbolic row count would multiply, so those stay PyTorch's (one packing serves them all).
+bool PrefersOwnBf16Linear(int64_t rows, bool symbolic_rows);
 
-// x @ weight for bfloat16 x [..., K] (contiguous) and a constant bfloat16 weight [K, N], on
-// oneDNN's first kernel other than its AMX one, made once per weight and row count. `kernel`
-// names the caller in errors. Returns the result [..., N], bfloat16.
-at::Tensor FewRowsLinear(const char* kernel, const at::Tensor& input,
-                         const tvm::ffi::Tensor& weight);
+// x @ weight for bfloat16 x [..., K] (contiguous) and a constant bfloat16 weight [K, N], on a
+// oneDNN primitive made once per weight and row count. A single row runs oneDNN's first kernel
+// other than its AMX one (AVX512-BF16): such a product only streams its weight, and on an AMX
+// Xeon VM the AMX kernel's speed swung between runs minutes apart, reading the weight at 11 GB/s
+// in some and 27 GB/s in others, the AVX512-BF16 kernel at 22-27 GB/s in both. `kernel` names
+// the caller in errors. Returns the result [..., N], bfloat16.
+at::Tensor Bf16Linear(const char* kernel, const at::Tensor& input, const tvm::ffi::Tensor& weight);
 
 }  // namespace tvmbridge

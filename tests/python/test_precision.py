@@ -509,11 +509,13 @@ def test_packed_linear_serves_other_row_counts_and_keeps_each_weight(function, d
 
 @needs_bf16_convolutions
 @pytest.mark.parametrize("function", ["packed_linear", "onednn_linear"])
-def test_bf16_linear_layers_of_one_row_leave_amx(function):
-    """A bfloat16 linear layer of one row runs oneDNN's AVX512-BF16 kernel where the CPU has
-    AMX (onednn_kernels.cc, FewRowsLinear: its speed there does not depend on the AMX unit's),
-    of more rows PyTorch's, and elsewhere always PyTorch's. Both agree with PyTorch's bfloat16
-    product, with NaN and infinity where it has them, and keep each weight's own values."""
+def test_bf16_linear_layers_run_on_primitives_made_once_on_amx_cpus(function):
+    """Where the CPU has AMX, a bfloat16 linear layer whose row count the program fixes runs on
+    a oneDNN primitive made once per weight and row count (onednn_kernels.cc, Bf16Linear), as
+    does a single row of a symbolic row count (a call passing the row count to pack for);
+    other symbolic row counts, and every call on CPUs without AMX, run PyTorch's kernel. Both
+    agree with PyTorch's bfloat16 product, NaN and infinities where it has them, and each
+    weight keeps its own values."""
     import tvm_ffi
 
     from tvmbridge import _native, pipeline
@@ -523,23 +525,29 @@ def test_bf16_linear_layers_of_one_row_leave_amx(function):
     torch.manual_seed(0)
     weights = [torch.randn(96, 40).bfloat16() for _ in range(2)]
     constants = [tvm_ffi.from_dlpack(w) for w in weights]  # alive, as a module's constants
-    for shape in ([1, 96], [2, 96], [1, 1, 96], [1, 3, 96], [1, 96]):
+    for shape in ([1, 96], [5, 96], [1, 1, 96], [2, 3, 96], [17, 96], [1, 96]):
         x = torch.randn(shape)
-        x.view(-1, 96)[0, :3] = torch.tensor([float("nan"), float("inf"), -float("inf")])
+        x.view(-1, 96)[0, 0] = float("nan")  # the first row all NaN
+        x.view(-1, 96)[-1, 1] = float("inf")  # the last row +-inf by the weight's signs
         x = x.bfloat16()
         rows = x.numel() // 96
-        for weight, constant in zip(weights, constants):
-            with torch.profiler.profile() as profile:
-                result = torch.from_dlpack(linear(tvm_ffi.from_dlpack(x), constant))
-            few_rows = "tvmbridge::onednn_few_rows_linear" in {e.name for e in profile.events()}
-            assert few_rows == (has_amx and rows == 1), (shape, has_amx)
-            expected = (x.double() @ weight.double()).bfloat16()
-            assert result.shape == expected.shape and result.dtype == torch.bfloat16
-            torch.testing.assert_close(result, expected, rtol=1e-2, atol=1e-1, equal_nan=True)
-            assert torch.equal(result.isnan(), expected.isnan())
-            assert torch.equal(result.isinf(), expected.isinf())
+        # Fixed rows; symbolic ones, packed for 8 rows or for the first call's (0).
+        for packing_rows in ([], [8], [0]):
+            symbolic_rows = bool(packing_rows)
+            for weight, constant in zip(weights, constants):
+                with torch.profiler.profile() as profile:
+                    result = torch.from_dlpack(
+                        linear(tvm_ffi.from_dlpack(x), constant, *packing_rows))
+                ours = "tvmbridge::onednn_bf16_linear" in {e.name for e in profile.events()}
+                assert ours == (has_amx and (not symbolic_rows or rows == 1)), (shape, has_amx)
+                expected = (x.double() @ weight.double()).bfloat16()
+                assert result.shape == expected.shape and result.dtype == torch.bfloat16
+                torch.testing.assert_close(result, expected, rtol=1e-2, atol=1e-1,
+                                           equal_nan=True)
+                assert torch.equal(result.isnan(), expected.isnan())
+                assert torch.equal(result.isinf(), expected.isinf())
     if not has_amx:
-        print("this CPU has no AMX-BF16: every row count ran PyTorch's kernel, as it should")
+        print("this CPU has no AMX-BF16: every call ran PyTorch's kernel, as it should")
     with pytest.raises(Exception, match=rf"{function} takes x \[\.\.\., K\] and a weight"):
         linear(tvm_ffi.from_dlpack(torch.randn(1, 32).bfloat16()), constants[0])
     with pytest.raises(Exception, match="of one dtype, got"):
