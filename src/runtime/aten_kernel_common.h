@@ -45,7 +45,9 @@ inline ConvGeometry ReadGeometry(const tvm::ffi::Shape& values) {
 // ms with packing on every call; BERT-base's linear layers 58 -> 46 ms). Keyed by the
 // constant's address; each entry holds the constant, so the address cannot be reused while it
 // is cached, and entries whose constant nobody else holds any more (its module was freed) are
-// dropped when the next one is added.
+// dropped when the next one is added. A packed form may hold the constant too (oneDNN's plans
+// keep the plain weight to pack it for new shapes), so each entry counts the references the
+// cache itself holds.
 template <typename Packed = at::Tensor>
 class PackedWeights {
  public:
@@ -62,10 +64,14 @@ class PackedWeights {
     auto found = entries_.find(weight.data_ptr());  // packed by another thread meanwhile
     if (found != entries_.end()) return found->second.packed;
     for (auto it = entries_.begin(); it != entries_.end();) {
-      it = it->second.weight.use_count() == 1 ? entries_.erase(it) : std::next(it);
+      const Entry& entry = it->second;
+      it = entry.weight.use_count() <= entry.references_held ? entries_.erase(it) : std::next(it);
     }
+    const auto references_before = weight.use_count();
     Packed packed = pack(ToTorch(weight));
-    entries_.emplace(weight.data_ptr(), Entry{weight, packed});
+    // What `packed` kept of the constant, and the entry's own reference.
+    const auto references_held = weight.use_count() - references_before + 1;
+    entries_.emplace(weight.data_ptr(), Entry{weight, packed, references_held});
     return packed;
   }
 
@@ -73,6 +79,7 @@ class PackedWeights {
   struct Entry {
     tvm::ffi::Tensor weight;
     Packed packed;
+    int64_t references_held;
   };
   std::shared_mutex mutex_;
   std::unordered_map<const void*, Entry> entries_;

@@ -6,6 +6,7 @@ bits of mantissa; products accumulate in float32). Tests that bfloat16 was reall
 that the error is above float32's.
 """
 
+import os
 import subprocess
 
 import pytest
@@ -552,6 +553,50 @@ def test_bf16_linear_layers_run_on_primitives_made_once_on_amx_cpus(function):
         linear(tvm_ffi.from_dlpack(torch.randn(1, 32).bfloat16()), constants[0])
     with pytest.raises(Exception, match="of one dtype, got"):
         linear(tvm_ffi.from_dlpack(torch.randn(1, 96)), constants[0])
+
+
+def _resident_mib() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="no /proc/self/statm")
+@pytest.mark.parametrize("kernel, dtype", [
+    pytest.param("packed_linear", torch.bfloat16, marks=needs_bf16_convolutions),
+    pytest.param("packed_linear", torch.float32, marks=pytest.mark.skipif(
+        not torch.backends.mkl.is_available(), reason="PyTorch without MKL")),
+    ("packed_conv2d_out", torch.float32),
+])
+def test_packed_weights_of_freed_constants_are_released(kernel, dtype):
+    """A kernel's packed weight lives as long as the constant it packs: once a module's
+    constants are gone, the next weight packed drops their packings and the constants with
+    them, although a packing holds its plain weight (to pack it for new shapes). Before,
+    such entries were never dropped, and the zoo's one process ran out of 24 GiB."""
+    import tvm_ffi
+
+    from tvmbridge import _native
+
+    run = _native.runtime_func(f"tvmbridge.aten.{kernel}")
+    ffi = lambda t: tvm_ffi.from_dlpack(t.to(dtype).contiguous())  # noqa: E731
+
+    def call(weight_shape):  # packs a fresh constant of that shape; returns nothing of it
+        weight = ffi(torch.randn(weight_shape))
+        if kernel == "packed_linear":
+            run(ffi(torch.randn(5, weight_shape[0])), weight)
+        else:  # a 3x3 convolution of a 4x4 NHWC image, no padding
+            out = torch.empty(1, 2, 2, weight_shape[0], dtype=dtype)
+            run(ffi(torch.randn(1, 4, 4, weight_shape[1])), weight,
+                tvm_ffi.Shape([1, 1, 0, 0, 1, 1, 1]), tvm_ffi.from_dlpack(out))
+
+    big = (4096, 4096) if kernel == "packed_linear" else (1024, 1024, 3, 3)
+    small = (8, 8) if kernel == "packed_linear" else (8, 8, 3, 3)
+    call(small)
+    before = _resident_mib()
+    for _ in range(4):
+        call(big)  # 16-64 MiB each, and as much again packed
+    call(small)  # drops the last big one's packing
+    grown = _resident_mib() - before
+    assert grown < 100, f"{grown:.0f} MiB still held after four freed weights"
 
 
 @needs_bf16_convolutions
