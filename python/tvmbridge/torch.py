@@ -243,7 +243,9 @@ def compile(
 
     Nodes TVM cannot take (unsupported ops, data-dependent shapes and control flow) stay in
     TorchScript; the rest is grouped into regions, each compiled to one TVM module:
-    ``min_block_size``: regions with fewer ops stay in PyTorch;
+    ``min_block_size``: regions with fewer ops stay in PyTorch, but for one op that is a whole
+    layer (``aten::lstm``, ``aten::gru``, ``aten::rnn_*``, PyTorch's fused transformer encoder
+    layer and multi-head attention), which makes a region alone;
     ``torch_executed_ops`` / ``torch_executed_modules``: op names (``"aten::topk"``) and
     submodules (class or attribute names) forced to PyTorch;
     ``require_full_compilation``: fail, listing every node TVM cannot take, instead.

@@ -19,9 +19,14 @@ enum class QuantizedResult {
 
 struct OpTraits {
   QuantizedResult quantized_result = QuantizedResult::kNotSupported;
+  // A whole layer in one op (an LSTM, a transformer encoder layer): dozens of kernels' work, so
+  // it makes a region on its own whatever min_block_size asks, which counts ops to keep
+  // regions whose kernels are too small to pay for the crossing into TVM in PyTorch.
+  bool whole_layer = false;
 };
 inline constexpr OpTraits kOnInputGrid{QuantizedResult::kInputGrid};
 inline constexpr OpTraits kOnUnitGrid{QuantizedResult::kUnitGrid};
+inline constexpr OpTraits kWholeLayer{QuantizedResult::kNotSupported, /*whole_layer=*/true};
 
 // An aten op that writes into its first argument and returns it (`add_`), by PyTorch's naming
 // of in-place variants.

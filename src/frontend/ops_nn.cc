@@ -499,8 +499,10 @@ void RegisterNNOps(ConverterTable& table) {
   RegisterAll(table, {"aten::matmul", "aten::mm", "aten::bmm", "aten::dot", "aten::mv"},
               ConvertMatmul);
   RegisterAll(table, {"aten::outer", "aten::ger"}, ConvertOuter);
-  table.Register("aten::_transformer_encoder_layer_fwd", ConvertTransformerEncoderLayer);
-  table.Register("aten::_native_multi_head_attention", ConvertNativeMultiHeadAttention);
+  table.Register("aten::_transformer_encoder_layer_fwd", ConvertTransformerEncoderLayer,
+                 kWholeLayer);
+  table.Register("aten::_native_multi_head_attention", ConvertNativeMultiHeadAttention,
+                 kWholeLayer);
   table.Register("aten::instance_norm", ConvertInstanceNorm);
   table.Register("aten::group_norm", ConvertGroupNorm);
   table.Register("aten::_weight_norm", ConvertWeightNorm);

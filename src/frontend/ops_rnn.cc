@@ -205,10 +205,10 @@ Value ConvertRecurrent(ConversionContext& ctx, const Node& node) {
 }  // namespace
 
 void RegisterRecurrentOps(ConverterTable& table) {
-  table.Register("aten::lstm", ConvertRecurrent<Cell::kLstm>);
-  table.Register("aten::gru", ConvertRecurrent<Cell::kGru>);
-  table.Register("aten::rnn_tanh", ConvertRecurrent<Cell::kTanh>);
-  table.Register("aten::rnn_relu", ConvertRecurrent<Cell::kRelu>);
+  table.Register("aten::lstm", ConvertRecurrent<Cell::kLstm>, kWholeLayer);
+  table.Register("aten::gru", ConvertRecurrent<Cell::kGru>, kWholeLayer);
+  table.Register("aten::rnn_tanh", ConvertRecurrent<Cell::kTanh>, kWholeLayer);
+  table.Register("aten::rnn_relu", ConvertRecurrent<Cell::kRelu>, kWholeLayer);
 }
 
 }  // namespace tvmbridge::frontend

@@ -30,6 +30,12 @@ std::string FirstLine(const std::string& text) { return text.substr(0, text.find
 // Plain bookkeeping nodes: they do not count towards min_block_size.
 bool IsStructural(const Node& node) { return node.kind().is_prim(); }
 
+// An op that makes a region on its own, whatever min_block_size asks (OpTraits::whole_layer).
+bool IsWholeLayer(const Node* node) {
+  const frontend::RegisteredOp* op = frontend::Converters().Find(*node);
+  return op != nullptr && op->traits.whole_layer;
+}
+
 // Why a node runs in PyTorch.
 struct TorchCause {
   PlacementCause cause;
@@ -221,7 +227,8 @@ TorchCauses Evictions(const std::vector<Region>& regions, int64_t min_block_size
     }
     auto ops = std::count_if(region.nodes.begin(), region.nodes.end(),
                              [](const Node* node) { return !IsStructural(*node); });
-    if (ops < min_block_size) {
+    if (ops < min_block_size &&
+        std::none_of(region.nodes.begin(), region.nodes.end(), IsWholeLayer)) {
       for (const Node* node : region.nodes) {
         evict.emplace(
             node, TorchCause{PlacementCause::kBelowMinBlockSize,

@@ -163,6 +163,26 @@ def test_min_block_size_keeps_small_regions_in_pytorch():
                for n in large.nodes_for("below_min_block_size"))
 
 
+@pytest.mark.parametrize("layer", ["lstm", "transformer_encoder_layer"])
+def test_a_whole_layer_in_one_op_makes_a_region_of_its_own(layer):
+    """min_block_size counts ops; one op that is a whole layer (aten::lstm, PyTorch's fused
+    transformer encoder layer) is dozens of kernels' work, so it goes to TVM alone."""
+    torch.manual_seed(0)
+    if layer == "lstm":
+        model, x, op = nn.LSTM(16, 32, batch_first=True), torch.randn(1, 10, 16), "aten::lstm"
+    else:
+        model = nn.TransformerEncoderLayer(64, 4, 128, batch_first=True)
+        x, op = torch.randn(2, 10, 64), "aten::_transformer_encoder_layer_fwd"
+    model = randomize_(model).eval()
+    with torch.no_grad():
+        traced = torch.jit.trace(model, x, check_trace=False)
+        explanation = tt.explain(traced, [x], min_block_size=3)
+        assert explanation.placement_of(op) == {"TVM block 0"}, str(explanation)
+        assert not explanation.nodes_for("below_min_block_size")
+        compiled = tt.compile(traced, [x], never_slower=False)
+        torch.testing.assert_close(compiled(x), model(x), **TOLERANCE)
+
+
 def test_explain_prints_a_table():
     torch.manual_seed(0)
     text = str(tt.explain(torch.jit.script(randomize_(DetectionHead())),
