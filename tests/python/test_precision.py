@@ -74,6 +74,24 @@ def test_bf16_torchscript_within_stated_accuracy(precision):
     torch.testing.assert_close(torch.isnan(compiled(poisoned)), torch.isnan(model(poisoned)))
 
 
+@pytest.mark.parametrize("width", [16, 128])
+def test_bf16_keeps_linear_layers_with_small_weights_in_float32(width):
+    """With precision="bf16", linear layers whose weights have under 64x256 elements compute in
+    float32 (bfloat16 saves them nothing and its casts cost: pipeline._BF16_MIN_WEIGHT_ELEMENTS),
+    so a model of such layers gives float32's results; larger ones run in bfloat16."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(width, 6 * width), torch.nn.Tanh(),
+                                torch.nn.Linear(6 * width, width)).eval()
+    x = torch.randn(4, width)
+    compiled = tt.compile(torch.jit.trace(model, x), [x], never_slower=False, precision="bf16")
+    with torch.no_grad():
+        actual, expected = compiled(x), model(x)
+    if width * 6 * width < 64 * 256:
+        torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+    else:
+        _assert_bf16_accuracy(actual, expected)
+
+
 def test_bf16_export_and_torch_compile_paths():
     model, x = _model_and_input()
     # never_slower=False: on a loaded machine the check may hand a region back to PyTorch,
