@@ -115,6 +115,21 @@ def _legalize_conv2d(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
 _CONSTANT = relax_patterns.CONSTANT
 
 
+@dataclasses.dataclass(frozen=True)
+class _ConvolutionLayouts:
+    """A convolution's layouts as PyTorch gives it, and channels last, where oneDNN runs it."""
+    plain: str
+    weight: str
+    channels_last: str
+
+
+# The convolutions oneDNN's kernel (tvmbridge.aten.packed_conv2d_out) takes, by op.
+_ONEDNN_CONVOLUTIONS = {
+    tvm.ir.Op.get("relax.nn.conv2d"): _ConvolutionLayouts("NCHW", "OIHW", "NHWC"),
+    tvm.ir.Op.get("relax.nn.conv3d"): _ConvolutionLayouts("NCDHW", "OIDHW", "NDHWC"),
+}
+
+
 def _is_float(expr: relax.Expr) -> bool:
     ty = expr.ty
     return isinstance(ty, relax.TensorType) and ty.dtype in ("float16", "bfloat16", "float32",
@@ -360,23 +375,25 @@ def _has_depthwise_convolutions(mod: tvm.IRModule) -> bool:
 
 
 def _is_onednn_convolution(call: relax.Call) -> bool:
-    """A float32 2-D convolution oneDNN's kernel takes: constant weight, padding the same on
-    both sides (ATen's convolution has no other)."""
+    """A float32 2-D or 3-D convolution oneDNN's kernel takes: constant weight, padding the
+    same on both sides of each axis."""
     attrs = call.attrs
-    if (call.op != tvm.ir.Op.get("relax.nn.conv2d") or call.ty.dtype != "float32"
+    if (call.op not in _ONEDNN_CONVOLUTIONS or call.ty.dtype != "float32"
             or call.args[0].ty.dtype != "float32" or not isinstance(call.args[1], _CONSTANT)):
         return False
-    top, left, bottom, right = (int(v) for v in attrs.padding)
-    return top == bottom and left == right
+    padding = [int(v) for v in attrs.padding]
+    return padding[:len(padding) // 2] == padding[len(padding) // 2:]
 
 
 def _onednn_conv_layout(call: relax.Call) -> dict:
-    """ConvertLayout's choice where convolutions run on oneDNN: NHWC, oneDNN's activation
-    layout, for the convolutions AtenKernels hands to it (the weights are packed for oneDNN
-    at their first call, so their layout is left as it is); other calls keep their layouts."""
+    """ConvertLayout's choice where convolutions run on oneDNN: channels last (NHWC, NDHWC),
+    oneDNN's activation layout, for the convolutions AtenKernels hands to it (the weights are
+    packed for oneDNN at their first call, so their layout is left as it is); other calls keep
+    their layouts."""
     if isinstance(call.op, tvm.ir.Op) and _is_onednn_convolution(call):
-        if call.attrs.data_layout == "NCHW" and call.attrs.kernel_layout == "OIHW":
-            return {"relax.nn.conv2d": ["NHWC", "OIHW"]}
+        layouts = _ONEDNN_CONVOLUTIONS[call.op]
+        if (call.attrs.data_layout, call.attrs.kernel_layout) == (layouts.plain, layouts.weight):
+            return {call.op.name: [layouts.channels_last, layouts.weight]}
     return {}
 
 
@@ -403,7 +420,7 @@ def biased_convolutions(func: relax.Function, takes) -> dict:
                 users.setdefault(arg, []).append(var)
     found = {}
     for var, conv in values.items():
-        if (conv.op != _CONV2D or not takes(conv) or uses.get(var) != 1
+        if (conv.op not in _ONEDNN_CONVOLUTIONS or not takes(conv) or uses.get(var) != 1
                 or len(users.get(var, [])) != 1):
             continue
         add_var = users[var][0]
@@ -418,7 +435,6 @@ def biased_convolutions(func: relax.Function, takes) -> dict:
     return found
 
 
-_CONV2D = tvm.ir.Op.get("relax.nn.conv2d")
 _ADD = tvm.ir.Op.get("relax.add")
 
 
@@ -465,7 +481,6 @@ class AtenKernels(relax.PyExprMutator):
     """
 
     _matmul = tvm.ir.Op.get("relax.matmul")
-    _conv2d = tvm.ir.Op.get("relax.nn.conv2d")
     _astype = tvm.ir.Op.get("relax.astype")
 
     def __init__(self, precision: str, opt_extents: Mapping[str, int]):
@@ -496,7 +511,7 @@ class AtenKernels(relax.PyExprMutator):
 
     def visit_call_(self, call: relax.Call) -> relax.Expr:
         call = super().visit_call_(call)
-        if call.op == self._conv2d:
+        if call.op in _ONEDNN_CONVOLUTIONS:
             return self._convolution(call)
         if call.op == self._astype and call.attrs.dtype == "bfloat16":
             # A bfloat16 kernel's result cast to float32 for another's input: the cast back is
@@ -553,9 +568,9 @@ class AtenKernels(relax.PyExprMutator):
         if not _is_aten_convolution(call):
             return call
         attrs = call.attrs
-        top, left, _, _ = (int(v) for v in attrs.padding)
-        geometry = relax.ShapeExpr([*(int(v) for v in attrs.strides), top, left,
-                                    *(int(v) for v in attrs.dilation), int(attrs.groups)])
+        before = list(attrs.padding)[:len(attrs.strides)]  # the same after (_is_onednn_convolution)
+        geometry = relax.ShapeExpr([int(v) for v in [*attrs.strides, *before, *attrs.dilation,
+                                                     attrs.groups]])
         function, after = _PACKED_CONV2D, [geometry]
         if bias is not None:
             function, after = _PACKED_CONV2D_BIAS, [relax.const(bias), geometry]
@@ -565,11 +580,13 @@ class AtenKernels(relax.PyExprMutator):
 
 
 def _is_aten_convolution(call: relax.Call) -> bool:
-    """A convolution AtenKernels hands to oneDNN: one it takes, in NHWC (as
+    """A convolution AtenKernels hands to oneDNN: one it takes, channels last (as
     :func:`_onednn_conv_layout` chose)."""
-    attrs = call.attrs
-    return (_is_onednn_convolution(call) and attrs.data_layout == "NHWC"
-            and attrs.out_layout == "NHWC" and attrs.kernel_layout == "OIHW")
+    if not _is_onednn_convolution(call):
+        return False
+    attrs, layouts = call.attrs, _ONEDNN_CONVOLUTIONS[call.op]
+    return (attrs.data_layout == attrs.out_layout == layouts.channels_last
+            and attrs.kernel_layout == layouts.weight)
 
 
 def _is_linear_weight(b: relax.Expr) -> bool:

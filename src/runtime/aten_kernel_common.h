@@ -19,25 +19,39 @@
 
 namespace tvmbridge {
 
-// A 2-D convolution's geometry, as build.py passes it: stride, padding and dilation (height,
-// width), then groups.
-struct ConvGeometry {
-  std::array<int64_t, 2> stride, padding, dilation;  // read per call: no heap
+// A convolution's geometry over `Dims` spatial axes (outermost first: depth, height, width), as
+// pipeline.py passes it: stride, padding and dilation per axis, then groups.
+template <size_t Dims>
+struct ConvGeometryOf {
+  static constexpr size_t kValues = 3 * Dims + 1;
+  std::array<int64_t, Dims> stride, padding, dilation;  // read per call: no heap
   int64_t groups;
 };
+using ConvGeometry = ConvGeometryOf<2>;
+using Conv3dGeometry = ConvGeometryOf<3>;
 
-// The output extent along `axis` (0: height, 1: width) of a convolution with `geometry` and a
-// `kernel`-wide window over an input `size` wide: at most 0 where the window does not fit.
-inline int64_t ConvOutputExtent(int64_t size, int64_t kernel, const ConvGeometry& geometry,
-                                int axis) {
+// The output extent along spatial `axis` of a convolution with `geometry` and a `kernel`-wide
+// window over an input `size` wide: at most 0 where the window does not fit.
+template <size_t Dims>
+int64_t ConvOutputExtent(int64_t size, int64_t kernel, const ConvGeometryOf<Dims>& geometry,
+                         size_t axis) {
   const int64_t window = geometry.dilation[axis] * (kernel - 1) + 1;
   return (size + 2 * geometry.padding[axis] - window) / geometry.stride[axis] + 1;
 }
 
-inline ConvGeometry ReadGeometry(const tvm::ffi::Shape& values) {
-  TORCH_CHECK(values.size() == 7, "tvmbridge: conv2d takes 7 geometry values (stride, ",
-              "padding, dilation, groups), got ", values.size());
-  return {{values[0], values[1]}, {values[2], values[3]}, {values[4], values[5]}, values[6]};
+template <size_t Dims = 2>
+ConvGeometryOf<Dims> ReadGeometry(const tvm::ffi::Shape& values) {
+  TORCH_CHECK(values.size() == ConvGeometryOf<Dims>::kValues, "tvmbridge: a ", Dims,
+              "-D convolution takes ", ConvGeometryOf<Dims>::kValues,
+              " geometry values (stride, padding, dilation per axis, groups), got ", values.size());
+  ConvGeometryOf<Dims> geometry;
+  for (size_t axis = 0; axis < Dims; ++axis) {
+    geometry.stride[axis] = values[axis];
+    geometry.padding[axis] = values[Dims + axis];
+    geometry.dilation[axis] = values[2 * Dims + axis];
+  }
+  geometry.groups = values[3 * Dims];
+  return geometry;
 }
 
 // Weights in oneDNN's blocked layouts or MKL's packed form, packed once per weight constant:

@@ -58,21 +58,26 @@ memory::data_type FloatType(at::ScalarType type, const char* kernel) {
   return type == at::kBFloat16 ? memory::data_type::bf16 : memory::data_type::f32;
 }
 
-// The plans of convolution weight `plain` (OIHW) in `groups`, of `type`: in groups, oneDNN's
-// weight is [groups, outputs per group, inputs per group, h, w], the same memory.
+// The plans of convolution weight `plain` (OIHW, or OIDHW for a 3-D one) in `groups`, of
+// `type`: in groups, oneDNN's weight is [groups, outputs per group, inputs per group, window],
+// the same memory.
 std::shared_ptr<WeightPlans> ConvolutionPlans(const char* kernel, const at::Tensor& plain,
                                               int64_t groups, memory::data_type type) {
-  TORCH_CHECK(plain.dim() == 4 && groups > 0 && plain.size(0) % groups == 0, "tvmbridge: ", kernel,
-              " takes an OIHW weight whose outputs divide into ", groups, " groups, got ",
-              plain.sizes());
-  const int64_t outputs = plain.size(0);
-  memory::desc layout =
-      groups == 1
-          ? memory::desc({outputs, plain.size(1), plain.size(2), plain.size(3)}, type,
-                         memory::format_tag::oihw)
-          : memory::desc({groups, outputs / groups, plain.size(1), plain.size(2), plain.size(3)},
-                         type, memory::format_tag::goihw);
-  return std::make_shared<WeightPlans>(plain, std::move(layout));
+  TORCH_CHECK((plain.dim() == 4 || plain.dim() == 5) && groups > 0 && plain.size(0) % groups == 0,
+              "tvmbridge: ", kernel, " takes an OIHW or OIDHW weight whose outputs divide into ",
+              groups, " groups, got ", plain.sizes());
+  const bool three_d = plain.dim() == 5;
+  memory::dims dims(plain.sizes().begin(), plain.sizes().end());
+  if (groups == 1) {
+    return std::make_shared<WeightPlans>(
+        plain,
+        memory::desc(dims, type, three_d ? memory::format_tag::oidhw : memory::format_tag::oihw));
+  }
+  dims[0] /= groups;
+  dims.insert(dims.begin(), groups);
+  return std::make_shared<WeightPlans>(
+      plain,
+      memory::desc(dims, type, three_d ? memory::format_tag::goidhw : memory::format_tag::goihw));
 }
 
 // What a convolution kernel computes besides its weight: the dtypes of its input and result,
@@ -93,21 +98,24 @@ struct ConvolutionKind {
 // bfloat16 tolerance (timm's ConvNeXt-atto: cosine 0.05 with float32); 32 and 64 channels, and
 // overlapping windows, right, as are 1x1 windows (every pointwise convolution). oneDNN's next
 // kernel takes those.
+template <size_t Dims>
 bool WrongOnAmx(const dnnl::convolution_forward::primitive_desc& descriptor,
-                memory::data_type source, int64_t group_inputs, int64_t kernel_h, int64_t kernel_w,
-                const ConvGeometry& geometry) {
-  const bool tiling = kernel_h * kernel_w > 1 && kernel_h == geometry.stride[0] &&
-                      kernel_w == geometry.stride[1] && geometry.padding[0] == 0 &&
-                      geometry.padding[1] == 0 && geometry.dilation[0] == 1 &&
-                      geometry.dilation[1] == 1;
-  return source == memory::data_type::bf16 && tiling && group_inputs % 32 != 0 &&
+                memory::data_type source, int64_t group_inputs, const int64_t* window,
+                const ConvGeometryOf<Dims>& geometry) {
+  bool tiling = true, single = true;
+  for (size_t axis = 0; axis < Dims; ++axis) {
+    tiling = tiling && window[axis] == geometry.stride[axis] && geometry.padding[axis] == 0 &&
+             geometry.dilation[axis] == 1;
+    single = single && window[axis] == 1;
+  }
+  return source == memory::data_type::bf16 && tiling && !single && group_inputs % 32 != 0 &&
          std::string_view(descriptor.impl_info_str()) == "brgconv:avx512_core_amx";
 }
 
-// The output channels of a convolution whose weight has `weight_dims`: [O, I, h, w], or in
-// groups [g, O/g, I/g, h, w].
-int64_t ConvolutionOutputs(const memory::dims& weight_dims) {
-  return weight_dims.size() == 4 ? weight_dims[0] : weight_dims[0] * weight_dims[1];
+// The output channels of a convolution in `groups` whose oneDNN weight has `weight_dims`:
+// [O, I, window], or in groups [g, O/g, I/g, window].
+int64_t ConvolutionOutputs(const memory::dims& weight_dims, int64_t groups) {
+  return groups == 1 ? weight_dims[0] : weight_dims[0] * weight_dims[1];
 }
 
 // Returns where a convolution's NHWC result of the given sizes goes (a fresh buffer, the
@@ -115,53 +123,58 @@ int64_t ConvolutionOutputs(const memory::dims& weight_dims) {
 // caller.
 using OutputBuffer = c10::function_ref<void*(at::IntArrayRef)>;
 
-// Runs the convolution `kind` of the NHWC input at `input` (contiguous, of kind.source's dtype,
-// of `input_sizes`) with the weight of `plans`, adding the float32 `bias` (one per output) where
-// the kind has one and the caller keeps it, reading `extra` runtime arguments, into the buffer
-// `output` gives. Raw memory rather than tensors: generated code calls this once per
-// convolution, and small models spent a third of their time outside the kernels.
+// Runs the convolution `kind` of the channels-last input at `input` (NHWC, or NDHWC with
+// Dims 3; contiguous, of kind.source's dtype, of `input_sizes`) with the weight of `plans`,
+// adding the float32 `bias` (one per output) where the kind has one and the caller keeps it,
+// reading `extra` runtime arguments, into the buffer `output` gives. Raw memory rather than
+// tensors: generated code calls this once per convolution, and small models spent a third of
+// their time outside the kernels.
+template <size_t Dims>
 void RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const void* input,
-                    at::IntArrayRef input_sizes, const ConvGeometry& geometry, OutputBuffer output,
-                    const void* bias, onednn::ExtraArguments extra) {
+                    at::IntArrayRef input_sizes, const ConvGeometryOf<Dims>& geometry,
+                    OutputBuffer output, const void* bias, onednn::ExtraArguments extra) {
   const memory::dims& weight_dims = plans.plain_dims();
   const int64_t groups = geometry.groups;
-  // The layout was made for the first call's groups: one weight constant is one convolution.
-  TORCH_CHECK(groups == 1 ? weight_dims.size() == 4 : weight_dims[0] == groups,
-              "tvmbridge: ", kind.kernel, "'s weight was first used in ",
-              weight_dims.size() == 4 ? 1 : weight_dims[0], " groups, now in ", groups);
-  const int64_t outputs = ConvolutionOutputs(weight_dims);
+  // The layout was made for the first call's groups and spatial axes: one weight constant is
+  // one convolution.
+  const size_t grouped_rank = weight_dims.size() - 2 - Dims;
+  TORCH_CHECK(weight_dims.size() >= Dims + 2 && grouped_rank == (groups == 1 ? 0 : 1) &&
+                  (groups == 1 || weight_dims[0] == groups),
+              "tvmbridge: ", kind.kernel, "'s weight was first used as ",
+              at::IntArrayRef(weight_dims), " ([groups,] outputs, inputs, window), now in a ", Dims,
+              "-D convolution in ", groups, " groups");
+  const int64_t outputs = ConvolutionOutputs(weight_dims, groups);
   const int64_t group_inputs = weight_dims[groups == 1 ? 1 : 2];
-  const int64_t kernel_h = weight_dims.end()[-2], kernel_w = weight_dims.end()[-1];
-  TORCH_CHECK(input_sizes.size() == 4 && input_sizes[3] == group_inputs * groups,
-              "tvmbridge: ", kind.kernel, " takes an NHWC input with ", group_inputs * groups,
-              " channels (its weight is [", outputs, ", ", group_inputs, ", ", kernel_h, ", ",
-              kernel_w, "] in ", groups, " groups), got ", input_sizes);
-  const int64_t batch = input_sizes[0], height = input_sizes[1], width = input_sizes[2],
-                channels = input_sizes[3];
-  const int64_t out_h = ConvOutputExtent(height, kernel_h, geometry, 0),
-                out_w = ConvOutputExtent(width, kernel_w, geometry, 1);
-  TORCH_CHECK(out_h > 0 && out_w > 0, "tvmbridge: ", kind.kernel, "'s input ", input_sizes,
-              " is smaller than its ", kernel_h, "x", kernel_w, " window");
-
-  const PlanKey key{batch,
-                    height,
-                    width,
-                    geometry.stride[0],
-                    geometry.stride[1],
-                    geometry.padding[0],
-                    geometry.padding[1],
-                    geometry.dilation[0],
-                    geometry.dilation[1],
-                    kind.variant[0],
-                    kind.variant[1],
-                    kind.variant[2]};
+  const int64_t* window = weight_dims.data() + weight_dims.size() - Dims;
+  TORCH_CHECK(input_sizes.size() == Dims + 2 && input_sizes.back() == group_inputs * groups,
+              "tvmbridge: ", kind.kernel, " takes a channels-last input of rank ", Dims + 2,
+              " with ", group_inputs * groups, " channels (its weight is ",
+              at::IntArrayRef(weight_dims), " in ", groups, " groups), got ", input_sizes);
+  const int64_t batch = input_sizes[0], channels = input_sizes.back();
+  const at::IntArrayRef extents = input_sizes.slice(1, Dims);
+  PlanKey key{batch};
+  std::array<int64_t, Dims> out_extents;
+  for (size_t axis = 0; axis < Dims; ++axis) {
+    out_extents[axis] = ConvOutputExtent(extents[axis], window[axis], geometry, axis);
+    TORCH_CHECK(out_extents[axis] > 0, "tvmbridge: ", kind.kernel, "'s input ", input_sizes,
+                " is smaller than its window ", at::IntArrayRef(window, Dims));
+    key[1 + axis] = extents[axis];
+    key[4 + axis] = geometry.stride[axis];
+    key[7 + axis] = geometry.padding[axis];
+    key[10 + axis] = geometry.dilation[axis];
+  }
+  std::copy(kind.variant.begin(), kind.variant.end(), key.begin() + 13);
   auto describe = [&](const memory::desc& weight_layout) {
-    memory::desc source({batch, channels, height, width}, kind.source, memory::format_tag::nhwc);
-    memory::desc destination({batch, outputs, out_h, out_w}, kind.destination,
-                             memory::format_tag::nhwc);
-    const memory::dims strides{geometry.stride[0], geometry.stride[1]};
-    const memory::dims gaps{geometry.dilation[0] - 1, geometry.dilation[1] - 1};  // oneDNN's
-    const memory::dims padding{geometry.padding[0], geometry.padding[1]};
+    const auto channels_last = Dims == 2 ? memory::format_tag::nhwc : memory::format_tag::ndhwc;
+    memory::dims source_dims{batch, channels}, destination_dims{batch, outputs};
+    source_dims.insert(source_dims.end(), extents.begin(), extents.end());
+    destination_dims.insert(destination_dims.end(), out_extents.begin(), out_extents.end());
+    memory::desc source(source_dims, kind.source, channels_last);
+    memory::desc destination(destination_dims, kind.destination, channels_last);
+    const memory::dims strides(geometry.stride.begin(), geometry.stride.end());
+    memory::dims gaps;  // oneDNN's dilation: the gap between window elements
+    for (int64_t dilation : geometry.dilation) gaps.push_back(dilation - 1);
+    const memory::dims padding(geometry.padding.begin(), geometry.padding.end());
     using Descriptor = dnnl::convolution_forward::primitive_desc;
     const auto inference = dnnl::prop_kind::forward_inference;
     const auto direct = dnnl::algorithm::convolution_direct;
@@ -172,12 +185,15 @@ void RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const void*
                          destination, strides, gaps, padding, padding, kind.attributes())
             : Descriptor(onednn::CpuEngine(), inference, direct, source, weight_layout, destination,
                          strides, gaps, padding, padding, kind.attributes());
-    while (WrongOnAmx(descriptor, kind.source, group_inputs, kernel_h, kernel_w, geometry) &&
+    while (WrongOnAmx(descriptor, kind.source, group_inputs, window, geometry) &&
            descriptor.next_impl()) {
     }
     return onednn::Described{descriptor, source, destination};
   };
-  const std::array<int64_t, 4> output_sizes{batch, out_h, out_w, outputs};
+  std::array<int64_t, Dims + 2> output_sizes;
+  output_sizes.front() = batch;
+  std::copy(out_extents.begin(), out_extents.end(), output_sizes.begin() + 1);
+  output_sizes.back() = outputs;
   void* destination = output(output_sizes);
   try {
     onednn::Execute(*plans.Get(key, describe), const_cast<void*>(input), destination, bias, extra);
@@ -192,11 +208,10 @@ void RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const void*
 
 // The plans of a float convolution's weight (bfloat16 or float32), made at its first call.
 std::shared_ptr<WeightPlans> FloatConvolutionPlans(const char* kernel,
-                                                   const tvm::ffi::Tensor& weight,
-                                                   const ConvGeometry& geometry) {
+                                                   const tvm::ffi::Tensor& weight, int64_t groups) {
   static PackedWeights<std::shared_ptr<WeightPlans>> weights;
   return weights.Get(weight, [&](const at::Tensor& plain) {
-    return ConvolutionPlans(kernel, plain, geometry.groups, FloatType(plain.scalar_type(), kernel));
+    return ConvolutionPlans(kernel, plain, groups, FloatType(plain.scalar_type(), kernel));
   });
 }
 
@@ -217,7 +232,7 @@ at::Tensor Convolve(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
   RECORD_FUNCTION(kConvolutionEvent, std::vector<c10::IValue>());
   const char* kernel = "packed_conv2d";
   const ConvGeometry geometry = ReadGeometry(geometry_values);
-  const std::shared_ptr<WeightPlans> plans = FloatConvolutionPlans(kernel, weight, geometry);
+  const std::shared_ptr<WeightPlans> plans = FloatConvolutionPlans(kernel, weight, geometry.groups);
   const memory::data_type type = plans->plain_layout().get_data_type();
   const at::Tensor input =
       ToTorch(x).to(type == memory::data_type::bf16 ? at::kBFloat16 : at::kFloat).contiguous();
@@ -255,23 +270,26 @@ bool IsContiguousCpu(const tvm::ffi::Tensor& t, DLDataType dtype) {
          t.dtype().bits == dtype.bits && t.dtype().lanes == dtype.lanes && t.IsContiguous();
 }
 
-// conv2d(x, weight) as Convolve computes it, plus `bias` where given (float32, one per output),
-// written into `out`; x and out contiguous, of the weight's dtype (pipeline.py casts them in
-// TVM's kernels around the call). Works on TVM's tensors directly: no tensor is made per call.
+// A 2-D or 3-D convolution (by `geometry_values`' count) as Convolve computes it, plus `bias`
+// where given (float32, one per output), written into `out`; x and out channels-last and
+// contiguous, of the weight's dtype (pipeline.py casts them in TVM's kernels around the call).
+// Works on TVM's tensors directly: no tensor is made per call.
+template <size_t Dims>
 void ConvolveInto(const char* kernel, const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
                   const tvm::ffi::Shape& geometry_values, const tvm::ffi::Tensor& out,
                   const tvm::ffi::Tensor* bias) {
   RECORD_FUNCTION(kConvolutionEvent, std::vector<c10::IValue>());
-  const ConvGeometry geometry = ReadGeometry(geometry_values);
-  const std::shared_ptr<WeightPlans> plans = FloatConvolutionPlans(kernel, weight, geometry);
+  const ConvGeometryOf<Dims> geometry = ReadGeometry<Dims>(geometry_values);
+  const std::shared_ptr<WeightPlans> plans = FloatConvolutionPlans(kernel, weight, geometry.groups);
   const memory::data_type type = plans->plain_layout().get_data_type();
   const DLDataType expected =
       type == memory::data_type::bf16 ? DLDataType{kDLBfloat, 16, 1} : DLDataType{kDLFloat, 32, 1};
   const at::IntArrayRef input_sizes(x.shape().data(), x.shape().size());
   TORCH_CHECK(IsContiguousCpu(x, expected), "tvmbridge: ", kernel, " takes a contiguous ",
-              TvmDtypeName(type), " NHWC input on the CPU (its weight's dtype), got ", Describe(x));
+              TvmDtypeName(type), " channels-last input on the CPU (its weight's dtype), got ",
+              Describe(x));
   if (bias) {
-    const int64_t outputs = ConvolutionOutputs(plans->plain_dims());
+    const int64_t outputs = ConvolutionOutputs(plans->plain_dims(), geometry.groups);
     TORCH_CHECK(IsContiguousCpu(*bias, DLDataType{kDLFloat, 32, 1}) && bias->ndim() == 1 &&
                     bias->shape()[0] == outputs,
                 "tvmbridge: ", kernel, " adds a contiguous float32 bias of ", outputs,
@@ -284,11 +302,25 @@ void ConvolveInto(const char* kernel, const tvm::ffi::Tensor& x, const tvm::ffi:
                    TORCH_CHECK(IsContiguousCpu(out, expected) &&
                                    at::IntArrayRef(out.shape().data(), out.shape().size()) == sizes,
                                "tvmbridge: ", kernel, " writes a contiguous ", TvmDtypeName(type),
-                               " NHWC result of ", sizes, " on the CPU, got a destination of ",
-                               Describe(out));
+                               " channels-last result of ", sizes,
+                               " on the CPU, got a destination of ", Describe(out));
                    return Elements(out);
                  },
                  bias ? Elements(*bias) : nullptr, {});
+}
+
+void ConvolveInto(const char* kernel, const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
+                  const tvm::ffi::Shape& geometry, const tvm::ffi::Tensor& out,
+                  const tvm::ffi::Tensor* bias) {
+  if (geometry.size() == Conv3dGeometry::kValues) {
+    ConvolveInto<3>(kernel, x, weight, geometry, out, bias);
+  } else {
+    TORCH_CHECK(
+        geometry.size() == ConvGeometry::kValues, "tvmbridge: ", kernel, " takes ",
+        ConvGeometry::kValues, " geometry values (a 2-D convolution) or ", Conv3dGeometry::kValues,
+        " (3-D): stride, padding and dilation per axis, then groups; got ", geometry.size());
+    ConvolveInto<2>(kernel, x, weight, geometry, out, bias);
+  }
 }
 
 // An int8 layer's weight as its plans keep it, with what requantizing needs per output: its
@@ -557,7 +589,8 @@ tvm::ffi::Tensor PackedConv2d(tvm::ffi::Tensor x, tvm::ffi::Tensor weight,
 }
 
 // PackedConv2d writing into `out`, which TVM allocates (and reuses across calls by its memory
-// plan); pipeline.py calls this with call_dps_packed.
+// plan); pipeline.py calls this with call_dps_packed. Despite the name (saved libraries call
+// it by it), 3-D convolutions too: x and out NDHWC, weight OIDHW, 10 geometry values.
 void PackedConv2dOut(tvm::ffi::Tensor x, tvm::ffi::Tensor weight, tvm::ffi::Shape geometry,
                      tvm::ffi::Tensor out) {
   ConvolveInto("packed_conv2d_out", x, weight, geometry, out, /*bias=*/nullptr);

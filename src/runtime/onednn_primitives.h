@@ -67,11 +67,11 @@ struct Described {
   memory::desc source, destination;
 };
 
-// What a primitive is made for besides its weight: for a convolution the input's batch, height
-// and width, and the stride, padding and dilation (one weight constant is one convolution, but
-// nothing stops two from sharing it), and which of its kernel's variants; for a linear layer its
-// row count.
-using PlanKey = std::array<int64_t, 12>;
+// What a primitive is made for besides its weight: for a convolution the input's batch and
+// spatial extents, and the stride, padding and dilation per spatial axis (one weight constant
+// is one convolution, but nothing stops two from sharing it), and which of its kernel's
+// variants; for a linear layer its row count.
+using PlanKey = std::array<int64_t, 16>;
 
 // Primitives take their scratch memory from the calling thread (user mode), so threads can run
 // one primitive at once: in the default mode, a oneDNN built for concurrent execution gives each

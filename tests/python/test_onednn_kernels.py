@@ -1,5 +1,5 @@
 """The oneDNN kernels generated code calls (src/runtime/onednn_kernels.cc), called directly:
-float convolutions (with a bias added in the kernel, too) and int8 convolutions on primitives
+float 2-D and 3-D convolutions (with a bias added in the kernel, too) and int8 convolutions on primitives
 made once per weight and input shape, and dynamically
 quantized linear layers, against PyTorch on seeded generated cases, shrunk when one fails."""
 
@@ -39,6 +39,7 @@ class ConvCase:
     # (quantized_conv2d_add: a uint8 residual added before quantizing) or "float32"
     # (quantized_conv2d_float: float32 values, without bias).
     result: str = "uint8"
+    spatial_dims: int = 2  # 3: a 3-D convolution (float only), the same geometry on each axis
 
     def shrunk(self):
         """Smaller cases, one size parameter down at a time."""
@@ -61,12 +62,14 @@ def generated_cases(count: int, seed: int, dtype: torch.dtype) -> list[ConvCase]
     for index in range(count):
         kernel, dilation = rng.choice((1, 1, 2, 3, 3, 5)), rng.choice((1, 1, 2))
         window = dilation * (kernel - 1) + 1
+        spatial_dims = 3 if dtype.is_floating_point and rng.random() < 0.3 else 2
         cases.append(ConvCase(
             seed=seed * 1000 + index, dtype=dtype,
             groups=rng.choice((1, 1, 1, 2, 4)), group_inputs=rng.choice((1, 3, 8, 16, 24, 48)),
             group_outputs=rng.choice((1, 4, 16, 32)), kernel=kernel,
             stride=rng.choice((1, 1, 2, 3)), padding=rng.randint(0, kernel // 2 + 1),
-            dilation=dilation, size=rng.randint(max(1, window - 2), 20),
+            dilation=dilation, size=rng.randint(max(1, window - 2), 20 if spatial_dims == 2 else 9),
+            spatial_dims=spatial_dims,
             batches=tuple(rng.sample((1, 2, 3, 5), k=rng.randint(1, 3))),
             special_values=dtype.is_floating_point and rng.random() < 0.25,
             input_zero_point=0 if dtype.is_floating_point else rng.choice((0, 0, 3, 128, 255)),
@@ -88,39 +91,45 @@ def check(case: ConvCase) -> str | None:
     conv_out = _native.runtime_func("tvmbridge.aten.packed_conv2d_out")  # what builds emit
     conv_bias_out = _native.runtime_func("tvmbridge.aten.packed_conv2d_bias_out")
     generator = torch.Generator().manual_seed(case.seed)
-    weight = torch.randn(case.groups * case.group_outputs, case.group_inputs, case.kernel,
-                         case.kernel, generator=generator).to(case.dtype)
+    dims = case.spatial_dims
+    weight = torch.randn(case.groups * case.group_outputs, case.group_inputs,
+                         *[case.kernel] * dims, generator=generator).to(case.dtype)
     bias = torch.randn(weight.shape[0], generator=generator)  # float32 whatever the dtype
     constant = tvm_ffi.from_dlpack(weight)  # alive as long as the calls, as a module's constant
-    geometry = tvm_ffi.Shape([case.stride] * 2 + [case.padding] * 2 + [case.dilation] * 2
-                             + [case.groups])
+    geometry = tvm_ffi.Shape([case.stride] * dims + [case.padding] * dims
+                             + [case.dilation] * dims + [case.groups])
+    to_channels_last = (0, *range(2, dims + 2), 1)
+    from_channels_last = (0, dims + 1, *range(1, dims + 1))
+    convolve = torch.nn.functional.conv2d if dims == 2 else torch.nn.functional.conv3d
     window = case.dilation * (case.kernel - 1) + 1
     if case.size + 2 * case.padding < window:
         return None  # no output pixel: the kernel's refusal is tested by name below
     for batch in case.batches:
-        x = torch.randn(batch, case.groups * case.group_inputs, case.size, case.size,
+        x = torch.randn(batch, case.groups * case.group_inputs, *[case.size] * dims,
                         generator=generator).to(case.dtype)
         if case.special_values:
             flat = x.view(-1)
             for value in (float("nan"), float("inf"), float("-inf")):
                 flat[torch.randint(flat.numel(), (1,), generator=generator)] = value
-        nhwc = tvm_ffi.from_dlpack(x.permute(0, 2, 3, 1).contiguous())
-        returned = torch.from_dlpack(conv(nhwc, constant, geometry))
-        written = torch.full_like(returned, float("nan"))  # every element must be overwritten
+        nhwc = tvm_ffi.from_dlpack(x.permute(*to_channels_last).contiguous())
+        out_extent = (case.size + 2 * case.padding - window) // case.stride + 1
+        written = torch.full((batch, *[out_extent] * dims, weight.shape[0]), float("nan"),
+                             dtype=case.dtype)  # every element must be overwritten
         conv_out(nhwc, constant, geometry, tvm_ffi.from_dlpack(written))
+        # The older call returning a fresh result (libraries saved before conv_out) is 2-D.
+        returned = torch.from_dlpack(conv(nhwc, constant, geometry)) if dims == 2 else written
         bits = torch.int16 if case.dtype == torch.bfloat16 else torch.int32
         if not torch.equal(written.view(bits), returned.view(bits)):
             return f"batch {batch}: the destination-passing call wrote other bits"
         biased = torch.full_like(returned, float("nan"))
         conv_bias_out(nhwc, constant, tvm_ffi.from_dlpack(bias), geometry,
                       tvm_ffi.from_dlpack(biased))
-        expected = torch.nn.functional.conv2d(x.double(), weight.double(), stride=case.stride,
-                                              padding=case.padding, dilation=case.dilation,
-                                              groups=case.groups)
+        expected = convolve(x.double(), weight.double(), stride=case.stride,
+                            padding=case.padding, dilation=case.dilation, groups=case.groups)
         for result, wanted, what in (
                 (returned, expected, ""),
-                (biased, expected + bias.double().view(1, -1, 1, 1), " with its bias")):
-            problem = _difference(result.permute(0, 3, 1, 2), wanted, case.dtype)
+                (biased, expected + bias.double().view(1, -1, *[1] * dims), " with its bias")):
+            problem = _difference(result.permute(*from_channels_last), wanted, case.dtype)
             if problem is not None:
                 return f"batch {batch}{what}: {problem}"
     return None
@@ -200,28 +209,37 @@ def test_packed_convolution_refuses_what_it_cannot_run_by_name():
     conv = _native.runtime_func("tvmbridge.aten.packed_conv2d")
     weight = tvm_ffi.from_dlpack(torch.randn(8, 4, 3, 3))
     geometry = tvm_ffi.Shape([1, 1, 0, 0, 1, 1, 1])
-    with pytest.raises(Exception, match=r"NHWC input with 4 channels .* got \[1, 6, 6, 5\]"):
+    with pytest.raises(Exception, match=r"channels-last input of rank 4 with 4 channels .* got \[1, 6, 6, 5\]"):
         conv(tvm_ffi.from_dlpack(torch.randn(1, 6, 6, 5)), weight, geometry)
-    with pytest.raises(Exception, match=r"input \[1, 2, 2, 4\] is smaller than its 3x3 window"):
+    with pytest.raises(Exception, match=r"input \[1, 2, 2, 4\] is smaller than its window \[3, 3\]"):
         conv(tvm_ffi.from_dlpack(torch.randn(1, 2, 2, 4)), weight, geometry)
     with pytest.raises(Exception, match="bfloat16 or float32 weight, got Double"):
         conv(tvm_ffi.from_dlpack(torch.randn(1, 6, 6, 4)),
              tvm_ffi.from_dlpack(torch.randn(8, 4, 3, 3).double()), geometry)
-    with pytest.raises(Exception, match="weight was first used in 1 groups, now in 2"):
+    with pytest.raises(Exception, match=r"weight was first used as \[8, 4, 3, 3\] .*now in a 2-D convolution in 2 groups"):
         conv(tvm_ffi.from_dlpack(torch.randn(1, 6, 6, 8)), weight,
              tvm_ffi.Shape([1, 1, 0, 0, 1, 1, 2]))
     conv_out = _native.runtime_func("tvmbridge.aten.packed_conv2d_out")
+    geometry_3d = tvm_ffi.Shape([1] * 3 + [0] * 3 + [1] * 3 + [1])
+    with pytest.raises(Exception, match=r"weight was first used as \[8, 4, 3, 3\] .*now in a "
+                                        r"3-D convolution in 1 groups"):
+        conv_out(tvm_ffi.from_dlpack(torch.randn(1, 6, 6, 6, 4)), weight, geometry_3d,
+                 tvm_ffi.from_dlpack(torch.empty(1, 4, 4, 4, 8)))
+    with pytest.raises(Exception, match=r"packed_conv2d_out takes 7 geometry values \(a 2-D "
+                                        r"convolution\) or 10 \(3-D\).*got 11"):
+        conv_out(tvm_ffi.from_dlpack(torch.randn(1, 6, 6, 6, 4)), weight,
+                 tvm_ffi.Shape([1] * 11), tvm_ffi.from_dlpack(torch.empty(1, 4, 4, 4, 8)))
     x = tvm_ffi.from_dlpack(torch.randn(1, 6, 6, 4))
     for destination, given in ((torch.empty(1, 4, 4, 7), r"float32 \[1, 4, 4, 7\]"),
                                (torch.empty(1, 4, 4, 8, dtype=torch.bfloat16),
                                 r"bfloat16 \[1, 4, 4, 8\]"),
                                (torch.empty(1, 8, 4, 4).permute(0, 2, 3, 1),
                                 r"float32 \[1, 4, 4, 8\], not contiguous")):
-        with pytest.raises(Exception, match=r"packed_conv2d_out writes a contiguous float32 NHWC "
+        with pytest.raises(Exception, match=r"packed_conv2d_out writes a contiguous float32 channels-last "
                                             r"result of \[1, 4, 4, 8\] on the CPU, got a "
                                             r"destination of " + given):
             conv_out(x, weight, geometry, tvm_ffi.from_dlpack(destination))
-    with pytest.raises(Exception, match=r"packed_conv2d_out takes a contiguous float32 NHWC input "
+    with pytest.raises(Exception, match=r"packed_conv2d_out takes a contiguous float32 channels-last input "
                                         r"on the CPU \(its weight's dtype\), got bfloat16 "
                                         r"\[1, 6, 6, 4\]"):
         conv_out(tvm_ffi.from_dlpack(torch.randn(1, 6, 6, 4).bfloat16()), weight, geometry,

@@ -364,6 +364,63 @@ def test_convolution_biases_are_added_in_onednns_kernel(static_convolution_choic
             torch.testing.assert_close(torch.isinf(actual), torch.isinf(expected))
 
 
+class VideoBlock(torch.nn.Module):
+    """3-D convolutions as video models (R3D-18) have them: a strided stem with a bias, batch
+    norm, a grouped and a dilated convolution."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Conv3d(3, 16, (3, 5, 5), stride=(1, 2, 2), padding=(1, 2, 2))
+        self.body = torch.nn.Conv3d(16, 32, 3, padding=1, bias=False)
+        self.norm = torch.nn.BatchNorm3d(32)
+        self.grouped = torch.nn.Conv3d(32, 32, 3, stride=2, padding=1, groups=4)
+        self.dilated = torch.nn.Conv3d(32, 8, 3, padding=2, dilation=2)
+
+    def forward(self, x):
+        x = torch.relu(self.norm(self.body(torch.relu(self.stem(x)))))
+        return self.dilated(torch.relu(self.grouped(x)))
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="PyTorch without oneDNN")
+@pytest.mark.parametrize("precision", ["fp32", pytest.param("bf16", marks=needs_bf16_convolutions)])
+def test_3d_convolutions_run_on_onednn_and_match_pytorch(static_convolution_choice, precision):
+    """Where convolutions run on oneDNN, 3-D ones do too (NDHWC, weights packed once; TVM's
+    own 3-D convolutions made R3D-18 no faster than PyTorch), the stem's bias added in the
+    kernel; outputs are PyTorch's, NaN and infinities included."""
+    from tvmbridge import build, pipeline
+
+    torch.manual_seed(0)
+    model, x = VideoBlock().eval(), torch.randn(2, 3, 4, 16, 16)
+    with torch.no_grad():
+        model.norm.running_mean.uniform_(-0.5, 0.5)
+        model.norm.running_var.uniform_(0.5, 2.0)
+    traced = torch.jit.trace(model, x)
+    mod, _ = tt.from_torchscript(traced, [x], keep_params_as_input=False)
+    if not pipeline.uses_onednn_convolutions(precision, mod):
+        pytest.skip(f"{precision} convolutions are TVM's on this CPU")
+    fused = pipeline.fuse(mod, build.host_target(), precision).script()
+    convolutions = (fused.count("tvmbridge.aten.packed_conv2d_bias_out")
+                    + fused.count("tvmbridge.aten.packed_conv2d_out"))
+    assert convolutions == 4 and "conv3d" not in fused, fused
+    compiled = tt.compile(traced, [x], never_slower=False, precision=precision)
+    poisoned = x.clone()
+    poisoned[0, 1, 2, 4, 4], poisoned[1, 0, 1, 7, 9] = float("nan"), float("inf")
+    with torch.no_grad(), torch.profiler.profile() as profile:
+        actual, actual_poisoned = compiled(x), compiled(poisoned)
+    events = [event.name for event in profile.events()]
+    assert events.count("tvmbridge::onednn_conv2d") == 8
+    with torch.no_grad():
+        expected, expected_poisoned = model(x), model(poisoned)
+    if precision == "fp32":
+        torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-5)
+    else:
+        cosine, relative = _accuracy(actual, expected)
+        assert cosine >= 0.999 and relative <= 0.03, (cosine, relative)
+    assert torch.isnan(expected_poisoned).any()
+    torch.testing.assert_close(torch.isnan(actual_poisoned), torch.isnan(expected_poisoned))
+    torch.testing.assert_close(torch.isinf(actual_poisoned), torch.isinf(expected_poisoned))
+
+
 def _poisoned(x: torch.Tensor) -> torch.Tensor:
     poisoned = x.clone()
     poisoned[0, 1, 4, 4], poisoned[1, 0, 20, 9] = float("nan"), float("inf")
