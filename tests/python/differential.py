@@ -177,11 +177,18 @@ DIVISION = ["floor_divide", "remainder", "fmod", "div_trunc", "div_floor"]
 
 
 class Transcendental(OpModule):
-    """The float ops tvmbridge computes with its own vectorised exp and erf (vector_math.py)."""
+    """The float ops tvmbridge computes with its own vectorised exp, erf, tanh and small
+    integer powers (vector_math.py)."""
 
     def forward(self, x):
         if self.op == "exp":
             return torch.exp(x)
+        if self.op == "tanh":
+            return torch.tanh(x)
+        if self.op == "gelu_tanh":  # GPT-2's GELU
+            return torch.nn.functional.gelu(x, approximate="tanh")
+        if self.op in ("square", "cube"):
+            return torch.pow(x, 2.0 if self.op == "square" else 3.0)
         if self.op == "erf":
             return torch.erf(x)
         if self.op == "sigmoid":
@@ -195,7 +202,8 @@ class Transcendental(OpModule):
         return torch.softmax(x, self.dim)
 
 
-TRANSCENDENTAL = ["exp", "erf", "sigmoid", "silu", "gelu", "softmax", "log_softmax"]
+TRANSCENDENTAL = ["exp", "erf", "tanh", "sigmoid", "silu", "gelu", "gelu_tanh", "square", "cube",
+                  "softmax", "log_softmax"]
 
 
 class Sorting(OpModule):
