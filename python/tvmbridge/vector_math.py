@@ -90,12 +90,14 @@ _TANH_TAYLOR = [1.0, -1.0 / 3, 2.0 / 15, -17.0 / 315, 62.0 / 2835, -1382.0 / 155
 def tanh(x: tirx.PrimExpr) -> tirx.PrimExpr:
     """tanh x: its Taylor polynomial near 0, where 1 - 2 / (e^2|x| + 1) would cancel; that
     beyond, with the sign of x (e^2|x| overflows to inf for large |x|, giving +-1)."""
+    # Each use of x repeats the expression it stands for wherever TVM inlines it (Let would
+    # bind a variable twice there), so x is used sparingly: the sign multiplies the tail once,
+    # and NaN needs no test (it reaches the tail, whose exp keeps it).
     magnitude = tirx.abs(x)
     near_zero = x * _horner(x * x, _TANH_TAYLOR)
     tail = _f(1.0) - _f(2.0) / (exp(_f(2.0) * magnitude) + _f(1.0))
-    signed_tail = tirx.Select(x < _f(0.0), -tail, tail)
-    result = tirx.Select(magnitude < _f(0.5), near_zero, signed_tail)
-    return tirx.Select(tirx.isnan(x), x, result)
+    sign = tirx.Select(x < _f(0.0), _f(-1.0), _f(1.0))
+    return tirx.Select(magnitude < _f(0.5), near_zero, tail * sign)
 
 
 def sigmoid(x: tirx.PrimExpr) -> tirx.PrimExpr:
