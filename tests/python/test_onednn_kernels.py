@@ -1,7 +1,7 @@
 """The oneDNN kernels generated code calls (src/runtime/onednn_kernels.cc), called directly:
-float 2-D and 3-D convolutions (with a bias added in the kernel, too) and int8 convolutions on primitives
-made once per weight and input shape, and dynamically
-quantized linear layers, against PyTorch on seeded generated cases, shrunk when one fails."""
+float 2-D and 3-D convolutions (with a bias added in the kernel, too) and int8 convolutions on
+primitives made once per weight and input shape, and dynamically quantized linear layers,
+against PyTorch on seeded generated cases, shrunk when one fails."""
 
 from __future__ import annotations
 
