@@ -526,12 +526,12 @@ class AtenKernels(relax.PyExprMutator):
         dtype = call.ty.dtype
         if not (a.ty.dtype == b.ty.dtype == dtype and dtype in _ATEN_MATMUL_DTYPES):
             return call
+        linear = _is_linear_weight(b)
         computed_in = "bfloat16" if self.bf16 or dtype == "bfloat16" else "float32"
-        small_weight = _is_linear_weight(b) and _elements(b) < _BF16_MIN_WEIGHT_ELEMENTS
-        if dtype == "float32" and small_weight:
+        if dtype == "float32" and linear and _elements(b) < _BF16_MIN_WEIGHT_ELEMENTS:
             computed_in = "float32"
         packed_kernel = self.packed_kernel[computed_in]
-        if _is_linear_weight(b) and packed_kernel:
+        if linear and packed_kernel:
             arguments = [a, b, *self._packing_rows(a)]
             if computed_in == dtype:
                 return relax.op.call_pure_packed(packed_kernel, *arguments, ty_args=call.ty)

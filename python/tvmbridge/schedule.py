@@ -289,9 +289,8 @@ def _expression_size(sch: s_tir.Schedule, block) -> int:
 def _reads_of(sch: s_tir.Schedule, consumer, buffer) -> int:
     """How many times `consumer`'s body loads from `buffer` (a block's written buffer)."""
     loads = []
-    tvm_ffi.structural_walk(sch.get(consumer).body,
-                            [(_TensorLoad, lambda load: loads.append(load.source.same_as(buffer)))])
-    return sum(loads)
+    tvm_ffi.structural_walk(sch.get(consumer).body, [(_TensorLoad, loads.append)])
+    return sum(1 for load in loads if load.source.same_as(buffer))
 
 
 def _inline_injective_producers(sch: s_tir.Schedule, blocks: list) -> None:

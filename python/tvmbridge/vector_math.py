@@ -174,9 +174,10 @@ def _legalize_power(bb, call):
     """x ** 2 and x ** 3 for a constant exponent as products (within an ulp of PyTorch's; C's
     powf is a scalar call per element); other powers TVM's lowering."""
     base, exponent = call.args
-    if (call.ty.dtype == _F32 and base.ty.dtype == _F32 and isinstance(exponent, CONSTANT)
-            and exponent.value.numpy().ndim == 0 and float(exponent.value.numpy()) in (2.0, 3.0)):
-        times = int(float(exponent.value.numpy()))
+    value = exponent.value.numpy() if isinstance(exponent, CONSTANT) else None
+    if (call.ty.dtype == _F32 and base.ty.dtype == _F32 and value is not None and value.ndim == 0
+            and float(value) in (2.0, 3.0)):
+        times = int(value)
 
         def power(data: te.Tensor) -> te.Tensor:
             def element(*i):

@@ -137,9 +137,8 @@ void RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const void*
   const int64_t groups = geometry.groups;
   // The layout was made for the first call's groups and spatial axes: one weight constant is
   // one convolution.
-  const size_t grouped_rank = weight_dims.size() - 2 - Dims;
-  TORCH_CHECK(weight_dims.size() >= Dims + 2 && grouped_rank == (groups == 1 ? 0 : 1) &&
-                  (groups == 1 || weight_dims[0] == groups),
+  const size_t expected_rank = Dims + 2 + (groups == 1 ? 0 : 1);  // [groups,] O, I, window
+  TORCH_CHECK(weight_dims.size() == expected_rank && (groups == 1 || weight_dims[0] == groups),
               "tvmbridge: ", kind.kernel, "'s weight was first used as ",
               at::IntArrayRef(weight_dims), " ([groups,] outputs, inputs, window), now in a ", Dims,
               "-D convolution in ", groups, " groups");

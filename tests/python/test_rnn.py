@@ -98,3 +98,46 @@ def test_unbatched_lstm_matches_pytorch():
                               require_full_compilation=True, never_slower=False)
         for expected, actual in zip(model(*inputs), compiled(*inputs)):
             torch.testing.assert_close(actual, expected, **TOLERANCE)
+
+
+class Layer(nn.Module):
+    """A recurrent layer alone, its output sequence only: one aten op, which makes a region of
+    its own (a whole layer) at the default min_block_size."""
+
+    def __init__(self, layer: nn.Module):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x):
+        return self.layer(x)[0]
+
+
+@pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh_batch_first",
+                                  "rnn_relu_stacked_bidirectional"])
+@pytest.mark.parametrize("steps, batch", [(1, 1), (5, 3)])
+def test_recurrent_layers_keep_nan_and_infinities_as_pytorch(mode, steps, batch):
+    """Seeded inputs with NaN, +-inf and values that saturate tanh and sigmoid (+-60) put at
+    random steps: the compiled layer (in TVM by the default partitioning) gives PyTorch's NaN
+    and infinity masks and, elsewhere, its values."""
+    import random
+
+    torch.manual_seed(0)
+    model = Layer(MODES[mode]()).eval()
+    layer = model.layer
+    shape = (batch, steps, 5) if layer.batch_first else (steps, batch, 5)
+    with torch.no_grad():
+        traced = torch.jit.trace(model, torch.randn(shape))
+        compiled = tt.compile(traced, [torch.randn(shape)], never_slower=False)
+        op = "aten::" + layer.mode.lower()  # LSTM, GRU, RNN_TANH, RNN_RELU
+        assert tt.report(compiled).placement_of(op) == {"TVM block 0"}
+        rng = random.Random(f"{mode}-{steps}-{batch}")
+        for _ in range(8):
+            x = torch.randn(shape)
+            for _ in range(rng.randrange(0, 4)):
+                x.view(-1)[rng.randrange(x.numel())] = rng.choice(
+                    [float("nan"), float("inf"), float("-inf"), 60.0, -60.0])
+            expected, actual = model(x), compiled(x)
+            torch.testing.assert_close(actual.isnan(), expected.isnan())
+            torch.testing.assert_close(actual.isinf(), expected.isinf())
+            finite = expected.isfinite()
+            torch.testing.assert_close(actual[finite], expected[finite], **TOLERANCE)
