@@ -240,8 +240,10 @@ _ONEDNN_LINEAR = "tvmbridge.aten.onednn_linear"  # both on oneDNN
 # than taking a fresh buffer from each call, on the 2-core AMX Xeon, interleaved).
 # tvmbridge.aten.packed_conv2d, which returns a fresh buffer, stays for libraries saved before.
 _PACKED_CONV2D = "tvmbridge.aten.packed_conv2d_out"
-# The same adding a bias in oneDNN's kernel (BiasedConvolution).
+# The same adding a bias in oneDNN's kernel, and also clamping the result
+# (ConvolutionEpilogue).
 _PACKED_CONV2D_BIAS = "tvmbridge.aten.packed_conv2d_bias_out"
+_PACKED_CONV2D_CLAMP = "tvmbridge.aten.packed_conv2d_clamp_out"
 # Matrix products PyTorch's kernels compute (MKL, oneDNN); others stay TVM's.
 _ATEN_MATMUL_DTYPES = ("float32", "bfloat16")
 # With precision="bf16", a float32 linear layer whose weight has fewer elements than this stays
@@ -398,43 +400,89 @@ def _onednn_conv_layout(call: relax.Call) -> dict:
 
 
 @dataclasses.dataclass(frozen=True)
-class BiasedConvolution:
-    """``conv + bias`` for a constant bias per output channel, the convolution's value used by the
-    addition only: oneDNN's kernel adds the bias to its accumulators, where TVM would make a pass
-    over the result (each of MobileNet-V2's 17 convolutions without an activation had one).
-    Activations after it stay TVM's passes: oneDNN 3.2's post-ops have no ReLU that keeps NaN
-    cheaply (see docs/architecture.md)."""
+class ConvolutionEpilogue:
+    """What oneDNN's kernel computes after a convolution instead of TVM's pass over its result:
+    ``conv + bias`` for a constant bias per output channel (each of MobileNet-V2's 17
+    convolutions without an activation had such a pass), then a clamp with constant bounds
+    (ReLU, ReLU6), each value used only by the next.
+
+    oneDNN 3.2's clip and ReLU post-ops turn NaN into a bound; the clamping kernel
+    (``packed_conv2d_clamp_out``, onednn_kernels.cc) uses them only on inputs that make no NaN
+    or infinity, checked per call, and clamps the result itself, keeping NaN, otherwise."""
 
     conv: relax.Call
-    conv_var: relax.Var
-    bias: np.ndarray  # float32, one per output channel
+    bias: np.ndarray | None  # float32, one per output channel
+    clamp: tuple[float, float] | None  # the bounds; a ReLU's are (0, inf)
+    computed: tuple[relax.Var, ...]  # the convolution's and the steps' variables, in order
+    # The input is the result of another epilogue clamping to finite bounds, nothing between
+    # them: the kernel need not read it to rule out NaN (ClampedResult in onednn_kernels.cc).
+    input_clamped: bool = False
 
 
-def biased_convolutions(func: relax.Function, takes) -> dict:
-    """The additions of a bias to a convolution for which ``takes(call)`` holds, bound in
-    `func`'s outer blocks: {the addition's variable: its :class:`BiasedConvolution`}."""
+def convolution_epilogues(func: relax.Function, takes_bias, takes_clamp) -> dict:
+    """The epilogues of the convolutions bound in `func`'s outer blocks: a clamp where
+    ``takes_clamp(call, input_clamped)`` (see :class:`ConvolutionEpilogue`), a bias before it,
+    and a bias alone where ``takes_bias(call)``.
+    Returns {the last step's variable: its :class:`ConvolutionEpilogue`}."""
     values, uses, users = outer_calls(func), use_counts(func), {}
     for var, call in values.items():
         for arg in call.args:
             if isinstance(arg, relax.Var):
                 users.setdefault(arg, []).append(var)
+
+    def next_step(var):
+        """The call that alone reads `var`, with its variable; None where there is none."""
+        if uses.get(var) != 1 or len(users.get(var, [])) != 1:
+            return None
+        return users[var][0], values[users[var][0]]
+
     found = {}
     for var, conv in values.items():
-        if (conv.op not in _ONEDNN_CONVOLUTIONS or not takes(conv) or uses.get(var) != 1
-                or len(users.get(var, [])) != 1):
+        if conv.op not in _ONEDNN_CONVOLUTIONS or not isinstance(conv.ty.shape.values[-1],
+                                                                 tirx.IntImm):
             continue
-        add_var = users[var][0]
-        add = values[add_var]
-        channels = conv.ty.shape.values[-1]
-        if add.op != _ADD or not isinstance(channels, tirx.IntImm):
-            continue
-        bias = _channel_vector(add.args[1] if add.args[0].same_as(var) else add.args[0],
-                               int(channels), len(conv.ty.shape))
-        if bias is not None:
-            found[add_var] = BiasedConvolution(conv, var, bias)
+        channels, ndim = int(conv.ty.shape.values[-1]), len(conv.ty.shape)
+        bias = low = high = None
+        computed = [var]
+        step = next_step(var)
+        producer = found.get(conv.args[0])
+        input_clamped = bool(producer and producer.clamp
+                             and all(math.isfinite(b) for b in producer.clamp))
+        clamps = takes_clamp(conv, input_clamped)
+        if step and step[1].op == _ADD and (takes_bias(conv) or clamps):
+            add = step[1]
+            bias = _channel_vector(add.args[1] if add.args[0].same_as(var) else add.args[0],
+                                   channels, ndim)
+            if bias is not None:
+                computed.append(step[0])
+                step = next_step(step[0])
+        if clamps:
+            for op in (_MAXIMUM, _MINIMUM):  # the order _NanPropagatingMinMax writes a clip in
+                bound = _scalar(step[1].args[0]) if step and step[1].op == op else None
+                if bound is not None and step[1].args[1].same_as(computed[-1]):
+                    low, high = (bound, high) if op == _MAXIMUM else (low, bound)
+                    computed.append(step[0])
+                    step = next_step(step[0])
+        clamp = None if low is None and high is None else (
+            -math.inf if low is None else low, math.inf if high is None else high)
+        if clamp is None and bias is not None and not takes_bias(conv):
+            continue  # a bias taken only with a clamp
+        if len(computed) > 1:
+            found[computed[-1]] = ConvolutionEpilogue(conv, bias, clamp, tuple(computed),
+                                                      clamp is not None and input_clamped)
     return found
 
 
+def _scalar(expr: relax.Expr) -> float | None:
+    """The value of a float32 constant holding one number, None for anything else."""
+    if not isinstance(expr, _CONSTANT) or expr.ty.dtype != "float32":
+        return None
+    value = expr.value.numpy()
+    return float(value.reshape(())) if value.size == 1 else None
+
+
+_MAXIMUM = tvm.ir.Op.get("relax.maximum")
+_MINIMUM = tvm.ir.Op.get("relax.minimum")
 _ADD = tvm.ir.Op.get("relax.add")
 
 
@@ -472,7 +520,8 @@ class AtenKernels(relax.PyExprMutator):
     (BERT-base 101.6 -> 86.5 ms, MobileNet-V2 12.7 -> 11.2 ms against ATen's product and a
     copied convolution result), writing into the buffer TVM passes (destination-passing, so
     TVM's memory plan reuses buffers: MobileNet-V2 4-5% faster), a bias added in the kernel
-    where the convolution's result has no other use (:class:`BiasedConvolution`). They take
+    where the convolution's result has no other use, and a ReLU or ReLU6 after it clamped
+    there too where that pays (:class:`ConvolutionEpilogue`). They take
     and give bfloat16 (:func:`_in_bfloat16`), cast by TVM in the fused kernels around the call:
     the kernel rounds its operands to bfloat16 anyway, and ATen's casts in the call cost more
     (MobileNet-V2 15.1 -> 9.9 ms, BERT-base 403 -> 338 ms in a run on a loaded machine, both
@@ -490,29 +539,30 @@ class AtenKernels(relax.PyExprMutator):
         # The kernel products with a constant weight run on, packed, per dtype computed.
         self.packed_kernel = {"bfloat16": _PACKED_LINEAR if _onednn_bf16_supported() else None,
                               "float32": _float32_linear_kernel()}
-        # Per addition's variable, the convolution it adds a bias to; and those convolutions'
-        # variables, whose values the kernel of the addition computes.
-        self.biased: dict[relax.Var, BiasedConvolution] = {}
-        self.biased_convs: set[relax.Var] = set()
+        # Per epilogue's last variable, the convolution and the steps its kernel computes; and
+        # the variables of the convolutions and steps before that, computed by it too.
+        self.epilogues: dict[relax.Var, ConvolutionEpilogue] = {}
+        self.computed_before: set[relax.Var] = set()
 
     def visit_function_(self, func: relax.Function) -> relax.Expr:
-        found = biased_convolutions(func, self._adds_bias)
-        self.biased.update(found)
-        self.biased_convs.update(biased.conv_var for biased in found.values())
+        found = convolution_epilogues(func, self._adds_bias, _clamps_in_kernel)
+        self.epilogues.update(found)
+        self.computed_before.update(var for epilogue in found.values()
+                                    for var in epilogue.computed[:-1])
         return super().visit_function_(func)
 
     def visit_var_binding_(self, binding: relax.VarBinding) -> None:
-        if binding.var in self.biased_convs:
-            return  # computed with its bias, by its only user's binding
-        biased = self.biased.get(binding.var)
-        if biased is not None:
-            binding = relax.VarBinding(binding.var, self._convolution(biased.conv, biased.bias))
+        if binding.var in self.computed_before:
+            return  # computed with its epilogue, by the last step's binding
+        epilogue = self.epilogues.get(binding.var)
+        if epilogue is not None:
+            binding = relax.VarBinding(binding.var, self._convolution(epilogue))
         super().visit_var_binding_(binding)
 
     def visit_call_(self, call: relax.Call) -> relax.Expr:
         call = super().visit_call_(call)
         if call.op in _ONEDNN_CONVOLUTIONS:
-            return self._convolution(call)
+            return self._convolution(ConvolutionEpilogue(call, None, None, ()))
         if call.op == self._astype and call.attrs.dtype == "bfloat16":
             # A bfloat16 kernel's result cast to float32 for another's input: the cast back is
             # exact, so that kernel takes the result itself.
@@ -557,14 +607,17 @@ class AtenKernels(relax.PyExprMutator):
         return [relax.prim_value(tirx.IntImm("int64", at_opt or 0))]
 
     def _adds_bias(self, call: relax.Call) -> bool:
-        """Whether oneDNN's kernel for `call` adds its bias. Not bfloat16 grouped ones: with a
-        float32 bias oneDNN 3.2 leaves its brdgmm kernel for an older one (MobileNet-V2's
-        144-channel 3x3 depthwise at 56x56: 92 -> 156 us on the AMX Xeon); their ReLU6 pass in
-        TVM adds it at no cost."""
+        """Whether oneDNN's kernel for `call` adds its bias where no clamp follows. Not
+        bfloat16 grouped ones: with a float32 bias oneDNN 3.2 leaves its brdgmm kernel for an
+        older one (MobileNet-V2's 144-channel 3x3 depthwise at 56x56: 92 -> 156 us on the AMX
+        Xeon); a bfloat16 bias keeps it (66 -> 73 us with the bias and a clip), so those take
+        theirs in bfloat16 where a clamp comes with it (:meth:`_convolution`)."""
         return _is_aten_convolution(call) and not (self.bf16 and int(call.attrs.groups) > 1)
 
-    def _convolution(self, call: relax.Call, bias: np.ndarray | None = None) -> relax.Expr:
-        """`call` on oneDNN's kernel, where it takes it, adding `bias` where given."""
+    def _convolution(self, epilogue: ConvolutionEpilogue) -> relax.Expr:
+        """`epilogue`'s convolution on oneDNN's kernel, where it takes it, adding the bias and
+        clamping where the epilogue has them."""
+        call, bias, clamp = epilogue.conv, epilogue.bias, epilogue.clamp
         if not _is_aten_convolution(call):
             return call
         attrs = call.attrs
@@ -572,11 +625,38 @@ class AtenKernels(relax.PyExprMutator):
         geometry = relax.ShapeExpr([int(v) for v in [*attrs.strides, *before, *attrs.dilation,
                                                      attrs.groups]])
         function, after = _PACKED_CONV2D, [geometry]
-        if bias is not None:
+        if clamp is not None:
+            if bias is None:
+                bias = np.zeros(int(call.ty.shape.values[-1]), "float32")
+            bias_const = relax.const(bias)
+            if self.bf16 and int(attrs.groups) > 1:
+                bias_const = relax.op.astype(bias_const, "bfloat16")  # folded by FoldConstant
+            function = _PACKED_CONV2D_CLAMP
+            after = [bias_const, geometry, relax.const(np.array(clamp, "float32")),
+                     relax.prim_value(int(epilogue.input_clamped))]
+        elif bias is not None:
             function, after = _PACKED_CONV2D_BIAS, [relax.const(bias), geometry]
         if self.bf16:
             return _in_bfloat16(function, list(call.args), call.ty, uncast=after)
         return relax.call_dps_packed(function, [*call.args, *after], call.ty)
+
+
+def _clamps_in_kernel(call: relax.Call, input_clamped: bool) -> bool:
+    """Whether oneDNN's kernel for `call` clamps its result (:class:`ConvolutionEpilogue`):
+    where its input is the result of another such kernel (which ruled out NaN already), or at
+    most half its own result (output channels >= 2 x input channels x the strides' product).
+    Elsewhere the kernel's read of its input to rule out NaN costs about what TVM's pass over
+    the result would: with every ReLU6 of MobileNet-V2 in bfloat16 clamped in the kernels, each
+    reading its input, the model went 2.06 -> 2.40 ms; with this rule, 2.36 -> 2.14 ms
+    (2-core AMX Xeon, interleaved)."""
+    if not _is_aten_convolution(call):
+        return False
+    if input_clamped:
+        return True
+    inputs, outputs = call.args[0].ty.shape.values[-1], call.ty.shape.values[-1]
+    if not (isinstance(inputs, tirx.IntImm) and isinstance(outputs, tirx.IntImm)):
+        return False
+    return int(outputs) >= 2 * int(inputs) * math.prod(int(s) for s in call.attrs.strides)
 
 
 def _is_aten_convolution(call: relax.Call) -> bool:

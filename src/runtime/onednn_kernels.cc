@@ -8,6 +8,7 @@
 // holds for PyTorch's linear kernel, so on AMX CPUs bfloat16 linear layers come here too
 // (Bf16Linear); float32 ones stay on MKL's packed sgemm (aten_kernels.cc).
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <ATen/record_function.h>
 #include <c10/core/InferenceMode.h>
 #include <c10/util/FunctionRef.h>
@@ -17,12 +18,16 @@
 #include <tvm/ffi/reflection/registry.h>
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <atomic>
+#include <cmath>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <sstream>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "runtime/aten_kernel_common.h"
@@ -39,6 +44,7 @@ namespace {
 constexpr const char* kPackedConv2dFunction = "tvmbridge.aten.packed_conv2d";
 constexpr const char* kPackedConv2dOutFunction = "tvmbridge.aten.packed_conv2d_out";
 constexpr const char* kPackedConv2dBiasOutFunction = "tvmbridge.aten.packed_conv2d_bias_out";
+constexpr const char* kPackedConv2dClampOutFunction = "tvmbridge.aten.packed_conv2d_clamp_out";
 constexpr const char* kConv2dBf16Function = "tvmbridge.aten.conv2d_bf16";
 
 using onednn::memory;
@@ -81,14 +87,15 @@ std::shared_ptr<WeightPlans> ConvolutionPlans(const char* kernel, const at::Tens
 }
 
 // What a convolution kernel computes besides its weight: the dtypes of its input and result,
-// whether it adds a bias, and the attributes of its primitive (made only for a new plan).
-// `variant` tells plans with different attributes apart.
+// whether it adds a bias (and its dtype), and the attributes of its primitive (made only for a
+// new plan). `variant` tells plans with different attributes apart.
 struct ConvolutionKind {
   const char* kernel;  // the name errors give
   memory::data_type source, destination;
   bool has_bias;
   std::array<int64_t, 3> variant;
   std::function<dnnl::primitive_attr()> attributes;
+  memory::data_type bias = memory::data_type::f32;
 };
 
 // Whether `descriptor` is oneDNN 3.2's AMX kernel on a convolution it computes wrongly in
@@ -178,12 +185,11 @@ void RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const void*
     const auto inference = dnnl::prop_kind::forward_inference;
     const auto direct = dnnl::algorithm::convolution_direct;
     Descriptor descriptor =
-        kind.has_bias
-            ? Descriptor(onednn::CpuEngine(), inference, direct, source, weight_layout,
-                         memory::desc({outputs}, memory::data_type::f32, memory::format_tag::x),
-                         destination, strides, gaps, padding, padding, kind.attributes())
-            : Descriptor(onednn::CpuEngine(), inference, direct, source, weight_layout, destination,
-                         strides, gaps, padding, padding, kind.attributes());
+        kind.has_bias ? Descriptor(onednn::CpuEngine(), inference, direct, source, weight_layout,
+                                   memory::desc({outputs}, kind.bias, memory::format_tag::x),
+                                   destination, strides, gaps, padding, padding, kind.attributes())
+                      : Descriptor(onednn::CpuEngine(), inference, direct, source, weight_layout,
+                                   destination, strides, gaps, padding, padding, kind.attributes());
     while (WrongOnAmx(descriptor, kind.source, group_inputs, window, geometry) &&
            descriptor.next_impl()) {
     }
@@ -205,12 +211,53 @@ void RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const void*
   }
 }
 
-// The plans of a float convolution's weight (bfloat16 or float32), made at its first call.
-std::shared_ptr<WeightPlans> FloatConvolutionPlans(const char* kernel,
-                                                   const tvm::ffi::Tensor& weight, int64_t groups) {
-  static PackedWeights<std::shared_ptr<WeightPlans>> weights;
+// Bounds a convolution's result is clamped to inside oneDNN's kernel (ReLU: [0, inf], ReLU6:
+// [0, 6]), where its input lets the kernel keep NaN as PyTorch does (ConvolveInto).
+// `input_clamped`: the compiler saw that the input is the result of another clamping
+// convolution, with nothing between them.
+struct Clamp {
+  float low, high;
+  bool input_clamped;
+};
+
+// The result the calling thread's last clamping convolution wrote, where oneDNN clamped it with
+// finite bounds (so it holds no NaN, and no magnitude above `magnitude`); empty otherwise. A
+// convolution whose input it is (Clamp::input_clamped, and the same memory) need not read it
+// again: MobileNet-V2's depthwise convolutions read the results of its expanding ones.
+struct ClampedResult {
+  const void* data = nullptr;
+  size_t bytes = 0;
+  float magnitude = 0.f;
+};
+thread_local ClampedResult last_clamped_result;
+
+// What a float convolution's kernel keeps of its weight: its plans, and the largest input
+// magnitude for which the convolution stays finite (inputs that large or smaller, and a bias
+// within kFiniteLimit, give sums within 2 * kFiniteLimit < FLT_MAX). Negative where the weight
+// holds NaN or infinity.
+struct FloatConvolutionWeight {
+  std::shared_ptr<WeightPlans> plans;
+  float finite_input_limit;
+};
+
+constexpr float kFiniteLimit = 1e38f;
+
+// The float convolution weight of `weight`, made at its first call.
+FloatConvolutionWeight FloatConvolutionOf(const char* kernel, const tvm::ffi::Tensor& weight,
+                                          int64_t groups) {
+  static PackedWeights<FloatConvolutionWeight> weights;
   return weights.Get(weight, [&](const at::Tensor& plain) {
-    return ConvolutionPlans(kernel, plain, groups, FloatType(plain.scalar_type(), kernel));
+    // The largest sum of one output's weight magnitudes bounds |result| / max |input|.
+    const double largest_sum =
+        plain.dim() == 0 ? 0.0 : plain.abs().to(at::kDouble).flatten(1).sum(1).max().item<double>();
+    float limit = -1.f;
+    if (std::isfinite(largest_sum)) {
+      limit = largest_sum * kFiniteLimit > std::numeric_limits<float>::max()
+                  ? kFiniteLimit / static_cast<float>(largest_sum)
+                  : std::numeric_limits<float>::max();
+    }
+    return FloatConvolutionWeight{
+        ConvolutionPlans(kernel, plain, groups, FloatType(plain.scalar_type(), kernel)), limit};
   });
 }
 
@@ -218,9 +265,122 @@ ConvolutionKind FloatConvolution(const char* kernel, memory::data_type type) {
   return {kernel, type, type, /*has_bias=*/false, /*variant=*/{}, onednn::ScratchpadPerThread};
 }
 
-// A float convolution adding a float32 bias, one per output, in its kernel.
-ConvolutionKind FloatConvolutionWithBias(const char* kernel, memory::data_type type) {
-  return {kernel, type, type, /*has_bias=*/true, /*variant=*/{1}, onednn::ScratchpadPerThread};
+// A float convolution adding a bias of `bias` type (float32, or the convolution's own), one per
+// output, in its kernel; with `clamp`, its result clamped there too (oneDNN's clip post-op, which
+// turns NaN into a bound: ConvolveInto runs it only on inputs that make no NaN).
+ConvolutionKind FloatConvolutionWithBias(const char* kernel, memory::data_type type,
+                                         memory::data_type bias = memory::data_type::f32,
+                                         std::optional<Clamp> clamp = std::nullopt) {
+  if (!clamp) {
+    return {kernel,
+            type,
+            type,
+            /*has_bias=*/true,
+            /*variant=*/{bias == memory::data_type::f32 ? 1 : 2},
+            onednn::ScratchpadPerThread,
+            bias};
+  }
+  const auto bits = [](float value) {
+    uint32_t word;
+    std::memcpy(&word, &value, sizeof word);
+    return static_cast<int64_t>(word);
+  };
+  return {kernel,
+          type,
+          type,
+          /*has_bias=*/true,
+          /*variant=*/{bias == memory::data_type::f32 ? 3 : 4, bits(clamp->low), bits(clamp->high)},
+          [clamp = *clamp] {
+            dnnl::primitive_attr attributes = onednn::ScratchpadPerThread();
+            dnnl::post_ops post_ops;
+            if (clamp.low == 0.f && std::isinf(clamp.high)) {
+              post_ops.append_eltwise(dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+            } else {
+              post_ops.append_eltwise(dnnl::algorithm::eltwise_clip, clamp.low, clamp.high);
+            }
+            attributes.set_post_ops(post_ops);
+            return attributes;
+          },
+          bias};
+}
+
+// Whether each of the `count` words at `words`, its sign bit cleared, is at most `largest`. In
+// blocks of a fixed length, so that the compiler vectorises the comparisons; inlined into
+// MagnitudesWithin's versions per instruction set.
+template <typename Word>
+__attribute__((always_inline)) inline bool WordMagnitudesWithin(const Word* words, int64_t count,
+                                                                Word largest) {
+  static_assert(std::is_signed_v<Word>, "the largest Word is the mask of a magnitude's bits");
+  constexpr Word kMagnitude = std::numeric_limits<Word>::max();
+  constexpr int64_t kBlock = 256;
+  int64_t i = 0;
+  for (; i + kBlock <= count; i += kBlock) {
+    Word exceeds = 0;
+    for (int64_t j = 0; j < kBlock; ++j) {
+      exceeds |= static_cast<Word>((words[i + j] & kMagnitude) > largest);
+    }
+    if (exceeds) return false;
+  }
+  for (; i < count; ++i) {
+    if ((words[i] & kMagnitude) > largest) return false;
+  }
+  return true;
+}
+
+// WordMagnitudesWithin for bfloat16 and float32 bits, compiled for AVX-512 and AVX2 besides the
+// baseline (the CPU picks at load time): the read runs at the speed of the caches.
+#define TVMBRIDGE_VECTOR_VERSIONS \
+  __attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
+TVMBRIDGE_VECTOR_VERSIONS bool MagnitudesWithin(const int16_t* words, int64_t count,
+                                                int16_t largest) {
+  return WordMagnitudesWithin(words, count, largest);
+}
+TVMBRIDGE_VECTOR_VERSIONS bool MagnitudesWithin(const int32_t* words, int64_t count,
+                                                int32_t largest) {
+  return WordMagnitudesWithin(words, count, largest);
+}
+#undef TVMBRIDGE_VECTOR_VERSIONS
+
+// Whether each of the `count` values at `data` (bfloat16 or float32) has magnitude at most
+// `limit`: none is NaN or infinite. Compares the bits below the sign, which order magnitudes,
+// NaN and infinity above every finite value.
+bool AllWithin(const void* data, int64_t count, memory::data_type type, float limit) {
+  if (!(limit >= 0.f)) return false;
+  int32_t limit_bits;
+  std::memcpy(&limit_bits, &limit, sizeof limit_bits);
+  std::atomic<bool> within{true};
+  const auto scan = [&](const auto* words, auto largest) {
+    at::parallel_for(0, count, 1 << 16, [&](int64_t begin, int64_t end) {
+      if (!MagnitudesWithin(words + begin, end - begin, largest)) {
+        within.store(false, std::memory_order_relaxed);
+      }
+    });
+  };
+  if (type == memory::data_type::bf16) {
+    // A bfloat16 is a float's upper half; truncating rounds the limit down.
+    scan(static_cast<const int16_t*>(data), static_cast<int16_t>(limit_bits >> 16));
+  } else {
+    scan(static_cast<const int32_t*>(data), limit_bits);
+  }
+  return within.load();
+}
+
+// Clamps the `count` values at `data` (bfloat16 or float32) to `clamp`, keeping NaN, as
+// PyTorch's clamp does: for results oneDNN's clip post-op would get wrong.
+void ClampKeepingNan(void* data, int64_t count, memory::data_type type, Clamp clamp) {
+  const auto apply = [&](auto* values) {
+    at::parallel_for(0, count, 1 << 14, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const float value = values[i];
+        if (!std::isnan(value)) values[i] = std::min(std::max(value, clamp.low), clamp.high);
+      }
+    });
+  };
+  if (type == memory::data_type::bf16) {
+    apply(static_cast<c10::BFloat16*>(data));
+  } else {
+    apply(static_cast<float*>(data));
+  }
 }
 
 // conv2d(x, weight) in the weight's dtype (bfloat16 with float32 accumulation, or float32): x
@@ -231,7 +391,8 @@ at::Tensor Convolve(const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
   RECORD_FUNCTION(kConvolutionEvent, std::vector<c10::IValue>());
   const char* kernel = "packed_conv2d";
   const ConvGeometry geometry = ReadGeometry(geometry_values);
-  const std::shared_ptr<WeightPlans> plans = FloatConvolutionPlans(kernel, weight, geometry.groups);
+  const std::shared_ptr<WeightPlans> plans =
+      FloatConvolutionOf(kernel, weight, geometry.groups).plans;
   const memory::data_type type = plans->plain_layout().get_data_type();
   const at::Tensor input =
       ToTorch(x).to(type == memory::data_type::bf16 ? at::kBFloat16 : at::kFloat).contiguous();
@@ -270,55 +431,88 @@ bool IsContiguousCpu(const tvm::ffi::Tensor& t, DLDataType dtype) {
 }
 
 // A 2-D or 3-D convolution (by `geometry_values`' count) as Convolve computes it, plus `bias`
-// where given (float32, one per output), written into `out`; x and out channels-last and
-// contiguous, of the weight's dtype (pipeline.py casts them in TVM's kernels around the call).
-// Works on TVM's tensors directly: no tensor is made per call.
+// where given (float32 or the weight's dtype, one per output), clamped to `clamp` where given,
+// written into `out`; x and out channels-last and contiguous, of the weight's dtype
+// (pipeline.py casts them in TVM's kernels around the call). Works on TVM's tensors directly: no
+// tensor is made per call.
+//
+// oneDNN 3.2's clip and ReLU post-ops turn NaN into a bound, so the clamp runs inside oneDNN's
+// kernel only where the result can hold no NaN: the input's magnitudes within the weight's
+// finite_input_limit and the bias's within kFiniteLimit (one read of each, cheaper than a pass
+// over the result; NaN and infinity fail it). Other calls clamp the result afterwards, keeping
+// NaN as PyTorch does.
 template <size_t Dims>
 void ConvolveInto(const char* kernel, const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
                   const tvm::ffi::Shape& geometry_values, const tvm::ffi::Tensor& out,
-                  const tvm::ffi::Tensor* bias) {
+                  const tvm::ffi::Tensor* bias, std::optional<Clamp> clamp) {
   RECORD_FUNCTION(kConvolutionEvent, std::vector<c10::IValue>());
   const ConvGeometryOf<Dims> geometry = ReadGeometry<Dims>(geometry_values);
-  const std::shared_ptr<WeightPlans> plans = FloatConvolutionPlans(kernel, weight, geometry.groups);
-  const memory::data_type type = plans->plain_layout().get_data_type();
+  const FloatConvolutionWeight convolution = FloatConvolutionOf(kernel, weight, geometry.groups);
+  WeightPlans& plans = *convolution.plans;
+  const memory::data_type type = plans.plain_layout().get_data_type();
   const DLDataType expected =
       type == memory::data_type::bf16 ? DLDataType{kDLBfloat, 16, 1} : DLDataType{kDLFloat, 32, 1};
   const at::IntArrayRef input_sizes(x.shape().data(), x.shape().size());
   TORCH_CHECK(IsContiguousCpu(x, expected), "tvmbridge: ", kernel, " takes a contiguous ",
               TvmDtypeName(type), " channels-last input on the CPU (its weight's dtype), got ",
               Describe(x));
+  memory::data_type bias_type = memory::data_type::f32;
+  const int64_t outputs = ConvolutionOutputs(plans.plain_dims(), geometry.groups);
   if (bias) {
-    const int64_t outputs = ConvolutionOutputs(plans->plain_dims(), geometry.groups);
-    TORCH_CHECK(IsContiguousCpu(*bias, DLDataType{kDLFloat, 32, 1}) && bias->ndim() == 1 &&
-                    bias->shape()[0] == outputs,
-                "tvmbridge: ", kernel, " adds a contiguous float32 bias of ", outputs,
-                " values (one per output) on the CPU, got ", Describe(*bias));
+    const bool own_dtype = IsContiguousCpu(*bias, expected);
+    TORCH_CHECK((own_dtype || IsContiguousCpu(*bias, DLDataType{kDLFloat, 32, 1})) &&
+                    bias->ndim() == 1 && bias->shape()[0] == outputs,
+                "tvmbridge: ", kernel, " adds a contiguous ",
+                type == memory::data_type::f32 ? "float32" : "float32 or bfloat16", " bias of ",
+                outputs, " values (one per output) on the CPU, got ", Describe(*bias));
+    bias_type = own_dtype ? type : memory::data_type::f32;
+  }
+  bool clamp_in_kernel = false;
+  if (clamp) {
+    const ClampedResult& made = last_clamped_result;
+    const bool input_checked = clamp->input_clamped && made.data == Elements(x) &&
+                               made.bytes == tvm::ffi::GetDataSize(x.numel(), x.dtype()) &&
+                               made.magnitude <= convolution.finite_input_limit;
+    clamp_in_kernel = (input_checked ||
+                       AllWithin(Elements(x), x.numel(), type, convolution.finite_input_limit)) &&
+                      (!bias || AllWithin(Elements(*bias), outputs, bias_type, kFiniteLimit));
   }
   const ConvolutionKind kind =
-      bias ? FloatConvolutionWithBias(kernel, type) : FloatConvolution(kernel, type);
-  RunConvolution(kind, *plans, Elements(x), input_sizes, geometry,
+      bias ? FloatConvolutionWithBias(kernel, type, bias_type,
+                                      clamp_in_kernel ? clamp : std::nullopt)
+           : FloatConvolution(kernel, type);
+  int64_t results = 0;
+  RunConvolution(kind, plans, Elements(x), input_sizes, geometry,
                  [&](at::IntArrayRef sizes) {
                    TORCH_CHECK(IsContiguousCpu(out, expected) &&
                                    at::IntArrayRef(out.shape().data(), out.shape().size()) == sizes,
                                "tvmbridge: ", kernel, " writes a contiguous ", TvmDtypeName(type),
                                " channels-last result of ", sizes,
                                " on the CPU, got a destination of ", Describe(out));
+                   results = at::multiply_integers(sizes);
                    return Elements(out);
                  },
                  bias ? Elements(*bias) : nullptr, {});
+  if (!clamp) return;
+  if (!clamp_in_kernel) ClampKeepingNan(Elements(out), results, type, *clamp);
+  const float magnitude = std::max(std::abs(clamp->low), std::abs(clamp->high));
+  last_clamped_result =
+      clamp_in_kernel && std::isfinite(magnitude)
+          ? ClampedResult{Elements(out), tvm::ffi::GetDataSize(out.numel(), out.dtype()), magnitude}
+          : ClampedResult{};
 }
 
 void ConvolveInto(const char* kernel, const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
                   const tvm::ffi::Shape& geometry, const tvm::ffi::Tensor& out,
-                  const tvm::ffi::Tensor* bias) {
+                  const tvm::ffi::Tensor* bias, std::optional<Clamp> clamp = std::nullopt) {
   if (geometry.size() == Conv3dGeometry::kValues) {
-    ConvolveInto<3>(kernel, x, weight, geometry, out, bias);
+    ConvolveInto<3>(kernel, x, weight, geometry, out, bias, clamp);
   } else {
     TORCH_CHECK(
         geometry.size() == ConvGeometry::kValues, "tvmbridge: ", kernel, " takes ",
         ConvGeometry::kValues, " geometry values (a 2-D convolution) or ", Conv3dGeometry::kValues,
         " (3-D): stride, padding and dilation per axis, then groups; got ", geometry.size());
-    ConvolveInto<2>(kernel, x, weight, geometry, out, bias);
+    ConvolveInto<2>(kernel, x, weight, geometry, out, bias, clamp);
   }
 }
 
@@ -603,6 +797,27 @@ void PackedConv2dBiasOut(tvm::ffi::Tensor x, tvm::ffi::Tensor weight, tvm::ffi::
   ConvolveInto("packed_conv2d_bias_out", x, weight, geometry, out, &bias);
 }
 
+// conv2d(x, weight) + bias clamped to [bounds[0], bounds[1]] (a float32 pair; ReLU: [0, inf]),
+// into `out`, keeping NaN: the clamp in oneDNN's kernel where the input allows (ConvolveInto),
+// instead of a pass of TVM's over the result. The bias is float32 or the weight's dtype
+// (bfloat16 depthwise convolutions keep oneDNN's fast kernel with a bfloat16 bias only).
+// `input_clamped` (0 or 1): the compiler saw that x is the result of another such call, with
+// nothing between them (ClampedResult).
+void PackedConv2dClampOut(tvm::ffi::Tensor x, tvm::ffi::Tensor weight, tvm::ffi::Tensor bias,
+                          tvm::ffi::Shape geometry, tvm::ffi::Tensor bounds, int64_t input_clamped,
+                          tvm::ffi::Tensor out) {
+  const char* kernel = "packed_conv2d_clamp_out";
+  TORCH_CHECK(IsContiguousCpu(bounds, DLDataType{kDLFloat, 32, 1}) && bounds.ndim() == 1 &&
+                  bounds.shape()[0] == 2,
+              "tvmbridge: ", kernel, " takes its clamp's bounds as a contiguous float32 pair, got ",
+              Describe(bounds));
+  const float* pair = static_cast<const float*>(Elements(bounds));
+  TORCH_CHECK(pair[0] <= pair[1], "tvmbridge: ", kernel,
+              " clamps to [low, high] with low <= high, got [", pair[0], ", ", pair[1], "]");
+  ConvolveInto(kernel, x, weight, geometry, out, &bias,
+               Clamp{pair[0], pair[1], input_clamped != 0});
+}
+
 // Destination-passing form of PackedConv2d with a bfloat16 weight (float32 x and out are cast
 // here), for libraries built before it.
 void Conv2dBf16(tvm::ffi::Tensor x, tvm::ffi::Tensor weight, tvm::ffi::Shape geometry,
@@ -618,6 +833,7 @@ TVM_FFI_STATIC_INIT_BLOCK() {
       .def(kPackedConv2dFunction, PackedConv2d)
       .def(kPackedConv2dOutFunction, PackedConv2dOut)
       .def(kPackedConv2dBiasOutFunction, PackedConv2dBiasOut)
+      .def(kPackedConv2dClampOutFunction, PackedConv2dClampOut)
       .def(kConv2dBf16Function, Conv2dBf16);
 }
 

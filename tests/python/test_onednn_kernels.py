@@ -40,6 +40,8 @@ class ConvCase:
     # (quantized_conv2d_float: float32 values, without bias).
     result: str = "uint8"
     spatial_dims: int = 2  # 3: a 3-D convolution (float only), the same geometry on each axis
+    # float: the bounds packed_conv2d_clamp_out clamps the biased result to, if any.
+    clamp: tuple[float, float] | None = None
 
     def shrunk(self):
         """Smaller cases, one size parameter down at a time."""
@@ -54,10 +56,12 @@ class ConvCase:
             yield dataclasses.replace(self, relu=False)
         if self.result != "uint8":
             yield dataclasses.replace(self, result="uint8")
+        if self.clamp is not None:
+            yield dataclasses.replace(self, clamp=None)
 
 
 def generated_cases(count: int, seed: int, dtype: torch.dtype) -> list[ConvCase]:
-    rng = random.Random(seed)
+    rng, clamps = random.Random(seed), random.Random(-seed)
     cases = []
     for index in range(count):
         kernel, dilation = rng.choice((1, 1, 2, 3, 3, 5)), rng.choice((1, 1, 2))
@@ -76,13 +80,18 @@ def generated_cases(count: int, seed: int, dtype: torch.dtype) -> list[ConvCase]
             output_zero_point=0 if dtype.is_floating_point else rng.choice((0, 0, 5, 128)),
             relu=not dtype.is_floating_point and rng.random() < 0.5,
             result="uint8" if dtype.is_floating_point else rng.choice(
-                ("uint8", "uint8", "residual", "float32"))))
+                ("uint8", "uint8", "residual", "float32")),
+            # From a generator of its own: the other draws stay those of the cases before.
+            clamp=clamps.choice((None, (0.0, 6.0), (0.0, float("inf")), (-1.5, 0.25)))
+            if dtype.is_floating_point else None))
     return cases
 
 
 def check(case: ConvCase) -> str | None:
     """What differs from PyTorch in `case`, or None: the convolution returned, written into a
-    destination, and with a bias added in the kernel (what builds emit for conv + bias)."""
+    destination, with a bias added in the kernel (what builds emit for conv + bias), and with
+    `case.clamp`, clamped there too (conv + bias + ReLU or clamp; a bfloat16 convolution's
+    bias in bfloat16, as builds give depthwise ones)."""
     import tvm_ffi
 
     from tvmbridge import _native
@@ -90,6 +99,7 @@ def check(case: ConvCase) -> str | None:
     conv = _native.runtime_func("tvmbridge.aten.packed_conv2d")
     conv_out = _native.runtime_func("tvmbridge.aten.packed_conv2d_out")  # what builds emit
     conv_bias_out = _native.runtime_func("tvmbridge.aten.packed_conv2d_bias_out")
+    conv_clamp_out = _native.runtime_func("tvmbridge.aten.packed_conv2d_clamp_out")
     generator = torch.Generator().manual_seed(case.seed)
     dims = case.spatial_dims
     weight = torch.randn(case.groups * case.group_outputs, case.group_inputs,
@@ -126,18 +136,31 @@ def check(case: ConvCase) -> str | None:
                       tvm_ffi.from_dlpack(biased))
         expected = convolve(x.double(), weight.double(), stride=case.stride,
                             padding=case.padding, dilation=case.dilation, groups=case.groups)
-        for result, wanted, what in (
-                (returned, expected, ""),
-                (biased, expected + bias.double().view(1, -1, *[1] * dims), " with its bias")):
-            problem = _difference(result.permute(*from_channels_last), wanted, case.dtype)
+        checks = [(returned, expected, None, ""),
+                  (biased, expected + bias.double().view(1, -1, *[1] * dims), None,
+                   " with its bias")]
+        if case.clamp is not None:
+            clamped = torch.full_like(returned, float("nan"))
+            own_bias = bias.to(case.dtype)
+            conv_clamp_out(nhwc, constant, tvm_ffi.from_dlpack(own_bias), geometry,
+                           tvm_ffi.from_dlpack(torch.tensor(case.clamp)), 0,
+                           tvm_ffi.from_dlpack(clamped))
+            unclamped = expected + own_bias.double().view(1, -1, *[1] * dims)
+            checks.append((clamped, unclamped.clamp(*case.clamp), unclamped,
+                           f" clamped to {case.clamp}"))
+        for result, wanted, unclamped, what in checks:
+            problem = _difference(result.permute(*from_channels_last), wanted, case.dtype,
+                                  unclamped)
             if problem is not None:
                 return f"batch {batch}{what}: {problem}"
     return None
 
 
-def _difference(result: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype) -> str | None:
+def _difference(result: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype,
+                unclamped: torch.Tensor | None = None) -> str | None:
     """How a kernel's `result` differs from PyTorch's float64 `expected`, or None: shape, dtype,
-    NaN mask, infinities, and values within `dtype`'s tolerance."""
+    NaN mask, infinities, and values within `dtype`'s tolerance (relative to the largest finite
+    value of `unclamped`, where `expected` is a clamp of it: the error is the sum's)."""
     if result.shape != expected.shape or result.dtype != dtype:
         return f"{result.dtype} {list(result.shape)}, expected {dtype} {list(expected.shape)}"
     actual = result.double()
@@ -149,7 +172,9 @@ def _difference(result: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype
         return "infinities differ"
     # bfloat16: the result's own rounding (2^-8) and float32 accumulation of rounded products;
     # float32: accumulation order.
-    scale = expected[finite].abs().max().item() if finite.any() else 1.0
+    reference = expected if unclamped is None else unclamped
+    scale = (reference[reference.isfinite()].abs().max().item()
+             if reference.isfinite().any() else 1.0)
     tolerance = 1e-2 * scale if dtype == torch.bfloat16 else 1e-5 * scale
     error = (actual[finite] - expected[finite]).abs().max().item() if finite.any() else 0.0
     if error > tolerance:
@@ -253,6 +278,15 @@ def test_packed_convolution_refuses_what_it_cannot_run_by_name():
                                             r"got " + given):
             conv_bias_out(x, weight, tvm_ffi.from_dlpack(bias), geometry,
                           tvm_ffi.from_dlpack(torch.empty(1, 4, 4, 8)))
+    conv_clamp_out = _native.runtime_func("tvmbridge.aten.packed_conv2d_clamp_out")
+    for bounds, message in (
+            (torch.tensor([0.0, 6.0, 1.0]), r"takes its clamp's bounds as a contiguous float32 pair, "
+                                            r"got float32 \[3\]"),
+            (torch.tensor([6.0, 0.0]), r"clamps to \[low, high\] with low <= high, got \[6, 0\]")):
+        with pytest.raises(Exception, match=r"packed_conv2d_clamp_out " + message):
+            conv_clamp_out(x, weight, tvm_ffi.from_dlpack(torch.randn(8)), geometry,
+                           tvm_ffi.from_dlpack(bounds), 0,
+                           tvm_ffi.from_dlpack(torch.empty(1, 4, 4, 8)))
     # The kernel still serves its weight after the refusals, an empty batch too.
     empty = torch.from_dlpack(conv(tvm_ffi.from_dlpack(torch.randn(0, 6, 6, 4)), weight,
                                    geometry))
@@ -548,3 +582,50 @@ def test_int8_kernels_serve_threads_at_once():
     for index, alone in enumerate(map(call, range(len(images)))):
         for convolved, product in answers[index]:
             assert torch.equal(convolved, alone[0]) and torch.equal(product, alone[1]), index
+
+
+def _clamped_convolution(x, weight, bias, clamp, groups=1, input_clamped=False, out=None):
+    """packed_conv2d_clamp_out of NCHW `x` with a 1x1 or 3x3 (padded) OIHW `weight`, as NCHW."""
+    import tvm_ffi
+
+    from tvmbridge import _native
+
+    padding = weight.shape[-1] // 2
+    result = torch.full((x.shape[0], x.shape[2], x.shape[3], weight.shape[0]), float("nan"),
+                        dtype=x.dtype) if out is None else out
+    _native.runtime_func("tvmbridge.aten.packed_conv2d_clamp_out")(
+        tvm_ffi.from_dlpack(x.permute(0, 2, 3, 1).contiguous()), tvm_ffi.from_dlpack(weight),
+        tvm_ffi.from_dlpack(bias), tvm_ffi.Shape([1, 1, padding, padding, 1, 1, groups]),
+        tvm_ffi.from_dlpack(torch.tensor(clamp)), int(input_clamped),
+        tvm_ffi.from_dlpack(result))
+    return result
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, pytest.param(torch.bfloat16,
+                                                               marks=bf16_kernels)])
+def test_clamped_convolutions_keep_nan_through_a_chain(dtype):
+    """An expanding convolution with ReLU6 and a depthwise one reading its result (told so, as
+    builds tell MobileNet-V2's): on finite inputs oneDNN clamps and the depthwise one does not
+    read its input again; a NaN or an infinity in the input makes the first clamp after its
+    kernel, keeping NaN, and the second read its input: NaN masks as PyTorch's."""
+    generator = torch.Generator().manual_seed(11)
+    expand = torch.randn(24, 4, 1, 1, generator=generator).to(dtype)
+    depthwise = torch.randn(24, 1, 3, 3, generator=generator).to(dtype)
+    bias = torch.randn(24, generator=generator)
+    x = torch.randn(2, 4, 6, 6, generator=generator).to(dtype)
+    poisoned = x.clone()
+    poisoned[0, 1, 2, 2], poisoned[1, 3, 4, 1] = float("nan"), float("inf")
+    for inputs in (x, poisoned):
+        first = _clamped_convolution(inputs, expand, bias, (0.0, 6.0))
+        second = _clamped_convolution(first.permute(0, 3, 1, 2), depthwise, bias.to(dtype),
+                                      (0.0, 6.0), groups=24, input_clamped=True)
+        expected_first = torch.nn.functional.conv2d(inputs.double(), expand.double(),
+                                                    bias.double()).clamp(0, 6)
+        expected = torch.nn.functional.conv2d(
+            first.permute(0, 3, 1, 2).double(), depthwise.double(), bias.to(dtype).double(),
+            padding=1, groups=24).clamp(0, 6)
+        for result, wanted in ((first, expected_first), (second, expected)):
+            problem = _difference(result.permute(0, 3, 1, 2), wanted, dtype)
+            assert problem is None, problem
+        assert torch.isnan(second).any() == (inputs is poisoned)
+

@@ -364,6 +364,94 @@ def test_convolution_biases_are_added_in_onednns_kernel(static_convolution_choic
             torch.testing.assert_close(torch.isinf(actual), torch.isinf(expected))
 
 
+def _assert_close_in(precision: str, actual: torch.Tensor, expected: torch.Tensor) -> None:
+    """`actual` is PyTorch's `expected` within `precision`'s tolerance: float32's rounding, or
+    bfloat16's stated accuracy (cosine >= 0.999, largest error <= 3% of the largest value)."""
+    if precision == "fp32":
+        torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-5)
+    else:
+        cosine, relative = _accuracy(actual, expected)
+        assert cosine >= 0.999 and relative <= 0.03, (cosine, relative)
+
+
+class InvertedResidual(torch.nn.Module):
+    """MobileNet-V2's block: a 1x1 convolution expanding 8 channels to 48, batch norm, ReLU6; a
+    3x3 depthwise one, batch norm, ReLU6; a 1x1 projection back to 8, batch norm; the residual
+    addition. Twice, the second block reading the first's output."""
+
+    def __init__(self):
+        super().__init__()
+
+        def block():
+            return torch.nn.Sequential(
+                torch.nn.Conv2d(8, 48, 1, bias=False), torch.nn.BatchNorm2d(48),
+                torch.nn.ReLU6(),
+                torch.nn.Conv2d(48, 48, 3, padding=1, groups=48, bias=False),
+                torch.nn.BatchNorm2d(48), torch.nn.ReLU6(),
+                torch.nn.Conv2d(48, 8, 1, bias=False), torch.nn.BatchNorm2d(8))
+
+        self.blocks = torch.nn.ModuleList([block(), block()])
+        for norm in self.modules():
+            if isinstance(norm, torch.nn.BatchNorm2d):
+                norm.running_mean.uniform_(-0.5, 0.5)
+                norm.running_var.uniform_(0.5, 2.0)
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = x + block(x)
+        return x
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="PyTorch without oneDNN")
+@pytest.mark.parametrize("precision", ["fp32", pytest.param("bf16", marks=needs_bf16_convolutions)])
+def test_relu6_after_a_convolution_is_clamped_in_onednns_kernel(static_convolution_choice,
+                                                               precision):
+    """MobileNet-V2's ReLU6 passes (a fifth of its bfloat16 time) go into oneDNN's kernels: the
+    expanding convolution's (its input a sixth of its result) and the depthwise one's after it
+    (told that its input is a clamped result); no clamp is left to TVM. Outputs are PyTorch's,
+    and NaN and infinities in the input give PyTorch's NaN and infinity masks (the kernels then
+    clamp after oneDNN, keeping NaN)."""
+    import tvm
+    from tvm import relax
+
+    from tvmbridge import build, pipeline
+
+    torch.manual_seed(0)
+    model, x = InvertedResidual().eval(), torch.randn(2, 8, 12, 12)
+    traced = torch.jit.trace(model, x)
+    mod, _ = tt.from_torchscript(traced, [x], keep_params_as_input=False)
+    if not pipeline.uses_onednn_convolutions(precision, mod):
+        pytest.skip(f"{precision} convolutions are TVM's on this CPU")
+    fused_mod = pipeline.fuse(mod, build.host_target(), precision)
+    told = []  # per clamping call, whether it was told its input is a clamped result
+
+    def visit(expr):
+        if (isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op)
+                and expr.op.name == "relax.call_dps_packed"
+                and expr.args[0].global_symbol == "tvmbridge.aten.packed_conv2d_clamp_out"):
+            told.append(int(expr.args[1].fields[5].value))
+
+    for function in fused_mod.functions.values():
+        if isinstance(function, relax.Function):
+            relax.analysis.post_order_visit(function, visit)
+    assert told == [0, 1, 0, 1]  # the depthwise convolutions read the expanding ones' results
+    fused = fused_mod.script()
+    assert "R.maximum" not in fused and "R.minimum" not in fused and "T.max(" not in fused
+    compiled = tt.compile(traced, [x], never_slower=False, precision=precision)
+    poisoned = x.clone()
+    poisoned[0, 1, 4, 4], poisoned[1, 0, 7, 9], poisoned[1, 3, 2, 2] = (
+        float("nan"), float("inf"), float("-inf"))
+    with torch.no_grad():
+        actual, expected = compiled(x), model(x)
+        _assert_close_in(precision, actual, expected)
+        actual, expected = compiled(poisoned), model(poisoned)
+        assert torch.isnan(expected).any() and torch.isinf(expected).any()
+        torch.testing.assert_close(torch.isnan(actual), torch.isnan(expected))
+        torch.testing.assert_close(torch.isinf(actual), torch.isinf(expected))
+        # A finite call after the poisoned one: the kernels clamp in oneDNN again.
+        torch.testing.assert_close(compiled(x), compiled(x.clone()))
+
+
 class VideoBlock(torch.nn.Module):
     """3-D convolutions as video models (R3D-18) have them: a strided stem with a bias, batch
     norm, a grouped and a dilated convolution."""
@@ -400,6 +488,7 @@ def test_3d_convolutions_run_on_onednn_and_match_pytorch(static_convolution_choi
         pytest.skip(f"{precision} convolutions are TVM's on this CPU")
     fused = pipeline.fuse(mod, build.host_target(), precision).script()
     convolutions = (fused.count("tvmbridge.aten.packed_conv2d_bias_out")
+                    + fused.count("tvmbridge.aten.packed_conv2d_clamp_out")
                     + fused.count("tvmbridge.aten.packed_conv2d_out"))
     assert convolutions == 4 and "conv3d" not in fused, fused
     compiled = tt.compile(traced, [x], never_slower=False, precision=precision)
@@ -411,11 +500,7 @@ def test_3d_convolutions_run_on_onednn_and_match_pytorch(static_convolution_choi
     assert events.count("tvmbridge::onednn_conv2d") == 8
     with torch.no_grad():
         expected, expected_poisoned = model(x), model(poisoned)
-    if precision == "fp32":
-        torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-5)
-    else:
-        cosine, relative = _accuracy(actual, expected)
-        assert cosine >= 0.999 and relative <= 0.03, (cosine, relative)
+    _assert_close_in(precision, actual, expected)
     assert torch.isnan(expected_poisoned).any()
     torch.testing.assert_close(torch.isnan(actual_poisoned), torch.isnan(expected_poisoned))
     torch.testing.assert_close(torch.isinf(actual_poisoned), torch.isinf(expected_poisoned))
