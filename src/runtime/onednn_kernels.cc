@@ -56,6 +56,8 @@ constexpr const char* kConvolutionEvent = "tvmbridge::onednn_conv2d";
 constexpr const char* kInt8ConvolutionEvent = "tvmbridge::onednn_int8_conv2d";
 constexpr const char* kInt8LinearEvent = "tvmbridge::onednn_int8_linear";
 constexpr const char* kBf16LinearEvent = "tvmbridge::onednn_bf16_linear";
+// A clamping convolution whose input could make NaN, clamped after oneDNN's kernel.
+constexpr const char* kClampAfterEvent = "tvmbridge::clamp_keeping_nan";
 
 // `kernel` names the caller in the error.
 memory::data_type FloatType(at::ScalarType type, const char* kernel) {
@@ -247,17 +249,18 @@ FloatConvolutionWeight FloatConvolutionOf(const char* kernel, const tvm::ffi::Te
                                           int64_t groups) {
   static PackedWeights<FloatConvolutionWeight> weights;
   return weights.Get(weight, [&](const at::Tensor& plain) {
+    std::shared_ptr<WeightPlans> plans =
+        ConvolutionPlans(kernel, plain, groups, FloatType(plain.scalar_type(), kernel));
     // The largest sum of one output's weight magnitudes bounds |result| / max |input|.
     const double largest_sum =
-        plain.dim() == 0 ? 0.0 : plain.abs().to(at::kDouble).flatten(1).sum(1).max().item<double>();
-    float limit = -1.f;
-    if (std::isfinite(largest_sum)) {
-      limit = largest_sum * kFiniteLimit > std::numeric_limits<float>::max()
-                  ? kFiniteLimit / static_cast<float>(largest_sum)
-                  : std::numeric_limits<float>::max();
-    }
-    return FloatConvolutionWeight{
-        ConvolutionPlans(kernel, plain, groups, FloatType(plain.scalar_type(), kernel)), limit};
+        plain.numel() == 0 ? 0.0
+                           : plain.abs().to(at::kDouble).flatten(1).sum(1).max().item<double>();
+    // In double: an all-zero weight's limit is every finite float.
+    const float limit = std::isfinite(largest_sum)
+                            ? static_cast<float>(std::min<double>(
+                                  kFiniteLimit / largest_sum, std::numeric_limits<float>::max()))
+                            : -1.f;
+    return FloatConvolutionWeight{std::move(plans), limit};
   });
 }
 
@@ -494,7 +497,10 @@ void ConvolveInto(const char* kernel, const tvm::ffi::Tensor& x, const tvm::ffi:
                  },
                  bias ? Elements(*bias) : nullptr, {});
   if (!clamp) return;
-  if (!clamp_in_kernel) ClampKeepingNan(Elements(out), results, type, *clamp);
+  if (!clamp_in_kernel) {
+    RECORD_FUNCTION(kClampAfterEvent, std::vector<c10::IValue>());
+    ClampKeepingNan(Elements(out), results, type, *clamp);
+  }
   const float magnitude = std::max(std::abs(clamp->low), std::abs(clamp->high));
   last_clamped_result =
       clamp_in_kernel && std::isfinite(magnitude)

@@ -629,3 +629,30 @@ def test_clamped_convolutions_keep_nan_through_a_chain(dtype):
             assert problem is None, problem
         assert torch.isnan(second).any() == (inputs is poisoned)
 
+
+
+def test_clamped_convolutions_clamp_after_onednn_only_where_the_input_could_make_nan():
+    """The kernel clamps after oneDNN's (the profiler's tvmbridge::clamp_keeping_nan) exactly
+    where its input could make NaN: a NaN or an infinity in it, a magnitude past what keeps the
+    sums finite (1e38 over the largest sum of one output's weight magnitudes, here 1 and 4), a
+    bias past 1e38, or a weight holding infinity; otherwise oneDNN clamps."""
+    def clamped_after(x, weight, bias=torch.zeros(1)):
+        with torch.profiler.profile() as profile:
+            result = _clamped_convolution(x.view(1, -1, 1, 1), weight.view(1, -1, 1, 1), bias,
+                                          (0.0, 6.0))
+        expected = torch.nn.functional.conv2d(x.view(1, -1, 1, 1).double(),
+                                              weight.view(1, -1, 1, 1).double(),
+                                              bias.double()).clamp(0, 6)
+        assert torch.equal(result.isnan(), expected.isnan())
+        events = [event.name for event in profile.events()]
+        return events.count("tvmbridge::clamp_keeping_nan") == 1
+
+    one, four = torch.tensor([1.0]), torch.tensor([2.0, -2.0])
+    assert not clamped_after(torch.tensor([9e37]), one)
+    assert clamped_after(torch.tensor([2e38]), one)
+    assert not clamped_after(torch.tensor([2e37, -2e37]), four)
+    assert clamped_after(torch.tensor([3e37, 1.0]), four)
+    assert clamped_after(torch.tensor([float("nan")]), one)
+    assert clamped_after(torch.tensor([float("-inf")]), one)
+    assert clamped_after(torch.tensor([1.0]), one, bias=torch.tensor([2e38]))
+    assert clamped_after(torch.tensor([1.0]), torch.tensor([float("inf")]))
