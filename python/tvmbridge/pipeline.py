@@ -281,10 +281,14 @@ def _cpuinfo() -> dict:
         return {}
 
 
+def has_cpu_flag(flag: str) -> bool:
+    """Whether /proc/cpuinfo lists `flag` ("avx512f", "amx_tile") for this machine's CPU."""
+    return flag in _cpuinfo().get("flags", "").split()
+
+
 def _avx512_vendor() -> str | None:
     """The CPU's vendor id ("GenuineIntel", "AuthenticAMD") where it has AVX-512, else None."""
-    fields = _cpuinfo()
-    return fields.get("vendor_id") if "avx512f" in fields.get("flags", "").split() else None
+    return _cpuinfo().get("vendor_id") if has_cpu_flag("avx512f") else None
 
 
 def _float32_linear_kernel() -> str | None:

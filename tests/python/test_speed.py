@@ -314,3 +314,28 @@ def test_measuring_is_off_when_asked_or_when_everything_must_compile(small_model
 def test_report_refuses_other_modules(small_model):
     with pytest.raises(TypeError, match="made by tvmbridge.torch.compile"):
         tt.report(torch.jit.script(small_model))
+
+
+def test_elementwise_kernels_use_512_bit_vectors_on_cpus_with_amx():
+    """On CPUs with AMX the host target turns off LLVM's preference for 256-bit vectors, so a
+    GELU kernel computes in zmm registers (LLVM's default tuning for these CPUs gives it ymm
+    ones only, half the work per instruction); elsewhere the target keeps LLVM's choice."""
+    import tvm
+
+    target = build.host_target()
+    if not pipeline.has_cpu_flag("amx_tile"):
+        assert "mattr" not in target.attrs
+        return
+    x = torch.randn(64, 256)
+    mod, _ = tt.from_torchscript(torch.jit.trace(torch.nn.GELU().eval(), x), [x],
+                                 keep_params_as_input=False)
+    default = tvm.target.Target({"kind": "llvm", "mcpu": target.attrs["mcpu"]})
+
+    def registers(of_target):
+        code = build._compile(mod, of_target, None, "fp32", False).mod.imports[0]
+        asm = code.inspect_source("asm")
+        return asm.count("%zmm"), asm.count("%ymm")
+
+    wide, narrow = registers(target)
+    assert wide > 0 and wide > narrow
+    assert registers(default)[0] == 0
