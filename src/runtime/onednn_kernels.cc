@@ -45,6 +45,7 @@ constexpr const char* kPackedConv2dFunction = "tvmbridge.aten.packed_conv2d";
 constexpr const char* kPackedConv2dOutFunction = "tvmbridge.aten.packed_conv2d_out";
 constexpr const char* kPackedConv2dBiasOutFunction = "tvmbridge.aten.packed_conv2d_bias_out";
 constexpr const char* kPackedConv2dClampOutFunction = "tvmbridge.aten.packed_conv2d_clamp_out";
+constexpr const char* kPackedLinearBiasGeluFunction = "tvmbridge.aten.packed_linear_bias_gelu";
 constexpr const char* kConv2dBf16Function = "tvmbridge.aten.conv2d_bf16";
 
 using onednn::memory;
@@ -56,8 +57,10 @@ constexpr const char* kConvolutionEvent = "tvmbridge::onednn_conv2d";
 constexpr const char* kInt8ConvolutionEvent = "tvmbridge::onednn_int8_conv2d";
 constexpr const char* kInt8LinearEvent = "tvmbridge::onednn_int8_linear";
 constexpr const char* kBf16LinearEvent = "tvmbridge::onednn_bf16_linear";
-// A clamping convolution whose input could make NaN, clamped after oneDNN's kernel.
+// A clamping convolution whose input could make NaN, clamped after oneDNN's kernel; a linear
+// layer with GELU likewise.
 constexpr const char* kClampAfterEvent = "tvmbridge::clamp_keeping_nan";
+constexpr const char* kGeluAfterEvent = "tvmbridge::gelu_keeping_nan";
 
 // `kernel` names the caller in the error.
 memory::data_type FloatType(at::ScalarType type, const char* kernel) {
@@ -244,6 +247,21 @@ struct FloatConvolutionWeight {
 
 constexpr float kFiniteLimit = 1e38f;
 
+// The largest input magnitude for which a product with `plain` (each output the sum over its
+// slice along `output_axis` of weights times inputs) stays within kFiniteLimit: kFiniteLimit
+// over the largest sum of one output's weight magnitudes. Negative where the weight holds NaN
+// or infinity.
+float FiniteInputLimit(const at::Tensor& plain, int64_t output_axis) {
+  if (plain.numel() == 0) return std::numeric_limits<float>::max();
+  const double largest_sum =
+      plain.abs().to(at::kDouble).transpose(0, output_axis).flatten(1).sum(1).max().item<double>();
+  // In double: an all-zero weight's limit is every finite float.
+  return std::isfinite(largest_sum)
+             ? static_cast<float>(
+                   std::min<double>(kFiniteLimit / largest_sum, std::numeric_limits<float>::max()))
+             : -1.f;
+}
+
 // The float convolution weight of `weight`, made at its first call.
 FloatConvolutionWeight FloatConvolutionOf(const char* kernel, const tvm::ffi::Tensor& weight,
                                           int64_t groups) {
@@ -251,16 +269,7 @@ FloatConvolutionWeight FloatConvolutionOf(const char* kernel, const tvm::ffi::Te
   return weights.Get(weight, [&](const at::Tensor& plain) {
     std::shared_ptr<WeightPlans> plans =
         ConvolutionPlans(kernel, plain, groups, FloatType(plain.scalar_type(), kernel));
-    // The largest sum of one output's weight magnitudes bounds |result| / max |input|.
-    const double largest_sum =
-        plain.numel() == 0 ? 0.0
-                           : plain.abs().to(at::kDouble).flatten(1).sum(1).max().item<double>();
-    // In double: an all-zero weight's limit is every finite float.
-    const float limit = std::isfinite(largest_sum)
-                            ? static_cast<float>(std::min<double>(
-                                  kFiniteLimit / largest_sum, std::numeric_limits<float>::max()))
-                            : -1.f;
-    return FloatConvolutionWeight{std::move(plans), limit};
+    return FloatConvolutionWeight{std::move(plans), FiniteInputLimit(plain, /*output_axis=*/0)};
   });
 }
 
@@ -727,33 +736,68 @@ bool PrefersOwnBf16Linear(int64_t rows, bool symbolic_rows) {
   return (!symbolic_rows || rows == 1) && onednn::HasAmx();
 }
 
-at::Tensor Bf16Linear(const char* kernel, const at::Tensor& input, const tvm::ffi::Tensor& weight) {
+// A bfloat16 linear layer's weight as Bf16Linear keeps it: its plans, and the largest input
+// magnitude its products keep finite (FiniteInputLimit).
+struct Bf16LinearWeight {
+  std::shared_ptr<WeightPlans> plans;
+  float finite_input_limit;
+};
+
+at::Tensor Bf16Linear(const char* kernel, const at::Tensor& input, const tvm::ffi::Tensor& weight,
+                      const at::Tensor* gelu_bias) {
   RECORD_FUNCTION(kBf16LinearEvent, std::vector<c10::IValue>());
-  static PackedWeights<std::shared_ptr<WeightPlans>> weights;
-  const std::shared_ptr<WeightPlans> plans = weights.Get(weight, [&](const at::Tensor& plain) {
+  static PackedWeights<Bf16LinearWeight> weights;
+  const Bf16LinearWeight linear = weights.Get(weight, [&](const at::Tensor& plain) {
     TORCH_CHECK(plain.scalar_type() == at::kBFloat16 && plain.dim() == 2, "tvmbridge: ", kernel,
                 " takes a bfloat16 weight [K, N], got ", plain.scalar_type(), " ", plain.sizes());
     memory::desc layout({plain.size(0), plain.size(1)}, memory::data_type::bf16,
                         memory::format_tag::ab);
-    return std::make_shared<WeightPlans>(plain, std::move(layout));
+    return Bf16LinearWeight{std::make_shared<WeightPlans>(plain, std::move(layout)),
+                            FiniteInputLimit(plain, /*output_axis=*/1)};
   });
-  const memory::dims& weight_dims = plans->plain_dims();
+  WeightPlans& plans = *linear.plans;
+  const memory::dims& weight_dims = plans.plain_dims();
   const int64_t inputs = weight_dims[0], outputs = weight_dims[1];
   TORCH_CHECK(input.scalar_type() == at::kBFloat16 && input.dim() >= 1 &&
                   input.size(-1) == inputs && input.is_contiguous(),
               "tvmbridge: ", kernel, " multiplies contiguous bfloat16 x [..., ", inputs,
               "] by its weight, got ", input.scalar_type(), " ", input.sizes());
+  if (gelu_bias) {
+    TORCH_CHECK(gelu_bias->scalar_type() == at::kFloat && gelu_bias->dim() == 1 &&
+                    gelu_bias->size(0) == outputs && gelu_bias->is_contiguous(),
+                "tvmbridge: ", kernel, " adds a contiguous float32 bias of ", outputs,
+                " values (one per output), got ", gelu_bias->scalar_type(), " ",
+                gelu_bias->sizes());
+  }
   std::vector<int64_t> sizes = input.sizes().vec();
   sizes.back() = outputs;
   at::Tensor output = at::empty(sizes, input.options());
   const int64_t rows = input.numel() / inputs;
   if (rows == 0) return output;
+  // oneDNN's GELU post-op, like its clip, is not PyTorch's for NaN and infinities: it runs only
+  // where the input makes neither (as ConvolveInto's clamp); otherwise ATen's GELU follows.
+  const bool gelu_in_kernel =
+      gelu_bias &&
+      AllWithin(input.data_ptr(), input.numel(), memory::data_type::bf16,
+                linear.finite_input_limit) &&
+      AllWithin(gelu_bias->data_ptr(), outputs, memory::data_type::f32, kFiniteLimit);
   auto describe = [&](const memory::desc& weight_layout) {
     memory::desc source({rows, inputs}, memory::data_type::bf16, memory::format_tag::ab);
     memory::desc destination({rows, outputs}, memory::data_type::bf16, memory::format_tag::ab);
+    dnnl::primitive_attr attributes = onednn::ScratchpadPerThread();
+    if (gelu_in_kernel) {
+      dnnl::post_ops post_ops;
+      post_ops.append_eltwise(dnnl::algorithm::eltwise_gelu_erf, 0.f, 0.f);
+      attributes.set_post_ops(post_ops);
+    }
     auto make = [&] {
-      return dnnl::matmul::primitive_desc(onednn::CpuEngine(), source, weight_layout, destination,
-                                          onednn::ScratchpadPerThread());
+      return gelu_bias
+                 ? dnnl::matmul::primitive_desc(
+                       onednn::CpuEngine(), source, weight_layout,
+                       memory::desc({1, outputs}, memory::data_type::f32, memory::format_tag::ab),
+                       destination, attributes)
+                 : dnnl::matmul::primitive_desc(onednn::CpuEngine(), source, weight_layout,
+                                                destination, attributes);
     };
     auto name = [](const dnnl::matmul::primitive_desc& d) {
       return std::string_view(d.impl_info_str());
@@ -767,11 +811,18 @@ at::Tensor Bf16Linear(const char* kernel, const at::Tensor& input, const tvm::ff
     if (name(descriptor).substr(0, 3) == "ref") descriptor = make();
     return onednn::Described{descriptor, source, destination};
   };
+  // The plan's variant: 0 the product alone, 1 with the bias, 2 with the bias and GELU.
+  const PlanKey key{rows, gelu_bias ? (gelu_in_kernel ? 2 : 1) : 0};
   try {
-    onednn::Execute(*plans->Get({rows}, describe), input.data_ptr(), output.data_ptr());
+    onednn::Execute(*plans.Get(key, describe), input.data_ptr(), output.data_ptr(),
+                    gelu_bias ? gelu_bias->data_ptr() : nullptr);
   } catch (const dnnl::error& error) {
     TORCH_CHECK(false, "tvmbridge: oneDNN cannot run ", kernel, " on ", rows, " rows with weight [",
                 inputs, ", ", outputs, "]: ", error.what());
+  }
+  if (gelu_bias && !gelu_in_kernel) {
+    RECORD_FUNCTION(kGeluAfterEvent, std::vector<c10::IValue>());
+    at::gelu_(output);
   }
   return output;
 }
@@ -824,6 +875,17 @@ void PackedConv2dClampOut(tvm::ffi::Tensor x, tvm::ffi::Tensor weight, tvm::ffi:
                Clamp{pair[0], pair[1], input_clamped != 0});
 }
 
+// Returns GELU(x @ weight + bias) for bfloat16 x [..., K], a constant bfloat16 weight [K, N] and
+// a float32 bias [N]: GELU and the bias in oneDNN's kernel where it can (Bf16Linear), instead of
+// a pass of TVM's over the result (BERT-base's feed-forward layers). pipeline.py calls this with
+// call_pure_packed on AMX CPUs, for a fixed row count (one primitive per row count).
+tvm::ffi::Tensor PackedLinearBiasGelu(tvm::ffi::Tensor x, tvm::ffi::Tensor weight,
+                                      tvm::ffi::Tensor bias) {
+  c10::InferenceMode no_autograd;
+  const at::Tensor added = ToTorch(bias);
+  return ToTvm(Bf16Linear("packed_linear_bias_gelu", ToTorch(x), weight, &added));
+}
+
 // Destination-passing form of PackedConv2d with a bfloat16 weight (float32 x and out are cast
 // here), for libraries built before it.
 void Conv2dBf16(tvm::ffi::Tensor x, tvm::ffi::Tensor weight, tvm::ffi::Shape geometry,
@@ -840,6 +902,7 @@ TVM_FFI_STATIC_INIT_BLOCK() {
       .def(kPackedConv2dOutFunction, PackedConv2dOut)
       .def(kPackedConv2dBiasOutFunction, PackedConv2dBiasOut)
       .def(kPackedConv2dClampOutFunction, PackedConv2dClampOut)
+      .def(kPackedLinearBiasGeluFunction, PackedLinearBiasGelu)
       .def(kConv2dBf16Function, Conv2dBf16);
 }
 

@@ -62,7 +62,11 @@ bool PrefersOwnBf16Linear(int64_t rows, bool symbolic_rows);
 // other than its AMX one (AVX512-BF16): such a product only streams its weight, and on an AMX
 // Xeon VM the AMX kernel's speed swung between runs minutes apart, reading the weight at 11 GB/s
 // in some and 27 GB/s in others, the AVX512-BF16 kernel at 22-27 GB/s in both. `kernel` names
-// the caller in errors. Returns the result [..., N], bfloat16.
-at::Tensor Bf16Linear(const char* kernel, const at::Tensor& input, const tvm::ffi::Tensor& weight);
+// the caller in errors. With `gelu_bias` (float32 [N]), returns GELU(x @ weight + gelu_bias),
+// GELU's erf form, computed in oneDNN's kernel where the input cannot make NaN or infinity (as
+// PyTorch's GELU keeps and makes them, ATen's GELU follows the product otherwise). Returns the
+// result [..., N], bfloat16.
+at::Tensor Bf16Linear(const char* kernel, const at::Tensor& input, const tvm::ffi::Tensor& weight,
+                      const at::Tensor* gelu_bias = nullptr);
 
 }  // namespace tvmbridge

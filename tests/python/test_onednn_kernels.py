@@ -656,3 +656,45 @@ def test_clamped_convolutions_clamp_after_onednn_only_where_the_input_could_make
     assert clamped_after(torch.tensor([float("-inf")]), one)
     assert clamped_after(torch.tensor([1.0]), one, bias=torch.tensor([2e38]))
     assert clamped_after(torch.tensor([1.0]), torch.tensor([float("inf")]))
+
+
+@bf16_kernels
+def test_linear_layers_with_gelu_match_pytorch_and_keep_nan():
+    """packed_linear_bias_gelu, GELU(x @ weight + bias) in bfloat16, on seeded shapes and rows:
+    PyTorch's GELU of the float64 product within bfloat16's tolerance, and where the input holds
+    NaN, an infinity or a magnitude past the weight's finite limit, PyTorch's NaN mask and
+    infinities (GELU after oneDNN's kernel, tvmbridge::gelu_keeping_nan) instead of oneDNN's
+    post-op."""
+    import tvm_ffi
+
+    from tvmbridge import _native
+
+    linear_gelu = _native.runtime_func("tvmbridge.aten.packed_linear_bias_gelu")
+    rng = random.Random(5)
+    for case in range(12):
+        inputs, outputs = rng.choice((1, 7, 64, 96)), rng.choice((1, 16, 48, 130))
+        rows = rng.choice(((1,), (5,), (2, 3)))
+        generator = torch.Generator().manual_seed(case)
+        weight = torch.randn(inputs, outputs, generator=generator).bfloat16()
+        bias = torch.randn(outputs, generator=generator)
+        x = torch.randn(*rows, inputs, generator=generator).bfloat16()
+        special = case % 3
+        if special == 1:
+            x.view(-1)[0], x.view(-1)[-1] = float("nan"), float("-inf")
+        elif special == 2:
+            x.view(-1)[0] = 3e38  # finite, past 1e38 over any weight's sum of magnitudes here
+        with torch.profiler.profile() as profile:
+            result = torch.from_dlpack(linear_gelu(tvm_ffi.from_dlpack(x),
+                                                   tvm_ffi.from_dlpack(weight),
+                                                   tvm_ffi.from_dlpack(bias)))
+        unactivated = x.double() @ weight.double() + bias.double()
+        expected = torch.nn.functional.gelu(unactivated)
+        after = [event.name for event in profile.events()].count("tvmbridge::gelu_keeping_nan")
+        assert after == (1 if special else 0), (case, special)
+        if special:  # PyTorch's bfloat16 product and GELU give the masks to compare
+            expected = torch.nn.functional.gelu(x @ weight + bias.bfloat16()).double()
+            assert torch.equal(result.isnan(), expected.isnan()), case
+            assert torch.equal(result.isinf(), expected.isinf()), case
+            continue
+        problem = _difference(result, expected, torch.bfloat16, unactivated)
+        assert problem is None, (case, problem)

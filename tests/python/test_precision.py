@@ -92,6 +92,45 @@ def test_bf16_keeps_linear_layers_with_small_weights_in_float32(width):
         _assert_bf16_accuracy(actual, expected)
 
 
+class FeedForward(torch.nn.Module):
+    """A transformer's feed-forward block: 128 -> 512 with its bias and GELU, 512 -> 128, the
+    residual addition."""
+
+    def __init__(self):
+        super().__init__()
+        self.up, self.down = torch.nn.Linear(128, 512), torch.nn.Linear(512, 128)
+
+    def forward(self, x):
+        return x + self.down(torch.nn.functional.gelu(self.up(x)))
+
+
+def test_bf16_linear_layers_take_their_bias_and_gelu_in_onednns_kernel():
+    """With precision="bf16" on AMX CPUs, a linear layer's bias and GELU go into oneDNN's kernel
+    (packed_linear_bias_gelu) instead of TVM's pass over the result (BERT-base's feed-forward
+    layers); other CPUs keep that pass. Results within bfloat16's stated accuracy, and NaN and
+    infinities in the input give PyTorch's NaN and infinity masks."""
+    from tvmbridge import build, pipeline
+
+    torch.manual_seed(0)
+    model, x = FeedForward().eval(), torch.randn(2, 16, 128)
+    traced = torch.jit.trace(model, x)
+    mod, _ = tt.from_torchscript(traced, [x], keep_params_as_input=False)
+    fused = pipeline.fuse(mod, build.host_target(), "bf16").script()
+    in_kernel = (pipeline.has_cpu_flag("amx_bf16")
+                 and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert fused.count("tvmbridge.aten.packed_linear_bias_gelu") == int(in_kernel)
+    assert ("erf" in fused) == (not in_kernel)
+    compiled = tt.compile(traced, [x], never_slower=False, precision="bf16")
+    poisoned = x.clone()
+    poisoned[0, 3, 5], poisoned[1, 7, 0] = float("nan"), float("inf")
+    with torch.no_grad():
+        _assert_bf16_accuracy(compiled(x), model(x))
+        actual, expected = compiled(poisoned), model(poisoned)
+    assert torch.isnan(expected).any()
+    torch.testing.assert_close(torch.isnan(actual), torch.isnan(expected))
+    torch.testing.assert_close(torch.isinf(actual), torch.isinf(expected))
+
+
 def test_bf16_export_and_torch_compile_paths():
     model, x = _model_and_input()
     # never_slower=False: on a loaded machine the check may hand a region back to PyTorch,
