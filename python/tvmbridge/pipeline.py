@@ -582,7 +582,6 @@ class AtenKernels(relax.PyExprMutator):
     (:class:`LinearGelu`).
     """
 
-    _matmul = tvm.ir.Op.get("relax.matmul")
     _astype = tvm.ir.Op.get("relax.astype")
 
     def __init__(self, precision: str, opt_extents: Mapping[str, int]):
@@ -641,7 +640,7 @@ class AtenKernels(relax.PyExprMutator):
             if widened is not None and widened.args[0].ty.dtype == "bfloat16":
                 return widened.args[0]
             return call
-        if call.op != self._matmul:
+        if call.op != _MATMUL:
             return call
         a, b = call.args
         dtype = call.ty.dtype
