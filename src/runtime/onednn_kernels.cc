@@ -493,7 +493,6 @@ void ConvolveInto(const char* kernel, const tvm::ffi::Tensor& x, const tvm::ffi:
       bias ? FloatConvolutionWithBias(kernel, type, bias_type,
                                       clamp_in_kernel ? clamp : std::nullopt)
            : FloatConvolution(kernel, type);
-  int64_t results = 0;
   RunConvolution(kind, plans, Elements(x), input_sizes, geometry,
                  [&](at::IntArrayRef sizes) {
                    TORCH_CHECK(IsContiguousCpu(out, expected) &&
@@ -501,14 +500,13 @@ void ConvolveInto(const char* kernel, const tvm::ffi::Tensor& x, const tvm::ffi:
                                "tvmbridge: ", kernel, " writes a contiguous ", TvmDtypeName(type),
                                " channels-last result of ", sizes,
                                " on the CPU, got a destination of ", Describe(out));
-                   results = at::multiply_integers(sizes);
                    return Elements(out);
                  },
                  bias ? Elements(*bias) : nullptr, {});
   if (!clamp) return;
   if (!clamp_in_kernel) {
     RECORD_FUNCTION(kClampAfterEvent, std::vector<c10::IValue>());
-    ClampKeepingNan(Elements(out), results, type, *clamp);
+    ClampKeepingNan(Elements(out), out.numel(), type, *clamp);
   }
   const float magnitude = std::max(std::abs(clamp->low), std::abs(clamp->high));
   last_clamped_result =
@@ -744,7 +742,7 @@ struct Bf16LinearWeight {
 };
 
 at::Tensor Bf16Linear(const char* kernel, const at::Tensor& input, const tvm::ffi::Tensor& weight,
-                      const at::Tensor* gelu_bias) {
+                      const tvm::ffi::Tensor* gelu_bias) {
   RECORD_FUNCTION(kBf16LinearEvent, std::vector<c10::IValue>());
   static PackedWeights<Bf16LinearWeight> weights;
   const Bf16LinearWeight linear = weights.Get(weight, [&](const at::Tensor& plain) {
@@ -763,11 +761,10 @@ at::Tensor Bf16Linear(const char* kernel, const at::Tensor& input, const tvm::ff
               "tvmbridge: ", kernel, " multiplies contiguous bfloat16 x [..., ", inputs,
               "] by its weight, got ", input.scalar_type(), " ", input.sizes());
   if (gelu_bias) {
-    TORCH_CHECK(gelu_bias->scalar_type() == at::kFloat && gelu_bias->dim() == 1 &&
-                    gelu_bias->size(0) == outputs && gelu_bias->is_contiguous(),
+    TORCH_CHECK(IsContiguousCpu(*gelu_bias, DLDataType{kDLFloat, 32, 1}) &&
+                    gelu_bias->ndim() == 1 && gelu_bias->shape()[0] == outputs,
                 "tvmbridge: ", kernel, " adds a contiguous float32 bias of ", outputs,
-                " values (one per output), got ", gelu_bias->scalar_type(), " ",
-                gelu_bias->sizes());
+                " values (one per output) on the CPU, got ", Describe(*gelu_bias));
   }
   std::vector<int64_t> sizes = input.sizes().vec();
   sizes.back() = outputs;
@@ -780,7 +777,7 @@ at::Tensor Bf16Linear(const char* kernel, const at::Tensor& input, const tvm::ff
       gelu_bias &&
       AllWithin(input.data_ptr(), input.numel(), memory::data_type::bf16,
                 linear.finite_input_limit) &&
-      AllWithin(gelu_bias->data_ptr(), outputs, memory::data_type::f32, kFiniteLimit);
+      AllWithin(Elements(*gelu_bias), outputs, memory::data_type::f32, kFiniteLimit);
   auto describe = [&](const memory::desc& weight_layout) {
     memory::desc source({rows, inputs}, memory::data_type::bf16, memory::format_tag::ab);
     memory::desc destination({rows, outputs}, memory::data_type::bf16, memory::format_tag::ab);
@@ -815,7 +812,7 @@ at::Tensor Bf16Linear(const char* kernel, const at::Tensor& input, const tvm::ff
   const PlanKey key{rows, gelu_bias ? (gelu_in_kernel ? 2 : 1) : 0};
   try {
     onednn::Execute(*plans.Get(key, describe), input.data_ptr(), output.data_ptr(),
-                    gelu_bias ? gelu_bias->data_ptr() : nullptr);
+                    gelu_bias ? Elements(*gelu_bias) : nullptr);
   } catch (const dnnl::error& error) {
     TORCH_CHECK(false, "tvmbridge: oneDNN cannot run ", kernel, " on ", rows, " rows with weight [",
                 inputs, ", ", outputs, "]: ", error.what());
@@ -882,8 +879,7 @@ void PackedConv2dClampOut(tvm::ffi::Tensor x, tvm::ffi::Tensor weight, tvm::ffi:
 tvm::ffi::Tensor PackedLinearBiasGelu(tvm::ffi::Tensor x, tvm::ffi::Tensor weight,
                                       tvm::ffi::Tensor bias) {
   c10::InferenceMode no_autograd;
-  const at::Tensor added = ToTorch(bias);
-  return ToTvm(Bf16Linear("packed_linear_bias_gelu", ToTorch(x), weight, &added));
+  return ToTvm(Bf16Linear("packed_linear_bias_gelu", ToTorch(x), weight, &bias));
 }
 
 // Destination-passing form of PackedConv2d with a bfloat16 weight (float32 x and out are cast

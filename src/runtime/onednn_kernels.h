@@ -67,6 +67,6 @@ bool PrefersOwnBf16Linear(int64_t rows, bool symbolic_rows);
 // PyTorch's GELU keeps and makes them, ATen's GELU follows the product otherwise). Returns the
 // result [..., N], bfloat16.
 at::Tensor Bf16Linear(const char* kernel, const at::Tensor& input, const tvm::ffi::Tensor& weight,
-                      const at::Tensor* gelu_bias = nullptr);
+                      const tvm::ffi::Tensor* gelu_bias = nullptr);
 
 }  // namespace tvmbridge

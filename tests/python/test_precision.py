@@ -345,6 +345,18 @@ def test_convolution_timing_that_fails_keeps_the_static_choice(monkeypatch, capl
         "fp32", mod)
 
 
+def _traced_for_onednn_convolutions(model, x, precision: str):
+    """`model` traced on `x`, and its Relax module, where `precision`'s convolutions run on
+    oneDNN on this CPU (the test is skipped elsewhere: they are TVM's there)."""
+    from tvmbridge import pipeline
+
+    traced = torch.jit.trace(model, x)
+    mod, _ = tt.from_torchscript(traced, [x], keep_params_as_input=False)
+    if not pipeline.uses_onednn_convolutions(precision, mod):
+        pytest.skip(f"{precision} convolutions are TVM's on this CPU")
+    return traced, mod
+
+
 class BiasedConvolutions(torch.nn.Module):
     """A convolution plus bias, its result used once (the bias goes into oneDNN's kernel); a
     grouped one before a ReLU6; and a convolution whose result is also used elsewhere, its bias
@@ -375,10 +387,7 @@ def test_convolution_biases_are_added_in_onednns_kernel(static_convolution_choic
 
     torch.manual_seed(0)
     model, x = BiasedConvolutions().eval(), torch.randn(2, 8, 12, 12)
-    traced = torch.jit.trace(model, x)
-    mod, _ = tt.from_torchscript(traced, [x], keep_params_as_input=False)
-    if not pipeline.uses_onednn_convolutions(precision, mod):
-        pytest.skip(f"{precision} convolutions are TVM's on this CPU")
+    traced, mod = _traced_for_onednn_convolutions(model, x, precision)
     fused = pipeline.fuse(mod, build.host_target(), precision).script()
     assert fused.count("tvmbridge.aten.packed_conv2d_bias_out") == (1 if precision == "bf16"
                                                                      else 2)
@@ -457,10 +466,7 @@ def test_relu6_after_a_convolution_is_clamped_in_onednns_kernel(static_convoluti
 
     torch.manual_seed(0)
     model, x = InvertedResidual().eval(), torch.randn(2, 8, 12, 12)
-    traced = torch.jit.trace(model, x)
-    mod, _ = tt.from_torchscript(traced, [x], keep_params_as_input=False)
-    if not pipeline.uses_onednn_convolutions(precision, mod):
-        pytest.skip(f"{precision} convolutions are TVM's on this CPU")
+    traced, mod = _traced_for_onednn_convolutions(model, x, precision)
     fused_mod = pipeline.fuse(mod, build.host_target(), precision)
     told = []  # per clamping call, whether it was told its input is a clamped result
 
@@ -521,10 +527,7 @@ def test_3d_convolutions_run_on_onednn_and_match_pytorch(static_convolution_choi
     with torch.no_grad():
         model.norm.running_mean.uniform_(-0.5, 0.5)
         model.norm.running_var.uniform_(0.5, 2.0)
-    traced = torch.jit.trace(model, x)
-    mod, _ = tt.from_torchscript(traced, [x], keep_params_as_input=False)
-    if not pipeline.uses_onednn_convolutions(precision, mod):
-        pytest.skip(f"{precision} convolutions are TVM's on this CPU")
+    traced, mod = _traced_for_onednn_convolutions(model, x, precision)
     fused = pipeline.fuse(mod, build.host_target(), precision).script()
     convolutions = (fused.count("tvmbridge.aten.packed_conv2d_bias_out")
                     + fused.count("tvmbridge.aten.packed_conv2d_clamp_out")
