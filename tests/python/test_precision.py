@@ -497,6 +497,77 @@ def test_relu6_after_a_convolution_is_clamped_in_onednns_kernel(static_convoluti
         torch.testing.assert_close(compiled(x), compiled(x.clone()))
 
 
+class ResidualStage(torch.nn.Module):
+    """ResNet's stem and two basic blocks: a 7x7 convolution of stride 2, batch norm, ReLU,
+    3x3 max pooling of stride 2; then per block two 3x3 convolutions with batch norm, the
+    residual addition and a ReLU. 32 channels, so that the stem's ReLU is clamped in oneDNN's
+    kernel, as ResNet-18's is (pipeline._clamps_in_kernel)."""
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+
+        def convolution(inputs, size):
+            return [torch.nn.Conv2d(inputs, width, size, stride=2 if size == 7 else 1,
+                                    padding=size // 2, bias=False), torch.nn.BatchNorm2d(width)]
+
+        self.stem = torch.nn.Sequential(*convolution(3, 7), torch.nn.ReLU(),
+                                        torch.nn.MaxPool2d(3, 2, 1))
+        self.blocks = torch.nn.ModuleList([
+            torch.nn.Sequential(*convolution(width, 3), torch.nn.ReLU(), *convolution(width, 3))
+            for _ in range(2)])
+        for norm in self.modules():
+            if isinstance(norm, torch.nn.BatchNorm2d):
+                norm.running_mean.uniform_(-0.5, 0.5)
+                norm.running_var.uniform_(0.5, 2.0)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for block in self.blocks:
+            x = torch.relu(x + block(x))
+        return x
+
+
+@needs_bf16_convolutions
+def test_bf16_networks_pool_and_keep_their_residual_stream_in_bfloat16(
+        static_convolution_choice):
+    """In bfloat16, a convolution's result is max-pooled in bfloat16 (exact: widening keeps
+    order, NaN and the infinities), and a residual block's sum that a convolution reads is
+    stored once, rounded to bfloat16, for every later reader (the next block's addition too),
+    as bfloat16 networks keep it. So TVM's kernels write bfloat16 throughout: the only float32
+    result is the model's output, which is not rounded. Outputs within bfloat16's stated
+    accuracy; NaN and infinities give PyTorch's masks."""
+    import tvm
+    from tvm import relax
+
+    from tvmbridge import build, pipeline
+
+    torch.manual_seed(0)
+    model, x = ResidualStage().eval(), torch.randn(2, 3, 64, 64)
+    traced, mod = _traced_for_onednn_convolutions(model, x, "bf16")
+    fused_mod = pipeline.fuse(mod, build.host_target(), "bf16")
+    written, pooled = [], []  # the dtype each TVM kernel writes, in order; max pooling's input
+
+    def visit(expr):
+        if (isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op)
+                and expr.op.name == "relax.call_tir"):
+            written.append(expr.ty.dtype)
+            if "max_pool" in expr.args[0].name_hint:
+                pooled.extend(arg.ty.dtype for arg in expr.args[1].fields)
+
+    relax.analysis.post_order_visit(fused_mod["main"], visit)
+    assert written.count("float32") == 1 and written[-1] == "float32", written
+    assert pooled == ["bfloat16"]
+    compiled = tt.compile(traced, [x], never_slower=False, precision="bf16")
+    with torch.no_grad():
+        _assert_bf16_accuracy(compiled(x), model(x))
+        poisoned = x.clone()
+        poisoned[0, 1, 4, 4], poisoned[1, 0, 50, 40] = float("nan"), float("inf")
+        actual, expected = compiled(poisoned), model(poisoned)
+        assert torch.isnan(expected).any() and not torch.isnan(expected).all()
+        torch.testing.assert_close(torch.isnan(actual), torch.isnan(expected))
+        torch.testing.assert_close(torch.isinf(actual), torch.isinf(expected))
+
+
 class VideoBlock(torch.nn.Module):
     """3-D convolutions as video models (R3D-18) have them: a strided stem with a bias, batch
     norm, a grouped and a dilated convolution."""

@@ -339,3 +339,21 @@ def test_elementwise_kernels_use_512_bit_vectors_on_cpus_with_amx():
     wide, narrow = registers(target)
     assert wide > 0 and wide > narrow
     assert registers(default)[0] == 0
+
+
+@pytest.mark.parametrize("pooling", [torch.nn.MaxPool2d(3, 2, 1), torch.nn.AdaptiveAvgPool2d(1)],
+                         ids=["max", "mean"])
+def test_partial_sums_of_reductions_stay_off_the_heap(pooling):
+    """A reduction's partial sums (a pooling window's, one vector) live in a stack buffer that
+    LLVM keeps in registers. In TVM's heap workspace (a "local" buffer), every update was a
+    store and a load: ResNet-18's bfloat16 max pooling took 1.45 instead of 1.01 ms at batch 8.
+    The compiled kernels make no workspace call, and pool as PyTorch does."""
+    x = torch.randn(2, 32, 28, 28)
+    traced = torch.jit.trace(pooling.eval(), x)
+    mod, _ = tt.from_torchscript(traced, [x], keep_params_as_input=False)
+    code = build._compile(mod, build.host_target(), None, "fp32", True).mod.imports[0]
+    source = code.inspect_source("ll")
+    assert "TVMBackendParallelLaunch" in source  # pooling in parallel
+    assert "TVMBackendAllocWorkspace" not in source
+    compiled = tt.compile(traced, [x], never_slower=False)
+    torch.testing.assert_close(compiled(x), pooling(x), rtol=1e-6, atol=1e-6)
