@@ -12,6 +12,7 @@
 #include <ATen/record_function.h>
 #include <c10/core/InferenceMode.h>
 #include <c10/util/FunctionRef.h>
+#include <c10/util/accumulate.h>
 #include <tvm/ffi/container/shape.h>
 #include <tvm/ffi/container/tensor.h>
 #include <tvm/ffi/function.h>
@@ -124,6 +125,17 @@ bool WrongOnAmx(const dnnl::convolution_forward::primitive_desc& descriptor,
          std::string_view(descriptor.impl_info_str()) == "brgconv:avx512_core_amx";
 }
 
+// oneDNN 3.2's older AMX kernel, which takes bfloat16 convolutions of up to 4 input channels
+// (every network's stem). Its reduction blocks are padded with zero weights that meet input
+// values outside the window, so a NaN or infinity there makes NaN (inf x 0) in outputs whose
+// windows do not hold it: ResNet's 7x7 stem over an input with one infinity gave NaN at 44
+// outputs where PyTorch has 36. Its next kernel (jit_bf16:avx512_core_bf16) is right but
+// 2.5-10x slower, so that one takes only inputs holding NaN or infinity (RunConvolution).
+constexpr std::string_view kZeroPaddedAmxKernel = "jit:avx512_core_amx";
+
+// Reads whether each value at `data` has magnitude at most `limit` (defined below).
+bool AllWithin(const void* data, int64_t count, memory::data_type type, float limit);
+
 // The output channels of a convolution in `groups` whose oneDNN weight has `weight_dims`:
 // [O, I, window], or in groups [g, O/g, I/g, window].
 int64_t ConvolutionOutputs(const memory::dims& weight_dims, int64_t groups) {
@@ -175,6 +187,7 @@ void RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const void*
     key[10 + axis] = geometry.dilation[axis];
   }
   std::copy(kind.variant.begin(), kind.variant.end(), key.begin() + 13);
+  bool input_not_finite = false;  // the plan must not be kZeroPaddedAmxKernel's
   auto describe = [&](const memory::desc& weight_layout) {
     const auto channels_last = Dims == 2 ? memory::format_tag::nhwc : memory::format_tag::ndhwc;
     memory::dims source_dims{batch, channels}, destination_dims{batch, outputs};
@@ -195,7 +208,8 @@ void RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const void*
                                    destination, strides, gaps, padding, padding, kind.attributes())
                       : Descriptor(onednn::CpuEngine(), inference, direct, source, weight_layout,
                                    destination, strides, gaps, padding, padding, kind.attributes());
-    while (WrongOnAmx(descriptor, kind.source, group_inputs, window, geometry) &&
+    while ((WrongOnAmx(descriptor, kind.source, group_inputs, window, geometry) ||
+            (input_not_finite && descriptor.impl_info_str() == kZeroPaddedAmxKernel)) &&
            descriptor.next_impl()) {
     }
     return onednn::Described{descriptor, source, destination};
@@ -206,7 +220,15 @@ void RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const void*
   output_sizes.back() = outputs;
   void* destination = output(output_sizes);
   try {
-    onednn::Execute(*plans.Get(key, describe), const_cast<void*>(input), destination, bias, extra);
+    std::shared_ptr<const onednn::Plan> plan = plans.Get(key, describe);
+    if (plan->implementation == kZeroPaddedAmxKernel &&
+        !AllWithin(input, c10::multiply_integers(input_sizes), kind.source,
+                   std::numeric_limits<float>::max())) {
+      input_not_finite = true;
+      key.back() = 1;
+      plan = plans.Get(key, describe);
+    }
+    onednn::Execute(*plan, const_cast<void*>(input), destination, bias, extra);
   } catch (const dnnl::error& error) {
     TORCH_CHECK(false, "tvmbridge: oneDNN cannot run ", kind.kernel, " on input ", input_sizes,
                 " with weight ", at::IntArrayRef(weight_dims), " (stride ",

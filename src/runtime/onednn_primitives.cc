@@ -39,7 +39,8 @@ Plan WeightPlans::Finish(Described described, const memory& weight) {
           std::move(described.destination),
           described.descriptor.scratchpad_desc(),
           described.descriptor.query_md(dnnl::query::exec_arg_md, DNNL_ARG_BIAS),
-          weight};
+          weight,
+          described.descriptor.impl_info_str()};
 }
 
 std::unique_ptr<ArgumentPool::Arguments> ArgumentPool::Take() {

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
+#include <string>
 #include <string_view>
 #include <unordered_map>
 #include <utility>
@@ -57,6 +58,7 @@ struct Plan {
   dnnl::primitive primitive;
   memory::desc source, destination, scratchpad, bias;
   memory weight;
+  std::string implementation;  // oneDNN's name for the kernel, as impl_info_str() gives it
   std::unique_ptr<ArgumentPool> arguments = std::make_unique<ArgumentPool>();
 };
 
@@ -70,8 +72,9 @@ struct Described {
 // What a primitive is made for besides its weight: for a convolution the input's batch and
 // spatial extents, and the stride, padding and dilation per spatial axis (one weight constant
 // is one convolution, but nothing stops two from sharing it), and which of its kernel's
-// variants; for a linear layer its row count.
-using PlanKey = std::array<int64_t, 16>;
+// variants, then 1 where its input holds NaN or infinity (some kernels get those wrong:
+// onednn_kernels.cc); for a linear layer its row count.
+using PlanKey = std::array<int64_t, 17>;
 
 // Primitives take their scratch memory from the calling thread (user mode), so threads can run
 // one primitive at once: in the default mode, a oneDNN built for concurrent execution gives each

@@ -6,6 +6,7 @@ against PyTorch on seeded generated cases, shrunk when one fails."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import random
 
 import pytest
@@ -212,18 +213,42 @@ def test_packed_convolutions_match_pytorch_on_generated_cases(dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float32, pytest.param(torch.bfloat16,
                                                                marks=bf16_kernels)])
-@pytest.mark.parametrize("inputs,window", [(48, 2), (80, 2), (112, 2), (144, 4), (40, 4)])
-def test_convolutions_whose_windows_tile_the_input_match_pytorch(dtype, inputs, window):
+@pytest.mark.parametrize("inputs,window", [(48, 2), (80, 2), (112, 2), (144, 4), (40, 4),
+                                           (3, 4)])
+@pytest.mark.parametrize("special_values", [False, True], ids=["finite", "nan-inf"])
+def test_convolutions_whose_windows_tile_the_input_match_pytorch(dtype, inputs, window,
+                                                                 special_values):
     """Windows as wide as the stride with no padding (ConvNeXt's stem and downsampling) over
     channel counts that are not a multiple of 32: oneDNN 3.2's AMX kernel got these wrong in
     bfloat16 (2x2 over 80 channels off by 90, where the tolerance was 0.6), so the kernel
-    passes them to oneDNN's next one."""
+    passes them to oneDNN's next one; with NaN and infinities in the input, to the one after
+    (kZeroPaddedAmxKernel)."""
     case = ConvCase(seed=inputs * window, dtype=dtype, groups=1, group_inputs=inputs,
                     group_outputs=160, kernel=window, stride=window, padding=0, dilation=1,
-                    size=4 * window, batches=(1, 2), special_values=False, input_zero_point=0,
-                    output_zero_point=0, relu=False, result="uint8")
+                    size=4 * window, batches=(1, 2), special_values=special_values,
+                    input_zero_point=0, output_zero_point=0, relu=False, result="uint8")
     problem = check(case)
     assert problem is None, problem
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, pytest.param(torch.bfloat16,
+                                                               marks=bf16_kernels)])
+@pytest.mark.parametrize("inputs", [1, 2, 3, 4])
+def test_convolutions_of_few_input_channels_keep_pytorchs_nan_and_infinities(dtype, inputs):
+    """Stems (3x3 and 7x7 windows, strides 1 and 2, with and without padding) over 1-4 input
+    channels, inputs with NaN and infinities and without. oneDNN 3.2's AMX kernel for these
+    pads its reduction with zero weights that meet values outside the window: in bfloat16 an
+    infinity made NaN in outputs whose windows do not hold it (ResNet's 7x7 stem: 44 NaN
+    outputs where PyTorch has 36), so inputs holding NaN or infinity go to oneDNN's next
+    kernel, and finite ones stay on the fast one."""
+    for kernel, stride, padding, special_values in itertools.product((3, 7), (1, 2), (0, 1),
+                                                                     (True, False)):
+        for seed in range(3):
+            case = ConvCase(seed=7013 + seed, dtype=dtype, groups=1, group_inputs=inputs,
+                            group_outputs=4, kernel=kernel, stride=stride, padding=padding,
+                            dilation=1, size=9, batches=(2, 1), special_values=special_values)
+            problem = check(case)
+            assert problem is None, f"{problem} in {case}"
 
 
 def test_packed_convolution_refuses_what_it_cannot_run_by_name():
