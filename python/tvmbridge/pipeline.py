@@ -638,8 +638,8 @@ class AtenKernels(relax.PyExprMutator):
     def visit_call_(self, call: relax.Call) -> relax.Expr:
         call = super().visit_call_(call)
         if isinstance(call.op, tvm.ir.Op) and any(arg in self.narrowed for arg in call.args):
-            call = relax.Call(call.op, [self._rounded(arg) for arg in call.args], call.attrs,
-                              call.ty_args)
+            call = self.builder_.normalize(relax.Call(
+                call.op, [self._rounded(arg) for arg in call.args], call.attrs, call.ty_args))
         if call.op in _ONEDNN_CONVOLUTIONS:
             return self._convolution(ConvolutionEpilogue(call, None, None, ()))
         if call.op == self._astype and call.attrs.dtype == "bfloat16":
@@ -704,7 +704,7 @@ class AtenKernels(relax.PyExprMutator):
         if widened is None or widened.args[0].ty.dtype != "bfloat16":
             return call
         pooled = relax.Call(call.op, [widened.args[0]], call.attrs)
-        return relax.op.astype(self.builder_.emit(pooled, "max_pool"), call.ty.dtype)
+        return relax.op.astype(self.builder_.emit(pooled, "max_pool"), widened.attrs.dtype)
 
     def _packing_rows(self, x: relax.Expr) -> list:
         """For a product whose row count is symbolic, the row count at the opt shape, which

@@ -568,6 +568,41 @@ def test_bf16_networks_pool_and_keep_their_residual_stream_in_bfloat16(
         torch.testing.assert_close(torch.isinf(actual), torch.isinf(expected))
 
 
+class PooledBranches(torch.nn.Module):
+    """GoogLeNet's inception pattern: a value (a ReLU TVM computes) read by a convolution and by
+    a max pooling whose result another convolution reads, the branches concatenated."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Conv2d(16, 16, 3, padding=1)
+        self.direct, self.pooled = torch.nn.Conv2d(16, 8, 1), torch.nn.Conv2d(16, 8, 1)
+
+    def forward(self, x):
+        y = torch.relu(self.stem(x))
+        direct = self.direct(y)
+        return torch.cat([direct, self.pooled(torch.nn.functional.max_pool2d(y, 3, 1, 1))], 1)
+
+
+@needs_bf16_convolutions
+def test_bf16_max_pooling_of_a_value_a_convolution_also_reads(static_convolution_choice):
+    """The pooling reads the bfloat16 rounding the first convolution made of its input (a
+    rebuilt call: it once failed the whole build, leaving GoogLeNet in PyTorch), and pools it in
+    bfloat16. Within bfloat16's stated accuracy, NaN and infinity masks PyTorch's."""
+    torch.manual_seed(0)
+    model, x = PooledBranches().eval(), torch.randn(2, 16, 16, 16)
+    traced, _ = _traced_for_onednn_convolutions(model, x, "bf16")
+    compiled = tt.compile(traced, [x], never_slower=False, precision="bf16")
+    assert not tt.report(compiled).build_failures
+    with torch.no_grad():
+        _assert_bf16_accuracy(compiled(x), model(x))
+        poisoned = x.clone()
+        poisoned[0, 1, 4, 4], poisoned[1, 0, 10, 9] = float("nan"), float("inf")
+        actual, expected = compiled(poisoned), model(poisoned)
+        assert torch.isnan(expected).any() and not torch.isnan(expected).all()
+        torch.testing.assert_close(torch.isnan(actual), torch.isnan(expected))
+        torch.testing.assert_close(torch.isinf(actual), torch.isinf(expected))
+
+
 class VideoBlock(torch.nn.Module):
     """3-D convolutions as video models (R3D-18) have them: a strided stem with a bias, batch
     norm, a grouped and a dilated convolution."""
