@@ -614,6 +614,21 @@ class AtenKernels(relax.PyExprMutator):
             self.computed_before.update(var for gelu in gelus.values() for var in gelu.computed)
         return super().visit_function_(func)
 
+    def visit_binding_block_(self, block: relax.BindingBlock) -> relax.BindingBlock:
+        return self._in_own_scope(super().visit_binding_block_, block)
+
+    def visit_dataflow_block_(self, block: relax.DataflowBlock) -> relax.BindingBlock:
+        return self._in_own_scope(super().visit_dataflow_block_, block)
+
+    def _in_own_scope(self, visit, block):
+        """`visit(block)` with the roundings :meth:`_narrowed` makes kept to that block: they
+        are bound in it (a dataflow block's variables are not seen outside it)."""
+        outer, self.narrowed = self.narrowed, {}
+        try:
+            return visit(block)
+        finally:
+            self.narrowed = outer
+
     def visit_var_binding_(self, binding: relax.VarBinding) -> None:
         if binding.var in self.computed_before:
             return  # computed with its epilogue, by the last step's binding
