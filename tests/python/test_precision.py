@@ -497,6 +497,17 @@ def test_relu6_after_a_convolution_is_clamped_in_onednns_kernel(static_convoluti
         torch.testing.assert_close(compiled(x), compiled(x.clone()))
 
 
+def _assert_nan_and_inf_as_pytorch(compiled, model, x, nan_at: tuple, inf_at: tuple) -> None:
+    """`x` with a NaN at `nan_at` and +inf at `inf_at`: `compiled` gives NaN and infinities where
+    `model` does, and the NaN reaches some outputs but not all."""
+    poisoned = x.clone()
+    poisoned[nan_at], poisoned[inf_at] = float("nan"), float("inf")
+    actual, expected = compiled(poisoned), model(poisoned)
+    assert torch.isnan(expected).any() and not torch.isnan(expected).all()
+    torch.testing.assert_close(torch.isnan(actual), torch.isnan(expected))
+    torch.testing.assert_close(torch.isinf(actual), torch.isinf(expected))
+
+
 class ResidualStage(torch.nn.Module):
     """ResNet's stem and two basic blocks: a 7x7 convolution of stride 2, batch norm, ReLU,
     3x3 max pooling of stride 2; then per block two 3x3 convolutions with batch norm, the
@@ -560,12 +571,8 @@ def test_bf16_networks_pool_and_keep_their_residual_stream_in_bfloat16(
     compiled = tt.compile(traced, [x], never_slower=False, precision="bf16")
     with torch.no_grad():
         _assert_bf16_accuracy(compiled(x), model(x))
-        poisoned = x.clone()
-        poisoned[0, 1, 4, 4], poisoned[1, 0, 50, 40] = float("nan"), float("inf")
-        actual, expected = compiled(poisoned), model(poisoned)
-        assert torch.isnan(expected).any() and not torch.isnan(expected).all()
-        torch.testing.assert_close(torch.isnan(actual), torch.isnan(expected))
-        torch.testing.assert_close(torch.isinf(actual), torch.isinf(expected))
+        _assert_nan_and_inf_as_pytorch(compiled, model, x, nan_at=(0, 1, 4, 4),
+                                       inf_at=(1, 0, 50, 40))
 
 
 class PooledBranches(torch.nn.Module):
@@ -595,12 +602,8 @@ def test_bf16_max_pooling_of_a_value_a_convolution_also_reads(static_convolution
     assert not tt.report(compiled).build_failures
     with torch.no_grad():
         _assert_bf16_accuracy(compiled(x), model(x))
-        poisoned = x.clone()
-        poisoned[0, 1, 4, 4], poisoned[1, 0, 10, 9] = float("nan"), float("inf")
-        actual, expected = compiled(poisoned), model(poisoned)
-        assert torch.isnan(expected).any() and not torch.isnan(expected).all()
-        torch.testing.assert_close(torch.isnan(actual), torch.isnan(expected))
-        torch.testing.assert_close(torch.isinf(actual), torch.isinf(expected))
+        _assert_nan_and_inf_as_pytorch(compiled, model, x, nan_at=(0, 1, 4, 4),
+                                       inf_at=(1, 0, 10, 9))
 
 
 class VideoBlock(torch.nn.Module):
