@@ -152,11 +152,13 @@ using OutputBuffer = c10::function_ref<void*(at::IntArrayRef)>;
 // adding the float32 `bias` (one per output) where the kind has one and the caller keeps it,
 // reading `extra` runtime arguments, into the buffer `output` gives. Raw memory rather than
 // tensors: generated code calls this once per convolution, and small models spent a third of
-// their time outside the kernels.
+// their time outside the kernels. `input_finite`: the caller read the input and found no NaN
+// or infinity (kZeroPaddedAmxKernel's plans need not read it again).
 template <size_t Dims>
 void RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const void* input,
                     at::IntArrayRef input_sizes, const ConvGeometryOf<Dims>& geometry,
-                    OutputBuffer output, const void* bias, onednn::ExtraArguments extra) {
+                    OutputBuffer output, const void* bias, onednn::ExtraArguments extra,
+                    bool input_finite = false) {
   const memory::dims& weight_dims = plans.plain_dims();
   const int64_t groups = geometry.groups;
   // The layout was made for the first call's groups and spatial axes: one weight constant is
@@ -221,7 +223,7 @@ void RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const void*
   void* destination = output(output_sizes);
   try {
     std::shared_ptr<const onednn::Plan> plan = plans.Get(key, describe);
-    if (plan->implementation == kZeroPaddedAmxKernel &&
+    if (plan->implementation == kZeroPaddedAmxKernel && !input_finite &&
         !AllWithin(input, c10::multiply_integers(input_sizes), kind.source,
                    std::numeric_limits<float>::max())) {
       input_not_finite = true;
@@ -501,30 +503,32 @@ void ConvolveInto(const char* kernel, const tvm::ffi::Tensor& x, const tvm::ffi:
                 outputs, " values (one per output) on the CPU, got ", Describe(*bias));
     bias_type = own_dtype ? type : memory::data_type::f32;
   }
-  bool clamp_in_kernel = false;
+  bool clamp_in_kernel = false, input_finite = false;
   if (clamp) {
     const ClampedResult& made = last_clamped_result;
     const bool input_checked = clamp->input_clamped && made.data == Elements(x) &&
                                made.bytes == tvm::ffi::GetDataSize(x.numel(), x.dtype()) &&
                                made.magnitude <= convolution.finite_input_limit;
-    clamp_in_kernel = (input_checked ||
-                       AllWithin(Elements(x), x.numel(), type, convolution.finite_input_limit)) &&
-                      (!bias || AllWithin(Elements(*bias), outputs, bias_type, kFiniteLimit));
+    input_finite =
+        input_checked || AllWithin(Elements(x), x.numel(), type, convolution.finite_input_limit);
+    clamp_in_kernel =
+        input_finite && (!bias || AllWithin(Elements(*bias), outputs, bias_type, kFiniteLimit));
   }
   const ConvolutionKind kind =
       bias ? FloatConvolutionWithBias(kernel, type, bias_type,
                                       clamp_in_kernel ? clamp : std::nullopt)
            : FloatConvolution(kernel, type);
-  RunConvolution(kind, plans, Elements(x), input_sizes, geometry,
-                 [&](at::IntArrayRef sizes) {
-                   TORCH_CHECK(IsContiguousCpu(out, expected) &&
-                                   at::IntArrayRef(out.shape().data(), out.shape().size()) == sizes,
-                               "tvmbridge: ", kernel, " writes a contiguous ", TvmDtypeName(type),
-                               " channels-last result of ", sizes,
-                               " on the CPU, got a destination of ", Describe(out));
-                   return Elements(out);
-                 },
-                 bias ? Elements(*bias) : nullptr, {});
+  RunConvolution(
+      kind, plans, Elements(x), input_sizes, geometry,
+      [&](at::IntArrayRef sizes) {
+        TORCH_CHECK(IsContiguousCpu(out, expected) &&
+                        at::IntArrayRef(out.shape().data(), out.shape().size()) == sizes,
+                    "tvmbridge: ", kernel, " writes a contiguous ", TvmDtypeName(type),
+                    " channels-last result of ", sizes, " on the CPU, got a destination of ",
+                    Describe(out));
+        return Elements(out);
+      },
+      bias ? Elements(*bias) : nullptr, {}, input_finite);
   if (!clamp) return;
   if (!clamp_in_kernel) {
     RECORD_FUNCTION(kClampAfterEvent, std::vector<c10::IValue>());
