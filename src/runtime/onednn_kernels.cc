@@ -129,9 +129,25 @@ bool WrongOnAmx(const dnnl::convolution_forward::primitive_desc& descriptor,
 // (every network's stem). Its reduction blocks are padded with zero weights that meet input
 // values outside the window, so a NaN or infinity there makes NaN (inf x 0) in outputs whose
 // windows do not hold it: ResNet's 7x7 stem over an input with one infinity gave NaN at 44
-// outputs where PyTorch has 36. Its next kernel (jit_bf16:avx512_core_bf16) is right but
-// 2.5-10x slower, so that one takes only inputs holding NaN or infinity (RunConvolution).
+// outputs where PyTorch has 36.
 constexpr std::string_view kZeroPaddedAmxKernel = "jit:avx512_core_amx";
+
+// Whether oneDNN's kernel `implementation` can turn a NaN or infinity of a `source` input into
+// NaN at outputs whose windows do not hold it, for `group_inputs` input channels per group
+// (bfloat16 only):
+// kZeroPaddedAmxKernel, and the AVX512-BF16 brgemm kernels over an odd channel count, whose dot
+// products take channels in pairs, the last one's partner a zero weight times a neighbouring
+// input value (measured on a Xeon without AMX: 1x1 windows over 1, 3 and 5 channels gave NaN at
+// twice PyTorch's outputs, 3-D 3x3 ones over 3 and 17 channels too). Their next kernels are
+// right but slower, so RunConvolution gives them only inputs holding NaN or infinity.
+bool SpreadsNonFinite(std::string_view implementation, memory::data_type source,
+                      int64_t group_inputs) {
+  if (source != memory::data_type::bf16) return false;
+  const bool brgemm_on_avx512_bf16 =
+      implementation.substr(0, 7) == "brgconv" && implementation.size() >= 17 &&
+      implementation.substr(implementation.size() - 17) == ":avx512_core_bf16";
+  return implementation == kZeroPaddedAmxKernel || (brgemm_on_avx512_bf16 && group_inputs % 2 == 1);
+}
 
 // Reads whether each value at `data` has magnitude at most `limit` (defined below).
 bool AllWithin(const void* data, int64_t count, memory::data_type type, float limit);
@@ -153,7 +169,7 @@ using OutputBuffer = c10::function_ref<void*(at::IntArrayRef)>;
 // reading `extra` runtime arguments, into the buffer `output` gives. Raw memory rather than
 // tensors: generated code calls this once per convolution, and small models spent a third of
 // their time outside the kernels. `input_finite`: the caller read the input and found no NaN
-// or infinity (kZeroPaddedAmxKernel's plans need not read it again).
+// or infinity (plans whose kernel SpreadsNonFinite need not read it again).
 template <size_t Dims>
 void RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const void* input,
                     at::IntArrayRef input_sizes, const ConvGeometryOf<Dims>& geometry,
@@ -189,7 +205,7 @@ void RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const void*
     key[10 + axis] = geometry.dilation[axis];
   }
   std::copy(kind.variant.begin(), kind.variant.end(), key.begin() + 13);
-  bool input_not_finite = false;  // the plan must not be kZeroPaddedAmxKernel's
+  bool input_not_finite = false;  // the plan's kernel must not be one that SpreadsNonFinite
   auto describe = [&](const memory::desc& weight_layout) {
     const auto channels_last = Dims == 2 ? memory::format_tag::nhwc : memory::format_tag::ndhwc;
     memory::dims source_dims{batch, channels}, destination_dims{batch, outputs};
@@ -211,7 +227,8 @@ void RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const void*
                       : Descriptor(onednn::CpuEngine(), inference, direct, source, weight_layout,
                                    destination, strides, gaps, padding, padding, kind.attributes());
     while ((WrongOnAmx(descriptor, kind.source, group_inputs, window, geometry) ||
-            (input_not_finite && descriptor.impl_info_str() == kZeroPaddedAmxKernel)) &&
+            (input_not_finite &&
+             SpreadsNonFinite(descriptor.impl_info_str(), kind.source, group_inputs))) &&
            descriptor.next_impl()) {
     }
     return onednn::Described{descriptor, source, destination};
@@ -223,7 +240,7 @@ void RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const void*
   void* destination = output(output_sizes);
   try {
     std::shared_ptr<const onednn::Plan> plan = plans.Get(key, describe);
-    if (plan->implementation == kZeroPaddedAmxKernel && !input_finite &&
+    if (!input_finite && SpreadsNonFinite(plan->implementation, kind.source, group_inputs) &&
         !AllWithin(input, c10::multiply_integers(input_sizes), kind.source,
                    std::numeric_limits<float>::max())) {
       input_not_finite = true;

@@ -251,6 +251,28 @@ def test_convolutions_of_few_input_channels_keep_pytorchs_nan_and_infinities(dty
             assert problem is None, f"{problem} in {case}"
 
 
+@bf16_kernels
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_bfloat16_convolutions_over_odd_channel_counts_keep_pytorchs_nan_and_infinities(
+        spatial_dims):
+    """1x1 and 3x3 windows over odd channel counts per group (1, 3, 5, 17), in 1 and 2 groups,
+    strides 1 and 2, clamped (ReLU6) and not, inputs with NaN and infinities and without.
+    oneDNN's AVX512-BF16 brgemm
+    kernels take channels in pairs; over an odd count the last channel's partner is a zero
+    weight times a neighbouring input value, so on a Xeon without AMX an infinity made NaN in
+    outputs whose windows do not hold it (1x1 over 3 channels: 32 NaN outputs where PyTorch has
+    16). Inputs holding NaN or infinity go to oneDNN's next kernel."""
+    for inputs, kernel, groups in itertools.product((1, 3, 5, 17), (1, 3), (1, 2)):
+        for seed, special_values in ((0, True), (1, True), (2, False)):
+            case = ConvCase(seed=7100 + seed, dtype=torch.bfloat16, groups=groups,
+                            group_inputs=inputs, group_outputs=16 if seed % 2 else 3,
+                            kernel=kernel, stride=1 + seed % 2, padding=kernel // 2, dilation=1,
+                            size=5, batches=(2, 1), special_values=special_values,
+                            spatial_dims=spatial_dims, clamp=(0.0, 6.0) if seed == 1 else None)
+            problem = check(case)
+            assert problem is None, f"{problem} in {case}"
+
+
 def test_packed_convolution_refuses_what_it_cannot_run_by_name():
     import tvm_ffi
 
