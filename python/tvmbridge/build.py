@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -110,23 +111,60 @@ def check_precision(precision) -> str:
 
 
 def build_library(mod: tvm.IRModule, target: tvm.target.Target, tuning=None,
-                  precision: str = "fp32") -> bytes:
+                  precision: str = "fp32", never_slower: bool = True) -> bytes:
     """Compiles `mod` (tuning it first when `tuning` is a :class:`tvmbridge.Tuning`) and
     returns the exported shared library. `precision` is the matrix products' (see
-    :class:`tvmbridge.pipeline.AtenKernels`). Where the faster convolution kernels cannot be
-    told in advance (:func:`tvmbridge.pipeline.convolution_kernel_choices`), `mod` is built
-    with each and the one faster on this machine is kept."""
+    :class:`tvmbridge.pipeline.AtenKernels`). Where the faster build cannot be told in advance,
+    `mod` is built each way and the one faster on this machine is kept: the convolution
+    kernels (:func:`tvmbridge.pipeline.convolution_kernel_choices`), and with `never_slower`
+    bfloat16 against float32 where bfloat16 may not win (:func:`_float32_may_be_faster`)."""
     database = None
     if tuning is not None:
         from .tuning import tune
 
         database = tune(mod, target, tuning, precision)
-    choices = pipeline.convolution_kernel_choices(precision, mod, tuning=database is not None)
-    libraries = {onednn: _export(_compile(mod, target, database, precision, onednn))
-                 for onednn in choices}
-    if len(libraries) == 1:
-        return libraries[choices[0]]
-    return libraries[_faster_convolutions(libraries, mod)]
+    tuned = database is not None
+    candidates = [BuildVariant(precision, onednn) for onednn in
+                  pipeline.convolution_kernel_choices(precision, mod, tuning=tuned)]
+    if never_slower and _float32_may_be_faster(precision, target, mod):
+        candidates.append(BuildVariant("fp32",
+                                       pipeline.uses_onednn_convolutions("fp32", mod, tuned)))
+    libraries = {candidate: _export(_compile(mod, target, database, candidate.precision,
+                                             candidate.onednn_convolutions))
+                 for candidate in candidates}
+    return libraries[_fastest(libraries, mod)]
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildVariant:
+    """One way to build a module: the precision of its products and convolutions, and whether
+    its convolutions are oneDNN's (:func:`tvmbridge.pipeline.fuse`)."""
+
+    precision: str
+    onednn_convolutions: bool
+
+    def __str__(self) -> str:
+        kernels = "oneDNN" if self.onednn_convolutions else "TVM"
+        return f"{self.precision}, convolutions on {kernels}"
+
+
+def _float32_may_be_faster(precision: str, target: tvm.target.Target,
+                           mod: tvm.IRModule) -> bool:
+    """Whether a bfloat16 build of `mod` is timed against a float32 one: on CPUs without AMX,
+    where bfloat16 products need not be faster. On Intel's, VDPBF16PS issues on one port and
+    float32 FMAs on two, so bfloat16 saves memory traffic only, and costs casts: on a 2-core
+    Xeon (model 207, AMX hidden by its hypervisor), interleaved, bfloat16 was 1.28x / 1.52x
+    slower than float32 on ResNet-18 at batch 1 / 8, 1.22x / 1.27x on MobileNet-V2, 1.16x on
+    BERT-base. Only where the code is for this machine (it is timed here) and `mod` has
+    products or convolutions that bfloat16 changes."""
+    return (precision == "bf16" and not pipeline.has_cpu_flag("amx_bf16")
+            and _is_host(target) and pipeline.has_bf16_candidates(mod))
+
+
+def _is_host(target: tvm.target.Target) -> bool:
+    """Whether `target` is LLVM for this machine's CPU (its code runs here)."""
+    return (target.kind.name == "llvm" and str(target.attrs.get("mcpu", ""))
+            == tvm.target.codegen.llvm_get_system_cpu())
 
 
 def _compile(mod: tvm.IRModule, target: tvm.target.Target, database, precision: str,
@@ -153,39 +191,46 @@ def _export(executable) -> bytes:
             return library.read()
 
 
-def _faster_convolutions(libraries: dict, mod: tvm.IRModule) -> bool:
-    """Which of the two `libraries` (by ``onednn_convolutions``) runs `mod`'s main faster
-    here: each loaded as the runtime loads an artifact's library (its parallel loops on
-    PyTorch's threads, which oneDNN's kernels use too), timed on random inputs at the opt
-    shape by the loop never_slower times with (alternating calls, settling pauses, medians).
-    Where main takes other than float32 tensors (random integers could be indices out of
-    range), the first choice, the static rule's, is kept."""
+def _fastest(libraries: dict, mod: tvm.IRModule) -> BuildVariant:
+    """Which of `libraries` (by :class:`BuildVariant`) runs `mod`'s main fastest here: each
+    loaded as the runtime loads an artifact's library (its parallel loops on PyTorch's
+    threads, which oneDNN's kernels use too), timed against the fastest so far on made-up
+    inputs at the opt shape (:func:`_example_arguments`) by the loop never_slower times with
+    (alternating calls, settling pauses, medians). Where main takes other inputs than
+    tensors, or they are refused, the first build (the static rules') is kept."""
     from . import _native
 
-    first, second = libraries
-    arguments = _random_arguments(mod)
+    candidates = list(libraries)
+    fastest = candidates[0]
+    arguments = _example_arguments(mod) if len(candidates) > 1 else None
     if arguments is None:
-        return first
+        return fastest
     load = _native.runtime_func("tvmbridge.runtime.load_library")
+    time_alternately = _native.global_func("tvmbridge.torch.time_alternately")
     try:
-        mains = {onednn: relax.VirtualMachine(load(library), tvm.cpu())["main"]
-                 for onednn, library in libraries.items()}
-        second_ms, first_ms = _native.global_func("tvmbridge.torch.time_alternately")(
-            lambda: mains[first](*arguments), lambda: mains[second](*arguments))
-    except Exception as error:  # made-up inputs a value check refuses: keep the static rule
-        _log.info("tvmbridge: convolution kernels not timed (%s); keeping the default choice",
-                  str(error).splitlines()[0] if str(error) else type(error).__name__)
-        return first
-    milliseconds = {first: first_ms, second: second_ms}
-    faster = min(milliseconds, key=milliseconds.get)
-    _log.info("tvmbridge: convolutions on %s (oneDNN %.3f ms, TVM %.3f ms per call of the region)",
-              "oneDNN" if faster else "TVM", milliseconds[True], milliseconds[False])
-    return faster
+        mains = {candidate: relax.VirtualMachine(load(library), tvm.cpu())["main"]
+                 for candidate, library in libraries.items()}
+        timings = []
+        for challenger in candidates[1:]:
+            challenger_ms, fastest_ms = time_alternately(
+                lambda: mains[fastest](*arguments), lambda: mains[challenger](*arguments))
+            timings.append(f"{challenger} {challenger_ms:.3f} ms against {fastest} "
+                           f"{fastest_ms:.3f} ms")
+            if challenger_ms < fastest_ms:
+                fastest = challenger
+    except Exception as error:  # made-up inputs a value check refuses: keep the static rules
+        _log.info("tvmbridge: builds not timed (%s); keeping %s",
+                  str(error).splitlines()[0] if str(error) else type(error).__name__,
+                  candidates[0])
+        return candidates[0]
+    _log.info("tvmbridge: building %s (per call of the region: %s)", fastest, "; ".join(timings))
+    return fastest
 
 
-def _random_arguments(mod: tvm.IRModule) -> list | None:
-    """Standard-normal float32 tensors for main's parameters, symbolic extents at the opt
-    shape; None where a parameter is anything else."""
+def _example_arguments(mod: tvm.IRModule) -> list | None:
+    """Made-up tensors for main's parameters, symbolic extents at the opt shape: standard-normal
+    floats, and ones for integers and booleans (a valid index of any axis longer than 1, and
+    no divisor of zero); None where a parameter is not a tensor of known rank."""
     import numpy as np
 
     from .schedule import extent_at, opt_extents_of
@@ -195,18 +240,23 @@ def _random_arguments(mod: tvm.IRModule) -> list | None:
     arguments = []
     for param in mod["main"].params:
         ty = param.ty
-        if (not isinstance(ty, relax.TensorType) or ty.dtype != "float32"
-                or not isinstance(ty.shape, relax.ShapeExpr)):
+        if not isinstance(ty, relax.TensorType) or not isinstance(ty.shape, relax.ShapeExpr):
             return None
         shape = [extent_at(extent, opt_extents) for extent in ty.shape.values]
         if None in shape:
             return None
-        arguments.append(tvm.runtime.tensor(
-            generator.standard_normal(shape, dtype=np.float32)))
+        try:
+            dtype = np.dtype(str(ty.dtype))
+        except TypeError:  # bfloat16: NumPy has none
+            return None
+        values = (generator.standard_normal(shape).astype(dtype)
+                  if np.issubdtype(dtype, np.floating) else np.ones(shape, dtype))
+        arguments.append(tvm.runtime.tensor(values))
     return arguments
 
 
-def settings(target: tvm.target.Target, tuning=None, precision: str = "fp32") -> dict:
+def settings(target: tvm.target.Target, tuning=None, precision: str = "fp32",
+             never_slower: bool = True) -> dict:
     """What the C++ compiler builds each region with (compile, enable, the export path's
     regions): ``build_library``, an IRModule -> library function (build_library above, as a
     tvm-ffi function), and what each artifact records: the target's description, TVM's version
@@ -215,7 +265,7 @@ def settings(target: tvm.target.Target, tuning=None, precision: str = "fp32") ->
 
     return {
         "build_library": tvm_ffi.convert(lambda mod: build_library(mod, target, tuning,
-                                                                   precision)),
+                                                                   precision, never_slower)),
         "target": target_description(target),
         "tvm_version": tvm.__version__,
         "cpu_features": required_cpu_features(target),

@@ -177,12 +177,13 @@ CACHE = RegionCache()
 
 
 def _cache_key(region: fx.GraphModule, examples: list, symbolic: list, target,
-               precision: str) -> str:
-    """The region's code, input specs (dynamic dims as "?"), target, precision, and the
+               precision: str, never_slower: bool) -> str:
+    """The region's code, input specs (dynamic dims as "?"), target, precision (and whether
+    never_slower may build it in float32 instead), and the
     contents of the weights compiled into it (contents, not identity: a freed tensor's address
     comes back)."""
     digest = hashlib.sha256(region.code.encode())
-    digest.update(precision.encode())
+    digest.update(f"{precision}{never_slower}".encode())
     for tensor, dims in zip(examples, symbolic):
         shape = ["?" if d in dims else n for d, n in enumerate(tensor.shape)]
         digest.update(f"{shape}{tensor.dtype}".encode())
@@ -197,7 +198,8 @@ def _cache_key(region: fx.GraphModule, examples: list, symbolic: list, target,
 
 
 def build_region(region: fx.GraphModule, examples: list, symbolic: list, target,
-                 tuning=None, precision: str = "fp32") -> torch.ScriptObject:
+                 tuning=None, precision: str = "fp32",
+                 never_slower: bool = True) -> torch.ScriptObject:
     """Exports `region`, imports it with TVM's translator, builds it and loads the library as
     a ``torch.classes.tvmbridge.TVMModule``."""
     import tvm
@@ -226,7 +228,7 @@ def build_region(region: fx.GraphModule, examples: list, symbolic: list, target,
     results = _specs([n.meta["val"] for n in outputs], "output_")
     build_native = _native.global_func("tvmbridge.torch.build_region")
     metadata, library = build_native(ir_module, inputs, results,
-                                     build.settings(target, tuning, precision))
+                                     build.settings(target, tuning, precision, never_slower))
     return torch.classes.tvmbridge.TVMModule(str(metadata), torch.frombuffer(bytearray(library),
                                                                             dtype=torch.uint8))
 
@@ -351,10 +353,10 @@ def partition_and_build(module: fx.GraphModule, example_inputs: Sequence, target
         region = fused.get_submodule(call.target)
         examples = recorder.arguments[call.target]
         symbolic = [_symbolic_dims(a) if isinstance(a, fx.Node) else [] for a in call.args]
-        key = _cache_key(region, examples, symbolic, target, precision)
+        key = _cache_key(region, examples, symbolic, target, precision, never_slower)
         try:
             compiled = CACHE.get(key, lambda: build_region(region, examples, symbolic, target,
-                                                           tuning, precision))
+                                                           tuning, precision, never_slower))
         except Exception as error:  # TVM's translator or build refused what its map lists
             reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
             _log.warning("tvmbridge: a region of %d op(s) stays in PyTorch: TVM failed on it "

@@ -375,6 +375,12 @@ def convolution_kernel_choices(precision: str, mod: tvm.IRModule,
     return (chosen, not chosen)
 
 
+def has_bf16_candidates(mod: tvm.IRModule) -> bool:
+    """Whether ``precision="bf16"`` may change what `mod` computes: it has a matrix product or
+    a convolution (:class:`AtenKernels` decides which of them run in bfloat16)."""
+    return has_call(mod, lambda call: call.op == _MATMUL or call.op in _ONEDNN_CONVOLUTIONS)
+
+
 def _has_depthwise_convolutions(mod: tvm.IRModule) -> bool:
     """Whether a Relax function of `mod` has a convolution with one filter per channel."""
     conv2d = tvm.ir.Op.get("relax.nn.conv2d")

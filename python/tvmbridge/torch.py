@@ -254,7 +254,9 @@ def compile(
     ``never_slower``: time each compiled region against PyTorch running the same nodes on the
     values the example runs gave it (see :class:`Input`; token ids and indices included), and
     keep PyTorch for regions where TVM is slower (the log and the compile report say which).
-    Ignored under ``require_full_compilation``.
+    Ignored under ``require_full_compilation``. With ``precision="bf16"`` on CPUs without AMX
+    (where bfloat16 need not be faster), it also builds each region in float32 and keeps the
+    build that runs faster (the log says which); ``never_slower=False`` keeps bfloat16.
 
     ``tuning``: a :class:`tvmbridge.Tuning` to auto-tune each region with MetaSchedule first
     (minutes to tens of minutes; records are kept in a database that later compiles reuse).
@@ -314,7 +316,8 @@ def compile(
     _log.info("tvmbridge: partitioning and compiling with TVM for %s", resolved)
     compile_native = _native.global_func("tvmbridge.torch.compile")
     compiled, report = compile_native(archive, specs, options,
-                                      build.settings(resolved, tuning, precision), examples)
+                                      build.settings(resolved, tuning, precision,
+                                                     never_slower), examples)
     summary = Explanation(json.loads(str(report)))
     _log.info("tvmbridge: compiled in %.1f s: %s", time.perf_counter() - started, summary.summary())
     for region in summary.measured_slower:
@@ -412,7 +415,7 @@ def enable(
     folder = "" if cache_dir is None else os.path.abspath(os.path.expanduser(os.fspath(cache_dir)))
     from ._version import __version__
 
-    settings = build.settings(resolved, tuning, precision)
+    settings = build.settings(resolved, tuning, precision, never_slower)
     fingerprint = json.dumps({"target": settings["target"], "tvm": settings["tvm_version"],
                               "tvmbridge": __version__, "options": options,
                               "tuning": repr(tuning), "precision": precision}, sort_keys=True)

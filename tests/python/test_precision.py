@@ -340,10 +340,77 @@ def test_convolution_timing_that_fails_keeps_the_static_choice(monkeypatch, capl
                         "tvmbridge.torch.time_alternately" else real_global_func(name))
     with caplog.at_level(logging.INFO, logger="tvmbridge"):
         compiled = tt.compile(traced, [x], never_slower=False)
-    assert "convolution kernels not timed (tvmbridge: made-up inputs refused)" in caplog.text
+    assert "builds not timed (tvmbridge: made-up inputs refused)" in caplog.text
     kernels = _assert_fp32_matches_with_nan_and_inf(compiled, model, x, _poisoned(x))
     assert ("tvmbridge::onednn_conv2d" in kernels) == pipeline.uses_onednn_convolutions(
         "fp32", mod)
+
+
+class TokenMlp(torch.nn.Module):
+    """Token ids in, a linear layer large enough for bfloat16 (64x256 weight elements and up)."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed, self.up = torch.nn.Embedding(100, 256), torch.nn.Linear(256, 512)
+
+    def forward(self, ids):
+        return torch.relu(self.up(self.embed(ids)))
+
+
+@pytest.mark.parametrize("has_amx,never_slower,faster", [
+    (False, True, "fp32"), (False, True, "bf16"), (False, False, None), (True, True, None)])
+def test_bf16_builds_are_timed_against_float32_where_bfloat16_may_not_win(
+        monkeypatch, caplog, has_amx, never_slower, faster):
+    """precision="bf16" on a CPU without AMX, with never_slower: each region is built in
+    bfloat16 and in float32 and timed (made-up token ids: ones), and the faster build is kept
+    (on an AMX-less Xeon bfloat16 was 1.2-1.5x slower than float32). With AMX, or with
+    never_slower=False, the bfloat16 build is kept untimed. The timings are made up here, so
+    each choice is tested; the built library's outputs tell which build it is, and compile
+    passes never_slower on to the build."""
+    import logging
+
+    import tvm
+    from tvm import relax
+
+    from tvmbridge import _native, build, pipeline
+
+    torch.manual_seed(0)
+    model, ids = TokenMlp().eval(), torch.randint(0, 100, (4, 32))
+    traced = torch.jit.trace(model, ids)
+    mod, _ = tt.from_torchscript(traced, [ids], keep_params_as_input=False)
+    real_has_cpu_flag, real_global_func = pipeline.has_cpu_flag, _native.global_func
+    monkeypatch.setattr(pipeline, "has_cpu_flag", lambda flag: has_amx if flag == "amx_bf16"
+                        else real_has_cpu_flag(flag))
+    timed = []
+
+    def global_func(name):
+        if name != "tvmbridge.torch.time_alternately":
+            return real_global_func(name)
+
+        def time_alternately(run_bf16, run_fp32):
+            run_bf16(), run_fp32()  # both builds load and run on the made-up inputs
+            timed.append(name)
+            return [1.0, 2.0] if faster == "fp32" else [2.0, 1.0]  # [fp32 ms, bf16 ms]
+        return time_alternately
+
+    monkeypatch.setattr(_native, "global_func", global_func)
+    with caplog.at_level(logging.INFO, logger="tvmbridge"):
+        library = build.build_library(mod, build.host_target(), precision="bf16",
+                                      never_slower=never_slower)
+    assert len(timed) == (1 if faster else 0)
+    load = _native.runtime_func("tvmbridge.runtime.load_library")
+    main = relax.VirtualMachine(load(library), tvm.cpu())["main"]
+    actual = torch.from_dlpack(main(tvm.runtime.tensor(ids.numpy())))
+    with torch.no_grad():
+        expected = model(ids)
+    if faster == "fp32":
+        assert "building fp32" in caplog.text
+        torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+    else:
+        _assert_bf16_accuracy(actual, expected)
+    timed.clear()
+    tt.compile(traced, [ids], precision="bf16", never_slower=never_slower)
+    assert len(timed) == (1 if faster else 0)  # never_slower's own timing is not this one
 
 
 def _traced_for_onednn_convolutions(model, x, precision: str):
