@@ -230,7 +230,8 @@ def _fastest(libraries: dict, mod: tvm.IRModule) -> BuildVariant:
 def _example_arguments(mod: tvm.IRModule) -> list | None:
     """Made-up tensors for main's parameters, symbolic extents at the opt shape: standard-normal
     floats, and ones for integers and booleans (a valid index of any axis longer than 1, and
-    no divisor of zero); None where a parameter is not a tensor of known rank."""
+    no divisor of zero); None where a parameter is not a tensor of known shape, or is of a
+    dtype NumPy lacks (bfloat16)."""
     import numpy as np
 
     from .schedule import extent_at, opt_extents_of
