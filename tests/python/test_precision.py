@@ -260,6 +260,28 @@ def test_fp32_convolutions_run_where_chosen_and_match_pytorch(static_convolution
     assert on_onednn == pipeline.uses_onednn_convolutions("fp32", mod)
 
 
+def _made_up_build_timings(monkeypatch, first_ms: float, second_ms: float) -> list:
+    """Makes build's timing of two builds (tvmbridge.torch.time_alternately) report
+    `first_ms` for the first build and `second_ms` for the second, after running both (they
+    load and run on the made-up inputs); returns the list each timing appends to."""
+    from tvmbridge import _native
+
+    timed, real_global_func = [], _native.global_func
+
+    def global_func(name):
+        if name != "tvmbridge.torch.time_alternately":
+            return real_global_func(name)
+
+        def time_alternately(run_first, run_second):
+            run_first(), run_second()
+            timed.append(name)
+            return [second_ms, first_ms]
+        return time_alternately
+
+    monkeypatch.setattr(_native, "global_func", global_func)
+    return timed
+
+
 @pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="PyTorch without oneDNN")
 @pytest.mark.parametrize("precision", ["fp32", pytest.param("bf16", marks=needs_bf16_convolutions)])
 @pytest.mark.parametrize("faster", ["oneDNN", "TVM"])
@@ -270,7 +292,7 @@ def test_convolutions_run_on_the_kernels_timed_faster(monkeypatch, precision, fa
     loaded and timed both ways, and the faster kept: the kernels that run are the ones the
     timing (made up here, so that the test does not depend on this machine) said were
     faster, and the outputs match PyTorch's, NaN and infinities included."""
-    from tvmbridge import _native, pipeline
+    from tvmbridge import pipeline
 
     model, x = _conv_net_and_input(depthwise=depthwise)
     traced = torch.jit.trace(model, x)
@@ -285,20 +307,8 @@ def test_convolutions_run_on_the_kernels_timed_faster(monkeypatch, precision, fa
     assert choices == (pipeline.uses_onednn_convolutions(precision, mod),
                        not pipeline.uses_onednn_convolutions(precision, mod))
     milliseconds = {onednn: 1.0 if onednn == (faster == "oneDNN") else 2.0 for onednn in choices}
-    timed = []
-    real_global_func = _native.global_func
-
-    def global_func(name):
-        if name != "tvmbridge.torch.time_alternately":
-            return real_global_func(name)
-
-        def time_alternately(run_first, run_second):
-            run_first(), run_second()  # both candidates load and run
-            timed.append(name)
-            return [milliseconds[choices[1]], milliseconds[choices[0]]]
-        return time_alternately
-
-    monkeypatch.setattr(_native, "global_func", global_func)
+    timed = _made_up_build_timings(monkeypatch, milliseconds[choices[0]],
+                                   milliseconds[choices[1]])
     compiled = tt.compile(traced, [x], never_slower=False, precision=precision)
     assert len(timed) == 1  # one region, timed both ways
     with torch.no_grad(), torch.profiler.profile() as profile:
@@ -378,22 +388,11 @@ def test_bf16_builds_are_timed_against_float32_where_bfloat16_may_not_win(
     model, ids = TokenMlp().eval(), torch.randint(0, 100, (4, 32))
     traced = torch.jit.trace(model, ids)
     mod, _ = tt.from_torchscript(traced, [ids], keep_params_as_input=False)
-    real_has_cpu_flag, real_global_func = pipeline.has_cpu_flag, _native.global_func
+    real_has_cpu_flag = pipeline.has_cpu_flag
     monkeypatch.setattr(pipeline, "has_cpu_flag", lambda flag: has_amx if flag == "amx_bf16"
                         else real_has_cpu_flag(flag))
-    timed = []
-
-    def global_func(name):
-        if name != "tvmbridge.torch.time_alternately":
-            return real_global_func(name)
-
-        def time_alternately(run_bf16, run_fp32):
-            run_bf16(), run_fp32()  # both builds load and run on the made-up inputs
-            timed.append(name)
-            return [1.0, 2.0] if faster == "fp32" else [2.0, 1.0]  # [fp32 ms, bf16 ms]
-        return time_alternately
-
-    monkeypatch.setattr(_native, "global_func", global_func)
+    # bf16 is built first, fp32 second
+    timed = _made_up_build_timings(monkeypatch, *((2.0, 1.0) if faster == "fp32" else (1.0, 2.0)))
     with caplog.at_level(logging.INFO, logger="tvmbridge"):
         library = build.build_library(mod, build.host_target(), precision="bf16",
                                       never_slower=never_slower)
