@@ -18,11 +18,10 @@ own iteration point (so no element is read after another iteration wrote over it
 from __future__ import annotations
 
 import tvm
-import tvm_ffi
 from tvm import relax, s_tir
 from tvm.s_tir.schedule import ScheduleError
 
-from .relax_patterns import outer_calls, use_counts
+from .relax_patterns import outer_calls, same_tensor_type, use_counts
 
 _CALL_TIR = tvm.ir.Op.get("relax.call_tir")
 # Calls whose result is a buffer of its own: the VM allocates it (destination-passing), or, in
@@ -73,16 +72,11 @@ def _candidates(mod: tvm.IRModule, func: relax.Function):
             producer = values.get(arg) if isinstance(arg, relax.Var) else None
             # Used once: by this call (returning it, too, would be a second use).
             if (producer is None or producer.op not in _OWN_BUFFER or uses.get(arg) != 1
-                    or not _same_tensor_type(arg.ty, call.ty)):
+                    or not same_tensor_type(arg.ty, call.ty)):
                 continue
             if _touches_only_its_own_point(kernel, kernel.params[index], kernel.params[-1]):
                 yield var, call, index
                 break
-
-
-def _same_tensor_type(a, b) -> bool:
-    return (isinstance(a, relax.TensorType) and a.dtype == b.dtype
-            and tvm_ffi.structural_equal(a.shape, b.shape))
 
 
 def _touches_only_its_own_point(kernel: tvm.tirx.PrimFunc, source, result) -> bool:

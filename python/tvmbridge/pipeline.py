@@ -17,7 +17,7 @@ from tvm import relax, tirx
 from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
 
 from . import attention, extrema, quantized, relax_patterns, reshapes, schedule, vector_math
-from .relax_patterns import bound_call, has_call, outer_calls, use_counts
+from .relax_patterns import bound_call, has_call, outer_calls, same_tensor_type, use_counts
 
 
 # Convolutions run in NCHW16c: vectors over 16 output channels whatever the image width, and
@@ -243,6 +243,7 @@ _PACKED_CONV2D = "tvmbridge.aten.packed_conv2d_out"
 # The same adding a bias in oneDNN's kernel, and also clamping the result
 # (ConvolutionEpilogue).
 _PACKED_CONV2D_BIAS = "tvmbridge.aten.packed_conv2d_bias_out"
+_PACKED_CONV2D_BIAS_ADD = "tvmbridge.aten.packed_conv2d_bias_add_out"
 _PACKED_CONV2D_CLAMP = "tvmbridge.aten.packed_conv2d_clamp_out"
 # A bfloat16 linear layer, its bias and GELU (LinearGelu).
 _PACKED_LINEAR_BIAS_GELU = "tvmbridge.aten.packed_linear_bias_gelu"
@@ -416,7 +417,9 @@ class ConvolutionEpilogue:
     """What oneDNN's kernel computes after a convolution instead of TVM's pass over its result:
     ``conv + bias`` for a constant bias per output channel (each of MobileNet-V2's 17
     convolutions without an activation had such a pass), then a clamp with constant bounds
-    (ReLU, ReLU6), each value used only by the next.
+    (ReLU, ReLU6) or the addition of a tensor of the result's type (a residual connection's
+    other branch, where that addition would be a pass of its own: :func:`_adds_alone`), each
+    value used only by the next.
 
     oneDNN 3.2's clip and ReLU post-ops turn NaN into a bound; the clamping kernel
     (``packed_conv2d_clamp_out``, onednn_kernels.cc) uses them only on inputs that make no NaN
@@ -429,12 +432,13 @@ class ConvolutionEpilogue:
     # The input is the result of another epilogue clamping to finite bounds, nothing between
     # them: the kernel need not read it to rule out NaN (ClampedResult in onednn_kernels.cc).
     input_clamped: bool = False
+    addend: relax.Var | None = None  # added after the bias; never with a clamp
 
 
 def convolution_epilogues(func: relax.Function, takes_bias, takes_clamp) -> dict:
     """The epilogues of the convolutions bound in `func`'s outer blocks: a clamp where
     ``takes_clamp(call, input_clamped)`` (see :class:`ConvolutionEpilogue`), a bias before it,
-    and a bias alone where ``takes_bias(call)``.
+    and a bias alone or followed by an addend where ``takes_bias(call)``.
     Returns {the last step's variable: its :class:`ConvolutionEpilogue`}."""
     values, next_step = outer_calls(func), _only_readers(func)
     found = {}
@@ -466,12 +470,29 @@ def convolution_epilogues(func: relax.Function, takes_bias, takes_clamp) -> dict
                     step = next_step(step[0])
         clamp = None if low is None and high is None else (
             -math.inf if low is None else low, math.inf if high is None else high)
-        if clamp is None and bias is not None and not takes_bias(conv):
-            continue  # a bias taken only with a clamp
+        if clamp is None and not takes_bias(conv):
+            continue  # a bias (and an addend after it) taken only with a clamp
+        addend = None
+        if clamp is None and step and step[1].op == _ADD:
+            add = step[1]
+            other = add.args[1] if add.args[0].same_as(computed[-1]) else add.args[0]
+            if (isinstance(other, relax.Var) and same_tensor_type(other.ty, conv.ty)
+                    and _adds_alone(step[0], next_step)):
+                addend = other
+                computed.append(step[0])
         if len(computed) > 1:
             found[computed[-1]] = ConvolutionEpilogue(conv, bias, clamp, tuple(computed),
-                                                      clamp is not None and input_clamped)
+                                                      clamp is not None and input_clamped, addend)
     return found
+
+
+def _adds_alone(sum_var: relax.Var, next_step) -> bool:
+    """Whether the addition binding `sum_var` would be a pass of TVM's of its own: its result
+    has several readers, is returned, or is read by a convolution oneDNN runs, so no fused
+    kernel of TVM's takes the addition in (as ResNet's ReLU after its residual addition does,
+    where oneDNN's kernel adding it would save nothing)."""
+    reader = next_step(sum_var)
+    return reader is None or reader[1].op in _ONEDNN_CONVOLUTIONS
 
 
 def _only_readers(func: relax.Function):
@@ -579,10 +600,10 @@ class AtenKernels(relax.PyExprMutator):
     copied convolution result), writing into the buffer TVM passes (destination-passing, so
     TVM's memory plan reuses buffers: MobileNet-V2 4-5% faster), a bias added in the kernel
     where the convolution's result has no other use, and a ReLU or ReLU6 after it clamped
-    there too where that pays (:class:`ConvolutionEpilogue`). They take
-    and give bfloat16 (:func:`_in_bfloat16`), cast by TVM in the fused kernels around the call:
-    the kernel rounds its operands to bfloat16 anyway, and ATen's casts in the call cost more
-    (MobileNet-V2 15.1 -> 9.9 ms, BERT-base 403 -> 338 ms in a run on a loaded machine, both
+    there too where that pays, or a residual addition added (:class:`ConvolutionEpilogue`).
+    They take and give bfloat16 (:func:`_in_bfloat16`), cast by TVM in the fused kernels around
+    the call: the kernel rounds its operands to bfloat16 anyway, and ATen's casts in the call
+    cost more (MobileNet-V2 15.1 -> 9.9 ms, BERT-base 403 -> 338 ms in a run on a loaded machine, both
     interleaved, the same outputs); one such call's result goes to the next as it is.
     Linear layers with small weights stay float32 (:data:`_BF16_MIN_WEIGHT_ELEMENTS`); a
     bfloat16 one followed by its bias and GELU takes them into oneDNN's kernel on AMX CPUs
@@ -753,7 +774,7 @@ class AtenKernels(relax.PyExprMutator):
 
     def _convolution(self, epilogue: ConvolutionEpilogue) -> relax.Expr:
         """`epilogue`'s convolution on oneDNN's kernel, where it takes it, adding the bias and
-        clamping where the epilogue has them."""
+        the addend or clamping where the epilogue has them."""
         call, bias, clamp = epilogue.conv, epilogue.bias, epilogue.clamp
         if not _is_aten_convolution(call):
             return call
@@ -761,10 +782,13 @@ class AtenKernels(relax.PyExprMutator):
         before = list(attrs.padding)[:len(attrs.strides)]  # the same after (_is_onednn_convolution)
         geometry = relax.ShapeExpr([int(v) for v in [*attrs.strides, *before, *attrs.dilation,
                                                      attrs.groups]])
-        function, after = _PACKED_CONV2D, [geometry]
-        if clamp is not None:
-            if bias is None:
-                bias = np.zeros(int(call.ty.shape.values[-1]), "float32")
+        function, operands, after = _PACKED_CONV2D, [call.args[0], call.args[1]], [geometry]
+        if bias is None and (clamp is not None or epilogue.addend is not None):
+            bias = np.zeros(int(call.ty.shape.values[-1]), "float32")  # those kernels take one
+        if epilogue.addend is not None:
+            function, after = _PACKED_CONV2D_BIAS_ADD, [relax.const(bias), geometry]
+            operands.append(epilogue.addend)
+        elif clamp is not None:
             bias_const = relax.const(bias)
             if self.bf16 and int(attrs.groups) > 1:
                 bias_const = relax.op.astype(bias_const, "bfloat16")  # folded by FoldConstant
@@ -774,9 +798,9 @@ class AtenKernels(relax.PyExprMutator):
         elif bias is not None:
             function, after = _PACKED_CONV2D_BIAS, [relax.const(bias), geometry]
         if self.bf16:
-            return _in_bfloat16(function, [self._narrowed(call.args[0]), *call.args[1:]],
-                                call.ty, uncast=after)
-        return relax.call_dps_packed(function, [*call.args, *after], call.ty)
+            return _in_bfloat16(function, [self._narrowed(x) for x in operands], call.ty,
+                                uncast=after)
+        return relax.call_dps_packed(function, [*operands, *after], call.ty)
 
 
 def _clamps_in_kernel(call: relax.Call, input_clamped: bool) -> bool:

@@ -5,6 +5,7 @@ extrema.py, reshapes.py) fall back on."""
 from typing import Callable
 
 import tvm
+import tvm_ffi
 from tvm import relax
 
 CONSTANT = type(relax.const(0.0))  # Relax constants' class (tvm.ir.expr.GenericConst)
@@ -42,6 +43,12 @@ def use_counts(func: relax.Function) -> dict:
 
     relax.analysis.post_order_visit(func, count)
     return uses
+
+
+def same_tensor_type(a, b) -> bool:
+    """Whether `a` and `b` are tensor types of one dtype and one shape."""
+    return (isinstance(a, relax.TensorType) and isinstance(b, relax.TensorType)
+            and a.dtype == b.dtype and tvm_ffi.structural_equal(a.shape, b.shape))
 
 
 def outer_calls(func: relax.Function) -> dict:

@@ -39,12 +39,13 @@
 namespace tvmbridge {
 namespace {
 
-// The names of the calls generated code makes: packed_conv2d_out and
-// packed_conv2d_bias_out, what pipeline.py emits now; packed_conv2d and conv2d_bf16 for
-// libraries built before them (saved modules still hold them).
+// The names of the calls generated code makes: packed_conv2d_out and its _bias_, _bias_add_
+// and _clamp_ forms, what pipeline.py emits now; packed_conv2d and conv2d_bf16 for libraries
+// built before them (saved modules still hold them).
 constexpr const char* kPackedConv2dFunction = "tvmbridge.aten.packed_conv2d";
 constexpr const char* kPackedConv2dOutFunction = "tvmbridge.aten.packed_conv2d_out";
 constexpr const char* kPackedConv2dBiasOutFunction = "tvmbridge.aten.packed_conv2d_bias_out";
+constexpr const char* kPackedConv2dBiasAddOutFunction = "tvmbridge.aten.packed_conv2d_bias_add_out";
 constexpr const char* kPackedConv2dClampOutFunction = "tvmbridge.aten.packed_conv2d_clamp_out";
 constexpr const char* kPackedLinearBiasGeluFunction = "tvmbridge.aten.packed_linear_bias_gelu";
 constexpr const char* kConv2dBf16Function = "tvmbridge.aten.conv2d_bf16";
@@ -102,6 +103,9 @@ struct ConvolutionKind {
   std::array<int64_t, 3> variant;
   std::function<dnnl::primitive_attr()> attributes;
   memory::data_type bias = memory::data_type::f32;
+  // The dtype of a tensor of the result's shape added after the bias, as the last post-op
+  // (oneDNN's binary one; a residual connection); undef where none is.
+  memory::data_type addend = memory::data_type::undef;
 };
 
 // Whether `descriptor` is oneDNN 3.2's AMX kernel on a convolution it computes wrongly in
@@ -166,15 +170,16 @@ using OutputBuffer = c10::function_ref<void*(at::IntArrayRef)>;
 // Runs the convolution `kind` of the channels-last input at `input` (NHWC, or NDHWC with
 // Dims 3; contiguous, of kind.source's dtype, of `input_sizes`) with the weight of `plans`,
 // adding the float32 `bias` (one per output) where the kind has one and the caller keeps it,
-// reading `extra` runtime arguments, into the buffer `output` gives. Raw memory rather than
-// tensors: generated code calls this once per convolution, and small models spent a third of
-// their time outside the kernels. `input_finite`: the caller read the input and found no NaN
-// or infinity (plans whose kernel SpreadsNonFinite need not read it again).
+// reading `extra` runtime arguments, into the buffer `output` gives, adding the `addend` (of
+// the result's sizes and layout) where the kind has one. Raw memory rather than tensors:
+// generated code calls this once per convolution, and small models spent a third of their
+// time outside the kernels. `input_finite`: the caller read the input and found no NaN or
+// infinity (plans whose kernel SpreadsNonFinite need not read it again).
 template <size_t Dims>
 void RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const void* input,
                     at::IntArrayRef input_sizes, const ConvGeometryOf<Dims>& geometry,
                     OutputBuffer output, const void* bias, onednn::ExtraArguments extra,
-                    bool input_finite = false) {
+                    bool input_finite = false, const void* addend = nullptr) {
   const memory::dims& weight_dims = plans.plain_dims();
   const int64_t groups = geometry.groups;
   // The layout was made for the first call's groups and spatial axes: one weight constant is
@@ -217,15 +222,22 @@ void RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const void*
     memory::dims gaps;  // oneDNN's dilation: the gap between window elements
     for (int64_t dilation : geometry.dilation) gaps.push_back(dilation - 1);
     const memory::dims padding(geometry.padding.begin(), geometry.padding.end());
+    dnnl::primitive_attr attributes = kind.attributes();
+    if (kind.addend != memory::data_type::undef) {
+      dnnl::post_ops post_ops = attributes.get_post_ops();
+      post_ops.append_binary(dnnl::algorithm::binary_add,
+                             memory::desc(destination_dims, kind.addend, channels_last));
+      attributes.set_post_ops(post_ops);
+    }
     using Descriptor = dnnl::convolution_forward::primitive_desc;
     const auto inference = dnnl::prop_kind::forward_inference;
     const auto direct = dnnl::algorithm::convolution_direct;
     Descriptor descriptor =
         kind.has_bias ? Descriptor(onednn::CpuEngine(), inference, direct, source, weight_layout,
                                    memory::desc({outputs}, kind.bias, memory::format_tag::x),
-                                   destination, strides, gaps, padding, padding, kind.attributes())
+                                   destination, strides, gaps, padding, padding, attributes)
                       : Descriptor(onednn::CpuEngine(), inference, direct, source, weight_layout,
-                                   destination, strides, gaps, padding, padding, kind.attributes());
+                                   destination, strides, gaps, padding, padding, attributes);
     while ((WrongOnAmx(descriptor, kind.source, group_inputs, window, geometry) ||
             (input_not_finite &&
              SpreadsNonFinite(descriptor.impl_info_str(), kind.source, group_inputs))) &&
@@ -247,7 +259,7 @@ void RunConvolution(const ConvolutionKind& kind, WeightPlans& plans, const void*
       key.back() = 1;
       plan = plans.Get(key, describe);
     }
-    onednn::Execute(*plan, const_cast<void*>(input), destination, bias, extra);
+    onednn::Execute(*plan, const_cast<void*>(input), destination, bias, extra, addend);
   } catch (const dnnl::error& error) {
     TORCH_CHECK(false, "tvmbridge: oneDNN cannot run ", kind.kernel, " on input ", input_sizes,
                 " with weight ", at::IntArrayRef(weight_dims), " (stride ",
@@ -319,19 +331,25 @@ ConvolutionKind FloatConvolution(const char* kernel, memory::data_type type) {
 }
 
 // A float convolution adding a bias of `bias` type (float32, or the convolution's own), one per
-// output, in its kernel; with `clamp`, its result clamped there too (oneDNN's clip post-op, which
-// turns NaN into a bound: ConvolveInto runs it only on inputs that make no NaN).
+// output, in its kernel; then, with `clamp`, its result clamped there too (oneDNN's clip
+// post-op, which turns NaN into a bound: ConvolveInto runs it only on inputs that make no NaN),
+// or with `adds_addend` a tensor of the result's dtype and shape added there (a residual
+// connection; addition keeps NaN, so nothing is read first).
 ConvolutionKind FloatConvolutionWithBias(const char* kernel, memory::data_type type,
                                          memory::data_type bias = memory::data_type::f32,
-                                         std::optional<Clamp> clamp = std::nullopt) {
+                                         std::optional<Clamp> clamp = std::nullopt,
+                                         bool adds_addend = false) {
+  TORCH_INTERNAL_ASSERT(!(clamp && adds_addend), "a convolution clamps or adds after its bias");
   if (!clamp) {
+    const int64_t bias_variant = bias == memory::data_type::f32 ? 1 : 2;
     return {kernel,
             type,
             type,
             /*has_bias=*/true,
-            /*variant=*/{bias == memory::data_type::f32 ? 1 : 2},
+            /*variant=*/{adds_addend ? bias_variant + 4 : bias_variant},
             onednn::ScratchpadPerThread,
-            bias};
+            bias,
+            adds_addend ? type : memory::data_type::undef};
   }
   const auto bits = [](float value) {
     uint32_t word;
@@ -484,10 +502,10 @@ bool IsContiguousCpu(const tvm::ffi::Tensor& t, DLDataType dtype) {
 }
 
 // A 2-D or 3-D convolution (by `geometry_values`' count) as Convolve computes it, plus `bias`
-// where given (float32 or the weight's dtype, one per output), clamped to `clamp` where given,
-// written into `out`; x and out channels-last and contiguous, of the weight's dtype
-// (pipeline.py casts them in TVM's kernels around the call). Works on TVM's tensors directly: no
-// tensor is made per call.
+// where given (float32 or the weight's dtype, one per output), then clamped to `clamp` or plus
+// `addend` (of out's dtype and shape) where given, written into `out`; x and out channels-last and
+// contiguous, of the weight's dtype (pipeline.py casts them in TVM's kernels around the call).
+// Works on TVM's tensors directly: no tensor is made per call.
 //
 // oneDNN 3.2's clip and ReLU post-ops turn NaN into a bound, so the clamp runs inside oneDNN's
 // kernel only where the result can hold no NaN: the input's magnitudes within the weight's
@@ -497,7 +515,8 @@ bool IsContiguousCpu(const tvm::ffi::Tensor& t, DLDataType dtype) {
 template <size_t Dims>
 void ConvolveInto(const char* kernel, const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
                   const tvm::ffi::Shape& geometry_values, const tvm::ffi::Tensor& out,
-                  const tvm::ffi::Tensor* bias, std::optional<Clamp> clamp) {
+                  const tvm::ffi::Tensor* bias, std::optional<Clamp> clamp,
+                  const tvm::ffi::Tensor* addend) {
   RECORD_FUNCTION(kConvolutionEvent, std::vector<c10::IValue>());
   const ConvGeometryOf<Dims> geometry = ReadGeometry<Dims>(geometry_values);
   const FloatConvolutionWeight convolution = FloatConvolutionOf(kernel, weight, geometry.groups);
@@ -531,21 +550,27 @@ void ConvolveInto(const char* kernel, const tvm::ffi::Tensor& x, const tvm::ffi:
     clamp_in_kernel =
         input_finite && (!bias || AllWithin(Elements(*bias), outputs, bias_type, kFiniteLimit));
   }
+  TORCH_INTERNAL_ASSERT(!addend || bias, kernel, " adds its addend after a bias");
   const ConvolutionKind kind =
       bias ? FloatConvolutionWithBias(kernel, type, bias_type,
-                                      clamp_in_kernel ? clamp : std::nullopt)
+                                      clamp_in_kernel ? clamp : std::nullopt, addend != nullptr)
            : FloatConvolution(kernel, type);
+  const auto has_result_sizes = [&](const tvm::ffi::Tensor& t, at::IntArrayRef sizes) {
+    return IsContiguousCpu(t, expected) &&
+           at::IntArrayRef(t.shape().data(), t.shape().size()) == sizes;
+  };
   RunConvolution(
       kind, plans, Elements(x), input_sizes, geometry,
       [&](at::IntArrayRef sizes) {
-        TORCH_CHECK(IsContiguousCpu(out, expected) &&
-                        at::IntArrayRef(out.shape().data(), out.shape().size()) == sizes,
-                    "tvmbridge: ", kernel, " writes a contiguous ", TvmDtypeName(type),
-                    " channels-last result of ", sizes, " on the CPU, got a destination of ",
-                    Describe(out));
+        TORCH_CHECK(has_result_sizes(out, sizes), "tvmbridge: ", kernel, " writes a contiguous ",
+                    TvmDtypeName(type), " channels-last result of ", sizes,
+                    " on the CPU, got a destination of ", Describe(out));
+        TORCH_CHECK(!addend || has_result_sizes(*addend, sizes), "tvmbridge: ", kernel,
+                    " adds a contiguous ", TvmDtypeName(type), " channels-last tensor of ", sizes,
+                    " (its result's) on the CPU, got ", Describe(*addend));
         return Elements(out);
       },
-      bias ? Elements(*bias) : nullptr, {}, input_finite);
+      bias ? Elements(*bias) : nullptr, {}, input_finite, addend ? Elements(*addend) : nullptr);
   if (!clamp) return;
   if (!clamp_in_kernel) {
     RECORD_FUNCTION(kClampAfterEvent, std::vector<c10::IValue>());
@@ -560,15 +585,16 @@ void ConvolveInto(const char* kernel, const tvm::ffi::Tensor& x, const tvm::ffi:
 
 void ConvolveInto(const char* kernel, const tvm::ffi::Tensor& x, const tvm::ffi::Tensor& weight,
                   const tvm::ffi::Shape& geometry, const tvm::ffi::Tensor& out,
-                  const tvm::ffi::Tensor* bias, std::optional<Clamp> clamp = std::nullopt) {
+                  const tvm::ffi::Tensor* bias, std::optional<Clamp> clamp = std::nullopt,
+                  const tvm::ffi::Tensor* addend = nullptr) {
   if (geometry.size() == Conv3dGeometry::kValues) {
-    ConvolveInto<3>(kernel, x, weight, geometry, out, bias, clamp);
+    ConvolveInto<3>(kernel, x, weight, geometry, out, bias, clamp, addend);
   } else {
     TORCH_CHECK(
         geometry.size() == ConvGeometry::kValues, "tvmbridge: ", kernel, " takes ",
         ConvGeometry::kValues, " geometry values (a 2-D convolution) or ", Conv3dGeometry::kValues,
         " (3-D): stride, padding and dilation per axis, then groups; got ", geometry.size());
-    ConvolveInto<2>(kernel, x, weight, geometry, out, bias, clamp);
+    ConvolveInto<2>(kernel, x, weight, geometry, out, bias, clamp, addend);
   }
 }
 
@@ -894,6 +920,16 @@ void PackedConv2dBiasOut(tvm::ffi::Tensor x, tvm::ffi::Tensor weight, tvm::ffi::
   ConvolveInto("packed_conv2d_bias_out", x, weight, geometry, out, &bias);
 }
 
+// conv2d(x, weight) + bias + addend into `out`, as PackedConv2dBiasOut computes the convolution
+// and its bias: the addend (of out's dtype and shape: a residual connection's other branch)
+// added in oneDNN's kernel too, where TVM's pass over the result did it (MobileNet-V2's
+// projections).
+void PackedConv2dBiasAddOut(tvm::ffi::Tensor x, tvm::ffi::Tensor weight, tvm::ffi::Tensor addend,
+                            tvm::ffi::Tensor bias, tvm::ffi::Shape geometry, tvm::ffi::Tensor out) {
+  ConvolveInto("packed_conv2d_bias_add_out", x, weight, geometry, out, &bias, std::nullopt,
+               &addend);
+}
+
 // conv2d(x, weight) + bias clamped to [bounds[0], bounds[1]] (a float32 pair; ReLU: [0, inf]),
 // into `out`, keeping NaN: the clamp in oneDNN's kernel where the input allows (ConvolveInto),
 // instead of a pass of TVM's over the result. The bias is float32 or the weight's dtype
@@ -940,6 +976,7 @@ TVM_FFI_STATIC_INIT_BLOCK() {
       .def(kPackedConv2dFunction, PackedConv2d)
       .def(kPackedConv2dOutFunction, PackedConv2dOut)
       .def(kPackedConv2dBiasOutFunction, PackedConv2dBiasOut)
+      .def(kPackedConv2dBiasAddOutFunction, PackedConv2dBiasAddOut)
       .def(kPackedConv2dClampOutFunction, PackedConv2dClampOut)
       .def(kPackedLinearBiasGeluFunction, PackedLinearBiasGelu)
       .def(kConv2dBf16Function, Conv2dBf16);

@@ -39,6 +39,7 @@ Plan WeightPlans::Finish(Described described, const memory& weight) {
           std::move(described.destination),
           described.descriptor.scratchpad_desc(),
           described.descriptor.query_md(dnnl::query::exec_arg_md, DNNL_ARG_BIAS),
+          described.descriptor.query_md(dnnl::query::exec_arg_md, kAddendArgument),
           weight,
           described.descriptor.impl_info_str()};
 }
@@ -57,7 +58,7 @@ void ArgumentPool::Return(std::unique_ptr<Arguments> arguments) {
 }
 
 void Execute(const Plan& plan, void* source, void* destination, const void* bias,
-             ExtraArguments extra) {
+             ExtraArguments extra, const void* addend) {
   // Per thread and kept, as the argument sets are per plan: scratch memory grown to the largest
   // plan this thread has run. Per call, small models spent a third of their time outside the
   // kernels (MobileNet-V2 at 64 px), making memory objects and tensors among it.
@@ -78,11 +79,14 @@ void Execute(const Plan& plan, void* source, void* destination, const void* bias
   arguments->at(DNNL_ARG_SRC).set_data_handle(source);
   arguments->at(DNNL_ARG_DST).set_data_handle(destination);
   if (scratch_bytes > 0) arguments->at(DNNL_ARG_SCRATCHPAD).set_data_handle(scratch.data_ptr());
-  if (bias) {
-    memory& bias_memory = (*arguments)[DNNL_ARG_BIAS];
-    if (!bias_memory) bias_memory = memory(plan.bias, CpuEngine(), nullptr);
-    bias_memory.set_data_handle(const_cast<void*>(bias));
-  }
+  // An argument only some calls pass: its memory object made at the set's first such call.
+  const auto set = [&arguments](int id, const memory::desc& layout, const void* data) {
+    memory& value = (*arguments)[id];
+    if (!value) value = memory(layout, CpuEngine(), nullptr);
+    value.set_data_handle(const_cast<void*>(data));
+  };
+  if (bias) set(DNNL_ARG_BIAS, plan.bias, bias);
+  if (addend) set(kAddendArgument, plan.addend, addend);
   for (const auto& [id, value] : extra) (*arguments)[id] = value;
   plan.primitive.execute(stream, *arguments);
   stream.wait();

@@ -52,11 +52,11 @@ class ArgumentPool {
 };
 
 // One primitive for one call shape: what it reads and writes, the weight in the layout its
-// kernel reads, the size of the scratch memory each call gives it, and its bias's layout (empty
-// where it takes none).
+// kernel reads, the size of the scratch memory each call gives it, its bias's layout and that of
+// the tensor its first post-op adds (each empty where it takes none).
 struct Plan {
   dnnl::primitive primitive;
-  memory::desc source, destination, scratchpad, bias;
+  memory::desc source, destination, scratchpad, bias, addend;
   memory weight;
   std::string implementation;  // oneDNN's name for the kernel, as impl_info_str() gives it
   std::unique_ptr<ArgumentPool> arguments = std::make_unique<ArgumentPool>();
@@ -153,10 +153,14 @@ class WeightPlans {
 // (per-output scales), keyed by oneDNN's argument ids.
 using ExtraArguments = std::initializer_list<std::pair<int, memory>>;
 
+// The argument id of the tensor a plan's first post-op adds (oneDNN's binary post-op).
+constexpr int kAddendArgument = DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1;
+
 // Runs `plan` reading `source` and writing `destination` (memory of the plan's layouts), adding
-// the `bias` at that address where the plan takes one, with `extra` arguments.
+// the `bias` and the `addend` at those addresses where the plan takes them, with `extra`
+// arguments.
 void Execute(const Plan& plan, void* source, void* destination, const void* bias = nullptr,
-             ExtraArguments extra = {});
+             ExtraArguments extra = {}, const void* addend = nullptr);
 
 }  // namespace onednn
 }  // namespace tvmbridge

@@ -90,9 +90,11 @@ def generated_cases(count: int, seed: int, dtype: torch.dtype) -> list[ConvCase]
 
 def check(case: ConvCase) -> str | None:
     """What differs from PyTorch in `case`, or None: the convolution returned, written into a
-    destination, with a bias added in the kernel (what builds emit for conv + bias), and with
-    `case.clamp`, clamped there too (conv + bias + ReLU or clamp; a bfloat16 convolution's
-    bias in bfloat16, as builds give depthwise ones)."""
+    destination, with a bias added in the kernel (what builds emit for conv + bias), with the
+    bias and a tensor of the result's shape added there (conv + bias + a residual; the addend
+    holding NaN and infinities where the input does), and with `case.clamp`, clamped there too
+    (conv + bias + ReLU or clamp; a bfloat16 convolution's bias in bfloat16, as builds give
+    depthwise ones)."""
     import tvm_ffi
 
     from tvmbridge import _native
@@ -100,6 +102,7 @@ def check(case: ConvCase) -> str | None:
     conv = _native.runtime_func("tvmbridge.aten.packed_conv2d")
     conv_out = _native.runtime_func("tvmbridge.aten.packed_conv2d_out")  # what builds emit
     conv_bias_out = _native.runtime_func("tvmbridge.aten.packed_conv2d_bias_out")
+    conv_bias_add_out = _native.runtime_func("tvmbridge.aten.packed_conv2d_bias_add_out")
     conv_clamp_out = _native.runtime_func("tvmbridge.aten.packed_conv2d_clamp_out")
     generator = torch.Generator().manual_seed(case.seed)
     dims = case.spatial_dims
@@ -119,9 +122,7 @@ def check(case: ConvCase) -> str | None:
         x = torch.randn(batch, case.groups * case.group_inputs, *[case.size] * dims,
                         generator=generator).to(case.dtype)
         if case.special_values:
-            flat = x.view(-1)
-            for value in (float("nan"), float("inf"), float("-inf")):
-                flat[torch.randint(flat.numel(), (1,), generator=generator)] = value
+            _scatter_special_values(x, generator)
         nhwc = tvm_ffi.from_dlpack(x.permute(*to_channels_last).contiguous())
         out_extent = (case.size + 2 * case.padding - window) // case.stride + 1
         written = torch.full((batch, *[out_extent] * dims, weight.shape[0]), float("nan"),
@@ -137,9 +138,17 @@ def check(case: ConvCase) -> str | None:
                       tvm_ffi.from_dlpack(biased))
         expected = convolve(x.double(), weight.double(), stride=case.stride,
                             padding=case.padding, dilation=case.dilation, groups=case.groups)
+        addend = torch.randn(written.shape, generator=generator).to(case.dtype)
+        if case.special_values:
+            _scatter_special_values(addend, generator)
+        summed = torch.full_like(returned, float("nan"))
+        conv_bias_add_out(nhwc, constant, tvm_ffi.from_dlpack(addend), tvm_ffi.from_dlpack(bias),
+                          geometry, tvm_ffi.from_dlpack(summed))
+        with_bias = expected + bias.double().view(1, -1, *[1] * dims)
         checks = [(returned, expected, None, ""),
-                  (biased, expected + bias.double().view(1, -1, *[1] * dims), None,
-                   " with its bias")]
+                  (biased, with_bias, None, " with its bias"),
+                  (summed, with_bias + addend.permute(*from_channels_last).double(), None,
+                   " with its bias and an addend")]
         if case.clamp is not None:
             clamped = torch.full_like(returned, float("nan"))
             own_bias = bias.to(case.dtype)
@@ -155,6 +164,13 @@ def check(case: ConvCase) -> str | None:
             if problem is not None:
                 return f"batch {batch}{what}: {problem}"
     return None
+
+
+def _scatter_special_values(x: torch.Tensor, generator: torch.Generator) -> None:
+    """Writes NaN, +inf and -inf into `x`, one each, at random elements."""
+    flat = x.view(-1)
+    for value in (float("nan"), float("inf"), float("-inf")):
+        flat[torch.randint(flat.numel(), (1,), generator=generator)] = value
 
 
 def _difference(result: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype,
@@ -325,6 +341,17 @@ def test_packed_convolution_refuses_what_it_cannot_run_by_name():
                                             r"got " + given):
             conv_bias_out(x, weight, tvm_ffi.from_dlpack(bias), geometry,
                           tvm_ffi.from_dlpack(torch.empty(1, 4, 4, 8)))
+    conv_bias_add_out = _native.runtime_func("tvmbridge.aten.packed_conv2d_bias_add_out")
+    for addend, given in ((torch.randn(1, 4, 4, 7), r"float32 \[1, 4, 4, 7\]"),
+                          (torch.randn(1, 4, 4, 8).bfloat16(), r"bfloat16 \[1, 4, 4, 8\]"),
+                          (torch.randn(1, 8, 4, 4).permute(0, 2, 3, 1),
+                           r"float32 \[1, 4, 4, 8\], not contiguous")):
+        with pytest.raises(Exception, match=r"packed_conv2d_bias_add_out adds a contiguous float32 "
+                                            r"channels-last tensor of \[1, 4, 4, 8\] \(its "
+                                            r"result's\) on the CPU, got " + given):
+            conv_bias_add_out(x, weight, tvm_ffi.from_dlpack(addend),
+                              tvm_ffi.from_dlpack(torch.randn(8)), geometry,
+                              tvm_ffi.from_dlpack(torch.empty(1, 4, 4, 8)))
     conv_clamp_out = _native.runtime_func("tvmbridge.aten.packed_conv2d_clamp_out")
     for bounds, message in (
             (torch.tensor([0.0, 6.0, 1.0]), r"takes its clamp's bounds as a contiguous float32 pair, "
@@ -494,9 +521,7 @@ def check_dynamic_linear(case: LinearCase) -> str | None:
     packed = torch.ops.quantized.linear_prepack(quantized, bias)
     x = torch.randn(case.rows, case.inputs, generator=generator) * case.spread + case.offset
     if case.special_values and x.numel():
-        flat = x.view(-1)
-        for value in (float("nan"), float("inf"), float("-inf")):
-            flat[torch.randint(flat.numel(), (1,), generator=generator)] = value
+        _scatter_special_values(x, generator)
     constants = [tvm_ffi.from_dlpack(t) for t in (
         quantized.int_repr().contiguous(), quantized.q_per_channel_scales().float().contiguous(),
         bias)]
