@@ -565,9 +565,18 @@ void ConvolveInto(const char* kernel, const tvm::ffi::Tensor& x, const tvm::ffi:
         TORCH_CHECK(has_result_sizes(out, sizes), "tvmbridge: ", kernel, " writes a contiguous ",
                     TvmDtypeName(type), " channels-last result of ", sizes,
                     " on the CPU, got a destination of ", Describe(out));
-        TORCH_CHECK(!addend || has_result_sizes(*addend, sizes), "tvmbridge: ", kernel,
-                    " adds a contiguous ", TvmDtypeName(type), " channels-last tensor of ", sizes,
-                    " (its result's) on the CPU, got ", Describe(*addend));
+        if (addend) {
+          TORCH_CHECK(has_result_sizes(*addend, sizes), "tvmbridge: ", kernel,
+                      " adds a contiguous ", TvmDtypeName(type), " channels-last tensor of ", sizes,
+                      " (its result's) on the CPU, got ", Describe(*addend));
+          // oneDNN may accumulate in the destination before its post-ops read the addend.
+          const char* added = static_cast<const char*>(Elements(*addend));
+          const char* result = static_cast<const char*>(Elements(out));
+          const size_t bytes = tvm::ffi::GetDataSize(out.numel(), out.dtype());
+          TORCH_CHECK(added + bytes <= result || result + bytes <= added, "tvmbridge: ", kernel,
+                      " adds a tensor that does not share memory with its result; the two "
+                      "given overlap");
+        }
         return Elements(out);
       },
       bias ? Elements(*bias) : nullptr, {}, input_finite, addend ? Elements(*addend) : nullptr);

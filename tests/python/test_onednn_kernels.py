@@ -352,6 +352,11 @@ def test_packed_convolution_refuses_what_it_cannot_run_by_name():
             conv_bias_add_out(x, weight, tvm_ffi.from_dlpack(addend),
                               tvm_ffi.from_dlpack(torch.randn(8)), geometry,
                               tvm_ffi.from_dlpack(torch.empty(1, 4, 4, 8)))
+    in_place = tvm_ffi.from_dlpack(torch.randn(1, 4, 4, 8))
+    with pytest.raises(Exception, match=r"packed_conv2d_bias_add_out adds a tensor that does not "
+                                        r"share memory with its result; the two given overlap"):
+        conv_bias_add_out(x, weight, in_place, tvm_ffi.from_dlpack(torch.randn(8)), geometry,
+                          in_place)
     conv_clamp_out = _native.runtime_func("tvmbridge.aten.packed_conv2d_clamp_out")
     for bounds, message in (
             (torch.tensor([0.0, 6.0, 1.0]), r"takes its clamp's bounds as a contiguous float32 pair, "
