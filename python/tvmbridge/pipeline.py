@@ -488,9 +488,10 @@ def convolution_epilogues(func: relax.Function, takes_bias, takes_clamp) -> dict
 
 def _adds_alone(sum_var: relax.Var, next_step) -> bool:
     """Whether the addition binding `sum_var` would be a pass of TVM's of its own: its result
-    has several readers, is returned, or is read by a convolution oneDNN runs, so no fused
-    kernel of TVM's takes the addition in (as ResNet's ReLU after its residual addition does,
-    where oneDNN's kernel adding it would save nothing)."""
+    has several readers, is returned, or is read by a convolution (TVM fuses no elementwise
+    producer into one), so no fused kernel of TVM's takes the addition in, as the pass for
+    ResNet's ReLU after its residual addition does (there oneDNN's kernel adding it would save
+    nothing)."""
     reader = next_step(sum_var)
     return reader is None or reader[1].op in _ONEDNN_CONVOLUTIONS
 
@@ -603,8 +604,8 @@ class AtenKernels(relax.PyExprMutator):
     there too where that pays, or a residual addition added (:class:`ConvolutionEpilogue`).
     They take and give bfloat16 (:func:`_in_bfloat16`), cast by TVM in the fused kernels around
     the call: the kernel rounds its operands to bfloat16 anyway, and ATen's casts in the call
-    cost more (MobileNet-V2 15.1 -> 9.9 ms, BERT-base 403 -> 338 ms in a run on a loaded machine, both
-    interleaved, the same outputs); one such call's result goes to the next as it is.
+    cost more (MobileNet-V2 15.1 -> 9.9 ms, BERT-base 403 -> 338 ms in a run on a loaded
+    machine, both interleaved, the same outputs); one such call's result goes to the next as it is.
     Linear layers with small weights stay float32 (:data:`_BF16_MIN_WEIGHT_ELEMENTS`); a
     bfloat16 one followed by its bias and GELU takes them into oneDNN's kernel on AMX CPUs
     (:class:`LinearGelu`).
