@@ -13,6 +13,7 @@ from tvm import relax
 from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
 
 from . import pipeline
+from .errors import first_line
 from .pipeline import PRECISIONS
 
 _log = logging.getLogger("tvmbridge")
@@ -219,8 +220,7 @@ def _fastest(libraries: dict, mod: tvm.IRModule) -> BuildVariant:
             if challenger_ms < fastest_ms:
                 fastest = challenger
     except Exception as error:  # made-up inputs a value check refuses: keep the static rules
-        _log.info("tvmbridge: builds not timed (%s); keeping %s",
-                  str(error).splitlines()[0] if str(error) else type(error).__name__,
+        _log.info("tvmbridge: builds not timed (%s); keeping %s", first_line(error),
                   candidates[0])
         return candidates[0]
     _log.info("tvmbridge: building %s (per call of the region: %s)", fastest, "; ".join(timings))

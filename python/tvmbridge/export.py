@@ -28,6 +28,7 @@ import torch.fx as fx
 from torch.fx.passes.infra.partitioner import CapabilityBasedPartitioner
 
 from . import _native, export_ops
+from .errors import first_line
 from .types import DTYPE_NAMES as _DTYPES
 
 _log = logging.getLogger("tvmbridge")
@@ -358,7 +359,7 @@ def partition_and_build(module: fx.GraphModule, example_inputs: Sequence, target
             compiled = CACHE.get(key, lambda: build_region(region, examples, symbolic, target,
                                                            tuning, precision, never_slower))
         except Exception as error:  # TVM's translator or build refused what its map lists
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            reason = first_line(error)
             _log.warning("tvmbridge: a region of %d op(s) stays in PyTorch: TVM failed on it "
                          "(%s: %s)", _count_ops(region), type(error).__name__, reason[:300])
             export_ops.tally(report.torch_ops, region.graph.nodes)
