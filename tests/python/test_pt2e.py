@@ -7,6 +7,7 @@ one step of the output's scale on at most 5% of the values, as for eager-mode qu
 
 import pytest
 import torch
+import torch.ao.quantization.fx._decomposed  # noqa: F401 (registers quantized_decomposed ops)
 import torch.nn as nn
 
 import differential
