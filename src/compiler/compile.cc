@@ -143,19 +143,6 @@ std::vector<HeldTensor> TensorsHeldByInputs(const torch::jit::Graph& graph,
   return held;
 }
 
-// Replaces the uses of `input`, an argument the caller left out, with its default where that
-// is a value a forward guard can compare (None, a number, a bool, a string): the caller
-// compiled for calls without it (timm's `attn_mask=None`), and the branches on it fold.
-bool FoldDefault(torch::jit::Graph& graph, torch::jit::Value* input, const c10::IValue& value) {
-  if (!(value.isNone() || value.isInt() || value.isDouble() || value.isBool() ||
-        value.isString())) {
-    return false;
-  }
-  torch::jit::WithInsertPoint at_start(graph.block()->param_node()->next());
-  input->replaceAllUsesWith(graph.insertConstant(value));
-  return true;
-}
-
 }  // namespace
 
 Analysis Analyse(passes::PreparedGraph prepared, const std::vector<TensorSpec>& specs,
@@ -164,30 +151,16 @@ Analysis Analyse(passes::PreparedGraph prepared, const std::vector<TensorSpec>& 
   Analysis analysis;
   analysis.prepared = std::move(prepared);
   torch::jit::Graph& graph = *analysis.prepared.graph;
-  const size_t declared = graph.inputs().size() - 1;
-  TORCH_CHECK_VALUE(declared >= specs.size(), "tvmbridge: the model's forward takes ", declared,
-                    " input(s) but ", specs.size(), " input spec(s) were given");
   std::vector<TensorSpec> given = specs;
   partition::ExampleInputs values = examples;
-  if (given.size() < declared) {
-    // Arguments left out take forward's defaults (torchvision detectors' `targets=None`).
-    const std::vector<c10::Argument>& arguments =
-        analysis.prepared.frozen.get_method("forward").function().getSchema().arguments();
-    values.resize(given.size());
-    for (size_t i = given.size(); i < declared; ++i) {
-      const c10::Argument& argument = arguments.at(i + 1);
-      TORCH_CHECK_VALUE(argument.default_value().has_value(),
-                        "tvmbridge: the model's forward takes ", declared, " input(s) but ",
-                        specs.size(), " were given, and input ", i, " ('", argument.name(),
-                        "') has no default value to take instead");
-      given.push_back(TensorSpec{argument.name(), {}, c10::ScalarType::Undefined});
-      values.push_back(*argument.default_value());
-      if (FoldDefault(graph, graph.inputs()[i + 1], *argument.default_value())) {
-        analysis.fixed_to_default.push_back(i);
-      }
-    }
-    // `attn_mask is not None` on an argument left out then decides nothing at run time.
-    if (!analysis.fixed_to_default.empty()) passes::FoldNoneChecks(analysis.prepared.graph);
+  const std::vector<passes::OmittedArgument> omitted =
+      passes::FoldOmittedArguments(analysis.prepared.graph, analysis.prepared.frozen, specs.size());
+  if (!omitted.empty()) values.resize(given.size());
+  for (const passes::OmittedArgument& argument : omitted) {
+    // Passed as a value at run time where the graph could not take it as a constant.
+    given.push_back(TensorSpec{argument.name, {}, c10::ScalarType::Undefined});
+    values.push_back(argument.value);
+    if (argument.folded) analysis.fixed_to_default.push_back(argument.index);
   }
   for (size_t i = 0; i < given.size(); ++i) {
     const torch::jit::Value* input = graph.inputs()[i + 1];

@@ -19,6 +19,7 @@
 #include "compiler/torchscript_fallback.h"
 #include "frontend/converter.h"
 #include "partition/shape_observer.h"
+#include "passes/passes.h"
 #include "passes/pipeline.h"
 #include "tvmbridge/tensor_bridge.h"
 
@@ -123,6 +124,21 @@ void SpecializeToInputShapes(passes::PreparedGraph& prepared,
   partition::SpecializeToShapes(prepared.graph, shapes);
 }
 
+// Forward's arguments after the `given` inputs take their defaults (nn.TransformerEncoderLayer's
+// `src_mask=None`), as compile's do, and leave the graph: the Relax function takes the given
+// inputs only.
+void DropOmittedArguments(passes::PreparedGraph& prepared, size_t given) {
+  const std::vector<passes::OmittedArgument> omitted =
+      passes::FoldOmittedArguments(prepared.graph, prepared.frozen, given);
+  for (auto argument = omitted.rbegin(); argument != omitted.rend(); ++argument) {
+    TORCH_CHECK_VALUE(argument->folded, "tvmbridge: from_torchscript was given ", given,
+                      " input(s); input ", argument->index, " ('", argument->name,
+                      "') left out defaults to a ", argument->value.type()->repr_str(),
+                      ", which a Relax function cannot take as a constant: give it in inputs");
+    prepared.graph->eraseInput(argument->index + 1);
+  }
+}
+
 // from_torchscript(archive, inputs, keep_params_as_input)
 //   -> [IRModule, param names, param tensors]
 Array<Any> FromTorchScript(const Bytes& archive, const InputDescriptions& inputs,
@@ -132,6 +148,7 @@ Array<Any> FromTorchScript(const Bytes& archive, const InputDescriptions& inputs
     // Weights returned as named parameters keep PyTorch's names, so nothing is folded then.
     passes::PreparedGraph prepared = passes::PrepareForConversion(
         passes::LoadModule(std::string(archive)), /*fold_weights=*/!keep_params_as_input);
+    DropOmittedArguments(prepared, specs.size());
     SpecializeToInputShapes(prepared, specs);
     frontend::ConversionOptions options;
     options.keep_params_as_input = keep_params_as_input;

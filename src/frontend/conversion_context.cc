@@ -40,7 +40,7 @@ relax::Expr ConversionContext::Tensor(const torch::jit::Value* value) {
   if (param != weight_params_.end()) return param->second;
   TORCH_CHECK(converted.kind == Value::Kind::kConstant && converted.constant.isTensor(), "input %",
               value->debugName(), " is not a tensor");
-  return relax::MakeConstant(ToTvm(converted.constant.toTensor().contiguous()));
+  return TensorConstant(converted.constant.toTensor());
 }
 
 relax::Expr ConversionContext::TensorOrScalar(const torch::jit::Value* value,
@@ -57,7 +57,7 @@ std::vector<std::optional<relax::Expr>> ConversionContext::OptionalTensors(
   const Value& converted = Get(value);
   auto as_tensor = [](const c10::IValue& constant) -> std::optional<relax::Expr> {
     if (constant.isNone()) return std::nullopt;
-    return relax::MakeConstant(ToTvm(constant.toTensor().contiguous()));
+    return TensorConstant(constant.toTensor());
   };
   std::vector<std::optional<relax::Expr>> tensors;
   if (converted.kind == Value::Kind::kList) {
@@ -212,9 +212,18 @@ Value ConversionContext::Emit(const relax::Expr& expr) { return Value::Tensor(Em
 
 relax::Expr ConversionContext::EmitExpr(const relax::Expr& expr) { return builder_.Emit(expr); }
 
+relax::Expr TensorConstant(const at::Tensor& value) {
+  // PyTorch's CPU allocator aligns to 64 bytes, so a copy is aligned.
+  constexpr uintptr_t kAlignment = 64;
+  const bool aligned = reinterpret_cast<uintptr_t>(value.data_ptr()) % kAlignment == 0;
+  const at::Tensor& stored =
+      value.is_contiguous() && aligned ? value : value.clone(at::MemoryFormat::Contiguous);
+  return relax::MakeConstant(ToTvm(stored));
+}
+
 relax::Expr ConversionContext::Scalar(double value, const std::string& dtype) {
   at::Tensor scalar = at::scalar_tensor(value, at::TensorOptions().dtype(DtypeFromName(dtype)));
-  return relax::MakeConstant(ToTvm(scalar));
+  return TensorConstant(scalar);
 }
 
 relax::Expr ConversionContext::SizeScalar(const relax::Dim& size, const std::string& dtype) {
@@ -274,7 +283,7 @@ relax::Dims BroadcastShapes(const ConversionContext& ctx, const std::vector<rela
 relax::Expr ConversionContext::Filled(double value, const relax::IntList& shape,
                                       const std::string& dtype) {
   at::Tensor filled = at::full(shape, value, at::TensorOptions().dtype(DtypeFromName(dtype)));
-  return relax::MakeConstant(ToTvm(filled));
+  return TensorConstant(filled);
 }
 
 }  // namespace tvmbridge::frontend

@@ -362,6 +362,29 @@ std::optional<Value> ConvertSizeArithmetic(const Node& node, const ConversionCon
   return std::nullopt;
 }
 
+// `a is b` / `a is not b` of two tensors, where the graph shows the answer once the branches
+// decided at conversion are resolved (nn.MultiheadAttention's `key is value` after its
+// batch-first transposes, which the graph alone leaves to a shape check); nullopt otherwise.
+std::optional<Value> ConvertTensorIdentity(const Node& node, const ConversionContext& context) {
+  const bool is = node.kind() == c10::aten::__is__;
+  if ((!is && node.kind() != c10::aten::__isnot__) || node.inputs().size() != 2) {
+    return std::nullopt;
+  }
+  for (const torch::jit::Value* input : node.inputs()) {
+    if (input->type()->kind() != c10::TypeKind::TensorType) return std::nullopt;
+  }
+  const BranchResolver taken = [&](const torch::jit::Value* value) {
+    while (value->node()->kind() == c10::prim::If && context.IsConstant(value->node()->input(0))) {
+      const bool then = context.Bool(value->node()->input(0));
+      value = value->node()->blocks()[then ? 0 : 1]->outputs()[value->offset()];
+    }
+    return value;
+  };
+  std::optional<bool> identical = KnownTensorIdentity(node.input(0), node.input(1), taken);
+  if (!identical) return std::nullopt;
+  return Value::Constant(*identical == is);
+}
+
 }  // namespace
 
 void ConvertNode(const Node& node, ConversionContext& context, ValueMap& values) {
@@ -386,6 +409,10 @@ void ConvertNode(const Node& node, ConversionContext& context, ValueMap& values)
   }
   if (std::optional<Value> size = ConvertSizeArithmetic(node, context)) {
     values[node.output()] = std::move(*size);
+    return;
+  }
+  if (std::optional<Value> identity = ConvertTensorIdentity(node, context)) {
+    values[node.output()] = std::move(*identity);
     return;
   }
   const RegisteredOp* op = Converters().Find(node);

@@ -102,6 +102,12 @@ void RegisterQuantizedOps(ConverterTable& table);
 void RegisterDataDependentOps(ConverterTable& table);
 const ConverterTable& Converters();
 
+// A Relax constant holding `value`'s elements, copied where they are not contiguous or not
+// 64-byte aligned: TVM's kernels read buffers with aligned vector loads, and a constant that a
+// split or slice of a weight folded to (nn.MultiheadAttention's `b_kv`) may start anywhere in
+// the weight's memory (a general-protection fault when in-memory modules ran).
+relax::Expr TensorConstant(const at::Tensor& value);
+
 // What converters use to read their inputs and emit Relax.
 class ConversionContext {
  public:

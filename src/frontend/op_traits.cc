@@ -1,6 +1,7 @@
 #include "frontend/op_traits.h"
 
 #include <algorithm>
+#include <unordered_set>
 
 #include <ATen/core/function_schema.h>
 #include <torch/csrc/jit/runtime/operator.h>
@@ -30,12 +31,63 @@ bool TakesElementOfList(const Node& node) {
           node.input(0)->type()->kind() == c10::TypeKind::ListType);
 }
 
+// The tensor object `value` is known to be, as the value that created it: a graph input or
+// the output of an aten op that returns a new tensor object (views included), looking
+// through ops that may return their input and the branches `resolve` knows. nullptr when the
+// graph does not show it (another branch's result, an element taken out of a list).
+const Value* ObjectOrigin(const Value* value, const BranchResolver& resolve) {
+  if (resolve) value = resolve(value);
+  const Node* node = value->node();
+  if (node == value->owningGraph()->param_node()) return value;
+  if (!node->kind().is_aten() || !node->blocks().empty()) return nullptr;
+  static const std::unordered_set<std::string> element_access = {"aten::__getitem__", "aten::pop"};
+  if (element_access.count(node->kind().toQualString()) > 0) return nullptr;
+  if (MayReturnItsInput(*node)) {
+    return node->inputs().empty() ? nullptr : ObjectOrigin(node->input(0), resolve);
+  }
+  return value;
+}
+
 }  // namespace
 
 bool IsInPlace(const Node& node) {
   const std::string name = node.kind().toUnqualString();
   return node.kind().is_aten() && name.size() > 1 && name.back() == '_' &&
          name[name.size() - 2] != '_';
+}
+
+bool MayReturnItsInput(const Node& node) {
+  static const std::unordered_set<std::string> ops = {
+      "aten::contiguous",
+      "aten::to",
+      "aten::type_as",
+      "aten::flatten",
+      "aten::real",
+      "aten::conj",
+      "aten::resolve_conj",
+      "aten::resolve_neg",
+      // in eval mode, the input itself
+      "aten::dropout",
+      "aten::feature_dropout",
+      "aten::alpha_dropout",
+      "aten::feature_alpha_dropout",
+  };
+  return IsInPlace(node) || ops.count(node.kind().toQualString()) > 0;
+}
+
+std::optional<bool> KnownTensorIdentity(const Value* a, const Value* b,
+                                        const BranchResolver& resolve) {
+  if (resolve) {
+    a = resolve(a);
+    b = resolve(b);
+  }
+  if (a == b) return true;
+  const Value* origin_a = ObjectOrigin(a, resolve);
+  const Value* origin_b = ObjectOrigin(b, resolve);
+  if (origin_a == nullptr || origin_b == nullptr) return std::nullopt;
+  // The same origin: one may be the other handed back (`x.contiguous() is x`).
+  if (origin_a == origin_b) return std::nullopt;
+  return false;
 }
 
 const Value* OutArgument(const Node& node) {

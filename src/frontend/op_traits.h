@@ -4,6 +4,9 @@
 // where the converter is registered (ConverterTable::Register).
 #pragma once
 
+#include <functional>
+#include <optional>
+
 #include <torch/csrc/jit/ir/ir.h>
 
 namespace tvmbridge::frontend {
@@ -31,6 +34,23 @@ inline constexpr OpTraits kWholeLayer{QuantizedResult::kNotSupported, /*whole_la
 // An aten op that writes into its first argument and returns it (`add_`), by PyTorch's naming
 // of in-place variants.
 bool IsInPlace(const torch::jit::Node& node);
+// Ops that may hand back the tensor object they were given (`contiguous` of a contiguous
+// tensor, `to` its own dtype, dropout in eval mode), besides in-place ops, which always do.
+bool MayReturnItsInput(const torch::jit::Node& node);
+
+// Maps the output of a prim::If whose condition is known to what its taken block returns, and
+// any other value to itself (the converter knows conditions that the graph leaves open).
+using BranchResolver = std::function<const torch::jit::Value*(const torch::jit::Value*)>;
+
+// What `a is b` of two tensors is known to be from the graph: true for the same value (`query
+// is key` of self-attention); false for tensors that different ops created, or two different
+// graph inputs (nn.MultiheadAttention's `query is key` only picks a faster, equivalent path),
+// looking through ops that may return their input and through the branches `resolve` knows.
+// nullopt where the graph does not show it: one may be the other handed back
+// (`x.contiguous() is x`), a branch's result, an element taken out of a list.
+std::optional<bool> KnownTensorIdentity(const torch::jit::Value* a, const torch::jit::Value* b,
+                                        const BranchResolver& resolve = nullptr);
+
 // The tensor an out= overload writes its result into (`max(x, y, out=o)`: o); null for
 // other nodes.
 const torch::jit::Value* OutArgument(const torch::jit::Node& node);

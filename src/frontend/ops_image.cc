@@ -238,7 +238,7 @@ Value ConvertDeformConv2d(ConversionContext& ctx, const Node& node) {
     }
   }
   auto grid = [&](const at::Tensor& values) {
-    Expr constant = relax::MakeConstant(ToTvm(values));
+    Expr constant = TensorConstant(values);
     return dtype == "float32" ? constant : ctx.EmitExpr(relax::op::AsType(constant, dtype));
   };
   Expr ys = m.Add(offset(0), grid(grid_y));

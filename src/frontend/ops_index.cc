@@ -433,8 +433,7 @@ Value ConvertSliceScatter(ConversionContext& ctx, const Node& node) {
   IntList spread(src_shape.size(), 1);
   spread[axis] = src_shape[axis];
   Expr index = ctx.EmitExpr(
-      relax::op::BroadcastTo(relax::MakeConstant(ToTvm(positions.reshape(spread).contiguous())),
-                             relax::ToDims(src_shape)));
+      relax::op::BroadcastTo(TensorConstant(positions.reshape(spread)), relax::ToDims(src_shape)));
   if (ctx.Info(src).dtype != ctx.Info(x).dtype) {
     src = ctx.EmitExpr(relax::op::AsType(src, ctx.Info(x).dtype));
   }

@@ -51,7 +51,7 @@ Value ConvertRepeatInterleave(ConversionContext& ctx, const Node& node) {
   }
   at::Tensor positions = at::arange(ctx.Shape(x)[axis], at::TensorOptions().dtype(at::kLong));
   at::Tensor indices = at::repeat_interleave(positions, repeats.toTensor().to(at::kLong));
-  return ctx.Emit(relax::op::Take(x, relax::MakeConstant(ToTvm(indices)), axis));
+  return ctx.Emit(relax::op::Take(x, TensorConstant(indices), axis));
 }
 
 // aten::stack(tensors, dim)

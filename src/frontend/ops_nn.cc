@@ -330,7 +330,7 @@ Value ConvertScaledDotProductAttention(ConversionContext& ctx, const Node& node)
     IntList score_shape = ctx.Shape(scores);
     int64_t queries = score_shape[score_shape.size() - 2], keys = score_shape.back();
     at::Tensor causal = at::ones({queries, keys}, at::kBool).tril();
-    scores = ctx.EmitExpr(relax::op::Where(relax::MakeConstant(ToTvm(causal)), scores, masked_out));
+    scores = ctx.EmitExpr(relax::op::Where(TensorConstant(causal), scores, masked_out));
   }
   if (!ctx.IsNone(node.input(3))) {
     Expr mask = ctx.Tensor(node.input(3));

@@ -76,12 +76,11 @@ struct Maxima {
 Expr CellColumn(const IntList& per_cell, int64_t axis, int64_t rank) {
   std::vector<int64_t> shape(static_cast<size_t>(rank), 1);
   shape[static_cast<size_t>(axis)] = static_cast<int64_t>(per_cell.size());
-  return relax::MakeConstant(ToTvm(at::tensor(per_cell, at::kLong).reshape(shape).contiguous()));
+  return TensorConstant(at::tensor(per_cell, at::kLong).reshape(shape));
 }
 
 Expr Gather(ConversionContext& ctx, const Expr& x, const IntList& positions, int64_t axis) {
-  return ctx.EmitExpr(
-      relax::op::Take(x, relax::MakeConstant(ToTvm(at::tensor(positions, at::kLong))), axis));
+  return ctx.EmitExpr(relax::op::Take(x, TensorConstant(at::tensor(positions, at::kLong)), axis));
 }
 
 // Reduces `axis` window by window, reading taps in order and keeping a tap when it is greater

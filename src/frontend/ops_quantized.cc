@@ -98,16 +98,14 @@ Expr Relu(ConversionContext& ctx, const Expr& x) {
   return ctx.EmitExpr(relax::op::Unary("nn.relu", x));
 }
 
-Expr FloatConstant(const at::Tensor& tensor) {
-  return relax::MakeConstant(ToTvm(tensor.to(at::kFloat).contiguous()));
-}
+Expr FloatConstant(const at::Tensor& tensor) { return TensorConstant(tensor.to(at::kFloat)); }
 
 // The float32 values of a quantized weight, as dequantize(its int8 values): per tensor, or per
 // channel along the weight's axis (or `transposed` for a [K, N] matrix from an [N, K] one).
 Expr DequantizedWeight(ConversionContext& ctx, const at::Tensor& weight, bool transposed = false) {
   at::Tensor values = weight.int_repr();
   if (transposed) values = values.t();
-  Expr integers = relax::MakeConstant(ToTvm(values.contiguous()));
+  Expr integers = TensorConstant(values);
   switch (weight.qscheme()) {
     case at::kPerTensorAffine:
     case at::kPerTensorSymmetric:
@@ -120,8 +118,7 @@ Expr DequantizedWeight(ConversionContext& ctx, const at::Tensor& weight, bool tr
       if (transposed) axis = 1 - axis;
       return ctx.EmitExpr(relax::op::Dequantize(
           integers, FloatConstant(weight.q_per_channel_scales()),
-          relax::MakeConstant(ToTvm(weight.q_per_channel_zero_points().to(at::kInt).contiguous())),
-          axis));
+          TensorConstant(weight.q_per_channel_zero_points().to(at::kInt)), axis));
     }
     default:
       return FloatConstant(transposed ? weight.dequantize().t() : weight.dequantize());
@@ -210,12 +207,10 @@ std::optional<Expr> Int8DynamicLinear(ConversionContext& ctx, const Expr& x,
   at::Tensor bias_values = bias ? bias->to(at::kFloat) : at::zeros({outputs}, at::kFloat);
   IntList shape = ctx.Shape(x);
   shape.back() = outputs;
-  Expr call = relax::CallPurePacked(
-      "tvmbridge.aten.quantized_linear_dynamic",
-      {x, relax::MakeConstant(ToTvm(weight.int_repr().contiguous())),
-       relax::MakeConstant(ToTvm(scales.contiguous())),
-       relax::MakeConstant(ToTvm(bias_values.contiguous())), relax::MakeBool(reduce_range)},
-      {{shape, "float32"}});
+  Expr call = relax::CallPurePacked("tvmbridge.aten.quantized_linear_dynamic",
+                                    {x, TensorConstant(weight.int_repr()), TensorConstant(scales),
+                                     TensorConstant(bias_values), relax::MakeBool(reduce_range)},
+                                    {{shape, "float32"}});
   return ctx.EmitExpr(relax::TupleGetItem(ctx.EmitExpr(call), 0));
 }
 

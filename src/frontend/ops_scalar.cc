@@ -120,7 +120,7 @@ Value ConvertDtype(ConversionContext& ctx, const Node& node) {
 // aten::_shape_as_tensor(self): the static shape as an int64 tensor.
 Value ConvertShapeAsTensor(ConversionContext& ctx, const Node& node) {
   at::Tensor shape = at::tensor(ctx.Shape(ctx.Tensor(node.input(0))), at::kLong);
-  return Value::Tensor(relax::MakeConstant(ToTvm(shape)));
+  return Value::Tensor(TensorConstant(shape));
 }
 
 // aten::__not__(bool) where the bool is a 0-d tensor computed by the graph.
@@ -135,9 +135,15 @@ Value ConvertNot(ConversionContext& ctx, const Node& node) {
 // GoogleNetOutputs Tuple") is not repeated by the compiled module.
 Value ConvertWarn(ConversionContext&, const Node&) { return Value::List({}); }
 
+// prim::Uninitialized: the value TorchScript gives a variable on a path that returned early
+// or raised (a branch's output, so that both branches give one). The path that uses it is
+// never taken; a converter that reads it anyway fails on None.
+Value ConvertUninitialized(ConversionContext&, const Node&) { return Value::Constant({}); }
+
 }  // namespace
 
 void RegisterScalarOps(ConverterTable& table) {
+  table.Register("prim::Uninitialized", ConvertUninitialized);
   RegisterAll(table,
               {"aten::Int", "aten::Float", "aten::IntImplicit", "aten::FloatImplicit",
                "aten::ScalarImplicit", "prim::ImplicitTensorToNum"},

@@ -65,7 +65,7 @@ Expr ScatterReduced(ConversionContext& ctx, const Expr& self, const Expr& index,
   std::string combine = reduction == "mean" ? "add" : reduction;
   Expr start = self;
   if (!include_self) {
-    Expr identity = relax::MakeConstant(ToTvm(ReductionIdentity(combine, DtypeFromName(dtype))));
+    Expr identity = TensorConstant(ReductionIdentity(combine, DtypeFromName(dtype)));
     Expr fill = ctx.EmitExpr(relax::op::BroadcastTo(identity, ctx.Dims(index)));
     start = ctx.EmitExpr(relax::op::ScatterElements(self, index, fill, axis, "update"));
   }
@@ -181,8 +181,8 @@ Value ConvertIndexPut(ConversionContext& ctx, const Node& node) {
     IntList placed(full.size(), 1);
     placed[index_shape.size() + k] = rest[k];
     at::Tensor positions = at::arange(rest[k], at::kLong).reshape(placed);
-    indices.push_back(ctx.EmitExpr(relax::op::BroadcastTo(
-        relax::MakeConstant(ToTvm(positions.contiguous())), relax::ToDims(full))));
+    indices.push_back(
+        ctx.EmitExpr(relax::op::BroadcastTo(TensorConstant(positions), relax::ToDims(full))));
   }
   if (ctx.Shape(values) != full)
     values = ctx.EmitExpr(relax::op::BroadcastTo(values, relax::ToDims(full)));

@@ -36,12 +36,6 @@ Value ConvertDictConstruct(ConversionContext& ctx, const Node& node) {
   return Value::List(std::move(values));
 }
 
-Value ConvertUnpack(ConversionContext& ctx, const Node& node) {
-  const Value& packed = ctx.Get(node.input(0));
-  TORCH_CHECK(packed.kind == Value::Kind::kList, "cannot unpack this value");
-  return packed;
-}
-
 // aten::__getitem__(list, index) on a list holding tensors.
 Value ConvertListGetItem(ConversionContext& ctx, const Node& node) {
   const Value& list = ctx.Get(node.input(0));
@@ -54,16 +48,39 @@ Value ConvertListGetItem(ConversionContext& ctx, const Node& node) {
   return list.items[index];
 }
 
-// The items of a list: a kList's, or a constant list's elements as constants.
+// The items of a list or tuple: a kList's, or a constant list's or tuple's elements as
+// constants.
 std::vector<Value> ListItems(const Value& list) {
   if (list.kind == Value::Kind::kList) return list.items;
-  TORCH_CHECK(list.kind == Value::Kind::kConstant && list.constant.isList(),
-              "expected a list, got another value");
+  TORCH_CHECK(
+      list.kind == Value::Kind::kConstant && (list.constant.isList() || list.constant.isTuple()),
+      "expected a list or tuple, got another value");
   std::vector<Value> items;
-  for (const c10::IValue& element : list.constant.toListRef()) {
-    items.push_back(Value::Constant(element));
+  auto add = [&](const c10::IValue& element) { items.push_back(Value::Constant(element)); };
+  if (list.constant.isList()) {
+    for (const c10::IValue& element : list.constant.toListRef()) add(element);
+  } else {
+    for (const c10::IValue& element : list.constant.toTupleRef().elements()) add(element);
   }
   return items;
+}
+
+// prim::ListUnpack / TupleUnpack: the items, where a constant list's are constants
+// (`tgt_len, bsz, embed_dim = query.shape` on static shapes, in nn.MultiheadAttention).
+Value ConvertUnpack(ConversionContext& ctx, const Node& node) {
+  return Value::List(ListItems(ctx.Get(node.input(0))));
+}
+
+// prim::TupleIndex(tuple, index): an item of a tuple at an index known at conversion (one
+// that branches resolved at conversion chose).
+Value ConvertTupleIndex(ConversionContext& ctx, const Node& node) {
+  const std::vector<Value> items = ListItems(ctx.Get(node.input(0)));
+  const auto size = static_cast<int64_t>(items.size());
+  int64_t index = ctx.Int(node.input(1));
+  if (index < 0) index += size;
+  TORCH_CHECK(index >= 0 && index < size, "tuple index ", ctx.Int(node.input(1)),
+              " out of range for a tuple of ", size);
+  return items[index];
 }
 
 // aten::add.t(a, b): two lists joined (`torch.cat(to_cat + [x])`, timm's ViTs); lists of
@@ -206,6 +223,7 @@ Value ConvertCat(ConversionContext& ctx, const Node& node) {
 void RegisterShapeOps(ConverterTable& table) {
   RegisterAll(table, {"prim::ListConstruct", "prim::TupleConstruct"}, ConvertListConstruct);
   RegisterAll(table, {"prim::ListUnpack", "prim::TupleUnpack"}, ConvertUnpack);
+  table.Register("prim::TupleIndex", ConvertTupleIndex);
   table.Register("prim::DictConstruct", ConvertDictConstruct);
   table.Register("aten::__getitem__", ConvertListGetItem);
   table.Register("aten::len", ConvertListLen);

@@ -104,7 +104,7 @@ void CheckIntegerDivision(ConversionContext& ctx, const torch::jit::Node& node,
       bits == 64 ? std::numeric_limits<int64_t>::min() : -(int64_t{1} << (bits - 1));
   // `< lowest + 1`, an exact integer constant: TVM 0.27 folds `== INT32_MIN` to false.
   Expr above_lowest =
-      relax::MakeConstant(ToTvm(at::scalar_tensor(lowest + 1, at::TensorOptions().dtype(type))));
+      TensorConstant(at::scalar_tensor(lowest + 1, at::TensorOptions().dtype(type)));
   Expr overflows = ctx.EmitExpr(
       relax::op::AsType(ctx.EmitExpr(relax::op::Binary(
                             "logical_and", ctx.EmitExpr(relax::op::Less(dividend, above_lowest)),

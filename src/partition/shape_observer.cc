@@ -84,11 +84,16 @@ void KeepSample(ObservedTensor& record, const at::Tensor& tensor) {
   record.sample = tensor.clone();  // later in-place ops must not change it
 }
 
-void Observe(const at::Tensor& tensor, int64_t id) {
+// `value` is a Tensor-typed value of the graph, which at run time may also be the placeholder
+// of a path not taken (prim::Uninitialized: TorchScript's lowering of early returns and
+// raising branches) or None (an absent optional tensor, after unchecked_cast).
+void Observe(const c10::IValue& value, int64_t id) {
   if (current_records == nullptr || id < 0 || static_cast<size_t>(id) >= current_records->size()) {
     return;
   }
+  if (!value.isTensor() && !value.isNone()) return;  // a placeholder: nothing ran here
   ObservedTensor& record = (*current_records)[id];
+  const at::Tensor tensor = value.isTensor() ? value.toTensor() : at::Tensor();
   if (!tensor.defined()) {  // an absent optional tensor: nothing a region could take
     (*current_seen)[id] = true;
     record.static_shape = false;
@@ -349,7 +354,7 @@ void MarkDataDependent(const Block* block, Observations& observations,
 
 TORCH_LIBRARY_FRAGMENT(tvmbridge, m) {
   // Side effects only: the schema's conservative alias analysis keeps DCE away from it.
-  m.def(torch::schema("_observe(Tensor x, int id) -> ()", c10::AliasAnalysisKind::CONSERVATIVE),
+  m.def(torch::schema("_observe(Any x, int id) -> ()", c10::AliasAnalysisKind::CONSERVATIVE),
         Observe);
 }
 

@@ -10,52 +10,12 @@
 namespace tvmbridge::passes {
 namespace {
 
-using frontend::IsInPlace;
 using torch::jit::Node;
 using torch::jit::Value;
 
-// Ops that may hand back the tensor object they were given (when there is nothing to do),
-// besides in-place ops, which always do.
-bool MayReturnItsInput(const Node& node) {
-  static const std::unordered_set<std::string> ops = {
-      "aten::contiguous",
-      "aten::to",
-      "aten::type_as",
-      "aten::flatten",
-      "aten::real",
-      "aten::conj",
-      "aten::resolve_conj",
-      "aten::resolve_neg",
-      // in eval mode, the input itself
-      "aten::dropout",
-      "aten::feature_dropout",
-      "aten::alpha_dropout",
-      "aten::feature_alpha_dropout",
-  };
-  return IsInPlace(node) || ops.count(node.kind().toQualString()) > 0;
-}
-
-// The tensor object `value` is known to be, as the value that created it: a graph input or
-// the output of an aten op that returns a new tensor object (views included), looking
-// through ops that may return their input. nullptr when the graph does not show it (a
-// branch's result, an element taken out of a list).
-const Value* ObjectOrigin(const Value* value) {
-  const Node* node = value->node();
-  if (node == value->owningGraph()->param_node()) return value;
-  if (!node->kind().is_aten() || !node->blocks().empty()) return nullptr;
-  static const std::unordered_set<std::string> element_access = {"aten::__getitem__", "aten::pop"};
-  if (element_access.count(node->kind().toQualString()) > 0) return nullptr;
-  if (MayReturnItsInput(*node))
-    return node->inputs().empty() ? nullptr : ObjectOrigin(node->input(0));
-  return value;
-}
-
 // What `a is b` is known to be, if anything. `x is None` of a Tensor (an Optional[Tensor]
 // argument given a tensor, once calls are inlined) is false unless an op may have left it
-// undefined; `x is x` is true (`query is key` of self-attention). Tensors created by
-// different ops are different objects; two different inputs of the graph are taken to be
-// different tensors too (nn.MultiheadAttention's `query is key` only picks a faster,
-// equivalent path).
+// undefined; two tensors as frontend::KnownTensorIdentity says.
 std::optional<bool> KnownIdentity(const Value* a, const Value* b,
                                   const UndefinedInRuns& undefined_in_runs) {
   if (a == b) return true;
@@ -65,12 +25,7 @@ std::optional<bool> KnownIdentity(const Value* a, const Value* b,
     return undefined_in_runs ? undefined_in_runs(b) : std::nullopt;
   }
   if (!IsTensorType(a) || !IsTensorType(b)) return std::nullopt;
-  const Value* origin_a = ObjectOrigin(a);
-  const Value* origin_b = ObjectOrigin(b);
-  if (origin_a == nullptr || origin_b == nullptr) return std::nullopt;
-  // The same origin: one may be the other handed back (`x.contiguous() is x`).
-  if (origin_a == origin_b) return std::nullopt;
-  return false;
+  return frontend::KnownTensorIdentity(a, b);
 }
 
 }  // namespace

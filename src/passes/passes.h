@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include <torch/csrc/jit/api/module.h>
@@ -35,6 +36,22 @@ using UndefinedInRuns = std::function<std::optional<bool>(const torch::jit::Valu
 // constants.
 bool FoldNoneChecks(const std::shared_ptr<torch::jit::Graph>& graph,
                     const UndefinedInRuns& undefined_in_runs = nullptr);
+
+// An argument of forward that the caller left out (the inputs given were fewer than declared).
+struct OmittedArgument {
+  size_t index;  // among forward's inputs after `self`
+  std::string name;
+  c10::IValue value;  // its default
+  bool folded;        // every use of the input is now this constant
+};
+
+// Forward's arguments from `given` on take their defaults (torchvision detectors' `targets=None`,
+// nn.TransformerEncoderLayer's `src_mask=None, is_causal=False`): each use of one whose default
+// a forward guard can compare (None, a number, a bool, a string) becomes that constant, so the
+// branches on it fold; `is None` checks are folded after. The graph's inputs stay. Raises
+// where an omitted argument has no default.
+std::vector<OmittedArgument> FoldOmittedArguments(const std::shared_ptr<torch::jit::Graph>& graph,
+                                                  const torch::jit::Module& module, size_t given);
 
 // A constant list of ints that the graph mutates, or a copy of one (Swin's
 // `shift_size = self.shift_size.copy()`, then `shift_size[0] = 0`), becomes a ListConstruct

@@ -18,6 +18,17 @@ unique) runs from_torchscript's module whole on TVM's VM instead, as compile kee
 in PyTorch; its values sit on a small grid, with NaN, infinities and -0.0, so unique meets
 repeats and masks are sometimes all true or all false.
 
+The networks and transformers families generate whole models instead of one op, to test what
+the build does across ops (kernel choice, what oneDNN's kernels take from TVM's passes, bf16):
+small CNNs of convolutions (grouped, depthwise, with bias, batch norm and any activation),
+ResNet and MobileNet residual blocks and pooling, built in float32 and bf16 with oneDNN's
+convolutions and with TVM's, through TorchScript and through torch.export; encoders of nn.TransformerEncoderLayer, hand-written attention
+(fused or softmax, causal or not, layer norm before or after) and feed-forward blocks, on token
+ids (some outside the embedding's table) or on hidden states, also converted whole by
+from_torchscript for TVM's VM. They are called with NaN and
+infinities in most cases, and compared relative to the output's largest finite magnitude
+(1e-4 in float32; 3e-2 for bf16 CNNs, 5e-2 for bf16 encoders).
+
 A failing case is shrunk: its size parameters go down one at a time, with the same seed, while
 it still fails, and the smallest failing case is reported. ``run_cases`` is what
 ``tests/python/test_differential.py`` runs a slice of and ``make fuzz-ops`` runs long.
@@ -25,6 +36,7 @@ it still fails, and the smallest failing case is reported. ``run_cases`` is what
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import random
 from typing import Callable
@@ -33,6 +45,7 @@ import torch
 import torchvision
 
 import tvmbridge.torch as tt
+from tvmbridge import pipeline
 
 
 
@@ -806,16 +819,245 @@ def grid_values(rng: random.Random, shape: tuple, dtype=torch.float32) -> torch.
 
 
 def run_on_vm(module: torch.nn.Module, *inputs: torch.Tensor) -> list:
-    """from_torchscript -> tvm.compile -> Relax VM, with no PyTorch in between; the outputs as
-    a list of tensors."""
+    """from_torchscript (weights embedded) -> tvm.compile -> Relax VM, with no PyTorch in
+    between; the outputs as a list of tensors."""
     import tvm
 
     mod, _ = tt.from_torchscript(torch.jit.script(module),
-                                 [tt.Input(tuple(x.shape), dtype=x.dtype) for x in inputs])
+                                 [tt.Input(tuple(x.shape), dtype=x.dtype) for x in inputs],
+                                 keep_params_as_input=False)
     vm = tvm.relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
     result = vm["main"](*[tvm.runtime.tensor(x.numpy()) for x in inputs])
     results = [result] if hasattr(result, "numpy") else list(result)
     return [torch.from_numpy(r.numpy()) for r in results]
+
+
+
+# --- networks: small CNNs of generated blocks ------------------------------------------------
+
+# Activations after a convolution: the ones the build clamps in oneDNN's kernel (ReLU, ReLU6,
+# a clamp) and ones TVM's passes take (GELU, SiLU, hardswish, leaky ReLU).
+NETWORK_ACTIVATIONS = {
+    "none": torch.nn.Identity, "relu": torch.nn.ReLU, "relu6": torch.nn.ReLU6,
+    "hardtanh": lambda: torch.nn.Hardtanh(-1.0, 2.0), "gelu": torch.nn.GELU,
+    "silu": torch.nn.SiLU, "hardswish": torch.nn.Hardswish,
+    "leaky_relu": lambda: torch.nn.LeakyReLU(0.1),
+}
+
+
+def _conv_unit(rng: random.Random, inputs: int, outputs: int, kernel: int, stride: int = 1,
+               groups: int = 1, activation: str | None = None) -> torch.nn.Sequential:
+    """A convolution (with or without bias), maybe batch norm (running statistics drawn, so
+    freezing folds a real scale and shift into it), then an activation."""
+    conv = torch.nn.Conv2d(inputs, outputs, kernel, stride, padding=kernel // 2, groups=groups,
+                           bias=rng.random() < 0.5)
+    layers = [conv]
+    if rng.random() < 0.6:
+        norm = torch.nn.BatchNorm2d(outputs)
+        with torch.no_grad():
+            norm.running_mean.uniform_(-0.5, 0.5)
+            norm.running_var.uniform_(0.5, 2.0)
+            norm.weight.uniform_(0.5, 1.5)
+            norm.bias.uniform_(-0.5, 0.5)
+        layers.append(norm)
+    if activation is None:
+        activation = rng.choice(list(NETWORK_ACTIVATIONS))
+    layers.append(NETWORK_ACTIVATIONS[activation]())
+    return torch.nn.Sequential(*layers)
+
+
+class Residual(torch.nn.Module):
+    """`after(body(x) + x)`: ResNet's basic block (ReLU after) or MobileNet-V2's inverted
+    residual (nothing after)."""
+
+    def __init__(self, body: torch.nn.Module, after: torch.nn.Module):
+        super().__init__()
+        self.body, self.after = body, after
+
+    def forward(self, x):
+        return self.after(self.body(x) + x)
+
+
+class SharedSum(torch.nn.Module):
+    """`s = body(x) + x` read twice, by a convolution and by a second addition: a residual
+    stream, as in the blocks of MobileNet-V2 that feed the next block's addition."""
+
+    def __init__(self, body: torch.nn.Module, tail: torch.nn.Module):
+        super().__init__()
+        self.body, self.tail = body, tail
+
+    def forward(self, x):
+        s = self.body(x) + x
+        return self.tail(s) + s
+
+
+class Classifier(torch.nn.Module):
+    """Global average pooling and a linear layer: a network's head."""
+
+    def __init__(self, inputs: int, outputs: int):
+        super().__init__()
+        self.fc = torch.nn.Linear(inputs, outputs)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+NETWORK_BLOCKS = ["conv", "depthwise", "grouped", "basic_residual", "inverted_residual",
+                  "shared_sum", "pool"]
+
+
+def _network(rng: random.Random, channels: int, side: int, blocks: int) -> torch.nn.Sequential:
+    """`blocks` blocks drawn from NETWORK_BLOCKS on an input of `channels` x `side` x `side`,
+    maybe ending in a classifier. Draws from `rng` in block order, so fewer blocks are a
+    prefix of the same network."""
+    layers = []
+    for _ in range(blocks):
+        block = rng.choice(NETWORK_BLOCKS)
+        stride = rng.choice([1, 1, 2]) if side >= 4 else 1
+        if block == "conv":
+            outputs = rng.randrange(1, 2 * channels + 2)
+            layers.append(_conv_unit(rng, channels, outputs, rng.choice([1, 3]), stride))
+            channels = outputs
+        elif block == "depthwise":
+            layers.append(_conv_unit(rng, channels, channels, 3, stride, groups=channels))
+        elif block == "grouped" and channels % 2 == 0:
+            layers.append(_conv_unit(rng, channels, channels, rng.choice([1, 3]), stride,
+                                     groups=2))
+        elif block == "basic_residual":
+            stride = 1
+            body = torch.nn.Sequential(_conv_unit(rng, channels, channels, 3, activation="relu"),
+                                       _conv_unit(rng, channels, channels, 3, activation="none"))
+            layers.append(Residual(body, torch.nn.ReLU()))
+        elif block in ("inverted_residual", "shared_sum"):
+            stride = 1
+            hidden = channels * rng.choice([2, 4])
+            body = torch.nn.Sequential(
+                _conv_unit(rng, channels, hidden, 1, activation="relu6"),
+                _conv_unit(rng, hidden, hidden, 3, groups=hidden, activation="relu6"),
+                _conv_unit(rng, hidden, channels, 1, activation="none"))
+            if block == "inverted_residual":
+                layers.append(Residual(body, torch.nn.Identity()))
+            else:
+                layers.append(SharedSum(body, _conv_unit(rng, channels, channels, 1)))
+        elif block == "pool" and side >= 2:
+            layers.append(rng.choice([torch.nn.MaxPool2d(2), torch.nn.AvgPool2d(2)]))
+            side //= 2
+            continue
+        else:
+            stride = 1
+        side = (side - 1) // stride + 1  # odd kernels padded by half
+    if rng.random() < 0.3:
+        layers.append(Classifier(channels, rng.randrange(1, 8)))
+    return torch.nn.Sequential(*layers)
+
+
+# Precision and convolution kernels a network is built with: oneDNN's or TVM's schedules (the
+# build would time both and keep the faster; here each is built alone); and whether it goes
+# through torch.export (ir="export") instead of TorchScript.
+NETWORK_BUILDS = {"fp32_onednn": ("fp32", True, False), "fp32_tvm": ("fp32", False, False),
+                  "bf16_onednn": ("bf16", True, False), "bf16_tvm": ("bf16", False, False),
+                  "fp32_export": ("fp32", True, True), "bf16_export": ("bf16", True, True)}
+
+
+
+# --- transformers: small encoders of generated blocks ----------------------------------------
+
+class SelfAttention(torch.nn.Module):
+    """Multi-head self-attention written out as models from `transformers` write it (separate
+    query, key and value projections, heads split by reshape), through PyTorch's fused
+    attention or softmax over the scaled scores, causal or not, then a residual addition and
+    layer norm after (BERT) or before (GPT-2)."""
+
+    def __init__(self, width: int, heads: int, fused: bool, causal: bool, norm_first: bool):
+        super().__init__()
+        self.heads, self.fused, self.causal, self.norm_first = heads, fused, causal, norm_first
+        self.query, self.key, self.value, self.out = (torch.nn.Linear(width, width)
+                                                      for _ in range(4))
+        self.norm = torch.nn.LayerNorm(width)
+
+    def _split(self, x):
+        batch, steps, width = x.shape
+        return x.reshape(batch, steps, self.heads, width // self.heads).transpose(1, 2)
+
+    def forward(self, x):
+        h = self.norm(x) if self.norm_first else x
+        q, k, v = self._split(self.query(h)), self._split(self.key(h)), self._split(self.value(h))
+        if self.fused:
+            a = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        else:
+            scores = q @ k.transpose(-1, -2) / float(q.shape[-1]) ** 0.5
+            if self.causal:
+                steps = scores.shape[-1]
+                future = torch.ones(steps, steps, dtype=torch.bool).triu(1)
+                scores = scores.masked_fill(future, float("-inf"))
+            a = torch.softmax(scores, dim=-1) @ v
+        a = self.out(a.transpose(1, 2).reshape(x.shape))
+        return x + a if self.norm_first else self.norm(x + a)
+
+
+class FeedForward(torch.nn.Module):
+    """Linear, GELU (exact or tanh) or ReLU, linear, residual addition and layer norm."""
+
+    def __init__(self, width: int, hidden: int, activation: str):
+        super().__init__()
+        self.up, self.down = torch.nn.Linear(width, hidden), torch.nn.Linear(hidden, width)
+        self.activation = activation
+        self.norm = torch.nn.LayerNorm(width)
+
+    def forward(self, x):
+        h = self.up(x)
+        if self.activation == "relu":
+            h = torch.relu(h)
+        else:
+            h = torch.nn.functional.gelu(h, approximate=self.activation)
+        return self.norm(x + self.down(h))
+
+
+class TokenEncoder(torch.nn.Module):
+    """Token ids -> embedding plus learned positions -> blocks -> a linear head: the shape of
+    BERT and GPT-2. Ids outside the table must raise as PyTorch raises."""
+
+    def __init__(self, vocabulary: int, steps: int, width: int, blocks: torch.nn.Sequential):
+        super().__init__()
+        self.tokens = torch.nn.Embedding(vocabulary, width)
+        self.positions = torch.nn.Parameter(torch.randn(steps, width) * 0.1)
+        self.blocks = blocks
+        self.head = torch.nn.Linear(width, vocabulary)
+
+    def forward(self, ids):
+        return self.head(self.blocks(self.tokens(ids) + self.positions[: ids.shape[1]]))
+
+
+TRANSFORMER_BLOCKS = ["encoder_layer", "attention", "feed_forward"]
+
+
+def _transformer_blocks(rng: random.Random, heads: int, head_width: int,
+                        blocks: int) -> torch.nn.Sequential:
+    """`blocks` blocks drawn from TRANSFORMER_BLOCKS, `heads` x `head_width` wide, batch first;
+    drawn in order, so fewer blocks are a prefix of the same stack."""
+    width, layers = heads * head_width, []
+    for _ in range(blocks):
+        block = rng.choice(TRANSFORMER_BLOCKS)
+        if block == "encoder_layer":
+            layers.append(torch.nn.TransformerEncoderLayer(
+                width, heads, rng.randrange(1, 4 * width + 1), dropout=0.0,
+                activation=rng.choice(["relu", "gelu"]), batch_first=True,
+                norm_first=rng.random() < 0.5))
+        elif block == "attention":
+            layers.append(SelfAttention(width, heads, fused=rng.random() < 0.5,
+                                        causal=rng.random() < 0.5,
+                                        norm_first=rng.random() < 0.5))
+        else:
+            layers.append(FeedForward(width, rng.randrange(1, 4 * width + 1),
+                                      rng.choice(["none", "tanh", "relu"])))
+    return torch.nn.Sequential(*layers)
+
+
+# Precision; whether the model takes token ids (an embedding first) or hidden states; whether
+# from_torchscript converts it whole for TVM's VM instead of compile building it.
+TRANSFORMER_BUILDS = {"fp32_tokens": ("fp32", True, False), "fp32_states": ("fp32", False, False),
+                      "bf16_tokens": ("bf16", True, False), "bf16_states": ("bf16", False, False),
+                      "vm_states": ("fp32", False, True)}
 
 
 # --- cases -----------------------------------------------------------------------------------
@@ -835,7 +1077,10 @@ class Case:
     on_vm: bool = False  # from_torchscript's module on TVM's VM instead of compile's
     # Reasons, besides KNOWN_REFUSALS, for which nodes of this case may run in PyTorch.
     allowed_fallbacks: tuple = ()
-    exported: bool = False  # a torch.export module (PT2E's), compiled with ir="export"
+    exported: bool = False  # compiled with ir="export" (a PT2E module, or one to export)
+    precision: str = "fp32"  # compile's precision
+    # Build with oneDNN's convolutions (True) or TVM's (False) alone; None: as the build chooses.
+    onednn_convolutions: bool | None = None
 
     def describe(self) -> str:
         def show(t):
@@ -1131,6 +1376,67 @@ def _linear_case(op: str, seed: int, sizes: dict) -> Case:
                 (_with_specials(rng, x, 2),))
 
 
+def _network_case(op: str, seed: int, sizes: dict) -> Case:
+    """A generated CNN (NETWORK_BLOCKS) built as NETWORK_BUILDS[op] says, called on values
+    with NaN, infinities or -0.0 in most cases. Tolerance: relative to the output's largest finite
+    magnitude, 1e-4 in float32 (oneDNN sums in another order than PyTorch), 3e-2 in bfloat16
+    (each layer rounds its products' operands to 8 bits)."""
+    precision, onednn, exported = NETWORK_BUILDS[op]
+    rng = random.Random(seed)
+    gen = torch.Generator().manual_seed(seed)
+    channels, side = sizes["channels"], sizes["width"]
+    draws = rng.randrange(2**31)
+
+    def make_module() -> torch.nn.Module:
+        with torch.random.fork_rng():
+            torch.manual_seed(draws)
+            return _network(random.Random(draws), channels, side, sizes["blocks"]).eval()
+
+    x = torch.randn(rng.choice([1, 1, 2]), channels, side, side, generator=gen)
+    with torch.no_grad():
+        expected = make_module()(x)
+    finite = expected[torch.isfinite(expected)]
+    scale = max(1.0, finite.abs().max().item() if finite.numel() else 0.0)
+    call = _with_specials(rng, x, 3) if rng.random() < 0.7 else x
+    return Case("networks", op, seed, sizes, make_module, (x,), (call,),
+                atol=scale * (1e-4 if precision == "fp32" else 3e-2), precision=precision,
+                onednn_convolutions=onednn, exported=exported)
+
+
+def _transformer_case(op: str, seed: int, sizes: dict) -> Case:
+    """A generated encoder (TRANSFORMER_BLOCKS) built as TRANSFORMER_BUILDS[op] says: on token
+    ids, some outside the table (the call must raise as PyTorch does), or on hidden states with
+    NaN, infinities or -0.0 in most cases. Tolerance: relative to the output's largest finite
+    magnitude, 1e-4 in float32, 5e-2 in bfloat16."""
+    precision, tokens, on_vm = TRANSFORMER_BUILDS[op]
+    rng = random.Random(seed)
+    gen = torch.Generator().manual_seed(seed)
+    heads, head_width, steps = sizes["heads"], sizes["head_width"], sizes["steps"]
+    width, vocabulary = heads * head_width, rng.randrange(2, 50)
+    batch, draws = rng.choice([1, 1, 2]), rng.randrange(2**31)
+
+    def make_module() -> torch.nn.Module:
+        with torch.random.fork_rng():
+            torch.manual_seed(draws)
+            blocks = _transformer_blocks(random.Random(draws), heads, head_width, sizes["blocks"])
+            model = TokenEncoder(vocabulary, steps, width, blocks) if tokens else blocks
+            return model.eval()
+
+    if tokens:
+        x = torch.randint(0, vocabulary, (batch, steps), generator=gen)
+        call = _maybe_out_of_range(rng, x, vocabulary, 0)
+    else:
+        x = torch.randn(batch, steps, width, generator=gen)
+        call = _with_specials(rng, x, 3) if rng.random() < 0.7 else x
+    with torch.no_grad():
+        expected = make_module()(x)
+    finite = expected[torch.isfinite(expected)]
+    scale = max(1.0, finite.abs().max().item() if finite.numel() else 0.0)
+    return Case("transformers", op, seed, sizes, make_module, (x,), (call,),
+                atol=scale * (1e-4 if precision == "fp32" else 5e-2), precision=precision,
+                on_vm=on_vm)
+
+
 def _pt2e_case(op: str, seed: int, sizes: dict) -> Case:
     """The model is quantized by PT2E here, calibrated on seeded batches, and called beyond
     their range too; its values must be PT2E's own model's within one step of the last grid."""
@@ -1279,12 +1585,20 @@ FAMILIES = {
                           "batch": rng.randrange(1, 3)}),
     "data_dependent": (list(DATA_DEPENDENT), _data_dependent_case,
                        lambda rng: {"rows": rng.randrange(1, 5), "length": rng.randrange(0, 6)}),
+    "networks": (list(NETWORK_BUILDS), _network_case,
+                 lambda rng: {"blocks": rng.randrange(1, 5), "channels": rng.randrange(1, 9),
+                              "width": rng.randrange(1, 13)}),
+    "transformers": (list(TRANSFORMER_BUILDS), _transformer_case,
+                     lambda rng: {"blocks": rng.randrange(1, 4), "heads": rng.randrange(1, 5),
+                                  "head_width": rng.randrange(1, 9),
+                                  "steps": rng.randrange(1, 11)}),
     "matmul": (list(MATMUL_SHAPES), _matmul_case,
                lambda rng: {"m": rng.randrange(1, 9), "k": rng.randrange(1, 40),
                             "n": rng.randrange(1, 9), "batch": rng.randrange(1, 4)}),
 }
 MINIMUM_SIZES = {"rows": 1, "cols": 1, "count": 0, "channels": 1, "height": 2, "width": 2,
-                 "length": 0, "depth": 1, "m": 1, "k": 1, "n": 1, "batch": 1}
+                 "length": 0, "depth": 1, "m": 1, "k": 1, "n": 1, "batch": 1, "blocks": 1,
+                 "heads": 1, "head_width": 1, "steps": 1}
 
 
 # --- running ---------------------------------------------------------------------------------
@@ -1309,8 +1623,9 @@ def check(case: Case, refusals: list | None = None) -> str | None:
         return _check_on_vm(model, case)
     try:
         inputs = case.inputs or [t.clone() for t in case.example]
-        compiled = tt.compile(torch.jit.script(model), inputs, min_block_size=1,
-                              never_slower=False)
+        with _convolution_kernels(case.onednn_convolutions):
+            compiled = tt.compile(torch.jit.script(model), inputs, min_block_size=1,
+                                  never_slower=False, precision=case.precision)
     except Exception as error:  # noqa: BLE001 (a compile that fails is a finding)
         return f"does not compile: {str(error).splitlines()[0][:300]}"
     for node in tt.report(compiled).nodes:
@@ -1352,12 +1667,28 @@ def check(case: Case, refusals: list | None = None) -> str | None:
     return _difference(actual, expected, case)
 
 
+@contextlib.contextmanager
+def _convolution_kernels(onednn: bool | None):
+    """Builds within have oneDNN's convolutions (True) or TVM's (False) alone, instead of the
+    build timing both (pipeline.convolution_kernel_choices); None changes nothing."""
+    if onednn is None:
+        yield
+        return
+    choices = pipeline.convolution_kernel_choices
+    pipeline.convolution_kernel_choices = lambda *args, **kwargs: (onednn,)
+    try:
+        yield
+    finally:
+        pipeline.convolution_kernel_choices = choices
+
+
 def _check_exported(model: torch.nn.Module, case: Case) -> str | None:
     """check() for an exported module: compiled whole with ir="export" (no region failed, no
     op left to PyTorch), its outputs as PyTorch's."""
     try:
-        compiled = tt.compile(model, list(case.example), ir="export", min_block_size=1,
-                              never_slower=False)
+        with _convolution_kernels(case.onednn_convolutions):
+            compiled = tt.compile(model, list(case.example), ir="export", min_block_size=1,
+                                  never_slower=False, precision=case.precision)
     except Exception as error:  # noqa: BLE001 (a compile that fails is a finding)
         return f"does not compile: {str(error).splitlines()[0][:300]}"
     report = tt.report(compiled)

@@ -64,6 +64,74 @@ def test_multihead_attention_matches_pytorch(name, way):
         torch.testing.assert_close(compiled(x, memory), expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("heads", [1, 3])
+def test_encoder_layers_with_an_odd_number_of_heads_compile_whole(heads, norm_first):
+    """nn.MultiheadAttention has no fused path for an odd number of heads; its other path
+    returns early, which TorchScript lowers to placeholders (prim::Uninitialized) on the
+    branch not taken. The example runs that observe shapes met one where a tensor was
+    declared, and compile failed ("Expected Tensor but got Uninitialized"); the generated
+    transformer cases (differential.py) found it."""
+    torch.manual_seed(0)
+    model = nn.TransformerEncoderLayer(6 * heads, heads, 16, dropout=0.0, batch_first=True,
+                                       norm_first=norm_first).eval()
+    x = torch.randn(2, 5, 6 * heads)
+    compiled = tt.compile(torch.jit.script(model), [x], require_full_compilation=True,
+                          never_slower=False)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("heads", [1, 2, 3])
+def test_encoder_layers_convert_whole_with_from_torchscript(heads, norm_first):
+    """from_torchscript(encoder_layer, [x]) gives a Relax function of x alone that TVM runs as
+    PyTorch does. It knows the input's shape only, not those of the tensors computed from it,
+    so the branches on them resolve as they convert: `key is value` after them (the unfused
+    path's, for an odd number of heads) is answered from the branches taken, and the tuples
+    they pick from are indexed then. It failed on forward's omitted `src_mask=None` for every
+    layer, and on those identity checks and tuples for the unfused path."""
+    import tvm
+
+    torch.manual_seed(0)
+    model = nn.TransformerEncoderLayer(6 * heads, heads, 16, dropout=0.0, batch_first=True,
+                                       norm_first=norm_first).eval()
+    x = torch.randn(2, 5, 6 * heads)
+    mod, _ = tt.from_torchscript(torch.jit.script(model), [tt.Input(tuple(x.shape))],
+                                 keep_params_as_input=False)
+    vm = tvm.relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
+    actual = torch.from_numpy(vm["main"](tvm.runtime.tensor(x.numpy())).numpy())
+    with torch.no_grad():
+        torch.testing.assert_close(actual, model(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("heads", [2, 3])
+def test_decoder_layers_convert_whole_with_from_torchscript(heads):
+    """Cross-attention's unfused path (an odd number of heads) splits the packed input bias
+    into the query's and the key-value's: constants that start 72 bytes into the bias. TVM's
+    kernels load constants with aligned vector instructions, and running the converted module
+    in memory died of a general-protection fault; constants are now copied where they are not
+    64-byte aligned (frontend::TensorConstant). `key is value` is true there, `query is key`
+    false."""
+    import tvm
+
+    torch.manual_seed(0)
+    model = nn.TransformerDecoderLayer(6 * heads, heads, 16, dropout=0.0,
+                                       batch_first=True).eval()
+    with torch.no_grad():
+        for bias in (model.self_attn.in_proj_bias, model.multihead_attn.in_proj_bias):
+            bias.normal_()  # PyTorch starts them at zero, which hides a misread
+    target, memory = torch.randn(2, 5, 6 * heads), torch.randn(2, 7, 6 * heads)
+    mod, _ = tt.from_torchscript(torch.jit.script(model),
+                                 [tt.Input(tuple(target.shape)), tt.Input(tuple(memory.shape))],
+                                 keep_params_as_input=False)
+    vm = tvm.relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
+    actual = vm["main"](tvm.runtime.tensor(target.numpy()), tvm.runtime.tensor(memory.numpy()))
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(actual.numpy()), model(target, memory),
+                                   rtol=1e-5, atol=1e-5)
+
+
 class HandedBack(nn.Module):
     """`x.contiguous() is x` is true for a contiguous x and false otherwise: nothing in the
     graph tells, so the check must not fold."""

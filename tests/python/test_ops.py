@@ -436,6 +436,25 @@ def test_traced_shape_arithmetic_folds():
     torch.testing.assert_close(compiled(x), x * torch.arange(5))
 
 
+class UnpackedShape(nn.Module):
+    """`a, b, c = h.shape` of a tensor computed in the graph (nn.MultiheadAttention's
+    `tgt_len, bsz, embed_dim = query.shape` after its transpose)."""
+
+    def forward(self, x):
+        h = x.transpose(0, 1)
+        length, batch, width = h.shape
+        return h.reshape(length, batch * width) * float(width)
+
+
+def test_unpacking_the_shape_of_a_computed_tensor_converts():
+    """from_torchscript knows only the inputs' shapes before converting, so the converter
+    unpacks the constant list aten::size gives it (it refused: "cannot unpack this value")."""
+    from differential import run_on_vm
+
+    x = torch.randn(2, 3, 4)
+    torch.testing.assert_close(run_on_vm(UnpackedShape(), x)[0], UnpackedShape()(x))
+
+
 class DeformConv(nn.Module):
     """torchvision's deformable convolution with offsets (and a mask) computed from the input,
     as detection models use it."""

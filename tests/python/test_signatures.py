@@ -9,6 +9,7 @@ from typing import Dict, List, Optional, Tuple
 import pytest
 import torch
 import torch.nn as nn
+import tvm
 
 import tvmbridge.torch as tt
 from conftest import ROOT
@@ -169,6 +170,35 @@ def test_arguments_left_out_take_forwards_defaults(tmp_path):
 
     with pytest.raises(ValueError, match=r"input 1 \('y'\) has no default value"):
         tt.compile(torch.jit.script(Required()), [X])
+
+
+class TupleDefault(nn.Module):
+    def forward(self, x, shape: Tuple[int, int] = (4, 4)):
+        return x.reshape(shape)
+
+
+def test_from_torchscript_takes_forwards_defaults_for_arguments_left_out():
+    """from_torchscript, given fewer inputs than forward declares, converts for calls without
+    the rest (their defaults fold, as compile's do): the Relax function takes the inputs given
+    (it stopped at the count; nn.TransformerEncoderLayer's `src_mask=None`, test_attention.py).
+    A default the Relax function cannot hold as a constant (a tuple), and an argument without
+    a default, are refused by name."""
+    mod, _ = tt.from_torchscript(torch.jit.script(Defaults()), [tt.Input(tuple(X.shape))])
+    assert len(mod["main"].params) == 1
+    vm = tvm.relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
+    assert_matches(torch.from_numpy(vm["main"](tvm.runtime.tensor(X.numpy())).numpy()),
+                   Defaults()(X))
+    with pytest.raises(ValueError, match=r"input 1 \('shape'\) left out defaults to a "
+                                         r"Tuple\[int, int\], which a Relax function cannot "
+                                         r"take as a constant"):
+        tt.from_torchscript(torch.jit.script(TupleDefault()), [tt.Input((2, 8))])
+
+    class Required(nn.Module):
+        def forward(self, x, y):
+            return x + y
+
+    with pytest.raises(ValueError, match=r"input 1 \('y'\) has no default value"):
+        tt.from_torchscript(torch.jit.script(Required()), [tt.Input((2, 8))])
 
 
 def assert_isolated_detections_match(actual: dict, expected: dict, at_least: int):
