@@ -179,5 +179,38 @@ TEST(Passes, FoldReadOnlyAttributesMakesUnwrittenTensorAttributesConstants) {
   EXPECT_FALSE(FoldReadOnlyAttributes(graph, module));
 }
 
+TEST(Passes, FoldOmittedArgumentsFoldsTheDefaultsAGuardCanCompare) {
+  torch::jit::Module module("Net");
+  module.define(R"(
+    def forward(self, x, mask: Optional[Tensor] = None, scale: float = 2.0,
+                shape: Tuple[int, int] = (2, 3)):
+        if mask is not None:
+            x = x + mask
+        return x.reshape(shape) * scale
+  )");
+  std::shared_ptr<torch::jit::Graph> graph = module.get_method("forward").graph()->copy();
+  const std::vector<OmittedArgument> omitted = FoldOmittedArguments(graph, module, 1);
+  ASSERT_EQ(omitted.size(), 3u);
+  EXPECT_EQ(omitted[0].index, 1u);
+  EXPECT_EQ(omitted[0].name, "mask");
+  EXPECT_TRUE(omitted[0].folded && omitted[0].value.isNone());
+  EXPECT_TRUE(omitted[1].folded && omitted[1].value.toDouble() == 2.0);
+  EXPECT_FALSE(omitted[2].folded);  // a tuple: passed as a value at run time
+  FileCheck().check_not("prim::If")->check_not("aten::add")->check("aten::mul")->run(*graph);
+  EXPECT_EQ(graph->inputs().size(), 5u);  // the inputs stay; uses of folded ones are gone
+  EXPECT_FALSE(graph->inputs()[2]->hasUses());
+  EXPECT_TRUE(graph->inputs()[4]->hasUses());
+  EXPECT_TRUE(FoldOmittedArguments(graph, module, 4).empty());
+  EXPECT_THROW(FoldOmittedArguments(graph, module, 5), c10::ValueError);  // more than declared
+
+  torch::jit::Module required("Required");
+  required.define(R"(
+    def forward(self, x, y):
+        return x + y
+  )");
+  EXPECT_THROW(FoldOmittedArguments(required.get_method("forward").graph()->copy(), required, 1),
+               c10::ValueError);
+}
+
 }  // namespace
 }  // namespace tvmbridge::passes

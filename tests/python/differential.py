@@ -22,12 +22,12 @@ The networks and transformers families generate whole models instead of one op, 
 the build does across ops (kernel choice, what oneDNN's kernels take from TVM's passes, bf16):
 small CNNs of convolutions (grouped, depthwise, with bias, batch norm and any activation),
 ResNet and MobileNet residual blocks and pooling, built in float32 and bf16 with oneDNN's
-convolutions and with TVM's, through TorchScript and through torch.export; encoders of nn.TransformerEncoderLayer, hand-written attention
-(fused or softmax, causal or not, layer norm before or after) and feed-forward blocks, on token
-ids (some outside the embedding's table) or on hidden states, also converted whole by
-from_torchscript for TVM's VM. They are called with NaN and
-infinities in most cases, and compared relative to the output's largest finite magnitude
-(1e-4 in float32; 3e-2 for bf16 CNNs, 5e-2 for bf16 encoders).
+convolutions and with TVM's, through TorchScript and through torch.export; encoders of
+nn.TransformerEncoderLayer, hand-written attention (fused or softmax, causal or not, layer norm
+before or after) and feed-forward blocks, on token ids (some outside the embedding's table) or
+on hidden states, also converted whole by from_torchscript for TVM's VM. They are called with
+NaN and infinities in most cases, and compared relative to the output's largest finite
+magnitude (1e-4 in float32; 3e-2 for bf16 CNNs, 5e-2 for bf16 encoders).
 
 A failing case is shrunk: its size parameters go down one at a time, with the same seed, while
 it still fails, and the smallest failing case is reported. ``run_cases`` is what
@@ -832,7 +832,6 @@ def run_on_vm(module: torch.nn.Module, *inputs: torch.Tensor) -> list:
     return [torch.from_numpy(r.numpy()) for r in results]
 
 
-
 # --- networks: small CNNs of generated blocks ------------------------------------------------
 
 # Activations after a convolution: the ones the build clamps in oneDNN's kernel (ReLU, ReLU6,
@@ -957,7 +956,6 @@ def _network(rng: random.Random, channels: int, side: int, blocks: int) -> torch
 NETWORK_BUILDS = {"fp32_onednn": ("fp32", True, False), "fp32_tvm": ("fp32", False, False),
                   "bf16_onednn": ("bf16", True, False), "bf16_tvm": ("bf16", False, False),
                   "fp32_export": ("fp32", True, True), "bf16_export": ("bf16", True, True)}
-
 
 
 # --- transformers: small encoders of generated blocks ----------------------------------------
@@ -1376,11 +1374,20 @@ def _linear_case(op: str, seed: int, sizes: dict) -> Case:
                 (_with_specials(rng, x, 2),))
 
 
+def _relative_tolerance(model: torch.nn.Module, x: torch.Tensor, fraction: float) -> float:
+    """`fraction` of the largest finite magnitude of model(x) (of 1 where that is smaller): a
+    whole model's error grows with its values, not with each element's."""
+    with torch.no_grad():
+        expected = model(x)
+    finite = expected[torch.isfinite(expected)]
+    return fraction * max(1.0, finite.abs().max().item() if finite.numel() else 0.0)
+
+
 def _network_case(op: str, seed: int, sizes: dict) -> Case:
     """A generated CNN (NETWORK_BLOCKS) built as NETWORK_BUILDS[op] says, called on values
-    with NaN, infinities or -0.0 in most cases. Tolerance: relative to the output's largest finite
-    magnitude, 1e-4 in float32 (oneDNN sums in another order than PyTorch), 3e-2 in bfloat16
-    (each layer rounds its products' operands to 8 bits)."""
+    with NaN, infinities or -0.0 in most cases. Tolerance: relative to the output's largest
+    finite magnitude, 1e-4 in float32 (oneDNN sums in another order than PyTorch), 3e-2 in
+    bfloat16 (each layer rounds its products' operands to 8 bits)."""
     precision, onednn, exported = NETWORK_BUILDS[op]
     rng = random.Random(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -1393,14 +1400,10 @@ def _network_case(op: str, seed: int, sizes: dict) -> Case:
             return _network(random.Random(draws), channels, side, sizes["blocks"]).eval()
 
     x = torch.randn(rng.choice([1, 1, 2]), channels, side, side, generator=gen)
-    with torch.no_grad():
-        expected = make_module()(x)
-    finite = expected[torch.isfinite(expected)]
-    scale = max(1.0, finite.abs().max().item() if finite.numel() else 0.0)
     call = _with_specials(rng, x, 3) if rng.random() < 0.7 else x
-    return Case("networks", op, seed, sizes, make_module, (x,), (call,),
-                atol=scale * (1e-4 if precision == "fp32" else 3e-2), precision=precision,
-                onednn_convolutions=onednn, exported=exported)
+    atol = _relative_tolerance(make_module(), x, 1e-4 if precision == "fp32" else 3e-2)
+    return Case("networks", op, seed, sizes, make_module, (x,), (call,), atol=atol,
+                precision=precision, onednn_convolutions=onednn, exported=exported)
 
 
 def _transformer_case(op: str, seed: int, sizes: dict) -> Case:
@@ -1428,13 +1431,9 @@ def _transformer_case(op: str, seed: int, sizes: dict) -> Case:
     else:
         x = torch.randn(batch, steps, width, generator=gen)
         call = _with_specials(rng, x, 3) if rng.random() < 0.7 else x
-    with torch.no_grad():
-        expected = make_module()(x)
-    finite = expected[torch.isfinite(expected)]
-    scale = max(1.0, finite.abs().max().item() if finite.numel() else 0.0)
-    return Case("transformers", op, seed, sizes, make_module, (x,), (call,),
-                atol=scale * (1e-4 if precision == "fp32" else 5e-2), precision=precision,
-                on_vm=on_vm)
+    atol = _relative_tolerance(make_module(), x, 1e-4 if precision == "fp32" else 5e-2)
+    return Case("transformers", op, seed, sizes, make_module, (x,), (call,), atol=atol,
+                precision=precision, on_vm=on_vm)
 
 
 def _pt2e_case(op: str, seed: int, sizes: dict) -> Case:
