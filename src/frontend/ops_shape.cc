@@ -36,18 +36,6 @@ Value ConvertDictConstruct(ConversionContext& ctx, const Node& node) {
   return Value::List(std::move(values));
 }
 
-// aten::__getitem__(list, index) on a list holding tensors.
-Value ConvertListGetItem(ConversionContext& ctx, const Node& node) {
-  const Value& list = ctx.Get(node.input(0));
-  TORCH_CHECK(list.kind == Value::Kind::kList, "indexing this value is not supported");
-  auto size = static_cast<int64_t>(list.items.size());
-  int64_t index = ctx.Int(node.input(1));
-  if (index < 0) index += size;
-  TORCH_CHECK(index >= 0 && index < size, "list index ", ctx.Int(node.input(1)),
-              " out of range for a list of ", size);
-  return list.items[index];
-}
-
 // The items of a list or tuple: a kList's, or a constant list's or tuple's elements as
 // constants.
 std::vector<Value> ListItems(const Value& list) {
@@ -71,15 +59,15 @@ Value ConvertUnpack(ConversionContext& ctx, const Node& node) {
   return Value::List(ListItems(ctx.Get(node.input(0))));
 }
 
-// prim::TupleIndex(tuple, index): an item of a tuple at an index known at conversion (one
-// that branches resolved at conversion chose).
-Value ConvertTupleIndex(ConversionContext& ctx, const Node& node) {
+// aten::__getitem__(list, index) on a list holding tensors, and prim::TupleIndex(tuple, index)
+// at an index known at conversion (one that branches resolved at conversion chose).
+Value ConvertItemAt(ConversionContext& ctx, const Node& node) {
   const std::vector<Value> items = ListItems(ctx.Get(node.input(0)));
   const auto size = static_cast<int64_t>(items.size());
   int64_t index = ctx.Int(node.input(1));
   if (index < 0) index += size;
-  TORCH_CHECK(index >= 0 && index < size, "tuple index ", ctx.Int(node.input(1)),
-              " out of range for a tuple of ", size);
+  TORCH_CHECK(index >= 0 && index < size, "index ", ctx.Int(node.input(1)), " out of range for ",
+              size, " items");
   return items[index];
 }
 
@@ -223,9 +211,9 @@ Value ConvertCat(ConversionContext& ctx, const Node& node) {
 void RegisterShapeOps(ConverterTable& table) {
   RegisterAll(table, {"prim::ListConstruct", "prim::TupleConstruct"}, ConvertListConstruct);
   RegisterAll(table, {"prim::ListUnpack", "prim::TupleUnpack"}, ConvertUnpack);
-  table.Register("prim::TupleIndex", ConvertTupleIndex);
+  table.Register("prim::TupleIndex", ConvertItemAt);
   table.Register("prim::DictConstruct", ConvertDictConstruct);
-  table.Register("aten::__getitem__", ConvertListGetItem);
+  table.Register("aten::__getitem__", ConvertItemAt);
   table.Register("aten::len", ConvertListLen);
   table.Register("aten::add.t", ConvertListConcat);
   table.Register("aten::size", ConvertSize);
